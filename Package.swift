@@ -1,0 +1,62 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "tern",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "TernCore", targets: ["TernCore"]),
+        .library(name: "Broker", targets: ["Broker"]),
+        .executable(name: "tern", targets: ["tern"]),
+        .executable(name: "tern-bench", targets: ["tern-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+        .target(name: "TernCore", swiftSettings: swiftSettings),
+        .target(
+            name: "Broker",
+            dependencies: [
+                "TernCore", "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(name: "Worker", dependencies: ["TernCore", "Broker"], swiftSettings: swiftSettings),
+        .target(name: "Scheduler", dependencies: ["TernCore", "Broker"], swiftSettings: swiftSettings),
+        .target(name: "API", dependencies: ["TernCore", "Broker"], swiftSettings: swiftSettings),
+        .target(name: "Tasks", dependencies: ["TernCore"], swiftSettings: swiftSettings),
+        .target(
+            name: "TernCommands",
+            dependencies: [
+                "TernCore", "Broker", "Worker", "Scheduler", "API", "Tasks",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "tern", dependencies: ["TernCommands"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "tern-bench",
+            dependencies: [
+                "Broker", "TernCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "TernCoreTests", dependencies: ["TernCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "RedisClientTests", dependencies: ["Broker", "TernCore"], swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,184 @@
+import Logging
+import Synchronization
+
+/// A pool of Redis connections: the entry point for Redis in Tern.
+///
+/// Ordinary commands share ``RedisConfiguration/poolSize`` multiplexed connections, chosen in turn;
+/// concurrent callers' commands are pipelined automatically. Blocking commands (`BLMOVE`,
+/// `BZPOPMIN`, ...) block the connection they run on, so they go through ``sendBlocking(_:blockFor:)``,
+/// which lends a dedicated connection from a bounded second pool.
+///
+/// ```swift
+/// let client = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:6379"))
+/// defer { client.close() }
+/// try await client.send(RedisCommand("SET", "greeting", "hello"))
+/// let greeting = try await client.send(RedisCommand("GET", "greeting")).string
+/// ```
+public final class RedisClient: Sendable {
+    /// The configuration every connection uses.
+    public let configuration: RedisConfiguration
+    private let logger: Logger
+    private let connections: [RedisConnection]
+    private let next = Atomic<Int>(0)
+    private let blocking: Mutex<BlockingPool>
+
+    private struct BlockingPool {
+        var idle: [RedisConnection] = []
+        var open = 0
+        var waiters: [(id: Int, continuation: CheckedContinuation<RedisConnection, any Error>)] = []
+        var nextWaiter = 0
+        var closed = false
+    }
+
+    /// Creates a client; its connections connect in the background.
+    public init(configuration: RedisConfiguration, logger: Logger = RedisConnection.silentLogger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.connections = (0..<max(1, configuration.poolSize)).map { _ in
+            RedisConnection(configuration: configuration, logger: logger)
+        }
+        self.blocking = Mutex(BlockingPool())
+    }
+
+    deinit { close() }
+
+    /// Sends one command on a shared connection.
+    /// - Throws: ``RedisError/misuse(_:)`` for a blocking command; otherwise as
+    ///   ``RedisConnection/send(_:timeout:)``.
+    @discardableResult
+    public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RedisValue {
+        if command.isBlocking {
+            throw RedisError.misuse(
+                "\(command.name) blocks its connection: use sendBlocking(_:blockFor:), which lends a dedicated one")
+        }
+        return try await connection().send(command, timeout: timeout)
+    }
+
+    /// Sends one command given as a name and arguments.
+    @discardableResult
+    public func send(_ name: String, _ arguments: any RedisArgument...) async throws -> RedisValue {
+        try await send(RedisCommand(name, arguments: arguments))
+    }
+
+    /// Sends many commands in one write on one shared connection; one reply per command, in order,
+    /// error replies as ``RedisValue/error(_:)``.
+    public func pipeline(_ commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RedisValue] {
+        if let blockingCommand = commands.first(where: \.isBlocking) {
+            throw RedisError.misuse("\(blockingCommand.name) blocks its connection and cannot be pipelined")
+        }
+        return try await connection().pipeline(commands, timeout: timeout)
+    }
+
+    /// Runs a blocking command on a dedicated connection.
+    ///
+    /// The reply may take `blockFor` (the block time written in the command) plus the command
+    /// timeout. A connection whose command was cancelled or failed is closed rather than reused,
+    /// so a later caller never queues behind a stale block.
+    /// - Parameters:
+    ///   - command: a blocking command with a finite block time.
+    ///   - blockFor: the block time the command carries.
+    public func sendBlocking(_ command: RedisCommand, blockFor: Duration) async throws -> RedisValue {
+        let connection = try await leaseBlocking()
+        do {
+            let value = try await connection.send(command, timeout: blockFor + configuration.commandTimeout)
+            returnBlocking(connection, healthy: true)
+            return value
+        } catch let error as RedisError {
+            if case .server = error {
+                returnBlocking(connection, healthy: true)
+            } else {
+                returnBlocking(connection, healthy: false)
+            }
+            throw error
+        } catch {
+            returnBlocking(connection, healthy: false)
+            throw error
+        }
+    }
+
+    /// Whether at least one shared connection is up.
+    public var isConnected: Bool { connections.contains { $0.isConnected } }
+
+    /// Closes every connection; waiting callers fail with ``RedisError/closed``. Idempotent.
+    public func close() {
+        for connection in connections { connection.close() }
+        let (idle, waiters) = blocking.withLock { pool in
+            pool.closed = true
+            defer {
+                pool.idle.removeAll()
+                pool.waiters.removeAll()
+            }
+            return (pool.idle, pool.waiters)
+        }
+        for connection in idle { connection.close() }
+        for waiter in waiters { waiter.continuation.resume(throwing: RedisError.closed) }
+    }
+
+    private func connection() -> RedisConnection {
+        if connections.count == 1 { return connections[0] }
+        let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        return connections[index % connections.count]
+    }
+
+    // MARK: Blocking pool
+
+    private func leaseBlocking() async throws -> RedisConnection {
+        enum Lease { case ready(RedisConnection), create, wait(Int), closed }
+        let id = blocking.withLock { pool -> Int in
+            pool.nextWaiter += 1
+            return pool.nextWaiter
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let lease: Lease = blocking.withLock { pool in
+                    if pool.closed { return .closed }
+                    if let connection = pool.idle.popLast() { return .ready(connection) }
+                    if pool.open < max(1, configuration.maxBlockingConnections) {
+                        pool.open += 1
+                        return .create
+                    }
+                    pool.waiters.append((id, continuation))
+                    return .wait(id)
+                }
+                switch lease {
+                case .ready(let connection): continuation.resume(returning: connection)
+                case .create:
+                    continuation.resume(returning: RedisConnection(configuration: configuration, logger: logger))
+                case .closed: continuation.resume(throwing: RedisError.closed)
+                case .wait: break
+                }
+            }
+        } onCancel: {
+            let waiter = blocking.withLock { pool in
+                pool.waiters.firstIndex { $0.id == id }.map { pool.waiters.remove(at: $0) }
+            }
+            waiter?.continuation.resume(throwing: CancellationError())
+        }
+    }
+
+    private func returnBlocking(_ connection: RedisConnection, healthy: Bool) {
+        enum Next { case handOver(CheckedContinuation<RedisConnection, any Error>, RedisConnection), keep, drop }
+        if !healthy { connection.close() }
+        let next: Next = blocking.withLock { pool in
+            if pool.closed {
+                pool.open -= 1
+                return .drop
+            }
+            if !pool.waiters.isEmpty {
+                let handed = healthy ? connection : RedisConnection(configuration: configuration, logger: logger)
+                return .handOver(pool.waiters.removeFirst().continuation, handed)
+            }
+            if healthy {
+                pool.idle.append(connection)
+                return .keep
+            }
+            pool.open -= 1
+            return .drop
+        }
+        switch next {
+        case .handOver(let continuation, let connection): continuation.resume(returning: connection)
+        case .drop: if healthy { connection.close() }
+        case .keep: break
+        }
+    }
+}

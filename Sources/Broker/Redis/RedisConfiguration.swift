@@ -1,0 +1,233 @@
+import Foundation
+import TernCore
+
+/// Where and how to connect to Redis.
+///
+/// ```swift
+/// var configuration = try RedisConfiguration(url: "redis://tern:secret@127.0.0.1:6379/0")
+/// configuration.commandTimeout = .seconds(2)
+/// let client = RedisClient(configuration: configuration)
+/// ```
+public struct RedisConfiguration: Sendable, Hashable {
+    /// The server's address.
+    public enum Endpoint: Sendable, Hashable {
+        /// A TCP host (name or address) and port.
+        case tcp(host: String, port: Int)
+        /// A unix domain socket path.
+        case unix(path: String)
+    }
+
+    /// The server's address.
+    public var endpoint: Endpoint
+    /// The ACL user name for `AUTH`, or `nil` for the `default` user.
+    public var username: String?
+    /// The password for `AUTH`, or `nil` to skip `AUTH`.
+    public var password: String?
+    /// The database number (`SELECT`), 0 by default.
+    public var database: Int
+    /// The connection name shown by `CLIENT LIST` (`CLIENT SETNAME`); default `tern`.
+    public var clientName: String?
+    /// How long one connection attempt, handshake included, may take (default 2 s).
+    public var connectTimeout: Duration
+    /// How long a command may wait for its reply before it fails with ``RedisError/timeout(_:)`` and
+    /// the connection is discarded (default 5 s). Blocking commands get their block time on top.
+    public var commandTimeout: Duration
+    /// The delays between reconnect attempts (default 25 ms doubling to 1 s, with jitter). The first
+    /// attempt after a working connection breaks is immediate.
+    public var reconnectBackoff: Backoff
+    /// How many multiplexed connections a ``RedisClient`` keeps (default 2). With automatic
+    /// pipelining, one or two connections carry all of a process's ordinary commands.
+    public var poolSize: Int
+    /// The most dedicated connections a ``RedisClient`` opens for blocking commands (default 32);
+    /// callers beyond it wait for one to be returned.
+    public var maxBlockingConnections: Int
+
+    /// How long a connection's thread busy-polls before it sleeps: up to this long for a reply it
+    /// waits for, and half of it for the next command after a reply (default 100 µs; zero turns it
+    /// off). On virtual machines a thread wake-up costs about as much as a loopback round trip, so
+    /// busy-polling doubles the rate of a caller that awaits each command; it costs CPU only while
+    /// commands are flowing.
+    public var busyPoll: Duration
+
+    /// Creates a configuration for an endpoint, with defaults for everything else.
+    public init(endpoint: Endpoint) {
+        self.endpoint = endpoint
+        self.username = nil
+        self.password = nil
+        self.database = 0
+        self.clientName = "tern"
+        self.connectTimeout = .seconds(2)
+        self.commandTimeout = .seconds(5)
+        self.reconnectBackoff = Backoff(base: .milliseconds(25), cap: .seconds(1))
+        self.poolSize = 2
+        self.maxBlockingConnections = 32
+        self.busyPoll = .microseconds(100)
+    }
+
+    /// Parses a connection URL.
+    ///
+    /// Accepted forms:
+    /// - `redis://[[user]:password@]host[:port][/db]` (port 6379, database 0 by default; an IPv6
+    ///   address goes in brackets: `redis://[::1]:6379`);
+    /// - `unix:///path/to/redis.sock[?db=N][&user=U][&password=P]`.
+    ///
+    /// User names and passwords may be percent-encoded. `rediss://` (TLS) is refused with
+    /// ``RedisError/unsupported(_:)``: Debian's hiredis 0.14 has no TLS.
+    public init(url: String) throws(RedisError) {
+        guard let schemeEnd = url.range(of: "://") else {
+            throw .invalidConfiguration("'\(Self.redacted(url))' is not a URL: expected redis://host:port or unix:///path")
+        }
+        let scheme = url[..<schemeEnd.lowerBound].lowercased()
+        let rest = String(url[schemeEnd.upperBound...])
+        switch scheme {
+        case "redis":
+            self = try Self.parseTCP(rest, url: url)
+        case "unix":
+            self = try Self.parseUnix(rest, url: url)
+        case "rediss":
+            throw .unsupported(
+                "rediss:// (TLS) is not available: Debian's hiredis 0.14 has no TLS support. "
+                    + "Run a local TLS tunnel (for example stunnel or spiped) and point Tern at its "
+                    + "plain redis:// address on 127.0.0.1 or a unix socket."
+            )
+        default:
+            throw .invalidConfiguration("unknown scheme '\(scheme)://': use redis:// or unix://")
+        }
+    }
+
+    private static func parseTCP(_ rest: String, url: String) throws(RedisError) -> RedisConfiguration {
+        var authority = rest
+        var path = ""
+        if let slash = rest.firstIndex(of: "/") {
+            authority = String(rest[..<slash])
+            path = String(rest[rest.index(after: slash)...])
+        }
+        if let query = path.firstIndex(of: "?") { path = String(path[..<query]) }
+        var username: String?
+        var password: String?
+        if let at = authority.lastIndex(of: "@") {
+            let userinfo = authority[..<at]
+            authority = String(authority[authority.index(after: at)...])
+            if let colon = userinfo.firstIndex(of: ":") {
+                let user = String(userinfo[..<colon])
+                username = user.isEmpty ? nil : try percentDecoded(user)
+                password = try percentDecoded(String(userinfo[userinfo.index(after: colon)...]))
+            } else if !userinfo.isEmpty {
+                // redis://secret@host is the password-only form most clients accept.
+                password = try percentDecoded(String(userinfo))
+            }
+        }
+        let (host, port) = try parseHostPort(authority, url: url)
+        var configuration = RedisConfiguration(endpoint: .tcp(host: host, port: port))
+        configuration.username = username
+        configuration.password = password
+        if !path.isEmpty {
+            guard let database = Int(path), database >= 0 else {
+                throw .invalidConfiguration("database '\(path)' in \(redacted(url)) is not a number ≥ 0")
+            }
+            configuration.database = database
+        }
+        return configuration
+    }
+
+    private static func parseHostPort(_ authority: String, url: String) throws(RedisError) -> (String, Int) {
+        var host = authority
+        var portText: Substring?
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else {
+                throw .invalidConfiguration("unclosed '[' in \(redacted(url))")
+            }
+            host = String(authority[authority.index(after: authority.startIndex)..<close])
+            let after = authority[authority.index(after: close)...]
+            if after.hasPrefix(":") { portText = after.dropFirst() }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = String(authority[..<colon])
+            portText = authority[authority.index(after: colon)...]
+        }
+        guard !host.isEmpty else { throw .invalidConfiguration("no host in \(redacted(url))") }
+        guard let portText else { return (host, 6379) }
+        guard let port = Int(portText), (1...65535).contains(port) else {
+            throw .invalidConfiguration("port '\(portText)' in \(redacted(url)) is not in 1...65535")
+        }
+        return (host, port)
+    }
+
+    private static func parseUnix(_ rest: String, url: String) throws(RedisError) -> RedisConfiguration {
+        var path = rest
+        var query = ""
+        if let mark = rest.firstIndex(of: "?") {
+            path = String(rest[..<mark])
+            query = String(rest[rest.index(after: mark)...])
+        }
+        guard path.hasPrefix("/") else {
+            throw .invalidConfiguration("unix socket path in \(redacted(url)) must be absolute: unix:///path/to/redis.sock")
+        }
+        var configuration = RedisConfiguration(endpoint: .unix(path: try percentDecoded(path)))
+        for pair in query.split(separator: "&") where !pair.isEmpty {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let key = String(parts[0])
+            let value = try percentDecoded(parts.count > 1 ? String(parts[1]) : "")
+            switch key {
+            case "db":
+                guard let database = Int(value), database >= 0 else {
+                    throw .invalidConfiguration("db '\(value)' in \(redacted(url)) is not a number ≥ 0")
+                }
+                configuration.database = database
+            case "user": configuration.username = value.isEmpty ? nil : value
+            case "password": configuration.password = value
+            default:
+                throw .invalidConfiguration("unknown parameter '\(key)' in \(redacted(url)): use db, user or password")
+            }
+        }
+        return configuration
+    }
+
+    private static func percentDecoded(_ text: String) throws(RedisError) -> String {
+        guard text.contains("%") else { return text }
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+                throw .invalidConfiguration("bad percent-encoding in a Redis URL")
+            }
+            bytes.append(high << 4 | low)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// The URL with any password replaced by `***`, for messages and logs.
+    public static func redacted(_ url: String) -> String {
+        var text = url
+        if let schemeEnd = text.range(of: "://"), let at = text[schemeEnd.upperBound...].firstIndex(of: "@") {
+            let userinfo = text[schemeEnd.upperBound..<at]
+            let user = userinfo.firstIndex(of: ":").map { userinfo[..<$0] + ":***" } ?? "***"
+            text.replaceSubrange(schemeEnd.upperBound..<at, with: user)
+        }
+        if let range = text.range(of: "password=") {
+            let end = text[range.upperBound...].firstIndex(of: "&") ?? text.endIndex
+            text.replaceSubrange(range.upperBound..<end, with: "***")
+        }
+        return text
+    }
+
+    /// A description of the endpoint that never includes credentials.
+    public var endpointDescription: String {
+        switch endpoint {
+        case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unix(let path): "unix:\(path)"
+        }
+    }
+}

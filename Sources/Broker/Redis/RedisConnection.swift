@@ -1,0 +1,193 @@
+import TernCore
+import CHiredis
+import Foundation
+import Logging
+import Synchronization
+
+/// One connection to Redis, multiplexed among any number of concurrent callers.
+///
+/// Each connection owns a thread that does all of hiredis's blocking work, so the cooperative thread
+/// pool never blocks. Commands from concurrent callers are written together as they arrive and their
+/// replies matched in order (automatic pipelining); ``pipeline(_:)`` sends many commands in one go.
+///
+/// The connection connects in the background as soon as it is created and reconnects by itself when
+/// it breaks: the first attempt at once, then with capped, jittered backoff. Commands submitted
+/// while it is connecting wait for the attempt; commands submitted while it waits to retry fail at
+/// once with ``RedisError/notConnected(_:)``, so no caller hangs on a dead server.
+///
+/// ```swift
+/// let connection = RedisConnection(configuration: try RedisConfiguration(url: "redis://127.0.0.1:6379"))
+/// defer { connection.close() }
+/// let pong = try await connection.send(RedisCommand("PING"))
+/// ```
+///
+/// A caller whose task is cancelled gets `CancellationError` at once; the command may still run, and
+/// its reply is read and dropped. Use a ``RedisClient`` for a pool and for blocking commands.
+public final class RedisConnection: Sendable {
+    let core: RedisConnectionCore
+
+    /// Creates a connection and starts connecting in the background.
+    /// - Parameters:
+    ///   - configuration: where and how to connect.
+    ///   - logger: receives connection-state messages (lost, restored) and debug detail.
+    public init(configuration: RedisConfiguration, logger: Logger = RedisConnection.silentLogger) {
+        core = RedisConnectionCore(configuration: configuration, logger: logger)
+        let loop = RedisConnectionLoop(core: core)
+        let thread = Thread { loop.run() }
+        thread.name = "tern-redis"
+        thread.start()
+    }
+
+    deinit { core.close() }
+
+    /// A logger that drops everything, the default for library use.
+    public static let silentLogger = Logger(label: "tern.redis", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    /// Sends one command and returns its reply.
+    /// - Parameters:
+    ///   - command: the command.
+    ///   - timeout: how long to wait for the reply; the configured command timeout by default.
+    /// - Throws: ``RedisError`` (an error reply is ``RedisError/server(_:)``), or `CancellationError`.
+    public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RedisValue {
+        try Self.checkSupported(command)
+        var payload: [UInt8] = []
+        command.encode(into: &payload)
+        let request = RedisRequest(
+            payload: payload, replyCount: 1, timeout: timeout ?? core.configuration.commandTimeout)
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { continuation in
+                guard request.install(.single(continuation)) else {
+                    continuation.resume(throwing: CancellationError())
+                    return
+                }
+                core.submit(request)
+            }
+        } onCancel: {
+            request.cancel()
+        }
+    }
+
+    /// Sends many commands in one write and returns one reply per command, in order.
+    ///
+    /// An error reply to one command is returned as ``RedisValue/error(_:)`` in its place and does not
+    /// fail the others. The timeout covers the whole batch.
+    public func pipeline(_ commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RedisValue] {
+        guard !commands.isEmpty else { return [] }
+        var payload: [UInt8] = []
+        payload.reserveCapacity(commands.count * 32)
+        for command in commands {
+            try Self.checkSupported(command)
+            command.encode(into: &payload)
+        }
+        let request = RedisRequest(
+            payload: payload, replyCount: commands.count, timeout: timeout ?? core.configuration.commandTimeout)
+        return try await withTaskCancellationHandler {
+            try await withUnsafeThrowingContinuation { continuation in
+                guard request.install(.batch(continuation)) else {
+                    continuation.resume(throwing: CancellationError())
+                    return
+                }
+                core.submit(request)
+            }
+        } onCancel: {
+            request.cancel()
+        }
+    }
+
+    /// Whether the connection is up right now.
+    public var isConnected: Bool { core.isConnected }
+
+    /// Closes the connection: commands waiting for replies fail with ``RedisError/closed``, the thread
+    /// exits. Idempotent.
+    public func close() { core.close() }
+
+    private static func checkSupported(_ command: RedisCommand) throws(RedisError) {
+        if RedisCommand.unsupportedCommands.contains(command.name) {
+            throw .misuse("\(command.name) changes the connection's reply mode and is not supported by this client")
+        }
+    }
+}
+
+/// The state a ``RedisConnection`` shares with its thread.
+final class RedisConnectionCore: Sendable {
+    enum Phase {
+        /// A connect attempt is under way or about to start; submitted requests wait for it.
+        case connecting
+        case connected
+        /// The last attempt failed; submitted requests fail with `notConnected` until the next one.
+        case waiting(RedisError)
+        case closed
+    }
+
+    struct Inbox {
+        var queued: [RedisRequest] = []
+        var phase: Phase = .connecting
+        /// Whether the thread is, or is about to be, parked in `poll` and needs the event fd written.
+        var threadParked = false
+    }
+
+    let configuration: RedisConfiguration
+    let logger: Logger
+    /// An eventfd that wakes the connection's thread; closed when both sides are gone.
+    let wakeDescriptor: Int32
+    let inbox = Mutex(Inbox())
+
+    init(configuration: RedisConfiguration, logger: Logger) {
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "redis"] = "\(configuration.endpointDescription)"
+        self.logger = logger
+        self.wakeDescriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+    }
+
+    deinit { _ = Glibc.close(wakeDescriptor) }
+
+    var isConnected: Bool {
+        inbox.withLock { if case .connected = $0.phase { true } else { false } }
+    }
+
+    /// Queues a request for the thread, or fails it at once while the connection is down or closed.
+    func submit(_ request: RedisRequest) {
+        enum Outcome { case queued, wake, failed(RedisError) }
+        let outcome: Outcome = inbox.withLock { inbox in
+            switch inbox.phase {
+            case .closed:
+                return .failed(.closed)
+            case .waiting(let error):
+                return .failed(error.wasNotSent ? Self.notConnected(error) : error)
+            case .connecting, .connected:
+                inbox.queued.append(request)
+                guard inbox.threadParked else { return .queued }
+                inbox.threadParked = false
+                return .wake
+            }
+        }
+        switch outcome {
+        case .queued: break
+        case .wake: wake()
+        case .failed(let error): request.fail(error)
+        }
+    }
+
+    private static func notConnected(_ cause: RedisError) -> RedisError {
+        switch cause {
+        case .authenticationFailed, .notConnected, .closed, .misuse, .invalidConfiguration, .unsupported: cause
+        case .connectFailed(let text): .notConnected(text)
+        default: .notConnected(cause.description)
+        }
+    }
+
+    func wake() {
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeDescriptor, &one, 8)
+    }
+
+    func close() {
+        let wasOpen = inbox.withLock { inbox in
+            if case .closed = inbox.phase { return false }
+            inbox.phase = .closed
+            return true
+        }
+        if wasOpen { wake() }
+    }
+}

@@ -1,0 +1,287 @@
+import CHiredis
+import Foundation
+import Logging
+import Synchronization
+import TernCore
+
+/// The thread side of a ``RedisConnection``: the only code that touches its `redisContext`.
+///
+/// One loop per connection: take queued requests, append them to hiredis's output buffer, and `poll`
+/// the socket (for replies and for room to write) together with the wake-up eventfd. Replies are
+/// matched to requests in order. Any error discards the context, fails the requests that were
+/// written (their outcome is unknown) and reconnects; requests not yet written wait for the new
+/// connection.
+final class RedisConnectionLoop: @unchecked Sendable {
+    private struct InFlight {
+        let request: RedisRequest
+        var replies: [RedisValue]
+        let deadline: ContinuousClock.Instant
+    }
+
+    private let core: RedisConnectionCore
+    private var context: UnsafeMutablePointer<redisContext>?
+    private var inFlight: [InFlight] = []
+    private var head = 0
+    /// Consecutive failed connect attempts.
+    private var failedAttempts = 0
+    private var everConnected = false
+    private var outage: (since: ContinuousClock.Instant, reason: String)?
+    /// When the last request completed; the loop spins briefly after it (see ``spinForWork()``).
+    private var lastCompletion: ContinuousClock.Instant?
+
+    init(core: RedisConnectionCore) {
+        self.core = core
+    }
+
+    func run() {
+        while true {
+            if context == nil {
+                guard connectOnce() else { break }
+            } else {
+                guard serviceOnce() else { break }
+            }
+        }
+        shutDown()
+    }
+
+    // MARK: Connecting
+
+    /// Makes one connect attempt, then waits out the backoff if it failed. `false` once closed.
+    private func connectOnce() -> Bool {
+        if isClosed { return false }
+        switch RedisHandshake.open(core.configuration) {
+        case .success(let newContext):
+            let closed = core.inbox.withLock { inbox -> Bool in
+                if case .closed = inbox.phase { return true }
+                inbox.phase = .connected
+                return false
+            }
+            context = newContext
+            failedAttempts = 0
+            if let outage {
+                let seconds = Double((ContinuousClock.now - outage.since).nanoseconds) / 1e9
+                core.logger.notice(
+                    "Redis connection restored",
+                    metadata: ["down_seconds": "\(String(format: "%.3f", seconds))"])
+            } else if !everConnected {
+                core.logger.debug("Redis connected")
+            }
+            everConnected = true
+            outage = nil
+            return !closed
+        case .failure(let error):
+            failedAttempts += 1
+            if outage == nil {
+                outage = (ContinuousClock.now, error.description)
+                core.logger.warning("Redis unavailable", metadata: ["error": "\(error)"])
+            } else {
+                core.logger.debug("Redis connect attempt failed", metadata: ["error": "\(error)"])
+            }
+            let waiting: [RedisRequest]? = core.inbox.withLock { inbox in
+                if case .closed = inbox.phase { return nil }
+                inbox.phase = .waiting(error)
+                defer { inbox.queued.removeAll() }
+                return inbox.queued
+            }
+            guard let waiting else { return false }
+            for request in waiting { request.fail(error) }
+            let delay = core.configuration.reconnectBackoff.delay(attempt: failedAttempts)
+            sleepUnlessWoken(for: delay)
+            return core.inbox.withLock { inbox in
+                if case .closed = inbox.phase { return false }
+                inbox.phase = .connecting
+                return true
+            }
+        }
+    }
+
+    /// Sleeps for `delay`, or less if ``RedisConnection/close()`` wakes the thread.
+    private func sleepUnlessWoken(for delay: Duration) {
+        let end = ContinuousClock.now + delay
+        while !isClosed {
+            let remaining = end - ContinuousClock.now
+            guard remaining > .zero else { return }
+            var descriptor = pollfd(fd: core.wakeDescriptor, events: Int16(POLLIN), revents: 0)
+            _ = poll(&descriptor, 1, Self.milliseconds(remaining))
+            drainWakeups()
+        }
+    }
+
+    private var isClosed: Bool {
+        core.inbox.withLock { if case .closed = $0.phase { true } else { false } }
+    }
+
+    // MARK: Serving
+
+    /// One round: write what was queued, wait for the socket or a wake-up, read replies.
+    private func serviceOnce() -> Bool {
+        guard let context else { return true }
+        if head == inFlight.count { spinForWork() }
+        let taken: [RedisRequest]? = core.inbox.withLock { inbox in
+            if case .closed = inbox.phase { return nil }
+            inbox.threadParked = true
+            defer { inbox.queued.removeAll(keepingCapacity: true) }
+            return inbox.queued
+        }
+        guard let taken else { return false }
+        if !taken.isEmpty {
+            let now = ContinuousClock.now
+            for request in taken {
+                let status = request.payload.withUnsafeBufferPointer { buffer in
+                    buffer.withMemoryRebound(to: CChar.self) {
+                        redisAppendFormattedCommand(context, $0.baseAddress, $0.count)
+                    }
+                }
+                inFlight.append(InFlight(request: request, replies: [], deadline: now + request.timeout))
+                if status != REDIS_OK {
+                    return discard(.connectionLost(RedisHandshake.errorText(context)))
+                }
+            }
+            var done: Int32 = 0
+            if redisBufferWrite(context, &done) != REDIS_OK {
+                return discard(.connectionLost(RedisHandshake.errorText(context)))
+            }
+        }
+        var descriptors = [
+            pollfd(
+                fd: context.pointee.fd,
+                events: Int16(POLLIN) | (tern_redis_has_pending_output(context) != 0 ? Int16(POLLOUT) : 0),
+                revents: 0),
+            pollfd(fd: core.wakeDescriptor, events: Int16(POLLIN), revents: 0),
+        ]
+        let timeout = head < inFlight.count ? Self.milliseconds(inFlight[head].deadline - .now) : -1
+        var ready = Int32(0)
+        let busyPoll = core.configuration.busyPoll
+        if busyPoll > .zero && inFlight.count > head {
+            let end = ContinuousClock.now + busyPoll
+            repeat {
+                ready = poll(&descriptors, 2, 0)
+            } while ready == 0 && ContinuousClock.now < end
+        }
+        if ready == 0 { ready = poll(&descriptors, 2, timeout) }
+        if ready < 0 && errno != EINTR {
+            return discard(.connectionLost("poll failed: \(String(cString: strerror(errno)))"))
+        }
+        if descriptors[1].revents != 0 { drainWakeups() }
+        let socketEvents = descriptors[0].revents
+        if socketEvents & Int16(POLLOUT) != 0 {
+            var done: Int32 = 0
+            if redisBufferWrite(context, &done) != REDIS_OK {
+                return discard(.connectionLost(RedisHandshake.errorText(context)))
+            }
+        }
+        if socketEvents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
+            if redisBufferRead(context) != REDIS_OK {
+                return discard(.connectionLost(RedisHandshake.errorText(context)))
+            }
+            if let error = deliverReplies(context) { return discard(error) }
+        }
+        if head < inFlight.count, ContinuousClock.now >= inFlight[head].deadline {
+            return discard(.timeout(inFlight[head].request.timeout))
+        }
+        return true
+    }
+
+    /// Looks for queued requests without parking, for up to half of
+    /// ``RedisConfiguration/busyPoll`` after the last completion, so that a caller that sends its
+    /// next command right after a reply needs no wake-up.
+    private func spinForWork() {
+        guard let lastCompletion else { return }
+        let end = lastCompletion + core.configuration.busyPoll / 2
+        while ContinuousClock.now < end {
+            let ready = core.inbox.withLock { inbox in
+                if case .closed = inbox.phase { return true }
+                return !inbox.queued.isEmpty
+            }
+            if ready { break }
+        }
+        self.lastCompletion = nil
+    }
+
+    /// Hands every complete reply in hiredis's buffer to its request. Returns an error that must
+    /// discard the connection.
+    private func deliverReplies(_ context: UnsafeMutablePointer<redisContext>) -> RedisError? {
+        while true {
+            var raw: UnsafeMutableRawPointer?
+            guard redisGetReplyFromReader(context, &raw) == REDIS_OK else {
+                return .protocolError(RedisHandshake.errorText(context))
+            }
+            guard let raw else { return nil }
+            let reply = raw.assumingMemoryBound(to: redisReply.self)
+            let value = RedisReply.value(of: reply)
+            freeReplyObject(raw)
+            guard head < inFlight.count else {
+                return .protocolError("a reply arrived that no command was waiting for")
+            }
+            let request = inFlight[head].request
+            if request.replyCount == 1 {
+                request.succeed(single: value)
+                advance()
+            } else {
+                inFlight[head].replies.append(value)
+                if inFlight[head].replies.count == request.replyCount {
+                    let values = inFlight[head].replies
+                    inFlight[head].replies = []
+                    request.succeed(batch: values)
+                    advance()
+                }
+            }
+        }
+    }
+
+    private func advance() {
+        lastCompletion = .now
+        head += 1
+        if head == inFlight.count {
+            inFlight.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 1024 && head * 2 >= inFlight.count {
+            inFlight.removeFirst(head)
+            head = 0
+        }
+    }
+
+    /// Discards the context after an error: requests already written fail with `error` (their
+    /// outcome is unknown); queued ones wait for the reconnect, which starts at once.
+    private func discard(_ error: RedisError) -> Bool {
+        if let context { redisFree(context) }
+        context = nil
+        let failed = inFlight[head...].map(\.request)
+        inFlight.removeAll()
+        head = 0
+        if outage == nil {
+            outage = (ContinuousClock.now, error.description)
+            core.logger.warning("Redis connection lost", metadata: ["error": "\(error)"])
+        }
+        for request in failed { request.fail(error) }
+        return core.inbox.withLock { inbox in
+            if case .closed = inbox.phase { return false }
+            inbox.phase = .connecting
+            return true
+        }
+    }
+
+    private func shutDown() {
+        if let context { redisFree(context) }
+        context = nil
+        let queued = core.inbox.withLock { inbox in
+            defer { inbox.queued.removeAll() }
+            return inbox.queued
+        }
+        for entry in inFlight[head...] { entry.request.fail(.closed) }
+        inFlight.removeAll()
+        for request in queued { request.fail(.closed) }
+    }
+
+    private func drainWakeups() {
+        var value: UInt64 = 0
+        _ = read(core.wakeDescriptor, &value, 8)
+    }
+
+    /// A poll timeout in whole milliseconds, rounded up, at least 0.
+    static func milliseconds(_ duration: Duration) -> Int32 {
+        let nanos = duration.nanoseconds
+        guard nanos > 0 else { return 0 }
+        return Int32(clamping: (nanos + 999_999) / 1_000_000)
+    }
+}

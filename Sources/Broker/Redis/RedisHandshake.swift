@@ -1,0 +1,98 @@
+import TernCore
+import CHiredis
+import Foundation
+
+/// Opens a hiredis context and prepares it for the connection loop: connect with a timeout,
+/// keep-alive, `AUTH`, `SELECT`, `CLIENT SETNAME`, then non-blocking mode.
+enum RedisHandshake {
+    static func open(_ configuration: RedisConfiguration) -> Result<UnsafeMutablePointer<redisContext>, RedisError> {
+        let timeout = timeval(configuration.connectTimeout)
+        let opened: UnsafeMutablePointer<redisContext>?
+        switch configuration.endpoint {
+        case .tcp(let host, let port):
+            opened = redisConnectWithTimeout(host, Int32(port), timeout)
+        case .unix(let path):
+            opened = redisConnectUnixWithTimeout(path, timeout)
+        }
+        guard let context = opened else {
+            return .failure(.connectFailed("\(configuration.endpointDescription): cannot allocate a context"))
+        }
+        if context.pointee.err != 0 {
+            let text = errorText(context)
+            redisFree(context)
+            return .failure(.connectFailed("\(configuration.endpointDescription): \(text)"))
+        }
+        _ = redisSetTimeout(context, timeout)
+        if case .tcp = configuration.endpoint { _ = redisEnableKeepAlive(context) }
+        if let error = authenticate(context, configuration) {
+            redisFree(context)
+            return .failure(error)
+        }
+        tern_redis_set_nonblocking(context)
+        return .success(context)
+    }
+
+    private static func authenticate(
+        _ context: UnsafeMutablePointer<redisContext>, _ configuration: RedisConfiguration
+    ) -> RedisError? {
+        if let password = configuration.password {
+            let arguments = configuration.username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
+            switch command(context, arguments) {
+            case .failure(let error): return error
+            case .success(.error(let error)): return .authenticationFailed(error)
+            case .success: break
+            }
+        }
+        var steps: [[String]] = []
+        if configuration.database != 0 { steps.append(["SELECT", String(configuration.database)]) }
+        if let name = configuration.clientName { steps.append(["CLIENT", "SETNAME", name]) }
+        for step in steps {
+            switch command(context, step) {
+            case .failure(let error): return error
+            case .success(.error(let error)):
+                if error.code == "NOAUTH" { return .authenticationFailed(error) }
+                // A restricted ACL user may lack `client|setname`; the name is only a label.
+                if error.code == "NOPERM" && step[0] == "CLIENT" { continue }
+                return .connectFailed("\(step[0]) \(step[1]) failed: \(error.message)")
+            case .success: break
+            }
+        }
+        return nil
+    }
+
+    /// Runs one command in blocking mode with `redisCommandArgv`.
+    private static func command(
+        _ context: UnsafeMutablePointer<redisContext>, _ arguments: [String]
+    ) -> Result<RedisValue, RedisError> {
+        var joined: [CChar] = []
+        var offsets: [Int] = []
+        var lengths: [Int] = []
+        for argument in arguments {
+            offsets.append(joined.count)
+            lengths.append(argument.utf8.count)
+            joined.append(contentsOf: argument.utf8.map { CChar(bitPattern: $0) })
+        }
+        joined.append(0)
+        let raw = joined.withUnsafeBufferPointer { buffer in
+            var pointers: [UnsafePointer<CChar>?] = offsets.map { buffer.baseAddress! + $0 }
+            return redisCommandArgv(context, Int32(arguments.count), &pointers, lengths)
+        }
+        guard let raw else { return .failure(.connectFailed(errorText(context))) }
+        defer { freeReplyObject(raw) }
+        return .success(RedisReply.value(of: raw.assumingMemoryBound(to: redisReply.self)))
+    }
+
+    static func errorText(_ context: UnsafeMutablePointer<redisContext>) -> String {
+        let text = withUnsafeBytes(of: context.pointee.errstr) { buffer in
+            String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return text.isEmpty ? "connection error \(context.pointee.err)" : text
+    }
+}
+
+extension timeval {
+    init(_ duration: Duration) {
+        let nanos = max(duration.nanoseconds, 1_000)
+        self.init(tv_sec: Int(nanos / 1_000_000_000), tv_usec: Int((nanos % 1_000_000_000) / 1_000))
+    }
+}

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Broker
+import Foundation
+
+/// `tern redis-check`: connects to Redis and reports whether it keeps jobs safely.
+struct RedisCheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "redis-check",
+        abstract: "Check that Redis is reachable and configured not to lose jobs.",
+        discussion: """
+            Connects, reads INFO, and exits 0 when Redis has the append-only file on and never evicts
+            keys; exits 1 and says what to change otherwise. Exits 4 when Redis cannot be reached.
+
+            Example:
+              tern redis-check --redis-url redis://127.0.0.1:6379
+            """
+    )
+
+    @OptionGroup var redis: RedisOptions
+
+    func run() async throws {
+        let configuration = try redis.configuration(environment: ProcessInfo.processInfo.environment)
+        let client = RedisClient(configuration: configuration)
+        defer { client.close() }
+        let report: RedisDurability
+        do {
+            report = try await RedisStartup.awaitDurability(client, within: .seconds(5))
+        } catch {
+            printError("tern: cannot reach Redis at \(configuration.endpointDescription): \(error)")
+            throw ExitCode(4)
+        }
+        print("Redis \(report.version) at \(configuration.endpointDescription)")
+        print("  appendonly:       \(report.appendOnly ? "yes" : "no")")
+        print("  maxmemory-policy: \(report.maxMemoryPolicy)")
+        if report.problems.isEmpty {
+            print("OK: this Redis keeps jobs safely.")
+        } else {
+            for problem in report.problems { printError("tern: unsafe Redis: \(problem)") }
+            throw ExitCode(1)
+        }
+    }
+}
+
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+/// Start-up helpers shared by the commands that need Redis.
+enum RedisStartup {
+    /// Reads the durability report, retrying while the client is still connecting, up to `within`.
+    static func awaitDurability(_ client: RedisClient, within limit: Duration) async throws -> RedisDurability {
+        let deadline = ContinuousClock.now + limit
+        while true {
+            do {
+                return try await client.durability()
+            } catch let error as RedisError where error.isTransient && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+}

@@ -1,0 +1,17 @@
+import ArgumentParser
+
+/// The `tern` command: every subcommand of the CLI and the servers.
+public struct TernCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "tern",
+        abstract: "Tern: typed background jobs for Swift, on Redis.",
+        subcommands: [DevCommand.self, RedisCheckCommand.self]
+    )
+
+    public init() {}
+
+    /// Parses the process's arguments and runs the chosen subcommand; the `tern` executable's entry.
+    public static func runFromCommandLine() async {
+        await main()
+    }
+}

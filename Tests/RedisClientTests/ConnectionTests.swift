@@ -1,0 +1,125 @@
+import Broker
+import Foundation
+import Testing
+
+@Suite("Connecting: auth, databases, unix sockets, restarts", .enabled(if: TestRedis.enabled, TestRedis.reason))
+struct ConnectionTests {
+    @Test("an ACL user with a password connects; a wrong password fails clearly")
+    func aclAuthentication() async throws {
+        let server = try await TestRedis.start()
+        defer { server.stop() }
+        let admin = RedisClient(configuration: try TestRedis.configuration(server))
+        defer { admin.close() }
+        try await admin.send("ACL", "SETUSER", "tern", "on", ">s3cret:/@", "~tern:*", "+@all")
+        try await admin.send("CONFIG", "SET", "requirepass", "defaultpw")
+
+        let good = RedisClient(configuration: try RedisConfiguration(url: "redis://tern:s3cret%3A%2F%40@127.0.0.1:\(server.port)"))
+        defer { good.close() }
+        #expect(try await good.send("SET", "tern:k", "v") == .simpleString("OK"))
+        #expect(try await good.send("ACL", "WHOAMI").string == "tern")
+        try await expectServerError("NOPERM") { try await good.send("SET", "other:k", "v") }
+
+        let defaultUser = RedisClient(configuration: try RedisConfiguration(url: "redis://defaultpw@127.0.0.1:\(server.port)"))
+        defer { defaultUser.close() }
+        #expect(try await defaultUser.send("ACL", "WHOAMI").string == "default")
+
+        let bad = RedisClient(configuration: try RedisConfiguration(url: "redis://tern:wrong@127.0.0.1:\(server.port)"))
+        defer { bad.close() }
+        do {
+            try await bad.send("PING")
+            Issue.record("a wrong password must fail")
+        } catch let error as RedisError {
+            guard case .authenticationFailed(let serverError) = error else {
+                Issue.record("expected authenticationFailed, got \(error)")
+                return
+            }
+            #expect(serverError.code == "WRONGPASS")
+            #expect(error.description.contains("rejected the credentials"))
+            #expect(!error.description.contains("wrong"))
+            #expect(!error.isTransient)
+        }
+
+        let anonymous = RedisClient(configuration: try RedisConfiguration(url: server.url))
+        defer { anonymous.close() }
+        do {
+            try await anonymous.send("PING")
+            Issue.record("a server with requirepass must refuse a client without a password")
+        } catch RedisError.authenticationFailed(let serverError) {
+            #expect(serverError.code == "NOAUTH")
+        }
+    }
+
+    @Test("unix sockets work, with the database and client name applied")
+    func unixSocket() async throws {
+        let server = try await TestRedis.start()
+        defer { server.stop() }
+        let client = RedisClient(configuration: try RedisConfiguration(url: server.unixURL + "?db=2"))
+        defer { client.close() }
+        let key = TestRedis.prefix() + "unix"
+        try await client.send("SET", key, "here")
+        #expect(try await client.send("CLIENT", "GETNAME").string == "tern")
+        let tcp0 = RedisClient(configuration: try TestRedis.configuration(server))
+        defer { tcp0.close() }
+        #expect(try await tcp0.send("GET", key) == .null)
+        let tcp2 = RedisClient(configuration: try RedisConfiguration(url: server.url + "/2"))
+        defer { tcp2.close() }
+        #expect(try await tcp2.send("GET", key).string == "here")
+    }
+
+    @Test("after redis-server is killed and restarted the client reconnects by itself, with its settings")
+    func reconnectAfterRestart() async throws {
+        let server = try await TestRedis.start()
+        defer { server.stop() }
+        var configuration = try TestRedis.configuration(server)
+        configuration.database = 3
+        configuration.clientName = "tern-reconnect"
+        let client = RedisClient(configuration: configuration)
+        defer { client.close() }
+        #expect(try await client.send("PING").string == "PONG")
+
+        server.kill()
+        let failFast = await elapsed {
+            for _ in 0..<20 {
+                do {
+                    try await client.send("PING")
+                    Issue.record("PING must fail while Redis is down")
+                } catch let error as RedisError {
+                    #expect(error.isTransient, "got \(error)")
+                } catch {
+                    Issue.record("unexpected \(error)")
+                }
+            }
+        }
+        #expect(failFast < .seconds(5), "commands fail fast while Redis is down")
+        #expect(!client.isConnected)
+
+        try await server.restart()
+        let pong = try await eventually { try await client.send("PING").string }
+        #expect(pong == "PONG")
+        // Database and client name were applied again on the new connections.
+        try await eventually {
+            for _ in 0..<4 {
+                #expect(try await client.send("CLIENT", "GETNAME").string == "tern-reconnect")
+                let info = try await client.send("CLIENT", "INFO").string ?? ""
+                #expect(info.contains(" db=3 "))
+            }
+        }
+    }
+
+    @Test("connecting to a port with no server fails with a clear, retryable error")
+    func nothingListening() async throws {
+        let server = try await TestRedis.start(appendOnly: false)
+        let port = server.port
+        server.stop()
+        let client = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:\(port)"))
+        defer { client.close() }
+        do {
+            try await client.send("PING")
+            Issue.record("expected a connection error")
+        } catch let error as RedisError {
+            #expect(error.wasNotSent)
+            #expect(error.isTransient)
+            #expect(error.description.contains("127.0.0.1:\(port)"))
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import Broker
+import Foundation
+import Testing
+
+@Suite("Concurrent callers, blocking commands, timeouts and cancellation", .enabled(if: TestRedis.enabled, TestRedis.reason))
+struct PipeliningTests {
+    @Test("100 tasks × 1,000 INCR on one connection give the exact total, each task's replies in order")
+    func concurrentIncrements() async throws {
+        let server = try await TestRedis.start(appendOnly: false)
+        defer { server.stop() }
+        let connection = RedisConnection(configuration: try TestRedis.configuration(server, commandTimeout: .seconds(60)))
+        defer { connection.close() }
+        let key = TestRedis.prefix() + "counter"
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<100 {
+                group.addTask {
+                    var last = 0
+                    let own = "\(key):\(task)"
+                    for _ in 0..<1_000 {
+                        let total = try await connection.send(RedisCommand("INCR", key)).int ?? -1
+                        #expect(total > 0 && total <= 100_000)
+                        // A per-task counter proves each reply went to the caller that asked.
+                        let mine = try await connection.send(RedisCommand("INCR", own)).int ?? -1
+                        #expect(mine == last + 1)
+                        last = mine
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await connection.send(RedisCommand("GET", key)).int == 100_000)
+    }
+
+    @Test("ECHO replies reach their own callers while half of them are cancelled")
+    func cancellationKeepsOrder() async throws {
+        let server = try await TestRedis.start(appendOnly: false)
+        defer { server.stop() }
+        let connection = RedisConnection(configuration: try TestRedis.configuration(server))
+        defer { connection.close() }
+        for round in 0..<20 {
+            let tasks = (0..<200).map { index in
+                Task { try await connection.send(RedisCommand("ECHO", "\(round)-\(index)")).string }
+            }
+            for (index, task) in tasks.enumerated() where index % 2 == 0 { task.cancel() }
+            for (index, task) in tasks.enumerated() {
+                do {
+                    let echoed = try await task.value
+                    #expect(echoed == "\(round)-\(index)")
+                } catch is CancellationError {
+                    #expect(index % 2 == 0)
+                }
+            }
+        }
+        #expect(try await connection.send(RedisCommand("PING")).string == "PONG")
+    }
+
+    @Test("a cancelled blocking command returns at once and the connection stays in step")
+    func cancelBlockingCommand() async throws {
+        let server = try await TestRedis.start(appendOnly: false)
+        defer { server.stop() }
+        let connection = RedisConnection(configuration: try TestRedis.configuration(server))
+        defer { connection.close() }
+        let key = TestRedis.prefix() + "empty"
+        let blocked = Task { try await connection.send(RedisCommand("BLPOP", key, 2), timeout: .seconds(30)) }
+        try await Task.sleep(for: .milliseconds(100))
+        blocked.cancel()
+        let waited = await elapsed {
+            let result = await blocked.result
+            #expect(throws: CancellationError.self) { try result.get() }
+        }
+        #expect(waited < .seconds(1))
+        // The BLPOP's nil reply arrives later and is dropped; this PING gets its own reply.
+        #expect(try await connection.send(RedisCommand("PING")).string == "PONG")
+        #expect(try await connection.send(RedisCommand("ECHO", "after")).string == "after")
+    }
+
+    @Test("a blocking command on one connection does not delay commands on the others")
+    func blockingIsIsolated() async throws {
+        let server = try await TestRedis.start(appendOnly: false)
+        defer { server.stop() }
+        let client = RedisClient(configuration: try TestRedis.configuration(server))
+        defer { client.close() }
+        let key = TestRedis.prefix() + "queue"
+        let popped = Task {
+            try await client.sendBlocking(RedisCommand("BLPOP", key, 10), blockFor: .seconds(10))
+        }
+        try await Task.sleep(for: .milliseconds(100))
+        let busy = try await elapsed {
+            for index in 0..<200 {
+                let echoed = try await client.send("ECHO", index)
+                #expect(echoed.int == index)
+            }
+        }
+        #expect(busy < .seconds(5))
+        try await client.send("RPUSH", key, "job")
+        let reply = try await popped.value
+        #expect(reply == .array([.bulkString(Array(key.utf8)), .bulkString(Array("job".utf8))]))
+    }
+
+    @Test("blocking and mode-changing commands are refused on shared connections")
+    func misuse() async throws {
+        let server = try await TestRedis.start(appendOnly: false)
+        defer { server.stop() }
+        let client = RedisClient(configuration: try TestRedis.configuration(server))
+        defer { client.close() }
+        await #expect(throws: RedisError.self) { try await client.send("BLPOP", "k", 1) }
+        await #expect(throws: RedisError.self) { try await client.send("XREAD", "block", 10, "STREAMS", "s", "$") }
+        await #expect(throws: RedisError.self) { try await client.send("SUBSCRIBE", "channel") }
+        await #expect(throws: RedisError.self) { try await client.pipeline([RedisCommand("BRPOP", "k", 1)]) }
+        #expect(try await client.send("XREAD", "COUNT", 1, "STREAMS", "s", "0") == .null)
+    }
+
+    @Test("the command timeout fires on a frozen server, and the client recovers when it thaws")
+    func commandTimeout() async throws {
+        let server = try await TestRedis.start(appendOnly: false)
+        defer { server.stop() }
+        let connection = RedisConnection(configuration: try TestRedis.configuration(server, commandTimeout: .milliseconds(300)))
+        defer { connection.close() }
+        #expect(try await connection.send(RedisCommand("PING")).string == "PONG")
+        server.send(signal: SIGSTOP)
+        let waited = await elapsed {
+            do {
+                _ = try await connection.send(RedisCommand("PING"))
+                Issue.record("expected a timeout")
+            } catch let error as RedisError {
+                #expect(error == .timeout(.milliseconds(300)))
+                #expect(!error.wasNotSent)
+            } catch {
+                Issue.record("unexpected \(error)")
+            }
+        }
+        #expect(waited >= .milliseconds(250))
+        #expect(waited < .seconds(5))
+        server.send(signal: SIGCONT)
+        let pong = try await eventually { try await connection.send(RedisCommand("PING")).string }
+        #expect(pong == "PONG")
+    }
+}
