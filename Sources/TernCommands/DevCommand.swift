@@ -27,7 +27,7 @@ struct DevCommand: AsyncParsableCommand {
         do {
             report = try await RedisStartup.awaitDurability(client, within: .seconds(10))
         } catch {
-            printError("tern dev: cannot reach Redis at \(configuration.endpointDescription): \(error)")
+            printError("\(RedisStartup.explain(error, configuration, command: "tern dev"))")
             throw ExitCode(4)
         }
         print("tern dev: Redis \(report.version) at \(configuration.endpointDescription), appendonly \(report.appendOnly ? "yes" : "no"), maxmemory-policy \(report.maxMemoryPolicy)")

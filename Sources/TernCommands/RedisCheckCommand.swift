@@ -26,7 +26,7 @@ struct RedisCheckCommand: AsyncParsableCommand {
         do {
             report = try await RedisStartup.awaitDurability(client, within: .seconds(5))
         } catch {
-            printError("tern: cannot reach Redis at \(configuration.endpointDescription): \(error)")
+            printError("\(RedisStartup.explain(error, configuration, command: "tern"))")
             throw ExitCode(4)
         }
         print("Redis \(report.version) at \(configuration.endpointDescription)")
@@ -47,6 +47,23 @@ func printError(_ line: String) {
 
 /// Start-up helpers shared by the commands that need Redis.
 enum RedisStartup {
+    /// A one-line message for a Redis failure at start-up that says what went wrong and what to do.
+    static func explain(_ error: any Error, _ configuration: RedisConfiguration, command: String) -> String {
+        let endpoint = configuration.endpointDescription
+        guard let error = error as? RedisError else { return "\(command): Redis at \(endpoint): \(error)" }
+        switch error {
+        case .authenticationFailed:
+            return "\(command): \(error). Check the user name and password in --redis-url or TERN_REDIS_URL."
+        case .server(let serverError) where serverError.code == "NOPERM":
+            return "\(command): Redis at \(endpoint) denied a command: \(serverError.message). Grant the ACL user +info."
+        default:
+            if error.isTransient {
+                return "\(command): cannot reach Redis at \(endpoint): \(error). Is redis-server running? (scripts/dev starts one.)"
+            }
+            return "\(command): Redis at \(endpoint): \(error)"
+        }
+    }
+
     /// Reads the durability report, retrying while the client is still connecting, up to `within`.
     static func awaitDurability(_ client: RedisClient, within limit: Duration) async throws -> RedisDurability {
         let deadline = ContinuousClock.now + limit

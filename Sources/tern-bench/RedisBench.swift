@@ -17,7 +17,7 @@ struct RedisBench: AsyncParsableCommand {
 
     static let valueSize = 16
 
-    @Option(help: "Use this Redis instead of starting one (its data is not touched beyond one key).")
+    @Option(help: "Use this Redis instead of starting one; only one key is written. Environment: TERN_REDIS_URL.")
     var redisURL: String?
 
     @Option(help: "Commands per measurement for the sequential case (the others run 5× and 10× as many).")
@@ -26,24 +26,38 @@ struct RedisBench: AsyncParsableCommand {
     @Option(help: "Runs of each measurement; the median is reported.")
     var runs: Int = 3
 
+    @Option(help: "The client's busy-poll window in microseconds (RedisConfiguration.busyPoll); 0 turns it off.")
+    var busyPollMicroseconds: Int?
+
     func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let redisURL = redisURL ?? environment["TERN_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
         var server: LocalRedisServer?
         if redisURL == nil {
             var options = LocalRedisServer.Options()
             options.appendOnly = false
+            options.executable = LocalRedisServer.findExecutable(searchPath: environment["PATH"])
             server = try await LocalRedisServer.start(options)
         }
         defer { server?.stop() }
         let url = redisURL ?? server!.url
-        var configuration = try RedisConfiguration(url: url)
+        var configuration: RedisConfiguration
+        do {
+            configuration = try RedisConfiguration(url: url)
+        } catch {
+            throw ValidationError("\(error)")
+        }
         configuration.commandTimeout = .seconds(30)
+        if let busyPollMicroseconds { configuration.busyPoll = .microseconds(busyPollMicroseconds) }
         let connection = RedisConnection(configuration: configuration)
         defer { connection.close() }
         _ = try await connection.send(RedisCommand("PING"))
         let value = [UInt8](repeating: UInt8(ascii: "x"), count: Self.valueSize)
         let set = RedisCommand("SET", "key:__rand_int__", value)
 
-        print("tern-bench redis: SET, \(Self.valueSize)-byte value, \(configuration.endpointDescription), median of \(runs)")
+        print(
+            "tern-bench redis: SET, \(Self.valueSize)-byte value, \(configuration.endpointDescription), "
+                + "busy-poll \(configuration.busyPoll), median of \(runs)")
         let sequential = try await median {
             try await Self.sequential(connection, set, count: requests)
         }
@@ -53,8 +67,6 @@ struct RedisBench: AsyncParsableCommand {
         let pipelined = try await median {
             try await Self.pipelined(connection, set, batch: 100, count: requests * 10)
         }
-        let port = configuration.endpointDescription.split(separator: ":").last.map(String.init) ?? "6379"
-        let host = configuration.endpointDescription.split(separator: ":").dropLast().joined(separator: ":")
         let rows: [(String, Double, Int, Int, Int)] = [
             ("1 caller, 1 connection", sequential, 1, 1, requests),
             ("50 callers, 1 connection", concurrent, 50, 1, requests * 5),
@@ -63,7 +75,7 @@ struct RedisBench: AsyncParsableCommand {
         print("")
         print("case                        tern ops/s   redis-benchmark          ops/s   tern/redis-benchmark")
         for (name, ours, clients, pipeline, count) in rows {
-            let theirs = try? Self.redisBenchmark(host: host, port: port, clients: clients, pipeline: pipeline, count: count)
+            let theirs = try? Self.redisBenchmark(configuration, clients: clients, pipeline: pipeline, count: count)
             let ratio = theirs.map { String(format: "%5.0f%%", ours / $0 * 100) } ?? "  n/a"
             print(
                 name.padding(toLength: 26, withPad: " ", startingAt: 0)
@@ -115,13 +127,24 @@ struct RedisBench: AsyncParsableCommand {
     }
 
     /// Runs `redis-benchmark -t set` with matching options and returns its requests per second.
-    static func redisBenchmark(host: String, port: String, clients: Int, pipeline: Int, count: Int) throws -> Double {
+    static func redisBenchmark(
+        _ configuration: RedisConfiguration, clients: Int, pipeline: Int, count: Int
+    ) throws -> Double {
+        var arguments = ["redis-benchmark"]
+        switch configuration.endpoint {
+        case .tcp(let host, let port): arguments += ["-h", host, "-p", String(port)]
+        case .unix(let path): arguments += ["-s", path]
+        }
+        if let username = configuration.username { arguments += ["--user", username] }
+        if let password = configuration.password { arguments += ["-a", password] }
+        if configuration.database != 0 { arguments += ["--dbnum", String(configuration.database)] }
+        arguments += [
+            "-t", "set", "-d", String(valueSize), "-n", String(count), "-c", String(clients), "-P", String(pipeline),
+            "--csv",
+        ]
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "redis-benchmark", "-h", host, "-p", port, "-t", "set", "-d", String(valueSize), "-n", String(count),
-            "-c", String(clients), "-P", String(pipeline), "--csv",
-        ]
+        process.arguments = arguments
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice

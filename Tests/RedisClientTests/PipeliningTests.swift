@@ -107,7 +107,48 @@ struct PipeliningTests {
         await #expect(throws: RedisError.self) { try await client.send("XREAD", "block", 10, "STREAMS", "s", "$") }
         await #expect(throws: RedisError.self) { try await client.send("SUBSCRIBE", "channel") }
         await #expect(throws: RedisError.self) { try await client.pipeline([RedisCommand("BRPOP", "k", 1)]) }
+        await #expect(throws: RedisError.self) { try await client.send("CLIENT", "REPLY", "OFF") }
         #expect(try await client.send("XREAD", "COUNT", 1, "STREAMS", "s", "0") == .null)
+        // "block" after STREAMS is a key, not the option.
+        #expect(try await client.send("XREAD", "STREAMS", "block", "0") == .null)
+        #expect(try await client.send("CLIENT", "GETNAME").string == "tern")
+    }
+
+    @Test("a short per-command timeout fires even behind a command with a longer one")
+    func perCommandTimeout() async throws {
+        let server = try await TestRedis.start(appendOnly: false)
+        defer { server.stop() }
+        let connection = RedisConnection(configuration: try TestRedis.configuration(server))
+        defer { connection.close() }
+        let key = TestRedis.prefix() + "empty"
+        let blocked = Task { try await connection.send(RedisCommand("BLPOP", key, 5), timeout: .seconds(30)) }
+        try await Task.sleep(for: .milliseconds(100))
+        let waited = await elapsed {
+            await #expect(throws: RedisError.timeout(.milliseconds(200))) {
+                try await connection.send(RedisCommand("PING"), timeout: .milliseconds(200))
+            }
+        }
+        #expect(waited < .seconds(3))
+        // The reset connection fails the command ahead too: its outcome is unknown.
+        await #expect(throws: RedisError.self) { try await blocked.value }
+        #expect(try await eventually { try await connection.send(RedisCommand("PING")).string } == "PONG")
+    }
+
+    @Test("closing a client fails a blocking command that is waiting")
+    func closeStopsBlockingCommands() async throws {
+        let server = try await TestRedis.start(appendOnly: false)
+        defer { server.stop() }
+        let client = RedisClient(configuration: try TestRedis.configuration(server))
+        let key = TestRedis.prefix() + "empty"
+        let blocked = Task { try await client.sendBlocking(RedisCommand("BLPOP", key, 20), blockFor: .seconds(20)) }
+        try await Task.sleep(for: .milliseconds(200))
+        let waited = await elapsed {
+            client.close()
+            let result = await blocked.result
+            #expect(throws: RedisError.self) { try result.get() }
+        }
+        #expect(waited < .seconds(5))
+        await #expect(throws: RedisError.closed) { try await client.send("PING") }
     }
 
     @Test("the command timeout fires on a frozen server, and the client recovers when it thaws")

@@ -18,7 +18,8 @@ public final class LocalRedisServer: Sendable {
         public var extraArguments: [String] = []
         /// The data folder; a new temporary folder by default (removed by ``stop()``).
         public var directory: String?
-        /// The `redis-server` binary; looked up on `PATH` by default.
+        /// The `redis-server` binary; by default the first found in the standard system folders
+        /// (see ``LocalRedisServer/findExecutable(searchPath:)``).
         public var executable: String?
 
         /// Creates options with the defaults.
@@ -52,10 +53,12 @@ public final class LocalRedisServer: Sendable {
 
     deinit { stop() }
 
-    /// The `redis-server` binary on `PATH`, or `nil` when it is not installed.
-    public static func findExecutable() -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
-        let folders = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/usr/local/sbin"]
+    /// The first executable `redis-server` in `searchPath` (a `PATH`-style list; callers pass the
+    /// environment's) and then in `/usr/local/bin`, `/usr/bin`, `/usr/sbin` and `/bin`; `nil` when
+    /// there is none.
+    public static func findExecutable(searchPath: String? = nil) -> String? {
+        let standard = ["/usr/local/bin", "/usr/bin", "/usr/sbin", "/bin"]
+        let folders = (searchPath ?? "").split(separator: ":").map(String.init) + standard
         for folder in folders {
             let candidate = "\(folder)/redis-server"
             if access(candidate, X_OK) == 0 { return candidate }

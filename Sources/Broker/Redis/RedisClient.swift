@@ -24,6 +24,8 @@ public final class RedisClient: Sendable {
 
     private struct BlockingPool {
         var idle: [RedisConnection] = []
+        /// Connections lent out right now, so that ``close()`` can close them too.
+        var lent: [ObjectIdentifier: RedisConnection] = [:]
         var open = 0
         var waiters: [(id: Int, continuation: CheckedContinuation<RedisConnection, any Error>)] = []
         var nextWaiter = 0
@@ -99,16 +101,19 @@ public final class RedisClient: Sendable {
     /// Whether at least one shared connection is up.
     public var isConnected: Bool { connections.contains { $0.isConnected } }
 
-    /// Closes every connection; waiting callers fail with ``RedisError/closed``. Idempotent.
+    /// Closes every connection, blocking ones included. Commands not yet sent fail with
+    /// ``RedisError/closed``; commands waiting for their reply fail with
+    /// ``RedisError/connectionLost(_:)`` (they may have run). Idempotent.
     public func close() {
         for connection in connections { connection.close() }
         let (idle, waiters) = blocking.withLock { pool in
             pool.closed = true
             defer {
                 pool.idle.removeAll()
+                pool.lent.removeAll()
                 pool.waiters.removeAll()
             }
-            return (pool.idle, pool.waiters)
+            return (pool.idle + pool.lent.values, pool.waiters)
         }
         for connection in idle { connection.close() }
         for waiter in waiters { waiter.continuation.resume(throwing: RedisError.closed) }
@@ -123,7 +128,7 @@ public final class RedisClient: Sendable {
     // MARK: Blocking pool
 
     private func leaseBlocking() async throws -> RedisConnection {
-        enum Lease { case ready(RedisConnection), create, wait(Int), closed }
+        enum Lease { case ready(RedisConnection), created(RedisConnection), wait(Int), closed }
         let id = blocking.withLock { pool -> Int in
             pool.nextWaiter += 1
             return pool.nextWaiter
@@ -132,18 +137,21 @@ public final class RedisClient: Sendable {
             try await withCheckedThrowingContinuation { continuation in
                 let lease: Lease = blocking.withLock { pool in
                     if pool.closed { return .closed }
-                    if let connection = pool.idle.popLast() { return .ready(connection) }
+                    if let connection = pool.idle.popLast() {
+                        pool.lent[ObjectIdentifier(connection)] = connection
+                        return .ready(connection)
+                    }
                     if pool.open < max(1, configuration.maxBlockingConnections) {
                         pool.open += 1
-                        return .create
+                        let connection = RedisConnection(configuration: configuration, logger: logger)
+                        pool.lent[ObjectIdentifier(connection)] = connection
+                        return .created(connection)
                     }
                     pool.waiters.append((id, continuation))
                     return .wait(id)
                 }
                 switch lease {
-                case .ready(let connection): continuation.resume(returning: connection)
-                case .create:
-                    continuation.resume(returning: RedisConnection(configuration: configuration, logger: logger))
+                case .ready(let connection), .created(let connection): continuation.resume(returning: connection)
                 case .closed: continuation.resume(throwing: RedisError.closed)
                 case .wait: break
                 }
@@ -160,12 +168,14 @@ public final class RedisClient: Sendable {
         enum Next { case handOver(CheckedContinuation<RedisConnection, any Error>, RedisConnection), keep, drop }
         if !healthy { connection.close() }
         let next: Next = blocking.withLock { pool in
+            pool.lent[ObjectIdentifier(connection)] = nil
             if pool.closed {
                 pool.open -= 1
                 return .drop
             }
             if !pool.waiters.isEmpty {
                 let handed = healthy ? connection : RedisConnection(configuration: configuration, logger: logger)
+                pool.lent[ObjectIdentifier(handed)] = handed
                 return .handOver(pool.waiters.removeFirst().continuation, handed)
             }
             if healthy {

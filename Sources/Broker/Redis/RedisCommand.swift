@@ -84,6 +84,14 @@ public struct RedisCommand: Sendable, CustomStringConvertible {
     public private(set) var argumentCount: Int
     /// The arguments encoded as RESP bulk strings, without the `*<count>` header.
     private(set) var body: [UInt8]
+    /// Whether the command blocks its connection: one of ``blockingCommands``, or `XREAD`/`XREADGROUP`
+    /// with the `BLOCK` option.
+    private(set) var isBlocking: Bool
+    /// Whether the command changes the connection's reply mode: one of ``unsupportedCommands``, or
+    /// `CLIENT REPLY`.
+    private(set) var changesReplyMode: Bool
+    /// For `XREAD`/`XREADGROUP`: whether the `STREAMS` keyword has passed (options come before it).
+    private var pastOptions = false
 
     /// Creates a command from its name and arguments.
     public init(_ name: String, _ arguments: any RedisArgument...) {
@@ -95,6 +103,8 @@ public struct RedisCommand: Sendable, CustomStringConvertible {
         self.name = name.uppercased()
         self.argumentCount = 1
         self.body = []
+        self.isBlocking = Self.blockingCommands.contains(self.name)
+        self.changesReplyMode = Self.unsupportedCommands.contains(self.name)
         body.reserveCapacity(16 + name.utf8.count + arguments.count * 24)
         name.appendRedisBulk(to: &body)
         for argument in arguments { append(argument) }
@@ -102,14 +112,30 @@ public struct RedisCommand: Sendable, CustomStringConvertible {
 
     /// Appends one argument.
     public mutating func append(_ argument: some RedisArgument) {
+        let start = body.count
         argument.appendRedisBulk(to: &body)
         argumentCount += 1
+        if name == "XREAD" || name == "XREADGROUP" || name == "CLIENT" { inspectArgument(from: start) }
     }
 
     /// Appends one argument given as an existential.
     public mutating func append(_ argument: any RedisArgument) {
+        let start = body.count
         argument.appendRedisBulk(to: &body)
         argumentCount += 1
+        if name == "XREAD" || name == "XREADGROUP" || name == "CLIENT" { inspectArgument(from: start) }
+    }
+
+    /// Notes `XREAD ... BLOCK` (an option, so only before `STREAMS`) and `CLIENT REPLY`.
+    private mutating func inspectArgument(from start: Int) {
+        var index = start
+        while index < body.count && body[index] != 10 { index += 1 }
+        let word = String(decoding: body[(index + 1)..<(body.count - 2)], as: UTF8.self).uppercased()
+        if name == "CLIENT" {
+            if argumentCount == 2 && word == "REPLY" { changesReplyMode = true }
+        } else if !pastOptions {
+            if word == "STREAMS" { pastOptions = true } else if word == "BLOCK" { isBlocking = true }
+        }
     }
 
     /// Appends the whole command, header included, in the wire format.
@@ -127,23 +153,12 @@ public struct RedisCommand: Sendable, CustomStringConvertible {
     /// Commands that block the connection they run on. They must run on a dedicated connection:
     /// ``RedisClient/sendBlocking(_:blockFor:)``.
     public static let blockingCommands: Set<String> = [
-        "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP", "WAIT",
+        "BLPOP", "BRPOP", "BRPOPLPUSH", "BLMOVE", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP", "WAIT", "WAITAOF",
     ]
 
-    /// Commands that put a connection into a mode where replies no longer answer commands one to one.
+    /// Commands that put a connection into a mode where replies no longer answer commands one to one
+    /// (`CLIENT REPLY OFF|SKIP` too); they are refused with ``RedisError/misuse(_:)``.
     public static let unsupportedCommands: Set<String> = [
         "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR", "SYNC", "PSYNC", "RESET", "HELLO",
     ]
-
-    /// Whether this command blocks its connection (a `B*` pop, `WAIT`, or `XREAD`/`XREADGROUP` with `BLOCK`).
-    var isBlocking: Bool {
-        if Self.blockingCommands.contains(name) { return true }
-        guard name == "XREAD" || name == "XREADGROUP" else { return false }
-        let needle = Array("$5\r\nBLOCK\r\n".utf8)
-        let upper = body.map { $0 >= 97 && $0 <= 122 ? $0 - 32 : $0 }
-        guard upper.count >= needle.count else { return false }
-        return (0...(upper.count - needle.count)).contains { start in
-            upper[start..<(start + needle.count)].elementsEqual(needle)
-        }
-    }
 }

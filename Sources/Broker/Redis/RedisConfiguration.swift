@@ -27,7 +27,8 @@ public struct RedisConfiguration: Sendable, Hashable {
     public var database: Int
     /// The connection name shown by `CLIENT LIST` (`CLIENT SETNAME`); default `tern`.
     public var clientName: String?
-    /// How long one connection attempt, handshake included, may take (default 2 s).
+    /// The limit for the TCP or unix-socket connect, and again for each handshake reply (`AUTH`,
+    /// `SELECT`, `CLIENT SETNAME`); default 2 s. Host-name resolution is not bounded by it.
     public var connectTimeout: Duration
     /// How long a command may wait for its reply before it fails with ``RedisError/timeout(_:)`` and
     /// the connection is discarded (default 5 s). Blocking commands get their block time on top.

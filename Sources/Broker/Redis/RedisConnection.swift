@@ -8,7 +8,7 @@ import Synchronization
 ///
 /// Each connection owns a thread that does all of hiredis's blocking work, so the cooperative thread
 /// pool never blocks. Commands from concurrent callers are written together as they arrive and their
-/// replies matched in order (automatic pipelining); ``pipeline(_:)`` sends many commands in one go.
+/// replies matched in order (automatic pipelining); ``pipeline(_:timeout:)`` sends many commands in one go.
 ///
 /// The connection connects in the background as soon as it is created and reconnects by itself when
 /// it breaks: the first attempt at once, then with capped, jittered backoff. Commands submitted
@@ -97,12 +97,13 @@ public final class RedisConnection: Sendable {
     /// Whether the connection is up right now.
     public var isConnected: Bool { core.isConnected }
 
-    /// Closes the connection: commands waiting for replies fail with ``RedisError/closed``, the thread
-    /// exits. Idempotent.
+    /// Closes the connection and ends its thread. Commands not yet sent fail with
+    /// ``RedisError/closed``; commands waiting for their reply fail with
+    /// ``RedisError/connectionLost(_:)``, as they may have run. Idempotent.
     public func close() { core.close() }
 
     private static func checkSupported(_ command: RedisCommand) throws(RedisError) {
-        if RedisCommand.unsupportedCommands.contains(command.name) {
+        if command.changesReplyMode {
             throw .misuse("\(command.name) changes the connection's reply mode and is not supported by this client")
         }
     }

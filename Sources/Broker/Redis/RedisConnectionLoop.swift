@@ -15,6 +15,7 @@ final class RedisConnectionLoop: @unchecked Sendable {
     private struct InFlight {
         let request: RedisRequest
         var replies: [RedisValue]
+        let sentAt: ContinuousClock.Instant
         let deadline: ContinuousClock.Instant
     }
 
@@ -28,9 +29,14 @@ final class RedisConnectionLoop: @unchecked Sendable {
     private var outage: (since: ContinuousClock.Instant, reason: String)?
     /// When the last request completed; the loop spins briefly after it (see ``spinForWork()``).
     private var lastCompletion: ContinuousClock.Instant?
+    private var busyPoll: RedisBusyPoll
+    /// In-flight requests whose timeout differs from the configured one; while there are any,
+    /// every deadline is checked, not only the oldest request's.
+    private var customTimeouts = 0
 
     init(core: RedisConnectionCore) {
         self.core = core
+        self.busyPoll = RedisBusyPoll(cap: core.configuration.busyPoll)
     }
 
     func run() {
@@ -132,7 +138,9 @@ final class RedisConnectionLoop: @unchecked Sendable {
                         redisAppendFormattedCommand(context, $0.baseAddress, $0.count)
                     }
                 }
-                inFlight.append(InFlight(request: request, replies: [], deadline: now + request.timeout))
+                inFlight.append(
+                    InFlight(request: request, replies: [], sentAt: now, deadline: now + request.timeout))
+                if request.timeout != core.configuration.commandTimeout { customTimeouts += 1 }
                 if status != REDIS_OK {
                     return discard(.connectionLost(RedisHandshake.errorText(context)))
                 }
@@ -149,11 +157,12 @@ final class RedisConnectionLoop: @unchecked Sendable {
                 revents: 0),
             pollfd(fd: core.wakeDescriptor, events: Int16(POLLIN), revents: 0),
         ]
-        let timeout = head < inFlight.count ? Self.milliseconds(inFlight[head].deadline - .now) : -1
+        let deadline = earliestDeadline()
+        let timeout = deadline.map { Self.milliseconds($0 - .now) } ?? -1
         var ready = Int32(0)
-        let busyPoll = core.configuration.busyPoll
-        if busyPoll > .zero && inFlight.count > head {
-            let end = ContinuousClock.now + busyPoll
+        let window = busyPoll.replyWindow
+        if window > .zero && inFlight.count > head {
+            let end = ContinuousClock.now + window
             repeat {
                 ready = poll(&descriptors, 2, 0)
             } while ready == 0 && ContinuousClock.now < end
@@ -176,18 +185,40 @@ final class RedisConnectionLoop: @unchecked Sendable {
             }
             if let error = deliverReplies(context) { return discard(error) }
         }
-        if head < inFlight.count, ContinuousClock.now >= inFlight[head].deadline {
-            return discard(.timeout(inFlight[head].request.timeout))
+        if let deadline = earliestDeadline(), ContinuousClock.now >= deadline {
+            return discardAfterTimeout()
         }
         return true
     }
 
-    /// Looks for queued requests without parking, for up to half of
-    /// ``RedisConfiguration/busyPoll`` after the last completion, so that a caller that sends its
-    /// next command right after a reply needs no wake-up.
+    /// The earliest deadline among in-flight requests. With one timeout for all, that is the oldest
+    /// request's; requests with their own timeouts make it a scan.
+    private func earliestDeadline() -> ContinuousClock.Instant? {
+        guard head < inFlight.count else { return nil }
+        guard customTimeouts > 0 else { return inFlight[head].deadline }
+        return inFlight[head...].lazy.map(\.deadline).min()
+    }
+
+    /// Discards the connection because a request waited past its deadline: requests whose deadline
+    /// passed fail with `timeout`; the others in flight lose their connection with it.
+    private func discardAfterTimeout() -> Bool {
+        let now = ContinuousClock.now
+        let expired = Set(inFlight[head...].filter { $0.deadline <= now }.map { ObjectIdentifier($0.request) })
+        let firstExpired = inFlight[head...].first { $0.deadline <= now } ?? inFlight[head]
+        let reason = RedisError.timeout(firstExpired.request.timeout)
+        return discard(reason) { request in
+            expired.contains(ObjectIdentifier(request))
+                ? .timeout(request.timeout)
+                : .connectionLost("the connection was reset because a command ahead of this one timed out")
+        }
+    }
+
+    /// Looks for queued requests without parking for a short while after the last completion (see
+    /// ``RedisBusyPoll``), so that a caller that sends its next command right after a reply needs
+    /// no wake-up.
     private func spinForWork() {
         guard let lastCompletion else { return }
-        let end = lastCompletion + core.configuration.busyPoll / 2
+        let end = lastCompletion + busyPoll.idleWindow
         while ContinuousClock.now < end {
             let ready = core.inbox.withLock { inbox in
                 if case .closed = inbox.phase { return true }
@@ -215,22 +246,27 @@ final class RedisConnectionLoop: @unchecked Sendable {
             }
             let request = inFlight[head].request
             if request.replyCount == 1 {
+                complete()
                 request.succeed(single: value)
-                advance()
             } else {
+                if inFlight[head].replies.isEmpty { inFlight[head].replies.reserveCapacity(request.replyCount) }
                 inFlight[head].replies.append(value)
                 if inFlight[head].replies.count == request.replyCount {
                     let values = inFlight[head].replies
                     inFlight[head].replies = []
+                    complete()
                     request.succeed(batch: values)
-                    advance()
                 }
             }
         }
     }
 
-    private func advance() {
-        lastCompletion = .now
+    /// Retires the oldest in-flight request.
+    private func complete() {
+        let now = ContinuousClock.now
+        lastCompletion = now
+        busyPoll.record(replyTime: now - inFlight[head].sentAt)
+        if inFlight[head].request.timeout != core.configuration.commandTimeout { customTimeouts -= 1 }
         head += 1
         if head == inFlight.count {
             inFlight.removeAll(keepingCapacity: true)
@@ -243,17 +279,18 @@ final class RedisConnectionLoop: @unchecked Sendable {
 
     /// Discards the context after an error: requests already written fail with `error` (their
     /// outcome is unknown); queued ones wait for the reconnect, which starts at once.
-    private func discard(_ error: RedisError) -> Bool {
+    private func discard(_ error: RedisError, errorFor: ((RedisRequest) -> RedisError)? = nil) -> Bool {
         if let context { redisFree(context) }
         context = nil
         let failed = inFlight[head...].map(\.request)
         inFlight.removeAll()
         head = 0
+        customTimeouts = 0
         if outage == nil {
             outage = (ContinuousClock.now, error.description)
             core.logger.warning("Redis connection lost", metadata: ["error": "\(error)"])
         }
-        for request in failed { request.fail(error) }
+        for request in failed { request.fail(errorFor?(request) ?? error) }
         return core.inbox.withLock { inbox in
             if case .closed = inbox.phase { return false }
             inbox.phase = .connecting
@@ -268,7 +305,10 @@ final class RedisConnectionLoop: @unchecked Sendable {
             defer { inbox.queued.removeAll() }
             return inbox.queued
         }
-        for entry in inFlight[head...] { entry.request.fail(.closed) }
+        // Written but unanswered: they may have run.
+        for entry in inFlight[head...] {
+            entry.request.fail(.connectionLost("the connection was closed before the reply arrived"))
+        }
         inFlight.removeAll()
         for request in queued { request.fail(.closed) }
     }

@@ -1,7 +1,8 @@
 /// What a Redis server says about how safely it keeps data, read from `INFO`.
 ///
 /// Tern treats Redis as a database: a server that can silently drop jobs (no append-only file, or a
-/// `maxmemory-policy` that evicts keys) is refused at start-up unless the operator explicitly allows it.
+/// `maxmemory-policy` that evicts keys) is unsafe. ``problems`` names each reason; `tern redis-check`
+/// fails on them and `tern dev` warns.
 public struct RedisDurability: Sendable, Hashable {
     /// The server version (`redis_version`).
     public var version: String

@@ -1,8 +1,8 @@
 /// A reply from Redis, converted from hiredis's `redisReply` (RESP2).
 ///
 /// Bulk strings are raw bytes, so binary values round-trip unchanged. An error reply nested in an
-/// array (or returned by ``RedisConnection/pipeline(_:)``) is a value of its own; a top-level error
-/// reply to ``RedisConnection/send(_:)`` is thrown as ``RedisError/server(_:)`` instead.
+/// array (or returned by ``RedisConnection/pipeline(_:timeout:)``) is a value of its own; a top-level error
+/// reply to ``RedisConnection/send(_:timeout:)`` is thrown as ``RedisError/server(_:)`` instead.
 public enum RedisValue: Sendable, Hashable {
     /// A nil bulk string or nil array.
     case null

@@ -8,7 +8,9 @@ enum TestRedis {
     /// Whether Redis tests run: always under `CI=true` (a missing redis-server then fails them),
     /// elsewhere only when redis-server is installed.
     static let enabled: Bool =
-        ProcessInfo.processInfo.environment["CI"] == "true" || LocalRedisServer.findExecutable() != nil
+        ProcessInfo.processInfo.environment["CI"] == "true" || executable != nil
+
+    static let executable = LocalRedisServer.findExecutable(searchPath: ProcessInfo.processInfo.environment["PATH"])
 
     static let reason: Comment = "redis-server is not installed (scripts/test installs it)"
 
@@ -16,6 +18,7 @@ enum TestRedis {
     static func start(_ extra: [String] = [], appendOnly: Bool = true) async throws -> LocalRedisServer {
         var options = LocalRedisServer.Options()
         options.appendOnly = appendOnly
+        options.executable = executable
         options.extraArguments = extra
         return try await LocalRedisServer.start(options)
     }
