@@ -43,11 +43,13 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// callers beyond it wait for one to be returned.
     public var maxBlockingConnections: Int
 
-    /// How long a connection's thread busy-polls before it sleeps: up to this long for a reply it
-    /// waits for, and half of it for the next command after a reply (default 100 µs; zero turns it
-    /// off). On virtual machines a thread wake-up costs about as much as a loopback round trip, so
-    /// busy-polling doubles the rate of a caller that awaits each command; it costs CPU only while
-    /// commands are flowing.
+    /// The most a connection's thread busy-polls before it sleeps (default 250 µs; zero turns it
+    /// off). It polls for a reply for twice the recent average reply time (at least 50 µs, at most
+    /// this), not at all while replies take longer than this, and after a reply for up to half of
+    /// this for the caller's next command. On virtual machines a thread wake-up costs about as much
+    /// as a loopback round trip, so busy-polling doubles the rate of a caller that awaits each
+    /// command; it costs CPU only while commands are flowing. Turn it off where cores are scarce
+    /// and every cycle belongs to jobs.
     public var busyPoll: Duration
 
     /// Creates a configuration for an endpoint, with defaults for everything else.
@@ -62,7 +64,7 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.reconnectBackoff = Backoff(base: .milliseconds(25), cap: .seconds(1))
         self.poolSize = 2
         self.maxBlockingConnections = 32
-        self.busyPoll = .microseconds(100)
+        self.busyPoll = .microseconds(250)
     }
 
     /// Parses a connection URL.
