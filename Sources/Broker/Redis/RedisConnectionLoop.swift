@@ -209,7 +209,7 @@ final class RedisConnectionLoop: @unchecked Sendable {
         return discard(reason) { request in
             expired.contains(ObjectIdentifier(request))
                 ? .timeout(request.timeout)
-                : .connectionLost("the connection was reset because a command ahead of this one timed out")
+                : .connectionLost("the connection was reset because another command on it timed out")
         }
     }
 

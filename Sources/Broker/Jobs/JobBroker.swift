@@ -1,0 +1,176 @@
+import Foundation
+import TernCore
+
+/// A request to enqueue one job.
+public struct EnqueueRequest: Sendable, Hashable {
+    /// When the job should run.
+    public enum Timing: Sendable, Hashable {
+        /// As soon as a worker is free.
+        case now
+        /// After a delay, measured on the broker's clock.
+        case after(Duration)
+        /// At a time, in milliseconds since 1970.
+        case at(milliseconds: Int64)
+    }
+
+    public var task: String
+    /// The input as JSON (already validated against the task's input type).
+    public var input: Data
+    public var queue: QueueName
+    public var priority: Int
+    public var maxAttempts: Int
+    public var timing: Timing
+    /// Expire the job if it has not started this long after it was due.
+    public var expiresAfter: Duration?
+    /// How long the finished job is kept.
+    public var retention: Duration
+    /// The caller's idempotency key: enqueues with the same key map to one job while the key lives.
+    public var idempotencyKey: String?
+    /// How long an idempotency key lives (default 24 h).
+    public var idempotencyTTL: Duration
+
+    /// Creates a request with the task's options.
+    public init(
+        task: String, input: Data, options: TaskOptions, timing: Timing = .now, idempotencyKey: String? = nil,
+        idempotencyTTL: Duration = .seconds(86_400)
+    ) {
+        self.task = task
+        self.input = input
+        self.queue = options.queue
+        self.priority = options.priority
+        self.maxAttempts = options.maxAttempts
+        self.timing = timing
+        self.expiresAfter = options.expiresAfter
+        self.retention = options.resultRetention
+        self.idempotencyKey = idempotencyKey
+        self.idempotencyTTL = idempotencyTTL
+    }
+}
+
+/// What enqueueing one job did.
+public struct EnqueueReceipt: Sendable, Hashable {
+    /// The job's id: new, or the existing job's for a repeated idempotency key.
+    public var id: JobID
+    /// Whether this call created the job.
+    public var created: Bool
+    /// The job's state after the call; `nil` if an idempotency key points at a job already removed.
+    public var state: JobState?
+}
+
+/// A worker's hold on a running job: the token fences every write about it.
+public struct JobLease: Sendable, Hashable {
+    public var id: JobID
+    public var token: String
+
+    public init(id: JobID, token: String) {
+        self.id = id
+        self.token = token
+    }
+}
+
+/// A job handed to a worker.
+public struct ClaimedJob: Sendable, Hashable {
+    public var lease: JobLease
+    public var task: String
+    public var input: Data
+    /// This attempt, from 1.
+    public var attempt: Int
+    public var maxAttempts: Int
+    public var id: JobID { lease.id }
+}
+
+/// What a heartbeat learned.
+public struct HeartbeatOutcome: Sendable, Hashable {
+    /// Jobs whose lease is no longer this worker's: stop reporting on them.
+    public var lost: [JobID] = []
+    /// Jobs whose cancellation was asked: stop them and report ``JobBroker/cancelled(_:)``.
+    public var cancelRequested: [JobID] = []
+
+    public init(lost: [JobID] = [], cancelRequested: [JobID] = []) {
+        self.lost = lost
+        self.cancelRequested = cancelRequested
+    }
+}
+
+/// What one reaper pass did on a queue.
+public struct ReapReport: Sendable, Hashable {
+    /// Jobs whose lease expired that went back to the queue.
+    public var requeued = 0
+    /// Jobs whose lease expired with no attempt left, now failed.
+    public var failed = 0
+    /// Scheduled or retrying jobs that became due.
+    public var promoted = 0
+    /// Active entries without a running job, removed.
+    public var repaired = 0
+
+    public init() {}
+}
+
+/// Counts for one queue.
+public struct QueueStats: Sendable, Hashable, Codable {
+    public var queue: QueueName
+    public var pending = 0
+    /// Scheduled and retrying jobs.
+    public var scheduled = 0
+    public var running = 0
+    public var succeeded = 0
+    public var failed = 0
+    public var cancelled = 0
+    public var expired = 0
+    public var paused = false
+    /// How long the next job in line has waited, in milliseconds (0 when none is pending).
+    public var oldestPendingMilliseconds: Int64 = 0
+    /// Writes rejected for a stale lease token since the queue was created.
+    public var staleWrites = 0
+    /// Leases lost since the queue was created.
+    public var lostLeases = 0
+
+    public init(queue: QueueName) { self.queue = queue }
+}
+
+/// One page of a job listing.
+public struct JobPage: Sendable, Hashable {
+    public var jobs: [JobRecord]
+    /// The cursor for the next page; `nil` on the last page.
+    public var nextCursor: String?
+}
+
+/// The operations on jobs that every broker provides: the Redis broker in production, the memory
+/// broker in tests and embedded use. Each state change is atomic.
+public protocol JobBroker: Sendable {
+    /// Enqueues jobs, all of one queue or of several; receipts come back in order.
+    func enqueue(_ requests: [EnqueueRequest]) async throws -> [EnqueueReceipt]
+    /// Claims up to `limit` jobs of `queue` for `worker`, each under a lease of `lease`.
+    func claim(queue: QueueName, limit: Int, worker: String, lease: Duration) async throws -> [ClaimedJob]
+    /// Waits until jobs may be available on any of `queues`, or `timeout` passes. Returns `true`
+    /// when woken by new work.
+    func waitForWork(queues: [QueueName], timeout: Duration) async throws -> Bool
+    /// Extends the leases by `lease` from now, in one call per queue.
+    func heartbeat(_ leases: [JobLease], lease: Duration) async throws -> HeartbeatOutcome
+    /// Records success with `result` (JSON). Returns `false` if the lease was stale.
+    func complete(_ lease: JobLease, result: Data) async throws -> Bool
+    /// Records a failed attempt; retries after `retryAfter`, or fails for good when it is `nil`.
+    /// Returns the new state, or `nil` if the lease was stale.
+    func fail(_ lease: JobLease, message: String, retryAfter: Duration?) async throws -> JobState?
+    /// Records that the worker stopped the job after a cancel request. `false` if the lease was stale.
+    func cancelled(_ lease: JobLease) async throws -> Bool
+    /// Returns running jobs to their queue at once without using up an attempt (graceful shutdown).
+    func release(_ leases: [JobLease]) async throws
+    /// Stores a progress update. `false` if the lease was stale.
+    func progress(_ lease: JobLease, value: Double, message: String?) async throws -> Bool
+    /// Cancels a job: queued and scheduled jobs at once, a running one through its worker.
+    /// Returns the state after the call, or `nil` for an unknown id.
+    func cancel(_ id: JobID) async throws -> JobState?
+    /// The job with `id`, or `nil`.
+    func job(_ id: JobID) async throws -> JobRecord?
+    /// Jobs of `queue` in `state`, oldest first within the listing's order.
+    func jobs(queue: QueueName, state: JobState, cursor: String?, limit: Int) async throws -> JobPage
+    /// Counts for `queue`.
+    func stats(_ queue: QueueName) async throws -> QueueStats
+    /// Pauses or resumes claiming from `queue`.
+    func setPaused(_ queue: QueueName, _ paused: Bool) async throws
+    /// Every queue that has been used.
+    func queues() async throws -> [QueueName]
+    /// One reaper pass on `queue`.
+    func reap(_ queue: QueueName, limit: Int) async throws -> ReapReport
+}

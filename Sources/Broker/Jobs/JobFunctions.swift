@@ -1,0 +1,315 @@
+/// The Redis Functions library that performs every job state change atomically.
+///
+/// Contract shared by all functions: `KEYS[1]` is the queue's key base `<prefix>:{<queue>}:`; every
+/// key a function touches is that base plus a suffix, so all of them share the queue's hash tag and
+/// Cluster slot. Times come from Redis `TIME` (milliseconds), never from a caller. Every write on
+/// behalf of a worker carries the lease token it got at claim time; a write with a stale token
+/// changes nothing, returns 0 and is counted in `meta.stale_writes`.
+///
+/// Keys under the base: `pending` (zset: priority band × 2^40 + sequence), `scheduled` (zset: due
+/// ms), `active` (zset: lease deadline ms), `succeeded`/`failed`/`cancelled`/`expired` (zsets: the
+/// time the entry is dropped), `meta` (hash: seq, token, paused, stale_writes, lost_leases), `wake`
+/// (list, at most 64 tokens), `job:<id>` (hash), `idem:<hash>` (string: job id).
+enum JobFunctions {
+    static let library = RedisFunctionLibrary(name: "tern", source: source)
+
+    static let source = #"""
+        local BAND = 1099511627776 -- 2^40: one priority band of sequence numbers
+
+        local function now_ms()
+          local t = redis.call('TIME')
+          return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        end
+
+        local function pending_add(base, id, priority)
+          local seq = redis.call('HINCRBY', base .. 'meta', 'seq', 1)
+          redis.call('ZADD', base .. 'pending', (9 - priority) * BAND + seq, id)
+        end
+
+        local function wake(base)
+          redis.call('LPUSH', base .. 'wake', '1')
+          redis.call('LTRIM', base .. 'wake', 0, 63)
+        end
+
+        -- Moves a job to a terminal state and schedules its removal after its retention.
+        local function finish(base, id, state, now)
+          local job = base .. 'job:' .. id
+          local keep = tonumber(redis.call('HGET', job, 'retention_ms') or '86400000')
+          redis.call('HSET', job, 'state', state, 'finished_ms', now)
+          redis.call('HDEL', job, 'token', 'cancel_requested')
+          redis.call('ZADD', base .. state, now + keep, id)
+          redis.call('PEXPIRE', job, keep)
+        end
+
+        local function cap_failed(base, cap)
+          local excess = redis.call('ZCARD', base .. 'failed') - cap
+          if excess > 0 then
+            local oldest = redis.call('ZRANGE', base .. 'failed', 0, excess - 1)
+            for _, id in ipairs(oldest) do redis.call('DEL', base .. 'job:' .. id) end
+            redis.call('ZREMRANGEBYRANK', base .. 'failed', 0, excess - 1)
+          end
+        end
+
+        local function record_error(job, attempt, message, now, keep)
+          local errors = cjson.decode(redis.call('HGET', job, 'errors') or '[]')
+          errors[#errors + 1] = {attempt = attempt, message = message, at_ms = now}
+          while #errors > keep do table.remove(errors, 1) end
+          redis.call('HSET', job, 'errors', cjson.encode(errors), 'error', message)
+        end
+
+        local function token_matches(base, job, token)
+          if redis.call('HGET', job, 'token') == token then return true end
+          redis.call('HINCRBY', base .. 'meta', 'stale_writes', 1)
+          return false
+        end
+
+        local function promote_due(base, now, limit)
+          local due = redis.call('ZRANGEBYSCORE', base .. 'scheduled', '-inf', now, 'LIMIT', 0, limit)
+          for _, id in ipairs(due) do
+            redis.call('ZREM', base .. 'scheduled', id)
+            local priority = redis.call('HGET', base .. 'job:' .. id, 'priority')
+            if priority then
+              redis.call('HSET', base .. 'job:' .. id, 'state', 'queued')
+              pending_add(base, id, tonumber(priority))
+            end
+          end
+          if #due > 0 then wake(base) end
+          return #due
+        end
+
+        -- ARGV: 11 fields per job: id, task, input, priority, max_attempts, due_ms (-1 now, -2 after
+        -- delay_ms), delay_ms, expires_after_ms (-1 never), retention_ms, idempotency hash ('' none),
+        -- idempotency ttl ms. Returns {id, created (1/0), state} per job.
+        local function enqueue(keys, args)
+          local base = keys[1]
+          local now = now_ms()
+          local out = {}
+          local woke = false
+          for i = 1, #args, 11 do
+            local id, idem = args[i], args[i + 9]
+            local existing = idem ~= '' and redis.call('GET', base .. 'idem:' .. idem)
+            if existing then
+              local state = redis.call('HGET', base .. 'job:' .. existing, 'state')
+              out[#out + 1] = {existing, 0, state or 'gone'}
+            else
+              local priority = tonumber(args[i + 3])
+              local due = tonumber(args[i + 5])
+              if due == -1 then due = now elseif due == -2 then due = now + tonumber(args[i + 6]) end
+              local state = due > now and 'scheduled' or 'queued'
+              local job = base .. 'job:' .. id
+              redis.call('HSET', job, 'id', id, 'task', args[i + 1], 'input', args[i + 2],
+                'priority', priority, 'attempts', 0, 'max_attempts', args[i + 4], 'state', state,
+                'created_ms', now, 'due_ms', due, 'retention_ms', args[i + 8])
+              local expires_after = tonumber(args[i + 7])
+              if expires_after >= 0 then redis.call('HSET', job, 'expires_ms', due + expires_after) end
+              if idem ~= '' then
+                redis.call('SET', base .. 'idem:' .. idem, id, 'PX', args[i + 10])
+              end
+              if state == 'queued' then
+                pending_add(base, id, priority)
+                woke = true
+              else
+                redis.call('ZADD', base .. 'scheduled', due, id)
+              end
+              out[#out + 1] = {id, 1, state}
+            end
+          end
+          if woke then wake(base) end
+          return out
+        end
+
+        -- ARGV: limit, worker, lease_ms. Returns {id, task, input, attempt, max_attempts, token} per job.
+        local function claim(keys, args)
+          local base = keys[1]
+          local limit, worker, lease = tonumber(args[1]), args[2], tonumber(args[3])
+          local now = now_ms()
+          promote_due(base, now, 1000)
+          if redis.call('HGET', base .. 'meta', 'paused') == '1' then return {} end
+          local out = {}
+          while #out < limit do
+            local popped = redis.call('ZPOPMIN', base .. 'pending', limit - #out)
+            if #popped == 0 then break end
+            for i = 1, #popped, 2 do
+              local id = popped[i]
+              local job = base .. 'job:' .. id
+              local f = redis.call('HMGET', job, 'task', 'input', 'attempts', 'max_attempts', 'expires_ms', 'state')
+              if f[6] == 'queued' then
+                if f[5] and tonumber(f[5]) < now then
+                  finish(base, id, 'expired', now)
+                else
+                  local attempt = tonumber(f[3]) + 1
+                  local token = worker .. '/' .. redis.call('HINCRBY', base .. 'meta', 'token', 1)
+                  redis.call('HSET', job, 'state', 'running', 'attempts', attempt, 'started_ms', now,
+                    'worker', worker, 'token', token)
+                  redis.call('ZADD', base .. 'active', now + lease, id)
+                  out[#out + 1] = {id, f[1], f[2], attempt, tonumber(f[4]), token}
+                end
+              end
+            end
+          end
+          return out
+        end
+
+        -- ARGV: lease_ms, then id, token pairs. Returns {lost ids, ids whose cancellation was asked}.
+        local function heartbeat(keys, args)
+          local base = keys[1]
+          local deadline = now_ms() + tonumber(args[1])
+          local lost, cancels = {}, {}
+          for i = 2, #args, 2 do
+            local id, token = args[i], args[i + 1]
+            local f = redis.call('HMGET', base .. 'job:' .. id, 'token', 'cancel_requested')
+            if f[1] ~= token then
+              lost[#lost + 1] = id
+            else
+              redis.call('ZADD', base .. 'active', 'XX', deadline, id)
+              if f[2] == '1' then cancels[#cancels + 1] = id end
+            end
+          end
+          return {lost, cancels}
+        end
+
+        -- ARGV: id, token, result. Returns 1, or 0 for a stale token.
+        local function complete(keys, args)
+          local base, id = keys[1], args[1]
+          local job = base .. 'job:' .. id
+          if not token_matches(base, job, args[2]) then return 0 end
+          redis.call('HSET', job, 'result', args[3])
+          redis.call('ZREM', base .. 'active', id)
+          finish(base, id, 'succeeded', now_ms())
+          return 1
+        end
+
+        -- ARGV: id, token, message, retry_delay_ms (-1: fail for good), failed cap, errors kept.
+        -- Returns the new state, or 0 for a stale token.
+        local function fail(keys, args)
+          local base, id = keys[1], args[1]
+          local job = base .. 'job:' .. id
+          if not token_matches(base, job, args[2]) then return 0 end
+          local now = now_ms()
+          record_error(job, tonumber(redis.call('HGET', job, 'attempts')), args[3], now, tonumber(args[6]))
+          redis.call('ZREM', base .. 'active', id)
+          local delay = tonumber(args[4])
+          if delay >= 0 then
+            redis.call('HSET', job, 'state', 'retrying', 'due_ms', now + delay)
+            redis.call('HDEL', job, 'token')
+            redis.call('ZADD', base .. 'scheduled', now + delay, id)
+            return 'retrying'
+          end
+          finish(base, id, 'failed', now)
+          cap_failed(base, tonumber(args[5]))
+          return 'failed'
+        end
+
+        -- ARGV: id, token. The worker stopped the job after a cancel request. Returns 1 or 0.
+        local function cancelled(keys, args)
+          local base, id = keys[1], args[1]
+          local job = base .. 'job:' .. id
+          if not token_matches(base, job, args[2]) then return 0 end
+          redis.call('ZREM', base .. 'active', id)
+          finish(base, id, 'cancelled', now_ms())
+          return 1
+        end
+
+        -- ARGV: id. Returns the state after the call, or false for an unknown id. A running job is
+        -- marked; its worker stops it and reports `cancelled`.
+        local function cancel(keys, args)
+          local base, id = keys[1], args[1]
+          local job = base .. 'job:' .. id
+          local state = redis.call('HGET', job, 'state')
+          if not state then return false end
+          if state == 'queued' then
+            redis.call('ZREM', base .. 'pending', id)
+          elseif state == 'scheduled' or state == 'retrying' then
+            redis.call('ZREM', base .. 'scheduled', id)
+          elseif state == 'running' then
+            redis.call('HSET', job, 'cancel_requested', '1')
+            return 'running'
+          else
+            return state
+          end
+          finish(base, id, 'cancelled', now_ms())
+          return 'cancelled'
+        end
+
+        -- ARGV: id, token pairs. Returns jobs to the queue at once, without using up an attempt.
+        local function release(keys, args)
+          local base = keys[1]
+          local released = 0
+          for i = 1, #args, 2 do
+            local id = args[i]
+            local job = base .. 'job:' .. id
+            if token_matches(base, job, args[i + 1]) then
+              redis.call('ZREM', base .. 'active', id)
+              redis.call('HINCRBY', job, 'attempts', -1)
+              redis.call('HSET', job, 'state', 'queued')
+              redis.call('HDEL', job, 'token', 'worker')
+              pending_add(base, id, tonumber(redis.call('HGET', job, 'priority')))
+              released = released + 1
+            end
+          end
+          if released > 0 then wake(base) end
+          return released
+        end
+
+        -- ARGV: id, token, value, message. Returns 1 or 0.
+        local function progress(keys, args)
+          local base, id = keys[1], args[1]
+          local job = base .. 'job:' .. id
+          if not token_matches(base, job, args[2]) then return 0 end
+          redis.call('HSET', job, 'progress', args[3], 'progress_message', args[4])
+          return 1
+        end
+
+        -- ARGV: limit, failed cap, errors kept. Returns jobs whose lease expired to the queue (or
+        -- fails them when no attempt is left), promotes due jobs, drops finished entries past their
+        -- retention and repairs the active set. Returns {requeued, failed, promoted, repaired}.
+        local function reap(keys, args)
+          local base = keys[1]
+          local limit = tonumber(args[1])
+          local now = now_ms()
+          local promoted = promote_due(base, now, limit)
+          local requeued, failed, repaired = 0, 0, 0
+          local expired = redis.call('ZRANGEBYSCORE', base .. 'active', '-inf', now, 'LIMIT', 0, limit)
+          for _, id in ipairs(expired) do
+            local job = base .. 'job:' .. id
+            local f = redis.call('HMGET', job, 'state', 'attempts', 'max_attempts', 'priority', 'cancel_requested')
+            redis.call('ZREM', base .. 'active', id)
+            if f[1] ~= 'running' then
+              repaired = repaired + 1
+            else
+              redis.call('HINCRBY', base .. 'meta', 'lost_leases', 1)
+              redis.call('HINCRBY', job, 'lost', 1)
+              record_error(job, tonumber(f[2]), 'lease expired: the worker stopped reporting', now, tonumber(args[3]))
+              redis.call('HDEL', job, 'token')
+              if f[5] == '1' then
+                finish(base, id, 'cancelled', now)
+              elseif tonumber(f[2]) >= tonumber(f[3]) then
+                finish(base, id, 'failed', now)
+                cap_failed(base, tonumber(args[2]))
+                failed = failed + 1
+              else
+                redis.call('HSET', job, 'state', 'queued')
+                pending_add(base, id, tonumber(f[4]))
+                requeued = requeued + 1
+              end
+            end
+          end
+          if requeued > 0 then wake(base) end
+          for _, state in ipairs({'succeeded', 'failed', 'cancelled', 'expired'}) do
+            redis.call('ZREMRANGEBYSCORE', base .. state, '-inf', now)
+          end
+          return {requeued, failed, promoted, repaired}
+        end
+
+        redis.register_function('tern_enqueue', enqueue)
+        redis.register_function('tern_claim', claim)
+        redis.register_function('tern_heartbeat', heartbeat)
+        redis.register_function('tern_complete', complete)
+        redis.register_function('tern_fail', fail)
+        redis.register_function('tern_cancelled', cancelled)
+        redis.register_function('tern_cancel', cancel)
+        redis.register_function('tern_release', release)
+        redis.register_function('tern_progress', progress)
+        redis.register_function('tern_reap', reap)
+        """#
+}

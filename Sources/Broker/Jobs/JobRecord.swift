@@ -1,0 +1,89 @@
+import Foundation
+import TernCore
+
+/// Everything stored about a job.
+public struct JobRecord: Sendable, Hashable {
+    /// One failed attempt.
+    public struct AttemptError: Sendable, Hashable, Codable {
+        /// The attempt that failed, from 1.
+        public var attempt: Int
+        /// The error's message.
+        public var message: String
+        /// When it failed, in milliseconds since 1970 (Redis time).
+        public var atMilliseconds: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case attempt, message
+            case atMilliseconds = "at_ms"
+        }
+    }
+
+    public var id: JobID
+    public var task: String
+    public var state: JobState
+    /// The input as JSON.
+    public var input: Data
+    public var priority: Int
+    /// Attempts started so far.
+    public var attempts: Int
+    public var maxAttempts: Int
+    public var createdMilliseconds: Int64
+    /// When the job is or was due to run.
+    public var dueMilliseconds: Int64?
+    public var startedMilliseconds: Int64?
+    public var finishedMilliseconds: Int64?
+    /// The worker running or last running it.
+    public var worker: String?
+    /// The result as JSON, once succeeded.
+    public var result: Data?
+    /// The last error's message.
+    public var error: String?
+    /// The most recent errors, oldest first (at most ``JobLimits/errorsKept``).
+    public var errors: [AttemptError]
+    public var progress: Double?
+    public var progressMessage: String?
+    /// Times a worker lost this job's lease.
+    public var lostLeases: Int
+    /// Whether cancellation was asked while it ran.
+    public var cancelRequested: Bool
+
+    public var queue: QueueName { id.queue }
+
+    /// Builds a record from a job hash's fields; `nil` when essential fields are missing.
+    init?(fields: [String: [UInt8]]) {
+        func text(_ key: String) -> String? { fields[key].map { String(decoding: $0, as: UTF8.self) } }
+        func int(_ key: String) -> Int64? { text(key).flatMap { Int64($0) } }
+        guard let idText = text("id"), let id = JobID(idText), let task = text("task"),
+            let state = text("state").flatMap(JobState.init(rawValue:))
+        else { return nil }
+        self.id = id
+        self.task = task
+        self.state = state
+        self.input = Data(fields["input"] ?? [])
+        self.priority = Int(int("priority") ?? 5)
+        self.attempts = Int(int("attempts") ?? 0)
+        self.maxAttempts = Int(int("max_attempts") ?? 1)
+        self.createdMilliseconds = int("created_ms") ?? 0
+        self.dueMilliseconds = int("due_ms")
+        self.startedMilliseconds = int("started_ms")
+        self.finishedMilliseconds = int("finished_ms")
+        self.worker = text("worker")
+        self.result = fields["result"].map { Data($0) }
+        self.error = text("error")
+        self.errors = fields["errors"].flatMap { try? JSONDecoder().decode([AttemptError].self, from: Data($0)) } ?? []
+        self.progress = text("progress").flatMap(Double.init)
+        self.progressMessage = text("progress_message").flatMap { $0.isEmpty ? nil : $0 }
+        self.lostLeases = Int(int("lost") ?? 0)
+        self.cancelRequested = text("cancel_requested") == "1"
+    }
+}
+
+/// Limits that keep every job's footprint in Redis bounded.
+public enum JobLimits {
+    /// The largest result stored, in bytes (1 MiB); a larger one fails the job permanently.
+    public static let defaultMaxResultBytes = 1 << 20
+    /// The most errors kept per job (the newest).
+    public static let errorsKept = 10
+    /// The most failed jobs kept per queue (the newest); older ones are deleted.
+    public static let defaultFailedCap = 10_000
+}

@@ -1,0 +1,260 @@
+import Foundation
+import TernCore
+
+/// The production ``JobBroker``: every state change is one Redis Function call (see
+/// ``JobFunctions``).
+///
+/// ```swift
+/// let broker = try RedisJobBroker(client: client)
+/// try await broker.prepare()
+/// let receipts = try await broker.enqueue([request])
+/// ```
+public final class RedisJobBroker: JobBroker {
+    /// The Redis client.
+    public let client: RedisClient
+    /// The key layout.
+    public let keys: RedisJobKeys
+    /// The most failed jobs kept per queue.
+    public let failedCap: Int
+
+    /// Creates a broker on `client` with keys under `prefix`.
+    public init(client: RedisClient, prefix: String = "tern", failedCap: Int = JobLimits.defaultFailedCap) throws {
+        self.client = client
+        self.keys = try RedisJobKeys(prefix: prefix)
+        self.failedCap = failedCap
+    }
+
+    /// Loads the Functions library if Redis lacks this version. Call once at start-up; calls also
+    /// load it by themselves if Redis lost it.
+    public func prepare() async throws {
+        try await client.load(JobFunctions.library)
+    }
+
+    private func call(_ function: String, _ queue: QueueName, _ arguments: [any RedisArgument]) async throws -> RedisValue {
+        try await client.call(JobFunctions.library, function, keys: [keys.base(queue)], arguments: arguments)
+    }
+
+    public func enqueue(_ requests: [EnqueueRequest]) async throws -> [EnqueueReceipt] {
+        guard !requests.isEmpty else { return [] }
+        var order: [QueueName] = []
+        var groups: [QueueName: [Int]] = [:]
+        for (index, request) in requests.enumerated() {
+            if groups[request.queue] == nil { order.append(request.queue) }
+            groups[request.queue, default: []].append(index)
+        }
+        var commands: [RedisCommand] = [RedisCommand("SADD", arguments: [keys.queues] + order.map(\.rawValue))]
+        for queue in order {
+            var command = RedisCommand("FCALL", "tern_enqueue", 1, keys.base(queue))
+            for index in groups[queue]! {
+                let request = requests[index]
+                command.append(JobID.generate(queue: queue).rawValue)
+                command.append(request.task)
+                command.append(request.input)
+                command.append(request.priority)
+                command.append(request.maxAttempts)
+                switch request.timing {
+                case .now:
+                    command.append(-1)
+                    command.append(0)
+                case .after(let delay):
+                    command.append(-2)
+                    command.append(Int(max(0, delay.nanoseconds / 1_000_000)))
+                case .at(let milliseconds):
+                    command.append(Int(max(0, milliseconds)))
+                    command.append(0)
+                }
+                command.append(request.expiresAfter.map { Int($0.nanoseconds / 1_000_000) } ?? -1)
+                command.append(Int(request.retention.nanoseconds / 1_000_000))
+                command.append(request.idempotencyKey.map { SHA256.hex($0) } ?? "")
+                command.append(Int(request.idempotencyTTL.nanoseconds / 1_000_000))
+            }
+            commands.append(command)
+        }
+        let replies = try await pipelineLoadingFunctions(commands)
+        var receipts = [EnqueueReceipt?](repeating: nil, count: requests.count)
+        for (position, queue) in order.enumerated() {
+            let rows = try replies[position + 1].throwingServerError().array ?? []
+            for (row, index) in zip(rows, groups[queue]!) {
+                guard let fields = row.array, fields.count == 3, let id = fields[0].string.flatMap(JobID.init) else {
+                    throw RedisError.protocolError("unexpected reply from tern_enqueue")
+                }
+                receipts[index] = EnqueueReceipt(
+                    id: id, created: fields[1].int == 1, state: fields[2].string.flatMap(JobState.init(rawValue:)))
+            }
+        }
+        return receipts.map { $0! }
+    }
+
+    /// Sends a pipeline; if Redis lost the Functions library, loads it and sends again.
+    private func pipelineLoadingFunctions(_ commands: [RedisCommand]) async throws -> [RedisValue] {
+        let replies = try await client.pipeline(commands)
+        let missing = replies.contains {
+            if case .error(let error) = $0 { return RedisClient.isMissingFunction(error) }
+            return false
+        }
+        guard missing else { return replies }
+        try await client.load(JobFunctions.library)
+        return try await client.pipeline(commands)
+    }
+
+    public func claim(queue: QueueName, limit: Int, worker: String, lease: Duration) async throws -> [ClaimedJob] {
+        guard limit > 0 else { return [] }
+        let reply = try await call("tern_claim", queue, [limit, worker, Int(lease.nanoseconds / 1_000_000)])
+        return try (reply.array ?? []).map { row in
+            guard let fields = row.array, fields.count == 6, let id = fields[0].string.flatMap(JobID.init),
+                let task = fields[1].string, let input = fields[2].bytes, let attempt = fields[3].int,
+                let maxAttempts = fields[4].int, let token = fields[5].string
+            else { throw RedisError.protocolError("unexpected reply from tern_claim") }
+            return ClaimedJob(
+                lease: JobLease(id: id, token: token), task: task, input: Data(input), attempt: attempt,
+                maxAttempts: maxAttempts)
+        }
+    }
+
+    public func waitForWork(queues: [QueueName], timeout: Duration) async throws -> Bool {
+        guard !queues.isEmpty else { return false }
+        let seconds = max(0.01, Double(timeout.nanoseconds) / 1e9)
+        let command = RedisCommand(
+            "BLPOP", arguments: queues.map { keys.queueKey($0, "wake") } + [String(format: "%.3f", seconds)])
+        let reply = try await client.sendBlocking(command, blockFor: timeout)
+        return !reply.isNull
+    }
+
+    public func heartbeat(_ leases: [JobLease], lease: Duration) async throws -> HeartbeatOutcome {
+        let byQueue = Dictionary(grouping: leases, by: \.id.queue)
+        guard !byQueue.isEmpty else { return HeartbeatOutcome() }
+        let commands = byQueue.map { queue, leases in
+            var command = RedisCommand("FCALL", "tern_heartbeat", 1, keys.base(queue), Int(lease.nanoseconds / 1_000_000))
+            for lease in leases {
+                command.append(lease.id.rawValue)
+                command.append(lease.token)
+            }
+            return command
+        }
+        var outcome = HeartbeatOutcome()
+        for reply in try await pipelineLoadingFunctions(commands) {
+            let parts = try reply.throwingServerError().array ?? []
+            guard parts.count == 2 else { throw RedisError.protocolError("unexpected reply from tern_heartbeat") }
+            outcome.lost += (parts[0].array ?? []).compactMap { $0.string.flatMap(JobID.init) }
+            outcome.cancelRequested += (parts[1].array ?? []).compactMap { $0.string.flatMap(JobID.init) }
+        }
+        return outcome
+    }
+
+    public func complete(_ lease: JobLease, result: Data) async throws -> Bool {
+        try await call("tern_complete", lease.id.queue, [lease.id.rawValue, lease.token, result]).int == 1
+    }
+
+    public func fail(_ lease: JobLease, message: String, retryAfter: Duration?) async throws -> JobState? {
+        let delay = retryAfter.map { Int(max(0, $0.nanoseconds / 1_000_000)) } ?? -1
+        let reply = try await call(
+            "tern_fail", lease.id.queue,
+            [lease.id.rawValue, lease.token, String(message.prefix(4096)), delay, failedCap, JobLimits.errorsKept])
+        return reply.string.flatMap(JobState.init(rawValue:))
+    }
+
+    public func cancelled(_ lease: JobLease) async throws -> Bool {
+        try await call("tern_cancelled", lease.id.queue, [lease.id.rawValue, lease.token]).int == 1
+    }
+
+    public func release(_ leases: [JobLease]) async throws {
+        let byQueue = Dictionary(grouping: leases, by: \.id.queue)
+        let commands = byQueue.map { queue, leases in
+            var command = RedisCommand("FCALL", "tern_release", 1, keys.base(queue))
+            for lease in leases {
+                command.append(lease.id.rawValue)
+                command.append(lease.token)
+            }
+            return command
+        }
+        for reply in try await pipelineLoadingFunctions(commands) { try reply.throwingServerError() }
+    }
+
+    public func progress(_ lease: JobLease, value: Double, message: String?) async throws -> Bool {
+        try await call("tern_progress", lease.id.queue, [lease.id.rawValue, lease.token, value, message ?? ""]).int == 1
+    }
+
+    public func cancel(_ id: JobID) async throws -> JobState? {
+        try await call("tern_cancel", id.queue, [id.rawValue]).string.flatMap(JobState.init(rawValue:))
+    }
+
+    public func job(_ id: JobID) async throws -> JobRecord? {
+        let reply = try await client.send(RedisCommand("HGETALL", keys.job(id)))
+        return Self.record(from: reply)
+    }
+
+    static func record(from reply: RedisValue) -> JobRecord? {
+        guard let items = reply.array, !items.isEmpty else { return nil }
+        var fields: [String: [UInt8]] = [:]
+        for index in stride(from: 0, to: items.count - 1, by: 2) {
+            if let key = items[index].string, let value = items[index + 1].bytes { fields[key] = value }
+        }
+        return JobRecord(fields: fields)
+    }
+
+    public func jobs(queue: QueueName, state: JobState, cursor: String?, limit: Int) async throws -> JobPage {
+        let limit = min(max(limit, 1), 1000)
+        let offset = cursor.flatMap(Int.init) ?? 0
+        let set: String
+        switch state {
+        case .queued: set = "pending"
+        case .scheduled, .retrying: set = "scheduled"
+        case .running: set = "active"
+        case .succeeded, .failed, .cancelled, .expired: set = state.rawValue
+        }
+        let ids = try await client.send(
+            RedisCommand("ZRANGE", keys.queueKey(queue, set), offset, offset + limit - 1)
+        ).array ?? []
+        let records = try await client.pipeline(
+            ids.compactMap { $0.string.flatMap(JobID.init) }.map { RedisCommand("HGETALL", keys.job($0)) })
+        let jobs = records.compactMap(Self.record(from:)).filter { $0.state == state }
+        return JobPage(jobs: jobs, nextCursor: ids.count == limit ? String(offset + limit) : nil)
+    }
+
+    public func stats(_ queue: QueueName) async throws -> QueueStats {
+        let sets = ["pending", "scheduled", "active", "succeeded", "failed", "cancelled", "expired"]
+        var commands = sets.map { RedisCommand("ZCARD", keys.queueKey(queue, $0)) }
+        commands.append(RedisCommand("HMGET", keys.queueKey(queue, "meta"), "paused", "stale_writes", "lost_leases"))
+        commands.append(RedisCommand("ZRANGE", keys.queueKey(queue, "pending"), 0, 0))
+        commands.append(RedisCommand("TIME"))
+        let replies = try await client.pipeline(commands)
+        let counts = try replies.prefix(sets.count).map { try $0.throwingServerError().int ?? 0 }
+        var stats = QueueStats(queue: queue)
+        (stats.pending, stats.scheduled, stats.running) = (counts[0], counts[1], counts[2])
+        (stats.succeeded, stats.failed, stats.cancelled, stats.expired) = (counts[3], counts[4], counts[5], counts[6])
+        let meta = replies[sets.count].array ?? []
+        stats.paused = meta.first?.string == "1"
+        stats.staleWrites = meta.count > 1 ? meta[1].int ?? 0 : 0
+        stats.lostLeases = meta.count > 2 ? meta[2].int ?? 0 : 0
+        if let head = replies[sets.count + 1].array?.first?.string.flatMap(JobID.init),
+            let due = try await client.send(RedisCommand("HGET", keys.job(head), "due_ms")).int,
+            let time = replies[sets.count + 2].array, time.count == 2, let seconds = time[0].int,
+            let micros = time[1].int
+        {
+            stats.oldestPendingMilliseconds = max(0, Int64(seconds * 1000 + micros / 1000) - Int64(due))
+        }
+        return stats
+    }
+
+    public func setPaused(_ queue: QueueName, _ paused: Bool) async throws {
+        var commands = [RedisCommand("HSET", keys.queueKey(queue, "meta"), "paused", paused ? "1" : "0")]
+        if !paused { commands.append(RedisCommand("LPUSH", keys.queueKey(queue, "wake"), "1")) }
+        commands.append(RedisCommand("SADD", keys.queues, queue.rawValue))
+        for reply in try await client.pipeline(commands) { try reply.throwingServerError() }
+    }
+
+    public func queues() async throws -> [QueueName] {
+        let members = try await client.send(RedisCommand("SMEMBERS", keys.queues)).array ?? []
+        return members.compactMap { $0.string.flatMap(QueueName.init) }.sorted { $0.rawValue < $1.rawValue }
+    }
+
+    public func reap(_ queue: QueueName, limit: Int) async throws -> ReapReport {
+        let reply = try await call("tern_reap", queue, [limit, failedCap, JobLimits.errorsKept])
+        let counts = (reply.array ?? []).map { $0.int ?? 0 }
+        var report = ReapReport()
+        if counts.count == 4 {
+            (report.requeued, report.failed, report.promoted, report.repaired) = (counts[0], counts[1], counts[2], counts[3])
+        }
+        return report
+    }
+}

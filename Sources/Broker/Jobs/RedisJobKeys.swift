@@ -1,0 +1,39 @@
+import TernCore
+
+/// Every Redis key name Tern uses, built in this one place.
+///
+/// Per-queue keys carry the queue as a hash tag, `<prefix>:{<queue>}:...`, so each queue lives in
+/// one Cluster slot; the prefix and queue names are validated so that no name can escape them.
+public struct RedisJobKeys: Sendable, Hashable {
+    /// The prefix every key starts with (default `tern`).
+    public let prefix: String
+
+    /// Creates the key layout for `prefix`: 1 to 64 characters of `a-z A-Z 0-9 _ . -`.
+    public init(prefix: String = "tern") throws(RedisError) {
+        let allowed = prefix.utf8.allSatisfy {
+            switch $0 {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-"):
+                true
+            default: false
+            }
+        }
+        guard allowed && (1...64).contains(prefix.utf8.count) else {
+            throw .invalidConfiguration("key prefix '\(prefix)' must be 1-64 characters of a-z A-Z 0-9 _ . -")
+        }
+        self.prefix = prefix
+    }
+
+    /// The base of a queue's keys, passed to every Function as `KEYS[1]`.
+    public func base(_ queue: QueueName) -> String { "\(prefix):{\(queue.rawValue)}:" }
+    /// A job's hash.
+    public func job(_ id: JobID) -> String { base(id.queue) + "job:" + id.rawValue }
+    /// A queue's key with `suffix` (`pending`, `scheduled`, `active`, `meta`, `wake`, or a terminal state).
+    public func queueKey(_ queue: QueueName, _ suffix: String) -> String { base(queue) + suffix }
+    /// The set of queue names ever used.
+    public var queues: String { "\(prefix):queues" }
+    /// The sorted set of worker ids by last heartbeat (milliseconds).
+    public var workers: String { "\(prefix):workers" }
+    /// One worker's description.
+    public func worker(_ id: String) -> String { "\(prefix):worker:\(id)" }
+}

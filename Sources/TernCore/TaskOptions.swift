@@ -1,0 +1,49 @@
+/// How a task's jobs are queued, retried and kept. Every field has a default; enqueue-time options
+/// override queue, priority and max attempts per job.
+public struct TaskOptions: Sendable, Hashable {
+    /// The queue jobs go to (default `default`).
+    public var queue: QueueName
+    /// 0 (lowest) to 9 (highest); higher runs first, FIFO among equals (default 5).
+    public var priority: Int
+    /// Attempts before the job fails for good, the first included (default 3; 1 means no retries).
+    public var maxAttempts: Int
+    /// The delay before each retry (default exponential from 1 s to 1 h with jitter).
+    public var retryBackoff: RetryBackoff
+    /// Cancel the job's task after this long (cooperative); `nil` for no limit (default 30 min).
+    public var softTimeLimit: Duration?
+    /// How long a finished job and its result are kept (default 24 h).
+    public var resultRetention: Duration
+    /// A job not started this long after it was enqueued becomes `expired`; `nil` for never (default).
+    public var expiresAfter: Duration?
+
+    /// Creates options; every parameter has the default named on its property.
+    public init(
+        queue: QueueName = .default, priority: Int = 5, maxAttempts: Int = 3,
+        retryBackoff: RetryBackoff = .exponential(), softTimeLimit: Duration? = .seconds(1800),
+        resultRetention: Duration = .seconds(86_400), expiresAfter: Duration? = nil
+    ) {
+        self.queue = queue
+        self.priority = priority
+        self.maxAttempts = maxAttempts
+        self.retryBackoff = retryBackoff
+        self.softTimeLimit = softTimeLimit
+        self.resultRetention = resultRetention
+        self.expiresAfter = expiresAfter
+    }
+}
+
+/// The delay before a retry.
+public enum RetryBackoff: Sendable, Hashable {
+    /// `min(cap, base × 2^(retry-1))` with equal jitter (the upper half drawn at random).
+    case exponential(base: Duration = .seconds(1), cap: Duration = .seconds(3600))
+    /// The same delay before every retry.
+    case fixed(Duration)
+
+    /// The delay before retry number `retry` (1 for the first retry).
+    public func delay(retry: Int) -> Duration {
+        switch self {
+        case .exponential(let base, let cap): Backoff(base: base, cap: cap).delay(attempt: retry)
+        case .fixed(let delay): delay
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+
+/// The tasks a process knows, by name. Names map to Swift types, so no code ever runs from data.
+///
+/// ```swift
+/// var registry = TaskRegistry()
+/// try registry.register(Resize.self)
+/// ```
+public struct TaskRegistry: Sendable {
+    /// A registered task, with its input and output erased to JSON.
+    public struct Entry: Sendable {
+        /// The task's name.
+        public let name: String
+        /// The task's options.
+        public let options: TaskOptions
+        /// Decodes `input` as the task's input type, throwing the decoding error if it does not fit.
+        public let validate: @Sendable (_ input: Data) throws -> Void
+        /// Runs the task on JSON input and returns JSON output.
+        public let run: @Sendable (_ input: Data, _ context: JobContext) async throws -> Data
+        /// Whether an error the task threw should skip retries.
+        public let isPermanent: @Sendable (any Error) -> Bool
+    }
+
+    private var entries: [String: Entry] = [:]
+
+    /// Creates an empty registry.
+    public init() {}
+
+    /// Registers `task`.
+    /// - Throws: ``TaskRegistryError`` if the name is invalid or already taken.
+    public mutating func register<T: TernTask>(_ task: T.Type) throws(TaskRegistryError) {
+        guard Self.isValidName(T.name) else { throw .invalidName(T.name) }
+        guard entries[T.name] == nil else { throw .duplicateName(T.name) }
+        let options = T.options
+        guard (0...9).contains(options.priority), options.maxAttempts >= 1 else {
+            throw .invalidOptions(T.name, "priority must be 0...9 and maxAttempts at least 1")
+        }
+        entries[T.name] = Entry(
+            name: T.name, options: options,
+            validate: { input in _ = try JSONDecoder().decode(T.Input.self, from: input) },
+            run: { input, context in
+                let decoded = try JSONDecoder().decode(T.Input.self, from: input)
+                let output = try await T().run(decoded, context: context)
+                return try JSONEncoder().encode(output)
+            },
+            isPermanent: { T.isPermanent($0) })
+    }
+
+    /// The task registered under `name`.
+    public subscript(name: String) -> Entry? { entries[name] }
+
+    /// Every registered name, sorted.
+    public var names: [String] { entries.keys.sorted() }
+
+    /// Whether `name` is a valid task name: 1 to 128 characters of `a-z A-Z 0-9 . _ -`.
+    public static func isValidName(_ name: String) -> Bool {
+        (1...128).contains(name.utf8.count)
+            && name.utf8.allSatisfy {
+                switch $0 {
+                case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                    UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+                    true
+                default: false
+                }
+            }
+    }
+}
+
+/// Why a task could not be registered.
+public enum TaskRegistryError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Two tasks share a name.
+    case duplicateName(String)
+    /// The name does not match the pattern.
+    case invalidName(String)
+    /// The task's options are out of range.
+    case invalidOptions(String, String)
+
+    public var description: String {
+        switch self {
+        case .duplicateName(let name): "two tasks are registered under the name '\(name)'"
+        case .invalidName(let name): "task name '\(name)' must be 1-128 characters of a-z A-Z 0-9 . _ -"
+        case .invalidOptions(let name, let problem): "task '\(name)': \(problem)"
+        }
+    }
+}

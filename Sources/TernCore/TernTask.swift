@@ -1,0 +1,84 @@
+/// A kind of background job: a name, a typed input, a typed output and options.
+///
+/// The same declaration serves the worker (to run it), the API (to validate input and document it)
+/// and Swift clients (`enqueue(Resize.self, input)` returns a handle whose result is typed).
+///
+/// ```swift
+/// struct Resize: TernTask {
+///     struct Input: Codable, Sendable { var url: String; var width: Int }
+///     struct Output: Codable, Sendable { var url: String }
+///     static let name = "resize"
+///     static let options = TaskOptions(queue: "images", maxAttempts: 5)
+///
+///     func run(_ input: Input, context: JobContext) async throws -> Output {
+///         try await context.progress(0.5, "downloaded")
+///         return Output(url: input.url + "?w=\(input.width)")
+///     }
+/// }
+/// ```
+public protocol TernTask: Sendable {
+    /// The task's input; decoded from the job's JSON.
+    associatedtype Input: Codable & Sendable
+    /// The task's result; stored as JSON.
+    associatedtype Output: Codable & Sendable
+
+    /// The unique name jobs refer to (1 to 128 characters of `a-z A-Z 0-9 . _ -`).
+    static var name: String { get }
+    /// Queue, priority, retries, time limits and retention; ``TaskOptions/init(queue:priority:maxAttempts:retryBackoff:softTimeLimit:resultRetention:expiresAfter:)`` by default.
+    static var options: TaskOptions { get }
+
+    /// Creates the task value the worker runs. Tasks hold no per-job state.
+    init()
+
+    /// Runs one attempt. Throw ``PermanentError`` (or an error that ``isPermanent(_:)`` accepts) to
+    /// fail the job without retries; any other error is retried by the task's backoff.
+    func run(_ input: Input, context: JobContext) async throws -> Output
+
+    /// Whether `error` should fail the job at once instead of being retried; by default only
+    /// ``PermanentError``.
+    static func isPermanent(_ error: any Error) -> Bool
+}
+
+extension TernTask {
+    public static var options: TaskOptions { TaskOptions() }
+    public static func isPermanent(_ error: any Error) -> Bool { error is PermanentError }
+}
+
+/// An error that fails a job at once, without retries.
+public struct PermanentError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong; stored with the job.
+    public var message: String
+
+    /// Creates a permanent error.
+    public init(_ message: String) { self.message = message }
+
+    public var description: String { message }
+}
+
+/// What a running job can see and report.
+public struct JobContext: Sendable {
+    /// The job's id.
+    public let id: JobID
+    /// The attempt being run, from 1.
+    public let attempt: Int
+    /// The attempts allowed in all.
+    public let maxAttempts: Int
+    private let reportProgress: @Sendable (Double, String?) async throws -> Void
+
+    /// Creates a context; `reportProgress` stores a progress update.
+    public init(
+        id: JobID, attempt: Int, maxAttempts: Int,
+        reportProgress: @escaping @Sendable (Double, String?) async throws -> Void
+    ) {
+        self.id = id
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.reportProgress = reportProgress
+    }
+
+    /// Records progress: a number (a fraction from 0 to 1 by convention) and a short message (at most
+    /// 200 characters are kept).
+    public func progress(_ value: Double, _ message: String? = nil) async throws {
+        try await reportProgress(value, message.map { String($0.prefix(200)) })
+    }
+}
