@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "TernCore", targets: ["TernCore"]),
         .library(name: "Broker", targets: ["Broker"]),
         .executable(name: "tern", targets: ["tern"]),
+        .executable(name: "worker", targets: ["worker"]),
         .executable(name: "tern-bench", targets: ["tern-bench"]),
     ],
     dependencies: [
@@ -48,6 +49,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(name: "tern", dependencies: ["TernCommands"], swiftSettings: swiftSettings),
+        .executableTarget(name: "worker", dependencies: ["TernCommands"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "tern-bench",
             dependencies: [
@@ -57,6 +59,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "TernCoreTests", dependencies: ["TernCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "RedisClientTests", dependencies: ["Broker", "TernCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "RedisTests", dependencies: ["Broker", "TernCore", "Worker", "Tasks"], swiftSettings: swiftSettings),
     ]
 )

@@ -5,7 +5,7 @@ public struct TernCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "tern",
         abstract: "Tern: typed background jobs for Swift, on Redis.",
-        subcommands: [DevCommand.self, RedisCheckCommand.self]
+        subcommands: [DevCommand.self, WorkerCommand.self, RedisCheckCommand.self]
     )
 
     public init() {}
@@ -13,5 +13,11 @@ public struct TernCommand: AsyncParsableCommand {
     /// Parses the process's arguments and runs the chosen subcommand; the `tern` executable's entry.
     public static func runFromCommandLine() async {
         await main()
+    }
+
+    /// Runs one subcommand with the process's arguments after it: the entry of the thin `worker`,
+    /// `api` and `scheduler` executables.
+    public static func runSubcommand(_ name: String) async {
+        await main([name] + CommandLine.arguments.dropFirst())
     }
 }

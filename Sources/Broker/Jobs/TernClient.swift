@@ -1,0 +1,144 @@
+import Foundation
+import TernCore
+
+/// Enqueues typed jobs and reads their state and results: the Swift client of Tern.
+///
+/// ```swift
+/// let tern = TernClient(broker: broker)
+/// let handle = try await tern.enqueue(Resize.self, Resize.Input(url: "https://x/y.png", width: 100))
+/// let output = try await handle.result(timeout: .seconds(30))  // a Resize.Output
+/// ```
+public struct TernClient: Sendable {
+    /// The broker jobs go through.
+    public let broker: any JobBroker
+
+    /// Creates a client on `broker`.
+    public init(broker: any JobBroker) {
+        self.broker = broker
+    }
+
+    /// Per-job overrides of a task's options.
+    public struct JobOptions: Sendable {
+        public var queue: QueueName?
+        public var priority: Int?
+        public var maxAttempts: Int?
+        public var timing: EnqueueRequest.Timing = .now
+        public var expiresAfter: Duration?
+        /// Enqueues with the same key map to one job for ``idempotencyTTL``.
+        public var idempotencyKey: String?
+        public var idempotencyTTL: Duration = .seconds(86_400)
+
+        public init(
+            queue: QueueName? = nil, priority: Int? = nil, maxAttempts: Int? = nil, timing: EnqueueRequest.Timing = .now,
+            expiresAfter: Duration? = nil, idempotencyKey: String? = nil
+        ) {
+            self.queue = queue
+            self.priority = priority
+            self.maxAttempts = maxAttempts
+            self.timing = timing
+            self.expiresAfter = expiresAfter
+            self.idempotencyKey = idempotencyKey
+        }
+    }
+
+    /// Builds the broker request for one typed job.
+    public static func request<T: TernTask>(
+        _ task: T.Type, _ input: T.Input, options: JobOptions = JobOptions()
+    ) throws -> EnqueueRequest {
+        var taskOptions = T.options
+        if let queue = options.queue { taskOptions.queue = queue }
+        if let priority = options.priority { taskOptions.priority = priority }
+        if let maxAttempts = options.maxAttempts { taskOptions.maxAttempts = maxAttempts }
+        if let expiresAfter = options.expiresAfter { taskOptions.expiresAfter = expiresAfter }
+        guard (0...9).contains(taskOptions.priority) else { throw TernClientError.invalidOption("priority must be 0...9") }
+        guard taskOptions.maxAttempts >= 1 else { throw TernClientError.invalidOption("maxAttempts must be at least 1") }
+        return EnqueueRequest(
+            task: T.name, input: try JSONEncoder().encode(input), options: taskOptions, timing: options.timing,
+            idempotencyKey: options.idempotencyKey, idempotencyTTL: options.idempotencyTTL)
+    }
+
+    /// Enqueues one job of task `T`.
+    public func enqueue<T: TernTask>(
+        _ task: T.Type, _ input: T.Input, options: JobOptions = JobOptions()
+    ) async throws -> JobHandle<T> {
+        let receipt = try await broker.enqueue([Self.request(task, input, options: options)])[0]
+        return JobHandle(id: receipt.id, broker: broker)
+    }
+
+    /// Enqueues many jobs of task `T` in one round trip per queue.
+    public func enqueueBatch<T: TernTask>(
+        _ task: T.Type, _ inputs: [T.Input], options: JobOptions = JobOptions()
+    ) async throws -> [JobHandle<T>] {
+        let requests = try inputs.map { try Self.request(task, $0, options: options) }
+        return try await broker.enqueue(requests).map { JobHandle(id: $0.id, broker: broker) }
+    }
+
+    /// A handle for an existing job of task `T`.
+    public func handle<T: TernTask>(_ task: T.Type, id: JobID) -> JobHandle<T> {
+        JobHandle(id: id, broker: broker)
+    }
+}
+
+/// A job of task `T`: its state, its typed result, cancellation.
+public struct JobHandle<T: TernTask>: Sendable {
+    /// The job's id.
+    public let id: JobID
+    let broker: any JobBroker
+
+    /// The job's record.
+    /// - Throws: ``TernClientError/notFound(_:)`` if the job does not exist (or was removed after
+    ///   its retention).
+    public func status() async throws -> JobRecord {
+        guard let record = try await broker.job(id) else { throw TernClientError.notFound(id) }
+        return record
+    }
+
+    /// Waits until the job finishes and returns its typed output.
+    /// - Throws: ``TernClientError/failed(_:_:)``, ``TernClientError/cancelled(_:)``,
+    ///   ``TernClientError/expired(_:)``, or ``TernClientError/timedOut(_:)`` after `timeout`.
+    public func result(timeout: Duration = .seconds(60), pollInterval: Duration = .milliseconds(20)) async throws -> T.Output {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let record = try await status()
+            switch record.state {
+            case .succeeded:
+                return try JSONDecoder().decode(T.Output.self, from: record.result ?? Data("null".utf8))
+            case .failed: throw TernClientError.failed(id, record.error ?? "failed")
+            case .cancelled: throw TernClientError.cancelled(id)
+            case .expired: throw TernClientError.expired(id)
+            case .scheduled, .queued, .running, .retrying:
+                guard ContinuousClock.now < deadline else { throw TernClientError.timedOut(id) }
+                try await Task.sleep(for: pollInterval)
+            }
+        }
+    }
+
+    /// Cancels the job; a running job is stopped by its worker within about a heartbeat.
+    /// - Returns: the state after the call.
+    @discardableResult
+    public func cancel() async throws -> JobState {
+        guard let state = try await broker.cancel(id) else { throw TernClientError.notFound(id) }
+        return state
+    }
+}
+
+/// Errors of ``TernClient`` and ``JobHandle``.
+public enum TernClientError: Error, Sendable, Hashable, CustomStringConvertible {
+    case notFound(JobID)
+    case failed(JobID, String)
+    case cancelled(JobID)
+    case expired(JobID)
+    case timedOut(JobID)
+    case invalidOption(String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let id): "job \(id) not found"
+        case .failed(let id, let message): "job \(id) failed: \(message)"
+        case .cancelled(let id): "job \(id) was cancelled"
+        case .expired(let id): "job \(id) expired before it started"
+        case .timedOut(let id): "job \(id) did not finish in time"
+        case .invalidOption(let text): "invalid job option: \(text)"
+        }
+    }
+}

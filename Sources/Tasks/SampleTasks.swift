@@ -1,0 +1,139 @@
+import Foundation
+import TernCore
+
+/// The sample tasks the README, the docs and the tests use.
+///
+/// ```swift
+/// var registry = TaskRegistry()
+/// try SampleTasks.register(in: &registry, includingCrash: true)
+/// ```
+public enum SampleTasks {
+    /// Registers every sample task. `crash`, which kills its process on purpose, only when
+    /// `includingCrash` is set (`tern dev` and the tests set it; production config does not).
+    public static func register(in registry: inout TaskRegistry, includingCrash: Bool) throws {
+        try registry.register(Echo.self)
+        try registry.register(Sleep.self)
+        try registry.register(Flaky.self)
+        try registry.register(Fail.self)
+        try registry.register(Primes.self)
+        if includingCrash { try registry.register(Crash.self) }
+    }
+}
+
+/// `echo`: returns its input unchanged (any JSON value).
+public struct Echo: TernTask {
+    public typealias Input = JSONValue
+    public typealias Output = JSONValue
+    public static let name = "echo"
+    public init() {}
+    public func run(_ input: JSONValue, context: JobContext) async throws -> JSONValue { input }
+}
+
+/// `sleep`: sleeps `ms` milliseconds (at most 1 hour), reporting progress ten times.
+public struct Sleep: TernTask {
+    public struct Input: Codable, Sendable {
+        public var ms: Int
+        public init(ms: Int) { self.ms = ms }
+    }
+    public struct Output: Codable, Sendable { public var sleptMs: Int }
+    public static let name = "sleep"
+    public init() {}
+    public func run(_ input: Input, context: JobContext) async throws -> Output {
+        guard (0...3_600_000).contains(input.ms) else { throw PermanentError("ms must be 0...3600000") }
+        for step in 1...10 {
+            try await Task.sleep(for: .milliseconds(input.ms) / 10)
+            try await context.progress(Double(step) / 10, "slept \(input.ms * step / 10) of \(input.ms) ms")
+        }
+        return Output(sleptMs: input.ms)
+    }
+}
+
+/// `flaky`: fails its first `failures` attempts, then succeeds with the attempt number.
+public struct Flaky: TernTask {
+    public struct Input: Codable, Sendable {
+        public var failures: Int
+        public init(failures: Int) { self.failures = failures }
+    }
+    public struct Output: Codable, Sendable { public var attempt: Int }
+    public static let name = "flaky"
+    public static let options = TaskOptions(maxAttempts: 5, retryBackoff: .exponential(base: .milliseconds(100), cap: .seconds(5)))
+    public init() {}
+    public func run(_ input: Input, context: JobContext) async throws -> Output {
+        struct Flake: Error, CustomStringConvertible {
+            let attempt: Int
+            var description: String { "flaky failure on attempt \(attempt)" }
+        }
+        if context.attempt <= input.failures { throw Flake(attempt: context.attempt) }
+        return Output(attempt: context.attempt)
+    }
+}
+
+/// `fail`: always fails permanently with `message`.
+public struct Fail: TernTask {
+    public struct Input: Codable, Sendable {
+        public var message: String
+        public init(message: String) { self.message = message }
+    }
+    public typealias Output = JSONValue
+    public static let name = "fail"
+    public init() {}
+    public func run(_ input: Input, context: JobContext) async throws -> JSONValue {
+        throw PermanentError(input.message)
+    }
+}
+
+/// `primes`: counts the primes below `below` (at most 50,000,000) — CPU-bound, checks for
+/// cancellation every 10,000 numbers.
+public struct Primes: TernTask {
+    public struct Input: Codable, Sendable {
+        public var below: Int
+        public init(below: Int) { self.below = below }
+    }
+    public struct Output: Codable, Sendable { public var count: Int }
+    public static let name = "primes"
+    public init() {}
+    public func run(_ input: Input, context: JobContext) async throws -> Output {
+        guard (0...50_000_000).contains(input.below) else { throw PermanentError("below must be 0...50000000") }
+        guard input.below > 2 else { return Output(count: 0) }
+        var composite = [Bool](repeating: false, count: input.below)
+        var count = 0
+        for number in 2..<input.below {
+            if number % 10_000 == 0 { try Task.checkCancellation() }
+            guard !composite[number] else { continue }
+            count += 1
+            var multiple = number * number
+            while multiple < input.below {
+                composite[multiple] = true
+                multiple += number
+            }
+        }
+        return Output(count: count)
+    }
+}
+
+/// `crash`: kills its own process — `fatal` (`fatalError`), `unwrap` (force-unwrapping nil) or
+/// `overflow` (integer overflow). Registered only when sample crash tasks are enabled.
+public struct Crash: TernTask {
+    public enum Kind: String, Codable, Sendable { case fatal, unwrap, overflow }
+    public struct Input: Codable, Sendable {
+        public var kind: Kind
+        public init(kind: Kind) { self.kind = kind }
+    }
+    public typealias Output = JSONValue
+    public static let name = "crash"
+    public static let options = TaskOptions(maxAttempts: 3)
+    public init() {}
+    public func run(_ input: Input, context: JobContext) async throws -> JSONValue {
+        switch input.kind {
+        case .fatal:
+            fatalError("crash task: fatalError on purpose")
+        case .unwrap:
+            let nothing: Int? = Int("not a number")
+            return .number(Double(nothing!))
+        case .overflow:
+            var value = Int.max - Int(context.attempt > 0 ? 0 : 1)
+            value += context.attempt
+            return .number(Double(value))
+        }
+    }
+}

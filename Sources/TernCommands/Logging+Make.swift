@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+/// Builds the executables' loggers.
+enum LogSetup {
+    /// A logger writing to standard error as text or as one JSON object per line.
+    static func make(label: String, format: String?) throws -> Logger {
+        switch format ?? "text" {
+        case "text":
+            var logger = Logger(label: label, factory: { StreamLogHandler.standardError(label: $0) })
+            logger.logLevel = .info
+            return logger
+        case "json":
+            var logger = Logger(label: label, factory: { JSONLogHandler(label: $0) })
+            logger.logLevel = .info
+            return logger
+        default:
+            throw ValidationError("--log-format must be text or json")
+        }
+    }
+}
+
+/// Writes one JSON object per line to standard error: `ts`, `level`, `label`, `message`, and the
+/// metadata (job, task, attempt, worker, ...).
+struct JSONLogHandler: LogHandler {
+    let label: String
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    init(label: String) { self.label = label }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var object: [String: String] = [
+            "ts": ISO8601DateFormatter().string(from: Date()), "level": "\(event.level)", "label": label,
+            "message": "\(event.message)",
+        ]
+        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
+            object[key] = "\(value)"
+        }
+        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        data.append(10)
+        FileHandle.standardError.write(data)
+    }
+}

@@ -1,0 +1,188 @@
+import ArgumentParser
+import Broker
+import Dispatch
+import Foundation
+import Logging
+import Tasks
+import TernCore
+import Worker
+
+/// `tern worker` (also the `worker` executable): runs jobs.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run jobs from one or more queues.",
+        discussion: """
+            Claims jobs from the queues (strict order by default), runs up to --concurrency at once,
+            extends leases with heartbeats, returns expired leases of dead workers to their queues,
+            and on SIGTERM or SIGINT stops claiming, lets running jobs finish within --grace, returns
+            the rest to their queues and exits 0.
+
+            At start-up it refuses a Redis that can lose jobs (appendonly off, or an evicting
+            maxmemory-policy) unless --allow-volatile-redis is given.
+
+            Examples:
+              swift run worker
+              tern worker --queues critical,default --concurrency 32
+              tern worker --queues images,default --weights 3,1
+            """
+    )
+
+    @OptionGroup var redis: RedisOptions
+
+    @Option(help: "Comma-separated queues, first first. Environment: TERN_QUEUES. (default: default)")
+    var queues: String?
+
+    @Option(help: "Comma-separated weights, one per queue, for weighted instead of strict order.")
+    var weights: String?
+
+    @Option(help: "Jobs run at once. Environment: TERN_CONCURRENCY. (default: 10)")
+    var concurrency: Int?
+
+    @Option(help: "Lease length in seconds. (default: 15)")
+    var lease: Double = 15
+
+    @Option(help: "Heartbeat interval in seconds. (default: 1)")
+    var heartbeat: Double = 1
+
+    @Option(help: "Reaper interval in seconds. (default: 1)")
+    var reaper: Double = 1
+
+    @Option(help: "Seconds running jobs get to finish after SIGTERM. (default: 25)")
+    var grace: Double = 25
+
+    @Option(help: "Redis key prefix. Environment: TERN_PREFIX. (default: tern)")
+    var prefix: String?
+
+    @Option(help: "Log format: text or json. Environment: TERN_LOG_FORMAT. (default: text)")
+    var logFormat: String?
+
+    @Flag(help: "Start even if Redis can lose jobs (appendonly off or an evicting maxmemory-policy).")
+    var allowVolatileRedis = false
+
+    @Flag(help: "Register the sample tasks, crash included (tern dev and the tests do).")
+    var sampleTasks = false
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let logger = try LogSetup.make(label: "tern.worker", format: logFormat ?? environment["TERN_LOG_FORMAT"])
+        var configuration = WorkerConfiguration()
+        configuration.queues = try parseQueues(queues ?? environment["TERN_QUEUES"] ?? "default")
+        if let weights {
+            let values = weights.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard values.count == configuration.queues.count, values.allSatisfy({ $0 >= 1 }) else {
+                throw ValidationError("--weights needs one whole number ≥ 1 per queue")
+            }
+            configuration.queueOrder = .weighted(values)
+        }
+        configuration.concurrency = concurrency ?? environment["TERN_CONCURRENCY"].flatMap(Int.init) ?? 10
+        guard (1...10_000).contains(configuration.concurrency) else {
+            throw ValidationError("--concurrency must be 1...10000")
+        }
+        configuration.lease = try seconds(lease, "lease")
+        configuration.heartbeatInterval = try seconds(heartbeat, "heartbeat")
+        configuration.reaperInterval = try seconds(reaper, "reaper")
+        configuration.shutdownGrace = try seconds(grace, "grace", allowZero: true)
+        guard configuration.heartbeatInterval * 2 < configuration.lease else {
+            throw ValidationError("--heartbeat must be less than half of --lease")
+        }
+
+        var registry = TaskRegistry()
+        try SampleTasks.register(in: &registry, includingCrash: sampleTasks)
+
+        let redisConfiguration = try redis.configuration(environment: environment)
+        let client = RedisClient(configuration: redisConfiguration, logger: logger)
+        defer { client.close() }
+        try await checkDurability(client, redisConfiguration)
+        let broker = try RedisJobBroker(client: client, prefix: prefix ?? environment["TERN_PREFIX"] ?? "tern")
+        try await broker.prepare()
+        let worker = JobWorker(broker: broker, registry: registry, configuration: configuration, logger: logger)
+        let signals = ShutdownSignals(grace: configuration.shutdownGrace) { worker.shutdown() }
+        defer { signals.cancel() }
+        try await worker.run()
+    }
+
+    private func checkDurability(_ client: RedisClient, _ configuration: RedisConfiguration) async throws {
+        let report: RedisDurability
+        do {
+            report = try await RedisStartup.awaitDurability(client, within: .seconds(10))
+        } catch {
+            printError(RedisStartup.explain(error, configuration, command: "tern worker"))
+            throw ExitCode(4)
+        }
+        guard !report.problems.isEmpty else { return }
+        for problem in report.problems { printError("tern worker: unsafe Redis: \(problem)") }
+        if allowVolatileRedis {
+            printError("tern worker: starting anyway (--allow-volatile-redis)")
+        } else {
+            printError("tern worker: refusing to start; fix Redis or pass --allow-volatile-redis")
+            throw ExitCode(1)
+        }
+    }
+
+    private func parseQueues(_ text: String) throws -> [QueueName] {
+        let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let queues = try names.map { name in
+            guard let queue = QueueName(name) else {
+                throw ValidationError("invalid queue name '\(name)': use 1-64 of a-z 0-9 _ - (starting with a letter or digit)")
+            }
+            return queue
+        }
+        guard !queues.isEmpty, Set(queues).count == queues.count else {
+            throw ValidationError("--queues needs at least one queue, each once")
+        }
+        return queues
+    }
+
+    private func seconds(_ value: Double, _ name: String, allowZero: Bool = false) throws -> Duration {
+        guard value.isFinite, allowZero ? value >= 0 : value > 0, value <= 86_400 else {
+            throw ValidationError("--\(name) must be between 0 and 86400 seconds")
+        }
+        return .milliseconds(Int(value * 1000))
+    }
+}
+
+/// SIGTERM and SIGINT: the first asks for a graceful stop; a second one, or the grace period plus
+/// 10 s, exits at once (running jobs were already released or will be reaped after their lease).
+/// Unchecked: the dispatch sources are only created in `init` and cancelled in `cancel()`.
+final class ShutdownSignals: @unchecked Sendable {
+    private let sources: [any DispatchSourceSignal]
+
+    init(grace: Duration, onFirst: @escaping @Sendable () -> Void) {
+        let queue = DispatchQueue(label: "tern.signals")
+        let count = Counter()
+        sources = [SIGTERM, SIGINT].map { signalNumber in
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: queue)
+            source.setEventHandler {
+                if count.increment() == 1 {
+                    printError("tern: stopping (signal \(signalNumber)); a second signal exits at once")
+                    onFirst()
+                    let seconds = Double(grace.components.seconds) + 10
+                    queue.asyncAfter(deadline: .now() + seconds) {
+                        printError("tern: jobs did not stop within the grace period; exiting")
+                        exit(0)
+                    }
+                } else {
+                    printError("tern: second signal; exiting now")
+                    exit(0)
+                }
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() {
+        for source in sources { source.cancel() }
+    }
+
+    /// Only touched on the signal queue.
+    private final class Counter: @unchecked Sendable {
+        private var value = 0
+        func increment() -> Int {
+            value += 1
+            return value
+        }
+    }
+}

@@ -1,0 +1,149 @@
+import Broker
+import Foundation
+import Logging
+import Synchronization
+import TernCore
+
+extension JobWorker {
+    private enum Event: Sendable {
+        case finished(Result<Data, any Error>)
+        case stopped(JobStop?)
+    }
+
+    /// Runs one claimed job and reports its outcome.
+    func execute(_ job: ClaimedJob, control: JobControl) async {
+        defer { finished(job.id) }
+        var logger = self.logger
+        logger[metadataKey: "job"] = "\(job.id)"
+        logger[metadataKey: "task"] = "\(job.task)"
+        logger[metadataKey: "attempt"] = "\(job.attempt)"
+        guard let entry = registry[job.task] else {
+            logger.error("no task is registered under this name")
+            await report("fail", id: job.id) {
+                _ = try await self.broker.fail(
+                    job.lease, message: "unknown task '\(job.task)': no worker of this deployment registers it",
+                    retryAfter: nil)
+            }
+            return
+        }
+        let broker = self.broker
+        let lease = job.lease
+        let context = JobContext(id: job.id, attempt: job.attempt, maxAttempts: job.maxAttempts) { value, message in
+            _ = try await broker.progress(lease, value: value, message: message)
+        }
+        logger.debug("job started")
+        let started = ContinuousClock.now
+        var result: Result<Data, any Error>?
+        var stop: JobStop?
+        await withTaskGroup(of: Event.self) { group in
+            group.addTask {
+                do {
+                    return .finished(.success(try await entry.run(job.input, context)))
+                } catch {
+                    return .finished(.failure(error))
+                }
+            }
+            group.addTask { .stopped(await control.waitForStop(limit: entry.options.softTimeLimit)) }
+            while let event = await group.next() {
+                switch event {
+                case .finished(let outcome):
+                    result = outcome
+                    group.cancelAll()
+                case .stopped(let reason):
+                    if let reason {
+                        stop = reason
+                        group.cancelAll()
+                    }
+                }
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        logger[metadataKey: "duration_ms"] = "\(elapsed.nanoseconds / 1_000_000)"
+        await settle(job, entry: entry, result: result, stop: stop ?? control.stop, logger: logger)
+    }
+
+    private func settle(
+        _ job: ClaimedJob, entry: TaskRegistry.Entry, result: Result<Data, any Error>?, stop: JobStop?, logger: Logger
+    ) async {
+        switch (stop, result) {
+        case (.leaseLost?, _), (.shutdown?, _):
+            logger.info("job stopped without a report", metadata: ["reason": "\(stop!)"])
+        case (_, .success(let output)?) where output.count > configuration.maxResultBytes:
+            logger.warning("result too large")
+            await report("fail", id: job.id) {
+                _ = try await self.broker.fail(
+                    job.lease,
+                    message: "result of \(output.count) bytes exceeds the limit of \(self.configuration.maxResultBytes) bytes",
+                    retryAfter: nil)
+            }
+        case (_, .success(let output)?):
+            logger.info("job succeeded")
+            await report("complete", id: job.id) { _ = try await self.broker.complete(job.lease, result: output) }
+        case (.cancelRequested?, _):
+            logger.info("job cancelled")
+            await report("cancelled", id: job.id) { _ = try await self.broker.cancelled(job.lease) }
+        case (.softTimeLimit(let limit)?, _):
+            await fail(job, entry: entry, message: "soft time limit of \(limit) exceeded", permanent: false, logger: logger)
+        case (nil, .failure(let error)?):
+            await fail(
+                job, entry: entry, message: Self.describe(error), permanent: entry.isPermanent(error), logger: logger)
+        case (nil, nil):
+            logger.error("job ended without an outcome")
+        }
+    }
+
+    private func fail(
+        _ job: ClaimedJob, entry: TaskRegistry.Entry, message: String, permanent: Bool, logger: Logger
+    ) async {
+        let retry = !permanent && job.attempt < job.maxAttempts
+        let delay = retry ? entry.options.retryBackoff.delay(retry: job.attempt) : nil
+        logger.info(
+            retry ? "job failed; will retry" : "job failed",
+            metadata: ["error": "\(message)", "retry_in": "\(delay.map { "\($0)" } ?? "never")"])
+        await report("fail", id: job.id) {
+            _ = try await self.broker.fail(job.lease, message: message, retryAfter: delay)
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? DecodingError { return "invalid input: \(DecodingFailure.describe(error))" }
+        return String(describing: error)
+    }
+
+    /// Runs a report, retrying transient failures with backoff for up to one lease period; after
+    /// that the reaper owns the job.
+    func report(_ what: String, id: JobID?, _ body: @Sendable () async throws -> Void) async {
+        let deadline = ContinuousClock.now + configuration.lease
+        var attempt = 0
+        while true {
+            do {
+                try await body()
+                return
+            } catch let error as RedisError where error.isTransient && ContinuousClock.now < deadline {
+                attempt += 1
+                try? await Task.sleep(for: Backoff(base: .milliseconds(50), cap: .seconds(1)).delay(attempt: attempt))
+            } catch {
+                logger.error(
+                    "could not report to Redis; the reaper will return the job after its lease",
+                    metadata: ["report": "\(what)", "job": "\(id.map { "\($0)" } ?? "-")", "error": "\(error)"])
+                return
+            }
+        }
+    }
+}
+
+/// Turns a `DecodingError` into a short message naming the path.
+enum DecodingFailure {
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let joined = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: "/")
+            return "/" + joined
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "\(path(context))/\(key.stringValue): missing"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            return "\(path(context)): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+}

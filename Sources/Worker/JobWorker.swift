@@ -1,0 +1,218 @@
+import Broker
+import Foundation
+import Logging
+import Synchronization
+import TernCore
+
+/// Claims jobs from a broker and runs them, up to ``WorkerConfiguration/concurrency`` at once.
+///
+/// Claimed jobs sit in Redis's active set under a lease that the heartbeat extends; every report
+/// carries the lease token. A reaper returns expired leases (of any worker) to their queues. On
+/// ``shutdown()`` the worker stops claiming at once, lets running jobs finish within the grace
+/// period, then returns the rest to their queues without using up an attempt.
+///
+/// ```swift
+/// let worker = JobWorker(broker: broker, registry: registry, configuration: configuration, logger: logger)
+/// try await worker.run()  // until worker.shutdown()
+/// ```
+public final class JobWorker: Sendable {
+    struct Running {
+        let job: ClaimedJob
+        let control: JobControl
+    }
+
+    struct State {
+        var running: [JobID: Running] = [:]
+        var stopping = false
+        var slotWaiter: CheckedContinuation<Void, Never>?
+        var processed = 0
+    }
+
+    let broker: any JobBroker
+    let registry: TaskRegistry
+    let configuration: WorkerConfiguration
+    let logger: Logger
+    let state = Mutex(State())
+
+    /// Creates a worker.
+    public init(broker: any JobBroker, registry: TaskRegistry, configuration: WorkerConfiguration, logger: Logger) {
+        self.broker = broker
+        self.registry = registry
+        self.configuration = configuration
+        var logger = logger
+        logger[metadataKey: "worker"] = "\(configuration.workerID)"
+        self.logger = logger
+    }
+
+    /// Jobs running now.
+    public var busy: Int { state.withLock { $0.running.count } }
+
+    /// Jobs this worker has finished (any outcome) since it started.
+    public var processed: Int { state.withLock { $0.processed } }
+
+    /// Asks the worker to stop: no more claims; ``run()`` returns once running jobs finish or the
+    /// grace period ends and the rest are released.
+    public func shutdown() {
+        let waiter = state.withLock { state in
+            state.stopping = true
+            defer { state.slotWaiter = nil }
+            return state.slotWaiter
+        }
+        waiter?.resume()
+    }
+
+    var isStopping: Bool { state.withLock { $0.stopping } }
+
+    /// Runs until ``shutdown()``.
+    public func run() async throws {
+        logger.info(
+            "worker started",
+            metadata: [
+                "queues": "\(configuration.queues.map(\.rawValue).joined(separator: ","))",
+                "concurrency": "\(configuration.concurrency)",
+            ])
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.heartbeatLoop() }
+            group.addTask { await self.reaperLoop() }
+            await withTaskGroup(of: Void.self) { jobs in
+                await fetchLoop(jobs: &jobs)
+                await drain()
+            }
+            group.cancelAll()
+        }
+        logger.info("worker stopped", metadata: ["processed": "\(processed)"])
+    }
+
+    // MARK: Claiming
+
+    private func fetchLoop(jobs: inout TaskGroup<Void>) async {
+        var failures = 0
+        while !isStopping {
+            let free = configuration.concurrency - busy
+            if free <= 0 {
+                await waitForSlot()
+                continue
+            }
+            do {
+                var claimed: [ClaimedJob] = []
+                for queue in queueVisitOrder() where claimed.count < free && !isStopping {
+                    claimed += try await broker.claim(
+                        queue: queue, limit: free - claimed.count, worker: configuration.workerID,
+                        lease: configuration.lease)
+                }
+                failures = 0
+                if claimed.isEmpty {
+                    if !isStopping {
+                        _ = try await broker.waitForWork(queues: configuration.queues, timeout: configuration.idleWait)
+                    }
+                    continue
+                }
+                for job in claimed {
+                    let control = JobControl()
+                    state.withLock { $0.running[job.id] = Running(job: job, control: control) }
+                    jobs.addTask { await self.execute(job, control: control) }
+                }
+            } catch {
+                failures += 1
+                let delay = Backoff(base: .milliseconds(50), cap: .seconds(2)).delay(attempt: failures)
+                logger.warning("claiming failed; retrying", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                try? await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    private func queueVisitOrder() -> [QueueName] {
+        guard case .weighted(let weights) = configuration.queueOrder, weights.count == configuration.queues.count
+        else { return configuration.queues }
+        var remaining = Array(zip(configuration.queues, weights.map { max(1, $0) }))
+        var order: [QueueName] = []
+        while !remaining.isEmpty {
+            var pick = Int.random(in: 0..<remaining.reduce(0) { $0 + $1.1 })
+            let index = remaining.firstIndex { entry in
+                pick -= entry.1
+                return pick < 0
+            }!
+            order.append(remaining.remove(at: index).0)
+        }
+        return order
+    }
+
+    private func waitForSlot() async {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state in
+                if state.stopping || state.running.count < configuration.concurrency { return true }
+                state.slotWaiter = continuation
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    func finished(_ id: JobID) {
+        let waiter = state.withLock { state in
+            state.running[id] = nil
+            state.processed += 1
+            defer { state.slotWaiter = nil }
+            return state.slotWaiter
+        }
+        waiter?.resume()
+    }
+
+    // MARK: Shutdown
+
+    /// Waits for running jobs up to the grace period, then releases the rest at once.
+    private func drain() async {
+        let deadline = ContinuousClock.now + configuration.shutdownGrace
+        while busy > 0 && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        let remaining = state.withLock { Array($0.running.values) }
+        guard !remaining.isEmpty else { return }
+        for entry in remaining { entry.control.signal(.shutdown) }
+        let leases = remaining.map(\.job.lease)
+        await report("release", id: nil) { try await self.broker.release(leases) }
+        logger.notice("released unfinished jobs to their queues", metadata: ["count": "\(leases.count)"])
+    }
+
+    // MARK: Background duties
+
+    private func heartbeatLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.heartbeatInterval)
+            let running = state.withLock { Array($0.running.values) }
+            guard !running.isEmpty else { continue }
+            do {
+                let outcome = try await broker.heartbeat(running.map(\.job.lease), lease: configuration.lease)
+                let byID = Dictionary(running.map { ($0.job.id, $0.control) }, uniquingKeysWith: { first, _ in first })
+                for id in outcome.lost {
+                    logger.warning("lease lost; the job is no longer this worker's", metadata: ["job": "\(id)"])
+                    byID[id]?.signal(.leaseLost)
+                }
+                for id in outcome.cancelRequested { byID[id]?.signal(.cancelRequested) }
+            } catch {
+                logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func reaperLoop() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.reaperInterval)
+            for queue in configuration.queues {
+                do {
+                    let report = try await broker.reap(queue, limit: 1000)
+                    if report.requeued + report.failed + report.repaired > 0 {
+                        logger.notice(
+                            "reaper returned jobs whose lease expired",
+                            metadata: [
+                                "queue": "\(queue)", "requeued": "\(report.requeued)", "failed": "\(report.failed)",
+                                "repaired": "\(report.repaired)",
+                            ])
+                    }
+                } catch {
+                    logger.debug("reaper pass failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+import Broker
+import Foundation
+import TernCore
+
+/// How a worker process claims and runs jobs.
+public struct WorkerConfiguration: Sendable {
+    /// How the worker picks among its queues.
+    public enum QueueOrder: Sendable, Hashable {
+        /// Always drain earlier queues first.
+        case strict
+        /// Visit queues in a random order weighted by these weights (one per queue, ≥ 1).
+        case weighted([Int])
+    }
+
+    /// The queues to claim from (default `default`).
+    public var queues: [QueueName] = [.default]
+    /// How queues are visited (default strict, in the order of ``queues``).
+    public var queueOrder: QueueOrder = .strict
+    /// Jobs run at once (default 10).
+    public var concurrency = 10
+    /// How long a claimed job stays this worker's without a heartbeat (default 15 s).
+    public var lease: Duration = .seconds(15)
+    /// How often leases are extended and cancel requests picked up (default 1 s).
+    public var heartbeatInterval: Duration = .seconds(1)
+    /// How often this worker's reaper returns expired leases to their queues (default 1 s).
+    public var reaperInterval: Duration = .seconds(1)
+    /// How long running jobs may take to finish after shutdown is asked (default 25 s); the rest are
+    /// returned to their queues.
+    public var shutdownGrace: Duration = .seconds(25)
+    /// How long an idle worker blocks on Redis waiting for work before it looks again (default 1 s).
+    public var idleWait: Duration = .seconds(1)
+    /// The largest result stored, in bytes (default 1 MiB); a larger result fails the job permanently.
+    public var maxResultBytes = JobLimits.defaultMaxResultBytes
+    /// This worker's id, unique in the fleet (default `<host>:<pid>:<random>`).
+    public var workerID: String
+
+    /// Creates a configuration with the defaults.
+    public init() {
+        let host = ProcessInfo.processInfo.hostName.prefix(64)
+        let random = String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        workerID = "\(host):\(getpid()):\(random)"
+    }
+}
