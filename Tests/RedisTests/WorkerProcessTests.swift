@@ -1,0 +1,114 @@
+import Broker
+import Foundation
+import Tasks
+import TernCore
+import Testing
+
+/// The `worker` executable built next to the test bundle.
+enum WorkerBinary {
+    static var path: String {
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [bundle, bundle.deletingLastPathComponent()] {
+            let path = candidate.appendingPathComponent("worker").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return ".build/debug/worker"
+    }
+
+    /// Starts a worker process against `environment`'s Redis and key prefix.
+    static func start(_ environment: JobEnvironment, _ extra: [String] = []) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments =
+            [
+                "--redis-url", environment.server.url, "--prefix", environment.broker.keys.prefix, "--sample-tasks",
+                "--lease", "2", "--heartbeat", "0.2", "--reaper", "0.3",
+            ] + extra
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+}
+
+@Suite("Real worker processes", .enabled(if: TestRedis.enabled, TestRedis.reason))
+struct WorkerProcessTests {
+    @Test("a worker killed with SIGKILL mid-job loses nothing: another worker re-runs its jobs after the lease")
+    func sigkill() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let handles = try await environment.tern.enqueueBatch(Sleep.self, Array(repeating: .init(ms: 1_500), count: 12))
+        let doomed = try WorkerBinary.start(environment, ["--concurrency", "4"])
+        let running = try await eventually(within: .seconds(30)) {
+            let stats = try await environment.broker.stats(.default)
+            guard stats.running == 4 else { throw WaitError("\(stats.running) running") }
+            return try await environment.broker.jobs(queue: .default, state: .running, cursor: nil, limit: 10).jobs.map(\.id)
+        }
+        kill(doomed.processIdentifier, SIGKILL)
+        doomed.waitUntilExit()
+        #expect(doomed.terminationReason == .uncaughtSignal)
+
+        let survivor = try WorkerBinary.start(environment, ["--concurrency", "8"])
+        defer {
+            survivor.terminate()
+            survivor.waitUntilExit()
+        }
+        for handle in handles { _ = try await handle.result(timeout: .seconds(60)) }
+        for handle in handles {
+            let record = try await handle.status()
+            #expect(record.state == .succeeded)
+            if running.contains(handle.id) {
+                #expect(record.lostLeases == 1)
+                #expect(record.attempts == 2)
+            } else {
+                #expect(record.lostLeases == 0)
+            }
+        }
+        let stats = try await environment.broker.stats(.default)
+        #expect(stats.succeeded == 12 && stats.running == 0 && stats.pending == 0)
+    }
+
+    @Test("SIGTERM: the worker stops claiming, finishes what it can, releases the rest at once, exits 0")
+    func sigterm() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let short = try await environment.tern.enqueue(Sleep.self, .init(ms: 300), options: .init(priority: 9))
+        let long = try await environment.tern.enqueueBatch(Sleep.self, [.init(ms: 60_000), .init(ms: 60_000)])
+        let worker = try WorkerBinary.start(environment, ["--concurrency", "3", "--grace", "1"])
+        for handle in long { _ = try await environment.waitFor(handle.id, .running, within: .seconds(30)) }
+        kill(worker.processIdentifier, SIGTERM)
+        let stopped = ContinuousClock.now
+        worker.waitUntilExit()
+        #expect(ContinuousClock.now - stopped < .seconds(10))
+        #expect(worker.terminationReason == .exit)
+        #expect(worker.terminationStatus == 0)
+        #expect(try await short.status().state == .succeeded)
+        for handle in long {
+            let record = try await handle.status()
+            #expect(record.state == .queued)
+            #expect(record.attempts == 0)
+        }
+        let stats = try await environment.broker.stats(.default)
+        #expect(stats.running == 0)
+        #expect(stats.pending == 2)
+        #expect(stats.succeeded == 1)
+    }
+
+    @Test("a worker refuses a Redis without an append-only file unless allowed")
+    func refusesVolatileRedis() async throws {
+        let server = try await TestRedis.start(appendOnly: false)
+        defer { server.stop() }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: WorkerBinary.path)
+        process.arguments = ["--redis-url", server.url]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 1)
+        #expect(output.contains("appendonly is off"))
+        #expect(output.contains("--allow-volatile-redis"))
+    }
+}
