@@ -53,8 +53,9 @@ let package = Package(
         .executableTarget(
             name: "tern-bench",
             dependencies: [
-                "Broker", "TernCore",
+                "Broker", "TernCore", "Worker", "Tasks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),

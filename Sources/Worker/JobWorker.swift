@@ -74,7 +74,7 @@ public final class JobWorker: Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.heartbeatLoop() }
             group.addTask { await self.reaperLoop() }
-            await withTaskGroup(of: Void.self) { jobs in
+            await withDiscardingTaskGroup { jobs in
                 await fetchLoop(jobs: &jobs)
                 await drain()
             }
@@ -85,7 +85,7 @@ public final class JobWorker: Sendable {
 
     // MARK: Claiming
 
-    private func fetchLoop(jobs: inout TaskGroup<Void>) async {
+    private func fetchLoop(jobs: inout DiscardingTaskGroup) async {
         var failures = 0
         while !isStopping {
             let free = configuration.concurrency - busy

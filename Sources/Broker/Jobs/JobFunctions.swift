@@ -3,8 +3,10 @@
 /// Contract shared by all functions: `KEYS[1]` is the queue's key base `<prefix>:{<queue>}:`; every
 /// key a function touches is that base plus a suffix, so all of them share the queue's hash tag and
 /// Cluster slot. Times come from Redis `TIME` (milliseconds), never from a caller. Every write on
-/// behalf of a worker carries the lease token it got at claim time; a write with a stale token
-/// changes nothing, returns 0 and is counted in `meta.stale_writes`.
+/// behalf of a worker carries the lease token it got at claim time and is valid only while the job
+/// is running with that token; any other write changes nothing, returns 0 and is counted in
+/// `meta.stale_writes`. Functions that take many jobs (enqueue, claim, heartbeat, complete,
+/// release) touch each shared key once per call.
 ///
 /// Keys under the base: `pending` (zset: priority band × 2^40 + sequence), `scheduled` (zset: due
 /// ms), `active` (zset: lease deadline ms), `succeeded`/`failed`/`cancelled`/`expired` (zsets: the
@@ -21,9 +23,22 @@ enum JobFunctions {
           return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
         end
 
-        local function pending_add(base, id, priority)
-          local seq = redis.call('HINCRBY', base .. 'meta', 'seq', 1)
-          redis.call('ZADD', base .. 'pending', (9 - priority) * BAND + seq, id)
+        -- ZADD of many {score, member} pairs in one call.
+        local function zadd_all(key, pairs, flag)
+          if #pairs == 0 then return end
+          if flag then redis.call('ZADD', key, flag, unpack(pairs)) else redis.call('ZADD', key, unpack(pairs)) end
+        end
+
+        -- Adds ids (with their priorities) to the pending set in order, FIFO within a priority.
+        local function pending_add_all(base, ids, priorities)
+          if #ids == 0 then return end
+          local last = redis.call('HINCRBY', base .. 'meta', 'seq', #ids)
+          local pairs = {}
+          for i, id in ipairs(ids) do
+            pairs[#pairs + 1] = (9 - priorities[i]) * BAND + last - #ids + i
+            pairs[#pairs + 1] = id
+          end
+          zadd_all(base .. 'pending', pairs)
         end
 
         local function wake(base)
@@ -31,12 +46,11 @@ enum JobFunctions {
           redis.call('LTRIM', base .. 'wake', 0, 63)
         end
 
-        -- Moves a job to a terminal state and schedules its removal after its retention.
-        local function finish(base, id, state, now)
+        -- Moves a job to a terminal state; it is removed after its retention.
+        local function finish(base, id, state, now, keep, ...)
           local job = base .. 'job:' .. id
-          local keep = tonumber(redis.call('HGET', job, 'retention_ms') or '86400000')
-          redis.call('HSET', job, 'state', state, 'finished_ms', now)
-          redis.call('HDEL', job, 'token', 'cancel_requested')
+          keep = keep or tonumber(redis.call('HGET', job, 'retention_ms') or '86400000')
+          redis.call('HSET', job, 'state', state, 'finished_ms', now, ...)
           redis.call('ZADD', base .. state, now + keep, id)
           redis.call('PEXPIRE', job, keep)
         end
@@ -57,23 +71,30 @@ enum JobFunctions {
           redis.call('HSET', job, 'errors', cjson.encode(errors), 'error', message)
         end
 
+        -- A worker's write is valid only with the token of the job's current run.
         local function token_matches(base, job, token)
-          if redis.call('HGET', job, 'token') == token then return true end
+          local f = redis.call('HMGET', job, 'token', 'state')
+          if f[1] == token and f[2] == 'running' then return true end
           redis.call('HINCRBY', base .. 'meta', 'stale_writes', 1)
           return false
         end
 
         local function promote_due(base, now, limit)
           local due = redis.call('ZRANGEBYSCORE', base .. 'scheduled', '-inf', now, 'LIMIT', 0, limit)
+          if #due == 0 then return 0 end
+          local ids, priorities = {}, {}
           for _, id in ipairs(due) do
-            redis.call('ZREM', base .. 'scheduled', id)
-            local priority = redis.call('HGET', base .. 'job:' .. id, 'priority')
+            local job = base .. 'job:' .. id
+            local priority = redis.call('HGET', job, 'priority')
             if priority then
-              redis.call('HSET', base .. 'job:' .. id, 'state', 'queued')
-              pending_add(base, id, tonumber(priority))
+              redis.call('HSET', job, 'state', 'queued')
+              ids[#ids + 1] = id
+              priorities[#priorities + 1] = tonumber(priority)
             end
           end
-          if #due > 0 then wake(base) end
+          redis.call('ZREM', base .. 'scheduled', unpack(due))
+          pending_add_all(base, ids, priorities)
+          wake(base)
           return #due
         end
 
@@ -84,7 +105,7 @@ enum JobFunctions {
           local base = keys[1]
           local now = now_ms()
           local out = {}
-          local woke = false
+          local ready, priorities, later = {}, {}, {}
           for i = 1, #args, 11 do
             local id, idem = args[i], args[i + 9]
             local existing = idem ~= '' and redis.call('GET', base .. 'idem:' .. idem)
@@ -96,25 +117,31 @@ enum JobFunctions {
               local due = tonumber(args[i + 5])
               if due == -1 then due = now elseif due == -2 then due = now + tonumber(args[i + 6]) end
               local state = due > now and 'scheduled' or 'queued'
-              local job = base .. 'job:' .. id
-              redis.call('HSET', job, 'id', id, 'task', args[i + 1], 'input', args[i + 2],
-                'priority', priority, 'attempts', 0, 'max_attempts', args[i + 4], 'state', state,
-                'created_ms', now, 'due_ms', due, 'retention_ms', args[i + 8])
+              local fields = {'id', id, 'task', args[i + 1], 'input', args[i + 2], 'priority', priority,
+                'attempts', 0, 'max_attempts', args[i + 4], 'state', state, 'created_ms', now, 'due_ms', due,
+                'retention_ms', args[i + 8]}
               local expires_after = tonumber(args[i + 7])
-              if expires_after >= 0 then redis.call('HSET', job, 'expires_ms', due + expires_after) end
+              if expires_after >= 0 then
+                fields[#fields + 1] = 'expires_ms'
+                fields[#fields + 1] = due + expires_after
+              end
+              redis.call('HSET', base .. 'job:' .. id, unpack(fields))
               if idem ~= '' then
                 redis.call('SET', base .. 'idem:' .. idem, id, 'PX', args[i + 10])
               end
               if state == 'queued' then
-                pending_add(base, id, priority)
-                woke = true
+                ready[#ready + 1] = id
+                priorities[#priorities + 1] = priority
               else
-                redis.call('ZADD', base .. 'scheduled', due, id)
+                later[#later + 1] = due
+                later[#later + 1] = id
               end
               out[#out + 1] = {id, 1, state}
             end
           end
-          if woke then wake(base) end
+          pending_add_all(base, ready, priorities)
+          zadd_all(base .. 'scheduled', later)
+          if #ready > 0 then wake(base) end
           return out
         end
 
@@ -125,28 +152,32 @@ enum JobFunctions {
           local now = now_ms()
           promote_due(base, now, 1000)
           if redis.call('HGET', base .. 'meta', 'paused') == '1' then return {} end
-          local out = {}
+          local out, leases = {}, {}
+          local batch = nil
           while #out < limit do
             local popped = redis.call('ZPOPMIN', base .. 'pending', limit - #out)
             if #popped == 0 then break end
+            batch = batch or redis.call('HINCRBY', base .. 'meta', 'token', 1)
             for i = 1, #popped, 2 do
               local id = popped[i]
               local job = base .. 'job:' .. id
               local f = redis.call('HMGET', job, 'task', 'input', 'attempts', 'max_attempts', 'expires_ms', 'state')
               if f[6] == 'queued' then
                 if f[5] and tonumber(f[5]) < now then
-                  finish(base, id, 'expired', now)
+                  finish(base, id, 'expired', now, nil)
                 else
                   local attempt = tonumber(f[3]) + 1
-                  local token = worker .. '/' .. redis.call('HINCRBY', base .. 'meta', 'token', 1)
+                  local token = worker .. '/' .. batch .. '/' .. #out
                   redis.call('HSET', job, 'state', 'running', 'attempts', attempt, 'started_ms', now,
                     'worker', worker, 'token', token)
-                  redis.call('ZADD', base .. 'active', now + lease, id)
+                  leases[#leases + 1] = now + lease
+                  leases[#leases + 1] = id
                   out[#out + 1] = {id, f[1], f[2], attempt, tonumber(f[4]), token}
                 end
               end
             end
           end
+          zadd_all(base .. 'active', leases)
           return out
         end
 
@@ -154,29 +185,47 @@ enum JobFunctions {
         local function heartbeat(keys, args)
           local base = keys[1]
           local deadline = now_ms() + tonumber(args[1])
-          local lost, cancels = {}, {}
+          local lost, cancels, leases = {}, {}, {}
           for i = 2, #args, 2 do
             local id, token = args[i], args[i + 1]
-            local f = redis.call('HMGET', base .. 'job:' .. id, 'token', 'cancel_requested')
-            if f[1] ~= token then
+            local f = redis.call('HMGET', base .. 'job:' .. id, 'token', 'state', 'cancel_requested')
+            if f[1] ~= token or f[2] ~= 'running' then
               lost[#lost + 1] = id
             else
-              redis.call('ZADD', base .. 'active', 'XX', deadline, id)
-              if f[2] == '1' then cancels[#cancels + 1] = id end
+              leases[#leases + 1] = deadline
+              leases[#leases + 1] = id
+              if f[3] == '1' then cancels[#cancels + 1] = id end
             end
           end
+          zadd_all(base .. 'active', leases, 'XX')
           return {lost, cancels}
         end
 
-        -- ARGV: id, token, result. Returns 1, or 0 for a stale token.
+        -- ARGV: id, token, result triplets. Returns 1 per job, or 0 for a stale token.
         local function complete(keys, args)
-          local base, id = keys[1], args[1]
-          local job = base .. 'job:' .. id
-          if not token_matches(base, job, args[2]) then return 0 end
-          redis.call('HSET', job, 'result', args[3])
-          redis.call('ZREM', base .. 'active', id)
-          finish(base, id, 'succeeded', now_ms())
-          return 1
+          local base = keys[1]
+          local now = now_ms()
+          local out, done, finished = {}, {}, {}
+          for i = 1, #args, 3 do
+            local id = args[i]
+            local job = base .. 'job:' .. id
+            local f = redis.call('HMGET', job, 'token', 'state', 'retention_ms')
+            if f[1] == args[i + 1] and f[2] == 'running' then
+              local keep = tonumber(f[3] or '86400000')
+              redis.call('HSET', job, 'state', 'succeeded', 'finished_ms', now, 'result', args[i + 2])
+              redis.call('PEXPIRE', job, keep)
+              done[#done + 1] = id
+              finished[#finished + 1] = now + keep
+              finished[#finished + 1] = id
+              out[#out + 1] = 1
+            else
+              redis.call('HINCRBY', base .. 'meta', 'stale_writes', 1)
+              out[#out + 1] = 0
+            end
+          end
+          if #done > 0 then redis.call('ZREM', base .. 'active', unpack(done)) end
+          zadd_all(base .. 'succeeded', finished)
+          return out
         end
 
         -- ARGV: id, token, message, retry_delay_ms (-1: fail for good), failed cap, errors kept.
@@ -191,11 +240,10 @@ enum JobFunctions {
           local delay = tonumber(args[4])
           if delay >= 0 then
             redis.call('HSET', job, 'state', 'retrying', 'due_ms', now + delay)
-            redis.call('HDEL', job, 'token')
             redis.call('ZADD', base .. 'scheduled', now + delay, id)
             return 'retrying'
           end
-          finish(base, id, 'failed', now)
+          finish(base, id, 'failed', now, nil)
           cap_failed(base, tonumber(args[5]))
           return 'failed'
         end
@@ -206,7 +254,7 @@ enum JobFunctions {
           local job = base .. 'job:' .. id
           if not token_matches(base, job, args[2]) then return 0 end
           redis.call('ZREM', base .. 'active', id)
-          finish(base, id, 'cancelled', now_ms())
+          finish(base, id, 'cancelled', now_ms(), nil)
           return 1
         end
 
@@ -227,14 +275,14 @@ enum JobFunctions {
           else
             return state
           end
-          finish(base, id, 'cancelled', now_ms())
+          finish(base, id, 'cancelled', now_ms(), nil)
           return 'cancelled'
         end
 
         -- ARGV: id, token pairs. Returns jobs to the queue at once, without using up an attempt.
         local function release(keys, args)
           local base = keys[1]
-          local released = 0
+          local ids, priorities = {}, {}
           for i = 1, #args, 2 do
             local id = args[i]
             local job = base .. 'job:' .. id
@@ -243,12 +291,13 @@ enum JobFunctions {
               redis.call('HINCRBY', job, 'attempts', -1)
               redis.call('HSET', job, 'state', 'queued')
               redis.call('HDEL', job, 'token', 'worker')
-              pending_add(base, id, tonumber(redis.call('HGET', job, 'priority')))
-              released = released + 1
+              ids[#ids + 1] = id
+              priorities[#priorities + 1] = tonumber(redis.call('HGET', job, 'priority'))
             end
           end
-          if released > 0 then wake(base) end
-          return released
+          pending_add_all(base, ids, priorities)
+          if #ids > 0 then wake(base) end
+          return #ids
         end
 
         -- ARGV: id, token, value, message. Returns 1 or 0.
@@ -268,7 +317,8 @@ enum JobFunctions {
           local limit = tonumber(args[1])
           local now = now_ms()
           local promoted = promote_due(base, now, limit)
-          local requeued, failed, repaired = 0, 0, 0
+          local failed, repaired = 0, 0
+          local ids, priorities = {}, {}
           local expired = redis.call('ZRANGEBYSCORE', base .. 'active', '-inf', now, 'LIMIT', 0, limit)
           for _, id in ipairs(expired) do
             local job = base .. 'job:' .. id
@@ -282,23 +332,24 @@ enum JobFunctions {
               record_error(job, tonumber(f[2]), 'lease expired: the worker stopped reporting', now, tonumber(args[3]))
               redis.call('HDEL', job, 'token')
               if f[5] == '1' then
-                finish(base, id, 'cancelled', now)
+                finish(base, id, 'cancelled', now, nil)
               elseif tonumber(f[2]) >= tonumber(f[3]) then
-                finish(base, id, 'failed', now)
+                finish(base, id, 'failed', now, nil)
                 cap_failed(base, tonumber(args[2]))
                 failed = failed + 1
               else
                 redis.call('HSET', job, 'state', 'queued')
-                pending_add(base, id, tonumber(f[4]))
-                requeued = requeued + 1
+                ids[#ids + 1] = id
+                priorities[#priorities + 1] = tonumber(f[4])
               end
             end
           end
-          if requeued > 0 then wake(base) end
+          pending_add_all(base, ids, priorities)
+          if #ids > 0 then wake(base) end
           for _, state in ipairs({'succeeded', 'failed', 'cancelled', 'expired'}) do
             redis.call('ZREMRANGEBYSCORE', base .. state, '-inf', now)
           end
-          return {requeued, failed, promoted, repaired}
+          return {#ids, failed, promoted, repaired}
         end
 
         redis.register_function('tern_enqueue', enqueue)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TernCore
 
 /// The production ``JobBroker``: every state change is one Redis Function call (see
@@ -16,12 +17,34 @@ public final class RedisJobBroker: JobBroker {
     public let keys: RedisJobKeys
     /// The most failed jobs kept per queue.
     public let failedCap: Int
+    /// The most jobs one Function call handles; larger requests are split.
+    static let maxJobsPerCall = 1000
+    private let enqueues: Coalescer<[EnqueueRequest], [EnqueueReceipt]>
+    private let completions: Coalescer<(JobLease, Data), Bool>
+    private let knownQueues = KnownQueues()
 
     /// Creates a broker on `client` with keys under `prefix`.
     public init(client: RedisClient, prefix: String = "tern", failedCap: Int = JobLimits.defaultFailedCap) throws {
+        let keys = try RedisJobKeys(prefix: prefix)
         self.client = client
-        self.keys = try RedisJobKeys(prefix: prefix)
+        self.keys = keys
         self.failedCap = failedCap
+        let knownQueues = self.knownQueues
+        enqueues = Coalescer(maxBatch: 64) { batches in
+            do {
+                let receipts = try await Self.enqueueNow(batches.flatMap { $0 }, client: client, keys: keys, known: knownQueues)
+                var offset = 0
+                return batches.map { batch in
+                    defer { offset += batch.count }
+                    return .success(Array(receipts[offset..<(offset + batch.count)]))
+                }
+            } catch {
+                return batches.map { _ in .failure(error) }
+            }
+        }
+        completions = Coalescer(maxBatch: Self.maxJobsPerCall) { items in
+            await Self.completeNow(items, client: client, keys: keys)
+        }
     }
 
     /// Loads the Functions library if Redis lacks this version. Call once at start-up; calls also
@@ -34,18 +57,40 @@ public final class RedisJobBroker: JobBroker {
         try await client.call(JobFunctions.library, function, keys: [keys.base(queue)], arguments: arguments)
     }
 
+    /// Enqueues jobs. Concurrent calls are merged into one Function call per queue (see
+    /// ``Coalescer``), and large requests are split into calls of at most 1,000 jobs.
     public func enqueue(_ requests: [EnqueueRequest]) async throws -> [EnqueueReceipt] {
         guard !requests.isEmpty else { return [] }
+        if requests.count > Self.maxJobsPerCall {
+            return try await Self.enqueueNow(requests, client: client, keys: keys, known: knownQueues)
+        }
+        return try await enqueues.submit(requests)
+    }
+
+    private static func enqueueNow(
+        _ requests: [EnqueueRequest], client: RedisClient, keys: RedisJobKeys, known: KnownQueues
+    ) async throws -> [EnqueueReceipt] {
         var order: [QueueName] = []
         var groups: [QueueName: [Int]] = [:]
         for (index, request) in requests.enumerated() {
             if groups[request.queue] == nil { order.append(request.queue) }
             groups[request.queue, default: []].append(index)
         }
-        var commands: [RedisCommand] = [RedisCommand("SADD", arguments: [keys.queues] + order.map(\.rawValue))]
+        let newQueues = known.unknown(order)
+        var commands: [RedisCommand] = []
+        if !newQueues.isEmpty {
+            commands.append(RedisCommand("SADD", arguments: [keys.queues] + newQueues.map { $0.rawValue }))
+        }
+        var calls: [(queue: QueueName, indices: ArraySlice<Int>)] = []
         for queue in order {
+            let indices = groups[queue]!
+            for start in stride(from: 0, to: indices.count, by: maxJobsPerCall) {
+                calls.append((queue, indices[start..<min(start + maxJobsPerCall, indices.count)]))
+            }
+        }
+        for (queue, indices) in calls {
             var command = RedisCommand("FCALL", "tern_enqueue", 1, keys.base(queue))
-            for index in groups[queue]! {
+            for index in indices {
                 let request = requests[index]
                 command.append(JobID.generate(queue: queue).rawValue)
                 command.append(request.task)
@@ -70,11 +115,16 @@ public final class RedisJobBroker: JobBroker {
             }
             commands.append(command)
         }
-        let replies = try await pipelineLoadingFunctions(commands)
+        let replies = try await pipelineLoadingFunctions(commands, client: client)
+        if !newQueues.isEmpty {
+            try replies[0].throwingServerError()
+            known.add(newQueues)
+        }
         var receipts = [EnqueueReceipt?](repeating: nil, count: requests.count)
-        for (position, queue) in order.enumerated() {
-            let rows = try replies[position + 1].throwingServerError().array ?? []
-            for (row, index) in zip(rows, groups[queue]!) {
+        for (position, call) in calls.enumerated() {
+            let rows = try replies[position + (newQueues.isEmpty ? 0 : 1)].throwingServerError().array ?? []
+            guard rows.count == call.indices.count else { throw RedisError.protocolError("tern_enqueue returned \(rows.count) rows") }
+            for (row, index) in zip(rows, call.indices) {
                 guard let fields = row.array, fields.count == 3, let id = fields[0].string.flatMap(JobID.init) else {
                     throw RedisError.protocolError("unexpected reply from tern_enqueue")
                 }
@@ -87,6 +137,10 @@ public final class RedisJobBroker: JobBroker {
 
     /// Sends a pipeline; if Redis lost the Functions library, loads it and sends again.
     private func pipelineLoadingFunctions(_ commands: [RedisCommand]) async throws -> [RedisValue] {
+        try await Self.pipelineLoadingFunctions(commands, client: client)
+    }
+
+    private static func pipelineLoadingFunctions(_ commands: [RedisCommand], client: RedisClient) async throws -> [RedisValue] {
         let replies = try await client.pipeline(commands)
         let missing = replies.contains {
             if case .error(let error) = $0 { return RedisClient.isMissingFunction(error) }
@@ -99,7 +153,8 @@ public final class RedisJobBroker: JobBroker {
 
     public func claim(queue: QueueName, limit: Int, worker: String, lease: Duration) async throws -> [ClaimedJob] {
         guard limit > 0 else { return [] }
-        let reply = try await call("tern_claim", queue, [limit, worker, Int(lease.nanoseconds / 1_000_000)])
+        let reply = try await call(
+            "tern_claim", queue, [min(limit, Self.maxJobsPerCall), worker, Int(lease.nanoseconds / 1_000_000)])
         return try (reply.array ?? []).map { row in
             guard let fields = row.array, fields.count == 6, let id = fields[0].string.flatMap(JobID.init),
                 let task = fields[1].string, let input = fields[2].bytes, let attempt = fields[3].int,
@@ -141,8 +196,47 @@ public final class RedisJobBroker: JobBroker {
         return outcome
     }
 
+    /// Records success. Concurrent completions are merged into one Function call per queue.
     public func complete(_ lease: JobLease, result: Data) async throws -> Bool {
-        try await call("tern_complete", lease.id.queue, [lease.id.rawValue, lease.token, result]).int == 1
+        try await completions.submit((lease, result))
+    }
+
+    private static func completeNow(
+        _ items: [(JobLease, Data)], client: RedisClient, keys: RedisJobKeys
+    ) async -> [Result<Bool, any Error>] {
+        var order: [QueueName] = []
+        var groups: [QueueName: [Int]] = [:]
+        for (index, item) in items.enumerated() {
+            if groups[item.0.id.queue] == nil { order.append(item.0.id.queue) }
+            groups[item.0.id.queue, default: []].append(index)
+        }
+        let commands = order.map { queue in
+            var command = RedisCommand("FCALL", "tern_complete", 1, keys.base(queue))
+            for index in groups[queue]! {
+                command.append(items[index].0.id.rawValue)
+                command.append(items[index].0.token)
+                command.append(items[index].1)
+            }
+            return command
+        }
+        var results = [Result<Bool, any Error>](repeating: .failure(RedisError.protocolError("no reply")), count: items.count)
+        do {
+            let replies = try await pipelineLoadingFunctions(commands, client: client)
+            for (queue, reply) in zip(order, replies) {
+                let indices = groups[queue]!
+                switch reply {
+                case .array(let flags) where flags.count == indices.count:
+                    for (index, flag) in zip(indices, flags) { results[index] = .success(flag.int == 1) }
+                case .error(let error):
+                    for index in indices { results[index] = .failure(RedisError.server(error)) }
+                default:
+                    for index in indices { results[index] = .failure(RedisError.protocolError("unexpected reply from tern_complete")) }
+                }
+            }
+        } catch {
+            return items.map { _ in .failure(error) }
+        }
+        return results
     }
 
     public func fail(_ lease: JobLease, message: String, retryAfter: Duration?) async throws -> JobState? {
@@ -256,5 +350,19 @@ public final class RedisJobBroker: JobBroker {
             (report.requeued, report.failed, report.promoted, report.repaired) = (counts[0], counts[1], counts[2], counts[3])
         }
         return report
+    }
+}
+
+/// The queues this process has already added to the set of queue names, so that enqueues skip the
+/// `SADD` after the first time.
+final class KnownQueues: Sendable {
+    private let names = Mutex<Set<QueueName>>([])
+
+    func unknown(_ queues: [QueueName]) -> [QueueName] {
+        names.withLock { names in queues.filter { !names.contains($0) } }
+    }
+
+    func add(_ queues: [QueueName]) {
+        names.withLock { $0.formUnion(queues) }
     }
 }

@@ -1,0 +1,214 @@
+import ArgumentParser
+import Broker
+import Foundation
+import Logging
+import Synchronization
+import Tasks
+import TernCore
+import Worker
+
+/// `tern-bench jobs`: the job system's throughput and latency on a Redis with AOF `everysec`.
+struct JobsBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jobs",
+        abstract: "Measure enqueue rates, drain rate, the data model's ceiling, enqueue→start latency, RSS and Redis commands per job."
+    )
+
+    @Option(help: "Jobs drained by the worker.")
+    var jobs: Int = 100_000
+
+    @Option(help: "Worker concurrency.")
+    var concurrency: Int = 64
+
+    @Option(help: "Jobs for the latency measurement (enqueued one at a time, 2 ms apart).")
+    var latencyJobs: Int = 2_000
+
+    func run() async throws {
+        var options = LocalRedisServer.Options()
+        options.appendOnly = true
+        options.executable = LocalRedisServer.findExecutable(searchPath: ProcessInfo.processInfo.environment["PATH"])
+        let server = try await LocalRedisServer.start(options)
+        defer { server.stop() }
+        var configuration = try RedisConfiguration(url: server.url)
+        configuration.commandTimeout = .seconds(60)
+        let client = RedisClient(configuration: configuration)
+        defer { client.close() }
+        print("tern-bench jobs: Redis 7 with appendonly everysec at \(server.url); \(jobs) jobs, concurrency \(concurrency)")
+
+        // Enqueue rates, each on its own key prefix.
+        let oneByOne = try await measureEnqueue(client, prefix: "e1", count: 10_000) { tern, count in
+            for index in 0..<count { _ = try await tern.enqueue(Echo.self, .number(Double(index))) }
+        }
+        let concurrent = try await measureEnqueue(client, prefix: "e50", count: 50_000) { tern, count in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for task in 0..<50 {
+                    group.addTask {
+                        for index in 0..<(count / 50) { _ = try await tern.enqueue(Echo.self, .number(Double(task * count + index))) }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        let batched = try await measureEnqueue(client, prefix: "drain", count: jobs) { tern, count in
+            for start in stride(from: 0, to: count, by: 1000) {
+                _ = try await tern.enqueueBatch(Echo.self, Array(repeating: .null, count: min(1000, count - start)))
+            }
+        }
+        print(row("enqueue, one by one from 1 task", oneByOne, "jobs/s"))
+        print(row("enqueue, 50 concurrent tasks", concurrent, "jobs/s"))
+        print(row("enqueue, batches of 1,000", batched, "jobs/s"))
+
+        // Drain by one worker, with Redis command counts.
+        let broker = try RedisJobBroker(client: client, prefix: "drain")
+        let before = try await commandCounts(client)
+        var registry = TaskRegistry()
+        try SampleTasks.register(in: &registry, includingCrash: false)
+        var workerConfiguration = WorkerConfiguration()
+        workerConfiguration.concurrency = concurrency
+        let logger = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
+        let worker = JobWorker(broker: broker, registry: registry, configuration: workerConfiguration, logger: logger)
+        let start = ContinuousClock.now
+        let running = Task { try await worker.run() }
+        while try await broker.stats(.default).succeeded < jobs {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let drainRate = Double(jobs) / seconds(since: start)
+        let rss = residentMegabytes()
+        worker.shutdown()
+        try await running.value
+        let after = try await commandCounts(client)
+        print(row("drain, 1 worker process", drainRate, "jobs/s"))
+        print(row("worker RSS after the drain (concurrency \(concurrency))", rss, "MB"))
+        let calls = after.total - before.total
+        let fcalls = after.fcall - before.fcall
+        print(row("Redis round trips (top-level commands) per job", Double(after.topLevel - before.topLevel) / Double(jobs), ""))
+        print(row("  of which FCALL per job", Double(fcalls) / Double(jobs), ""))
+        print(row("  commands inside Functions too, per job", Double(calls) / Double(jobs), ""))
+
+        // The data model's ceiling: claim 64, complete 64 in one pipeline, no worker logic.
+        let ceiling = try await measureCeiling(client)
+        print(row("ceiling: claim + complete Functions back to back", ceiling, "jobs/s"))
+        print(row("drain / ceiling", drainRate / ceiling * 100, "%"))
+
+        let (p50, p99) = try await measureLatency(client, registry: registry, logger: logger)
+        print(row("enqueue→start latency p50 (idle worker)", p50, "ms"))
+        print(row("enqueue→start latency p99 (idle worker)", p99, "ms"))
+    }
+
+    private func row(_ name: String, _ value: Double, _ unit: String) -> String {
+        let formatted = value >= 100 ? String(format: "%.0f", value) : String(format: "%.3f", value)
+        return name.padding(toLength: 56, withPad: " ", startingAt: 0) + formatted.leftPadded(12) + " " + unit
+    }
+
+    private func measureEnqueue(
+        _ client: RedisClient, prefix: String, count: Int, _ body: (TernClient, Int) async throws -> Void
+    ) async throws -> Double {
+        let broker = try RedisJobBroker(client: client, prefix: prefix)
+        try await broker.prepare()
+        let tern = TernClient(broker: broker)
+        let start = ContinuousClock.now
+        try await body(tern, count)
+        return Double(count) / seconds(since: start)
+    }
+
+    private func measureCeiling(_ client: RedisClient) async throws -> Double {
+        let broker = try RedisJobBroker(client: client, prefix: "ceiling")
+        let tern = TernClient(broker: broker)
+        let count = 50_000
+        for _ in stride(from: 0, to: count, by: 1000) {
+            _ = try await tern.enqueueBatch(Echo.self, Array(repeating: .null, count: 1000))
+        }
+        let result = Data("null".utf8)
+        let start = ContinuousClock.now
+        var done = 0
+        while done < count {
+            let claimed = try await broker.claim(queue: .default, limit: 64, worker: "ceiling", lease: .seconds(60))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for job in claimed { group.addTask { _ = try await broker.complete(job.lease, result: result) } }
+                try await group.waitForAll()
+            }
+            done += claimed.count
+        }
+        return Double(count) / seconds(since: start)
+    }
+
+    private func measureLatency(
+        _ client: RedisClient, registry: TaskRegistry, logger: Logger
+    ) async throws -> (Double, Double) {
+        let broker = try RedisJobBroker(client: client, prefix: "latency")
+        let tern = TernClient(broker: broker)
+        var latencyRegistry = registry
+        try latencyRegistry.register(Stamp.self)
+        var configuration = WorkerConfiguration()
+        configuration.concurrency = concurrency
+        configuration.idleWait = .seconds(5)
+        let worker = JobWorker(broker: broker, registry: latencyRegistry, configuration: configuration, logger: logger)
+        let running = Task { try await worker.run() }
+        try await Task.sleep(for: .milliseconds(300))
+        var latencies: [Double] = []
+        for _ in 0..<latencyJobs {
+            let sent = ContinuousClock.now
+            let handle = try await tern.enqueue(Stamp.self, .null)
+            while Stamp.started(handle.id) == nil { await Task.yield() }
+            latencies.append(Double((Stamp.started(handle.id)! - sent).nanoseconds) / 1e6)
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        worker.shutdown()
+        try await running.value
+        latencies.sort()
+        return (latencies[latencies.count / 2], latencies[min(latencies.count - 1, latencies.count * 99 / 100)])
+    }
+
+    private func commandCounts(_ client: RedisClient) async throws -> (total: Int, fcall: Int, topLevel: Int) {
+        let text = try await client.send("INFO", "commandstats").string ?? ""
+        var total = 0
+        var fcall = 0
+        var topLevel = 0
+        let scriptOnly: Set<String> = ["hget", "hset", "hmget", "hdel", "hincrby", "zadd", "zrem", "zpopmin", "zrangebyscore",
+            "pexpire", "lpush", "ltrim", "get", "set", "time", "zcard", "zremrangebyscore", "zrange", "del"]
+        for line in text.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_") {
+            let name = line.dropFirst(8).prefix { $0 != ":" }
+            guard let callsField = line.split(separator: ",").first(where: { $0.contains("calls=") }),
+                let calls = Int(callsField.split(separator: "=").last ?? "")
+            else { continue }
+            total += calls
+            if name == "fcall" { fcall += calls }
+            if !scriptOnly.contains(String(name)) { topLevel += calls }
+        }
+        return (total, fcall, topLevel)
+    }
+
+    private func seconds(since start: ContinuousClock.Instant) -> Double {
+        Double((ContinuousClock.now - start).nanoseconds) / 1e9
+    }
+
+    private func residentMegabytes() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "")
+        else { return 0 }
+        return kilobytes / 1024
+    }
+}
+
+/// A task that records when it started, for the latency measurement.
+struct Stamp: TernTask {
+    typealias Input = JSONValue
+    typealias Output = JSONValue
+    static let name = "bench.stamp"
+    private static let starts = Mutex<[JobID: ContinuousClock.Instant]>([:])
+
+    static func started(_ id: JobID) -> ContinuousClock.Instant? { starts.withLock { $0[id] } }
+
+    func run(_ input: JSONValue, context: JobContext) async throws -> JSONValue {
+        let now = ContinuousClock.now
+        Self.starts.withLock { $0[context.id] = now }
+        return .null
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}
