@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A job's identifier: a ULID (time-sortable, 26 Crockford base-32 characters) followed by a dot and
 /// the job's queue, for example `01JDQ2M5Z8K3XW4T9N7B6C5V2A.default`.
 ///
@@ -20,25 +22,32 @@ public struct JobID: Sendable, Hashable, Codable, CustomStringConvertible, Compa
     public static func generate<G: RandomNumberGenerator>(
         queue: QueueName, milliseconds: UInt64, using generator: inout G
     ) -> JobID {
-        var text = ""
-        text.reserveCapacity(27 + queue.rawValue.utf8.count)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(27 + queue.rawValue.utf8.count)
         for shift in stride(from: 45, through: 0, by: -5) {
-            text.append(alphabet[Int((milliseconds >> UInt64(shift)) & 31)])
+            bytes.append(alphabet[Int((milliseconds >> UInt64(shift)) & 31)])
         }
         var random = generator.next() as UInt64
         for index in 0..<16 {
             if index == 12 { random = generator.next() }
-            text.append(alphabet[Int(random & 31)])
+            bytes.append(alphabet[Int(random & 31)])
             random >>= 5
         }
-        return JobID(unchecked: text + "." + queue.rawValue)
+        bytes.append(UInt8(ascii: "."))
+        bytes.append(contentsOf: queue.rawValue.utf8)
+        return JobID(unchecked: String(decoding: bytes, as: UTF8.self))
     }
 
-    /// Generates a new id for `queue` now.
+    /// Generates a new id for `queue` now, from a fast generator seeded once from the system's.
     public static func generate(queue: QueueName) -> JobID {
-        var generator = SystemRandomNumberGenerator()
-        return generate(queue: queue, milliseconds: WallClock.nowMilliseconds(), using: &generator)
+        let milliseconds = WallClock.nowMilliseconds()
+        return fastRandom.withLock { generator in generate(queue: queue, milliseconds: milliseconds, using: &generator) }
     }
+
+    private static let fastRandom: Mutex<SplitMix64> = {
+        var system = SystemRandomNumberGenerator()
+        return Mutex(SplitMix64(seed: system.next()))
+    }()
 
     private init(unchecked: String) { rawValue = unchecked }
 
@@ -69,10 +78,10 @@ public struct JobID: Sendable, Hashable, Codable, CustomStringConvertible, Compa
         try container.encode(rawValue)
     }
 
-    private static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+    private static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
     private static let alphabetIndex: [UInt8] = {
         var table = [UInt8](repeating: 255, count: 256)
-        for (index, character) in alphabet.enumerated() { table[Int(character.asciiValue!)] = UInt8(index) }
+        for (index, character) in alphabet.enumerated() { table[Int(character)] = UInt8(index) }
         return table
     }()
 }
@@ -130,5 +139,20 @@ public struct QueueName: Sendable, Hashable, Codable, CustomStringConvertible, E
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(rawValue)
+    }
+}
+
+/// SplitMix64: a small, fast generator for the random part of job ids (not for secrets).
+struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var mixed = state
+        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
+        return mixed ^ (mixed >> 31)
     }
 }

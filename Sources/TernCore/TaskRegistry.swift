@@ -37,11 +37,11 @@ public struct TaskRegistry: Sendable {
         }
         entries[T.name] = Entry(
             name: T.name, options: options,
-            validate: { input in _ = try JSONDecoder().decode(T.Input.self, from: input) },
+            validate: { input in _ = try TaskCodec.decoder.decode(T.Input.self, from: input) },
             run: { input, context in
-                let decoded = try JSONDecoder().decode(T.Input.self, from: input)
+                let decoded = try TaskCodec.decoder.decode(T.Input.self, from: input)
                 let output = try await T().run(decoded, context: context)
-                return try JSONEncoder().encode(output)
+                return try TaskCodec.encoder.encode(output)
             },
             isPermanent: { T.isPermanent($0) })
     }
@@ -82,4 +82,12 @@ public enum TaskRegistryError: Error, Sendable, Hashable, CustomStringConvertibl
         case .invalidOptions(let name, let problem): "task '\(name)': \(problem)"
         }
     }
+}
+
+/// The JSON coders for task inputs and outputs, created once (creating one costs more than using it).
+public enum TaskCodec {
+    /// Encodes inputs and outputs.
+    public static let encoder = JSONEncoder()
+    /// Decodes inputs and outputs.
+    public static let decoder = JSONDecoder()
 }

@@ -23,6 +23,9 @@ struct JobsBench: AsyncParsableCommand {
     @Option(help: "Jobs for the latency measurement (enqueued one at a time, 2 ms apart).")
     var latencyJobs: Int = 2_000
 
+    @Option(help: "The Redis client's busy-poll window in microseconds (RedisConfiguration.busyPoll); 0 turns it off.")
+    var busyPollMicroseconds: Int?
+
     func run() async throws {
         var options = LocalRedisServer.Options()
         options.appendOnly = true
@@ -31,6 +34,7 @@ struct JobsBench: AsyncParsableCommand {
         defer { server.stop() }
         var configuration = try RedisConfiguration(url: server.url)
         configuration.commandTimeout = .seconds(60)
+        if let busyPollMicroseconds { configuration.busyPoll = .microseconds(busyPollMicroseconds) }
         let client = RedisClient(configuration: configuration)
         defer { client.close() }
         print("tern-bench jobs: Redis 7 with appendonly everysec at \(server.url); \(jobs) jobs, concurrency \(concurrency)")
@@ -61,6 +65,7 @@ struct JobsBench: AsyncParsableCommand {
         // Drain by one worker, with Redis command counts.
         let broker = try RedisJobBroker(client: client, prefix: "drain")
         let before = try await commandCounts(client)
+        let cpuBefore = try await redisCPU(client)
         var registry = TaskRegistry()
         try SampleTasks.register(in: &registry, includingCrash: false)
         var workerConfiguration = WorkerConfiguration()
@@ -77,6 +82,7 @@ struct JobsBench: AsyncParsableCommand {
         worker.shutdown()
         try await running.value
         let after = try await commandCounts(client)
+        let cpuAfter = try await redisCPU(client)
         print(row("drain, 1 worker process", drainRate, "jobs/s"))
         print(row("worker RSS after the drain (concurrency \(concurrency))", rss, "MB"))
         let calls = after.total - before.total
@@ -84,6 +90,8 @@ struct JobsBench: AsyncParsableCommand {
         print(row("Redis round trips (top-level commands) per job", Double(after.topLevel - before.topLevel) / Double(jobs), ""))
         print(row("  of which FCALL per job", Double(fcalls) / Double(jobs), ""))
         print(row("  commands inside Functions too, per job", Double(calls) / Double(jobs), ""))
+        print(row("Redis CPU per job during the drain", (cpuAfter - cpuBefore) / Double(jobs) * 1e6, "µs"))
+        print(row("  of which inside FCALL (commandstats)", Double(after.fcallMicroseconds - before.fcallMicroseconds) / Double(jobs), "µs"))
 
         // The data model's ceiling: claim 64, complete 64 in one pipeline, no worker logic.
         let ceiling = try await measureCeiling(client)
@@ -159,10 +167,23 @@ struct JobsBench: AsyncParsableCommand {
         return (latencies[latencies.count / 2], latencies[min(latencies.count - 1, latencies.count * 99 / 100)])
     }
 
-    private func commandCounts(_ client: RedisClient) async throws -> (total: Int, fcall: Int, topLevel: Int) {
+    private func redisCPU(_ client: RedisClient) async throws -> Double {
+        let text = try await client.send("INFO", "cpu").string ?? ""
+        var seconds = 0.0
+        for line in text.split(whereSeparator: \.isNewline)
+        where line.hasPrefix("used_cpu_sys:") || line.hasPrefix("used_cpu_user:") {
+            seconds += Double(line.split(separator: ":").last ?? "") ?? 0
+        }
+        return seconds
+    }
+
+    private func commandCounts(
+        _ client: RedisClient
+    ) async throws -> (total: Int, fcall: Int, topLevel: Int, fcallMicroseconds: Int) {
         let text = try await client.send("INFO", "commandstats").string ?? ""
         var total = 0
         var fcall = 0
+        var fcallMicroseconds = 0
         var topLevel = 0
         let scriptOnly: Set<String> = ["hget", "hset", "hmget", "hdel", "hincrby", "zadd", "zrem", "zpopmin", "zrangebyscore",
             "pexpire", "lpush", "ltrim", "get", "set", "time", "zcard", "zremrangebyscore", "zrange", "del"]
@@ -172,10 +193,14 @@ struct JobsBench: AsyncParsableCommand {
                 let calls = Int(callsField.split(separator: "=").last ?? "")
             else { continue }
             total += calls
-            if name == "fcall" { fcall += calls }
+            if name == "fcall" {
+                fcall += calls
+                let usecField = line.split(separator: ",").first { $0.hasPrefix("usec=") }
+                fcallMicroseconds += Int(usecField?.split(separator: "=").last ?? "") ?? 0
+            }
             if !scriptOnly.contains(String(name)) { topLevel += calls }
         }
-        return (total, fcall, topLevel)
+        return (total, fcall, topLevel, fcallMicroseconds)
     }
 
     private func seconds(since start: ContinuousClock.Instant) -> Double {

@@ -53,7 +53,7 @@ public struct TernClient: Sendable {
         guard (0...9).contains(taskOptions.priority) else { throw TernClientError.invalidOption("priority must be 0...9") }
         guard taskOptions.maxAttempts >= 1 else { throw TernClientError.invalidOption("maxAttempts must be at least 1") }
         return EnqueueRequest(
-            task: T.name, input: try JSONEncoder().encode(input), options: taskOptions, timing: options.timing,
+            task: T.name, input: try TaskCodec.encoder.encode(input), options: taskOptions, timing: options.timing,
             idempotencyKey: options.idempotencyKey, idempotencyTTL: options.idempotencyTTL)
     }
 
@@ -79,6 +79,7 @@ public struct TernClient: Sendable {
     }
 }
 
+
 /// A job of task `T`: its state, its typed result, cancellation.
 public struct JobHandle<T: TernTask>: Sendable {
     /// The job's id.
@@ -102,7 +103,7 @@ public struct JobHandle<T: TernTask>: Sendable {
             let record = try await status()
             switch record.state {
             case .succeeded:
-                return try JSONDecoder().decode(T.Output.self, from: record.result ?? Data("null".utf8))
+                return try TaskCodec.decoder.decode(T.Output.self, from: record.result ?? Data("null".utf8))
             case .failed: throw TernClientError.failed(id, record.error ?? "failed")
             case .cancelled: throw TernClientError.cancelled(id)
             case .expired: throw TernClientError.expired(id)
