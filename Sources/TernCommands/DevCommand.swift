@@ -1,16 +1,21 @@
 import ArgumentParser
 import Broker
 import Foundation
+import Logging
+import Tasks
+import TernCore
+import Worker
 
 /// `tern dev`: the whole system in one process against a local Redis.
 struct DevCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev",
-        abstract: "Run Tern for local development against a local Redis.",
+        abstract: "Run Tern for local development: a worker with the sample tasks, and a demo.",
         discussion: """
-            Checks the Redis that scripts/dev started (data under .data/) and runs every component
-            that exists in this build. Today that is the Redis check; the worker, the HTTP API and
-            the scheduler join as they land.
+            Checks the Redis that scripts/dev started (data under .data/), runs a worker with the
+            sample tasks (echo, sleep, flaky, fail, primes, crash) on the default queue, enqueues a
+            few demo jobs and prints their results, then keeps the worker running until Ctrl-C.
+            The HTTP API and the scheduler join here as they land.
 
             Example:
               swift run tern dev --redis-url redis://127.0.0.1:6379
@@ -19,23 +24,80 @@ struct DevCommand: AsyncParsableCommand {
 
     @OptionGroup var redis: RedisOptions
 
+    @Option(help: "Worker concurrency. (default: 8)")
+    var concurrency: Int = 8
+
+    @Flag(help: "Skip the demo jobs.")
+    var noDemo = false
+
+    @Flag(help: "Run the demo, then exit instead of running until Ctrl-C.")
+    var once = false
+
     func run() async throws {
-        let configuration = try redis.configuration(environment: ProcessInfo.processInfo.environment)
-        let client = RedisClient(configuration: configuration)
+        let environment = ProcessInfo.processInfo.environment
+        let logger = try LogSetup.make(label: "tern.dev", format: environment["TERN_LOG_FORMAT"])
+        let configuration = try redis.configuration(environment: environment)
+        let client = RedisClient(configuration: configuration, logger: logger)
         defer { client.close() }
         let report: RedisDurability
         do {
             report = try await RedisStartup.awaitDurability(client, within: .seconds(10))
         } catch {
-            printError("\(RedisStartup.explain(error, configuration, command: "tern dev"))")
+            printError(RedisStartup.explain(error, configuration, command: "tern dev"))
             throw ExitCode(4)
         }
         print("tern dev: Redis \(report.version) at \(configuration.endpointDescription), appendonly \(report.appendOnly ? "yes" : "no"), maxmemory-policy \(report.maxMemoryPolicy)")
         for problem in report.problems { printError("tern dev: warning: \(problem)") }
-        let started = ContinuousClock.now
-        let pong = try await client.send("PING").string ?? "?"
-        let elapsed = ContinuousClock.now - started
-        print("tern dev: PING → \(pong) in \(elapsed.formatted(.units(allowed: [.milliseconds, .microseconds], width: .narrow)))")
-        print("tern dev: components in this build: Redis client. Worker, API and scheduler are not built yet.")
+
+        let broker = try RedisJobBroker(client: client, prefix: environment["TERN_PREFIX"] ?? "tern")
+        try await broker.prepare()
+        var registry = TaskRegistry()
+        try SampleTasks.register(in: &registry, includingCrash: true)
+        var workerConfiguration = WorkerConfiguration()
+        workerConfiguration.concurrency = concurrency
+        var workerLogger = logger
+        workerLogger.logLevel = .warning
+        let worker = JobWorker(broker: broker, registry: registry, configuration: workerConfiguration, logger: workerLogger)
+        let signals = ShutdownSignals(grace: workerConfiguration.shutdownGrace) { worker.shutdown() }
+        defer { signals.cancel() }
+        print("tern dev: worker \(workerConfiguration.workerID) running tasks \(registry.names.joined(separator: ", ")) on queue default")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await worker.run() }
+            if !noDemo {
+                try await Self.demo(TernClient(broker: broker))
+            }
+            if once {
+                worker.shutdown()
+            } else {
+                print("tern dev: running. Press Ctrl-C to stop.")
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    private static func demo(_ tern: TernClient) async throws {
+        print("tern dev: demo jobs:")
+        func show(_ name: String, _ id: JobID, _ body: () async throws -> String) async {
+            do {
+                let output = try await body()
+                let record = try await tern.broker.job(id)
+                let duration = record.flatMap { record in
+                    record.finishedMilliseconds.map { $0 - record.createdMilliseconds }
+                }
+                print("  \(name) → \(output)  (\(record?.attempts ?? 0) attempt(s), \(duration.map { "\($0) ms" } ?? "?"))")
+            } catch {
+                print("  \(name) → \(error)")
+            }
+        }
+        let echo = try await tern.enqueue(Echo.self, .object(["hello": .string("tern")]))
+        let flaky = try await tern.enqueue(Flaky.self, .init(failures: 2))
+        let sleep = try await tern.enqueue(Sleep.self, .init(ms: 500))
+        let primes = try await tern.enqueue(Primes.self, .init(below: 1_000_000))
+        let fail = try await tern.enqueue(Fail.self, .init(message: "this one fails on purpose"))
+        await show("echo {\"hello\":\"tern\"}", echo.id) { "\(try await echo.result(timeout: .seconds(30)))" }
+        await show("flaky {\"failures\":2}", flaky.id) { "attempt \(try await flaky.result(timeout: .seconds(30)).attempt)" }
+        await show("sleep {\"ms\":500}", sleep.id) { "slept \(try await sleep.result(timeout: .seconds(30)).sleptMs) ms" }
+        await show("primes {\"below\":1000000}", primes.id) { "\(try await primes.result(timeout: .seconds(60)).count) primes" }
+        await show("fail {\"message\":…}", fail.id) { "\(try await fail.result(timeout: .seconds(30)))" }
     }
 }

@@ -1,5 +1,7 @@
+import Foundation
+
 /// Any JSON value, for tasks whose input or output is free-form.
-public enum JSONValue: Sendable, Hashable, Codable {
+public enum JSONValue: Sendable, Hashable, Codable, CustomStringConvertible {
     case null
     case bool(Bool)
     case number(Double)
@@ -34,5 +36,13 @@ public enum JSONValue: Sendable, Hashable, Codable {
         case .array(let value): try container.encode(value)
         case .object(let value): try container.encode(value)
         }
+    }
+}
+
+extension JSONValue {
+    /// The value as compact JSON.
+    public var description: String {
+        guard let data = try? TaskCodec.encoder.encode(self) else { return "null" }
+        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -19,6 +19,8 @@ public struct TaskRegistry: Sendable {
         public let run: @Sendable (_ input: Data, _ context: JobContext) async throws -> Data
         /// Whether an error the task threw should skip retries.
         public let isPermanent: @Sendable (any Error) -> Bool
+        /// The delay before the retry after a failed attempt.
+        public let retryDelay: @Sendable (_ attempt: Int, _ error: any Error) -> Duration
     }
 
     private var entries: [String: Entry] = [:]
@@ -43,7 +45,8 @@ public struct TaskRegistry: Sendable {
                 let output = try await T().run(decoded, context: context)
                 return try TaskCodec.encoder.encode(output)
             },
-            isPermanent: { T.isPermanent($0) })
+            isPermanent: { T.isPermanent($0) },
+            retryDelay: { T.retryDelay(afterAttempt: $0, error: $1) })
     }
 
     /// The task registered under `name`.

@@ -37,11 +37,18 @@ public protocol TernTask: Sendable {
     /// Whether `error` should fail the job at once instead of being retried; by default only
     /// ``PermanentError``.
     static func isPermanent(_ error: any Error) -> Bool
+
+    /// The delay before retrying after failed attempt `attempt` (1-based); by default from
+    /// ``TaskOptions/retryBackoff``. Implement it for a custom backoff.
+    static func retryDelay(afterAttempt attempt: Int, error: any Error) -> Duration
 }
 
 extension TernTask {
     public static var options: TaskOptions { TaskOptions() }
     public static func isPermanent(_ error: any Error) -> Bool { error is PermanentError }
+    public static func retryDelay(afterAttempt attempt: Int, error: any Error) -> Duration {
+        options.retryBackoff.delay(retry: attempt)
+    }
 }
 
 /// An error that fails a job at once, without retries.

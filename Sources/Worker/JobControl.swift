@@ -12,6 +12,7 @@ enum JobStop: Sendable, Hashable {
 final class JobControl: Sendable {
     private struct State {
         var stop: JobStop?
+        var settling = false
         var waiter: CheckedContinuation<JobStop?, Never>?
     }
 
@@ -30,6 +31,12 @@ final class JobControl: Sendable {
 
     /// The reason the job was stopped, if it was.
     var stop: JobStop? { state.withLock { $0.stop } }
+
+    /// Marks that the job's task has ended and its outcome is being reported.
+    func markSettling() { state.withLock { $0.settling = true } }
+
+    /// Whether the job's task has ended.
+    var isSettling: Bool { state.withLock { $0.settling } }
 
     /// Returns the stop reason when the job is signalled or `limit` passes; `nil` if the waiting
     /// task is cancelled first (the job finished).

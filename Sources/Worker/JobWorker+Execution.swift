@@ -57,6 +57,7 @@ extension JobWorker {
                 }
             }
         }
+        control.markSettling()
         let elapsed = ContinuousClock.now - started
         logger[metadataKey: "duration_ms"] = "\(elapsed.nanoseconds / 1_000_000)"
         await settle(job, entry: entry, result: result, stop: stop ?? control.stop, logger: logger)
@@ -83,20 +84,20 @@ extension JobWorker {
             logger.info("job cancelled")
             await report("cancelled", id: job.id) { _ = try await self.broker.cancelled(job.lease) }
         case (.softTimeLimit(let limit)?, _):
-            await fail(job, entry: entry, message: "soft time limit of \(limit) exceeded", permanent: false, logger: logger)
+            await fail(job, entry: entry, error: SoftTimeLimitExceeded(limit: limit), permanent: false, logger: logger)
         case (nil, .failure(let error)?):
-            await fail(
-                job, entry: entry, message: Self.describe(error), permanent: entry.isPermanent(error), logger: logger)
+            await fail(job, entry: entry, error: error, permanent: entry.isPermanent(error), logger: logger)
         case (nil, nil):
             logger.error("job ended without an outcome")
         }
     }
 
     private func fail(
-        _ job: ClaimedJob, entry: TaskRegistry.Entry, message: String, permanent: Bool, logger: Logger
+        _ job: ClaimedJob, entry: TaskRegistry.Entry, error: any Error, permanent: Bool, logger: Logger
     ) async {
+        let message = Self.describe(error)
         let retry = !permanent && job.attempt < job.maxAttempts
-        let delay = retry ? entry.options.retryBackoff.delay(retry: job.attempt) : nil
+        let delay = retry ? entry.retryDelay(job.attempt, error) : nil
         logger.info(
             retry ? "job failed; will retry" : "job failed",
             metadata: ["error": "\(message)", "retry_in": "\(delay.map { "\($0)" } ?? "never")"])
@@ -130,6 +131,12 @@ extension JobWorker {
             }
         }
     }
+}
+
+/// The error recorded when a job runs past its soft time limit.
+struct SoftTimeLimitExceeded: Error, CustomStringConvertible {
+    let limit: Duration
+    var description: String { "soft time limit of \(limit) exceeded" }
 }
 
 /// Turns a `DecodingError` into a short message naming the path.

@@ -23,6 +23,7 @@ public final class JobWorker: Sendable {
 
     struct State {
         var running: [JobID: Running] = [:]
+        var startedMilliseconds = Int64(WallClock.nowMilliseconds())
         var stopping = false
         var slotWaiter: CheckedContinuation<Void, Never>?
         var processed = 0
@@ -80,6 +81,9 @@ public final class JobWorker: Sendable {
             }
             group.cancelAll()
         }
+        if let registry = broker as? any WorkerRegistry {
+            try? await registry.unregister(configuration.workerID)
+        }
         logger.info("worker stopped", metadata: ["processed": "\(processed)"])
     }
 
@@ -103,7 +107,12 @@ public final class JobWorker: Sendable {
                 failures = 0
                 if claimed.isEmpty {
                     if !isStopping {
-                        _ = try await broker.waitForWork(queues: configuration.queues, timeout: configuration.idleWait)
+                        // Wake for a scheduled or retrying job on time, not only on new work.
+                        var wait = configuration.idleWait
+                        if let due = try await broker.nextDue(queues: configuration.queues) { wait = min(wait, due) }
+                        if wait >= .milliseconds(1) {
+                            _ = try await broker.waitForWork(queues: configuration.queues, timeout: wait)
+                        }
                     }
                     continue
                 }
@@ -176,19 +185,43 @@ public final class JobWorker: Sendable {
 
     // MARK: Background duties
 
+    /// This worker as it describes itself to the registry.
+    public var info: WorkerInfo {
+        let (busy, processed, started) = state.withLock { ($0.running.count, $0.processed, $0.startedMilliseconds) }
+        return WorkerInfo(
+            id: configuration.workerID, host: ProcessInfo.processInfo.hostName, pid: getpid(),
+            queues: configuration.queues.map(\.rawValue), concurrency: configuration.concurrency, busy: busy,
+            processed: processed, startedMilliseconds: started,
+            lastSeenMilliseconds: Int64(WallClock.nowMilliseconds()))
+    }
+
+    private func announce() async {
+        guard let registry = broker as? any WorkerRegistry else { return }
+        do {
+            try await registry.register(info, ttl: configuration.heartbeatInterval * 5 + .seconds(2))
+        } catch {
+            logger.debug("worker registration failed", metadata: ["error": "\(error)"])
+        }
+    }
+
     private func heartbeatLoop() async {
+        await announce()
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.heartbeatInterval)
+            if Task.isCancelled { break }
+            await announce()
             let running = state.withLock { Array($0.running.values) }
             guard !running.isEmpty else { continue }
             do {
                 let outcome = try await broker.heartbeat(running.map(\.job.lease), lease: configuration.lease)
-                let byID = Dictionary(running.map { ($0.job.id, $0.control) }, uniquingKeysWith: { first, _ in first })
+                // A job that finished since the snapshot shows up as lost; only jobs still running matter.
+                let current = state.withLock { $0.running }
                 for id in outcome.lost {
+                    guard let entry = current[id], !entry.control.isSettling else { continue }
                     logger.warning("lease lost; the job is no longer this worker's", metadata: ["job": "\(id)"])
-                    byID[id]?.signal(.leaseLost)
+                    entry.control.signal(.leaseLost)
                 }
-                for id in outcome.cancelRequested { byID[id]?.signal(.cancelRequested) }
+                for id in outcome.cancelRequested { current[id]?.control.signal(.cancelRequested) }
             } catch {
                 logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
             }

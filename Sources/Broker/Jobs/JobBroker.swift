@@ -142,6 +142,9 @@ public protocol JobBroker: Sendable {
     func enqueue(_ requests: [EnqueueRequest]) async throws -> [EnqueueReceipt]
     /// Claims up to `limit` jobs of `queue` for `worker`, each under a lease of `lease`.
     func claim(queue: QueueName, limit: Int, worker: String, lease: Duration) async throws -> [ClaimedJob]
+    /// How long until the earliest scheduled or retrying job of `queues` is due (zero if one is
+    /// due now), or `nil` when none is scheduled. Idle workers wait no longer than this.
+    func nextDue(queues: [QueueName]) async throws -> Duration?
     /// Waits until jobs may be available on any of `queues`, or `timeout` passes. Returns `true`
     /// when woken by new work.
     func waitForWork(queues: [QueueName], timeout: Duration) async throws -> Bool

@@ -166,6 +166,22 @@ public final class RedisJobBroker: JobBroker {
         }
     }
 
+    public func nextDue(queues: [QueueName]) async throws -> Duration? {
+        guard !queues.isEmpty else { return nil }
+        let commands =
+            queues.map { RedisCommand("ZRANGE", keys.queueKey($0, "scheduled"), 0, 0, "WITHSCORES") } + [RedisCommand("TIME")]
+        let replies = try await client.pipeline(commands)
+        guard let time = try replies.last?.throwingServerError().array, time.count == 2, let seconds = time[0].int,
+            let micros = time[1].int
+        else { throw RedisError.protocolError("unexpected reply to TIME") }
+        let now = seconds * 1000 + micros / 1000
+        let due = try replies.dropLast().compactMap { reply -> Int? in
+            guard let pair = try reply.throwingServerError().array, pair.count == 2 else { return nil }
+            return pair[1].string.flatMap(Double.init).map { Int($0) }
+        }.min()
+        return due.map { .milliseconds(max(0, $0 - now)) }
+    }
+
     public func waitForWork(queues: [QueueName], timeout: Duration) async throws -> Bool {
         guard !queues.isEmpty else { return false }
         let seconds = max(0.01, Double(timeout.nanoseconds) / 1e9)

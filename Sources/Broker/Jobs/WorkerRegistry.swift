@@ -1,0 +1,82 @@
+import Foundation
+import TernCore
+
+/// A running worker process, as it describes itself with each heartbeat.
+public struct WorkerInfo: Sendable, Hashable, Codable {
+    /// The worker's unique id (`<host>:<pid>:<random>` by default).
+    public var id: String
+    public var host: String
+    public var pid: Int32
+    /// The queues it claims from, in order.
+    public var queues: [String]
+    public var concurrency: Int
+    /// Jobs running now.
+    public var busy: Int
+    /// Jobs finished since it started.
+    public var processed: Int
+    /// When it started, in milliseconds since 1970.
+    public var startedMilliseconds: Int64
+    /// When it last reported, in milliseconds since 1970 (its own clock).
+    public var lastSeenMilliseconds: Int64
+
+    public init(
+        id: String, host: String, pid: Int32, queues: [String], concurrency: Int, busy: Int, processed: Int,
+        startedMilliseconds: Int64, lastSeenMilliseconds: Int64
+    ) {
+        self.id = id
+        self.host = host
+        self.pid = pid
+        self.queues = queues
+        self.concurrency = concurrency
+        self.busy = busy
+        self.processed = processed
+        self.startedMilliseconds = startedMilliseconds
+        self.lastSeenMilliseconds = lastSeenMilliseconds
+    }
+}
+
+/// Where workers announce themselves, so that they can be listed. An entry disappears when its
+/// worker stops reporting for its time to live.
+public protocol WorkerRegistry: Sendable {
+    /// Records or refreshes `info` for `ttl`.
+    func register(_ info: WorkerInfo, ttl: Duration) async throws
+    /// Removes a worker that is stopping.
+    func unregister(_ id: String) async throws
+    /// The live workers, by id.
+    func workers() async throws -> [WorkerInfo]
+}
+
+extension RedisJobBroker: WorkerRegistry {
+    public func register(_ info: WorkerInfo, ttl: Duration) async throws {
+        let data = try JSONEncoder().encode(info)
+        let replies = try await client.pipeline([
+            RedisCommand("SET", keys.worker(info.id), data, "PX", Int(ttl.nanoseconds / 1_000_000)),
+            RedisCommand("ZADD", keys.workers, Int(info.lastSeenMilliseconds), info.id),
+        ])
+        for reply in replies { try reply.throwingServerError() }
+    }
+
+    public func unregister(_ id: String) async throws {
+        let replies = try await client.pipeline([
+            RedisCommand("DEL", keys.worker(id)), RedisCommand("ZREM", keys.workers, id),
+        ])
+        for reply in replies { try reply.throwingServerError() }
+    }
+
+    public func workers() async throws -> [WorkerInfo] {
+        let ids = try await client.send(RedisCommand("ZRANGE", keys.workers, 0, -1)).array?.compactMap(\.string) ?? []
+        guard !ids.isEmpty else { return [] }
+        let values = try await client.pipeline(ids.map { RedisCommand("GET", keys.worker($0)) })
+        var live: [WorkerInfo] = []
+        var gone: [String] = []
+        for (id, value) in zip(ids, values) {
+            if let bytes = value.bytes, let info = try? JSONDecoder().decode(WorkerInfo.self, from: Data(bytes)) {
+                live.append(info)
+            } else {
+                gone.append(id)
+            }
+        }
+        if !gone.isEmpty { try await client.send(RedisCommand("ZREM", arguments: [keys.workers] + gone)) }
+        return live.sorted { $0.id < $1.id }
+    }
+}
