@@ -36,7 +36,8 @@ struct DevCommand: AsyncParsableCommand {
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let logger = try LogSetup.make(label: "tern.dev", format: environment["TERN_LOG_FORMAT"])
-        let configuration = try redis.configuration(environment: environment)
+        let file = try redis.file()
+        let configuration = try redis.configuration(environment: environment, file: file)
         let client = RedisClient(configuration: configuration, logger: logger)
         defer { client.close() }
         let report: RedisDurability
@@ -49,7 +50,7 @@ struct DevCommand: AsyncParsableCommand {
         print("tern dev: Redis \(report.version) at \(configuration.endpointDescription), appendonly \(report.appendOnly ? "yes" : "no"), maxmemory-policy \(report.maxMemoryPolicy)")
         for problem in report.problems { printError("tern dev: warning: \(problem)") }
 
-        let broker = try RedisJobBroker(client: client, prefix: environment["TERN_PREFIX"] ?? "tern")
+        let broker = try RedisJobBroker(client: client, prefix: redis.prefix(environment: environment, file: file))
         try await broker.prepare()
         var registry = TaskRegistry()
         try SampleTasks.register(in: &registry, includingCrash: true)

@@ -19,7 +19,8 @@ struct RedisCheckCommand: AsyncParsableCommand {
     @OptionGroup var redis: RedisOptions
 
     func run() async throws {
-        let configuration = try redis.configuration(environment: ProcessInfo.processInfo.environment)
+        let file = try redis.file()
+        let configuration = try redis.configuration(environment: ProcessInfo.processInfo.environment, file: file)
         let client = RedisClient(configuration: configuration)
         defer { client.close() }
         let report: RedisDurability

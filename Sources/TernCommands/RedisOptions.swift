@@ -10,13 +10,26 @@ struct RedisOptions: ParsableArguments {
             valueName: "url"))
     var redisURL: String?
 
-    /// The URL from the flag, else a non-empty `TERN_REDIS_URL`, else `redis://127.0.0.1:6379`.
-    func resolvedURL(environment: [String: String]) -> String {
-        redisURL ?? environment["TERN_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "redis://127.0.0.1:6379"
+    @Option(help: ArgumentHelp("Configuration file. (default: config/tern.yaml when it exists)", valueName: "path"))
+    var config: String?
+
+    /// The configuration file this command reads.
+    func file() throws -> ConfigFile { try ConfigFile.load(path: config) }
+
+    /// The URL from the flag, else a non-empty `TERN_REDIS_URL`, else the config file's
+    /// `redis.url`, else `redis://127.0.0.1:6379`.
+    func resolvedURL(environment: [String: String], file: ConfigFile = ConfigFile()) -> String {
+        redisURL ?? environment["TERN_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file.redis?.url
+            ?? "redis://127.0.0.1:6379"
     }
 
-    func configuration(environment: [String: String]) throws -> RedisConfiguration {
-        let url = resolvedURL(environment: environment)
+    /// The key prefix from `TERN_PREFIX`, else the config file's `redis.prefix`, else `tern`.
+    func prefix(environment: [String: String], file: ConfigFile) -> String {
+        environment["TERN_PREFIX"].flatMap { $0.isEmpty ? nil : $0 } ?? file.redis?.prefix ?? "tern"
+    }
+
+    func configuration(environment: [String: String], file: ConfigFile = ConfigFile()) throws -> RedisConfiguration {
+        let url = resolvedURL(environment: environment, file: file)
         do {
             return try RedisConfiguration(url: url)
         } catch {

@@ -40,16 +40,16 @@ struct WorkerCommand: AsyncParsableCommand {
     var concurrency: Int?
 
     @Option(help: "Lease length in seconds. (default: 15)")
-    var lease: Double = 15
+    var lease: Double?
 
     @Option(help: "Heartbeat interval in seconds. (default: 1)")
-    var heartbeat: Double = 1
+    var heartbeat: Double?
 
     @Option(help: "Reaper interval in seconds. (default: 1)")
-    var reaper: Double = 1
+    var reaper: Double?
 
     @Option(help: "Seconds running jobs get to finish after SIGTERM. (default: 25)")
-    var grace: Double = 25
+    var grace: Double?
 
     @Option(help: "Redis key prefix. Environment: TERN_PREFIX. (default: tern)")
     var prefix: String?
@@ -65,36 +65,43 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let logger = try LogSetup.make(label: "tern.worker", format: logFormat ?? environment["TERN_LOG_FORMAT"])
+        let file = try redis.file()
+        let fileWorker = file.worker
+        let logger = try LogSetup.make(
+            label: "tern.worker", format: logFormat ?? environment["TERN_LOG_FORMAT"] ?? file.log?.format)
         var configuration = WorkerConfiguration()
-        configuration.queues = try parseQueues(queues ?? environment["TERN_QUEUES"] ?? "default")
-        if let weights {
-            let values = weights.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        configuration.queues = try parseQueues(
+            queues ?? environment["TERN_QUEUES"] ?? fileWorker?.queues?.joined(separator: ",") ?? "default")
+        let weightList = weights.map { $0.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) ?? 0 } }
+            ?? fileWorker?.weights
+        if let values = weightList {
             guard values.count == configuration.queues.count, values.allSatisfy({ $0 >= 1 }) else {
-                throw ValidationError("--weights needs one whole number ≥ 1 per queue")
+                throw ValidationError("weights need one whole number ≥ 1 per queue")
             }
             configuration.queueOrder = .weighted(values)
         }
-        configuration.concurrency = concurrency ?? environment["TERN_CONCURRENCY"].flatMap(Int.init) ?? 10
+        configuration.concurrency =
+            concurrency ?? environment["TERN_CONCURRENCY"].flatMap(Int.init) ?? fileWorker?.concurrency ?? 10
         guard (1...10_000).contains(configuration.concurrency) else {
-            throw ValidationError("--concurrency must be 1...10000")
+            throw ValidationError("concurrency must be 1...10000")
         }
-        configuration.lease = try seconds(lease, "lease")
-        configuration.heartbeatInterval = try seconds(heartbeat, "heartbeat")
-        configuration.reaperInterval = try seconds(reaper, "reaper")
-        configuration.shutdownGrace = try seconds(grace, "grace", allowZero: true)
+        configuration.lease = try seconds(lease ?? fileWorker?.leaseSeconds ?? 15, "lease")
+        configuration.heartbeatInterval = try seconds(heartbeat ?? fileWorker?.heartbeatSeconds ?? 1, "heartbeat")
+        configuration.reaperInterval = try seconds(reaper ?? fileWorker?.reaperSeconds ?? 1, "reaper")
+        configuration.shutdownGrace = try seconds(grace ?? fileWorker?.graceSeconds ?? 25, "grace", allowZero: true)
         guard configuration.heartbeatInterval * 2 < configuration.lease else {
             throw ValidationError("--heartbeat must be less than half of --lease")
         }
 
         var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingCrash: sampleTasks)
+        try SampleTasks.register(in: &registry, includingCrash: sampleTasks || fileWorker?.sampleTasks == true)
 
-        let redisConfiguration = try redis.configuration(environment: environment)
+        let redisConfiguration = try redis.configuration(environment: environment, file: file)
         let client = RedisClient(configuration: redisConfiguration, logger: logger)
         defer { client.close() }
-        try await checkDurability(client, redisConfiguration)
-        let broker = try RedisJobBroker(client: client, prefix: prefix ?? environment["TERN_PREFIX"] ?? "tern")
+        try await checkDurability(
+            client, redisConfiguration, allowed: allowVolatileRedis || fileWorker?.allowVolatileRedis == true)
+        let broker = try RedisJobBroker(client: client, prefix: prefix ?? redis.prefix(environment: environment, file: file))
         try await broker.prepare()
         let worker = JobWorker(broker: broker, registry: registry, configuration: configuration, logger: logger)
         let signals = ShutdownSignals(grace: configuration.shutdownGrace) { worker.shutdown() }
@@ -102,7 +109,9 @@ struct WorkerCommand: AsyncParsableCommand {
         try await worker.run()
     }
 
-    private func checkDurability(_ client: RedisClient, _ configuration: RedisConfiguration) async throws {
+    private func checkDurability(
+        _ client: RedisClient, _ configuration: RedisConfiguration, allowed: Bool
+    ) async throws {
         let report: RedisDurability
         do {
             report = try await RedisStartup.awaitDurability(client, within: .seconds(10))
@@ -112,7 +121,7 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         guard !report.problems.isEmpty else { return }
         for problem in report.problems { printError("tern worker: unsafe Redis: \(problem)") }
-        if allowVolatileRedis {
+        if allowed {
             printError("tern worker: starting anyway (--allow-volatile-redis)")
         } else {
             printError("tern worker: refusing to start; fix Redis or pass --allow-volatile-redis")
@@ -136,7 +145,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     private func seconds(_ value: Double, _ name: String, allowZero: Bool = false) throws -> Duration {
         guard value.isFinite, allowZero ? value >= 0 : value > 0, value <= 86_400 else {
-            throw ValidationError("--\(name) must be between 0 and 86400 seconds")
+            throw ValidationError("\(name) must be between 0 and 86400 seconds")
         }
         return .milliseconds(Int(value * 1000))
     }

@@ -34,6 +34,8 @@ public final class JobWorker: Sendable {
     let configuration: WorkerConfiguration
     let logger: Logger
     let state = Mutex(State())
+    /// Signalled by ``shutdown()`` so that an idle wait on Redis ends at once.
+    let stopSignal = JobControl()
 
     /// Creates a worker.
     public init(broker: any JobBroker, registry: TaskRegistry, configuration: WorkerConfiguration, logger: Logger) {
@@ -54,6 +56,7 @@ public final class JobWorker: Sendable {
     /// Asks the worker to stop: no more claims; ``run()`` returns once running jobs finish or the
     /// grace period ends and the rest are released.
     public func shutdown() {
+        stopSignal.signal(.shutdown)
         let waiter = state.withLock { state in
             state.stopping = true
             defer { state.slotWaiter = nil }
@@ -110,9 +113,7 @@ public final class JobWorker: Sendable {
                         // Wake for a scheduled or retrying job on time, not only on new work.
                         var wait = configuration.idleWait
                         if let due = try await broker.nextDue(queues: configuration.queues) { wait = min(wait, due) }
-                        if wait >= .milliseconds(1) {
-                            _ = try await broker.waitForWork(queues: configuration.queues, timeout: wait)
-                        }
+                        if wait >= .milliseconds(1) { try await waitForWorkOrShutdown(wait) }
                     }
                     continue
                 }
@@ -128,6 +129,28 @@ public final class JobWorker: Sendable {
                 try? await Task.sleep(for: delay)
             }
         }
+    }
+
+    /// Blocks on Redis until work may be there, `timeout` passes, or ``shutdown()`` is called.
+    private func waitForWorkOrShutdown(_ timeout: Duration) async throws {
+        let outcome: Result<Void, any Error>? = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
+            group.addTask {
+                do {
+                    _ = try await self.broker.waitForWork(queues: self.configuration.queues, timeout: timeout)
+                    return .success(())
+                } catch {
+                    return Task.isCancelled ? nil : .failure(error)
+                }
+            }
+            group.addTask {
+                _ = await self.stopSignal.waitForStop(limit: nil)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        try outcome?.get()
     }
 
     private func queueVisitOrder() -> [QueueName] {

@@ -91,6 +91,29 @@ struct JobLifecycleTests {
         #expect(claimed.map(\.id) == expected)
     }
 
+    @Test("an idle worker starts a delayed job on time and is listed while it runs")
+    func delayedOnTime() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        var configuration = JobEnvironment.workerConfiguration()
+        configuration.idleWait = .seconds(5)
+        try await environment.withWorker(configuration) { worker in
+            let workers = try await eventually {
+                let list = try await environment.broker.workers()
+                guard !list.isEmpty else { throw WaitError("no worker registered yet") }
+                return list
+            }
+            #expect(workers.map(\.id) == [worker.info.id])
+            #expect(workers.first?.queues == ["default"])
+            #expect(workers.first?.concurrency == configuration.concurrency)
+            let handle = try await environment.tern.enqueue(Echo.self, .null, options: .init(timing: .after(.milliseconds(500))))
+            let record = try await environment.waitFor(handle.id, .succeeded)
+            let late = (record.startedMilliseconds ?? 0) - (record.dueMilliseconds ?? 0)
+            #expect(late >= 0 && late < 300, "started \(late) ms after its due time")
+        }
+        #expect(try await environment.broker.workers().isEmpty)
+    }
+
     @Test("a delayed job waits for its time, then runs")
     func delayed() async throws {
         let environment = try await JobEnvironment.start()

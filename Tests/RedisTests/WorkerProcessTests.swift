@@ -39,14 +39,16 @@ struct WorkerProcessTests {
         defer { environment.stop() }
         let handles = try await environment.tern.enqueueBatch(Sleep.self, Array(repeating: .init(ms: 1_500), count: 12))
         let doomed = try WorkerBinary.start(environment, ["--concurrency", "4"])
-        let running = try await eventually(within: .seconds(30)) {
+        try await eventually(within: .seconds(30)) {
             let stats = try await environment.broker.stats(.default)
             guard stats.running == 4 else { throw WaitError("\(stats.running) running") }
-            return try await environment.broker.jobs(queue: .default, state: .running, cursor: nil, limit: 10).jobs.map(\.id)
         }
         kill(doomed.processIdentifier, SIGKILL)
         doomed.waitUntilExit()
         #expect(doomed.terminationReason == .uncaughtSignal)
+        // The jobs in flight at the kill stay `running` in Redis until their lease runs out.
+        let running = try await environment.broker.jobs(queue: .default, state: .running, cursor: nil, limit: 10).jobs.map(\.id)
+        #expect(running.count == 4)
 
         let survivor = try WorkerBinary.start(environment, ["--concurrency", "8"])
         defer {
@@ -92,6 +94,46 @@ struct WorkerProcessTests {
         #expect(stats.running == 0)
         #expect(stats.pending == 2)
         #expect(stats.succeeded == 1)
+    }
+
+    @Test("a worker takes its queues from the config file; flags still win")
+    func configFile() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let path = environment.server.directory + "/tern.yaml"
+        try """
+            redis:
+              url: redis://127.0.0.1:1
+              prefix: ignored
+            worker:
+              queues: [special, default]
+              concurrency: 2
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let handle = try await environment.tern.enqueue(Echo.self, .string("from config"), options: .init(queue: "special"))
+        let worker = try WorkerBinary.start(environment, ["--config", path])
+        defer {
+            worker.terminate()
+            worker.waitUntilExit()
+        }
+        #expect(try await handle.result(timeout: .seconds(30)) == .string("from config"))
+        let workers = try await environment.broker.workers()
+        #expect(workers.first?.queues == ["special", "default"])
+        #expect(workers.first?.concurrency == 2)
+    }
+
+    @Test("a missing config file named with --config is a usage error")
+    func missingConfigFile() throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: WorkerBinary.path)
+        process.arguments = ["--config", "/nonexistent/tern.yaml"]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 64)
+        #expect(output.contains("config file /nonexistent/tern.yaml does not exist"))
     }
 
     @Test("a worker refuses a Redis without an append-only file unless allowed")

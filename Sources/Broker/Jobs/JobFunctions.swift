@@ -141,7 +141,8 @@ enum JobFunctions {
           end
           pending_add_all(base, ready, priorities)
           zadd_all(base .. 'scheduled', later)
-          if #ready > 0 then wake(base) end
+          -- Idle workers wake for a scheduled job too, to wait for its due time instead.
+          if #ready > 0 or #later > 0 then wake(base) end
           return out
         end
 

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import Yams
+
+/// The configuration file (`config/tern.yaml` by default). Every field is optional; a command-line
+/// flag beats the environment, which beats the file, which beats the built-in default. Secrets
+/// (passwords in the Redis URL) belong in the environment (`TERN_REDIS_URL`), not in this file.
+struct ConfigFile: Decodable, Sendable {
+    struct Redis: Decodable, Sendable {
+        var url: String?
+        var prefix: String?
+    }
+
+    struct Worker: Decodable, Sendable {
+        var queues: [String]?
+        var weights: [Int]?
+        var concurrency: Int?
+        var leaseSeconds: Double?
+        var heartbeatSeconds: Double?
+        var reaperSeconds: Double?
+        var graceSeconds: Double?
+        var sampleTasks: Bool?
+        var allowVolatileRedis: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case queues, weights, concurrency
+            case leaseSeconds = "lease_seconds"
+            case heartbeatSeconds = "heartbeat_seconds"
+            case reaperSeconds = "reaper_seconds"
+            case graceSeconds = "grace_seconds"
+            case sampleTasks = "sample_tasks"
+            case allowVolatileRedis = "allow_volatile_redis"
+        }
+    }
+
+    struct Log: Decodable, Sendable {
+        var format: String?
+    }
+
+    var redis: Redis?
+    var worker: Worker?
+    var log: Log?
+
+    /// The default path, relative to the working directory.
+    static let defaultPath = "config/tern.yaml"
+
+    /// Loads the file at `path`, or at the default path if it exists; an explicit path must exist.
+    static func load(path: String?) throws -> ConfigFile {
+        let chosen = path ?? defaultPath
+        guard FileManager.default.fileExists(atPath: chosen) else {
+            if path != nil { throw ValidationError("config file \(chosen) does not exist") }
+            return ConfigFile()
+        }
+        guard let data = FileManager.default.contents(atPath: chosen) else {
+            throw ValidationError("cannot read config file \(chosen)")
+        }
+        do {
+            return try YAMLDecoder().decode(ConfigFile.self, from: data)
+        } catch {
+            throw ValidationError("config file \(chosen) is invalid: \(error)")
+        }
+    }
+
+    init() {}
+}
