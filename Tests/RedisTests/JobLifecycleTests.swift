@@ -96,7 +96,7 @@ struct JobLifecycleTests {
         let environment = try await JobEnvironment.start()
         defer { environment.stop() }
         var configuration = JobEnvironment.workerConfiguration()
-        configuration.idleWait = .seconds(5)
+        configuration.idleWait = .seconds(10)
         try await environment.withWorker(configuration) { worker in
             let workers = try await eventually {
                 let list = try await environment.broker.workers()
@@ -109,7 +109,9 @@ struct JobLifecycleTests {
             let handle = try await environment.tern.enqueue(Echo.self, .null, options: .init(timing: .after(.milliseconds(500))))
             let record = try await environment.waitFor(handle.id, .succeeded)
             let late = (record.startedMilliseconds ?? 0) - (record.dueMilliseconds ?? 0)
-            #expect(late >= 0 && late < 300, "started \(late) ms after its due time")
+            // On an idle machine it is a few ms (see BENCHMARKS.md); the bound only proves the worker
+            // did not sleep through its 10 s idle wait while the whole suite loads the machine.
+            #expect(late >= 0 && late < 3000, "started \(late) ms after its due time")
         }
         #expect(try await environment.broker.workers().isEmpty)
     }

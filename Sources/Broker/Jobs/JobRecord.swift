@@ -49,6 +49,35 @@ public struct JobRecord: Sendable, Hashable {
 
     public var queue: QueueName { id.queue }
 
+    /// Creates a record from its fields (the memory broker's jobs).
+    init(
+        id: JobID, task: String, state: JobState, input: Data, priority: Int, attempts: Int = 0, maxAttempts: Int,
+        createdMilliseconds: Int64, dueMilliseconds: Int64?, startedMilliseconds: Int64? = nil,
+        finishedMilliseconds: Int64? = nil, worker: String? = nil, result: Data? = nil, error: String? = nil,
+        errors: [AttemptError] = [], progress: Double? = nil, progressMessage: String? = nil, lostLeases: Int = 0,
+        cancelRequested: Bool = false
+    ) {
+        self.id = id
+        self.task = task
+        self.state = state
+        self.input = input
+        self.priority = priority
+        self.attempts = attempts
+        self.maxAttempts = maxAttempts
+        self.createdMilliseconds = createdMilliseconds
+        self.dueMilliseconds = dueMilliseconds
+        self.startedMilliseconds = startedMilliseconds
+        self.finishedMilliseconds = finishedMilliseconds
+        self.worker = worker
+        self.result = result
+        self.error = error
+        self.errors = errors
+        self.progress = progress
+        self.progressMessage = progressMessage
+        self.lostLeases = lostLeases
+        self.cancelRequested = cancelRequested
+    }
+
     /// Builds a record from a job hash's fields; `nil` when essential fields are missing.
     init?(fields: [String: [UInt8]]) {
         func text(_ key: String) -> String? { fields[key].map { String(decoding: $0, as: UTF8.self) } }

@@ -1,0 +1,334 @@
+import Foundation
+import TernCore
+
+/// A job as ``MemoryJobBroker`` stores it: the record users see, plus what the Redis job hash holds
+/// but does not show.
+struct MemoryStoredJob: Sendable {
+    var record: JobRecord
+    /// The lease token of the current (or last) run.
+    var token: String?
+    /// The job expires if it has not started by then (`expires_ms`).
+    var expiresMilliseconds: Int64?
+    /// How long the job is kept once finished (`retention_ms`).
+    var retentionMilliseconds: Int64
+    /// When the finished job disappears (the job hash's TTL in Redis).
+    var removeAtMilliseconds: Int64?
+}
+
+/// One queue of ``MemoryJobBroker``: the counterpart of the keys under one queue's base in Redis,
+/// with one method per Redis Function of ``JobFunctions`` and the same semantics.
+struct MemoryQueueState: Sendable {
+    /// Jobs by id (`job:<id>`).
+    var jobs: [JobID: MemoryStoredJob] = [:]
+    /// Queued jobs by priority band × 2^40 + sequence (`pending`).
+    var pending = MemorySortedSet<JobID>()
+    /// Scheduled and retrying jobs by due time (`scheduled`).
+    var scheduled = MemorySortedSet<JobID>()
+    /// Running jobs by lease deadline (`active`).
+    var active = MemorySortedSet<JobID>()
+    /// Finished jobs by the time they are dropped, per terminal state.
+    var finished: [JobState: MemorySortedSet<JobID>] = [:]
+    /// Idempotency key hashes to job ids (`idem:<hash>`), and when each key expires.
+    var idempotency: [String: JobID] = [:]
+    var idempotencyExpiry = MemorySortedSet<String>()
+    /// `meta`: the pending sequence, the claim batch counter, pause and the counters.
+    var sequence: Int64 = 0
+    var batch: Int64 = 0
+    var paused = false
+    var staleWrites = 0
+    var lostLeases = 0
+    /// Wake tokens left for `waitForWork` (the `wake` list, at most 64).
+    var wakeTokens = 0
+    /// Wakes asked by the operation in progress; the broker delivers them when it ends.
+    var wakes = 0
+
+    static let band: Int64 = 1 << 40
+    static let leaseExpiredMessage = "lease expired: the worker stopped reporting"
+
+    // MARK: Helpers (the Lua library's local functions)
+
+    /// The job with `id` unless it is unknown or was removed after its retention.
+    func stored(_ id: JobID, now: Int64) -> MemoryStoredJob? {
+        guard let job = jobs[id] else { return nil }
+        if let removeAt = job.removeAtMilliseconds, now >= removeAt { return nil }
+        return job
+    }
+
+    /// Adds a job to the pending set after every job already there of its priority (FIFO).
+    mutating func addPending(_ id: JobID, priority: Int) {
+        sequence += 1
+        let clamped = Int64(min(max(priority, -1_000_000), 1_000_000))
+        pending.insert(id, score: (9 - clamped) * Self.band + sequence)
+    }
+
+    /// Moves a job to a terminal state; it is removed after its retention.
+    mutating func finish(_ id: JobID, _ state: JobState, now: Int64) {
+        guard let job = jobs[id] else { return }
+        let dropAt = now + job.retentionMilliseconds
+        jobs[id]?.record.state = state
+        jobs[id]?.record.finishedMilliseconds = now
+        jobs[id]?.removeAtMilliseconds = dropAt
+        finished[state, default: MemorySortedSet()].insert(id, score: dropAt)
+    }
+
+    /// Deletes the oldest failed jobs beyond `cap`.
+    mutating func capFailed(_ cap: Int) {
+        var excess = (finished[.failed]?.count ?? 0) - cap
+        while excess > 0, let oldest = finished[.failed]?.popMin() {
+            jobs.removeValue(forKey: oldest.member)
+            excess -= 1
+        }
+    }
+
+    mutating func recordError(_ id: JobID, attempt: Int, message: String, now: Int64) {
+        guard jobs[id] != nil else { return }
+        jobs[id]?.record.errors.append(JobRecord.AttemptError(attempt: attempt, message: message, atMilliseconds: now))
+        let excess = (jobs[id]?.record.errors.count ?? 0) - JobLimits.errorsKept
+        if excess > 0 { jobs[id]?.record.errors.removeFirst(excess) }
+        jobs[id]?.record.error = message
+    }
+
+    /// Whether `lease` is the current run's: the token matches and the job is running. A stale
+    /// write is counted.
+    mutating func holds(_ lease: JobLease, now: Int64) -> Bool {
+        if let job = stored(lease.id, now: now), job.token == lease.token, job.record.state == .running { return true }
+        staleWrites += 1
+        return false
+    }
+
+    /// Moves up to `limit` due scheduled and retrying jobs to the pending set.
+    mutating func promoteDue(now: Int64, limit: Int) -> Int {
+        var count = 0
+        while count < limit, let due = scheduled.popMin(maxScore: now) {
+            count += 1
+            guard let job = stored(due.member, now: now) else { continue }
+            jobs[due.member]?.record.state = .queued
+            addPending(due.member, priority: job.record.priority)
+        }
+        if count > 0 { wakes += 1 }
+        return count
+    }
+
+    // MARK: Operations (the Lua library's registered functions)
+
+    mutating func enqueue(_ request: EnqueueRequest, now: Int64) -> EnqueueReceipt {
+        let key = request.idempotencyKey.map { SHA256.hex($0) }
+        if let key, let existing = idempotency[key], let expiry = idempotencyExpiry.score(of: key), now < expiry {
+            return EnqueueReceipt(id: existing, created: false, state: stored(existing, now: now)?.record.state)
+        }
+        let id = JobID.generate(queue: request.queue)
+        let due: Int64
+        switch request.timing {
+        case .now: due = now
+        case .after(let delay): due = now + max(0, delay.nanoseconds / 1_000_000)
+        case .at(let milliseconds): due = max(0, milliseconds)
+        }
+        let state: JobState = due > now ? .scheduled : .queued
+        let expiresAfter = request.expiresAfter.map { $0.nanoseconds / 1_000_000 }
+        let record = JobRecord(
+            id: id, task: request.task, state: state, input: request.input, priority: request.priority,
+            maxAttempts: request.maxAttempts, createdMilliseconds: now, dueMilliseconds: due)
+        jobs[id] = MemoryStoredJob(
+            record: record, token: nil,
+            expiresMilliseconds: expiresAfter.flatMap { $0 >= 0 ? due + $0 : nil },
+            retentionMilliseconds: request.retention.nanoseconds / 1_000_000, removeAtMilliseconds: nil)
+        if let key {
+            idempotency[key] = id
+            idempotencyExpiry.insert(key, score: now + request.idempotencyTTL.nanoseconds / 1_000_000)
+        }
+        if state == .queued {
+            addPending(id, priority: request.priority)
+        } else {
+            scheduled.insert(id, score: due)
+        }
+        return EnqueueReceipt(id: id, created: true, state: state)
+    }
+
+    mutating func claim(limit: Int, worker: String, leaseMilliseconds: Int64, now: Int64) -> [ClaimedJob] {
+        _ = promoteDue(now: now, limit: 1000)
+        if paused { return [] }
+        var out: [ClaimedJob] = []
+        var batchNumber: Int64?
+        while out.count < limit, let entry = pending.popMin() {
+            let number: Int64
+            if let batchNumber {
+                number = batchNumber
+            } else {
+                batch += 1
+                number = batch
+                batchNumber = number
+            }
+            let id = entry.member
+            guard let job = stored(id, now: now), job.record.state == .queued else { continue }
+            if let expires = job.expiresMilliseconds, expires < now {
+                finish(id, .expired, now: now)
+                continue
+            }
+            let attempt = job.record.attempts + 1
+            let token = "\(worker)/\(number)/\(out.count)"
+            jobs[id]?.record.state = .running
+            jobs[id]?.record.attempts = attempt
+            jobs[id]?.record.startedMilliseconds = now
+            jobs[id]?.record.worker = worker
+            jobs[id]?.token = token
+            active.insert(id, score: now + leaseMilliseconds)
+            out.append(
+                ClaimedJob(
+                    lease: JobLease(id: id, token: token), task: job.record.task, input: job.record.input,
+                    attempt: attempt, maxAttempts: job.record.maxAttempts))
+        }
+        return out
+    }
+
+    mutating func heartbeat(_ leases: [JobLease], leaseMilliseconds: Int64, now: Int64) -> HeartbeatOutcome {
+        let deadline = now + leaseMilliseconds
+        var outcome = HeartbeatOutcome()
+        for lease in leases {
+            guard let job = stored(lease.id, now: now), job.token == lease.token, job.record.state == .running else {
+                outcome.lost.append(lease.id)
+                continue
+            }
+            if active.contains(lease.id) { active.insert(lease.id, score: deadline) }
+            if job.record.cancelRequested { outcome.cancelRequested.append(lease.id) }
+        }
+        return outcome
+    }
+
+    mutating func complete(_ lease: JobLease, result: Data, now: Int64) -> Bool {
+        guard holds(lease, now: now) else { return false }
+        jobs[lease.id]?.record.result = result
+        active.remove(lease.id)
+        finish(lease.id, .succeeded, now: now)
+        return true
+    }
+
+    /// `retryDelay` `nil` fails the job for good.
+    mutating func fail(_ lease: JobLease, message: String, retryDelay: Int64?, failedCap: Int, now: Int64) -> JobState? {
+        guard holds(lease, now: now), let job = jobs[lease.id] else { return nil }
+        recordError(lease.id, attempt: job.record.attempts, message: message, now: now)
+        active.remove(lease.id)
+        if let retryDelay {
+            jobs[lease.id]?.record.state = .retrying
+            jobs[lease.id]?.record.dueMilliseconds = now + retryDelay
+            scheduled.insert(lease.id, score: now + retryDelay)
+            return .retrying
+        }
+        finish(lease.id, .failed, now: now)
+        capFailed(failedCap)
+        return .failed
+    }
+
+    mutating func cancelled(_ lease: JobLease, now: Int64) -> Bool {
+        guard holds(lease, now: now) else { return false }
+        active.remove(lease.id)
+        finish(lease.id, .cancelled, now: now)
+        return true
+    }
+
+    mutating func cancel(_ id: JobID, now: Int64) -> JobState? {
+        guard let job = stored(id, now: now) else { return nil }
+        switch job.record.state {
+        case .queued:
+            pending.remove(id)
+        case .scheduled, .retrying:
+            scheduled.remove(id)
+        case .running:
+            jobs[id]?.record.cancelRequested = true
+            return .running
+        case .succeeded, .failed, .cancelled, .expired:
+            return job.record.state
+        }
+        finish(id, .cancelled, now: now)
+        return .cancelled
+    }
+
+    mutating func release(_ leases: [JobLease], now: Int64) {
+        var released = 0
+        for lease in leases {
+            guard holds(lease, now: now), let job = jobs[lease.id] else { continue }
+            active.remove(lease.id)
+            jobs[lease.id]?.record.attempts -= 1
+            jobs[lease.id]?.record.state = .queued
+            jobs[lease.id]?.record.worker = nil
+            jobs[lease.id]?.token = nil
+            addPending(lease.id, priority: job.record.priority)
+            released += 1
+        }
+        if released > 0 { wakes += 1 }
+    }
+
+    mutating func progress(_ lease: JobLease, value: Double, message: String?, now: Int64) -> Bool {
+        guard holds(lease, now: now) else { return false }
+        jobs[lease.id]?.record.progress = value
+        jobs[lease.id]?.record.progressMessage = message.flatMap { $0.isEmpty ? nil : $0 }
+        return true
+    }
+
+    mutating func reap(limit: Int, failedCap: Int, now: Int64) -> ReapReport {
+        var report = ReapReport()
+        report.promoted = promoteDue(now: now, limit: limit)
+        var examined = 0
+        while examined < limit, let expired = active.popMin(maxScore: now) {
+            examined += 1
+            let id = expired.member
+            guard let job = stored(id, now: now), job.record.state == .running else {
+                report.repaired += 1
+                continue
+            }
+            lostLeases += 1
+            jobs[id]?.record.lostLeases += 1
+            recordError(id, attempt: job.record.attempts, message: Self.leaseExpiredMessage, now: now)
+            jobs[id]?.token = nil
+            if job.record.cancelRequested {
+                finish(id, .cancelled, now: now)
+            } else if job.record.attempts >= job.record.maxAttempts {
+                finish(id, .failed, now: now)
+                capFailed(failedCap)
+                report.failed += 1
+            } else {
+                jobs[id]?.record.state = .queued
+                addPending(id, priority: job.record.priority)
+                report.requeued += 1
+            }
+        }
+        if report.requeued > 0 { wakes += 1 }
+        for state in [JobState.succeeded, .failed, .cancelled, .expired] {
+            while let dropped = finished[state]?.popMin(maxScore: now) { jobs.removeValue(forKey: dropped.member) }
+        }
+        while let key = idempotencyExpiry.popMin(maxScore: now) { idempotency.removeValue(forKey: key.member) }
+        return report
+    }
+
+    // MARK: Reads
+
+    func list(_ state: JobState, offset: Int, limit: Int, now: Int64) -> JobPage {
+        let set: MemorySortedSet<JobID>?
+        switch state {
+        case .queued: set = pending
+        case .scheduled, .retrying: set = scheduled
+        case .running: set = active
+        case .succeeded, .failed, .cancelled, .expired: set = finished[state]
+        }
+        let page = (set?.sortedMembers() ?? []).dropFirst(offset).prefix(limit)
+        let records = page.compactMap { stored($0, now: now)?.record }.filter { $0.state == state }
+        return JobPage(jobs: records, nextCursor: page.count == limit ? String(offset + limit) : nil)
+    }
+
+    mutating func stats(_ name: QueueName, now: Int64) -> QueueStats {
+        var stats = QueueStats(queue: name)
+        stats.pending = pending.count
+        stats.scheduled = scheduled.count
+        stats.running = active.count
+        stats.succeeded = finished[.succeeded]?.count ?? 0
+        stats.failed = finished[.failed]?.count ?? 0
+        stats.cancelled = finished[.cancelled]?.count ?? 0
+        stats.expired = finished[.expired]?.count ?? 0
+        stats.paused = paused
+        stats.staleWrites = staleWrites
+        stats.lostLeases = lostLeases
+        if let head = pending.peekMin(), let due = stored(head.member, now: now)?.record.dueMilliseconds {
+            stats.oldestPendingMilliseconds = max(0, now - due)
+        }
+        return stats
+    }
+}
