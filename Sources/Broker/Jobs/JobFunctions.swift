@@ -11,7 +11,8 @@
 /// Keys under the base: `pending` (zset: priority band × 2^40 + sequence), `scheduled` (zset: due
 /// ms), `active` (zset: lease deadline ms), `succeeded`/`failed`/`cancelled`/`expired` (zsets: the
 /// time the entry is dropped), `meta` (hash: seq, token, paused, stale_writes, lost_leases), `wake`
-/// (list, at most 64 tokens), `job:<id>` (hash), `idem:<hash>` (string: job id).
+/// (list, at most 64 tokens), `job:<id>` (hash; field `v` is the layout version, 1), `idem:<hash>`
+/// (string: job id).
 enum JobFunctions {
     static let library = RedisFunctionLibrary(name: "tern", source: source)
 
@@ -117,7 +118,7 @@ enum JobFunctions {
               local due = tonumber(args[i + 5])
               if due == -1 then due = now elseif due == -2 then due = now + tonumber(args[i + 6]) end
               local state = due > now and 'scheduled' or 'queued'
-              local fields = {'id', id, 'task', args[i + 1], 'input', args[i + 2], 'priority', priority,
+              local fields = {'v', 1, 'id', id, 'task', args[i + 1], 'input', args[i + 2], 'priority', priority,
                 'attempts', 0, 'max_attempts', args[i + 4], 'state', state, 'created_ms', now, 'due_ms', due,
                 'retention_ms', args[i + 8]}
               local expires_after = tonumber(args[i + 7])

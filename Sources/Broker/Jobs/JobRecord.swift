@@ -49,6 +49,10 @@ public struct JobRecord: Sendable, Hashable {
 
     public var queue: QueueName { id.queue }
 
+    /// The version of the stored layout this code reads; a job written by a newer layout is refused
+    /// (``init(fields:)`` returns `nil`) rather than misread.
+    public static let layoutVersion = 1
+
     /// Creates a record from its fields (the memory broker's jobs).
     init(
         id: JobID, task: String, state: JobState, input: Data, priority: Int, attempts: Int = 0, maxAttempts: Int,
@@ -82,7 +86,8 @@ public struct JobRecord: Sendable, Hashable {
     init?(fields: [String: [UInt8]]) {
         func text(_ key: String) -> String? { fields[key].map { String(decoding: $0, as: UTF8.self) } }
         func int(_ key: String) -> Int64? { text(key).flatMap { Int64($0) } }
-        guard let idText = text("id"), let id = JobID(idText), let task = text("task"),
+        guard (int("v") ?? 1) <= Int64(Self.layoutVersion), let idText = text("id"), let id = JobID(idText),
+            let task = text("task"),
             let state = text("state").flatMap(JobState.init(rawValue:))
         else { return nil }
         self.id = id

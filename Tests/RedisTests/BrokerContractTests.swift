@@ -1,0 +1,570 @@
+import Broker
+import Foundation
+import Synchronization
+import TernCore
+import Testing
+
+/// The brokers that must keep the ``JobBroker`` contract.
+enum BrokerKind: String, CaseIterable, CustomStringConvertible {
+    case memory, redis
+    var description: String { rawValue }
+}
+
+/// A fresh broker of one kind, and how to stop what it runs on.
+struct ContractBroker {
+    let broker: any JobBroker
+    let stop: @Sendable () -> Void
+
+    /// A new broker; `nil` for Redis when redis-server is not installed outside CI (under `CI=true`,
+    /// ``TestRedis/enabled`` is true, so a missing server fails the test instead).
+    static func make(_ kind: BrokerKind, failedCap: Int = JobLimits.defaultFailedCap) async throws -> ContractBroker? {
+        switch kind {
+        case .memory:
+            return ContractBroker(broker: MemoryJobBroker(failedCap: failedCap), stop: {})
+        case .redis:
+            guard TestRedis.enabled else { return nil }
+            let server = try await TestRedis.start()
+            let client: RedisClient
+            do {
+                client = RedisClient(configuration: try TestRedis.configuration(server))
+            } catch {
+                server.stop()
+                throw error
+            }
+            do {
+                let broker = try RedisJobBroker(
+                    client: client, prefix: "c" + String(UUID().uuidString.prefix(8)), failedCap: failedCap)
+                try await broker.prepare()
+                return ContractBroker(broker: broker) {
+                    client.close()
+                    server.stop()
+                }
+            } catch {
+                client.close()
+                server.stop()
+                throw error
+            }
+        }
+    }
+}
+
+/// A request for a job of a task no worker runs: these tests drive the broker by hand.
+private func contractRequest(
+    queue: QueueName = .default, priority: Int = 5, maxAttempts: Int = 3, timing: EnqueueRequest.Timing = .now,
+    expiresAfter: Duration? = nil, retention: Duration = .seconds(86_400), key: String? = nil,
+    keyTTL: Duration = .seconds(86_400), input: String = "null"
+) -> EnqueueRequest {
+    let options = TaskOptions(
+        queue: queue, priority: priority, maxAttempts: maxAttempts, resultRetention: retention, expiresAfter: expiresAfter)
+    return EnqueueRequest(
+        task: "contract.echo", input: Data(input.utf8), options: options, timing: timing, idempotencyKey: key,
+        idempotencyTTL: keyTTL)
+}
+
+/// Claims the one job expected to be available.
+private func claimOne(
+    _ broker: any JobBroker, queue: QueueName = .default, worker: String = "w", lease: Duration = .seconds(30)
+) async throws -> ClaimedJob {
+    let claimed = try await broker.claim(queue: queue, limit: 1, worker: worker, lease: lease)
+    return try #require(claimed.first)
+}
+
+/// A clock the test moves by hand, in milliseconds since 1970.
+private final class ManualClock: Sendable {
+    private let time = Mutex<Int64>(1_700_000_000_000)
+    var now: Int64 { time.withLock { $0 } }
+    func advance(by milliseconds: Int64) { time.withLock { $0 += milliseconds } }
+}
+
+@Suite("Broker contract")
+struct BrokerContractTests {
+    @Test("enqueue, claim and complete: the receipt, the claim and the record", arguments: BrokerKind.allCases)
+    func roundTrip(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipt = try await broker.enqueue([contractRequest(input: #"{"n":1}"#)])[0]
+        #expect(receipt.created)
+        #expect(receipt.state == .queued)
+        #expect(receipt.id.queue == .default)
+        let queued = try #require(try await broker.job(receipt.id))
+        #expect(queued.state == .queued)
+        #expect(queued.task == "contract.echo")
+        #expect(queued.input == Data(#"{"n":1}"#.utf8))
+        #expect(queued.priority == 5)
+        #expect(queued.attempts == 0)
+        #expect(queued.maxAttempts == 3)
+        #expect(queued.dueMilliseconds == queued.createdMilliseconds)
+        #expect(queued.startedMilliseconds == nil)
+        #expect(queued.worker == nil)
+
+        let job = try await claimOne(broker, worker: "w1")
+        #expect(job.id == receipt.id)
+        #expect(job.task == "contract.echo")
+        #expect(job.input == Data(#"{"n":1}"#.utf8))
+        #expect(job.attempt == 1)
+        #expect(job.maxAttempts == 3)
+        #expect(job.lease.token == "w1/1/0")
+        let running = try #require(try await broker.job(receipt.id))
+        #expect(running.state == .running)
+        #expect(running.attempts == 1)
+        #expect(running.worker == "w1")
+        #expect((running.startedMilliseconds ?? 0) >= running.createdMilliseconds)
+
+        #expect(try await broker.complete(job.lease, result: Data(#"{"ok":true}"#.utf8)))
+        let done = try #require(try await broker.job(receipt.id))
+        #expect(done.state == .succeeded)
+        #expect(done.result == Data(#"{"ok":true}"#.utf8))
+        #expect((done.finishedMilliseconds ?? 0) >= (done.startedMilliseconds ?? .max))
+        #expect(done.errors.isEmpty)
+        #expect(done.error == nil)
+        let stats = try await broker.stats(.default)
+        #expect(stats.succeeded == 1)
+        #expect(stats.pending == 0)
+        #expect(stats.running == 0)
+    }
+
+    @Test("claims take higher priority first, FIFO among equals", arguments: BrokerKind.allCases)
+    func priorityOrder(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let priorities = [2, 8, 5, 8, 2, 5]
+        let receipts = try await broker.enqueue(priorities.map { contractRequest(priority: $0) })
+        let expected = [1, 3, 2, 5, 0, 4].map { receipts[$0].id }
+        let claimed = try await broker.claim(queue: .default, limit: 10, worker: "w", lease: .seconds(30))
+        #expect(claimed.map(\.id) == expected)
+        #expect(claimed.map(\.lease.token) == (0..<6).map { "w/1/\($0)" })
+    }
+
+    @Test("a paused queue hands out nothing until it is resumed", arguments: BrokerKind.allCases)
+    func pause(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        try await broker.setPaused(.default, true)
+        _ = try await broker.enqueue([contractRequest(), contractRequest()])
+        #expect(try await broker.claim(queue: .default, limit: 5, worker: "w", lease: .seconds(30)).isEmpty)
+        var stats = try await broker.stats(.default)
+        #expect(stats.paused)
+        #expect(stats.pending == 2)
+        try await broker.setPaused(.default, false)
+        #expect(try await broker.claim(queue: .default, limit: 5, worker: "w", lease: .seconds(30)).count == 2)
+        stats = try await broker.stats(.default)
+        #expect(!stats.paused)
+        #expect(stats.running == 2)
+    }
+
+    @Test("a delayed job is scheduled, then claimable once due", arguments: BrokerKind.allCases)
+    func delayed(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipt = try await broker.enqueue([contractRequest(timing: .after(.milliseconds(300)))])[0]
+        #expect(receipt.state == .scheduled)
+        #expect(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).isEmpty)
+        #expect(try await broker.stats(.default).scheduled == 1)
+        let due = try #require(try await broker.nextDue(queues: [.default]))
+        #expect(due <= .milliseconds(300))
+        let job = try await eventually(within: .seconds(10)) {
+            guard let job = try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first
+            else { throw WaitError("the delayed job is not due yet") }
+            return job
+        }
+        #expect(job.id == receipt.id)
+        let record = try #require(try await broker.job(receipt.id))
+        #expect(record.dueMilliseconds == record.createdMilliseconds + 300)
+        #expect((record.startedMilliseconds ?? 0) >= record.createdMilliseconds + 300)
+        #expect(try await broker.nextDue(queues: [.default]) == nil)
+    }
+
+    @Test("a job not started before its deadline expires at claim time", arguments: BrokerKind.allCases)
+    func expiry(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let expiring = try await broker.enqueue([contractRequest(expiresAfter: .milliseconds(100))])[0]
+        let lasting = try await broker.enqueue([contractRequest()])[0]
+        // Only time passing expires the job: there is nothing to wait on but the clock.
+        try await Task.sleep(for: .milliseconds(250))
+        let claimed = try await broker.claim(queue: .default, limit: 5, worker: "w", lease: .seconds(30))
+        #expect(claimed.map(\.id) == [lasting.id])
+        let record = try #require(try await broker.job(expiring.id))
+        #expect(record.state == .expired)
+        #expect(record.attempts == 0)
+        #expect(try await broker.stats(.default).expired == 1)
+    }
+
+    @Test("one idempotency key makes one job while the key lives", arguments: BrokerKind.allCases)
+    func idempotency(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let first = try await broker.enqueue([contractRequest(key: "order-42")])[0]
+        let batch = try await broker.enqueue([contractRequest(key: "order-42"), contractRequest(key: "order-43")])
+        #expect(first.created)
+        #expect(!batch[0].created)
+        #expect(batch[0].id == first.id)
+        #expect(batch[0].state == .queued)
+        #expect(batch[1].created)
+        #expect(batch[1].id != first.id)
+        #expect(try await broker.stats(.default).pending == 2)
+
+        // A repeat reports the job's current state.
+        let job = try await claimOne(broker)
+        #expect(job.id == first.id)
+        #expect(try await broker.complete(job.lease, result: Data("1".utf8)))
+        let repeated = try await broker.enqueue([contractRequest(key: "order-42")])[0]
+        #expect(repeated.id == first.id)
+        #expect(!repeated.created)
+        #expect(repeated.state == .succeeded)
+
+        // Once the key's time to live has passed, the key makes a new job.
+        let short = try await broker.enqueue([contractRequest(key: "short", keyTTL: .milliseconds(200))])[0]
+        #expect(short.created)
+        let fresh = try await eventually(within: .seconds(10)) {
+            let receipt = try await broker.enqueue([contractRequest(key: "short", keyTTL: .milliseconds(200))])[0]
+            guard receipt.created else { throw WaitError("the key still lives") }
+            return receipt
+        }
+        #expect(fresh.id != short.id)
+    }
+
+    @Test("a failure with a retry delay retries, its error recorded", arguments: BrokerKind.allCases)
+    func retry(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipt = try await broker.enqueue([contractRequest(maxAttempts: 3)])[0]
+        let first = try await claimOne(broker)
+        #expect(try await broker.fail(first.lease, message: "boom", retryAfter: .milliseconds(500)) == .retrying)
+        let retrying = try #require(try await broker.job(receipt.id))
+        #expect(retrying.state == .retrying)
+        #expect(retrying.error == "boom")
+        #expect(retrying.errors.map(\.attempt) == [1])
+        #expect(retrying.errors.map(\.message) == ["boom"])
+        #expect(try await broker.stats(.default).scheduled == 1)
+        #expect(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).isEmpty)
+        let second = try await eventually(within: .seconds(10)) {
+            guard let job = try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first
+            else { throw WaitError("the retry is not due yet") }
+            return job
+        }
+        #expect(second.id == receipt.id)
+        #expect(second.attempt == 2)
+        #expect(try await broker.job(receipt.id)?.errors.count == 1)
+    }
+
+    @Test("a failure without a retry fails the job for good", arguments: BrokerKind.allCases)
+    func failForGood(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipt = try await broker.enqueue([contractRequest()])[0]
+        let job = try await claimOne(broker)
+        #expect(try await broker.fail(job.lease, message: "bad input", retryAfter: nil) == .failed)
+        let record = try #require(try await broker.job(receipt.id))
+        #expect(record.state == .failed)
+        #expect(record.error == "bad input")
+        #expect(record.finishedMilliseconds != nil)
+        let stats = try await broker.stats(.default)
+        #expect(stats.failed == 1)
+        #expect(stats.running == 0)
+        let page = try await broker.jobs(queue: .default, state: .failed, cursor: nil, limit: 10)
+        #expect(page.jobs.map(\.id) == [receipt.id])
+    }
+
+    @Test("only the newest failed jobs up to the cap are kept", arguments: BrokerKind.allCases)
+    func failedCap(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind, failedCap: 3) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        // Growing retentions make the drop times distinct even within one millisecond.
+        let receipts = try await broker.enqueue(
+            (0..<5).map { contractRequest(maxAttempts: 1, retention: .seconds(3600 + $0)) })
+        let claimed = try await broker.claim(queue: .default, limit: 5, worker: "w", lease: .seconds(30))
+        #expect(claimed.map(\.id) == receipts.map(\.id))
+        for job in claimed {
+            #expect(try await broker.fail(job.lease, message: "no", retryAfter: nil) == .failed)
+        }
+        #expect(try await broker.stats(.default).failed == 3)
+        for receipt in receipts.prefix(2) { #expect(try await broker.job(receipt.id) == nil) }
+        for receipt in receipts.suffix(3) { #expect(try await broker.job(receipt.id)?.state == .failed) }
+        let page = try await broker.jobs(queue: .default, state: .failed, cursor: nil, limit: 10)
+        #expect(page.jobs.map(\.id) == receipts.suffix(3).map(\.id))
+    }
+
+    @Test("cancel: queued and scheduled jobs at once, finished ones keep their state", arguments: BrokerKind.allCases)
+    func cancelWaiting(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let queued = try await broker.enqueue([contractRequest()])[0]
+        let scheduled = try await broker.enqueue([contractRequest(timing: .after(.seconds(60)))])[0]
+        #expect(try await broker.cancel(queued.id) == .cancelled)
+        #expect(try await broker.cancel(scheduled.id) == .cancelled)
+        #expect(try await broker.job(queued.id)?.state == .cancelled)
+        #expect(try await broker.job(scheduled.id)?.state == .cancelled)
+        #expect(try await broker.cancel(queued.id) == .cancelled)
+        #expect(try await broker.claim(queue: .default, limit: 5, worker: "w", lease: .seconds(30)).isEmpty)
+        let stats = try await broker.stats(.default)
+        #expect(stats.cancelled == 2)
+        #expect(stats.pending == 0)
+        #expect(stats.scheduled == 0)
+
+        let done = try await broker.enqueue([contractRequest()])[0]
+        let job = try await claimOne(broker)
+        #expect(try await broker.complete(job.lease, result: Data("1".utf8)))
+        #expect(try await broker.cancel(done.id) == .succeeded)
+        #expect(try await broker.cancel(JobID.generate(queue: .default)) == nil)
+    }
+
+    @Test("cancel a running job: its heartbeat learns it, the worker reports it", arguments: BrokerKind.allCases)
+    func cancelRunning(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipt = try await broker.enqueue([contractRequest()])[0]
+        let job = try await claimOne(broker)
+        #expect(try await broker.cancel(receipt.id) == .running)
+        let asked = try #require(try await broker.job(receipt.id))
+        #expect(asked.state == .running)
+        #expect(asked.cancelRequested)
+        let outcome = try await broker.heartbeat([job.lease], lease: .seconds(30))
+        #expect(outcome.cancelRequested == [receipt.id])
+        #expect(outcome.lost.isEmpty)
+        #expect(try await broker.cancelled(job.lease))
+        #expect(try await broker.job(receipt.id)?.state == .cancelled)
+        #expect(try await broker.cancelled(job.lease) == false)
+        let stats = try await broker.stats(.default)
+        #expect(stats.cancelled == 1)
+        #expect(stats.running == 0)
+        #expect(stats.staleWrites == 1)
+    }
+
+    @Test("writes with a stale token are rejected and counted; its heartbeat loses it", arguments: BrokerKind.allCases)
+    func staleToken(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipt = try await broker.enqueue([contractRequest()])[0]
+        let job = try await claimOne(broker)
+        let stale = JobLease(id: job.id, token: "other/9/9")
+        #expect(try await broker.complete(stale, result: Data("1".utf8)) == false)
+        #expect(try await broker.progress(stale, value: 0.5, message: nil) == false)
+        #expect(try await broker.fail(stale, message: "x", retryAfter: nil) == nil)
+        #expect(try await broker.cancelled(stale) == false)
+        let outcome = try await broker.heartbeat([stale, job.lease], lease: .seconds(30))
+        #expect(outcome.lost == [job.id])
+        #expect(outcome.cancelRequested.isEmpty)
+        #expect(try await broker.job(receipt.id)?.state == .running)
+        #expect(try await broker.stats(.default).staleWrites == 4)
+        #expect(try await broker.complete(job.lease, result: Data("2".utf8)))
+        #expect(try await broker.job(receipt.id)?.result == Data("2".utf8))
+    }
+
+    @Test("an expired lease is reaped: requeued, then failed when attempts run out", arguments: BrokerKind.allCases)
+    func leaseExpiry(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipt = try await broker.enqueue([contractRequest(maxAttempts: 2)])[0]
+        let first = try await claimOne(broker, lease: .milliseconds(100))
+        let requeue = try await eventually(within: .seconds(10)) {
+            let report = try await broker.reap(.default, limit: 100)
+            guard report.requeued == 1 else { throw WaitError("the lease has not expired yet") }
+            return report
+        }
+        #expect(requeue.failed == 0)
+        let requeued = try #require(try await broker.job(receipt.id))
+        #expect(requeued.state == .queued)
+        #expect(requeued.lostLeases == 1)
+        #expect(requeued.error == "lease expired: the worker stopped reporting")
+        #expect(requeued.errors.map(\.attempt) == [1])
+        #expect(try await broker.heartbeat([first.lease], lease: .seconds(30)).lost == [receipt.id])
+        #expect(try await broker.stats(.default).lostLeases == 1)
+
+        let second = try await claimOne(broker, lease: .milliseconds(100))
+        #expect(second.attempt == 2)
+        _ = try await eventually(within: .seconds(10)) {
+            let report = try await broker.reap(.default, limit: 100)
+            guard report.failed == 1 else { throw WaitError("the lease has not expired yet") }
+            return report
+        }
+        let failed = try #require(try await broker.job(receipt.id))
+        #expect(failed.state == .failed)
+        #expect(failed.attempts == 2)
+        #expect(failed.lostLeases == 2)
+        #expect(failed.errors.map(\.attempt) == [1, 2])
+        let stats = try await broker.stats(.default)
+        #expect(stats.failed == 1)
+        #expect(stats.lostLeases == 2)
+        #expect(stats.running == 0)
+    }
+
+    @Test("release returns a running job to the queue without using an attempt", arguments: BrokerKind.allCases)
+    func release(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipt = try await broker.enqueue([contractRequest()])[0]
+        let job = try await claimOne(broker, worker: "w1")
+        try await broker.release([job.lease])
+        let record = try #require(try await broker.job(receipt.id))
+        #expect(record.state == .queued)
+        #expect(record.attempts == 0)
+        #expect(record.worker == nil)
+        let again = try await claimOne(broker, worker: "w2")
+        #expect(again.id == receipt.id)
+        #expect(again.attempt == 1)
+        #expect(try await broker.complete(job.lease, result: Data("1".utf8)) == false)
+        #expect(try await broker.stats(.default).staleWrites == 1)
+    }
+
+    @Test("progress is stored with the job", arguments: BrokerKind.allCases)
+    func progress(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipt = try await broker.enqueue([contractRequest()])[0]
+        let job = try await claimOne(broker)
+        #expect(try await broker.progress(job.lease, value: 0.5, message: "half"))
+        var record = try #require(try await broker.job(receipt.id))
+        #expect(record.progress == 0.5)
+        #expect(record.progressMessage == "half")
+        #expect(try await broker.progress(job.lease, value: 0.75, message: nil))
+        record = try #require(try await broker.job(receipt.id))
+        #expect(record.progress == 0.75)
+        #expect(record.progressMessage == nil)
+    }
+
+    @Test("listing pages through queued jobs in claim order", arguments: BrokerKind.allCases)
+    func listing(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipts = try await broker.enqueue((0..<25).map { contractRequest(priority: [2, 5, 8][$0 % 3], input: "\($0)") })
+        var listed: [JobID] = []
+        var sizes: [Int] = []
+        var cursor: String?
+        repeat {
+            let page = try await broker.jobs(queue: .default, state: .queued, cursor: cursor, limit: 10)
+            sizes.append(page.jobs.count)
+            listed += page.jobs.map(\.id)
+            cursor = page.nextCursor
+        } while cursor != nil && sizes.count < 5
+        #expect(sizes == [10, 10, 5])
+        #expect(Set(listed) == Set(receipts.map(\.id)))
+        let claimed = try await broker.claim(queue: .default, limit: 25, worker: "w", lease: .seconds(30))
+        #expect(claimed.map(\.id) == listed)
+        let running = try await broker.jobs(queue: .default, state: .running, cursor: nil, limit: 100)
+        #expect(running.jobs.count == 25)
+        #expect(running.nextCursor == nil)
+        #expect(try await broker.jobs(queue: .default, state: .queued, cursor: nil, limit: 10).jobs.isEmpty)
+    }
+
+    @Test("stats count jobs by state; queues lists the queues used", arguments: BrokerKind.allCases)
+    func statsAndQueues(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        #expect(try await broker.stats("contract-unused") == QueueStats(queue: "contract-unused"))
+        _ = try await broker.enqueue([
+            contractRequest(queue: "contract-b"), contractRequest(queue: "contract-b"),
+            contractRequest(queue: "contract-b", timing: .after(.seconds(60))),
+        ])
+        let job = try await claimOne(broker, queue: "contract-b")
+        var stats = try await broker.stats("contract-b")
+        #expect(stats.pending == 1)
+        #expect(stats.scheduled == 1)
+        #expect(stats.running == 1)
+        #expect(stats.succeeded == 0)
+        #expect(!stats.paused)
+        #expect(stats.oldestPendingMilliseconds >= 0)
+        #expect(try await broker.complete(job.lease, result: Data("1".utf8)))
+        stats = try await broker.stats("contract-b")
+        #expect(stats.succeeded == 1)
+        #expect(stats.running == 0)
+
+        _ = try await broker.enqueue([contractRequest(queue: "contract-a")])
+        try await broker.setPaused("contract-c", true)
+        #expect(try await broker.queues() == ["contract-a", "contract-b", "contract-c"])
+    }
+
+    @Test("a finished job is dropped after its retention", arguments: BrokerKind.allCases)
+    func retention(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipt = try await broker.enqueue([contractRequest(retention: .milliseconds(400))])[0]
+        let job = try await claimOne(broker)
+        #expect(try await broker.complete(job.lease, result: Data("1".utf8)))
+        #expect(try await broker.job(receipt.id)?.state == .succeeded)
+        try await eventually(within: .seconds(10)) {
+            if try await broker.job(receipt.id) != nil { throw WaitError("the job is still kept") }
+        }
+        _ = try await broker.reap(.default, limit: 100)
+        #expect(try await broker.stats(.default).succeeded == 0)
+    }
+
+    @Test("waiting for work: woken by an enqueue or a resume, else times out", arguments: BrokerKind.allCases)
+    func waitForWork(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        #expect(try await broker.waitForWork(queues: [.default], timeout: .milliseconds(100)) == false)
+        async let woken = broker.waitForWork(queues: [.default], timeout: .seconds(10))
+        _ = try await broker.enqueue([contractRequest()])
+        #expect(try await woken)
+        #expect(try await broker.waitForWork(queues: [.default], timeout: .milliseconds(100)) == false)
+        try await broker.setPaused(.default, true)
+        try await broker.setPaused(.default, false)
+        #expect(try await broker.waitForWork(queues: [.default], timeout: .seconds(10)))
+    }
+
+    // MARK: Memory broker only
+
+    @Test("memory: an injected clock drives due times, leases, expiry and retention")
+    func memoryClock() async throws {
+        let clock = ManualClock()
+        let broker = MemoryJobBroker(clock: { clock.now })
+        let delayed = try await broker.enqueue([contractRequest(timing: .after(.seconds(60)))])[0]
+        #expect(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(10)).isEmpty)
+        #expect(try await broker.nextDue(queues: [.default]) == .seconds(60))
+        clock.advance(by: 60_000)
+        let job = try await claimOne(broker, lease: .seconds(10))
+        #expect(job.id == delayed.id)
+        clock.advance(by: 9_999)
+        #expect(try await broker.reap(.default, limit: 10).requeued == 0)
+        clock.advance(by: 2)
+        #expect(try await broker.reap(.default, limit: 10).requeued == 1)
+
+        let expiring = try await broker.enqueue([contractRequest(queue: "contract-x", expiresAfter: .seconds(1))])[0]
+        clock.advance(by: 1_001)
+        #expect(try await broker.claim(queue: "contract-x", limit: 1, worker: "w", lease: .seconds(10)).isEmpty)
+        #expect(try await broker.job(expiring.id)?.state == .expired)
+
+        let kept = try await broker.enqueue([contractRequest(queue: "contract-y", retention: .seconds(1))])[0]
+        let running = try await claimOne(broker, queue: "contract-y")
+        #expect(try await broker.complete(running.lease, result: Data("1".utf8)))
+        clock.advance(by: 999)
+        #expect(try await broker.job(kept.id)?.state == .succeeded)
+        clock.advance(by: 1)
+        #expect(try await broker.job(kept.id) == nil)
+        #expect(try await broker.stats("contract-y").succeeded == 1)
+        _ = try await broker.reap("contract-y", limit: 10)
+        #expect(try await broker.stats("contract-y").succeeded == 0)
+    }
+
+    @Test("memory: a cancelled wait for work ends at once")
+    func memoryWaitCancellation() async throws {
+        let broker = MemoryJobBroker()
+        let waiting = Task { try await broker.waitForWork(queues: [.default], timeout: .seconds(30)) }
+        waiting.cancel()
+        let duration = try await elapsed { #expect(try await waiting.value == false) }
+        #expect(duration < .seconds(5))
+        // The cancelled waiter took no wake: the next enqueue's wake is still there.
+        _ = try await broker.enqueue([contractRequest()])
+        #expect(try await broker.waitForWork(queues: [.default], timeout: .milliseconds(100)))
+    }
+}
