@@ -120,7 +120,8 @@ struct JobLifecycleTests {
     func delayed() async throws {
         let environment = try await JobEnvironment.start()
         defer { environment.stop() }
-        let handle = try await environment.tern.enqueue(Echo.self, .null, options: .init(timing: .after(.milliseconds(400))))
+        // 2 s: long enough that a loaded machine cannot make the job due before the first claim.
+        let handle = try await environment.tern.enqueue(Echo.self, .null, options: .init(timing: .after(.seconds(2))))
         #expect(try await handle.status().state == .scheduled)
         #expect(try await environment.broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(5)).isEmpty)
         let claimed = try await eventually {
@@ -132,7 +133,7 @@ struct JobLifecycleTests {
         let record = try await handle.status()
         #expect(record.state == .running)
         #expect((record.startedMilliseconds ?? 0) - (record.dueMilliseconds ?? 0) >= 0)
-        #expect((record.startedMilliseconds ?? 0) - record.createdMilliseconds >= 400)
+        #expect((record.startedMilliseconds ?? 0) - record.createdMilliseconds >= 2000)
     }
 
     @Test("a job not started before its deadline expires")

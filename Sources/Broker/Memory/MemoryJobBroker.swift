@@ -236,7 +236,8 @@ public final class MemoryJobBroker: JobBroker {
         let limit = min(max(limit, 1), 1000)
         let offset = max(0, cursor.flatMap { Int($0) } ?? 0)
         return withState { locked, now in
-            locked.queues[queue]?.list(state, offset: offset, limit: limit, now: now) ?? JobPage(jobs: [], nextCursor: nil)
+            locked.queues[queue]?.list(state, offset: offset, limit: limit, now: now)
+                ?? JobPage(jobs: [], nextCursor: nil)
         }
     }
 

@@ -203,7 +203,9 @@ struct MemoryQueueState: Sendable {
     }
 
     /// `retryDelay` `nil` fails the job for good.
-    mutating func fail(_ lease: JobLease, message: String, retryDelay: Int64?, failedCap: Int, now: Int64) -> JobState? {
+    mutating func fail(
+        _ lease: JobLease, message: String, retryDelay: Int64?, failedCap: Int, now: Int64
+    ) -> JobState? {
         guard holds(lease, now: now), let job = jobs[lease.id] else { return nil }
         recordError(lease.id, attempt: job.record.attempts, message: message, now: now)
         active.remove(lease.id)
