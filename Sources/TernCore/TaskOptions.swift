@@ -13,7 +13,8 @@ public struct TaskOptions: Sendable, Hashable {
     public var softTimeLimit: Duration?
     /// How long a finished job and its result are kept (default 24 h).
     public var resultRetention: Duration
-    /// A job not started this long after it was enqueued becomes `expired`; `nil` for never (default).
+    /// A job whose first attempt has not started this long after it was due (for a job enqueued to
+    /// run now: after it was enqueued) becomes `expired`; `nil` for never (default). Retries never expire.
     public var expiresAfter: Duration?
 
     /// Creates options; every parameter has the default named on its property.

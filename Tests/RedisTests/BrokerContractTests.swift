@@ -423,6 +423,36 @@ struct BrokerContractTests {
         #expect(try await broker.stats(.default).staleWrites == 1)
     }
 
+    @Test("a released job whose cancellation was asked is cancelled, not requeued", arguments: BrokerKind.allCases)
+    func releaseCancelled(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipt = try await broker.enqueue([contractRequest()])[0]
+        let job = try await claimOne(broker)
+        #expect(try await broker.cancel(receipt.id) == .running)
+        try await broker.release([job.lease])
+        #expect(try await broker.job(receipt.id)?.state == .cancelled)
+        #expect(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).isEmpty)
+    }
+
+    @Test("a retry is never expired by the first attempt's deadline", arguments: BrokerKind.allCases)
+    func retriesDoNotExpire(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipt = try await broker.enqueue([contractRequest(expiresAfter: .milliseconds(200))])[0]
+        let first = try await claimOne(broker)
+        #expect(try await broker.fail(first.lease, message: "again", retryAfter: .milliseconds(300)) == .retrying)
+        let second = try await eventually(within: .seconds(20)) {
+            guard let job = try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first
+            else { throw WaitError("the retry is not due yet") }
+            return job
+        }
+        #expect(second.id == receipt.id)
+        #expect(second.attempt == 2)
+    }
+
     @Test("progress is stored with the job", arguments: BrokerKind.allCases)
     func progress(_ kind: BrokerKind) async throws {
         guard let subject = try await ContractBroker.make(kind) else { return }

@@ -120,7 +120,7 @@ enum JobFunctions {
               local state = due > now and 'scheduled' or 'queued'
               local fields = {'v', 1, 'id', id, 'task', args[i + 1], 'input', args[i + 2], 'priority', priority,
                 'attempts', 0, 'max_attempts', args[i + 4], 'state', state, 'created_ms', now, 'due_ms', due,
-                'retention_ms', args[i + 8]}
+                'retention_ms', math.max(1, tonumber(args[i + 8]))}
               local expires_after = tonumber(args[i + 7])
               if expires_after >= 0 then
                 fields[#fields + 1] = 'expires_ms'
@@ -128,7 +128,7 @@ enum JobFunctions {
               end
               redis.call('HSET', base .. 'job:' .. id, unpack(fields))
               if idem ~= '' then
-                redis.call('SET', base .. 'idem:' .. idem, id, 'PX', args[i + 10])
+                redis.call('SET', base .. 'idem:' .. idem, id, 'PX', math.max(1, tonumber(args[i + 10])))
               end
               if state == 'queued' then
                 ready[#ready + 1] = id
@@ -165,7 +165,7 @@ enum JobFunctions {
               local job = base .. 'job:' .. id
               local f = redis.call('HMGET', job, 'task', 'input', 'attempts', 'max_attempts', 'expires_ms', 'state')
               if f[6] == 'queued' then
-                if f[5] and tonumber(f[5]) < now then
+                if f[5] and tonumber(f[3]) == 0 and tonumber(f[5]) < now then
                   finish(base, id, 'expired', now, nil)
                 else
                   local attempt = tonumber(f[3]) + 1
@@ -290,11 +290,16 @@ enum JobFunctions {
             local job = base .. 'job:' .. id
             if token_matches(base, job, args[i + 1]) then
               redis.call('ZREM', base .. 'active', id)
+              if redis.call('HGET', job, 'cancel_requested') == '1' then
+                -- Cancellation was asked while it ran: released means stopped, so it is cancelled.
+                finish(base, id, 'cancelled', now_ms(), nil)
+              else
               redis.call('HINCRBY', job, 'attempts', -1)
               redis.call('HSET', job, 'state', 'queued')
               redis.call('HDEL', job, 'token', 'worker')
               ids[#ids + 1] = id
               priorities[#priorities + 1] = tonumber(redis.call('HGET', job, 'priority'))
+              end
             end
           end
           pending_add_all(base, ids, priorities)

@@ -304,7 +304,7 @@ public final class RedisJobBroker: JobBroker {
 
     public func jobs(queue: QueueName, state: JobState, cursor: String?, limit: Int) async throws -> JobPage {
         let limit = min(max(limit, 1), 1000)
-        let offset = cursor.flatMap(Int.init) ?? 0
+        let offset = max(0, cursor.flatMap(Int.init) ?? 0)
         let set: String
         switch state {
         case .queued: set = "pending"

@@ -52,6 +52,12 @@ public struct TernClient: Sendable {
         if let expiresAfter = options.expiresAfter { taskOptions.expiresAfter = expiresAfter }
         guard (0...9).contains(taskOptions.priority) else { throw TernClientError.invalidOption("priority must be 0...9") }
         guard taskOptions.maxAttempts >= 1 else { throw TernClientError.invalidOption("maxAttempts must be at least 1") }
+        guard taskOptions.resultRetention >= .milliseconds(1), options.idempotencyTTL >= .milliseconds(1) else {
+            throw TernClientError.invalidOption("result retention and idempotency TTL must be at least 1 ms")
+        }
+        if let expiresAfter = taskOptions.expiresAfter, expiresAfter < .zero {
+            throw TernClientError.invalidOption("expiresAfter must not be negative")
+        }
         return EnqueueRequest(
             task: T.name, input: try TaskCodec.encoder.encode(input), options: taskOptions, timing: options.timing,
             idempotencyKey: options.idempotencyKey, idempotencyTTL: options.idempotencyTTL)

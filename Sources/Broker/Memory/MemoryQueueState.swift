@@ -131,10 +131,10 @@ struct MemoryQueueState: Sendable {
         jobs[id] = MemoryStoredJob(
             record: record, token: nil,
             expiresMilliseconds: expiresAfter.flatMap { $0 >= 0 ? due + $0 : nil },
-            retentionMilliseconds: request.retention.nanoseconds / 1_000_000, removeAtMilliseconds: nil)
+            retentionMilliseconds: max(1, request.retention.nanoseconds / 1_000_000), removeAtMilliseconds: nil)
         if let key {
             idempotency[key] = id
-            idempotencyExpiry.insert(key, score: now + request.idempotencyTTL.nanoseconds / 1_000_000)
+            idempotencyExpiry.insert(key, score: now + max(1, request.idempotencyTTL.nanoseconds / 1_000_000))
         }
         if state == .queued {
             addPending(id, priority: request.priority)
@@ -160,7 +160,7 @@ struct MemoryQueueState: Sendable {
             }
             let id = entry.member
             guard let job = stored(id, now: now), job.record.state == .queued else { continue }
-            if let expires = job.expiresMilliseconds, expires < now {
+            if job.record.attempts == 0, let expires = job.expiresMilliseconds, expires < now {
                 finish(id, .expired, now: now)
                 continue
             }
@@ -249,6 +249,11 @@ struct MemoryQueueState: Sendable {
         for lease in leases {
             guard holds(lease, now: now), let job = jobs[lease.id] else { continue }
             active.remove(lease.id)
+            if job.record.cancelRequested {
+                // Cancellation was asked while it ran: released means stopped, so it is cancelled.
+                finish(lease.id, .cancelled, now: now)
+                continue
+            }
             jobs[lease.id]?.record.attempts -= 1
             jobs[lease.id]?.record.state = .queued
             jobs[lease.id]?.record.worker = nil
