@@ -3,7 +3,8 @@ import Synchronization
 
 /// A pool of Redis connections: the entry point for Redis in Tern.
 ///
-/// Ordinary commands share ``RedisConfiguration/poolSize`` multiplexed connections, chosen in turn;
+/// Ordinary commands share ``RedisConfiguration/poolSize`` multiplexed connections, each command
+/// going to the one with the fewest commands waiting;
 /// concurrent callers' commands are pipelined automatically. Blocking commands (`BLMOVE`,
 /// `BZPOPMIN`, ...) block the connection they run on, so they go through ``sendBlocking(_:blockFor:)``,
 /// which lends a dedicated connection from a bounded second pool.
@@ -19,7 +20,6 @@ public final class RedisClient: Sendable {
     public let configuration: RedisConfiguration
     private let logger: Logger
     private let connections: [RedisConnection]
-    private let next = Atomic<Int>(0)
     private let blocking: Mutex<BlockingPool>
 
     private struct BlockingPool {
@@ -119,10 +119,20 @@ public final class RedisClient: Sendable {
         for waiter in waiters { waiter.continuation.resume(throwing: RedisError.closed) }
     }
 
+    /// The connection with the fewest commands waiting, the first on a tie. Sticking to one
+    /// connection while it keeps up lets its thread stay awake between commands (see
+    /// ``RedisConfiguration/busyPoll``); the others take over as soon as it has more waiting.
     private func connection() -> RedisConnection {
-        if connections.count == 1 { return connections[0] }
-        let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
-        return connections[index % connections.count]
+        var best = connections[0]
+        var least = best.waiting
+        for connection in connections.dropFirst() where least > 0 {
+            let waiting = connection.waiting
+            if waiting < least {
+                best = connection
+                least = waiting
+            }
+        }
+        return best
     }
 
     // MARK: Blocking pool

@@ -43,6 +43,9 @@ public final class RedisConnection: Sendable {
     /// A logger that drops everything, the default for library use.
     public static let silentLogger = Logger(label: "tern.redis", factory: { _ in SwiftLogNoOpLogHandler() })
 
+    /// Commands sent through this connection whose callers are still waiting.
+    public var waiting: Int { core.waiting.load(ordering: .relaxed) }
+
     /// Sends one command and returns its reply.
     /// - Parameters:
     ///   - command: the command.
@@ -54,6 +57,8 @@ public final class RedisConnection: Sendable {
         command.encode(into: &payload)
         let request = RedisRequest(
             payload: payload, replyCount: 1, timeout: timeout ?? core.configuration.commandTimeout)
+        core.waiting.add(1, ordering: .relaxed)
+        defer { core.waiting.subtract(1, ordering: .relaxed) }
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
                 guard request.install(.single(continuation)) else {
@@ -81,6 +86,8 @@ public final class RedisConnection: Sendable {
         }
         let request = RedisRequest(
             payload: payload, replyCount: commands.count, timeout: timeout ?? core.configuration.commandTimeout)
+        core.waiting.add(1, ordering: .relaxed)
+        defer { core.waiting.subtract(1, ordering: .relaxed) }
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
                 guard request.install(.batch(continuation)) else {
@@ -132,6 +139,8 @@ final class RedisConnectionCore: Sendable {
     /// An eventfd that wakes the connection's thread; closed when both sides are gone.
     let wakeDescriptor: Int32
     let inbox = Mutex(Inbox())
+    /// Callers waiting for a reply on this connection.
+    let waiting = Atomic<Int>(0)
 
     init(configuration: RedisConfiguration, logger: Logger) {
         self.configuration = configuration
