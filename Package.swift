@@ -12,6 +12,8 @@ let package = Package(
     products: [
         .library(name: "TernCore", targets: ["TernCore"]),
         .library(name: "Broker", targets: ["Broker"]),
+        .library(name: "Worker", targets: ["Worker"]),
+        .library(name: "Tasks", targets: ["Tasks"]),
         .executable(name: "tern", targets: ["tern"]),
         .executable(name: "worker", targets: ["worker"]),
         .executable(name: "tern-bench", targets: ["tern-bench"]),

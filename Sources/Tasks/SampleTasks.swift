@@ -37,6 +37,8 @@ public struct Sleep: TernTask {
     }
     public struct Output: Codable, Sendable { public var sleptMs: Int }
     public static let name = "sleep"
+    /// A soft limit above the largest sleep allowed.
+    public static let options = TaskOptions(softTimeLimit: .seconds(3_700))
     public init() {}
     public func run(_ input: Input, context: JobContext) async throws -> Output {
         guard (0...3_600_000).contains(input.ms) else { throw PermanentError("ms must be 0...3600000") }

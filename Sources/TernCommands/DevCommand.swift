@@ -33,10 +33,14 @@ struct DevCommand: AsyncParsableCommand {
     @Flag(help: "Run the demo, then exit instead of running until Ctrl-C.")
     var once = false
 
+    func validate() throws {
+        guard (1...10_000).contains(concurrency) else { throw ValidationError("--concurrency must be 1...10000") }
+    }
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        let logger = try LogSetup.make(label: "tern.dev", format: environment["TERN_LOG_FORMAT"])
         let file = try redis.file()
+        let logger = try LogSetup.make(label: "tern.dev", format: environment["TERN_LOG_FORMAT"] ?? file.log?.format)
         let configuration = try redis.configuration(environment: environment, file: file)
         let client = RedisClient(configuration: configuration, logger: logger)
         defer { client.close() }

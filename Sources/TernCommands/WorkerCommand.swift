@@ -60,7 +60,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(help: "Start even if Redis can lose jobs (appendonly off or an evicting maxmemory-policy).")
     var allowVolatileRedis = false
 
-    @Flag(help: "Register the sample tasks, crash included (tern dev and the tests do).")
+    @Flag(help: "Also register the sample task crash, which kills its process on purpose (tern dev and the tests do; echo, sleep, flaky, fail and primes are always registered).")
     var sampleTasks = false
 
     func run() async throws {
@@ -68,10 +68,10 @@ struct WorkerCommand: AsyncParsableCommand {
         let file = try redis.file()
         let fileWorker = file.worker
         let logger = try LogSetup.make(
-            label: "tern.worker", format: logFormat ?? environment["TERN_LOG_FORMAT"] ?? file.log?.format)
+            label: "tern.worker", format: logFormat ?? nonEmpty(environment["TERN_LOG_FORMAT"]) ?? file.log?.format)
         var configuration = WorkerConfiguration()
         configuration.queues = try parseQueues(
-            queues ?? environment["TERN_QUEUES"] ?? fileWorker?.queues?.joined(separator: ",") ?? "default")
+            queues ?? nonEmpty(environment["TERN_QUEUES"]) ?? fileWorker?.queues?.joined(separator: ",") ?? "default")
         let weightList = weights.map { $0.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) ?? 0 } }
             ?? fileWorker?.weights
         if let values = weightList {
@@ -80,8 +80,12 @@ struct WorkerCommand: AsyncParsableCommand {
             }
             configuration.queueOrder = .weighted(values)
         }
-        configuration.concurrency =
-            concurrency ?? environment["TERN_CONCURRENCY"].flatMap(Int.init) ?? fileWorker?.concurrency ?? 10
+        var environmentConcurrency: Int?
+        if let text = nonEmpty(environment["TERN_CONCURRENCY"]) {
+            guard let value = Int(text) else { throw ValidationError("TERN_CONCURRENCY must be a whole number, not '\(text)'") }
+            environmentConcurrency = value
+        }
+        configuration.concurrency = concurrency ?? environmentConcurrency ?? fileWorker?.concurrency ?? 10
         guard (1...10_000).contains(configuration.concurrency) else {
             throw ValidationError("concurrency must be 1...10000")
         }
@@ -97,15 +101,22 @@ struct WorkerCommand: AsyncParsableCommand {
         try SampleTasks.register(in: &registry, includingCrash: sampleTasks || fileWorker?.sampleTasks == true)
 
         let redisConfiguration = try redis.configuration(environment: environment, file: file)
+        let keyPrefix = prefix ?? redis.prefix(environment: environment, file: file)
+        do {
+            _ = try RedisJobKeys(prefix: keyPrefix)
+        } catch {
+            throw ValidationError("\(error)")
+        }
         let client = RedisClient(configuration: redisConfiguration, logger: logger)
         defer { client.close() }
-        try await checkDurability(
-            client, redisConfiguration, allowed: allowVolatileRedis || fileWorker?.allowVolatileRedis == true)
-        let broker = try RedisJobBroker(client: client, prefix: prefix ?? redis.prefix(environment: environment, file: file))
-        try await broker.prepare()
+        let broker = try RedisJobBroker(client: client, prefix: keyPrefix)
         let worker = JobWorker(broker: broker, registry: registry, configuration: configuration, logger: logger)
+        // Signals are handled from here on, so a SIGTERM while Redis is checked still exits 0.
         let signals = ShutdownSignals(grace: configuration.shutdownGrace) { worker.shutdown() }
         defer { signals.cancel() }
+        try await checkDurability(
+            client, redisConfiguration, allowed: allowVolatileRedis || fileWorker?.allowVolatileRedis == true)
+        try await broker.prepare()
         try await worker.run()
     }
 
@@ -144,10 +155,15 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     private func seconds(_ value: Double, _ name: String, allowZero: Bool = false) throws -> Duration {
-        guard value.isFinite, allowZero ? value >= 0 : value > 0, value <= 86_400 else {
-            throw ValidationError("\(name) must be between 0 and 86400 seconds")
+        let lowest = allowZero ? 0 : 0.001
+        guard value.isFinite, value >= lowest, value <= 86_400 else {
+            throw ValidationError("\(name) must be between \(allowZero ? "0" : "0.001") and 86400 seconds")
         }
-        return .milliseconds(Int(value * 1000))
+        return .milliseconds(Int((value * 1000).rounded()))
+    }
+
+    private func nonEmpty(_ text: String?) -> String? {
+        text.flatMap { $0.isEmpty ? nil : $0 }
     }
 }
 

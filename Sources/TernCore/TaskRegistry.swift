@@ -37,11 +37,22 @@ public struct TaskRegistry: Sendable {
         guard (0...9).contains(options.priority), options.maxAttempts >= 1 else {
             throw .invalidOptions(T.name, "priority must be 0...9 and maxAttempts at least 1")
         }
+        guard options.softTimeLimit.map({ $0 > .zero }) ?? true, options.resultRetention >= .milliseconds(1),
+            options.expiresAfter.map({ $0 >= .zero }) ?? true
+        else {
+            throw .invalidOptions(T.name, "softTimeLimit must be positive, resultRetention at least 1 ms, expiresAfter not negative")
+        }
         entries[T.name] = Entry(
             name: T.name, options: options,
             validate: { input in _ = try TaskCodec.decoder.decode(T.Input.self, from: input) },
             run: { input, context in
-                let decoded = try TaskCodec.decoder.decode(T.Input.self, from: input)
+                let decoded: T.Input
+                do {
+                    decoded = try TaskCodec.decoder.decode(T.Input.self, from: input)
+                } catch let error as DecodingError {
+                    // Retrying cannot fix the input: fail the job at once.
+                    throw PermanentError("invalid input: \(DecodingFailure.describe(error))")
+                }
                 let output = try await T().run(decoded, context: context)
                 return try TaskCodec.encoder.encode(output)
             },

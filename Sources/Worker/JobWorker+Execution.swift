@@ -107,7 +107,7 @@ extension JobWorker {
     }
 
     static func describe(_ error: any Error) -> String {
-        if let error = error as? DecodingError { return "invalid input: \(DecodingFailure.describe(error))" }
+        if let error = error as? DecodingError { return "decoding failed: \(DecodingFailure.describe(error))" }
         return String(describing: error)
     }
 
@@ -139,18 +139,3 @@ struct SoftTimeLimitExceeded: Error, CustomStringConvertible {
     var description: String { "soft time limit of \(limit) exceeded" }
 }
 
-/// Turns a `DecodingError` into a short message naming the path.
-enum DecodingFailure {
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            let joined = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: "/")
-            return "/" + joined
-        }
-        switch error {
-        case .keyNotFound(let key, let context): return "\(path(context))/\(key.stringValue): missing"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            return "\(path(context)): \(context.debugDescription)"
-        @unknown default: return "\(error)"
-        }
-    }
-}

@@ -95,6 +95,10 @@ public final class JobWorker: Sendable {
     private func fetchLoop(jobs: inout DiscardingTaskGroup) async {
         var failures = 0
         while !isStopping {
+            if Task.isCancelled {
+                shutdown()
+                break
+            }
             let free = configuration.concurrency - busy
             if free <= 0 {
                 await waitForSlot()
@@ -198,12 +202,14 @@ public final class JobWorker: Sendable {
         while busy > 0 && ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(20))
         }
-        let remaining = state.withLock { Array($0.running.values) }
-        guard !remaining.isEmpty else { return }
-        for entry in remaining { entry.control.signal(.shutdown) }
-        let leases = remaining.map(\.job.lease)
-        await report("release", id: nil) { try await self.broker.release(leases) }
-        logger.notice("released unfinished jobs to their queues", metadata: ["count": "\(leases.count)"])
+        // Jobs whose task has ended are reporting their outcome: let them, never release them.
+        let remaining = state.withLock { Array($0.running.values) }.filter { !$0.control.isSettling }
+        if !remaining.isEmpty {
+            for entry in remaining { entry.control.signal(.shutdown) }
+            let leases = remaining.map(\.job.lease)
+            await report("release", id: nil) { try await self.broker.release(leases) }
+            logger.notice("released unfinished jobs to their queues", metadata: ["count": "\(leases.count)"])
+        }
     }
 
     // MARK: Background duties

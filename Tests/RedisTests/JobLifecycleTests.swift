@@ -59,6 +59,25 @@ struct JobLifecycleTests {
         }
     }
 
+    @Test("input that does not decode fails the job at once, naming the field")
+    func invalidInput() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        try await environment.withWorker { _ in
+            let request = EnqueueRequest(
+                task: "flaky", input: Data(#"{"failures":"many"}"#.utf8), options: Flaky.options)
+            let receipt = try await environment.broker.enqueue([request])[0]
+            let record = try await environment.waitFor(receipt.id, .failed)
+            #expect(record.attempts == 1)
+            #expect(record.error?.hasPrefix("invalid input: /failures") == true, "\(record.error ?? "")")
+            let unknown = try await environment.broker.enqueue([
+                EnqueueRequest(task: "no.such.task", input: Data("{}".utf8), options: TaskOptions())
+            ])[0]
+            let lost = try await environment.waitFor(unknown.id, .failed)
+            #expect(lost.error == "unknown task 'no.such.task': no worker of this deployment registers it")
+        }
+    }
+
     @Test("attempts run out: the job fails after maxAttempts")
     func attemptsExhausted() async throws {
         let environment = try await JobEnvironment.start()

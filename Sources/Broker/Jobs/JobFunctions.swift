@@ -42,8 +42,11 @@ enum JobFunctions {
           zadd_all(base .. 'pending', pairs)
         end
 
-        local function wake(base)
-          redis.call('LPUSH', base .. 'wake', '1')
+        -- Wakes up to `count` idle workers (one token each, at most 64 kept).
+        local function wake(base, count)
+          local tokens = {}
+          for i = 1, math.max(1, math.min(count or 1, 64)) do tokens[i] = '1' end
+          redis.call('LPUSH', base .. 'wake', unpack(tokens))
           redis.call('LTRIM', base .. 'wake', 0, 63)
         end
 
@@ -95,7 +98,7 @@ enum JobFunctions {
           end
           redis.call('ZREM', base .. 'scheduled', unpack(due))
           pending_add_all(base, ids, priorities)
-          wake(base)
+          wake(base, #ids)
           return #due
         end
 
@@ -143,7 +146,7 @@ enum JobFunctions {
           pending_add_all(base, ready, priorities)
           zadd_all(base .. 'scheduled', later)
           -- Idle workers wake for a scheduled job too, to wait for its due time instead.
-          if #ready > 0 or #later > 0 then wake(base) end
+          if #ready > 0 or #later > 0 then wake(base, math.max(#ready, 1)) end
           return out
         end
 
@@ -243,6 +246,7 @@ enum JobFunctions {
           if delay >= 0 then
             redis.call('HSET', job, 'state', 'retrying', 'due_ms', now + delay)
             redis.call('ZADD', base .. 'scheduled', now + delay, id)
+            wake(base) -- an idle worker then waits for the retry's due time
             return 'retrying'
           end
           finish(base, id, 'failed', now, nil)
@@ -303,7 +307,7 @@ enum JobFunctions {
             end
           end
           pending_add_all(base, ids, priorities)
-          if #ids > 0 then wake(base) end
+          if #ids > 0 then wake(base, #ids) end
           return #ids
         end
 
@@ -352,7 +356,7 @@ enum JobFunctions {
             end
           end
           pending_add_all(base, ids, priorities)
-          if #ids > 0 then wake(base) end
+          if #ids > 0 then wake(base, #ids) end
           for _, state in ipairs({'succeeded', 'failed', 'cancelled', 'expired'}) do
             redis.call('ZREMRANGEBYSCORE', base .. state, '-inf', now)
           end

@@ -348,7 +348,10 @@ public final class RedisJobBroker: JobBroker {
 
     public func setPaused(_ queue: QueueName, _ paused: Bool) async throws {
         var commands = [RedisCommand("HSET", keys.queueKey(queue, "meta"), "paused", paused ? "1" : "0")]
-        if !paused { commands.append(RedisCommand("LPUSH", keys.queueKey(queue, "wake"), "1")) }
+        if !paused {
+            commands.append(RedisCommand("LPUSH", keys.queueKey(queue, "wake"), "1"))
+            commands.append(RedisCommand("LTRIM", keys.queueKey(queue, "wake"), 0, 63))
+        }
         commands.append(RedisCommand("SADD", keys.queues, queue.rawValue))
         for reply in try await client.pipeline(commands) { try reply.throwingServerError() }
     }

@@ -52,6 +52,8 @@ extension RedisJobBroker: WorkerRegistry {
         let replies = try await client.pipeline([
             RedisCommand("SET", keys.worker(info.id), data, "PX", Int(ttl.nanoseconds / 1_000_000)),
             RedisCommand("ZADD", keys.workers, Int(info.lastSeenMilliseconds), info.id),
+            // Ids of workers that stopped reporting an hour ago or more.
+            RedisCommand("ZREMRANGEBYSCORE", keys.workers, "-inf", Int(info.lastSeenMilliseconds) - 3_600_000),
         ])
         for reply in replies { try reply.throwingServerError() }
     }
