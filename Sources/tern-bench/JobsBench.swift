@@ -42,26 +42,6 @@ struct JobsBench: AsyncParsableCommand {
         defer { client.close() }
         print("tern-bench jobs: Redis at \(configuration.endpointDescription); \(jobs) jobs, concurrency \(concurrency)")
 
-        if ProcessInfo.processInfo.environment["TERN_BENCH_PROBE"] != nil {
-            let n = 5000
-            var start = ContinuousClock.now
-            for _ in 0..<n { try await client.send("PING") }
-            print("PING seq", Double(n) / seconds(since: start))
-            let probe = try RedisJobBroker(client: client, prefix: "probe")
-            try await probe.prepare()
-            let request = try TernClient.request(Echo.self, .null)
-            start = ContinuousClock.now
-            for _ in 0..<n { _ = try await probe.enqueue([request]) }
-            print("broker.enqueue seq", Double(n) / seconds(since: start))
-            start = ContinuousClock.now
-            for _ in 0..<n { _ = try await client.send("HSET", "probe:h", "a", "b") }
-            print("HSET seq", Double(n) / seconds(since: start))
-            start = ContinuousClock.now
-            for index in 0..<n {
-                _ = try await client.send(RedisCommand("FCALL", "tern_enqueue", 1, "probe2:{default}:", "01J00000000000000000000000.default".replacingOccurrences(of: "01J0", with: String(format: "%04d", index % 10000)), "echo", "null", 5, 3, -1, 0, -1, 86400000, "", 0))
-            }
-            print("FCALL enqueue seq", Double(n) / seconds(since: start))
-        }
         // Enqueue rates, each on its own key prefix.
         let oneByOne = try await measureEnqueue(client, prefix: "e1", count: 10_000) { tern, count in
             for index in 0..<count { _ = try await tern.enqueue(Echo.self, .number(Double(index))) }
