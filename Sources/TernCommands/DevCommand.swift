@@ -44,15 +44,9 @@ struct DevCommand: AsyncParsableCommand {
         let configuration = try redis.configuration(environment: environment, file: file)
         let client = RedisClient(configuration: configuration, logger: logger)
         defer { client.close() }
-        let report: RedisDurability
-        do {
-            report = try await RedisStartup.awaitDurability(client, within: .seconds(10))
-        } catch {
-            printError(RedisStartup.explain(error, configuration, command: "tern dev"))
-            throw ExitCode(4)
-        }
+        let report = try await RedisStartup.checkDurability(
+            client, configuration, command: "tern dev", refuseUnsafe: false, label: "warning")
         print("tern dev: Redis \(report.version) at \(configuration.endpointDescription), appendonly \(report.appendOnly ? "yes" : "no"), maxmemory-policy \(report.maxMemoryPolicy)")
-        for problem in report.problems { printError("tern dev: warning: \(problem)") }
 
         let broker = try RedisJobBroker(client: client, prefix: redis.prefix(environment: environment, file: file))
         try await broker.prepare()

@@ -48,6 +48,28 @@ func printError(_ line: String) {
 
 /// Start-up helpers shared by the commands that need Redis.
 enum RedisStartup {
+    /// Reads the durability report (exit 4 when Redis cannot be read) and prints its problems as
+    /// warnings or, unless `allowed`, refuses to start (exit 1).
+    static func checkDurability(
+        _ client: RedisClient, _ configuration: RedisConfiguration, command: String, refuseUnsafe: Bool,
+        label: String = "unsafe Redis"
+    ) async throws -> RedisDurability {
+        let report: RedisDurability
+        do {
+            report = try await awaitDurability(client, within: .seconds(10))
+        } catch {
+            printError(explain(error, configuration, command: command))
+            throw ExitCode(4)
+        }
+        guard !report.problems.isEmpty else { return report }
+        for problem in report.problems { printError("\(command): \(label): \(problem)") }
+        if refuseUnsafe {
+            printError("\(command): refusing to start; fix Redis or pass --allow-volatile-redis")
+            throw ExitCode(1)
+        }
+        return report
+    }
+
     /// A one-line message for a Redis failure at start-up that says what went wrong and what to do.
     static func explain(_ error: any Error, _ configuration: RedisConfiguration, command: String) -> String {
         let endpoint = configuration.endpointDescription

@@ -114,30 +114,16 @@ struct WorkerCommand: AsyncParsableCommand {
         // Signals are handled from here on, so a SIGTERM while Redis is checked still exits 0.
         let signals = ShutdownSignals(grace: configuration.shutdownGrace) { worker.shutdown() }
         defer { signals.cancel() }
-        try await checkDurability(
-            client, redisConfiguration, allowed: allowVolatileRedis || fileWorker?.allowVolatileRedis == true)
+        let allowed = allowVolatileRedis || fileWorker?.allowVolatileRedis == true
+        if allowed {
+            let report = try await RedisStartup.checkDurability(
+                client, redisConfiguration, command: "tern worker", refuseUnsafe: false)
+            if !report.problems.isEmpty { printError("tern worker: starting anyway (--allow-volatile-redis)") }
+        } else {
+            _ = try await RedisStartup.checkDurability(client, redisConfiguration, command: "tern worker", refuseUnsafe: true)
+        }
         try await broker.prepare()
         try await worker.run()
-    }
-
-    private func checkDurability(
-        _ client: RedisClient, _ configuration: RedisConfiguration, allowed: Bool
-    ) async throws {
-        let report: RedisDurability
-        do {
-            report = try await RedisStartup.awaitDurability(client, within: .seconds(10))
-        } catch {
-            printError(RedisStartup.explain(error, configuration, command: "tern worker"))
-            throw ExitCode(4)
-        }
-        guard !report.problems.isEmpty else { return }
-        for problem in report.problems { printError("tern worker: unsafe Redis: \(problem)") }
-        if allowed {
-            printError("tern worker: starting anyway (--allow-volatile-redis)")
-        } else {
-            printError("tern worker: refusing to start; fix Redis or pass --allow-volatile-redis")
-            throw ExitCode(1)
-        }
     }
 
     private func parseQueues(_ text: String) throws -> [QueueName] {

@@ -57,19 +57,7 @@ public final class RedisConnection: Sendable {
         command.encode(into: &payload)
         let request = RedisRequest(
             payload: payload, replyCount: 1, timeout: timeout ?? core.configuration.commandTimeout)
-        core.waiting.add(1, ordering: .relaxed)
-        defer { core.waiting.subtract(1, ordering: .relaxed) }
-        return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { continuation in
-                guard request.install(.single(continuation)) else {
-                    continuation.resume(throwing: CancellationError())
-                    return
-                }
-                core.submit(request)
-            }
-        } onCancel: {
-            request.cancel()
-        }
+        return try await perform(request) { .single($0) }
     }
 
     /// Sends many commands in one write and returns one reply per command, in order.
@@ -86,11 +74,19 @@ public final class RedisConnection: Sendable {
         }
         let request = RedisRequest(
             payload: payload, replyCount: commands.count, timeout: timeout ?? core.configuration.commandTimeout)
+        return try await perform(request) { .batch($0) }
+    }
+
+    /// Parks the caller on a continuation that the connection's thread resumes with the replies,
+    /// or that cancellation resumes with `CancellationError` (the replies are then dropped).
+    private func perform<Value>(
+        _ request: RedisRequest, _ waiter: (UnsafeContinuation<Value, any Error>) -> RedisRequest.Waiter
+    ) async throws -> Value {
         core.waiting.add(1, ordering: .relaxed)
         defer { core.waiting.subtract(1, ordering: .relaxed) }
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { continuation in
-                guard request.install(.batch(continuation)) else {
+                guard request.install(waiter(continuation)) else {
                     continuation.resume(throwing: CancellationError())
                     return
                 }
