@@ -9,7 +9,9 @@ public enum DecodingFailure {
             return "/" + joined
         }
         switch error {
-        case .keyNotFound(let key, let context): return "\(path(context))/\(key.stringValue): missing"
+        case .keyNotFound(let key, let context):
+            let parent = context.codingPath.isEmpty ? "" : path(context)
+            return "\(parent)/\(key.stringValue): missing"
         case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
             return "\(path(context)): \(context.debugDescription)"
         @unknown default: return "\(error)"

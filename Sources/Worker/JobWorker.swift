@@ -199,7 +199,7 @@ public final class JobWorker: Sendable {
     /// Waits for running jobs up to the grace period, then releases the rest at once.
     private func drain() async {
         let deadline = ContinuousClock.now + configuration.shutdownGrace
-        while busy > 0 && ContinuousClock.now < deadline {
+        while busy > 0 && ContinuousClock.now < deadline && !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(20))
         }
         // Jobs whose task has ended are reporting their outcome: let them, never release them.
