@@ -32,8 +32,28 @@ final class JobControl: Sendable {
     /// The reason the job was stopped, if it was.
     var stop: JobStop? { state.withLock { $0.stop } }
 
-    /// Marks that the job's task has ended and its outcome is being reported.
-    func markSettling() { state.withLock { $0.settling = true } }
+    /// Marks that the job's task has ended and its outcome is about to be reported; returns the stop
+    /// reason as of that moment. Together with ``claimForRelease()`` it decides, under one lock,
+    /// whether the worker reports the outcome or the shutdown releases the job — never both.
+    func markSettling() -> JobStop? {
+        state.withLock { state in
+            state.settling = true
+            return state.stop
+        }
+    }
+
+    /// For the shutdown: stops the job and claims the right to release it, unless its outcome is
+    /// already being reported.
+    func claimForRelease() -> Bool {
+        let (claimed, waiter): (Bool, CheckedContinuation<JobStop?, Never>?) = state.withLock { state in
+            guard !state.settling else { return (false, nil) }
+            if state.stop == nil { state.stop = .shutdown }
+            defer { state.waiter = nil }
+            return (true, state.waiter)
+        }
+        waiter?.resume(returning: .shutdown)
+        return claimed
+    }
 
     /// Whether the job's task has ended.
     var isSettling: Bool { state.withLock { $0.settling } }

@@ -57,10 +57,10 @@ extension JobWorker {
                 }
             }
         }
-        control.markSettling()
+        let stopAtSettling = control.markSettling()
         let elapsed = ContinuousClock.now - started
         logger[metadataKey: "duration_ms"] = "\(elapsed.nanoseconds / 1_000_000)"
-        await settle(job, entry: entry, result: result, stop: stop ?? control.stop, logger: logger)
+        await settle(job, entry: entry, result: result, stop: stop ?? stopAtSettling, logger: logger)
     }
 
     private func settle(

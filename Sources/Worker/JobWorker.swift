@@ -67,8 +67,19 @@ public final class JobWorker: Sendable {
 
     var isStopping: Bool { state.withLock { $0.stopping } }
 
-    /// Runs until ``shutdown()``.
+    /// Runs until ``shutdown()``. Cancelling the calling task is the same as calling ``shutdown()``:
+    /// the work runs in a task of its own, so the shutdown can still report to Redis and release jobs.
     public func run() async throws {
+        // The one unstructured task in the worker: a cancellation shield for the shutdown path.
+        let body = Task { await self.runUntilShutdown() }
+        await withTaskCancellationHandler {
+            await body.value
+        } onCancel: {
+            self.shutdown()
+        }
+    }
+
+    private func runUntilShutdown() async {
         logger.info(
             "worker started",
             metadata: [
@@ -105,14 +116,20 @@ public final class JobWorker: Sendable {
                 continue
             }
             do {
-                var claimed: [ClaimedJob] = []
-                for queue in queueVisitOrder() where claimed.count < free && !isStopping {
-                    claimed += try await broker.claim(
-                        queue: queue, limit: free - claimed.count, worker: configuration.workerID,
-                        lease: configuration.lease)
+                var claimed = 0
+                for queue in queueVisitOrder() where claimed < free && !isStopping {
+                    let jobsOfQueue = try await broker.claim(
+                        queue: queue, limit: free - claimed, worker: configuration.workerID, lease: configuration.lease)
+                    // Start them at once: a failing claim on the next queue must not strand these.
+                    for job in jobsOfQueue {
+                        let control = JobControl()
+                        state.withLock { $0.running[job.id] = Running(job: job, control: control) }
+                        jobs.addTask { await self.execute(job, control: control) }
+                    }
+                    claimed += jobsOfQueue.count
                 }
                 failures = 0
-                if claimed.isEmpty {
+                if claimed == 0 {
                     if !isStopping {
                         // Wake for a scheduled or retrying job on time, not only on new work.
                         var wait = configuration.idleWait
@@ -120,11 +137,6 @@ public final class JobWorker: Sendable {
                         if wait >= .milliseconds(1) { try await waitForWorkOrShutdown(wait) }
                     }
                     continue
-                }
-                for job in claimed {
-                    let control = JobControl()
-                    state.withLock { $0.running[job.id] = Running(job: job, control: control) }
-                    jobs.addTask { await self.execute(job, control: control) }
                 }
             } catch {
                 failures += 1
@@ -203,9 +215,8 @@ public final class JobWorker: Sendable {
             try? await Task.sleep(for: .milliseconds(20))
         }
         // Jobs whose task has ended are reporting their outcome: let them, never release them.
-        let remaining = state.withLock { Array($0.running.values) }.filter { !$0.control.isSettling }
+        let remaining = state.withLock { Array($0.running.values) }.filter { $0.control.claimForRelease() }
         if !remaining.isEmpty {
-            for entry in remaining { entry.control.signal(.shutdown) }
             let leases = remaining.map(\.job.lease)
             await report("release", id: nil) { try await self.broker.release(leases) }
             logger.notice("released unfinished jobs to their queues", metadata: ["count": "\(leases.count)"])
@@ -238,22 +249,27 @@ public final class JobWorker: Sendable {
         while !Task.isCancelled {
             try? await Task.sleep(for: configuration.heartbeatInterval)
             if Task.isCancelled { break }
+            await extendLeases()
             await announce()
-            let running = state.withLock { Array($0.running.values) }
-            guard !running.isEmpty else { continue }
-            do {
-                let outcome = try await broker.heartbeat(running.map(\.job.lease), lease: configuration.lease)
-                // A job that finished since the snapshot shows up as lost; only jobs still running matter.
-                let current = state.withLock { $0.running }
-                for id in outcome.lost {
-                    guard let entry = current[id], !entry.control.isSettling else { continue }
-                    logger.warning("lease lost; the job is no longer this worker's", metadata: ["job": "\(id)"])
-                    entry.control.signal(.leaseLost)
-                }
-                for id in outcome.cancelRequested { current[id]?.control.signal(.cancelRequested) }
-            } catch {
-                logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Extends the leases of the running jobs and passes on lost leases and cancel requests.
+    private func extendLeases() async {
+        let running = state.withLock { Array($0.running.values) }
+        guard !running.isEmpty else { return }
+        do {
+            let outcome = try await broker.heartbeat(running.map(\.job.lease), lease: configuration.lease)
+            // A job that finished since the snapshot shows up as lost; only jobs still running matter.
+            let current = state.withLock { $0.running }
+            for id in outcome.lost {
+                guard let entry = current[id], !entry.control.isSettling else { continue }
+                logger.warning("lease lost; the job is no longer this worker's", metadata: ["job": "\(id)"])
+                entry.control.signal(.leaseLost)
             }
+            for id in outcome.cancelRequested { current[id]?.control.signal(.cancelRequested) }
+        } catch {
+            logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
         }
     }
 

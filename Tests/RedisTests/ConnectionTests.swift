@@ -1,5 +1,6 @@
 import Broker
 import Foundation
+import TernCore
 import Testing
 
 @Suite("Connecting: auth, databases, unix sockets, restarts", .enabled(if: TestRedis.enabled, TestRedis.reason))
@@ -104,6 +105,26 @@ struct ConnectionTests {
                 #expect(info.contains(" db=3 "))
             }
         }
+    }
+
+    @Test("over a unix socket, commands to a killed server fail typed, and the client reconnects after a restart")
+    func unixSocketServerKilled() async throws {
+        let server = try await TestRedis.start()
+        defer { server.stop() }
+        var configuration = try RedisConfiguration(url: server.unixURL)
+        configuration.reconnectBackoff = .init(base: .milliseconds(10), cap: .milliseconds(200))
+        let client = RedisClient(configuration: configuration)
+        defer { client.close() }
+        #expect(try await client.send("PING").string == "PONG")
+        server.kill()
+        // Many commands at a dead socket: each fails with a typed error.
+        await withTaskGroup(of: Void.self) { group in
+            for index in 0..<200 {
+                group.addTask { _ = try? await client.send("ECHO", index) }
+            }
+        }
+        try await server.restart()
+        #expect(try await eventually { try await client.send("PING").string } == "PONG")
     }
 
     @Test("connecting to a port with no server fails with a clear, retryable error")

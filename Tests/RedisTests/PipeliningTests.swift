@@ -114,6 +114,24 @@ struct PipeliningTests {
         #expect(try await client.send("CLIENT", "GETNAME").string == "tern")
     }
 
+    @Test("a transaction runs as one pipeline; MULTI on its own is refused")
+    func transactions() async throws {
+        let server = try await TestRedis.start(appendOnly: false)
+        defer { server.stop() }
+        let client = RedisClient(configuration: try TestRedis.configuration(server))
+        defer { client.close() }
+        let key = TestRedis.prefix() + "tx"
+        let replies = try await client.pipeline([
+            RedisCommand("MULTI"), RedisCommand("INCR", key), RedisCommand("INCR", key), RedisCommand("EXEC"),
+        ])
+        #expect(replies.last == .array([.integer(1), .integer(2)]))
+        await #expect(throws: RedisError.self) { try await client.send("MULTI") }
+        await #expect(throws: RedisError.self) { try await client.pipeline([RedisCommand("MULTI"), RedisCommand("INCR", key)]) }
+        await #expect(throws: RedisError.self) { try await client.send("SELECT", 1) }
+        await #expect(throws: RedisError.self) { try await client.send("UNSUBSCRIBE", "a", "b") }
+        #expect(try await client.send("GET", key).int == 2)
+    }
+
     @Test("a short per-command timeout fires even behind a command with a longer one")
     func perCommandTimeout() async throws {
         let server = try await TestRedis.start(appendOnly: false)

@@ -63,7 +63,11 @@ final class Coalescer<Item: Sendable, Output: Sendable>: Sendable {
             defer { state.queue.removeFirst(count) }
             return Array(state.queue.prefix(count))
         }
-        var results = await flush([item] + batch.map(\.item))
+        // The flush runs in a task of its own: cancelling the leader must not fail its followers'
+        // items, whose Redis call may already be under way.
+        let items = [item] + batch.map(\.item)
+        let flush = self.flush
+        var results = await Task { await flush(items) }.value
         if results.count != batch.count + 1 {
             results = Array(repeating: .failure(RedisError.protocolError("a batch returned the wrong number of results")), count: batch.count + 1)
         }

@@ -36,7 +36,7 @@ public final class RedisJobBroker: JobBroker {
                 var offset = 0
                 return batches.map { batch in
                     defer { offset += batch.count }
-                    return .success(Array(receipts[offset..<(offset + batch.count)]))
+                    return Result { try receipts[offset..<(offset + batch.count)].map { try $0.get() } }
                 }
             } catch {
                 return batches.map { _ in .failure(error) }
@@ -62,14 +62,14 @@ public final class RedisJobBroker: JobBroker {
     public func enqueue(_ requests: [EnqueueRequest]) async throws -> [EnqueueReceipt] {
         guard !requests.isEmpty else { return [] }
         if requests.count > Self.maxJobsPerCall {
-            return try await Self.enqueueNow(requests, client: client, keys: keys, known: knownQueues)
+            return try await Self.enqueueNow(requests, client: client, keys: keys, known: knownQueues).map { try $0.get() }
         }
         return try await enqueues.submit(requests)
     }
 
     private static func enqueueNow(
         _ requests: [EnqueueRequest], client: RedisClient, keys: RedisJobKeys, known: KnownQueues
-    ) async throws -> [EnqueueReceipt] {
+    ) async throws -> [Result<EnqueueReceipt, any Error>] {
         var order: [QueueName] = []
         var groups: [QueueName: [Int]] = [:]
         for (index, request) in requests.enumerated() {
@@ -116,23 +116,32 @@ public final class RedisJobBroker: JobBroker {
             commands.append(command)
         }
         let replies = try await pipelineLoadingFunctions(commands, client: client)
+        // The set of queue names is a directory, not part of the job: its failure fails no enqueue.
         if !newQueues.isEmpty {
-            try replies[0].throwingServerError()
-            known.add(newQueues)
+            if case .error = replies[0] {} else { known.add(newQueues) }
         }
-        var receipts = [EnqueueReceipt?](repeating: nil, count: requests.count)
+        var receipts = [Result<EnqueueReceipt, any Error>](
+            repeating: .failure(RedisError.protocolError("no reply from tern_enqueue")), count: requests.count)
         for (position, call) in calls.enumerated() {
-            let rows = try replies[position + (newQueues.isEmpty ? 0 : 1)].throwingServerError().array ?? []
-            guard rows.count == call.indices.count else { throw RedisError.protocolError("tern_enqueue returned \(rows.count) rows") }
-            for (row, index) in zip(rows, call.indices) {
-                guard let fields = row.array, fields.count == 3, let id = fields[0].string.flatMap(JobID.init) else {
-                    throw RedisError.protocolError("unexpected reply from tern_enqueue")
+            // Each call stands alone: one queue's error (OOM, say) fails only that queue's jobs.
+            do {
+                let rows = try replies[position + (newQueues.isEmpty ? 0 : 1)].throwingServerError().array ?? []
+                guard rows.count == call.indices.count else {
+                    throw RedisError.protocolError("tern_enqueue returned \(rows.count) rows for \(call.indices.count) jobs")
                 }
-                receipts[index] = EnqueueReceipt(
-                    id: id, created: fields[1].int == 1, state: fields[2].string.flatMap(JobState.init(rawValue:)))
+                for (row, index) in zip(rows, call.indices) {
+                    guard let fields = row.array, fields.count == 3, let id = fields[0].string.flatMap(JobID.init) else {
+                        throw RedisError.protocolError("unexpected reply from tern_enqueue")
+                    }
+                    receipts[index] = .success(
+                        EnqueueReceipt(
+                            id: id, created: fields[1].int == 1, state: fields[2].string.flatMap(JobState.init(rawValue:))))
+                }
+            } catch {
+                for index in call.indices { receipts[index] = .failure(error) }
             }
         }
-        return receipts.map { $0! }
+        return receipts
     }
 
     /// Sends a pipeline; if Redis lost the Functions library, loads it and sends again.

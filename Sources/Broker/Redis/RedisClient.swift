@@ -146,7 +146,7 @@ public final class RedisClient: Sendable {
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 let lease: Lease = blocking.withLock { pool in
-                    if pool.closed { return .closed }
+                    if pool.closed || Task.isCancelled { return .closed }
                     if let connection = pool.idle.popLast() {
                         pool.lent[ObjectIdentifier(connection)] = connection
                         return .ready(connection)
@@ -162,7 +162,8 @@ public final class RedisClient: Sendable {
                 }
                 switch lease {
                 case .ready(let connection), .created(let connection): continuation.resume(returning: connection)
-                case .closed: continuation.resume(throwing: RedisError.closed)
+                case .closed:
+                    continuation.resume(throwing: Task.isCancelled ? CancellationError() : RedisError.closed)
                 case .wait: break
                 }
             }

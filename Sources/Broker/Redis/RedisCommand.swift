@@ -159,6 +159,12 @@ public struct RedisCommand: Sendable, CustomStringConvertible {
     /// Commands that put a connection into a mode where replies no longer answer commands one to one
     /// (`CLIENT REPLY OFF|SKIP` too); they are refused with ``RedisError/misuse(_:)``.
     public static let unsupportedCommands: Set<String> = [
-        "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "MONITOR", "SYNC", "PSYNC", "RESET", "HELLO",
+        "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR", "SYNC",
+        "PSYNC", "RESET", "HELLO", "QUIT", "SELECT", "WATCH", "UNWATCH",
     ]
+
+    /// Transaction commands: on a multiplexed connection they are allowed only inside one
+    /// ``RedisConnection/pipeline(_:timeout:)`` that starts with `MULTI` and ends with `EXEC` or
+    /// `DISCARD`, so no other caller's command can fall inside the transaction.
+    public static let transactionCommands: Set<String> = ["MULTI", "EXEC", "DISCARD"]
 }

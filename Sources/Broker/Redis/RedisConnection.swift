@@ -53,6 +53,9 @@ public final class RedisConnection: Sendable {
     /// - Throws: ``RedisError`` (an error reply is ``RedisError/server(_:)``), or `CancellationError`.
     public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RedisValue {
         try Self.checkSupported(command)
+        if RedisCommand.transactionCommands.contains(command.name) {
+            throw RedisError.misuse("\(command.name) on its own would capture other callers' commands: send MULTI … EXEC as one pipeline")
+        }
         var payload: [UInt8] = []
         command.encode(into: &payload)
         let request = RedisRequest(
@@ -66,6 +69,15 @@ public final class RedisConnection: Sendable {
     /// fail the others. The timeout covers the whole batch.
     public func pipeline(_ commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RedisValue] {
         guard !commands.isEmpty else { return [] }
+        let transaction = commands.map { RedisCommand.transactionCommands.contains($0.name) }
+        if transaction.contains(true) {
+            let wellFormed =
+                commands.first?.name == "MULTI" && ["EXEC", "DISCARD"].contains(commands.last?.name)
+                && transaction.dropFirst().dropLast().allSatisfy { !$0 } && commands.count >= 2
+            guard wellFormed else {
+                throw RedisError.misuse("a pipeline may hold one transaction: MULTI first, EXEC or DISCARD last, nothing else of the kind")
+            }
+        }
         var payload: [UInt8] = []
         payload.reserveCapacity(commands.count * 32)
         for command in commands {
@@ -144,9 +156,15 @@ final class RedisConnectionCore: Sendable {
         logger[metadataKey: "redis"] = "\(configuration.endpointDescription)"
         self.logger = logger
         self.wakeDescriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        if wakeDescriptor < 0 {
+            // Without its wake-up descriptor the thread could sleep through submissions: refuse work.
+            let reason = String(cString: strerror(errno))
+            logger.error("cannot create the connection's eventfd", metadata: ["error": "\(reason)"])
+            inbox.withLock { $0.phase = .waiting(.connectFailed("cannot create an eventfd: \(reason)")) }
+        }
     }
 
-    deinit { _ = Glibc.close(wakeDescriptor) }
+    deinit { if wakeDescriptor >= 0 { _ = Glibc.close(wakeDescriptor) } }
 
     var isConnected: Bool {
         inbox.withLock { if case .connected = $0.phase { true } else { false } }

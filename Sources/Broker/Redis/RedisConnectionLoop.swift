@@ -26,6 +26,9 @@ final class RedisConnectionLoop: @unchecked Sendable {
     /// Consecutive failed connect attempts.
     private var failedAttempts = 0
     private var everConnected = false
+    /// Whether the current connection has answered a command; until it has, a break counts as a
+    /// failed attempt, so a server that accepts and drops connections is not hammered.
+    private var answered = false
     private var outage: (since: ContinuousClock.Instant, reason: String)?
     /// When the last request completed; the loop spins briefly after it (see ``spinForWork()``).
     private var lastCompletion: ContinuousClock.Instant?
@@ -40,6 +43,12 @@ final class RedisConnectionLoop: @unchecked Sendable {
     }
 
     func run() {
+        // hiredis writes with write(2): a peer that closed a unix socket would raise SIGPIPE and kill
+        // the process. Blocked on this thread, the write fails with EPIPE and the context is discarded.
+        var pipe = sigset_t()
+        sigemptyset(&pipe)
+        sigaddset(&pipe, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &pipe, nil)
         while true {
             if context == nil {
                 guard connectOnce() else { break }
@@ -54,7 +63,7 @@ final class RedisConnectionLoop: @unchecked Sendable {
 
     /// Makes one connect attempt, then waits out the backoff if it failed. `false` once closed.
     private func connectOnce() -> Bool {
-        if isClosed { return false }
+        if isClosed || core.wakeDescriptor < 0 { return false }
         switch RedisHandshake.open(core.configuration) {
         case .success(let newContext):
             let closed = core.inbox.withLock { inbox -> Bool in
@@ -63,7 +72,8 @@ final class RedisConnectionLoop: @unchecked Sendable {
                 return false
             }
             context = newContext
-            failedAttempts = 0
+            answered = false
+            expireQueued()
             if let outage {
                 let seconds = Double((ContinuousClock.now - outage.since).nanoseconds) / 1e9
                 core.logger.notice(
@@ -101,6 +111,21 @@ final class RedisConnectionLoop: @unchecked Sendable {
         }
     }
 
+    /// Fails queued requests whose timeout ran out while no connection was up; they were never sent.
+    private func expireQueued() {
+        let now = ContinuousClock.now
+        let expired: [RedisRequest] = core.inbox.withLock { inbox in
+            let (late, onTime) = inbox.queued.reduce(into: ([RedisRequest](), [RedisRequest]())) { split, request in
+                if request.submitted + request.timeout <= now { split.0.append(request) } else { split.1.append(request) }
+            }
+            inbox.queued = onTime
+            return late
+        }
+        for request in expired {
+            request.fail(.notConnected("no connection to Redis within the command timeout of \(request.timeout)"))
+        }
+    }
+
     /// Sleeps for `delay`, or less if ``RedisConnection/close()`` wakes the thread.
     private func sleepUnlessWoken(for delay: Duration) {
         let end = ContinuousClock.now + delay
@@ -126,24 +151,28 @@ final class RedisConnectionLoop: @unchecked Sendable {
         let taken: [RedisRequest]? = core.inbox.withLock { inbox in
             if case .closed = inbox.phase { return nil }
             inbox.threadParked = true
-            defer { inbox.queued.removeAll(keepingCapacity: true) }
-            return inbox.queued
+            var taken: [RedisRequest] = []
+            swap(&taken, &inbox.queued)
+            return taken
         }
         guard let taken else { return false }
         if !taken.isEmpty {
             let now = ContinuousClock.now
-            for request in taken {
+            for (index, request) in taken.enumerated() {
                 let status = request.payload.withUnsafeBufferPointer { buffer in
                     buffer.withMemoryRebound(to: CChar.self) {
                         redisAppendFormattedCommand(context, $0.baseAddress, $0.count)
                     }
                 }
-                inFlight.append(
-                    InFlight(request: request, replies: [], sentAt: now, deadline: now + request.timeout))
-                if request.timeout != core.configuration.commandTimeout { customTimeouts += 1 }
-                if status != REDIS_OK {
-                    return discard(.connectionLost(RedisHandshake.errorText(context)))
+                guard status == REDIS_OK else {
+                    // Not written: these callers learn the command was never sent.
+                    let text = RedisHandshake.errorText(context)
+                    for unsent in taken[index...] { unsent.fail(.notConnected(text)) }
+                    return discard(.connectionLost(text))
                 }
+                inFlight.append(
+                    InFlight(request: request, replies: [], sentAt: now, deadline: request.submitted + request.timeout))
+                if request.timeout != core.configuration.commandTimeout { customTimeouts += 1 }
             }
             var done: Int32 = 0
             if redisBufferWrite(context, &done) != REDIS_OK {
@@ -264,6 +293,10 @@ final class RedisConnectionLoop: @unchecked Sendable {
     /// Retires the oldest in-flight request.
     private func complete() {
         let now = ContinuousClock.now
+        if !answered {
+            answered = true
+            failedAttempts = 0
+        }
         lastCompletion = now
         busyPoll.record(replyTime: now - inFlight[head].sentAt)
         if inFlight[head].request.timeout != core.configuration.commandTimeout { customTimeouts -= 1 }
@@ -291,6 +324,20 @@ final class RedisConnectionLoop: @unchecked Sendable {
             core.logger.warning("Redis connection lost", metadata: ["error": "\(error)"])
         }
         for request in failed { request.fail(errorFor?(request) ?? error) }
+        if !answered {
+            // The connection broke before answering anything: back off before the next attempt,
+            // failing new commands fast meanwhile, instead of reconnecting in a hot loop.
+            failedAttempts += 1
+            let waiting: [RedisRequest]? = core.inbox.withLock { inbox in
+                if case .closed = inbox.phase { return nil }
+                inbox.phase = .waiting(error)
+                defer { inbox.queued.removeAll() }
+                return inbox.queued
+            }
+            guard let waiting else { return false }
+            for request in waiting { request.fail(.notConnected(error.description)) }
+            sleepUnlessWoken(for: core.configuration.reconnectBackoff.delay(attempt: failedAttempts))
+        }
         return core.inbox.withLock { inbox in
             if case .closed = inbox.phase { return false }
             inbox.phase = .connecting

@@ -22,8 +22,10 @@ final class RedisRequest: Sendable {
     let payload: [UInt8]
     /// How many replies complete this request.
     let replyCount: Int
-    /// How long the request may wait for its last reply.
+    /// How long the request may wait for its last reply, counted from ``submitted``.
     let timeout: Duration
+    /// When the caller submitted it: time spent waiting for a connection counts against the timeout.
+    let submitted = ContinuousClock.now
     private let state = Mutex<State>(.idle)
 
     init(payload: [UInt8], replyCount: Int, timeout: Duration) {
