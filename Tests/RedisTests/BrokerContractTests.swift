@@ -441,9 +441,10 @@ struct BrokerContractTests {
         guard let subject = try await ContractBroker.make(kind) else { return }
         defer { subject.stop() }
         let broker = subject.broker
-        let receipt = try await broker.enqueue([contractRequest(expiresAfter: .milliseconds(200))])[0]
+        // A 2 s deadline a loaded machine cannot miss before the first claim; the retry is due after it.
+        let receipt = try await broker.enqueue([contractRequest(expiresAfter: .seconds(2))])[0]
         let first = try await claimOne(broker)
-        #expect(try await broker.fail(first.lease, message: "again", retryAfter: .milliseconds(300)) == .retrying)
+        #expect(try await broker.fail(first.lease, message: "again", retryAfter: .milliseconds(2_500)) == .retrying)
         let second = try await eventually(within: .seconds(20)) {
             guard let job = try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first
             else { throw WaitError("the retry is not due yet") }
@@ -529,7 +530,8 @@ struct BrokerContractTests {
         guard let subject = try await ContractBroker.make(kind) else { return }
         defer { subject.stop() }
         let broker = subject.broker
-        let receipt = try await broker.enqueue([contractRequest(retention: .milliseconds(400))])[0]
+        // 2 s: long enough that a loaded machine cannot drop the job before the first look.
+        let receipt = try await broker.enqueue([contractRequest(retention: .seconds(2))])[0]
         let job = try await claimOne(broker)
         #expect(try await broker.complete(job.lease, result: Data("1".utf8)))
         #expect(try await broker.job(receipt.id)?.state == .succeeded)
