@@ -27,8 +27,9 @@ import TernCore
 public final class MemoryJobBroker: JobBroker {
     /// The most failed jobs kept per queue.
     public let failedCap: Int
-    private let clock: @Sendable () -> Int64
+    let clock: @Sendable () -> Int64
     private let state = Mutex(MemoryBrokerState())
+    let workerTable = MemoryWorkerTable()
     /// The most jobs one claim hands out, as in one Redis Function call.
     static let maxJobsPerCall = 1000
 

@@ -1,0 +1,37 @@
+import Foundation
+import Synchronization
+import TernCore
+
+/// The memory broker's worker registry: entries live for their time to live on the injected clock.
+final class MemoryWorkerTable: Sendable {
+    private let entries = Mutex<[String: (info: WorkerInfo, expires: Int64)]>([:])
+
+    func register(_ info: WorkerInfo, expires: Int64) {
+        entries.withLock { $0[info.id] = (info, expires) }
+    }
+
+    func unregister(_ id: String) {
+        _ = entries.withLock { $0.removeValue(forKey: id) }
+    }
+
+    func live(now: Int64) -> [WorkerInfo] {
+        entries.withLock { entries in
+            entries = entries.filter { $0.value.expires > now }
+            return entries.values.map(\.info).sorted { $0.id < $1.id }
+        }
+    }
+}
+
+extension MemoryJobBroker: WorkerRegistry {
+    public func register(_ info: WorkerInfo, ttl: Duration) async throws {
+        workerTable.register(info, expires: clock() + ttl.nanoseconds / 1_000_000)
+    }
+
+    public func unregister(_ id: String) async throws {
+        workerTable.unregister(id)
+    }
+
+    public func workers() async throws -> [WorkerInfo] {
+        workerTable.live(now: clock())
+    }
+}
