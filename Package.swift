@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Tasks", targets: ["Tasks"]),
         .executable(name: "tern", targets: ["tern"]),
         .executable(name: "worker", targets: ["worker"]),
+        .executable(name: "api", targets: ["api"]),
         .executable(name: "tern-bench", targets: ["tern-bench"]),
     ],
     dependencies: [
@@ -23,6 +24,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         // YAML for config/tern.yaml: the format operators expect for a job system's config.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -41,13 +45,22 @@ let package = Package(
         ),
         .target(name: "Worker", dependencies: ["TernCore", "Broker"], swiftSettings: swiftSettings),
         .target(name: "Scheduler", dependencies: ["TernCore", "Broker"], swiftSettings: swiftSettings),
-        .target(name: "API", dependencies: ["TernCore", "Broker"], swiftSettings: swiftSettings),
+        .target(
+            name: "API",
+            dependencies: [
+                "TernCore", "Broker",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "Tasks", dependencies: ["TernCore"], swiftSettings: swiftSettings),
         .target(
             name: "TernCommands",
             dependencies: [
                 "TernCore", "Broker", "Worker", "Scheduler", "API", "Tasks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -55,6 +68,7 @@ let package = Package(
         ),
         .executableTarget(name: "tern", dependencies: ["TernCommands"], swiftSettings: swiftSettings),
         .executableTarget(name: "worker", dependencies: ["TernCommands"], swiftSettings: swiftSettings),
+        .executableTarget(name: "api", dependencies: ["TernCommands"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "tern-bench",
             dependencies: [
@@ -66,6 +80,23 @@ let package = Package(
         ),
         .testTarget(name: "TernCoreTests", dependencies: ["TernCore"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "RedisTests", dependencies: ["Broker", "TernCore", "Worker", "Tasks"], swiftSettings: swiftSettings),
+            name: "APITests",
+            dependencies: [
+                "API", "Broker", "TernCore", "Tasks",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RedisTests",
+            dependencies: [
+                "Broker", "TernCore", "Worker", "Tasks", "API",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings),
     ]
 )

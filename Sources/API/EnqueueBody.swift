@@ -1,0 +1,123 @@
+import Broker
+import Foundation
+import Hummingbird
+import TernCore
+
+/// The body of `POST /v1/jobs`, checked field by field so every problem is reported with its
+/// JSON pointer:
+///
+/// ```json
+/// {"task": "resize", "input": {"url": "…", "width": 100}, "queue": "images", "priority": 7,
+///  "max_attempts": 5, "delay_ms": 1000, "expires_after_ms": 60000}
+/// ```
+/// `delay_ms` and `run_at_ms` (milliseconds since 1970) exclude each other. The
+/// `Idempotency-Key` header maps repeats to one job for 24 hours.
+struct EnqueueBody {
+    static let fields: Set<String> = [
+        "task", "input", "queue", "priority", "max_attempts", "delay_ms", "run_at_ms", "expires_after_ms",
+    ]
+
+    /// Parses and validates a request body into a broker request.
+    static func parse(_ bytes: Data, registry: TaskRegistry, idempotencyKey: String?) throws(Problem) -> EnqueueRequest {
+        guard !bytes.isEmpty else { throw Problem(.badRequest, "empty_body", "the request body is empty") }
+        // Typed view for the envelope (JSONValue keeps Booleans and numbers apart); the untyped one
+        // re-serialises the input exactly as sent.
+        let parsed: Any
+        do {
+            parsed = try JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed])
+        } catch {
+            throw Problem(.badRequest, "malformed_json", "the body is not valid JSON")
+        }
+        guard let raw = parsed as? [String: Any], let object = try? JSONDecoder().decode([String: JSONValue].self, from: bytes)
+        else {
+            throw Problem(.unprocessableContent, "invalid_request", "the body must be a JSON object",
+                errors: [.init(pointer: "", message: "expected an object")])
+        }
+        var errors: [Problem.FieldError] = []
+        for key in object.keys.sorted() where !fields.contains(key) {
+            errors.append(.init(pointer: "/\(escape(key))", message: "unknown field"))
+        }
+        var task: String?
+        if case .string(let name)? = object["task"] { task = name }
+        if task == nil { errors.append(.init(pointer: "/task", message: object["task"] == nil ? "missing" : "must be a string")) }
+        if object["input"] == nil { errors.append(.init(pointer: "/input", message: "missing")) }
+        let entry = task.flatMap { registry[$0] }
+        if let task, entry == nil {
+            errors.append(.init(pointer: "/task", message: "unknown task '\(task.prefix(128))'"))
+        }
+        var options = entry?.options ?? TaskOptions()
+        if let queue = object["queue"] {
+            if case .string(let text) = queue, let name = QueueName(text) {
+                options.queue = name
+            } else {
+                errors.append(.init(pointer: "/queue", message: "must be 1-64 characters of a-z 0-9 _ -, starting with a letter or digit"))
+            }
+        }
+        if let priority = object["priority"] {
+            if let value = integer(priority), (0...9).contains(value) { options.priority = value } else {
+                errors.append(.init(pointer: "/priority", message: "must be a whole number from 0 to 9"))
+            }
+        }
+        if let attempts = object["max_attempts"] {
+            if let value = integer(attempts), (1...100).contains(value) { options.maxAttempts = value } else {
+                errors.append(.init(pointer: "/max_attempts", message: "must be a whole number from 1 to 100"))
+            }
+        }
+        var timing = EnqueueRequest.Timing.now
+        switch (object["delay_ms"], object["run_at_ms"]) {
+        case (let delay?, nil):
+            if let value = integer(delay), (0...31_536_000_000).contains(value) { timing = .after(.milliseconds(value)) } else {
+                errors.append(.init(pointer: "/delay_ms", message: "must be a whole number of milliseconds from 0 to one year"))
+            }
+        case (nil, let runAt?):
+            if let value = integer(runAt), value >= 0 { timing = .at(milliseconds: Int64(value)) } else {
+                errors.append(.init(pointer: "/run_at_ms", message: "must be milliseconds since 1970"))
+            }
+        case (_?, _?):
+            errors.append(.init(pointer: "/run_at_ms", message: "give delay_ms or run_at_ms, not both"))
+        case (nil, nil):
+            break
+        }
+        if let expires = object["expires_after_ms"] {
+            if let value = integer(expires), value >= 0 { options.expiresAfter = .milliseconds(value) } else {
+                errors.append(.init(pointer: "/expires_after_ms", message: "must be a whole number of milliseconds ≥ 0"))
+            }
+        }
+        var inputData = Data()
+        if let entry, let input = raw["input"] {
+            do {
+                inputData = try JSONSerialization.data(withJSONObject: input, options: [.fragmentsAllowed])
+                try entry.validate(inputData)
+            } catch let error as DecodingError {
+                errors.append(inputError(error))
+            } catch {
+                errors.append(.init(pointer: "/input", message: "cannot be read"))
+            }
+        }
+        if let idempotencyKey, idempotencyKey.isEmpty || idempotencyKey.utf8.count > 255 {
+            errors.append(.init(pointer: "", message: "the Idempotency-Key header must be 1-255 bytes"))
+        }
+        guard errors.isEmpty, let task else {
+            throw Problem(.unprocessableContent, "invalid_request", "the job request has \(errors.count) problem(s)", errors: errors)
+        }
+        return EnqueueRequest(task: task, input: inputData, options: options, timing: timing, idempotencyKey: idempotencyKey)
+    }
+
+    /// A whole number from a JSON number (not a Boolean, not a fraction).
+    private static func integer(_ value: JSONValue) -> Int? {
+        guard case .number(let double) = value, double.rounded() == double, abs(double) < 9e15 else { return nil }
+        return Int(double)
+    }
+
+    private static func inputError(_ error: DecodingError) -> Problem.FieldError {
+        let described = DecodingFailure.describe(error)
+        // "<pointer>: <message>" → pointer under /input.
+        guard let separator = described.range(of: ": ") else { return .init(pointer: "/input", message: described) }
+        let pointer = String(described[..<separator.lowerBound])
+        return .init(pointer: "/input" + (pointer == "/" ? "" : pointer), message: String(described[separator.upperBound...].prefix(300)))
+    }
+
+    private static func escape(_ key: String) -> String {
+        String(key.prefix(64)).replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+    }
+}

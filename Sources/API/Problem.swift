@@ -1,0 +1,47 @@
+import Foundation
+import Hummingbird
+
+/// An error answer in `application/problem+json` (RFC 9457), with a stable `code` clients can
+/// match on. Large input is never echoed.
+public struct Problem: HTTPResponseError, Sendable {
+    /// One problem with one field of the request, by JSON pointer.
+    public struct FieldError: Sendable, Encodable, Hashable {
+        public var pointer: String
+        public var message: String
+    }
+
+    public var status: HTTPResponse.Status
+    /// A stable machine-readable code (`invalid_input`, `unknown_task`, `not_found`, ...).
+    public var code: String
+    /// A human-readable explanation.
+    public var detail: String
+    /// Field-level problems, for 422 answers.
+    public var errors: [FieldError]
+    /// Seconds after which a retry may succeed (`Retry-After`), for 429 and 503 answers.
+    public var retryAfter: Int?
+
+    public init(_ status: HTTPResponse.Status, _ code: String, _ detail: String, errors: [FieldError] = [], retryAfter: Int? = nil) {
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.errors = errors
+        self.retryAfter = retryAfter
+    }
+
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        var object: [String: Any] = [
+            "type": "about:blank", "title": status.reasonPhrase, "status": Int(status.code), "code": code,
+            "detail": detail,
+        ]
+        if !errors.isEmpty { object["errors"] = errors.map { ["pointer": $0.pointer, "message": $0.message] } }
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        var headers: HTTPFields = [.contentType: "application/problem+json"]
+        if let retryAfter { headers[.retryAfter] = String(retryAfter) }
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// The answer for a broker failure: Redis trouble of any kind is a 503 the client may retry.
+    static func unavailable(_ error: any Error) -> Problem {
+        Problem(.serviceUnavailable, "store_unavailable", "the job store is unavailable: \(error)", retryAfter: 1)
+    }
+}

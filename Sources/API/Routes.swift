@@ -1,0 +1,149 @@
+import Broker
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import TernCore
+
+/// What the routes need: the broker, the registered tasks, limits, and a readiness probe.
+public struct APIContext: Sendable {
+    public var broker: any JobBroker
+    public var registry: TaskRegistry
+    public var configuration: APIConfiguration
+    /// Throws when the job store cannot serve requests (for `/readyz`).
+    public var checkReady: @Sendable () async throws -> Void
+
+    public init(
+        broker: any JobBroker, registry: TaskRegistry, configuration: APIConfiguration,
+        checkReady: @escaping @Sendable () async throws -> Void
+    ) {
+        self.broker = broker
+        self.registry = registry
+        self.configuration = configuration
+        self.checkReady = checkReady
+    }
+}
+
+/// Builds the router with every route of the HTTP API.
+public func buildRouter(_ api: APIContext) -> Router<BasicRequestContext> {
+    let router = Router()
+    router.get("/healthz") { _, _ in try JSONResponse.make(["status": "ok"]) }
+    router.get("/readyz") { _, _ in
+        do {
+            try await api.checkReady()
+            return try JSONResponse.make(["status": "ready"])
+        } catch {
+            throw Problem.unavailable(error)
+        }
+    }
+    let jobs = router.group("v1/jobs")
+    jobs.post { request, _ in try await enqueue(request, api) }
+    jobs.get(":id") { _, context in
+        let id = try jobID(context)
+        guard let record = try await broker({ try await api.broker.job(id) }) else { throw notFound(id) }
+        return try JSONResponse.make(JobView.object(record))
+    }
+    jobs.post(":id/cancel") { _, context in
+        let id = try jobID(context)
+        guard let state = try await broker({ try await api.broker.cancel(id) }) else { throw notFound(id) }
+        return try JSONResponse.make(["id": id.rawValue, "state": state.rawValue])
+    }
+    let queues = router.group("v1/queues")
+    queues.get { _, _ in
+        let names = try await broker { try await api.broker.queues() }
+        var list: [[String: Any]] = []
+        for name in names { list.append(queueObject(try await broker { try await api.broker.stats(name) })) }
+        return try JSONResponse.make(["queues": list])
+    }
+    queues.get(":queue/jobs") { request, context in
+        let queue = try queueName(context)
+        let stateText = request.uri.queryParameters.get("state") ?? "queued"
+        guard let state = JobState(rawValue: stateText) else {
+            throw Problem(.badRequest, "invalid_state", "state must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let limit = min(max(request.uri.queryParameters.get("limit", as: Int.self) ?? api.configuration.defaultPageSize, 1), api.configuration.maxPageSize)
+        let cursor = request.uri.queryParameters.get("cursor")
+        let page = try await broker { try await api.broker.jobs(queue: queue, state: state, cursor: cursor, limit: limit) }
+        return try JSONResponse.make(["jobs": page.jobs.map(JobView.object), "next_cursor": JSONResponse.orNull(page.nextCursor)])
+    }
+    queues.post(":queue/pause") { _, context in
+        let queue = try queueName(context)
+        try await broker { try await api.broker.setPaused(queue, true) }
+        return try JSONResponse.make(["queue": queue.rawValue, "paused": true])
+    }
+    queues.post(":queue/resume") { _, context in
+        let queue = try queueName(context)
+        try await broker { try await api.broker.setPaused(queue, false) }
+        return try JSONResponse.make(["queue": queue.rawValue, "paused": false])
+    }
+    router.get("v1/tasks") { _, _ in
+        let tasks: [[String: Any]] = api.registry.names.compactMap { name in
+            guard let entry = api.registry[name] else { return nil }
+            return [
+                "name": name, "queue": entry.options.queue.rawValue, "priority": entry.options.priority,
+                "max_attempts": entry.options.maxAttempts,
+            ]
+        }
+        return try JSONResponse.make(["tasks": tasks])
+    }
+    return router
+}
+
+private func enqueue(_ request: Request, _ api: APIContext) async throws -> Response {
+    let contentType = request.headers[.contentType] ?? ""
+    guard contentType.lowercased().hasPrefix("application/json") else {
+        throw Problem(.unsupportedMediaType, "unsupported_media_type", "send the job as application/json")
+    }
+    let body: ByteBuffer
+    do {
+        body = try await request.body.collect(upTo: api.configuration.maxBodyBytes)
+    } catch {
+        throw Problem(.contentTooLarge, "body_too_large", "the body exceeds \(api.configuration.maxBodyBytes) bytes")
+    }
+    let enqueueRequest = try EnqueueBody.parse(
+        Data(body.readableBytesView), registry: api.registry, idempotencyKey: request.headers[.init("Idempotency-Key")!])
+    let receipt = try await broker { try await api.broker.enqueue([enqueueRequest])[0] }
+    let object: [String: Any] = [
+        "id": receipt.id.rawValue, "state": JSONResponse.orNull(receipt.state?.rawValue), "created": receipt.created,
+        "links": ["self": "/v1/jobs/\(receipt.id.rawValue)"],
+    ]
+    return try JSONResponse.make(
+        object, status: receipt.created ? .created : .ok, headers: [.location: "/v1/jobs/\(receipt.id.rawValue)"])
+}
+
+/// Runs a broker call; any store failure becomes a 503 with `Retry-After`.
+private func broker<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let problem as Problem {
+        throw problem
+    } catch {
+        throw Problem.unavailable(error)
+    }
+}
+
+private func jobID(_ context: BasicRequestContext) throws -> JobID {
+    let text = context.parameters.get("id") ?? ""
+    guard let id = JobID(text) else { throw Problem(.notFound, "not_found", "no job has the id '\(text.prefix(100))'") }
+    return id
+}
+
+private func notFound(_ id: JobID) -> Problem {
+    Problem(.notFound, "not_found", "no job has the id '\(id.rawValue)'")
+}
+
+private func queueName(_ context: BasicRequestContext) throws -> QueueName {
+    let text = context.parameters.get("queue") ?? ""
+    guard let queue = QueueName(text) else {
+        throw Problem(.unprocessableContent, "invalid_queue", "queue names have 1-64 characters of a-z 0-9 _ -")
+    }
+    return queue
+}
+
+private func queueObject(_ stats: QueueStats) -> [String: Any] {
+    [
+        "queue": stats.queue.rawValue, "pending": stats.pending, "scheduled": stats.scheduled, "running": stats.running,
+        "succeeded": stats.succeeded, "failed": stats.failed, "cancelled": stats.cancelled, "expired": stats.expired,
+        "paused": stats.paused, "oldest_pending_ms": stats.oldestPendingMilliseconds,
+    ]
+}

@@ -1,0 +1,82 @@
+import API
+import ArgumentParser
+import Broker
+import Foundation
+import Hummingbird
+import Logging
+import Tasks
+import TernCore
+
+/// `tern api` (also the `api` executable): the HTTP API.
+struct APICommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "api",
+        abstract: "Serve the HTTP API.",
+        discussion: """
+            Serves /v1 (enqueue, job status and results, cancel, queues, tasks), /healthz and /readyz.
+            Redis failures answer 503 with Retry-After. SIGTERM and SIGINT stop it gracefully.
+
+            Examples:
+              swift run api
+              tern api --host 0.0.0.0 --port 8080
+              curl -s localhost:8080/v1/jobs -H 'content-type: application/json' \\
+                -d '{"task":"echo","input":{"hello":"tern"}}'
+            """
+    )
+
+    @OptionGroup var redis: RedisOptions
+
+    @Option(help: "Address to bind. Environment: TERN_API_HOST. (default: 127.0.0.1)")
+    var host: String?
+
+    @Option(help: "Port. Environment: TERN_API_PORT. (default: 8080)")
+    var port: Int?
+
+    @Option(help: "Largest request body in bytes. (default: 262144)")
+    var maxBodyBytes: Int = 256 * 1024
+
+    @Option(help: "Log format: text or json. Environment: TERN_LOG_FORMAT. (default: text)")
+    var logFormat: String?
+
+    func validate() throws {
+        if let port, !(1...65535).contains(port) { throw ValidationError("--port must be 1...65535") }
+        guard (1_024...(64 << 20)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must be 1024...67108864") }
+    }
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let file = try redis.file()
+        let logger = try LogSetup.make(
+            label: "tern.api", format: logFormat ?? environment["TERN_LOG_FORMAT"].flatMap { $0.isEmpty ? nil : $0 } ?? file.log?.format)
+        var redisConfiguration = try redis.configuration(environment: environment, file: file)
+        // A request must learn of a Redis failure within a second (503 + Retry-After), never hang.
+        redisConfiguration.commandTimeout = .seconds(1)
+        redisConfiguration.connectTimeout = .milliseconds(500)
+        let client = RedisClient(configuration: redisConfiguration, logger: logger)
+        defer { client.close() }
+        let keyPrefix = redis.prefix(environment: environment, file: file)
+        let broker: RedisJobBroker
+        do {
+            broker = try RedisJobBroker(client: client, prefix: keyPrefix)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        var registry = TaskRegistry()
+        try SampleTasks.register(in: &registry, includingCrash: true)
+        var configuration = APIConfiguration()
+        configuration.host = host ?? environment["TERN_API_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
+        configuration.port = try port ?? environment["TERN_API_PORT"].flatMap { $0.isEmpty ? nil : $0 }.map { text in
+            guard let value = Int(text), (1...65535).contains(value) else {
+                throw ValidationError("TERN_API_PORT must be a port number, not '\(text)'")
+            }
+            return value
+        } ?? 8080
+        configuration.maxBodyBytes = maxBodyBytes
+        _ = try? await broker.prepare()  // loaded again on first use if Redis is down now
+        let api = APIContext(broker: broker, registry: registry, configuration: configuration) {
+            _ = try await client.send(RedisCommand("PING"))
+        }
+        logger.info("API listening", metadata: ["address": "\(configuration.host):\(configuration.port)"])
+        try await buildApplication(api, logger: logger).runService()
+    }
+}

@@ -1,0 +1,191 @@
+import API
+import Broker
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Tasks
+import TernCore
+import Testing
+
+/// The API over the memory broker, driven through Hummingbird's router test client.
+private func withAPI(_ test: @escaping @Sendable (any TestClientProtocol, MemoryJobBroker) async throws -> Void) async throws {
+    let broker = MemoryJobBroker()
+    var registry = TaskRegistry()
+    try SampleTasks.register(in: &registry, includingCrash: false)
+    var configuration = APIConfiguration()
+    configuration.maxBodyBytes = 4096
+    let api = APIContext(broker: broker, registry: registry, configuration: configuration, checkReady: {})
+    let app = Application(router: buildRouter(api))
+    try await app.test(.router) { client in try await test(client, broker) }
+}
+
+private func json(_ response: TestResponse) throws -> [String: Any] {
+    try #require(JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+}
+
+private let jsonHeaders: HTTPFields = [.contentType: "application/json"]
+
+private func body(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
+
+@Suite("HTTP API")
+struct APITests {
+    @Test("POST /v1/jobs enqueues a job; GET /v1/jobs/{id} shows it; repeats with one Idempotency-Key map to it")
+    func enqueueAndGet() async throws {
+        try await withAPI { client, broker in
+            var headers = jsonHeaders
+            headers[HTTPField.Name("Idempotency-Key")!] = "order-1"
+            let created = try await client.execute(
+                uri: "/v1/jobs", method: .post, headers: headers,
+                body: body(#"{"task":"echo","input":{"n":1},"priority":7}"#)) { response in
+                    #expect(response.status == .created)
+                    return try json(response)
+                }
+            let id = try #require(created["id"] as? String)
+            #expect(created["state"] as? String == "queued")
+            #expect(created["created"] as? Bool == true)
+            try await client.execute(uri: "/v1/jobs", method: .post, headers: headers, body: body(#"{"task":"echo","input":{"n":1}}"#)) { response in
+                #expect(response.status == .ok)
+                let object = try json(response)
+                #expect(object["id"] as? String == id)
+            }
+            try await client.execute(uri: "/v1/jobs/\(id)", method: .get) { response in
+                #expect(response.status == .ok)
+                let job = try json(response)
+                #expect(job["task"] as? String == "echo")
+                #expect(job["queue"] as? String == "default")
+                #expect(job["state"] as? String == "queued")
+                #expect(job["priority"] as? Int == 7)
+                #expect((job["input"] as? [String: Any])?["n"] as? Int == 1)
+                #expect(job["attempts"] as? Int == 0)
+            }
+            #expect(try await broker.stats(.default).pending == 1)
+        }
+    }
+
+    @Test("a finished job shows its result; a failed one its error")
+    func results() async throws {
+        try await withAPI { client, broker in
+            let id = try await client.execute(
+                uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: body(#"{"task":"echo","input":[1,"two"]}"#)
+            ) { try json($0)["id"] as? String }
+            let job = try #require(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first)
+            #expect(job.id.rawValue == id)
+            #expect(try await broker.complete(job.lease, result: job.input))
+            try await client.execute(uri: "/v1/jobs/\(id!)", method: .get) { response in
+                let record = try json(response)
+                #expect(record["state"] as? String == "succeeded")
+                let result = try #require(record["result"] as? [Any])
+                #expect(result.count == 2)
+                #expect(result[1] as? String == "two")
+            }
+        }
+    }
+
+    @Test("bad requests get their answers as problem+json, and nothing is enqueued", arguments: [
+        (#"{"task":"echo","input":1"#, 400, "malformed_json"),
+        ("", 400, "empty_body"),
+        ("[1,2]", 422, "invalid_request"),
+        (#"{"task":"nope","input":{}}"#, 422, "invalid_request"),
+        (#"{"task":"sleep","input":{"ms":"long"}}"#, 422, "invalid_request"),
+        (#"{"task":"sleep","input":{}}"#, 422, "invalid_request"),
+        (#"{"task":"echo","input":1,"queue":"Bad:Queue{x}"}"#, 422, "invalid_request"),
+        (#"{"task":"echo","input":1,"priority":12}"#, 422, "invalid_request"),
+        (#"{"task":"echo","input":1,"priority":true}"#, 422, "invalid_request"),
+        (#"{"task":"echo","input":1,"surprise":1}"#, 422, "invalid_request"),
+        (#"{"task":"echo","input":1,"delay_ms":5,"run_at_ms":5}"#, 422, "invalid_request"),
+        (#"{"input":1}"#, 422, "invalid_request"),
+    ])
+    func badRequests(text: String, status: Int, code: String) async throws {
+        try await withAPI { client, broker in
+            try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: body(text)) { response in
+                #expect(Int(response.status.code) == status)
+                #expect(response.headers[.contentType] == "application/problem+json")
+                let object = try json(response)
+                #expect(object["code"] as? String == code)
+            }
+            #expect(try await broker.stats(.default).pending == 0)
+            #expect(try await broker.queues().isEmpty)
+        }
+    }
+
+    @Test("422 answers name each problem by JSON pointer")
+    func pointers() async throws {
+        try await withAPI { client, _ in
+            let text = #"{"task":"sleep","input":{"ms":"x"},"priority":99,"extra":true}"#
+            try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: body(text)) { response in
+                #expect(response.status == .unprocessableContent)
+                let errors = try #require(try json(response)["errors"] as? [[String: Any]])
+                let pointers = Set(errors.compactMap { $0["pointer"] as? String })
+                #expect(pointers == ["/extra", "/priority", "/input/ms"])
+            }
+        }
+    }
+
+    @Test("wrong content type is 415; a body over the limit is 413")
+    func limits() async throws {
+        try await withAPI { client, _ in
+            try await client.execute(uri: "/v1/jobs", method: .post, headers: [.contentType: "text/plain"], body: body("{}")) { response in
+                #expect(response.status == .unsupportedMediaType)
+            }
+            let big = #"{"task":"echo","input":""# + String(repeating: "x", count: 10_000) + #""}"#
+            try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: body(big)) { response in
+                #expect(response.status == .contentTooLarge)
+                let object = try json(response)
+                #expect(object["code"] as? String == "body_too_large")
+            }
+        }
+    }
+
+    @Test("unknown and malformed job ids are 404; cancel answers the state after the call")
+    func notFoundAndCancel() async throws {
+        try await withAPI { client, _ in
+            try await client.execute(uri: "/v1/jobs/nope", method: .get) { #expect($0.status == .notFound) }
+            let unknown = JobID.generate(queue: .default).rawValue
+            try await client.execute(uri: "/v1/jobs/\(unknown)", method: .get) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/v1/jobs/\(unknown)/cancel", method: .post) { #expect($0.status == .notFound) }
+            let id = try await client.execute(
+                uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: body(#"{"task":"echo","input":1,"delay_ms":60000}"#)
+            ) { try json($0)["id"] as? String }
+            try await client.execute(uri: "/v1/jobs/\(id!)/cancel", method: .post) { response in
+                #expect(response.status == .ok)
+                let object = try json(response)
+                #expect(object["state"] as? String == "cancelled")
+            }
+        }
+    }
+
+    @Test("queues: counts, listing with a clamped page size and a cursor, pause and resume; health")
+    func queues() async throws {
+        try await withAPI { client, _ in
+            for index in 0..<5 {
+                _ = try await client.execute(
+                    uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: body(#"{"task":"echo","input":\#(index)}"#))
+            }
+            try await client.execute(uri: "/v1/queues", method: .get) { response in
+                let queues = try #require(try json(response)["queues"] as? [[String: Any]])
+                #expect(queues.first?["queue"] as? String == "default")
+                #expect(queues.first?["pending"] as? Int == 5)
+            }
+            let next = try await client.execute(uri: "/v1/queues/default/jobs?state=queued&limit=2", method: .get) { response in
+                let page = try json(response)
+                #expect((page["jobs"] as? [Any])?.count == 2)
+                return page["next_cursor"] as? String
+            }
+            #expect(next != nil)
+            try await client.execute(uri: "/v1/queues/default/jobs?state=bogus", method: .get) { #expect($0.status == .badRequest) }
+            try await client.execute(uri: "/v1/queues/default/pause", method: .post) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/v1/queues", method: .get) { response in
+                let queues = try #require(try json(response)["queues"] as? [[String: Any]])
+                #expect(queues.first?["paused"] as? Bool == true)
+            }
+            try await client.execute(uri: "/healthz", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/readyz", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/v1/tasks", method: .get) { response in
+                let tasks = try #require(try json(response)["tasks"] as? [[String: Any]])
+                #expect(tasks.compactMap { $0["name"] as? String } == ["echo", "fail", "flaky", "primes", "sleep"])
+            }
+        }
+    }
+}
