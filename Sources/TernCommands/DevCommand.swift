@@ -1,6 +1,8 @@
+import API
 import ArgumentParser
 import Broker
 import Foundation
+import Hummingbird
 import Logging
 import Tasks
 import TernCore
@@ -15,7 +17,8 @@ struct DevCommand: AsyncParsableCommand {
             Checks the Redis that scripts/dev started (data under .data/), runs a worker with the
             sample tasks (echo, sleep, flaky, fail, primes, crash) on the default queue, enqueues a
             few demo jobs and prints their results, then keeps the worker running until Ctrl-C.
-            The HTTP API and the scheduler join here as they land.
+            It also serves the HTTP API on 127.0.0.1 (port 8080 by default). The scheduler joins here
+            when it lands.
 
             Example:
               swift run tern dev --redis-url redis://127.0.0.1:6379
@@ -26,6 +29,9 @@ struct DevCommand: AsyncParsableCommand {
 
     @Option(help: "Worker concurrency. (default: 8)")
     var concurrency: Int = 8
+
+    @Option(help: "HTTP API port (on 127.0.0.1). Environment: TERN_API_PORT. (default: 8080)")
+    var port: Int?
 
     @Flag(help: "Skip the demo jobs.")
     var noDemo = false
@@ -60,8 +66,18 @@ struct DevCommand: AsyncParsableCommand {
         let signals = ShutdownSignals(grace: workerConfiguration.shutdownGrace) { worker.shutdown() }
         defer { signals.cancel() }
         print("tern dev: worker \(workerConfiguration.workerID) running tasks \(registry.names.joined(separator: ", ")) on queue default")
+        var apiConfiguration = APIConfiguration()
+        apiConfiguration.port = port ?? environment["TERN_API_PORT"].flatMap { Int($0) } ?? 8080
+        let api = APIContext(broker: broker, registry: registry, configuration: apiConfiguration) {
+            _ = try await client.send(RedisCommand("PING"))
+        }
+        let apiLogger = workerLogger
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.run() }
+            if !once {
+                group.addTask { try await buildApplication(api, logger: apiLogger).runService() }
+                print("tern dev: HTTP API on http://127.0.0.1:\(apiConfiguration.port) (try: curl -s localhost:\(apiConfiguration.port)/v1/jobs -H 'content-type: application/json' -d '{\"task\":\"echo\",\"input\":{\"hi\":1}}')")
+            }
             if !noDemo {
                 try await Self.demo(TernClient(broker: broker))
             }
