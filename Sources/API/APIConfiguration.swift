@@ -10,6 +10,8 @@ public struct APIConfiguration: Sendable {
     /// The default page size of listings (20) and the largest a client may ask for (100).
     public var defaultPageSize = 20
     public var maxPageSize = 100
+    /// The longest `?wait=` on `GET /v1/jobs/{id}`, in seconds (30); longer waits are cut to it.
+    public var maxWaitSeconds = 30
 
     public init() {}
 }

@@ -11,13 +11,14 @@ public struct Problem: HTTPResponseError, Sendable {
     }
 
     public var status: HTTPResponse.Status
-    /// A stable machine-readable code (`invalid_input`, `unknown_task`, `not_found`, ...).
+    /// A stable machine-readable code (`invalid_request`, `malformed_json`, `not_found`,
+    /// `store_unavailable`, ...; docs/http-api.md lists them all).
     public var code: String
     /// A human-readable explanation.
     public var detail: String
     /// Field-level problems, for 422 answers.
     public var errors: [FieldError]
-    /// Seconds after which a retry may succeed (`Retry-After`), for 429 and 503 answers.
+    /// Seconds after which a retry may succeed (`Retry-After`), for 503 answers.
     public var retryAfter: Int?
 
     public init(_ status: HTTPResponse.Status, _ code: String, _ detail: String, errors: [FieldError] = [], retryAfter: Int? = nil) {
@@ -41,7 +42,8 @@ public struct Problem: HTTPResponseError, Sendable {
     }
 
     /// The answer for a broker failure: Redis trouble of any kind is a 503 the client may retry.
+    /// The cause is not sent: it names internal hosts and ports.
     static func unavailable(_ error: any Error) -> Problem {
-        Problem(.serviceUnavailable, "store_unavailable", "the job store is unavailable: \(error)", retryAfter: 1)
+        Problem(.serviceUnavailable, "store_unavailable", "the job store is unavailable; retry after Retry-After seconds", retryAfter: 1)
     }
 }

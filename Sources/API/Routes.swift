@@ -38,10 +38,26 @@ public func buildRouter(_ api: APIContext) -> Router<BasicRequestContext> {
     }
     let jobs = router.group("v1/jobs")
     jobs.post { request, _ in try await enqueue(request, api) }
-    jobs.get(":id") { _, context in
+    jobs.get(":id") { request, context in
         let id = try jobID(context)
-        guard let record = try await broker({ try await api.broker.job(id) }) else { throw notFound(id) }
-        return try JSONResponse.make(JobView.object(record))
+        // ?wait=<seconds>: hold the answer until the job finishes or the wait (at most 30 s) ends.
+        let waitText = request.uri.queryParameters.get("wait")
+        let wait = try waitText.map { text -> Double in
+            guard let seconds = Double(text), seconds.isFinite, seconds >= 0 else {
+                throw Problem(.badRequest, "invalid_wait", "wait must be a number of seconds from 0 to \(api.configuration.maxWaitSeconds)")
+            }
+            return min(seconds, Double(api.configuration.maxWaitSeconds))
+        } ?? 0
+        let deadline = ContinuousClock.now + .milliseconds(Int(wait * 1000))
+        var pause = Duration.milliseconds(5)
+        while true {
+            guard let record = try await broker({ try await api.broker.job(id) }) else { throw notFound(id) }
+            if record.state.isTerminal || ContinuousClock.now >= deadline {
+                return try JSONResponse.make(JobView.object(record))
+            }
+            try await Task.sleep(for: min(pause, deadline - ContinuousClock.now))
+            pause = min(pause * 2, .milliseconds(100))
+        }
     }
     jobs.post(":id/cancel") { _, context in
         let id = try jobID(context)
@@ -97,8 +113,10 @@ private func enqueue(_ request: Request, _ api: APIContext) async throws -> Resp
     let body: ByteBuffer
     do {
         body = try await request.body.collect(upTo: api.configuration.maxBodyBytes)
-    } catch {
+    } catch is NIOTooManyBytesError {
         throw Problem(.contentTooLarge, "body_too_large", "the body exceeds \(api.configuration.maxBodyBytes) bytes")
+    } catch {
+        throw Problem(.badRequest, "unreadable_body", "the request body could not be read")
     }
     let enqueueRequest = try EnqueueBody.parse(
         Data(body.readableBytesView), registry: api.registry, idempotencyKey: request.headers[.init("Idempotency-Key")!])

@@ -38,6 +38,9 @@ struct APICommand: AsyncParsableCommand {
     @Option(help: "Log format: text or json. Environment: TERN_LOG_FORMAT. (default: text)")
     var logFormat: String?
 
+    @Flag(help: "Also accept jobs of the sample task crash, which kills the worker running it (echo, sleep, flaky, fail and primes are always accepted).")
+    var sampleTasks = false
+
     func validate() throws {
         if let port, !(1...65535).contains(port) { throw ValidationError("--port must be 1...65535") }
         guard (1_024...(64 << 20)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must be 1024...67108864") }
@@ -62,7 +65,7 @@ struct APICommand: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingCrash: true)
+        try SampleTasks.register(in: &registry, includingCrash: sampleTasks || file.worker?.sampleTasks == true)
         var configuration = APIConfiguration()
         configuration.host = host ?? environment["TERN_API_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
         configuration.port = try port ?? environment["TERN_API_PORT"].flatMap { $0.isEmpty ? nil : $0 }.map { text in

@@ -41,6 +41,7 @@ struct DevCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...10_000).contains(concurrency) else { throw ValidationError("--concurrency must be 1...10000") }
+        if let port, !(1...65535).contains(port) { throw ValidationError("--port must be 1...65535") }
     }
 
     func run() async throws {
@@ -67,7 +68,14 @@ struct DevCommand: AsyncParsableCommand {
         defer { signals.cancel() }
         print("tern dev: worker \(workerConfiguration.workerID) running tasks \(registry.names.joined(separator: ", ")) on queue default")
         var apiConfiguration = APIConfiguration()
-        apiConfiguration.port = port ?? environment["TERN_API_PORT"].flatMap { Int($0) } ?? 8080
+        if let text = environment["TERN_API_PORT"], !text.isEmpty, port == nil {
+            guard let value = Int(text), (1...65535).contains(value) else {
+                throw ValidationError("TERN_API_PORT must be a port number, not '\(text)'")
+            }
+            apiConfiguration.port = value
+        } else {
+            apiConfiguration.port = port ?? 8080
+        }
         let api = APIContext(broker: broker, registry: registry, configuration: apiConfiguration) {
             _ = try await client.send(RedisCommand("PING"))
         }

@@ -83,6 +83,35 @@ struct APITests {
         }
     }
 
+    @Test("?wait= answers as soon as the job finishes, or with its current state when the wait ends")
+    func longPoll() async throws {
+        try await withAPI { client, broker in
+            let id = try await client.execute(
+                uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: body(#"{"task":"echo","input":"later"}"#)
+            ) { try json($0)["id"] as? String }
+            let started = ContinuousClock.now
+            try await client.execute(uri: "/v1/jobs/\(id!)?wait=0.3", method: .get) { response in
+                let object = try json(response)
+                #expect(object["state"] as? String == "queued")
+            }
+            #expect(ContinuousClock.now - started >= .milliseconds(250))
+            async let finishing: Void = {
+                try await Task.sleep(for: .milliseconds(200))
+                let job = try #require(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first)
+                _ = try await broker.complete(job.lease, result: job.input)
+            }()
+            let waitStarted = ContinuousClock.now
+            try await client.execute(uri: "/v1/jobs/\(id!)?wait=20", method: .get) { response in
+                let object = try json(response)
+                #expect(object["state"] as? String == "succeeded")
+                #expect(object["result"] as? String == "later")
+            }
+            #expect(ContinuousClock.now - waitStarted < .seconds(10))
+            try await finishing
+            try await client.execute(uri: "/v1/jobs/\(id!)?wait=soon", method: .get) { #expect($0.status == .badRequest) }
+        }
+    }
+
     @Test("bad requests get their answers as problem+json, and nothing is enqueued", arguments: [
         (#"{"task":"echo","input":1"#, 400, "malformed_json"),
         ("", 400, "empty_body"),
