@@ -19,9 +19,14 @@ struct EnqueueBody {
 
     /// Parses and validates a request body into a broker request.
     static func parse(_ bytes: Data, registry: TaskRegistry, idempotencyKey: String?) throws(Problem) -> EnqueueRequest {
+        let (raw, object) = try parseObject(bytes)
+        return try parse(object: object, raw: raw, registry: registry, idempotencyKey: idempotencyKey, pointerPrefix: "")
+    }
+
+    /// Parses a body into an untyped and a typed view: the typed one (JSONValue keeps Booleans and
+    /// numbers apart) checks the envelope, the untyped one re-serialises the input.
+    static func parseObject(_ bytes: Data) throws(Problem) -> ([String: Any], [String: JSONValue]) {
         guard !bytes.isEmpty else { throw Problem(.badRequest, "empty_body", "the request body is empty") }
-        // Typed view for the envelope (JSONValue keeps Booleans and numbers apart); the untyped one
-        // re-serialises the input exactly as sent.
         let parsed: Any
         do {
             parsed = try JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed])
@@ -33,8 +38,16 @@ struct EnqueueBody {
             throw Problem(.unprocessableContent, "invalid_request", "the body must be a JSON object",
                 errors: [.init(pointer: "", message: "expected an object")])
         }
+        return (raw, object)
+    }
+
+    /// Validates one job object; field pointers start with `pointerPrefix` (`/jobs/3` in a batch).
+    static func parse(
+        object: [String: JSONValue], raw: [String: Any], registry: TaskRegistry, idempotencyKey: String?,
+        pointerPrefix: String, extraFields: Set<String> = []
+    ) throws(Problem) -> EnqueueRequest {
         var errors: [Problem.FieldError] = []
-        for key in object.keys.sorted() where !fields.contains(key) {
+        for key in object.keys.sorted() where !fields.contains(key) && !extraFields.contains(key) {
             errors.append(.init(pointer: "/\(escape(key))", message: "unknown field"))
         }
         var task: String?
@@ -98,7 +111,8 @@ struct EnqueueBody {
             errors.append(.init(pointer: "", message: "the Idempotency-Key header must be 1-255 bytes"))
         }
         guard errors.isEmpty, let task else {
-            throw Problem(.unprocessableContent, "invalid_request", "the job request has \(errors.count) problem(s)", errors: errors)
+            let located = errors.map { Problem.FieldError(pointer: pointerPrefix + $0.pointer, message: $0.message) }
+            throw Problem(.unprocessableContent, "invalid_request", "the job request has \(errors.count) problem(s)", errors: located)
         }
         return EnqueueRequest(task: task, input: inputData, options: options, timing: timing, idempotencyKey: idempotencyKey)
     }

@@ -38,6 +38,7 @@ public func buildRouter(_ api: APIContext) -> Router<BasicRequestContext> {
     }
     let jobs = router.group("v1/jobs")
     jobs.post { request, _ in try await enqueue(request, api) }
+    jobs.post("batch") { request, _ in try await enqueueBatch(request, api) }
     jobs.get(":id") { request, context in
         let id = try jobID(context)
         // ?wait=<seconds>: hold the answer until the job finishes or the wait (at most 30 s) ends.
@@ -106,20 +107,9 @@ public func buildRouter(_ api: APIContext) -> Router<BasicRequestContext> {
 }
 
 private func enqueue(_ request: Request, _ api: APIContext) async throws -> Response {
-    let contentType = request.headers[.contentType] ?? ""
-    guard contentType.lowercased().hasPrefix("application/json") else {
-        throw Problem(.unsupportedMediaType, "unsupported_media_type", "send the job as application/json")
-    }
-    let body: ByteBuffer
-    do {
-        body = try await request.body.collect(upTo: api.configuration.maxBodyBytes)
-    } catch is NIOTooManyBytesError {
-        throw Problem(.contentTooLarge, "body_too_large", "the body exceeds \(api.configuration.maxBodyBytes) bytes")
-    } catch {
-        throw Problem(.badRequest, "unreadable_body", "the request body could not be read")
-    }
+    let bytes = try await readJSONBody(request, api)
     let enqueueRequest = try EnqueueBody.parse(
-        Data(body.readableBytesView), registry: api.registry, idempotencyKey: request.headers[.init("Idempotency-Key")!])
+        bytes, registry: api.registry, idempotencyKey: request.headers[.init("Idempotency-Key")!])
     let receipt = try await broker { try await api.broker.enqueue([enqueueRequest])[0] }
     let object: [String: Any] = [
         "id": receipt.id.rawValue, "state": JSONResponse.orNull(receipt.state?.rawValue), "created": receipt.created,
@@ -127,6 +117,78 @@ private func enqueue(_ request: Request, _ api: APIContext) async throws -> Resp
     ]
     return try JSONResponse.make(
         object, status: receipt.created ? .created : .ok, headers: [.location: "/v1/jobs/\(receipt.id.rawValue)"])
+}
+
+/// `POST /v1/jobs/batch`: `{"jobs": [job, ...]}` with 1 to 1,000 jobs, each shaped like the body
+/// of `POST /v1/jobs` plus an optional `idempotency_key`. Each job is validated on its own; the
+/// valid ones are enqueued together. The answer is 200 with one result per job, in order: its
+/// `id`, `state` and `created`, or its `error` (a problem document without the HTTP envelope).
+private func enqueueBatch(_ request: Request, _ api: APIContext) async throws -> Response {
+    let bytes = try await readJSONBody(request, api)
+    let (raw, object) = try EnqueueBody.parseObject(bytes)
+    guard object.keys.allSatisfy({ $0 == "jobs" }), case .array(let items)? = object["jobs"],
+        let rawItems = raw["jobs"] as? [Any], (1...1000).contains(items.count)
+    else {
+        throw Problem(.unprocessableContent, "invalid_request", "the body must be {\"jobs\": [...]} with 1 to 1000 jobs",
+            errors: [.init(pointer: "/jobs", message: "expected an array of 1 to 1000 job objects")])
+    }
+    var outcomes: [Result<EnqueueRequest, Problem>] = []
+    for (index, (item, rawItem)) in zip(items, rawItems).enumerated() {
+        guard case .object(let fields) = item, let rawFields = rawItem as? [String: Any] else {
+            outcomes.append(.failure(Problem(.unprocessableContent, "invalid_request", "a job must be an object",
+                errors: [.init(pointer: "/jobs/\(index)", message: "expected an object")])))
+            continue
+        }
+        var key: String?
+        if case .string(let text)? = fields["idempotency_key"] { key = text }
+        outcomes.append(Result { () throws(Problem) -> EnqueueRequest in
+            if fields["idempotency_key"] != nil && key == nil {
+                throw Problem(.unprocessableContent, "invalid_request", "idempotency_key must be a string",
+                    errors: [.init(pointer: "/jobs/\(index)/idempotency_key", message: "must be a string")])
+            }
+            return try EnqueueBody.parse(
+                object: fields, raw: rawFields, registry: api.registry, idempotencyKey: key, pointerPrefix: "/jobs/\(index)",
+                extraFields: ["idempotency_key"])
+        })
+    }
+    let valid = outcomes.compactMap { try? $0.get() }
+    let receipts = try await broker { try await api.broker.enqueue(valid) }
+    var next = receipts.makeIterator()
+    let results: [[String: Any]] = outcomes.enumerated().map { index, outcome in
+        switch outcome {
+        case .success:
+            let receipt = next.next()!
+            return [
+                "index": index, "id": receipt.id.rawValue, "state": JSONResponse.orNull(receipt.state?.rawValue),
+                "created": receipt.created,
+            ]
+        case .failure(let problem):
+            return [
+                "index": index,
+                "error": [
+                    "code": problem.code, "detail": problem.detail,
+                    "errors": problem.errors.map { ["pointer": $0.pointer, "message": $0.message] },
+                ] as [String: Any],
+            ]
+        }
+    }
+    return try JSONResponse.make(["results": results, "enqueued": valid.count, "rejected": outcomes.count - valid.count])
+}
+
+/// Checks the content type and reads the body up to the limit.
+private func readJSONBody(_ request: Request, _ api: APIContext) async throws -> Data {
+    let contentType = request.headers[.contentType] ?? ""
+    guard contentType.lowercased().hasPrefix("application/json") else {
+        throw Problem(.unsupportedMediaType, "unsupported_media_type", "send the job as application/json")
+    }
+    do {
+        let body = try await request.body.collect(upTo: api.configuration.maxBodyBytes)
+        return Data(body.readableBytesView)
+    } catch is NIOTooManyBytesError {
+        throw Problem(.contentTooLarge, "body_too_large", "the body exceeds \(api.configuration.maxBodyBytes) bytes")
+    } catch {
+        throw Problem(.badRequest, "unreadable_body", "the request body could not be read")
+    }
 }
 
 /// Runs a broker call; any store failure becomes a 503 with `Retry-After`.

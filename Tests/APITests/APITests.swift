@@ -83,6 +83,43 @@ struct APITests {
         }
     }
 
+    @Test("POST /v1/jobs/batch validates each job on its own and enqueues the valid ones together")
+    func batch() async throws {
+        try await withAPI { client, broker in
+            let text = #"""
+                {"jobs": [
+                  {"task": "echo", "input": 1, "idempotency_key": "k1"},
+                  {"task": "sleep", "input": {"ms": "x"}},
+                  {"task": "echo", "input": 2, "queue": "other"},
+                  {"task": "echo", "input": 1, "idempotency_key": "k1"},
+                  7
+                ]}
+                """#
+            try await client.execute(uri: "/v1/jobs/batch", method: .post, headers: jsonHeaders, body: body(text)) { response in
+                #expect(response.status == .ok)
+                let object = try json(response)
+                #expect(object["enqueued"] as? Int == 3)
+                #expect(object["rejected"] as? Int == 2)
+                let results = try #require(object["results"] as? [[String: Any]])
+                #expect(results.count == 5)
+                #expect(results[0]["created"] as? Bool == true)
+                let pointers = ((results[1]["error"] as? [String: Any])?["errors"] as? [[String: Any]])?.compactMap { $0["pointer"] as? String }
+                #expect(pointers == ["/jobs/1/input/ms"])
+                #expect((results[2]["id"] as? String)?.hasSuffix(".other") == true)
+                #expect(results[3]["id"] as? String == results[0]["id"] as? String)
+                #expect(results[3]["created"] as? Bool == false)
+                #expect((results[4]["error"] as? [String: Any])?["code"] as? String == "invalid_request")
+            }
+            #expect(try await broker.stats(.default).pending == 1)
+            #expect(try await broker.stats("other").pending == 1)
+            for bad in [#"{"jobs": []}"#, #"{"jobs": {}}"#, #"{"items": [1]}"#] {
+                try await client.execute(uri: "/v1/jobs/batch", method: .post, headers: jsonHeaders, body: body(bad)) { response in
+                    #expect(response.status == .unprocessableContent)
+                }
+            }
+        }
+    }
+
     @Test("?wait= answers as soon as the job finishes, or with its current state when the wait ends")
     func longPoll() async throws {
         try await withAPI { client, broker in
