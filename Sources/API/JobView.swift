@@ -18,7 +18,7 @@ enum JobView {
         object["result"] = record.state == .succeeded ? JSONResponse.embed(record.result) : NSNull()
         object["error"] = JSONResponse.orNull(record.error)
         object["errors"] = record.errors.map { ["attempt": $0.attempt, "message": $0.message, "at": timestamp($0.atMilliseconds)] }
-        if let progress = record.progress {
+        if let progress = record.progress, progress.isFinite {
             object["progress"] = ["value": progress, "message": JSONResponse.orNull(record.progressMessage)]
         } else {
             object["progress"] = NSNull()

@@ -57,7 +57,7 @@ public func buildRouter(_ api: APIContext) -> Router<BasicRequestContext> {
                 return try JSONResponse.make(JobView.object(record))
             }
             try await Task.sleep(for: min(pause, deadline - ContinuousClock.now))
-            pause = min(pause * 2, .milliseconds(100))
+            pause = min(pause * 2, .milliseconds(250))
         }
     }
     jobs.post(":id/cancel") { _, context in
@@ -142,9 +142,9 @@ private func enqueueBatch(_ request: Request, _ api: APIContext) async throws ->
         var key: String?
         if case .string(let text)? = fields["idempotency_key"] { key = text }
         outcomes.append(Result { () throws(Problem) -> EnqueueRequest in
-            if fields["idempotency_key"] != nil && key == nil {
-                throw Problem(.unprocessableContent, "invalid_request", "idempotency_key must be a string",
-                    errors: [.init(pointer: "/jobs/\(index)/idempotency_key", message: "must be a string")])
+            if fields["idempotency_key"] != nil && (key == nil || key!.isEmpty || key!.utf8.count > 255) {
+                throw Problem(.unprocessableContent, "invalid_request", "idempotency_key must be a string of 1-255 bytes",
+                    errors: [.init(pointer: "/jobs/\(index)/idempotency_key", message: "must be a string of 1 to 255 bytes")])
             }
             return try EnqueueBody.parse(
                 object: fields, raw: rawFields, registry: api.registry, idempotencyKey: key, pointerPrefix: "/jobs/\(index)",
@@ -153,11 +153,14 @@ private func enqueueBatch(_ request: Request, _ api: APIContext) async throws ->
     }
     let valid = outcomes.compactMap { try? $0.get() }
     let receipts = try await broker { try await api.broker.enqueue(valid) }
+    guard receipts.count == valid.count else {
+        throw Problem.unavailable(RedisError.protocolError("the store returned \(receipts.count) receipts for \(valid.count) jobs"))
+    }
     var next = receipts.makeIterator()
     let results: [[String: Any]] = outcomes.enumerated().map { index, outcome in
         switch outcome {
         case .success:
-            let receipt = next.next()!
+            guard let receipt = next.next() else { return ["index": index] }
             return [
                 "index": index, "id": receipt.id.rawValue, "state": JSONResponse.orNull(receipt.state?.rawValue),
                 "created": receipt.created,

@@ -85,7 +85,9 @@ public struct JobContext: Sendable {
 
     /// Records progress: a number (a fraction from 0 to 1 by convention) and a short message (at most
     /// 200 characters are kept).
+    /// - Throws: ``PermanentError`` for a value that is not finite (NaN or infinity).
     public func progress(_ value: Double, _ message: String? = nil) async throws {
+        guard value.isFinite else { throw PermanentError("progress must be a finite number, not \(value)") }
         try await reportProgress(value, message.map { String($0.prefix(200)) })
     }
 }

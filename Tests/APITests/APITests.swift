@@ -241,6 +241,12 @@ struct APITests {
             }
             #expect(next != nil)
             try await client.execute(uri: "/v1/queues/default/jobs?state=bogus", method: .get) { #expect($0.status == .badRequest) }
+            // A cursor that is no plausible offset starts from the first page (and never traps).
+            try await client.execute(uri: "/v1/queues/default/jobs?cursor=9223372036854775807", method: .get) { response in
+                #expect(response.status == .ok)
+                let page = try json(response)
+                #expect((page["jobs"] as? [Any])?.count == 5)
+            }
             try await client.execute(uri: "/v1/queues/default/pause", method: .post) { #expect($0.status == .ok) }
             try await client.execute(uri: "/v1/queues", method: .get) { response in
                 let queues = try #require(try json(response)["queues"] as? [[String: Any]])

@@ -313,7 +313,8 @@ public final class RedisJobBroker: JobBroker {
 
     public func jobs(queue: QueueName, state: JobState, cursor: String?, limit: Int) async throws -> JobPage {
         let limit = min(max(limit, 1), 1000)
-        let offset = max(0, cursor.flatMap(Int.init) ?? 0)
+        // A cursor is an offset; one that is not a plausible offset starts from the beginning.
+        let offset = cursor.flatMap(Int.init).flatMap { (0...10_000_000).contains($0) ? $0 : nil } ?? 0
         let set: String
         switch state {
         case .queued: set = "pending"

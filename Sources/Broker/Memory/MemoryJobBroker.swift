@@ -235,7 +235,7 @@ public final class MemoryJobBroker: JobBroker {
 
     public func jobs(queue: QueueName, state: JobState, cursor: String?, limit: Int) async throws -> JobPage {
         let limit = min(max(limit, 1), 1000)
-        let offset = max(0, cursor.flatMap { Int($0) } ?? 0)
+        let offset = cursor.flatMap { Int($0) }.flatMap { (0...10_000_000).contains($0) ? $0 : nil } ?? 0
         return withState { locked, now in
             locked.queues[queue]?.list(state, offset: offset, limit: limit, now: now)
                 ?? JobPage(jobs: [], nextCursor: nil)
