@@ -93,22 +93,29 @@ final class RedisConnectionLoop: @unchecked Sendable {
             } else {
                 core.logger.debug("Redis connect attempt failed", metadata: ["error": "\(error)"])
             }
-            let waiting: [RedisRequest]? = core.inbox.withLock { inbox in
-                if case .closed = inbox.phase { return nil }
-                inbox.phase = .waiting(error)
-                defer { inbox.queued.removeAll() }
-                return inbox.queued
-            }
-            guard let waiting else { return false }
-            for request in waiting { request.fail(error) }
-            let delay = core.configuration.reconnectBackoff.delay(attempt: failedAttempts)
-            sleepUnlessWoken(for: delay)
+            guard backOff(error, failingQueuedWith: error) else { return false }
             return core.inbox.withLock { inbox in
                 if case .closed = inbox.phase { return false }
                 inbox.phase = .connecting
                 return true
             }
         }
+    }
+
+    /// Waits out the backoff for the current failed attempt with the phase `waiting(cause)`, so that
+    /// new commands fail fast; queued ones fail with `queuedError` (they were never sent).
+    /// `false` once the connection is closed.
+    private func backOff(_ cause: RedisError, failingQueuedWith queuedError: RedisError) -> Bool {
+        let waiting: [RedisRequest]? = core.inbox.withLock { inbox in
+            if case .closed = inbox.phase { return nil }
+            inbox.phase = .waiting(cause)
+            defer { inbox.queued.removeAll() }
+            return inbox.queued
+        }
+        guard let waiting else { return false }
+        for request in waiting { request.fail(queuedError) }
+        sleepUnlessWoken(for: core.configuration.reconnectBackoff.delay(attempt: failedAttempts))
+        return true
     }
 
     /// Fails queued requests whose timeout ran out while no connection was up; they were never sent.
@@ -328,15 +335,7 @@ final class RedisConnectionLoop: @unchecked Sendable {
             // The connection broke before answering anything: back off before the next attempt,
             // failing new commands fast meanwhile, instead of reconnecting in a hot loop.
             failedAttempts += 1
-            let waiting: [RedisRequest]? = core.inbox.withLock { inbox in
-                if case .closed = inbox.phase { return nil }
-                inbox.phase = .waiting(error)
-                defer { inbox.queued.removeAll() }
-                return inbox.queued
-            }
-            guard let waiting else { return false }
-            for request in waiting { request.fail(.notConnected(error.description)) }
-            sleepUnlessWoken(for: core.configuration.reconnectBackoff.delay(attempt: failedAttempts))
+            guard backOff(error, failingQueuedWith: .notConnected(error.description)) else { return false }
         }
         return core.inbox.withLock { inbox in
             if case .closed = inbox.phase { return false }
