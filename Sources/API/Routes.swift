@@ -68,9 +68,14 @@ public func buildRouter(_ api: APIContext) -> Router<BasicRequestContext> {
     let queues = router.group("v1/queues")
     queues.get { _, _ in
         let names = try await broker { try await api.broker.queues() }
-        var list: [[String: Any]] = []
-        for name in names { list.append(queueObject(try await broker { try await api.broker.stats(name) })) }
-        return try JSONResponse.make(["queues": list])
+        // The stats of all queues at once rather than one round trip after another.
+        let stats = try await broker {
+            try await withThrowingTaskGroup(of: QueueStats.self) { group in
+                for name in names { group.addTask { try await api.broker.stats(name) } }
+                return try await group.reduce(into: [QueueName: QueueStats]()) { $0[$1.queue] = $1 }
+            }
+        }
+        return try JSONResponse.make(["queues": names.compactMap { stats[$0].map(queueObject) }])
     }
     queues.get(":queue/jobs") { request, context in
         let queue = try queueName(context)
@@ -84,12 +89,12 @@ public func buildRouter(_ api: APIContext) -> Router<BasicRequestContext> {
         return try JSONResponse.make(["jobs": page.jobs.map(JobView.object), "next_cursor": JSONResponse.orNull(page.nextCursor)])
     }
     queues.post(":queue/pause") { _, context in
-        let queue = try queueName(context)
+        let queue = try await knownQueue(context, api)
         try await broker { try await api.broker.setPaused(queue, true) }
         return try JSONResponse.make(["queue": queue.rawValue, "paused": true])
     }
     queues.post(":queue/resume") { _, context in
-        let queue = try queueName(context)
+        let queue = try await knownQueue(context, api)
         try await broker { try await api.broker.setPaused(queue, false) }
         return try JSONResponse.make(["queue": queue.rawValue, "paused": false])
     }
@@ -219,6 +224,16 @@ private func queueName(_ context: BasicRequestContext) throws -> QueueName {
     let text = context.parameters.get("queue") ?? ""
     guard let queue = QueueName(text) else {
         throw Problem(.unprocessableContent, "invalid_queue", "queue names have 1-64 characters of a-z 0-9 _ -")
+    }
+    return queue
+}
+
+/// A queue that has been used; pausing a misspelt name must not create a queue (or any key).
+private func knownQueue(_ context: BasicRequestContext, _ api: APIContext) async throws -> QueueName {
+    let queue = try queueName(context)
+    let known = try await broker { try await api.broker.queues() }
+    guard known.contains(queue) else {
+        throw Problem(.notFound, "not_found", "no queue is named '\(queue.rawValue)': a queue exists once a job was enqueued to it")
     }
     return queue
 }

@@ -248,6 +248,7 @@ struct APITests {
                 #expect((page["jobs"] as? [Any])?.count == 5)
             }
             try await client.execute(uri: "/v1/queues/default/pause", method: .post) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/v1/queues/defualt/pause", method: .post) { #expect($0.status == .notFound) }
             try await client.execute(uri: "/v1/queues", method: .get) { response in
                 let queues = try #require(try json(response)["queues"] as? [[String: Any]])
                 #expect(queues.first?["paused"] as? Bool == true)
