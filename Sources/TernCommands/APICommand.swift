@@ -50,7 +50,7 @@ struct APICommand: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let file = try redis.file()
         let logger = try LogSetup.make(
-            label: "tern.api", format: logFormat ?? environment["TERN_LOG_FORMAT"].flatMap { $0.isEmpty ? nil : $0 } ?? file.log?.format)
+            label: "tern.api", format: logFormat ?? nonEmpty(environment["TERN_LOG_FORMAT"]) ?? file.log?.format)
         var redisConfiguration = try redis.configuration(environment: environment, file: file)
         // A request must learn of a Redis failure within a second (503 + Retry-After), never hang.
         redisConfiguration.commandTimeout = .seconds(1)
@@ -67,8 +67,8 @@ struct APICommand: AsyncParsableCommand {
         var registry = TaskRegistry()
         try SampleTasks.register(in: &registry, includingCrash: sampleTasks || file.worker?.sampleTasks == true)
         var configuration = APIConfiguration()
-        configuration.host = host ?? environment["TERN_API_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1"
-        configuration.port = try port ?? environment["TERN_API_PORT"].flatMap { $0.isEmpty ? nil : $0 }.map { text in
+        configuration.host = host ?? nonEmpty(environment["TERN_API_HOST"]) ?? "127.0.0.1"
+        configuration.port = try port ?? nonEmpty(environment["TERN_API_PORT"]).map { text in
             guard let value = Int(text), (1...65535).contains(value) else {
                 throw ValidationError("TERN_API_PORT must be a port number, not '\(text)'")
             }

@@ -47,7 +47,7 @@ struct DevCommand: AsyncParsableCommand {
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let file = try redis.file()
-        let logger = try LogSetup.make(label: "tern.dev", format: environment["TERN_LOG_FORMAT"].flatMap { $0.isEmpty ? nil : $0 } ?? file.log?.format)
+        let logger = try LogSetup.make(label: "tern.dev", format: nonEmpty(environment["TERN_LOG_FORMAT"]) ?? file.log?.format)
         let configuration = try redis.configuration(environment: environment, file: file)
         let client = RedisClient(configuration: configuration, logger: logger)
         defer { client.close() }

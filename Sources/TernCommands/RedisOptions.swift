@@ -19,13 +19,13 @@ struct RedisOptions: ParsableArguments {
     /// The URL from the flag, else a non-empty `TERN_REDIS_URL`, else the config file's
     /// `redis.url`, else `redis://127.0.0.1:6379`.
     func resolvedURL(environment: [String: String], file: ConfigFile = ConfigFile()) -> String {
-        redisURL ?? environment["TERN_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? file.redis?.url
+        redisURL ?? nonEmpty(environment["TERN_REDIS_URL"]) ?? file.redis?.url
             ?? "redis://127.0.0.1:6379"
     }
 
     /// The key prefix from `TERN_PREFIX`, else the config file's `redis.prefix`, else `tern`.
     func prefix(environment: [String: String], file: ConfigFile) -> String {
-        environment["TERN_PREFIX"].flatMap { $0.isEmpty ? nil : $0 } ?? file.redis?.prefix ?? "tern"
+        nonEmpty(environment["TERN_PREFIX"]) ?? file.redis?.prefix ?? "tern"
     }
 
     func configuration(environment: [String: String], file: ConfigFile = ConfigFile()) throws -> RedisConfiguration {
@@ -36,4 +36,10 @@ struct RedisOptions: ParsableArguments {
             throw ValidationError("\(error)")
         }
     }
+}
+
+/// An environment value, or `nil` when it is unset or empty: every command treats an empty
+/// variable as unset.
+func nonEmpty(_ text: String?) -> String? {
+    text.flatMap { $0.isEmpty ? nil : $0 }
 }

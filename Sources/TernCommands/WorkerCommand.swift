@@ -148,9 +148,6 @@ struct WorkerCommand: AsyncParsableCommand {
         return .milliseconds(Int((value * 1000).rounded()))
     }
 
-    private func nonEmpty(_ text: String?) -> String? {
-        text.flatMap { $0.isEmpty ? nil : $0 }
-    }
 }
 
 /// SIGTERM and SIGINT: the first asks for a graceful stop; a second one, or the grace period plus

@@ -70,6 +70,15 @@ private func claimOne(
     return try #require(claimed.first)
 }
 
+/// Claims one job of the default queue as soon as one is due (up to 20 s).
+private func claimWhenDue(_ broker: any JobBroker, _ waiting: String) async throws -> ClaimedJob {
+    try await eventually(within: .seconds(20)) {
+        guard let job = try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first
+        else { throw WaitError(waiting) }
+        return job
+    }
+}
+
 /// A clock the test moves by hand, in milliseconds since 1970.
 private final class ManualClock: Sendable {
     private let time = Mutex<Int64>(1_700_000_000_000)
@@ -168,11 +177,7 @@ struct BrokerContractTests {
         #expect(try await broker.stats(.default).scheduled == 1)
         let due = try #require(try await broker.nextDue(queues: [.default]))
         #expect(due <= .seconds(2))
-        let job = try await eventually(within: .seconds(10)) {
-            guard let job = try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first
-            else { throw WaitError("the delayed job is not due yet") }
-            return job
-        }
+        let job = try await claimWhenDue(broker, "the delayed job is not due yet")
         #expect(job.id == receipt.id)
         let record = try #require(try await broker.job(receipt.id))
         #expect(record.dueMilliseconds == record.createdMilliseconds + 2000)
@@ -247,11 +252,7 @@ struct BrokerContractTests {
         #expect(retrying.errors.map(\.message) == ["boom"])
         #expect(try await broker.stats(.default).scheduled == 1)
         #expect(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).isEmpty)
-        let second = try await eventually(within: .seconds(20)) {
-            guard let job = try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first
-            else { throw WaitError("the retry is not due yet") }
-            return job
-        }
+        let second = try await claimWhenDue(broker, "the retry is not due yet")
         #expect(second.id == receipt.id)
         #expect(second.attempt == 2)
         #expect(try await broker.job(receipt.id)?.errors.count == 1)
@@ -445,11 +446,7 @@ struct BrokerContractTests {
         let receipt = try await broker.enqueue([contractRequest(expiresAfter: .seconds(2))])[0]
         let first = try await claimOne(broker)
         #expect(try await broker.fail(first.lease, message: "again", retryAfter: .milliseconds(2_500)) == .retrying)
-        let second = try await eventually(within: .seconds(20)) {
-            guard let job = try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first
-            else { throw WaitError("the retry is not due yet") }
-            return job
-        }
+        let second = try await claimWhenDue(broker, "the retry is not due yet")
         #expect(second.id == receipt.id)
         #expect(second.attempt == 2)
     }

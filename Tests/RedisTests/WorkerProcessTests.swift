@@ -15,6 +15,20 @@ enum WorkerBinary {
         return ".build/debug/worker"
     }
 
+    /// Runs the worker with `arguments` until it exits; returns its exit status and standard error.
+    static func runToExit(_ arguments: [String]) throws -> (Int32, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
     /// Starts a worker process against `environment`'s Redis and key prefix.
     static func start(_ environment: JobEnvironment, _ extra: [String] = []) throws -> Process {
         let process = Process()
@@ -123,16 +137,8 @@ struct WorkerProcessTests {
 
     @Test("a missing config file named with --config is a usage error")
     func missingConfigFile() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: WorkerBinary.path)
-        process.arguments = ["--config", "/nonexistent/tern.yaml"]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 64)
+        let (status, output) = try WorkerBinary.runToExit(["--config", "/nonexistent/tern.yaml"])
+        #expect(status == 64)
         #expect(output.contains("config file /nonexistent/tern.yaml does not exist"))
     }
 
@@ -140,16 +146,8 @@ struct WorkerProcessTests {
     func refusesVolatileRedis() async throws {
         let server = try await TestRedis.start(appendOnly: false)
         defer { server.stop() }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: WorkerBinary.path)
-        process.arguments = ["--redis-url", server.url]
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 1)
+        let (status, output) = try WorkerBinary.runToExit(["--redis-url", server.url])
+        #expect(status == 1)
         #expect(output.contains("appendonly is off"))
         #expect(output.contains("--allow-volatile-redis"))
     }
