@@ -13,6 +13,10 @@ public struct TaskRegistry: Sendable {
         public let name: String
         /// The task's options.
         public let options: TaskOptions
+        /// The JSON Schema of the task's input, derived from its Swift type (see ``JSONSchema``).
+        public let inputSchema: JSONValue
+        /// The JSON Schema of the task's output.
+        public let outputSchema: JSONValue
         /// Decodes `input` as the task's input type, throwing the decoding error if it does not fit.
         public let validate: @Sendable (_ input: Data) throws -> Void
         /// Runs the task on JSON input and returns JSON output.
@@ -44,6 +48,7 @@ public struct TaskRegistry: Sendable {
         }
         entries[T.name] = Entry(
             name: T.name, options: options,
+            inputSchema: JSONSchema.of(T.Input.self), outputSchema: JSONSchema.of(T.Output.self),
             validate: { input in _ = try TaskCodec.decoder.decode(T.Input.self, from: input) },
             run: { input, context in
                 let decoded: T.Input
