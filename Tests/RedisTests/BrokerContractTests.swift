@@ -49,7 +49,7 @@ struct ContractBroker {
 }
 
 /// A request for a job of a task no worker runs: these tests drive the broker by hand.
-private func contractRequest(
+func contractRequest(
     queue: QueueName = .default, priority: Int = 5, maxAttempts: Int = 3, timing: EnqueueRequest.Timing = .now,
     expiresAfter: Duration? = nil, retention: Duration = .seconds(86_400), key: String? = nil,
     keyTTL: Duration = .seconds(86_400), input: String = "null"
@@ -63,7 +63,7 @@ private func contractRequest(
 }
 
 /// Claims the one job expected to be available.
-private func claimOne(
+func claimOne(
     _ broker: any JobBroker, queue: QueueName = .default, worker: String = "w", lease: Duration = .seconds(30)
 ) async throws -> ClaimedJob {
     let claimed = try await broker.claim(queue: queue, limit: 1, worker: worker, lease: lease)

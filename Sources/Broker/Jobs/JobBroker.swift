@@ -164,6 +164,12 @@ public protocol JobBroker: Sendable {
     /// Cancels a job: queued and scheduled jobs at once, a running one through its worker.
     /// Returns the state after the call, or `nil` for an unknown id.
     func cancel(_ id: JobID) async throws -> JobState?
+    /// Puts a failed, cancelled or expired job back in its queue as new (attempts from 0; its
+    /// error history stays). Returns the state after the call (unchanged for a job that has not
+    /// finished, or that succeeded), or `nil` for an unknown id.
+    func retry(_ id: JobID) async throws -> JobState?
+    /// Retries up to `limit` failed jobs of `queue`, oldest first; returns how many.
+    func retryFailed(_ queue: QueueName, limit: Int) async throws -> Int
     /// The job with `id`, or `nil`.
     func job(_ id: JobID) async throws -> JobRecord?
     /// Jobs of `queue` in `state`, oldest first within the listing's order.

@@ -363,6 +363,44 @@ enum JobFunctions {
           return {#ids, failed, promoted, repaired}
         end
 
+        -- ARGV: 'job', id  or  'failed', limit. Puts failed, cancelled or expired jobs back in
+        -- their queue as new (attempts 0; the error history stays). For 'job' returns the state after
+        -- the call (unchanged unless it was finished), or false for an unknown id; for 'failed'
+        -- returns how many failed jobs were retried, oldest first.
+        local function retry(keys, args)
+          local base = keys[1]
+          local ids = {}
+          if args[1] == 'job' then
+            local state = redis.call('HGET', base .. 'job:' .. args[2], 'state')
+            if not state then return false end
+            if state ~= 'failed' and state ~= 'cancelled' and state ~= 'expired' then return state end
+            ids[1] = args[2]
+          else
+            ids = redis.call('ZRANGE', base .. 'failed', 0, tonumber(args[2]) - 1)
+          end
+          local now = now_ms()
+          local requeued, priorities = {}, {}
+          for _, id in ipairs(ids) do
+            local job = base .. 'job:' .. id
+            local f = redis.call('HMGET', job, 'state', 'priority')
+            if not f[1] then
+              redis.call('ZREM', base .. 'failed', id) -- dropped after its retention
+            else
+              redis.call('ZREM', base .. f[1], id)
+              redis.call('PERSIST', job)
+              redis.call('HDEL', job, 'finished_ms', 'result', 'error', 'cancel_requested', 'expires_ms', 'token',
+                'worker', 'progress', 'progress_message', 'started_ms')
+              redis.call('HSET', job, 'state', 'queued', 'attempts', 0, 'due_ms', now)
+              requeued[#requeued + 1] = id
+              priorities[#priorities + 1] = tonumber(f[2])
+            end
+          end
+          pending_add_all(base, requeued, priorities)
+          if #requeued > 0 then wake(base, #requeued) end
+          if args[1] == 'job' then return 'queued' end
+          return #requeued
+        end
+
         redis.register_function('tern_enqueue', enqueue)
         redis.register_function('tern_claim', claim)
         redis.register_function('tern_heartbeat', heartbeat)
@@ -373,5 +411,6 @@ enum JobFunctions {
         redis.register_function('tern_release', release)
         redis.register_function('tern_progress', progress)
         redis.register_function('tern_reap', reap)
+        redis.register_function('tern_retry', retry)
         """#
 }

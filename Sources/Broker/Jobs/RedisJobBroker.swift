@@ -297,6 +297,14 @@ public final class RedisJobBroker: JobBroker {
         try await call("tern_cancel", id.queue, [id.rawValue]).string.flatMap(JobState.init(rawValue:))
     }
 
+    public func retry(_ id: JobID) async throws -> JobState? {
+        try await call("tern_retry", id.queue, ["job", id.rawValue]).string.flatMap(JobState.init(rawValue:))
+    }
+
+    public func retryFailed(_ queue: QueueName, limit: Int) async throws -> Int {
+        try await call("tern_retry", queue, ["failed", max(1, limit)]).int ?? 0
+    }
+
     public func job(_ id: JobID) async throws -> JobRecord? {
         let reply = try await client.send(RedisCommand("HGETALL", keys.job(id)))
         return Self.record(from: reply)

@@ -229,6 +229,14 @@ public final class MemoryJobBroker: JobBroker {
         withQueue(id.queue) { queue, now in queue.cancel(id, now: now) }
     }
 
+    public func retry(_ id: JobID) async throws -> JobState? {
+        withQueue(id.queue) { queue, now in queue.retry(id, now: now) }
+    }
+
+    public func retryFailed(_ queue: QueueName, limit: Int) async throws -> Int {
+        withQueue(queue) { state, now in state.retryFailed(limit: max(1, limit), now: now) }
+    }
+
     public func job(_ id: JobID) async throws -> JobRecord? {
         withState { locked, now in locked.queues[id.queue]?.stored(id, now: now)?.record }
     }

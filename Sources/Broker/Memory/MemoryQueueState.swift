@@ -244,6 +244,44 @@ struct MemoryQueueState: Sendable {
         return .cancelled
     }
 
+    mutating func retry(_ id: JobID, now: Int64) -> JobState? {
+        guard let job = stored(id, now: now) else { return nil }
+        guard [.failed, .cancelled, .expired].contains(job.record.state) else { return job.record.state }
+        requeueFinished([id], now: now)
+        return .queued
+    }
+
+    mutating func retryFailed(limit: Int, now: Int64) -> Int {
+        let ids = (finished[.failed]?.sortedMembers() ?? []).prefix(limit).filter { stored($0, now: now) != nil }
+        requeueFinished(Array(ids), now: now)
+        return ids.count
+    }
+
+    /// Puts finished jobs back in the queue as new, keeping their error history.
+    private mutating func requeueFinished(_ ids: [JobID], now: Int64) {
+        for id in ids {
+            guard let job = jobs[id] else { continue }
+            finished[job.record.state]?.remove(id)
+            var record = job.record
+            record.state = .queued
+            record.attempts = 0
+            record.dueMilliseconds = now
+            record.finishedMilliseconds = nil
+            record.result = nil
+            record.error = nil
+            record.cancelRequested = false
+            record.worker = nil
+            record.progress = nil
+            record.progressMessage = nil
+            record.startedMilliseconds = nil
+            jobs[id] = MemoryStoredJob(
+                record: record, token: nil, expiresMilliseconds: nil, retentionMilliseconds: job.retentionMilliseconds,
+                removeAtMilliseconds: nil)
+            addPending(id, priority: record.priority)
+        }
+        if !ids.isEmpty { wakes += 1 }
+    }
+
     mutating func release(_ leases: [JobLease], now: Int64) {
         var released = 0
         for lease in leases {
