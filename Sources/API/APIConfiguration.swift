@@ -12,6 +12,21 @@ public struct APIConfiguration: Sendable {
     public var maxPageSize = 100
     /// The longest `?wait=` on `GET /v1/jobs/{id}`, in seconds (30); longer waits are cut to it.
     public var maxWaitSeconds = 30
+    /// The most requests that may hold a connection open at once, `?wait=` and event streams
+    /// together (default 1,000); more answer 503 `too_many_waiters` with `Retry-After`.
+    public var maxWaiters = 1_000
+    /// The deepest a request body may nest arrays and objects (default 32); deeper is a 422.
+    public var maxJSONDepth = 32
+    /// A connection that sends nothing for this long (no request, or a request that stalls) is
+    /// closed (default 30 s). An answer being streamed is not cut.
+    public var idleTimeout = Duration.seconds(30)
+    /// The largest request head (request line and headers together), in bytes (default 16 KiB);
+    /// a larger one is answered 400 and the connection closed.
+    public var maxHeaderBytes = 16 * 1024
+    /// The most headers in one request (default 100).
+    public var maxHeaderCount = 100
+    /// The most connections served at once (default 1,024); more wait to be accepted.
+    public var maxConnections = 1_024
 
     public init() {}
 }

@@ -20,6 +20,8 @@ public struct Problem: HTTPResponseError, Sendable {
     public var errors: [FieldError]
     /// Seconds after which a retry may succeed (`Retry-After`), for 503 answers.
     public var retryAfter: Int?
+    /// Extra response headers (`WWW-Authenticate` on 401).
+    public var headers: HTTPFields = [:]
 
     public init(_ status: HTTPResponse.Status, _ code: String, _ detail: String, errors: [FieldError] = [], retryAfter: Int? = nil) {
         self.status = status
@@ -36,7 +38,8 @@ public struct Problem: HTTPResponseError, Sendable {
         ]
         if !errors.isEmpty { object["errors"] = errors.map { ["pointer": $0.pointer, "message": $0.message] } }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        var headers: HTTPFields = [.contentType: "application/problem+json"]
+        var headers = headers
+        headers[.contentType] = "application/problem+json"
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }

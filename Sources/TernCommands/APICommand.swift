@@ -13,14 +13,16 @@ struct APICommand: AsyncParsableCommand {
         commandName: "api",
         abstract: "Serve the HTTP API.",
         discussion: """
-            Serves /v1 (enqueue, job status and results, cancel, queues, tasks), /healthz and /readyz.
-            Redis failures answer 503 with Retry-After. SIGTERM and SIGINT stop it gracefully.
+            Serves /v1 (jobs, queues, workers, tasks), /openapi.json, /docs, /metrics, /healthz and
+            /readyz. Every /v1 call needs a bearer token from api.tokens in config/tern.yaml (create
+            one with `tern token create`), unless api.auth is none. Redis failures answer 503 with
+            Retry-After. SIGTERM and SIGINT stop it gracefully.
 
             Examples:
               swift run api
               tern api --host 0.0.0.0 --port 8080
-              curl -s localhost:8080/v1/jobs -H 'content-type: application/json' \\
-                -d '{"task":"echo","input":{"hello":"tern"}}'
+              curl -s localhost:8080/v1/jobs -H "authorization: Bearer $TOKEN" \\
+                -H 'content-type: application/json' -d '{"task":"echo","input":{"hello":"tern"}}'
             """
     )
 
@@ -32,8 +34,8 @@ struct APICommand: AsyncParsableCommand {
     @Option(help: "Port. Environment: TERN_API_PORT. (default: 8080)")
     var port: Int?
 
-    @Option(help: "Largest request body in bytes. (default: 262144)")
-    var maxBodyBytes: Int = 256 * 1024
+    @Option(help: "Largest request body in bytes; config api.max_body_bytes. (default: 262144)")
+    var maxBodyBytes: Int?
 
     @Option(help: "Log format: text or json. Environment: TERN_LOG_FORMAT. (default: text)")
     var logFormat: String?
@@ -43,7 +45,9 @@ struct APICommand: AsyncParsableCommand {
 
     func validate() throws {
         if let port, !(1...65535).contains(port) { throw ValidationError("--port must be 1...65535") }
-        guard (1_024...(64 << 20)).contains(maxBodyBytes) else { throw ValidationError("--max-body-bytes must be 1024...67108864") }
+        if let maxBodyBytes, !(1_024...(64 << 20)).contains(maxBodyBytes) {
+            throw ValidationError("--max-body-bytes must be 1024...67108864")
+        }
     }
 
     func run() async throws {
@@ -66,17 +70,18 @@ struct APICommand: AsyncParsableCommand {
         }
         var registry = TaskRegistry()
         try SampleTasks.register(in: &registry, includingCrash: sampleTasks || file.worker?.sampleTasks == true)
-        var configuration = APIConfiguration()
-        configuration.host = host ?? nonEmpty(environment["TERN_API_HOST"]) ?? "127.0.0.1"
+        var configuration = try APISettings.configuration(file.api)
+        configuration.host = host ?? nonEmpty(environment["TERN_API_HOST"]) ?? file.api?.host ?? "127.0.0.1"
         configuration.port = try port ?? nonEmpty(environment["TERN_API_PORT"]).map { text in
             guard let value = Int(text), (1...65535).contains(value) else {
                 throw ValidationError("TERN_API_PORT must be a port number, not '\(text)'")
             }
             return value
-        } ?? 8080
-        configuration.maxBodyBytes = maxBodyBytes
+        } ?? file.api?.port ?? 8080
+        if let maxBodyBytes { configuration.maxBodyBytes = maxBodyBytes }
+        let access = try APISettings.access(file.api, environment: environment, logger: logger)
         _ = try? await broker.prepare()  // loaded again on first use if Redis is down now
-        let api = APIContext(broker: broker, registry: registry, configuration: configuration) {
+        let api = APIContext(broker: broker, registry: registry, configuration: configuration, access: access) {
             _ = try await client.send(RedisCommand("PING"))
         }
         logger.info("API listening", metadata: ["address": "\(configuration.host):\(configuration.port)"])

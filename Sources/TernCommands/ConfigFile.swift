@@ -33,12 +33,49 @@ struct ConfigFile: Decodable, Sendable {
         }
     }
 
+    /// `api:`: where the HTTP API listens, its limits, and who may call it.
+    struct API: Decodable, Sendable {
+        /// One entry of `api.tokens`.
+        struct Token: Decodable, Sendable {
+            var name: String
+            var role: String
+            var sha256: String
+            var tasks: [String]?
+            var queues: [String]?
+        }
+
+        var host: String?
+        var port: Int?
+        /// `tokens` (the default) or `none`.
+        var auth: String?
+        var tokens: [Token]?
+        var maxBodyBytes: Int?
+        var maxJSONDepth: Int?
+        var maxWaitSeconds: Int?
+        var maxWaiters: Int?
+        var idleTimeoutSeconds: Double?
+        var maxHeaderBytes: Int?
+        var maxConnections: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case host, port, auth, tokens
+            case maxBodyBytes = "max_body_bytes"
+            case maxJSONDepth = "max_json_depth"
+            case maxWaitSeconds = "max_wait_seconds"
+            case maxWaiters = "max_waiters"
+            case idleTimeoutSeconds = "idle_timeout_seconds"
+            case maxHeaderBytes = "max_header_bytes"
+            case maxConnections = "max_connections"
+        }
+    }
+
     struct Log: Decodable, Sendable {
         var format: String?
     }
 
     var redis: Redis?
     var worker: Worker?
+    var api: API?
     var log: Log?
 
     /// The default path, relative to the working directory.

@@ -33,6 +33,9 @@ struct DevCommand: AsyncParsableCommand {
     @Option(help: "HTTP API port (on 127.0.0.1). Environment: TERN_API_PORT. (default: 8080)")
     var port: Int?
 
+    @Option(help: ArgumentHelp("Also write the dev API token to this file (mode 0600); scripts/dev uses .data/dev-token.", valueName: "path"))
+    var tokenFile: String?
+
     @Flag(help: "Skip the demo jobs.")
     var noDemo = false
 
@@ -76,7 +79,14 @@ struct DevCommand: AsyncParsableCommand {
         } else {
             apiConfiguration.port = port ?? 8080
         }
-        let api = APIContext(broker: broker, registry: registry, configuration: apiConfiguration) {
+        // A fresh admin token each run, besides any tokens of the config file.
+        let devToken = APISettings.newToken()
+        let access = try APISettings.access(file.api, environment: environment, devToken: devToken, logger: logger)
+        if access.requiresToken, let tokenFile {
+            guard FileManager.default.createFile(atPath: tokenFile, contents: Data((devToken + "\n").utf8), attributes: [.posixPermissions: 0o600])
+            else { throw ValidationError("cannot write the token file \(tokenFile)") }
+        }
+        let api = APIContext(broker: broker, registry: registry, configuration: apiConfiguration, access: access) {
             _ = try await client.send(RedisCommand("PING"))
         }
         let apiLogger = workerLogger
@@ -84,7 +94,12 @@ struct DevCommand: AsyncParsableCommand {
             group.addTask { try await worker.run() }
             if !once {
                 group.addTask { try await buildApplication(api, logger: apiLogger).runService() }
-                print("tern dev: HTTP API on http://127.0.0.1:\(apiConfiguration.port) (try: curl -s localhost:\(apiConfiguration.port)/v1/jobs -H 'content-type: application/json' -d '{\"task\":\"echo\",\"input\":{\"hi\":1}}')")
+                let port = apiConfiguration.port
+                print("tern dev: HTTP API on http://127.0.0.1:\(port), docs at http://127.0.0.1:\(port)/docs")
+                if access.requiresToken {
+                    print("tern dev: API token (admin, for this run\(tokenFile.map { "; also in \($0)" } ?? "")): \(devToken)")
+                    print("tern dev: try: curl -s localhost:\(port)/v1/jobs -H 'authorization: Bearer \(devToken)' -H 'content-type: application/json' -d '{\"task\":\"echo\",\"input\":{\"hi\":1}}'")
+                }
             }
             if !noDemo {
                 try await Self.demo(TernClient(broker: broker))

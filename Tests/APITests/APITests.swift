@@ -16,7 +16,7 @@ private func withAPI(_ test: @escaping @Sendable (any TestClientProtocol, Memory
     try SampleTasks.register(in: &registry, includingCrash: false)
     var configuration = APIConfiguration()
     configuration.maxBodyBytes = 4096
-    let api = APIContext(broker: broker, registry: registry, configuration: configuration, checkReady: {})
+    let api = APIContext(broker: broker, registry: registry, configuration: configuration, access: .none, checkReady: {})
     let app = Application(router: buildRouter(api))
     try await app.test(.router) { client in try await test(client, broker) }
 }

@@ -20,7 +20,7 @@ struct APIRedisTests {
         let client = RedisClient(configuration: redisConfiguration)
         defer { client.close() }
         let broker = try RedisJobBroker(client: client, prefix: environment.broker.keys.prefix)
-        let api = APIContext(broker: broker, registry: environment.registry, configuration: APIConfiguration()) {
+        let api = APIContext(broker: broker, registry: environment.registry, configuration: APIConfiguration(), access: .none) {
             _ = try await client.send(RedisCommand("PING"))
         }
         let app = Application(router: buildRouter(api))

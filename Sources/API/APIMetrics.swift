@@ -1,0 +1,58 @@
+import Hummingbird
+import Prometheus
+
+/// The API's Prometheus metrics, served at `/metrics`: requests by route, method and status,
+/// request latency by route, and jobs enqueued by task. Each application has its own registry.
+public final class APIMetrics: Sendable {
+    /// The registry `/metrics` emits.
+    public let registry = PrometheusCollectorRegistry()
+
+    /// Latency buckets, in seconds: 0.5 ms to 10 s.
+    static let buckets: [Duration] = [
+        .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5),
+        .seconds(5), .seconds(10),
+    ]
+
+    public init() {}
+
+    /// Counts a finished request and records its latency.
+    func request(route: String, method: String, status: Int, duration: Duration) {
+        registry.makeCounter(
+            descriptor: .init(namespace: "tern", subsystem: "http", metricName: "requests", unitName: "total",
+                helpText: "HTTP requests by route, method and status."),
+            labels: [("route", route), ("method", method), ("status", String(status))]
+        ).increment()
+        registry.makeDurationHistogram(
+            descriptor: .init(namespace: "tern", subsystem: "http", metricName: "request_duration", unitName: "seconds",
+                helpText: "HTTP request latency by route, from the request head to the response head."),
+            labels: [("route", route)], buckets: Self.buckets
+        ).record(duration)
+    }
+
+    /// Counts jobs newly enqueued of `task` (repeats of an idempotency key are not counted).
+    func enqueued(task: String, count: Int = 1) {
+        registry.makeCounter(
+            descriptor: .init(namespace: "tern", subsystem: "api", metricName: "jobs_enqueued", unitName: "total",
+                helpText: "Jobs enqueued through the API, by task."),
+            labels: [("task", task)]
+        ).increment(by: Int64(count))
+    }
+
+    /// The text exposition format.
+    func text() -> [UInt8] { registry.emitToBuffer() }
+}
+
+/// Records every request, including unmatched routes (`route="NotFound"`), in ``APIMetrics``.
+struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: APIMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        let response = try await next(request, context)
+        metrics.request(
+            route: context.endpointPath ?? "NotFound", method: request.method.rawValue, status: Int(response.status.code),
+            duration: ContinuousClock.now - start)
+        return response
+    }
+}

@@ -1,0 +1,61 @@
+import Hummingbird
+import Logging
+
+/// The request context of the HTTP API: Hummingbird's, plus the caller's grant once authenticated.
+public struct APIRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The caller, set by ``AuthenticationMiddleware`` from the `Authorization` header.
+    public var grant: TokenGrant?
+    /// Whether the server asks for tokens (when not, every caller is an admin).
+    var requiresToken = true
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+    }
+
+    /// The caller's grant if it allows `permission`.
+    /// - Throws: 401 ``Problem`` without a valid token, 403 with a token of the wrong role.
+    @discardableResult
+    func require(_ permission: Permission) throws -> TokenGrant {
+        guard let grant else { throw Problem.unauthenticated(invalid: false) }
+        guard grant.role.allows(permission) else {
+            throw Problem(.forbidden, "forbidden", "this token's role (\(grant.role.rawValue)) cannot \(permission.rawValue); it needs \(permission.minimumRoles)")
+        }
+        return grant
+    }
+}
+
+/// Reads `Authorization: Bearer <token>` and sets the caller's grant. A missing header leaves the
+/// caller anonymous (public routes still answer; others answer 401); a wrong token is a 401 at once.
+struct AuthenticationMiddleware: RouterMiddleware {
+    typealias Context = APIRequestContext
+    let policy: AccessPolicy
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        context.requiresToken = policy.requiresToken
+        if !policy.requiresToken {
+            context.grant = policy.grant(forSecret: "")
+        } else if let header = request.headers[.authorization] {
+            guard header.count > 7, header.prefix(7).lowercased() == "bearer ",
+                let grant = policy.grant(forSecret: header.dropFirst(7).drop(while: { $0 == " " }))
+            else {
+                throw Problem.unauthenticated(invalid: true)
+            }
+            context.grant = grant
+            context.logger[metadataKey: "token"] = .string(grant.name)
+        }
+        return try await next(request, context)
+    }
+}
+
+extension Problem {
+    /// 401 with `WWW-Authenticate`, never saying which part of a token was wrong.
+    static func unauthenticated(invalid: Bool) -> Problem {
+        var problem = Problem(
+            .unauthorized, "unauthorized",
+            invalid ? "the bearer token is not valid" : "send a token: Authorization: Bearer <token>")
+        problem.headers[.wwwAuthenticate] = invalid ? #"Bearer realm="tern", error="invalid_token""# : #"Bearer realm="tern""#
+        return problem
+    }
+}

@@ -1,0 +1,173 @@
+import Broker
+import Foundation
+import Hummingbird
+import TernCore
+
+/// `/v1/jobs`: enqueue one or many, read (and wait for) a job, stream its events, cancel, retry.
+func addJobRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
+    let jobs = router.group("v1/jobs")
+    jobs.post { request, context in try await enqueue(request, context, api) }
+    jobs.post("batch") { request, context in try await enqueueBatch(request, context, api) }
+    jobs.get(":id") { request, context in
+        try context.require(.read)
+        let id = try jobID(context)
+        let wait = try waitSeconds(request, api)
+        guard wait > 0 else {
+            guard let record = try await broker({ try await api.broker.job(id) }) else { throw notFound(id) }
+            return try JSONResponse.make(JobView.object(record))
+        }
+        return try await api.waiters.run(cap: api.configuration.maxWaiters) {
+            let deadline = ContinuousClock.now + .milliseconds(Int(wait * 1000))
+            var watch = JobWatch(id: id, broker: api.broker)
+            while true {
+                let record = try await watch.next()
+                if record.state.isTerminal || ContinuousClock.now >= deadline {
+                    return try JSONResponse.make(JobView.object(record))
+                }
+                try await watch.pause(until: deadline)
+            }
+        }
+    }
+    jobs.get(":id/events") { request, context in
+        try context.require(.read)
+        return try await JobEvents.response(for: try jobID(context), request: request, api: api)
+    }
+    jobs.post(":id/cancel") { _, context in
+        try context.require(.operate)
+        let id = try jobID(context)
+        guard let state = try await broker({ try await api.broker.cancel(id) }) else { throw notFound(id) }
+        return try JSONResponse.make(["id": id.rawValue, "state": state.rawValue])
+    }
+    jobs.post(":id/retry") { _, context in
+        try context.require(.operate)
+        let id = try jobID(context)
+        guard let state = try await broker({ try await api.broker.retry(id) }) else { throw notFound(id) }
+        guard state == .queued else {
+            throw Problem(.conflict, "not_retryable", "the job is \(state.rawValue); only failed, cancelled and expired jobs can be retried")
+        }
+        return try JSONResponse.make(["id": id.rawValue, "state": state.rawValue])
+    }
+}
+
+/// `?wait=<seconds>`, cut to the configured cap; 0 when absent.
+private func waitSeconds(_ request: Request, _ api: APIContext) throws -> Double {
+    guard let text = request.uri.queryParameters.get("wait") else { return 0 }
+    guard let seconds = Double(text), seconds.isFinite, seconds >= 0 else {
+        throw Problem(.badRequest, "invalid_wait", "wait must be a number of seconds from 0 to \(api.configuration.maxWaitSeconds)")
+    }
+    return min(seconds, Double(api.configuration.maxWaitSeconds))
+}
+
+/// Reads a job again and again with a growing pause (5 ms to 250 ms), for `?wait=` and events.
+struct JobWatch {
+    let id: JobID
+    let broker: any JobBroker
+    private var pauseLength = Duration.milliseconds(5)
+
+    init(id: JobID, broker: any JobBroker) {
+        self.id = id
+        self.broker = broker
+    }
+
+    /// The job now; 404 once it is gone.
+    func next() async throws -> JobRecord {
+        guard let record = try await API.broker({ try await broker.job(id) }) else { throw notFound(id) }
+        return record
+    }
+
+    /// Sleeps the next pause, but not past `deadline`.
+    mutating func pause(until deadline: ContinuousClock.Instant = .now + .seconds(3600)) async throws {
+        try await Task.sleep(for: max(.zero, min(pauseLength, deadline - .now)))
+        pauseLength = min(pauseLength * 2, .milliseconds(250))
+    }
+
+    /// Starts the pauses again from the shortest, after a change.
+    mutating func changed() { pauseLength = .milliseconds(5) }
+}
+
+private func enqueue(_ request: Request, _ context: APIRequestContext, _ api: APIContext) async throws -> Response {
+    let grant = try context.require(.enqueue)
+    let bytes = try await readJSONBody(request, api)
+    let enqueueRequest = try EnqueueBody.parse(
+        bytes, registry: api.registry, idempotencyKey: request.headers[.init("Idempotency-Key")!])
+    try checkGrant(grant, enqueueRequest)
+    let receipt = try await broker { try await api.broker.enqueue([enqueueRequest])[0] }
+    if receipt.created { api.metrics.enqueued(task: enqueueRequest.task) }
+    let object: [String: Any] = [
+        "id": receipt.id.rawValue, "state": JSONResponse.orNull(receipt.state?.rawValue), "created": receipt.created,
+        "links": ["self": "/v1/jobs/\(receipt.id.rawValue)"],
+    ]
+    return try JSONResponse.make(
+        object, status: receipt.created ? .created : .ok, headers: [.location: "/v1/jobs/\(receipt.id.rawValue)"])
+}
+
+/// 403 unless the caller's grant covers the job's task and queue.
+private func checkGrant(_ grant: TokenGrant, _ request: EnqueueRequest, pointer: String = "") throws(Problem) {
+    guard grant.mayEnqueue(task: request.task, queue: request.queue) else {
+        throw Problem(.forbidden, "forbidden", "this token may not enqueue task '\(request.task)' to queue '\(request.queue.rawValue)'",
+            errors: [.init(pointer: pointer + "/task", message: "not allowed for this token")])
+    }
+}
+
+/// `POST /v1/jobs/batch`: `{"jobs": [job, ...]}` with 1 to 1,000 jobs, each shaped like the body
+/// of `POST /v1/jobs` plus an optional `idempotency_key`. Each job is validated on its own; the
+/// valid ones are enqueued together. The answer is 200 with one result per job, in order: its
+/// `id`, `state` and `created`, or its `error` (a problem document without the HTTP envelope).
+private func enqueueBatch(_ request: Request, _ context: APIRequestContext, _ api: APIContext) async throws -> Response {
+    let grant = try context.require(.enqueue)
+    let bytes = try await readJSONBody(request, api)
+    let (raw, object) = try EnqueueBody.parseObject(bytes)
+    guard object.keys.allSatisfy({ $0 == "jobs" }), case .array(let items)? = object["jobs"],
+        let rawItems = raw["jobs"] as? [Any], (1...1000).contains(items.count)
+    else {
+        throw Problem(.unprocessableContent, "invalid_request", "the body must be {\"jobs\": [...]} with 1 to 1000 jobs",
+            errors: [.init(pointer: "/jobs", message: "expected an array of 1 to 1000 job objects")])
+    }
+    var outcomes: [Result<EnqueueRequest, Problem>] = []
+    for (index, (item, rawItem)) in zip(items, rawItems).enumerated() {
+        guard case .object(let fields) = item, let rawFields = rawItem as? [String: Any] else {
+            outcomes.append(.failure(Problem(.unprocessableContent, "invalid_request", "a job must be an object",
+                errors: [.init(pointer: "/jobs/\(index)", message: "expected an object")])))
+            continue
+        }
+        var key: String?
+        if case .string(let text)? = fields["idempotency_key"] { key = text }
+        outcomes.append(Result { () throws(Problem) -> EnqueueRequest in
+            if fields["idempotency_key"] != nil && (key == nil || key!.isEmpty || key!.utf8.count > 255) {
+                throw Problem(.unprocessableContent, "invalid_request", "idempotency_key must be a string of 1-255 bytes",
+                    errors: [.init(pointer: "/jobs/\(index)/idempotency_key", message: "must be a string of 1 to 255 bytes")])
+            }
+            let parsed = try EnqueueBody.parse(
+                object: fields, raw: rawFields, registry: api.registry, idempotencyKey: key, pointerPrefix: "/jobs/\(index)",
+                extraFields: ["idempotency_key"])
+            try checkGrant(grant, parsed, pointer: "/jobs/\(index)")
+            return parsed
+        })
+    }
+    let valid = outcomes.compactMap { try? $0.get() }
+    let receipts = try await broker { try await api.broker.enqueue(valid) }
+    guard receipts.count == valid.count else {
+        throw Problem.unavailable(RedisError.protocolError("the store returned \(receipts.count) receipts for \(valid.count) jobs"))
+    }
+    for (request, receipt) in zip(valid, receipts) where receipt.created { api.metrics.enqueued(task: request.task) }
+    var next = receipts.makeIterator()
+    let results: [[String: Any]] = outcomes.enumerated().map { index, outcome in
+        switch outcome {
+        case .success:
+            guard let receipt = next.next() else { return ["index": index] }
+            return [
+                "index": index, "id": receipt.id.rawValue, "state": JSONResponse.orNull(receipt.state?.rawValue),
+                "created": receipt.created,
+            ]
+        case .failure(let problem):
+            return [
+                "index": index,
+                "error": [
+                    "status": Int(problem.status.code), "code": problem.code, "detail": problem.detail,
+                    "errors": problem.errors.map { ["pointer": $0.pointer, "message": $0.message] },
+                ] as [String: Any],
+            ]
+        }
+    }
+    return try JSONResponse.make(["results": results, "enqueued": valid.count, "rejected": outcomes.count - valid.count])
+}

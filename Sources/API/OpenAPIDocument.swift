@@ -1,0 +1,153 @@
+import Foundation
+import TernCore
+
+/// The OpenAPI 3.1 document `/openapi.json` serves, generated at start-up from the registered
+/// tasks: each task's input and output schema comes from its Swift types (``JSONSchema``), and the
+/// body of `POST /v1/jobs` is one variant per task, told apart by `task`.
+enum OpenAPIDocument {
+    static func json(_ api: APIContext) -> [UInt8] {
+        let data = try? JSONSerialization.data(withJSONObject: make(api), options: [.sortedKeys, .withoutEscapingSlashes])
+        return Array(data ?? Data("{}".utf8))
+    }
+
+    static func make(_ api: APIContext) -> [String: Any] {
+        var schemas = OpenAPISchemas.common(api.configuration)
+        var single: [[String: Any]] = [], batch: [[String: Any]] = [], mapping: [String: String] = [:]
+        for name in api.registry.names {
+            guard let entry = api.registry[name] else { continue }
+            schemas["\(name).Input"] = entry.inputSchema.foundationObject
+            schemas["\(name).Output"] = entry.outputSchema.foundationObject
+            schemas["\(name).Job"] = OpenAPISchemas.enqueueVariant(entry, batch: false)
+            schemas["\(name).BatchJob"] = OpenAPISchemas.enqueueVariant(entry, batch: true)
+            single.append(ref("\(name).Job"))
+            batch.append(ref("\(name).BatchJob"))
+            mapping[name] = "#/components/schemas/\(name).Job"
+        }
+        schemas["EnqueueRequest"] = ["oneOf": single, "discriminator": ["propertyName": "task", "mapping": mapping]]
+        schemas["BatchRequest"] = [
+            "type": "object", "required": ["jobs"], "additionalProperties": false,
+            "properties": ["jobs": ["type": "array", "minItems": 1, "maxItems": 1000, "items": ["oneOf": batch]]],
+        ]
+        var document: [String: Any] = [
+            "openapi": "3.1.0",
+            "info": [
+                "title": "Tern", "version": "1",
+                "description": """
+                    Submit typed background jobs, read their state and results, and operate queues. \
+                    Every error is application/problem+json with a stable `code`. \
+                    Each task's input is validated against its Swift type; its schema is `<task>.Input`.
+                    """,
+            ],
+            "paths": OpenAPIPaths.all(),
+            "components": [
+                "schemas": schemas,
+                "securitySchemes": ["bearer": ["type": "http", "scheme": "bearer", "description": "A token from api.tokens in config/tern.yaml."]],
+            ],
+            "tags": [
+                ["name": "jobs"], ["name": "queues"], ["name": "workers"], ["name": "tasks"], ["name": "service"],
+            ],
+        ]
+        if api.access.requiresToken { document["security"] = [["bearer": [String]()]] }
+        return document
+    }
+
+    static func ref(_ name: String) -> [String: Any] { ["$ref": "#/components/schemas/\(name)"] }
+}
+
+/// The schemas every document has, and the per-task enqueue variants.
+enum OpenAPISchemas {
+    static var timestamp: [String: Any] { ["type": "string", "format": "date-time"] }
+    static var nullableTimestamp: [String: Any] { ["type": ["string", "null"], "format": "date-time"] }
+    static var queueName: [String: Any] { ["type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$"] }
+    static let states = JobState.allCases.map(\.rawValue)
+
+    /// The fields of an enqueue request besides `task` and `input`.
+    static var options: [String: Any] {
+        [
+        "queue": queueName,
+        "priority": ["type": "integer", "minimum": 0, "maximum": 9, "description": "Higher runs first."],
+        "max_attempts": ["type": "integer", "minimum": 1, "maximum": 100],
+        "delay_ms": ["type": "integer", "minimum": 0, "maximum": 31_536_000_000, "description": "Run after this delay. Not with run_at_ms."],
+        "run_at_ms": ["type": "integer", "minimum": 0, "maximum": 8_999_999_999_999_999, "description": "Run at this time, in milliseconds since 1970. Not with delay_ms."],
+        "expires_after_ms": ["type": "integer", "minimum": 0, "maximum": 8_999_999_999_999_999, "description": "Expire if not started this long after it is due."],
+        ]
+    }
+
+    static func enqueueVariant(_ entry: TaskRegistry.Entry, batch: Bool) -> [String: Any] {
+        var properties = options
+        properties["task"] = ["const": entry.name]
+        properties["input"] = OpenAPIDocument.ref("\(entry.name).Input")
+        if batch { properties["idempotency_key"] = ["type": "string", "minLength": 1, "maxLength": 255] }
+        return [
+            "type": "object", "title": entry.name, "required": ["task", "input"], "additionalProperties": false,
+            "properties": properties, "not": ["required": ["delay_ms", "run_at_ms"]],
+        ]
+    }
+
+    static func object(_ properties: [String: Any], required: [String]? = nil) -> [String: Any] {
+        ["type": "object", "properties": properties, "required": required ?? properties.keys.sorted()]
+    }
+
+    static func common(_ configuration: APIConfiguration) -> [String: Any] {
+        let string: [String: Any] = ["type": "string"]
+        let integer: [String: Any] = ["type": "integer"]
+        let problemDetail = object([
+            "status": integer, "code": string, "detail": string,
+            "errors": ["type": "array", "items": object(["pointer": string, "message": string])],
+        ])
+        return [
+            "Problem": object(
+                [
+                    "type": string, "title": string, "status": integer, "code": string, "detail": string,
+                    "errors": ["type": "array", "items": object(["pointer": string, "message": string])],
+                ], required: ["type", "title", "status", "code", "detail"]),
+            "Job": object([
+                "id": string, "task": string, "queue": string, "state": ["type": "string", "enum": states],
+                "priority": integer, "attempts": integer, "max_attempts": integer, "created_at": timestamp,
+                "due_at": nullableTimestamp, "started_at": nullableTimestamp, "finished_at": nullableTimestamp,
+                "worker": ["type": ["string", "null"]],
+                "input": ["description": "The job's input, as given."],
+                "result": ["description": "The task's output (`<task>.Output`) once succeeded, else null."],
+                "error": ["type": ["string", "null"], "description": "The last attempt's error."],
+                "errors": ["type": "array", "items": object(["attempt": integer, "message": string, "at": timestamp])],
+                "progress": ["oneOf": [["type": "null"], object(["value": ["type": "number"], "message": ["type": ["string", "null"]]])]],
+                "cancel_requested": ["type": "boolean"],
+            ]),
+            "JobState": object(["id": string, "state": ["type": "string", "enum": states]]),
+            "EnqueueReceipt": object([
+                "id": string, "state": ["type": ["string", "null"], "enum": states.map { $0 as Any } + [NSNull()]], "created": ["type": "boolean"],
+                "links": object(["self": string]),
+            ]),
+            "BatchResult": object([
+                "enqueued": integer, "rejected": integer,
+                "results": ["type": "array", "items": object([
+                    "index": integer, "id": string, "state": ["type": ["string", "null"]], "created": ["type": "boolean"],
+                    "error": problemDetail,
+                ], required: ["index"])],
+            ]),
+            "JobPage": object(["jobs": ["type": "array", "items": OpenAPIDocument.ref("Job")], "next_cursor": ["type": ["string", "null"]]]),
+            "Queue": object([
+                "queue": string, "pending": integer, "scheduled": integer, "running": integer, "succeeded": integer,
+                "failed": integer, "cancelled": integer, "expired": integer, "paused": ["type": "boolean"],
+                "oldest_pending_ms": ["type": "integer", "description": "How long the oldest queued job has waited."],
+                "lost_leases": integer, "stale_writes": integer,
+            ]),
+            "QueueList": object(["queues": ["type": "array", "items": OpenAPIDocument.ref("Queue")]]),
+            "Paused": object(["queue": string, "paused": ["type": "boolean"]]),
+            "Retried": object(["queue": string, "retried": integer]),
+            "Worker": object([
+                "id": string, "host": string, "pid": integer, "queues": ["type": "array", "items": string],
+                "concurrency": integer, "busy": integer, "processed": integer, "started_at": timestamp, "last_seen_at": timestamp,
+            ]),
+            "WorkerList": object(["workers": ["type": "array", "items": OpenAPIDocument.ref("Worker")]]),
+            "Task": object(
+                [
+                    "name": string, "queue": string, "priority": integer, "max_attempts": integer,
+                    "soft_time_limit_ms": ["type": ["integer", "null"]], "result_retention_ms": integer,
+                    "expires_after_ms": ["type": ["integer", "null"]], "input_schema": ["type": "object"], "output_schema": ["type": "object"],
+                ]),
+            "TaskList": object(["tasks": ["type": "array", "items": OpenAPIDocument.ref("Task")]]),
+            "Status": object(["status": string]),
+        ]
+    }
+}

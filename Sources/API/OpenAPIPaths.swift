@@ -1,0 +1,121 @@
+/// The paths of the OpenAPI document: every endpoint with its parameters, body, answers and the
+/// permission it needs.
+enum OpenAPIPaths {
+    static func all() -> [String: Any] {
+        let id = parameter("id", in: "path", ["type": "string"], "The job's id.")
+        let queue = parameter("queue", in: "path", OpenAPISchemas.queueName, "The queue's name.")
+        return [
+            "/healthz": ["get": operation("service", "The process is alive.", nil, ["200": json("Status", "Alive.")])],
+            "/readyz": ["get": operation("service", "Redis is reachable.", nil, ["200": json("Status", "Ready."), "503": problem("Redis is unreachable.")])],
+            "/openapi.json": ["get": operation("service", "This document.", nil, ["200": ["description": "The OpenAPI document.", "content": ["application/json": ["schema": ["type": "object"]]]]])],
+            "/docs": ["get": operation("service", "This document, rendered for a browser.", nil, ["200": ["description": "An HTML page.", "content": ["text/html": ["schema": ["type": "string"]]]]])],
+            "/metrics": ["get": operation("service", "Prometheus metrics.", .read, ["200": ["description": "The text exposition format.", "content": ["text/plain": ["schema": ["type": "string"]]]]])],
+            "/v1/jobs": ["post": operation(
+                "jobs", "Enqueue a job.", .enqueue,
+                [
+                    "201": json("EnqueueReceipt", "Enqueued.", headers: ["Location": ["schema": ["type": "string"], "description": "The job's URL."]]),
+                    "200": json("EnqueueReceipt", "A job with this Idempotency-Key exists: its id.", headers: ["Location": ["schema": ["type": "string"], "description": "The job's URL."]]),
+                    "400": problem("Malformed JSON, or an empty or unreadable body."),
+                    "413": problem("The body is too large."),
+                    "415": problem("The body is not application/json."),
+                    "422": problem("The request or the task's input is invalid; `errors` has one entry per problem."),
+                ],
+                parameters: [parameter("Idempotency-Key", in: "header", ["type": "string", "minLength": 1, "maxLength": 255], "Repeats with the same key within 24 hours return the first job.")],
+                body: "EnqueueRequest")],
+            "/v1/jobs/batch": ["post": operation(
+                "jobs", "Enqueue up to 1,000 jobs; each is validated on its own.", .enqueue,
+                [
+                    "200": json("BatchResult", "One result per job, in order: its id, or its error."),
+                    "400": problem("Malformed JSON, or an empty or unreadable body."),
+                    "413": problem("The body is too large."),
+                    "415": problem("The body is not application/json."),
+                    "422": problem("The body is not {\"jobs\": [...]} with 1 to 1,000 jobs."),
+                ],
+                body: "BatchRequest")],
+            "/v1/jobs/{id}": ["get": operation(
+                "jobs", "A job: state, attempts, times, progress, result or error.", .read,
+                ["200": json("Job", "The job."), "400": problem("An invalid wait."), "404": problem("No job has this id.")],
+                parameters: [id, parameter("wait", in: "query", ["type": "number", "minimum": 0], "Hold the answer up to this many seconds (at most the server's cap, 30 by default) until the job finishes.")])],
+            "/v1/jobs/{id}/events": ["get": operation(
+                "jobs", "The job's state changes, progress and final state, as Server-Sent Events.", .read,
+                [
+                    "200": ["description": "Events `state`, `progress`, then `job` (the whole job) when it finishes; `gone` or `error` end it early.", "content": ["text/event-stream": ["schema": ["type": "string"]]]],
+                    "404": problem("No job has this id."),
+                ],
+                parameters: [id])],
+            "/v1/jobs/{id}/cancel": ["post": operation(
+                "jobs", "Cancel a job: queued and scheduled at once, running through its worker within a second.", .operate,
+                ["200": json("JobState", "The state after the call (`running` until the worker stops it)."), "404": problem("No job has this id.")],
+                parameters: [id])],
+            "/v1/jobs/{id}/retry": ["post": operation(
+                "jobs", "Run a failed, cancelled or expired job again, from attempt 1.", .operate,
+                ["200": json("JobState", "Queued again."), "404": problem("No job has this id."), "409": problem("The job is not failed, cancelled or expired.")],
+                parameters: [id])],
+            "/v1/queues": ["get": operation("queues", "Every queue with its counts, oldest waiting job and paused flag.", .read, ["200": json("QueueList", "The queues.")])],
+            "/v1/queues/{queue}": ["get": operation(
+                "queues", "One queue's counts.", .read,
+                ["200": json("Queue", "The queue."), "404": problem("No job was ever enqueued to this queue."), "422": problem("An invalid queue name.")],
+                parameters: [queue])],
+            "/v1/queues/{queue}/jobs": ["get": operation(
+                "queues", "A page of the queue's jobs in one state.", .read,
+                ["200": json("JobPage", "The jobs, and the cursor of the next page (null at the end)."), "400": problem("An invalid state or limit."), "422": problem("An invalid queue name.")],
+                parameters: [
+                    queue,
+                    parameter("state", in: "query", ["type": "string", "enum": OpenAPISchemas.states], "The state to list (default queued)."),
+                    parameter("limit", in: "query", ["type": "integer"], "Page size; clamped to 1...100 (default 20)."),
+                    parameter("cursor", in: "query", ["type": "string"], "The next_cursor of the previous page."),
+                ])],
+            "/v1/queues/{queue}/pause": ["post": queueAction("Stop handing out the queue's jobs (running ones finish).", "Paused", queue)],
+            "/v1/queues/{queue}/resume": ["post": queueAction("Hand out the queue's jobs again.", "Paused", queue)],
+            "/v1/queues/{queue}/retry-failed": ["post": queueAction("Run every failed job of the queue again, oldest first.", "Retried", queue)],
+            "/v1/workers": ["get": operation("workers", "The live worker processes.", .read, ["200": json("WorkerList", "The workers.")])],
+            "/v1/tasks": ["get": operation("tasks", "The registered tasks with their options and input and output schemas.", .read, ["200": json("TaskList", "The tasks.")])],
+        ]
+    }
+
+    private static func queueAction(_ summary: String, _ schema: String, _ queue: [String: Any]) -> [String: Any] {
+        operation(
+            "queues", summary, .operate,
+            ["200": json(schema, "Done."), "404": problem("No job was ever enqueued to this queue."), "422": problem("An invalid queue name.")],
+            parameters: [queue])
+    }
+
+    private static func operation(
+        _ tag: String, _ summary: String, _ permission: Permission?, _ responses: [String: Any],
+        parameters: [[String: Any]] = [], body: String? = nil
+    ) -> [String: Any] {
+        var responses = responses
+        var operation: [String: Any] = ["tags": [tag], "summary": summary]
+        if let permission {
+            operation["description"] = "Needs a token whose role may \(permission.rawValue) (\(permission.minimumRoles))."
+            responses["401"] = problem("No token, or an invalid one.")
+            responses["403"] = problem("The token's role does not allow this.")
+            responses["503"] = problem("The job store is unavailable; retry after Retry-After seconds.")
+        } else {
+            operation["security"] = [[String: Any]]()
+        }
+        responses["default"] = problem("An unexpected error.")
+        operation["responses"] = responses
+        if !parameters.isEmpty { operation["parameters"] = parameters }
+        if let body {
+            operation["requestBody"] = [
+                "required": true, "content": ["application/json": ["schema": OpenAPIDocument.ref(body)]],
+            ]
+        }
+        return operation
+    }
+
+    private static func parameter(_ name: String, in location: String, _ schema: [String: Any], _ description: String) -> [String: Any] {
+        ["name": name, "in": location, "required": location == "path", "schema": schema, "description": description]
+    }
+
+    private static func json(_ schema: String, _ description: String, headers: [String: Any]? = nil) -> [String: Any] {
+        var response: [String: Any] = ["description": description, "content": ["application/json": ["schema": OpenAPIDocument.ref(schema)]]]
+        if let headers { response["headers"] = headers }
+        return response
+    }
+
+    private static func problem(_ description: String) -> [String: Any] {
+        ["description": description, "content": ["application/problem+json": ["schema": OpenAPIDocument.ref("Problem")]]]
+    }
+}

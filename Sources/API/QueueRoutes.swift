@@ -1,0 +1,136 @@
+import Broker
+import Foundation
+import Hummingbird
+import TernCore
+
+/// `/v1/queues`, `/v1/workers` and `/v1/tasks`.
+func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
+    let queues = router.group("v1/queues")
+    queues.get { _, context in
+        try context.require(.read)
+        let names = try await broker { try await api.broker.queues() }
+        // The stats of all queues at once rather than one round trip after another.
+        let stats = try await broker {
+            try await withThrowingTaskGroup(of: QueueStats.self) { group in
+                for name in names { group.addTask { try await api.broker.stats(name) } }
+                return try await group.reduce(into: [QueueName: QueueStats]()) { $0[$1.queue] = $1 }
+            }
+        }
+        return try JSONResponse.make(["queues": names.compactMap { stats[$0].map(queueObject) }])
+    }
+    queues.get(":queue") { _, context in
+        try context.require(.read)
+        let queue = try await knownQueue(context, api)
+        return try JSONResponse.make(queueObject(try await broker { try await api.broker.stats(queue) }))
+    }
+    queues.get(":queue/jobs") { request, context in
+        try context.require(.read)
+        let queue = try queueName(context)
+        let stateText = request.uri.queryParameters.get("state") ?? "queued"
+        guard let state = JobState(rawValue: stateText) else {
+            throw Problem(.badRequest, "invalid_state", "state must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let limitText = request.uri.queryParameters.get("limit")
+        let requested = limitText.map { Int($0) } ?? api.configuration.defaultPageSize
+        guard let requested else { throw Problem(.badRequest, "invalid_limit", "limit must be an integer") }
+        let limit = min(max(requested, 1), api.configuration.maxPageSize)
+        let cursor = request.uri.queryParameters.get("cursor")
+        let page = try await broker { try await api.broker.jobs(queue: queue, state: state, cursor: cursor, limit: limit) }
+        return try JSONResponse.make(["jobs": page.jobs.map(JobView.object), "next_cursor": JSONResponse.orNull(page.nextCursor)])
+    }
+    queues.post(":queue/pause") { _, context in
+        try context.require(.operate)
+        let queue = try await knownQueue(context, api)
+        try await broker { try await api.broker.setPaused(queue, true) }
+        return try JSONResponse.make(["queue": queue.rawValue, "paused": true])
+    }
+    queues.post(":queue/resume") { _, context in
+        try context.require(.operate)
+        let queue = try await knownQueue(context, api)
+        try await broker { try await api.broker.setPaused(queue, false) }
+        return try JSONResponse.make(["queue": queue.rawValue, "paused": false])
+    }
+    queues.post(":queue/retry-failed") { _, context in
+        try context.require(.operate)
+        let queue = try await knownQueue(context, api)
+        // In calls of 1,000 so that no single Redis call runs long; the failed set is capped.
+        var retried = 0
+        while true {
+            let count = try await broker { try await api.broker.retryFailed(queue, limit: 1000) }
+            retried += count
+            if count < 1000 || retried >= JobLimits.defaultFailedCap * 10 { break }
+        }
+        return try JSONResponse.make(["queue": queue.rawValue, "retried": retried])
+    }
+    router.get("v1/workers") { _, context in
+        try context.require(.read)
+        guard let registry = api.broker as? any WorkerRegistry else { return try JSONResponse.make(["workers": [Any]()]) }
+        let workers = try await broker { try await registry.workers() }
+        return try JSONResponse.make(["workers": workers.map(workerObject)])
+    }
+    router.get("v1/tasks") { _, context in
+        try context.require(.read)
+        let tasks: [[String: Any]] = api.registry.names.compactMap { name in
+            guard let entry = api.registry[name] else { return nil }
+            return taskObject(entry)
+        }
+        return try JSONResponse.make(["tasks": tasks])
+    }
+}
+
+/// A queue that has been used; pausing a misspelt name must not create a queue (or any key).
+private func knownQueue(_ context: APIRequestContext, _ api: APIContext) async throws -> QueueName {
+    let queue = try queueName(context)
+    let known = try await broker { try await api.broker.queues() }
+    guard known.contains(queue) else {
+        throw Problem(.notFound, "not_found", "no queue is named '\(queue.rawValue)': a queue exists once a job was enqueued to it")
+    }
+    return queue
+}
+
+private func queueObject(_ stats: QueueStats) -> [String: Any] {
+    [
+        "queue": stats.queue.rawValue, "pending": stats.pending, "scheduled": stats.scheduled, "running": stats.running,
+        "succeeded": stats.succeeded, "failed": stats.failed, "cancelled": stats.cancelled, "expired": stats.expired,
+        "paused": stats.paused, "oldest_pending_ms": stats.oldestPendingMilliseconds,
+        "lost_leases": stats.lostLeases, "stale_writes": stats.staleWrites,
+    ]
+}
+
+private func workerObject(_ worker: WorkerInfo) -> [String: Any] {
+    [
+        "id": worker.id, "host": worker.host, "pid": Int(worker.pid), "queues": worker.queues,
+        "concurrency": worker.concurrency, "busy": worker.busy, "processed": worker.processed,
+        "started_at": JobView.timestamp(worker.startedMilliseconds), "last_seen_at": JobView.timestamp(worker.lastSeenMilliseconds),
+    ]
+}
+
+private func taskObject(_ entry: TaskRegistry.Entry) -> [String: Any] {
+    let options = entry.options
+    return [
+        "name": entry.name, "queue": options.queue.rawValue, "priority": options.priority,
+        "max_attempts": options.maxAttempts,
+        "soft_time_limit_ms": JSONResponse.orNull(options.softTimeLimit.map(milliseconds)),
+        "result_retention_ms": milliseconds(options.resultRetention),
+        "expires_after_ms": JSONResponse.orNull(options.expiresAfter.map(milliseconds)),
+        "input_schema": entry.inputSchema.foundationObject, "output_schema": entry.outputSchema.foundationObject,
+    ]
+}
+
+private func milliseconds(_ duration: Duration) -> Int64 {
+    duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+}
+
+extension JSONValue {
+    /// The value as `JSONSerialization` objects, for ``JSONResponse``.
+    var foundationObject: Any {
+        switch self {
+        case .null: NSNull()
+        case .bool(let value): value
+        case .number(let value): value == value.rounded() && abs(value) < 9e15 ? Int64(value) as Any : value as Any
+        case .string(let value): value
+        case .array(let values): values.map(\.foundationObject)
+        case .object(let fields): fields.mapValues(\.foundationObject)
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import API
+import ArgumentParser
+import Foundation
+import Logging
+import TernCore
+
+/// Turns the `api:` section of the config file and the environment into the API's configuration
+/// and access policy.
+enum APISettings {
+    /// The limits from the file over the defaults, each checked against its range.
+    static func configuration(_ file: ConfigFile.API?) throws -> APIConfiguration {
+        var configuration = APIConfiguration()
+        guard let file else { return configuration }
+        func check<T: Comparable>(_ value: T?, _ range: ClosedRange<T>, _ key: String) throws -> T? {
+            guard let value else { return nil }
+            guard range.contains(value) else { throw ValidationError("api.\(key) must be \(range.lowerBound)...\(range.upperBound)") }
+            return value
+        }
+        if let value = try check(file.maxBodyBytes, 1_024...(64 << 20), "max_body_bytes") { configuration.maxBodyBytes = value }
+        if let value = try check(file.maxJSONDepth, 2...1_000, "max_json_depth") { configuration.maxJSONDepth = value }
+        if let value = try check(file.maxWaitSeconds, 0...300, "max_wait_seconds") { configuration.maxWaitSeconds = value }
+        if let value = try check(file.maxWaiters, 0...1_000_000, "max_waiters") { configuration.maxWaiters = value }
+        if let value = try check(file.idleTimeoutSeconds, 1...3_600, "idle_timeout_seconds") { configuration.idleTimeout = .seconds(value) }
+        if let value = try check(file.maxHeaderBytes, 1_024...(1 << 20), "max_header_bytes") { configuration.maxHeaderBytes = value }
+        if let value = try check(file.maxConnections, 1...1_000_000, "max_connections") { configuration.maxConnections = value }
+        return configuration
+    }
+
+    /// The access policy: `TERN_API_AUTH` (or `api.auth`) `none` turns authentication off; else
+    /// the tokens of `api.tokens`, of which there must be at least one. `devToken` adds an admin
+    /// token (what `tern dev` prints).
+    static func access(_ file: ConfigFile.API?, environment: [String: String], devToken: String? = nil, logger: Logger) throws -> AccessPolicy {
+        let mode = nonEmpty(environment["TERN_API_AUTH"]) ?? file?.auth ?? "tokens"
+        switch mode {
+        case "none":
+            logger.warning("API authentication is off (auth: none): anyone who can reach the port is an admin")
+            return .none
+        case "tokens":
+            var tokens = try (file?.tokens ?? []).map(token)
+            if let devToken { tokens.append(.init(secret: devToken, grant: TokenGrant(name: "dev", role: .admin))) }
+            guard !tokens.isEmpty else {
+                throw ValidationError("""
+                    no API tokens are configured. Create one with `tern token create --name NAME --role admin` and \
+                    add what it prints under api.tokens in config/tern.yaml, or set api.auth: none (or TERN_API_AUTH=none) \
+                    for local development only.
+                    """)
+            }
+            guard Set(tokens.map(\.grant.name)).count == tokens.count else { throw ValidationError("api.tokens: two tokens share a name") }
+            guard Set(tokens.map(\.sha256)).count == tokens.count else { throw ValidationError("api.tokens: two tokens share a sha256") }
+            return .tokens(tokens)
+        default:
+            throw ValidationError("api.auth (or TERN_API_AUTH) must be tokens or none, not '\(mode)'")
+        }
+    }
+
+    private static func token(_ entry: ConfigFile.API.Token) throws -> AccessPolicy.Token {
+        guard let role = Role(rawValue: entry.role) else {
+            throw ValidationError("api.tokens '\(entry.name)': role must be one of \(Role.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let queues = try entry.queues.map { names in
+            try Set(names.map { name in
+                guard let queue = QueueName(name) else { throw ValidationError("api.tokens '\(entry.name)': invalid queue name '\(name)'") }
+                return queue
+            })
+        }
+        if (entry.tasks != nil || entry.queues != nil) && role != .producer {
+            throw ValidationError("api.tokens '\(entry.name)': tasks and queues limit producers only")
+        }
+        let grant = TokenGrant(name: entry.name, role: role, tasks: entry.tasks.map(Set.init), queues: queues)
+        guard let token = AccessPolicy.Token(sha256Hex: entry.sha256, grant: grant) else {
+            throw ValidationError("api.tokens '\(entry.name)': sha256 must be 64 hexadecimal digits (tern token create prints it)")
+        }
+        return token
+    }
+
+    /// A new random token: `tern_` and 64 hexadecimal digits (256 bits from the system's secure generator).
+    static func newToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return "tern_" + (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+    }
+
+    /// The SHA-256 of `token` as 64 hexadecimal digits, as `api.tokens` stores it.
+    static func digestHex(_ token: String) -> String {
+        SHA256.digest(Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// `tern token create`: makes a token and prints the config entry that grants it.
+struct TokenCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token",
+        abstract: "Create API tokens.",
+        subcommands: [Create.self])
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create an API token and print the api.tokens entry for config/tern.yaml.",
+            discussion: """
+                The token is printed once; the config file keeps only its SHA-256, so a leaked config
+                does not leak tokens. Roles: reader (read), producer (read and enqueue, optionally only
+                the listed tasks and queues), operator (read, cancel, retry, pause, resume), admin (all).
+
+                Example:
+                  tern token create --name deploy-bot --role producer --task resize --queue images
+                """)
+
+        @Option(help: "A name for logs and errors.") var name: String
+        @Option(help: "reader, producer, operator or admin.") var role: String
+        @Option(name: .customLong("task"), help: "For producers: a task it may enqueue (repeat for more). Default: any.")
+        var tasks: [String] = []
+        @Option(name: .customLong("queue"), help: "For producers: a queue it may enqueue to (repeat for more). Default: any.")
+        var queues: [String] = []
+
+        func validate() throws {
+            guard Role(rawValue: role) != nil else { throw ValidationError("--role must be reader, producer, operator or admin") }
+            guard !name.isEmpty, name.count <= 64 else { throw ValidationError("--name must be 1-64 characters") }
+            if !(tasks.isEmpty && queues.isEmpty) && role != "producer" { throw ValidationError("--task and --queue limit producers only") }
+            for queue in queues where QueueName(queue) == nil { throw ValidationError("invalid queue name '\(queue)'") }
+        }
+
+        func run() throws {
+            let token = APISettings.newToken()
+            print("Token (shown once; give it to the client as 'Authorization: Bearer <token>'):\n  \(token)\n")
+            print("Add to config/tern.yaml under api.tokens:")
+            print("    - name: \(name)\n      role: \(role)\n      sha256: \(APISettings.digestHex(token))")
+            if !tasks.isEmpty { print("      tasks: [\(tasks.joined(separator: ", "))]") }
+            if !queues.isEmpty { print("      queues: [\(queues.joined(separator: ", "))]") }
+        }
+    }
+}
