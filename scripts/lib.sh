@@ -21,3 +21,23 @@ ensure_swift() {
     echo "swift is not on PATH: install Swift 6.1 or newer (https://www.swift.org/install/linux/)." >&2
     exit 1
 }
+
+# Installs the Python tools the OpenAPI conformance test runs (pinned), when missing:
+# openapi-spec-validator (the document against the OpenAPI 3.1 schema) and schemathesis (a fuzzer
+# driven by the document). Needs python3 with pip; installs into the user site when not root.
+ensure_python_tools() {
+    python3 -c "import openapi_spec_validator, schemathesis" >/dev/null 2>&1 && return 0
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends python3-pip >&2
+    fi
+    echo "Installing openapi-spec-validator and schemathesis ..." >&2
+    local user=""
+    [ "$(id -u)" -ne 0 ] && user="--user"
+    python3 -m pip install -q $user --disable-pip-version-check \
+        "openapi-spec-validator==0.9.0" "schemathesis==4.32.5" >&2 \
+        || python3 -m pip install -q $user --break-system-packages --disable-pip-version-check \
+            "openapi-spec-validator==0.9.0" "schemathesis==4.32.5" >&2
+}

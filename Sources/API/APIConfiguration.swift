@@ -15,6 +15,9 @@ public struct APIConfiguration: Sendable {
     /// The most requests that may hold a connection open at once, `?wait=` and event streams
     /// together (default 1,000); more answer 503 `too_many_waiters` with `Retry-After`.
     public var maxWaiters = 1_000
+    /// The longest an event stream (`GET /v1/jobs/{id}/events`) stays open, in seconds (default
+    /// 3,600); then it ends and an EventSource client reconnects.
+    public var maxEventStreamSeconds = 3_600
     /// The deepest a request body may nest arrays and objects (default 32); deeper is a 422.
     public var maxJSONDepth = 32
     /// A connection that sends nothing for this long (no request, or a request that stalls) is

@@ -13,6 +13,11 @@ import TernCore
 /// `delay_ms` and `run_at_ms` (milliseconds since 1970) exclude each other. The
 /// `Idempotency-Key` header maps repeats to one job for 24 hours.
 struct EnqueueBody {
+    /// The latest `run_at_ms`: 9999-12-31T23:59:59.999Z, the last time ISO 8601 timestamps can show.
+    static let maxRunAtMilliseconds = 253_402_300_799_999
+    /// The longest `expires_after_ms`: 100 years.
+    static let maxExpiresAfterMilliseconds = 3_155_760_000_000
+
     static let fields: Set<String> = [
         "task", "input", "queue", "priority", "max_attempts", "delay_ms", "run_at_ms", "expires_after_ms",
     ]
@@ -83,8 +88,8 @@ struct EnqueueBody {
                 errors.append(.init(pointer: "/delay_ms", message: "must be a whole number of milliseconds from 0 to one year"))
             }
         case (nil, let runAt?):
-            if let value = integer(runAt), value >= 0 { timing = .at(milliseconds: Int64(value)) } else {
-                errors.append(.init(pointer: "/run_at_ms", message: "must be milliseconds since 1970"))
+            if let value = integer(runAt), (0...maxRunAtMilliseconds).contains(value) { timing = .at(milliseconds: Int64(value)) } else {
+                errors.append(.init(pointer: "/run_at_ms", message: "must be milliseconds since 1970, up to the end of year 9999"))
             }
         case (_?, _?):
             errors.append(.init(pointer: "/run_at_ms", message: "give delay_ms or run_at_ms, not both"))
@@ -92,8 +97,8 @@ struct EnqueueBody {
             break
         }
         if let expires = object["expires_after_ms"] {
-            if let value = integer(expires), value >= 0 { options.expiresAfter = .milliseconds(value) } else {
-                errors.append(.init(pointer: "/expires_after_ms", message: "must be a whole number of milliseconds ≥ 0"))
+            if let value = integer(expires), (0...maxExpiresAfterMilliseconds).contains(value) { options.expiresAfter = .milliseconds(value) } else {
+                errors.append(.init(pointer: "/expires_after_ms", message: "must be a whole number of milliseconds from 0 to 100 years"))
             }
         }
         var inputData = Data()

@@ -11,7 +11,8 @@ import TernCore
 /// (with its `result` or `error`) once it is finished, after which the stream ends. A comment line
 /// is sent every 15 s so that proxies keep the connection. If the job disappears (its retention
 /// ended) a `gone` event ends the stream; if the store fails, an `error` event holding a problem.
-/// The job is read every 5 to 250 ms (faster just after a change).
+/// The job is read every 5 to 250 ms (faster just after a change). A stream ends after
+/// ``APIConfiguration/maxEventStreamSeconds``; the client then reconnects and gets the state again.
 enum JobEvents {
     static let keepAlive = Duration.seconds(15)
 
@@ -36,7 +37,8 @@ enum JobEvents {
         var last: JobRecord?
         var record = first
         var lastWrite = ContinuousClock.now
-        while true {
+        let end = ContinuousClock.now + .seconds(api.configuration.maxEventStreamSeconds)
+        while ContinuousClock.now < end {
             var changed = false
             if last?.state != record.state || last?.attempts != record.attempts {
                 try await send("state", ["id": id.rawValue, "state": record.state.rawValue, "attempts": record.attempts], &writer)
@@ -60,7 +62,7 @@ enum JobEvents {
                 lastWrite = .now
             }
             last = record
-            try await watch.pause()
+            try await watch.pause(until: end)
             do {
                 guard let next = try await api.broker.job(id) else {
                     try await send("gone", ["id": id.rawValue], &writer)

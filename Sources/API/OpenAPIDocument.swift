@@ -68,8 +68,8 @@ enum OpenAPISchemas {
         "priority": ["type": "integer", "minimum": 0, "maximum": 9, "description": "Higher runs first."],
         "max_attempts": ["type": "integer", "minimum": 1, "maximum": 100],
         "delay_ms": ["type": "integer", "minimum": 0, "maximum": 31_536_000_000, "description": "Run after this delay. Not with run_at_ms."],
-        "run_at_ms": ["type": "integer", "minimum": 0, "maximum": 8_999_999_999_999_999, "description": "Run at this time, in milliseconds since 1970. Not with delay_ms."],
-        "expires_after_ms": ["type": "integer", "minimum": 0, "maximum": 8_999_999_999_999_999, "description": "Expire if not started this long after it is due."],
+        "run_at_ms": ["type": "integer", "minimum": 0, "maximum": EnqueueBody.maxRunAtMilliseconds, "description": "Run at this time, in milliseconds since 1970. Not with delay_ms."],
+        "expires_after_ms": ["type": "integer", "minimum": 0, "maximum": EnqueueBody.maxExpiresAfterMilliseconds, "description": "Expire if not started this long after it is due."],
         ]
     }
 

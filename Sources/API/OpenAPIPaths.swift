@@ -39,7 +39,13 @@ enum OpenAPIPaths {
             "/v1/jobs/{id}/events": ["get": operation(
                 "jobs", "The job's state changes, progress and final state, as Server-Sent Events.", .read,
                 [
-                    "200": ["description": "Events `state`, `progress`, then `job` (the whole job) when it finishes; `gone` or `error` end it early.", "content": ["text/event-stream": ["schema": ["type": "string"]]]],
+                    "200": ["description": "Events `state`, `progress`, then `job` (the whole job) when it finishes; `gone` or `error` end it early.", "content": ["text/event-stream": ["schema": [
+                        "type": "object", "required": ["event", "data"],
+                        "properties": [
+                            "event": ["type": "string", "enum": ["state", "progress", "job", "gone", "error"]],
+                            "data": ["type": "string", "contentMediaType": "application/json"],
+                        ],
+                    ]]]],
                     "404": problem("No job has this id."),
                 ],
                 parameters: [id])],
