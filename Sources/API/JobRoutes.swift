@@ -41,6 +41,11 @@ func addJobRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
     jobs.post(":id/retry") { _, context in
         try context.require(.operate)
         let id = try jobID(context)
+        // Read first: the broker answers `queued` both for a job it retried and one already queued.
+        guard let current = try await broker({ try await api.broker.job(id) }) else { throw notFound(id) }
+        guard [.failed, .cancelled, .expired].contains(current.state) else {
+            throw Problem(.conflict, "not_retryable", "the job is \(current.state.rawValue); only failed, cancelled and expired jobs can be retried")
+        }
         guard let state = try await broker({ try await api.broker.retry(id) }) else { throw notFound(id) }
         guard state == .queued else {
             throw Problem(.conflict, "not_retryable", "the job is \(state.rawValue); only failed, cancelled and expired jobs can be retried")

@@ -1,0 +1,124 @@
+import API
+import Broker
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Tasks
+import TernCore
+import Testing
+
+/// A token per role, plus a producer limited to the sleep task on the default queue.
+private let tokens: [String: TokenGrant] = [
+    "t-reader": TokenGrant(name: "r", role: .reader),
+    "t-producer": TokenGrant(name: "p", role: .producer),
+    "t-operator": TokenGrant(name: "o", role: .operator),
+    "t-admin": TokenGrant(name: "a", role: .admin),
+    "t-sleep-only": TokenGrant(name: "s", role: .producer, tasks: ["sleep"], queues: ["default"]),
+]
+
+private func withSecuredAPI(_ test: @escaping @Sendable (any TestClientProtocol, MemoryJobBroker) async throws -> Void) async throws {
+    let broker = MemoryJobBroker()
+    var registry = TaskRegistry()
+    try SampleTasks.register(in: &registry, includingCrash: false)
+    let access = AccessPolicy.tokens(tokens.map { AccessPolicy.Token(secret: $0.key, grant: $0.value) })
+    let api = APIContext(broker: broker, registry: registry, configuration: APIConfiguration(), access: access, checkReady: {})
+    try await Application(router: buildRouter(api)).test(.router) { client in try await test(client, broker) }
+}
+
+private func headers(_ token: String?) -> HTTPFields {
+    var fields: HTTPFields = [.contentType: "application/json"]
+    if let token { fields[.authorization] = "Bearer \(token)" }
+    return fields
+}
+
+private func code(_ response: TestResponse) -> String? {
+    let object = try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+    return object?["code"] as? String
+}
+
+@Suite("HTTP API: authentication and roles")
+struct APIAuthTests {
+    @Test("each role × each class of endpoint: read for all, enqueue for producers, operate for operators, admin for all", arguments: Role.allCases)
+    func roleMatrix(_ role: Role) async throws {
+        try await withSecuredAPI { client, broker in
+            let token = "t-\(role.rawValue)"
+            let job = try await broker.enqueue([EnqueueRequest(task: "echo", input: Data("1".utf8), options: TaskOptions())])[0]
+            let read = try await client.execute(uri: "/v1/queues", method: .get, headers: headers(token)) { $0.status }
+            #expect(read == .ok)
+            let metrics = try await client.execute(uri: "/metrics", method: .get, headers: headers(token)) { $0.status }
+            #expect(metrics == .ok)
+            let enqueue = try await client.execute(
+                uri: "/v1/jobs", method: .post, headers: headers(token), body: ByteBuffer(string: #"{"task":"echo","input":1}"#)
+            ) { ($0.status, code($0)) }
+            #expect(enqueue.0 == ([.producer, .admin].contains(role) ? .created : .forbidden))
+            if enqueue.0 == .forbidden { #expect(enqueue.1 == "forbidden") }
+            let cancel = try await client.execute(uri: "/v1/jobs/\(job.id.rawValue)/cancel", method: .post, headers: headers(token)) { $0.status }
+            #expect(cancel == ([.operator, .admin].contains(role) ? .ok : .forbidden))
+            let pause = try await client.execute(uri: "/v1/queues/default/pause", method: .post, headers: headers(token)) { $0.status }
+            #expect(pause == ([.operator, .admin].contains(role) ? .ok : .forbidden))
+        }
+    }
+
+    @Test("no token or a wrong one is a 401 with WWW-Authenticate; public routes need none")
+    func unauthenticated() async throws {
+        try await withSecuredAPI { client, _ in
+            for (token, challenge) in [(nil, #"Bearer realm="tern""#), ("nope", #"Bearer realm="tern", error="invalid_token""#)] {
+                try await client.execute(uri: "/v1/queues", method: .get, headers: headers(token)) { response in
+                    #expect(response.status == .unauthorized)
+                    #expect(response.headers[.wwwAuthenticate] == challenge)
+                    #expect(response.headers[.contentType] == "application/problem+json")
+                    #expect(code(response) == "unauthorized")
+                }
+            }
+            try await client.execute(uri: "/v1/jobs", method: .post, headers: headers(nil), body: ByteBuffer(string: "{}")) { response in
+                #expect(response.status == .unauthorized)
+            }
+            try await client.execute(uri: "/metrics", method: .get) { #expect($0.status == .unauthorized) }
+            for path in ["/healthz", "/readyz", "/openapi.json", "/docs"] {
+                try await client.execute(uri: path, method: .get) { #expect($0.status == .ok, "\(path)") }
+            }
+            // "bearer" in any case, and a token without the scheme is refused.
+            var lower = headers(nil)
+            lower[.authorization] = "bearer t-reader"
+            try await client.execute(uri: "/v1/queues", method: .get, headers: lower) { #expect($0.status == .ok) }
+            var bare = headers(nil)
+            bare[.authorization] = "t-reader"
+            try await client.execute(uri: "/v1/queues", method: .get, headers: bare) { #expect($0.status == .unauthorized) }
+        }
+    }
+
+    @Test("a producer limited to tasks and queues gets 403 outside them, per job in a batch")
+    func limitedProducer() async throws {
+        try await withSecuredAPI { client, _ in
+            let token = headers("t-sleep-only")
+            try await client.execute(uri: "/v1/jobs", method: .post, headers: token, body: ByteBuffer(string: #"{"task":"sleep","input":{"ms":1}}"#)) {
+                #expect($0.status == .created)
+            }
+            try await client.execute(uri: "/v1/jobs", method: .post, headers: token, body: ByteBuffer(string: #"{"task":"echo","input":1}"#)) {
+                #expect($0.status == .forbidden)
+                #expect(code($0) == "forbidden")
+            }
+            try await client.execute(
+                uri: "/v1/jobs", method: .post, headers: token, body: ByteBuffer(string: #"{"task":"sleep","input":{"ms":1},"queue":"other"}"#)
+            ) { #expect($0.status == .forbidden) }
+            let batch = #"{"jobs":[{"task":"sleep","input":{"ms":1}},{"task":"echo","input":1}]}"#
+            try await client.execute(uri: "/v1/jobs/batch", method: .post, headers: token, body: ByteBuffer(string: batch)) { response in
+                #expect(response.status == .ok)
+                let object = try #require(JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+                #expect(object["enqueued"] as? Int == 1)
+                let results = try #require(object["results"] as? [[String: Any]])
+                #expect((results[1]["error"] as? [String: Any])?["status"] as? Int == 403)
+            }
+        }
+    }
+
+    @Test("token digests: a configured SHA-256 matches its token only")
+    func digests() {
+        let digest = SHA256.digest(Array("secret-1".utf8)).map { String(format: "%02x", $0) }.joined()
+        #expect(AccessPolicy.Token(sha256Hex: digest, grant: TokenGrant(name: "x", role: .reader)) != nil)
+        #expect(AccessPolicy.Token(sha256Hex: String(digest.dropLast()), grant: TokenGrant(name: "x", role: .reader)) == nil)
+        #expect(AccessPolicy.Token(sha256Hex: String(repeating: "g", count: 64), grant: TokenGrant(name: "x", role: .reader)) == nil)
+    }
+}

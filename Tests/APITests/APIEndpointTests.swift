@@ -1,0 +1,186 @@
+import API
+import Broker
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Tasks
+import TernCore
+import Testing
+
+private func withAPI(
+    _ adjust: (inout APIConfiguration) -> Void = { _ in },
+    _ test: @escaping @Sendable (any TestClientProtocol, MemoryJobBroker) async throws -> Void
+) async throws {
+    let broker = MemoryJobBroker()
+    var registry = TaskRegistry()
+    try SampleTasks.register(in: &registry, includingCrash: false)
+    var configuration = APIConfiguration()
+    adjust(&configuration)
+    let api = APIContext(broker: broker, registry: registry, configuration: configuration, access: .none, checkReady: {})
+    try await Application(router: buildRouter(api)).test(.router) { client in try await test(client, broker) }
+}
+
+private let jsonHeaders: HTTPFields = [.contentType: "application/json"]
+
+private func object(_ response: TestResponse) throws -> [String: Any] {
+    try #require(JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+}
+
+/// The body's fields, or none when it is not a JSON object.
+private func fields(_ response: TestResponse) -> [String: Any] {
+    (try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]) ?? [:]
+}
+
+private func enqueueEcho(_ broker: MemoryJobBroker, maxAttempts: Int = 1) async throws -> JobID {
+    var options = TaskOptions()
+    options.maxAttempts = maxAttempts
+    return try await broker.enqueue([EnqueueRequest(task: "echo", input: Data(#"{"a":1}"#.utf8), options: options)])[0].id
+}
+
+@Suite("HTTP API: retry, events, metrics, documents and limits")
+struct APIEndpointTests {
+    @Test("retry: a failed job is queued again; a queued one is a 409; retry-failed requeues a queue's failed jobs")
+    func retry() async throws {
+        try await withAPI { client, broker in
+            let ids = [try await enqueueEcho(broker), try await enqueueEcho(broker), try await enqueueEcho(broker)]
+            for job in try await broker.claim(queue: .default, limit: 3, worker: "w", lease: .seconds(30)) {
+                _ = try await broker.fail(job.lease, message: "boom", retryAfter: nil)
+            }
+            try await client.execute(uri: "/v1/jobs/\(ids[0].rawValue)/retry", method: .post) { response in
+                #expect(response.status == .ok)
+                #expect(fields(response)["state"] as? String == "queued")
+            }
+            try await client.execute(uri: "/v1/jobs/\(ids[0].rawValue)/retry", method: .post) { response in
+                #expect(response.status == .conflict)
+                #expect(fields(response)["code"] as? String == "not_retryable")
+            }
+            try await client.execute(uri: "/v1/queues/default/retry-failed", method: .post) { response in
+                #expect(response.status == .ok)
+                #expect(fields(response)["retried"] as? Int == 2)
+            }
+            try await client.execute(uri: "/v1/queues/default", method: .get) { response in
+                let queue = try object(response)
+                #expect(queue["pending"] as? Int == 3)
+                #expect(queue["failed"] as? Int == 0)
+            }
+            try await client.execute(uri: "/v1/jobs/\(JobID.generate(queue: .default).rawValue)/retry", method: .post) {
+                #expect($0.status == .notFound)
+            }
+            try await client.execute(uri: "/v1/queues/nosuch/retry-failed", method: .post) { #expect($0.status == .notFound) }
+        }
+    }
+
+    @Test("events: the state, the progress, then the whole finished job, and the stream ends")
+    func events() async throws {
+        try await withAPI { client, broker in
+            let id = try await enqueueEcho(broker)
+            let run = Task {
+                try await Task.sleep(for: .milliseconds(50))
+                let job = try #require(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first)
+                _ = try await broker.progress(job.lease, value: 0.5, message: "half")
+                try await Task.sleep(for: .milliseconds(50))
+                _ = try await broker.complete(job.lease, result: Data(#"{"done":true}"#.utf8))
+            }
+            let text = try await client.execute(uri: "/v1/jobs/\(id.rawValue)/events", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.contentType] == "text/event-stream")
+                return String(buffer: response.body)
+            }
+            try await run.value
+            let events = text.components(separatedBy: "\n\n").filter { !$0.isEmpty && !$0.hasPrefix(":") }
+            let names = events.compactMap { $0.split(separator: "\n").first.map { String($0.dropFirst("event: ".count)) } }
+            #expect(names.first == "state")
+            #expect(names.contains("progress"))
+            #expect(names.last == "job")
+            #expect(events.first?.contains(#""state":"queued""#) == true)
+            #expect(events.first { $0.hasPrefix("event: progress") }?.contains(#""message":"half""#) == true)
+            #expect(events.last?.contains(#""state":"succeeded""#) == true)
+            #expect(events.last?.contains(#""result":{"done":true}"#) == true)
+            try await client.execute(uri: "/v1/jobs/\(JobID.generate(queue: .default).rawValue)/events", method: .get) {
+                #expect($0.status == .notFound)
+            }
+        }
+    }
+
+    @Test("waiting requests beyond the cap are refused with 503 too_many_waiters")
+    func waiterCap() async throws {
+        try await withAPI({ $0.maxWaiters = 0 }) { client, broker in
+            let id = try await enqueueEcho(broker)
+            try await client.execute(uri: "/v1/jobs/\(id.rawValue)?wait=1", method: .get) { response in
+                #expect(response.status == .serviceUnavailable)
+                #expect(response.headers[.retryAfter] == "1")
+                #expect(fields(response)["code"] as? String == "too_many_waiters")
+            }
+            try await client.execute(uri: "/v1/jobs/\(id.rawValue)", method: .get) { #expect($0.status == .ok) }
+        }
+    }
+
+    @Test("/metrics counts requests by route and status, and enqueues by task")
+    func metrics() async throws {
+        try await withAPI { client, _ in
+            try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: ByteBuffer(string: #"{"task":"echo","input":1}"#)) {
+                #expect($0.status == .created)
+            }
+            try await client.execute(uri: "/nowhere", method: .get) { _ in }
+            let text = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+            #expect(text.contains(#"tern_http_requests_total{route="/v1/jobs",method="POST",status="201"} 1"#))
+            #expect(text.contains(#"tern_http_requests_total{route="NotFound",method="GET",status="404"} 1"#))
+            #expect(text.contains(#"tern_api_jobs_enqueued_total{task="echo"} 1"#))
+            #expect(text.contains("tern_http_request_duration_seconds_bucket"))
+        }
+    }
+
+    @Test("unknown routes and wrong methods are problem+json 404s")
+    func unknownRoutes() async throws {
+        try await withAPI { client, _ in
+            for (path, method) in [("/v2/jobs", HTTPRequest.Method.get), ("/v1/tasks", .delete)] {
+                try await client.execute(uri: path, method: method) { response in
+                    #expect(response.status == .notFound)
+                    #expect(response.headers[.contentType] == "application/problem+json")
+                    #expect(fields(response)["code"] as? String == "not_found")
+                }
+            }
+        }
+    }
+
+    @Test("bodies nested too deep or with a duplicate key are 422s naming the place")
+    func bodyShape() async throws {
+        try await withAPI({ $0.maxJSONDepth = 4 }) { client, _ in
+            let cases = [
+                (#"{"task":"echo","input":{"a":{"b":{"c":{"d":1}}}}}"#, "/input/a/b/c"),
+                (#"{"task":"echo","input":1,"task":"sleep"}"#, "/task"),
+            ]
+            for (body, pointer) in cases {
+                try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: ByteBuffer(string: body)) { response in
+                    #expect(response.status == .unprocessableContent)
+                    let problem = try object(response)
+                    #expect(problem["code"] as? String == "invalid_request")
+                    #expect((problem["errors"] as? [[String: Any]])?.first?["pointer"] as? String == pointer)
+                }
+            }
+        }
+    }
+
+    @Test("/openapi.json has one enqueue variant per task, with the input schema from its Swift type; /v1/tasks shows it")
+    func openAPI() async throws {
+        try await withAPI { client, _ in
+            let document = try await client.execute(uri: "/openapi.json", method: .get) { try object($0) }
+            #expect(document["openapi"] as? String == "3.1.0")
+            let schemas = try #require((document["components"] as? [String: Any])?["schemas"] as? [String: Any])
+            let sleepInput = try #require(schemas["sleep.Input"] as? [String: Any])
+            #expect(sleepInput["required"] as? [String] == ["ms"])
+            #expect(((sleepInput["properties"] as? [String: Any])?["ms"] as? [String: Any])?["type"] as? String == "integer")
+            let variants = try #require((schemas["EnqueueRequest"] as? [String: Any])?["oneOf"] as? [[String: Any]])
+            #expect(variants.count == 5)
+            let paths = try #require(document["paths"] as? [String: Any])
+            for path in ["/v1/jobs", "/v1/jobs/{id}", "/v1/jobs/{id}/events", "/v1/jobs/{id}/retry", "/v1/workers", "/metrics"] {
+                #expect(paths[path] != nil, "\(path)")
+            }
+            let tasks = try await client.execute(uri: "/v1/tasks", method: .get) { try object($0)["tasks"] as? [[String: Any]] }
+            let sleep = try #require(tasks?.first { $0["name"] as? String == "sleep" })
+            #expect((sleep["input_schema"] as? [String: Any])?["required"] as? [String] == ["ms"])
+        }
+    }
+}
