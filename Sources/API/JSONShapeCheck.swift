@@ -193,7 +193,8 @@ extension JSONShapeViolation {
             Problem(.unprocessableContent, "invalid_request", "the body nests arrays and objects more than \(maxDepth) deep",
                 errors: [.init(pointer: pointer, message: "nested more than \(maxDepth) arrays and objects deep")])
         case .duplicateKey(let pointer):
-            Problem(.unprocessableContent, "invalid_request", "an object in the body repeats a key",
+            // The bad-input table: a duplicate key makes the JSON ambiguous, so it is malformed (400).
+            Problem(.badRequest, "duplicate_key", "an object in the body repeats a key",
                 errors: [.init(pointer: pointer, message: "duplicate key")])
         case .unsupportedEncoding:
             Problem(.badRequest, "malformed_json", "the body is not UTF-8 JSON")

@@ -145,18 +145,18 @@ struct APIEndpointTests {
         }
     }
 
-    @Test("bodies nested too deep or with a duplicate key are 422s naming the place")
+    @Test("a body nested too deep is a 422, one with a duplicate key a 400, each naming the place")
     func bodyShape() async throws {
         try await withAPI({ $0.maxJSONDepth = 4 }) { client, _ in
-            let cases = [
-                (#"{"task":"echo","input":{"a":{"b":{"c":{"d":1}}}}}"#, "/input/a/b/c"),
-                (#"{"task":"echo","input":1,"task":"sleep"}"#, "/task"),
+            let cases: [(String, HTTPResponse.Status, String, String)] = [
+                (#"{"task":"echo","input":{"a":{"b":{"c":{"d":1}}}}}"#, .unprocessableContent, "invalid_request", "/input/a/b/c"),
+                (#"{"task":"echo","input":1,"task":"sleep"}"#, .badRequest, "duplicate_key", "/task"),
             ]
-            for (body, pointer) in cases {
+            for (body, status, code, pointer) in cases {
                 try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: ByteBuffer(string: body)) { response in
-                    #expect(response.status == .unprocessableContent)
+                    #expect(response.status == status)
                     let problem = try object(response)
-                    #expect(problem["code"] as? String == "invalid_request")
+                    #expect(problem["code"] as? String == code)
                     #expect((problem["errors"] as? [[String: Any]])?.first?["pointer"] as? String == pointer)
                 }
             }

@@ -158,13 +158,15 @@ struct JSONShapeCheckTests {
         }
     }
 
-    @Test("a violation answers 422 invalid_request at its pointer; a body that is not UTF-8, 400 malformed_json")
+    @Test("too deep answers 422 invalid_request at its pointer; a duplicate key 400 duplicate_key; not UTF-8, 400 malformed_json")
     func problems() {
         let deep = JSONShapeViolation.tooDeep(pointer: "/input/x", maxDepth: 2).problem
         #expect(deep.status == .unprocessableContent)
         #expect(deep.code == "invalid_request")
         #expect(deep.errors.map(\.pointer) == ["/input/x"])
         let duplicate = JSONShapeViolation.duplicateKey(pointer: "/a").problem
+        #expect(duplicate.status == .badRequest)
+        #expect(duplicate.code == "duplicate_key")
         #expect(duplicate.errors == [.init(pointer: "/a", message: "duplicate key")])
         let encoding = JSONShapeViolation.unsupportedEncoding.problem
         #expect(encoding.status == .badRequest)
