@@ -23,8 +23,9 @@ public struct APIConfiguration: Sendable {
     /// A connection that sends nothing for this long (no request, or a request that stalls) is
     /// closed (default 30 s). An answer being streamed is not cut.
     public var idleTimeout = Duration.seconds(30)
-    /// The largest request head (request line and headers together), in bytes (default 16 KiB);
-    /// a larger one is answered 400 and the connection closed.
+    /// The largest request head in bytes (default 16 KiB): the request target plus every header
+    /// name and value. A larger one is answered 400 with an empty body by the HTTP parser, before
+    /// any route, and the connection is closed.
     public var maxHeaderBytes = 16 * 1024
     /// The most headers in one request (default 100).
     public var maxHeaderCount = 100

@@ -24,31 +24,59 @@ struct EnqueueBody {
 
     /// Parses and validates a request body into a broker request.
     static func parse(_ bytes: Data, registry: TaskRegistry, idempotencyKey: String?) throws(Problem) -> EnqueueRequest {
-        let (raw, object) = try parseObject(bytes)
-        return try parse(object: object, raw: raw, registry: registry, idempotencyKey: idempotencyKey, pointerPrefix: "")
+        let body = try parseObject(bytes)
+        return try parse(
+            object: body.object, input: body.slice(body.members["input"]), registry: registry, idempotencyKey: idempotencyKey,
+            pointerPrefix: "")
     }
 
-    /// Parses a body into an untyped and a typed view: the typed one (JSONValue keeps Booleans and
-    /// numbers apart) checks the envelope, the untyped one re-serialises the input.
-    static func parseObject(_ bytes: Data) throws(Problem) -> ([String: Any], [String: JSONValue]) {
-        guard !bytes.isEmpty else { throw Problem(.badRequest, "empty_body", "the request body is empty") }
+    /// A parsed body: a typed view of its envelope (JSONValue keeps Booleans and numbers apart;
+    /// `input` values are left out as `null`), and where each member's bytes are, so that inputs are
+    /// stored exactly as sent.
+    struct Body {
+        let bytes: [UInt8]
+        let object: [String: JSONValue]
+        let members: [String: Range<Int>]
+
+        /// The bytes of `range`, if any.
+        func slice(_ range: Range<Int>?) -> Data? { range.map { Data(bytes[$0]) } }
+    }
+
+    /// Parses a body that must be a JSON object (400 for malformed JSON, 422 for another value).
+    static func parseObject(_ data: Data) throws(Problem) -> Body {
+        guard !data.isEmpty else { throw Problem(.badRequest, "empty_body", "the request body is empty") }
         let parsed: Any
         do {
-            parsed = try JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed])
+            parsed = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
         } catch {
             throw Problem(.badRequest, "malformed_json", "the body is not valid JSON")
         }
-        guard let raw = parsed as? [String: Any], let object = try? JSONDecoder().decode([String: JSONValue].self, from: bytes)
-        else {
+        let bytes = [UInt8](data)
+        guard let raw = parsed as? [String: Any], let members = JSONSlices.members(bytes, in: bytes.indices) else {
             throw Problem(.unprocessableContent, "invalid_request", "the body must be a JSON object",
                 errors: [.init(pointer: "", message: "expected an object")])
         }
-        return (raw, object)
+        return Body(bytes: bytes, object: envelope(raw), members: members)
+    }
+
+    /// A job object's members as typed values, with `input` (and each job's input in `jobs`) as a
+    /// `null` placeholder: only its presence matters here, its bytes are validated by the task's type.
+    static func envelope(_ raw: [String: Any]) -> [String: JSONValue] {
+        var object: [String: JSONValue] = [:]
+        for (key, value) in raw {
+            switch (key, value) {
+            case ("input", _): object[key] = .null
+            case ("jobs", let items as [Any]):
+                object[key] = .array(items.map { ($0 as? [String: Any]).map { .object(envelope($0)) } ?? JSONValue(foundation: $0) })
+            default: object[key] = JSONValue(foundation: value)
+            }
+        }
+        return object
     }
 
     /// Validates one job object; field pointers start with `pointerPrefix` (`/jobs/3` in a batch).
     static func parse(
-        object: [String: JSONValue], raw: [String: Any], registry: TaskRegistry, idempotencyKey: String?,
+        object: [String: JSONValue], input: Data?, registry: TaskRegistry, idempotencyKey: String?,
         pointerPrefix: String, extraFields: Set<String> = []
     ) throws(Problem) -> EnqueueRequest {
         var errors: [Problem.FieldError] = []
@@ -102,9 +130,9 @@ struct EnqueueBody {
             }
         }
         var inputData = Data()
-        if let entry, let input = raw["input"] {
+        if let entry, let input {
             do {
-                inputData = try JSONSerialization.data(withJSONObject: input, options: [.fragmentsAllowed])
+                inputData = input
                 try entry.validate(inputData)
             } catch let error as DecodingError {
                 errors.append(inputError(error))
@@ -138,5 +166,19 @@ struct EnqueueBody {
 
     private static func escape(_ key: String) -> String {
         String(key.prefix(64)).replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+    }
+}
+
+extension JSONValue {
+    /// The value of a `JSONSerialization` object; Booleans are the numbers of type `c`.
+    init(foundation value: Any) {
+        switch value {
+        case let number as NSNumber:
+            self = String(cString: number.objCType) == "c" ? .bool(number.boolValue) : .number(number.doubleValue)
+        case let text as String: self = .string(text)
+        case let items as [Any]: self = .array(items.map(JSONValue.init(foundation:)))
+        case let fields as [String: Any]: self = .object(fields.mapValues(JSONValue.init(foundation:)))
+        default: self = .null
+        }
     }
 }

@@ -116,7 +116,7 @@ public struct Primes: TernTask {
 /// `crash`: kills its own process — `fatal` (`fatalError`), `unwrap` (force-unwrapping nil) or
 /// `overflow` (integer overflow). Registered only when sample crash tasks are enabled.
 public struct Crash: TernTask {
-    public enum Kind: String, Codable, Sendable { case fatal, unwrap, overflow }
+    public enum Kind: String, Codable, Sendable, CaseIterable { case fatal, unwrap, overflow }
     public struct Input: Codable, Sendable {
         public var kind: Kind
         public init(kind: Kind) { self.kind = kind }

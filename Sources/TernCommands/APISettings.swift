@@ -16,6 +16,8 @@ enum APISettings {
             guard range.contains(value) else { throw ValidationError("api.\(key) must be \(range.lowerBound)...\(range.upperBound)") }
             return value
         }
+        if let value = try check(file.port, 1...65_535, "port") { configuration.port = value }
+        if let host = file.host, host.isEmpty { throw ValidationError("api.host must not be empty") }
         if let value = try check(file.maxBodyBytes, 1_024...(64 << 20), "max_body_bytes") { configuration.maxBodyBytes = value }
         if let value = try check(file.maxJSONDepth, 2...1_000, "max_json_depth") { configuration.maxJSONDepth = value }
         if let value = try check(file.maxWaitSeconds, 0...300, "max_wait_seconds") { configuration.maxWaitSeconds = value }
@@ -37,7 +39,7 @@ enum APISettings {
             return .none
         case "tokens":
             var tokens = try (file?.tokens ?? []).map(token)
-            if let devToken { tokens.append(.init(secret: devToken, grant: TokenGrant(name: "dev", role: .admin))) }
+            if let devToken { tokens.append(.init(secret: devToken, grant: TokenGrant(name: "tern-dev (generated)", role: .admin))) }
             guard !tokens.isEmpty else {
                 throw ValidationError("""
                     no API tokens are configured. Create one with `tern token create --name NAME --role admin` and \
@@ -122,9 +124,15 @@ struct TokenCommand: ParsableCommand {
             let token = APISettings.newToken()
             print("Token (shown once; give it to the client as 'Authorization: Bearer <token>'):\n  \(token)\n")
             print("Add to config/tern.yaml under api.tokens:")
-            print("    - name: \(name)\n      role: \(role)\n      sha256: \(APISettings.digestHex(token))")
-            if !tasks.isEmpty { print("      tasks: [\(tasks.joined(separator: ", "))]") }
+            print("    - name: \(quoted(name))\n      role: \(role)\n      sha256: \(APISettings.digestHex(token))")
+            if !tasks.isEmpty { print("      tasks: [\(tasks.map(quoted).joined(separator: ", "))]") }
             if !queues.isEmpty { print("      queues: [\(queues.joined(separator: ", "))]") }
+        }
+
+        /// `text` as a double-quoted YAML scalar (JSON string syntax, which YAML accepts).
+        private func quoted(_ text: String) -> String {
+            let data = try? JSONEncoder().encode(text)
+            return data.map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
         }
     }
 }

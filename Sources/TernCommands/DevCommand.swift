@@ -82,10 +82,7 @@ struct DevCommand: AsyncParsableCommand {
         // A fresh admin token each run, besides any tokens of the config file.
         let devToken = APISettings.newToken()
         let access = try APISettings.access(file.api, environment: environment, devToken: devToken, logger: logger)
-        if access.requiresToken, let tokenFile {
-            guard FileManager.default.createFile(atPath: tokenFile, contents: Data((devToken + "\n").utf8), attributes: [.posixPermissions: 0o600])
-            else { throw ValidationError("cannot write the token file \(tokenFile)") }
-        }
+        if access.requiresToken, let tokenFile { try Self.writeSecret(devToken + "\n", to: tokenFile) }
         let api = APIContext(broker: broker, registry: registry, configuration: apiConfiguration, access: access) {
             _ = try await client.send(RedisCommand("PING"))
         }
@@ -111,6 +108,16 @@ struct DevCommand: AsyncParsableCommand {
             }
             try await group.waitForAll()
         }
+    }
+
+    /// Writes `secret` to `path`, readable by its owner only from the moment it exists.
+    private static func writeSecret(_ secret: String, to path: String) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard descriptor >= 0 else { throw ValidationError("cannot write the token file \(path): errno \(errno)") }
+        defer { close(descriptor) }
+        guard fchmod(descriptor, 0o600) == 0 else { throw ValidationError("cannot make \(path) private: errno \(errno)") }
+        let bytes = Array(secret.utf8)
+        guard write(descriptor, bytes, bytes.count) == bytes.count else { throw ValidationError("cannot write the token file \(path)") }
     }
 
     private static func demo(_ tern: TernClient) async throws {

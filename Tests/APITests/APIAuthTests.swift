@@ -78,6 +78,10 @@ struct APIAuthTests {
             try await client.execute(uri: "/metrics", method: .get) { #expect($0.status == .unauthorized) }
             for path in ["/healthz", "/readyz", "/openapi.json", "/docs"] {
                 try await client.execute(uri: path, method: .get) { #expect($0.status == .ok, "\(path)") }
+                // Probes behind a proxy that adds its own credentials still answer.
+                var basic = headers(nil)
+                basic[.authorization] = "Basic dXNlcjpwYXNz"
+                try await client.execute(uri: path, method: .get, headers: basic) { #expect($0.status == .ok, "\(path)") }
             }
             // "bearer" in any case, and a token without the scheme is refused.
             var lower = headers(nil)

@@ -71,6 +71,8 @@ enum ConformanceTools {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3"] + arguments
+        // schemathesis keeps a .schemathesis/ folder in its working directory: not in the checkout.
+        process.currentDirectoryURL = FileManager.default.temporaryDirectory
         process.standardOutput = log
         process.standardError = log
         let status: Int32 = try await withCheckedThrowingContinuation { continuation in

@@ -8,6 +8,8 @@ public struct APIRequestContext: RequestContext {
     public var grant: TokenGrant?
     /// Whether the server asks for tokens (when not, every caller is an admin).
     var requiresToken = true
+    /// The caller sent a bearer token that matches none: 401 on every route that needs a token.
+    var invalidToken = false
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -17,7 +19,7 @@ public struct APIRequestContext: RequestContext {
     /// - Throws: 401 ``Problem`` without a valid token, 403 with a token of the wrong role.
     @discardableResult
     func require(_ permission: Permission) throws -> TokenGrant {
-        guard let grant else { throw Problem.unauthenticated(invalid: false) }
+        guard let grant else { throw Problem.unauthenticated(invalid: invalidToken) }
         guard grant.role.allows(permission) else {
             throw Problem(.forbidden, "forbidden", "this token's role (\(grant.role.rawValue)) cannot \(permission.rawValue); it needs \(permission.minimumRoles)")
         }
@@ -25,8 +27,9 @@ public struct APIRequestContext: RequestContext {
     }
 }
 
-/// Reads `Authorization: Bearer <token>` and sets the caller's grant. A missing header leaves the
-/// caller anonymous (public routes still answer; others answer 401); a wrong token is a 401 at once.
+/// Reads `Authorization: Bearer <token>` and sets the caller's grant. Without a valid bearer token
+/// the caller is anonymous: public routes (`/healthz`, `/readyz`, `/openapi.json`, `/docs`) still
+/// answer, so probes behind proxies that add other credentials work; every other route answers 401.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
     let policy: AccessPolicy
@@ -37,13 +40,14 @@ struct AuthenticationMiddleware: RouterMiddleware {
         if !policy.requiresToken {
             context.grant = policy.grant(forSecret: "")
         } else if let header = request.headers[.authorization] {
-            guard header.count > 7, header.prefix(7).lowercased() == "bearer ",
+            if header.count > 7, header.prefix(7).lowercased() == "bearer ",
                 let grant = policy.grant(forSecret: header.dropFirst(7).drop(while: { $0 == " " }))
-            else {
-                throw Problem.unauthenticated(invalid: true)
+            {
+                context.grant = grant
+                context.logger[metadataKey: "token"] = .string(grant.name)
+            } else {
+                context.invalidToken = true
             }
-            context.grant = grant
-            context.logger[metadataKey: "token"] = .string(grant.name)
         }
         return try await next(request, context)
     }

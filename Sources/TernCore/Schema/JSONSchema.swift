@@ -10,7 +10,9 @@ import Foundation
 /// exact shape. A type whose `init(from:)` rejects the placeholder values (`0`, `""`, `false`) or
 /// decodes a shape that depends on the data (enums with associated values), and a recursive
 /// reference to a type being described, are described as any JSON value (`{}`); the task still
-/// validates its input by decoding it.
+/// validates its input by decoding it. Such a type held in a required property makes the type
+/// holding it `{}` as well (its decoding cannot go on without a value); in an optional property,
+/// only that property is `{}`.
 ///
 /// ```swift
 /// struct Input: Codable { var url: String; var width: Int?; var tags: [String] }
@@ -31,6 +33,7 @@ public enum JSONSchema {
         if fields.isEmpty { return schema }
         if case .string(let type)? = fields["type"] {
             fields["type"] = .array([.string(type), .string("null")])
+            if case .array(let cases)? = fields["enum"] { fields["enum"] = .array(cases + [.null]) }
             return .object(fields)
         }
         return .object(["anyOf": .array([schema, .object(["type": .string("null")])])])
