@@ -49,7 +49,7 @@ public struct TaskRegistry: Sendable {
         entries[T.name] = Entry(
             name: T.name, options: options,
             inputSchema: JSONSchema.of(T.Input.self), outputSchema: JSONSchema.of(T.Output.self),
-            validate: { input in _ = try TaskCodec.decoder.decode(T.Input.self, from: input) },
+            validate: Self.validator(for: T.Input.self),
             run: { input, context in
                 let decoded: T.Input
                 do {
@@ -63,6 +63,21 @@ public struct TaskRegistry: Sendable {
             },
             isPermanent: { T.isPermanent($0) },
             retryDelay: { T.retryDelay(afterAttempt: $0, error: $1) })
+    }
+
+    /// Decodes input as `Input`. Any JSON is a ``JSONValue``, so for it checking that the input is
+    /// JSON is enough, and `JSONSerialization` does that without the decoder's failed attempts.
+    private static func validator<Input: Decodable>(for type: Input.Type) -> @Sendable (Data) throws -> Void {
+        if type == JSONValue.self {
+            return { input in
+                do {
+                    _ = try JSONSerialization.jsonObject(with: input, options: [.fragmentsAllowed])
+                } catch {
+                    throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "The given data was not valid JSON.", underlyingError: error))
+                }
+            }
+        }
+        return { input in _ = try TaskCodec.decoder.decode(Input.self, from: input) }
     }
 
     /// The task registered under `name`.

@@ -162,6 +162,14 @@ struct APITests {
         (#"{"task":"echo","input":1,"surprise":1}"#, 422, "invalid_request"),
         (#"{"task":"echo","input":1,"delay_ms":5,"run_at_ms":5}"#, 422, "invalid_request"),
         (#"{"input":1}"#, 422, "invalid_request"),
+        (#"{"task":"echo","input":1,"task":"echo"}"#, 400, "duplicate_key"),
+        (#"{"task":"echo","input":1,"queue":"a\u0000b"}"#, 422, "invalid_request"),
+        (#"{"task":"echo","input":1,"queue":"{tern}:x"}"#, 422, "invalid_request"),
+        (#"{"task":"echo","input":1,"queue":"\#(String(repeating: "q", count: 65))"}"#, 422, "invalid_request"),
+        (#"{"task":"sleep","input":{"ms":1e300}}"#, 422, "invalid_request"),
+        (#"{"task":"echo","input":1,"max_attempts":1e300}"#, 422, "invalid_request"),
+        (#"{"task":"echo","input":1,"run_at_ms":253402300800000}"#, 422, "invalid_request"),
+        ("{\"task\":\"echo\",\"input\":" + String(repeating: "[", count: 40) + String(repeating: "]", count: 40) + "}", 422, "invalid_request"),
     ])
     func badRequests(text: String, status: Int, code: String) async throws {
         try await withAPI { client, broker in
@@ -172,6 +180,19 @@ struct APITests {
                 #expect(object["code"] as? String == code)
             }
             #expect(try await broker.stats(.default).pending == 0)
+            #expect(try await broker.queues().isEmpty)
+        }
+    }
+
+    @Test("a body that is not UTF-8 is a 400 malformed_json")
+    func invalidUTF8() async throws {
+        try await withAPI { client, broker in
+            let bytes = Array(#"{"task":"echo","input":""#.utf8) + [0xFF, 0xFE] + Array(#""}"#.utf8)
+            try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: ByteBuffer(bytes: bytes)) { response in
+                #expect(response.status == .badRequest)
+                let object = try json(response)
+                #expect(object["code"] as? String == "malformed_json")
+            }
             #expect(try await broker.queues().isEmpty)
         }
     }
