@@ -23,6 +23,9 @@ public struct APIConfiguration: Sendable {
     /// A connection that sends nothing for this long (no request, or a request that stalls) is
     /// closed (default 30 s). An answer being streamed is not cut.
     public var idleTimeout = Duration.seconds(30)
+    /// The longest a request body may take to arrive (default 30 s); a slower one is answered 408
+    /// `body_timeout` and the connection closed.
+    public var bodyTimeout = Duration.seconds(30)
     /// The largest request head in bytes (default 16 KiB): the request target plus every header
     /// name and value. A larger one is answered 400 with an empty body by the HTTP parser, before
     /// any route, and the connection is closed.

@@ -19,10 +19,10 @@ enum JobEvents {
     static func response(for id: JobID, request: Request, api: APIContext) async throws -> Response {
         // The first read answers 404/503 as a normal response, before the stream starts.
         guard let first = try await broker({ try await api.broker.job(id) }) else { throw notFound(id) }
-        try api.waiters.acquire(cap: api.configuration.maxWaiters)
+        let slot = try api.waiters.acquire(cap: api.configuration.maxWaiters)
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache"]
         return Response(status: .ok, headers: headers, body: .init { writer in
-            defer { api.waiters.release() }
+            withExtendedLifetime(slot) {}
             try await request.body.consumeWithCancellationOnInboundClose { _ in
                 try await stream(first, id: id, api: api, writer: &writer)
             }

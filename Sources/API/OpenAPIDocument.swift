@@ -23,7 +23,8 @@ enum OpenAPIDocument {
             batch.append(ref("\(name).BatchJob"))
             mapping[name] = "#/components/schemas/\(name).Job"
         }
-        schemas["EnqueueRequest"] = ["oneOf": single, "discriminator": ["propertyName": "task", "mapping": mapping]]
+        // With no task registered, no body is valid (`oneOf` may not be empty).
+        schemas["EnqueueRequest"] = single.isEmpty ? ["not": [String: Any]()] : ["oneOf": single, "discriminator": ["propertyName": "task", "mapping": mapping]]
         schemas["BatchRequest"] = [
             "type": "object", "required": ["jobs"], "additionalProperties": false,
             "properties": ["jobs": ["type": "array", "minItems": 1, "maxItems": 1000, "items": ["oneOf": batch]]],
@@ -38,7 +39,7 @@ enum OpenAPIDocument {
                     Each task's input is validated against its Swift type; its schema is `<task>.Input`.
                     """,
             ],
-            "paths": OpenAPIPaths.all(),
+            "paths": OpenAPIPaths.all(requiresToken: api.access.requiresToken),
             "components": [
                 "schemas": schemas,
                 "securitySchemes": ["bearer": ["type": "http", "scheme": "bearer", "description": "A token from api.tokens in config/tern.yaml."]],

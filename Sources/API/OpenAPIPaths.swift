@@ -1,10 +1,10 @@
 /// The paths of the OpenAPI document: every endpoint with its parameters, body, answers and the
 /// permission it needs.
 enum OpenAPIPaths {
-    static func all() -> [String: Any] {
+    static func all(requiresToken: Bool) -> [String: Any] {
         let id = parameter("id", in: "path", ["type": "string"], "The job's id.")
         let queue = parameter("queue", in: "path", OpenAPISchemas.queueName, "The queue's name.")
-        return [
+        let paths: [String: Any] = [
             "/healthz": ["get": operation("service", "The process is alive.", nil, ["200": json("Status", "Alive.")])],
             "/readyz": ["get": operation("service", "Redis is reachable.", nil, ["200": json("Status", "Ready."), "503": problem("Redis is unreachable.")])],
             "/openapi.json": ["get": operation("service", "This document.", nil, ["200": ["description": "The OpenAPI document.", "content": ["application/json": ["schema": ["type": "object"]]]]])],
@@ -17,6 +17,7 @@ enum OpenAPIPaths {
                     "200": json("EnqueueReceipt", "A job with this Idempotency-Key exists: its id.", headers: ["Location": ["schema": ["type": "string"], "description": "The job's URL."]]),
                     "400": problem("Malformed JSON, or an empty or unreadable body."),
                     "413": problem("The body is too large."),
+                    "408": problem("The body did not arrive in time (body_timeout)."),
                     "415": problem("The body is not application/json."),
                     "422": problem("The request or the task's input is invalid; `errors` has one entry per problem."),
                 ],
@@ -28,6 +29,7 @@ enum OpenAPIPaths {
                     "200": json("BatchResult", "One result per job, in order: its id, or its error."),
                     "400": problem("Malformed JSON, or an empty or unreadable body."),
                     "413": problem("The body is too large."),
+                    "408": problem("The body did not arrive in time (body_timeout)."),
                     "415": problem("The body is not application/json."),
                     "422": problem("The body is not {\"jobs\": [...]} with 1 to 1,000 jobs."),
                 ],
@@ -77,6 +79,21 @@ enum OpenAPIPaths {
             "/v1/workers": ["get": operation("workers", "The live worker processes.", .read, ["200": json("WorkerList", "The workers.")])],
             "/v1/tasks": ["get": operation("tasks", "The registered tasks with their options and input and output schemas.", .read, ["200": json("TaskList", "The tasks.")])],
         ]
+        return requiresToken ? paths : withoutAuthAnswers(paths)
+    }
+
+    /// With authentication off, no operation answers 401 or 403.
+    private static func withoutAuthAnswers(_ paths: [String: Any]) -> [String: Any] {
+        paths.mapValues { item in
+            (item as? [String: Any] ?? [:]).mapValues { operation -> Any in
+                guard var operation = operation as? [String: Any], var responses = operation["responses"] as? [String: Any] else { return operation }
+                responses["401"] = nil
+                responses["403"] = nil
+                operation["responses"] = responses
+                operation["security"] = [[String: Any]]()
+                return operation
+            }
+        }
     }
 
     private static func queueAction(_ summary: String, _ schema: String, _ queue: [String: Any]) -> [String: Any] {
@@ -95,8 +112,8 @@ enum OpenAPIPaths {
         if let permission {
             operation["description"] = "Needs a token whose role may \(permission.rawValue) (\(permission.minimumRoles))."
             responses["401"] = problem("No token, or an invalid one.")
-            responses["403"] = problem("The token's role does not allow this.")
-            responses["503"] = problem("The job store is unavailable; retry after Retry-After seconds.")
+            if permission != .read { responses["403"] = problem("The token's role does not allow this.") }
+            responses["503"] = problem("The job store is unavailable, or (waits and event streams) too many requests are waiting; retry after Retry-After seconds.")
         } else {
             operation["security"] = [[String: Any]]()
         }

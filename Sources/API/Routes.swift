@@ -87,15 +87,26 @@ final class WaiterCount: Sendable {
         return try await body()
     }
 
-    /// Takes a waiter slot for a stream that outlives the handler; `release` gives it back.
-    func acquire(cap: Int) throws {
+    /// Takes a waiter slot for a stream that outlives the handler. The slot is given back when the
+    /// returned value is gone, even if the stream's body never runs (the client left first).
+    func acquire(cap: Int) throws -> WaiterSlot {
         guard count.add(1, ordering: .relaxed).newValue <= cap else {
             count.subtract(1, ordering: .relaxed)
             throw Problem(.serviceUnavailable, "too_many_waiters", "too many requests are waiting for jobs; retry later", retryAfter: 1)
         }
+        return WaiterSlot(self)
     }
 
-    func release() { count.subtract(1, ordering: .relaxed) }
+    fileprivate func release() { count.subtract(1, ordering: .relaxed) }
+}
+
+/// One taken waiter slot; released when it is deallocated.
+final class WaiterSlot: Sendable {
+    private let owner: WaiterCount
+
+    fileprivate init(_ owner: WaiterCount) { self.owner = owner }
+
+    deinit { owner.release() }
 }
 
 /// Checks the content type, reads the body up to the limit and checks its shape (depth,
@@ -106,19 +117,37 @@ func readJSONBody(_ request: Request, _ api: APIContext) async throws -> Data {
         throw Problem(.unsupportedMediaType, "unsupported_media_type", "send the body as application/json")
     }
     let data: Data
+    let limit = api.configuration.maxBodyBytes
     do {
-        let body = try await request.body.collect(upTo: api.configuration.maxBodyBytes)
-        data = Data(body.readableBytesView)
+        // A body that trickles in is cut at the deadline: a slow client cannot hold a request open.
+        data = try await withThrowingTaskGroup(of: Data?.self) { group in
+            group.addTask { Data(try await request.body.collect(upTo: limit).readableBytesView) }
+            group.addTask {
+                try await Task.sleep(for: api.configuration.bodyTimeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let data = first else { throw BodyTimeout() }
+            return data
+        }
+    } catch is BodyTimeout {
+        var problem = Problem(.requestTimeout, "body_timeout", "the body did not arrive within \(api.configuration.bodyTimeout)")
+        problem.headers[.connection] = "close"
+        throw problem
     } catch is NIOTooManyBytesError {
         throw Problem(.contentTooLarge, "body_too_large", "the body exceeds \(api.configuration.maxBodyBytes) bytes")
     } catch {
         throw Problem(.badRequest, "unreadable_body", "the request body could not be read")
     }
-    if let violation = JSONShapeCheck.violation(in: data, maxDepth: api.configuration.maxJSONDepth) {
+    // RFC 8259 lets a parser ignore a byte order mark; inputs are stored without it.
+    let text = data.starts(with: [0xEF, 0xBB, 0xBF]) ? data.dropFirst(3) : data
+    if let violation = JSONShapeCheck.violation(in: text, maxDepth: api.configuration.maxJSONDepth) {
         throw violation.problem
     }
-    return data
+    return Data(text)
 }
+
+private struct BodyTimeout: Error {}
 
 /// Runs a broker call; any store failure becomes a 503 with `Retry-After`.
 func broker<T>(_ body: () async throws -> T) async throws -> T {

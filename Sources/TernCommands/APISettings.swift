@@ -19,10 +19,11 @@ enum APISettings {
         if let value = try check(file.port, 1...65_535, "port") { configuration.port = value }
         if let host = file.host, host.isEmpty { throw ValidationError("api.host must not be empty") }
         if let value = try check(file.maxBodyBytes, 1_024...(64 << 20), "max_body_bytes") { configuration.maxBodyBytes = value }
-        if let value = try check(file.maxJSONDepth, 2...1_000, "max_json_depth") { configuration.maxJSONDepth = value }
+        if let value = try check(file.maxJSONDepth, 2...512, "max_json_depth") { configuration.maxJSONDepth = value }
         if let value = try check(file.maxWaitSeconds, 0...300, "max_wait_seconds") { configuration.maxWaitSeconds = value }
         if let value = try check(file.maxWaiters, 0...1_000_000, "max_waiters") { configuration.maxWaiters = value }
         if let value = try check(file.idleTimeoutSeconds, 1...3_600, "idle_timeout_seconds") { configuration.idleTimeout = .seconds(value) }
+        if let value = try check(file.bodyTimeoutSeconds, 1...3_600, "body_timeout_seconds") { configuration.bodyTimeout = .seconds(value) }
         if let value = try check(file.maxHeaderBytes, 1_024...(1 << 20), "max_header_bytes") { configuration.maxHeaderBytes = value }
         if let value = try check(file.maxConnections, 1...1_000_000, "max_connections") { configuration.maxConnections = value }
         return configuration

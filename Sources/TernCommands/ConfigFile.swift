@@ -54,6 +54,7 @@ struct ConfigFile: Decodable, Sendable {
         var maxWaitSeconds: Int?
         var maxWaiters: Int?
         var idleTimeoutSeconds: Double?
+        var bodyTimeoutSeconds: Double?
         var maxHeaderBytes: Int?
         var maxConnections: Int?
 
@@ -64,6 +65,7 @@ struct ConfigFile: Decodable, Sendable {
             case maxWaitSeconds = "max_wait_seconds"
             case maxWaiters = "max_waiters"
             case idleTimeoutSeconds = "idle_timeout_seconds"
+            case bodyTimeoutSeconds = "body_timeout_seconds"
             case maxHeaderBytes = "max_header_bytes"
             case maxConnections = "max_connections"
         }

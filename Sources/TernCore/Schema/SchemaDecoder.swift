@@ -11,8 +11,10 @@ final class SchemaRecorder {
     var single: JSONValue?
     var nestedItems: SchemaRecorder?
     var nullable = false
-    /// Keys asked about with `decodeNil(forKey:)` first: optional and nullable.
+    /// Keys asked about with `contains(_:)`, then `decodeNil(forKey:)`: optional and nullable.
     var optionalKeys: Set<String> = []
+    /// Keys asked about with `contains(_:)`.
+    var checkedKeys: Set<String> = []
 
     var schema: JSONValue {
         switch shape {
@@ -85,11 +87,18 @@ struct SchemaKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     init(decoder: SchemaDecoder) { self.decoder = decoder }
 
-    func contains(_ key: Key) -> Bool { true }
-    /// Asked before an optional value (`decodeIfPresent` of a scalar): the key is optional and nullable.
+    func contains(_ key: Key) -> Bool {
+        recorded.checkedKeys.insert(key.stringValue)
+        return true
+    }
+
+    /// After `contains` (as `decodeIfPresent` of a scalar asks) the key is optional and nullable;
+    /// alone, the key may be `null` but must be there.
     func decodeNil(forKey key: Key) throws -> Bool {
-        recorded.required.remove(key.stringValue)
-        recorded.optionalKeys.insert(key.stringValue)
+        if recorded.checkedKeys.contains(key.stringValue) {
+            recorded.required.remove(key.stringValue)
+            recorded.optionalKeys.insert(key.stringValue)
+        }
         return false
     }
 
