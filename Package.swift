@@ -82,6 +82,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "TernCoreTests", dependencies: ["TernCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "TernCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "APITests",
             dependencies: [
