@@ -46,7 +46,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "Worker", dependencies: ["TernCore", "Broker"], swiftSettings: swiftSettings),
-        .target(name: "Scheduler", dependencies: ["TernCore", "Broker"], swiftSettings: swiftSettings),
+        .target(
+            name: "Scheduler",
+            dependencies: ["TernCore", "Broker", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "API",
             dependencies: [
@@ -82,7 +86,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "TernCoreTests", dependencies: ["TernCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "TernCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "TernCore", "Broker"], swiftSettings: swiftSettings),
         .testTarget(
             name: "APITests",
             dependencies: [
@@ -96,7 +100,7 @@ let package = Package(
         .testTarget(
             name: "RedisTests",
             dependencies: [
-                "Broker", "TernCore", "Worker", "Tasks", "API",
+                "Broker", "TernCore", "Worker", "Tasks", "API", "Scheduler",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

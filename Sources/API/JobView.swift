@@ -24,6 +24,11 @@ enum JobView {
             object["progress"] = NSNull()
         }
         object["cancel_requested"] = record.cancelRequested
+        if let schedule = record.schedule, let tick = record.tickMilliseconds {
+            object["schedule"] = ["name": schedule, "tick_at": timestamp(tick)]
+        } else {
+            object["schedule"] = NSNull()
+        }
         return object
     }
 

@@ -113,6 +113,7 @@ enum OpenAPISchemas {
                 "errors": ["type": "array", "items": object(["attempt": integer, "message": string, "at": timestamp])],
                 "progress": ["oneOf": [["type": "null"], object(["value": ["type": "number"], "message": ["type": ["string", "null"]]])]],
                 "cancel_requested": ["type": "boolean"],
+                "schedule": ["oneOf": [["type": "null"], object(["name": string, "tick_at": timestamp])], "description": "The schedule and tick that emitted the job."],
             ]),
             "JobState": object(["id": string, "state": ["type": "string", "enum": states]]),
             "EnqueueReceipt": object([

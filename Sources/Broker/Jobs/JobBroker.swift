@@ -11,6 +11,12 @@ public struct EnqueueRequest: Sendable, Hashable {
         case after(Duration)
         /// At a time, in milliseconds since 1970.
         case at(milliseconds: Int64)
+
+        /// The delay of `.after`, else `nil`.
+        public var delay: Duration? {
+            if case .after(let delay) = self { return delay }
+            return nil
+        }
     }
 
     public var task: String
@@ -182,4 +188,14 @@ public protocol JobBroker: Sendable {
     func queues() async throws -> [QueueName]
     /// One reaper pass on `queue`.
     func reap(_ queue: QueueName, limit: Int) async throws -> ReapReport
+}
+
+/// What emitting a schedule's tick did.
+public enum TickEmission: Sendable, Hashable {
+    /// The tick's job was enqueued.
+    case emitted(JobID)
+    /// The tick was emitted before (by this or another scheduler); the schedule's last job, if known.
+    case duplicate(lastJob: JobID?)
+    /// The tick was skipped: the schedule's last job has not finished (overlap policy `skip`).
+    case overlapped(lastJob: JobID?)
 }

@@ -401,6 +401,42 @@ enum JobFunctions {
           return #requeued
         end
 
+        -- ARGV: schedule, tick_ms, mark_ms, overlap ('allow'|'skip'), id, task, input, priority,
+        -- max_attempts, delay_ms, retention_ms. Emits one tick of a schedule at most once: the
+        -- schedule's mark (`schedule:<name>` hash, field `mark`) only grows, and a tick at or below
+        -- it is refused. On success the mark becomes max(tick, mark_ms). Returns {status, job id}:
+        -- 'emitted' (the new job), 'duplicate' (already emitted: the last job), 'overlap' (skipped
+        -- because the schedule's last job has not finished; the mark still moves).
+        local function schedule(keys, args)
+          local base = keys[1]
+          local state = base .. 'schedule:' .. args[1]
+          local tick, mark = tonumber(args[2]), math.max(tonumber(args[2]), tonumber(args[3]))
+          local f = redis.call('HMGET', state, 'mark', 'job')
+          if f[1] and tonumber(f[1]) >= tick then return {'duplicate', f[2] or ''} end
+          if args[4] == 'skip' and f[2] then
+            local last = redis.call('HGET', base .. 'job:' .. f[2], 'state')
+            if last == 'queued' or last == 'scheduled' or last == 'retrying' or last == 'running' then
+              redis.call('HSET', state, 'mark', mark)
+              return {'overlap', f[2]}
+            end
+          end
+          local now = now_ms()
+          local id, priority = args[5], tonumber(args[8])
+          local due = now + math.max(0, tonumber(args[10]))
+          local job_state = due > now and 'scheduled' or 'queued'
+          redis.call('HSET', base .. 'job:' .. id, 'v', 1, 'id', id, 'task', args[6], 'input', args[7],
+            'priority', priority, 'attempts', 0, 'max_attempts', args[9], 'state', job_state, 'created_ms', now,
+            'due_ms', due, 'retention_ms', math.max(1, tonumber(args[11])), 'schedule', args[1], 'tick_ms', tick)
+          if job_state == 'queued' then
+            pending_add_all(base, {id}, {priority})
+          else
+            redis.call('ZADD', base .. 'scheduled', due, id)
+          end
+          wake(base, 1)
+          redis.call('HSET', state, 'mark', mark, 'job', id, 'tick', tick)
+          return {'emitted', id}
+        end
+
         redis.register_function('tern_enqueue', enqueue)
         redis.register_function('tern_claim', claim)
         redis.register_function('tern_heartbeat', heartbeat)
@@ -412,5 +448,6 @@ enum JobFunctions {
         redis.register_function('tern_progress', progress)
         redis.register_function('tern_reap', reap)
         redis.register_function('tern_retry', retry)
+        redis.register_function('tern_schedule', schedule)
         """#
 }

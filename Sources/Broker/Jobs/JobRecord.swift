@@ -46,6 +46,10 @@ public struct JobRecord: Sendable, Hashable {
     public var lostLeases: Int
     /// Whether cancellation was asked while it ran.
     public var cancelRequested: Bool
+    /// The schedule that emitted the job, if one did.
+    public var schedule: String?
+    /// The schedule's tick the job is for, in milliseconds since 1970.
+    public var tickMilliseconds: Int64?
 
     public var queue: QueueName { id.queue }
 
@@ -109,6 +113,8 @@ public struct JobRecord: Sendable, Hashable {
         self.progressMessage = text("progress_message").flatMap { $0.isEmpty ? nil : $0 }
         self.lostLeases = Int(int("lost") ?? 0)
         self.cancelRequested = text("cancel_requested") == "1"
+        self.schedule = text("schedule")
+        self.tickMilliseconds = int("tick_ms")
     }
 }
 

@@ -297,6 +297,30 @@ public final class RedisJobBroker: JobBroker {
         try await call("tern_cancel", id.queue, [id.rawValue]).string.flatMap(JobState.init(rawValue:))
     }
 
+    /// Emits tick `tick` of schedule `name` as a job, at most once across all callers (see
+    /// `tern_schedule`). `mark` (≥ `tick`) is the point the schedule's mark moves to, past ticks that
+    /// are skipped; `skipIfRunning` skips the tick while the schedule's last job has not finished.
+    public func emitTick(
+        schedule name: String, tick: Int64, mark: Int64, skipIfRunning: Bool, request: EnqueueRequest
+    ) async throws -> TickEmission {
+        if !knownQueues.unknown([request.queue]).isEmpty {
+            _ = try await client.send(RedisCommand("SADD", keys.queues, request.queue.rawValue))
+            knownQueues.add([request.queue])
+        }
+        let reply = try await call("tern_schedule", request.queue, [
+            name, Int(tick), Int(mark), skipIfRunning ? "skip" : "allow", JobID.generate(queue: request.queue).rawValue,
+            request.task, request.input, request.priority, request.maxAttempts,
+            request.timing.delay.map { Int($0.nanoseconds / 1_000_000) } ?? 0, Int(request.retention.nanoseconds / 1_000_000),
+        ])
+        let parts = reply.array ?? []
+        let id = parts.count == 2 ? parts[1].string.flatMap(JobID.init) : nil
+        switch parts.first?.string {
+        case "emitted": return .emitted(id!)
+        case "overlap": return .overlapped(lastJob: id)
+        default: return .duplicate(lastJob: id)
+        }
+    }
+
     public func retry(_ id: JobID) async throws -> JobState? {
         try await call("tern_retry", id.queue, ["job", id.rawValue]).string.flatMap(JobState.init(rawValue:))
     }

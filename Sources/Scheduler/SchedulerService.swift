@@ -1,0 +1,144 @@
+import Broker
+import Foundation
+import Logging
+import Synchronization
+import TernCore
+
+/// How a scheduler looks for due ticks.
+public struct SchedulerConfiguration: Sendable {
+    /// How often each replica looks for due ticks (default 250 ms): a tick is emitted at most this
+    /// long after its time.
+    public var pollInterval = Duration.milliseconds(250)
+    /// A tick later than this (default 60 s) was missed: the schedule's catch-up policy decides.
+    /// Ticks later than the poll interval but within this (a replica that paused) are still emitted.
+    public var lateness = Duration.seconds(60)
+
+    public init() {}
+}
+
+/// Emits the ticks of schedules as jobs. Run any number of replicas: every replica computes the
+/// due ticks from Redis time and emits them through `tern_schedule`, which enqueues a tick's job at
+/// most once (the schedule's mark in Redis only grows), so replicas add availability, never
+/// duplicates, and while one replica runs no tick is skipped.
+public final class SchedulerService: Sendable {
+    public let broker: RedisJobBroker
+    public let schedules: [Schedule]
+    let registry: TaskRegistry
+    let configuration: SchedulerConfiguration
+    let logger: Logger
+    /// When this replica first saw each schedule with no mark in Redis (a new schedule starts there).
+    private let firstSeen = Mutex<[String: Int64]>([:])
+    private let stopping = Atomic<Bool>(false)
+
+    /// Validates `schedules` against `registry`.
+    /// - Throws: ``ScheduleError`` for the first invalid schedule, or two sharing a name.
+    public init(
+        broker: RedisJobBroker, schedules: [Schedule], registry: TaskRegistry,
+        configuration: SchedulerConfiguration = SchedulerConfiguration(), logger: Logger
+    ) throws(ScheduleError) {
+        var names: Set<String> = []
+        for schedule in schedules {
+            try schedule.validate(against: registry)
+            guard names.insert(schedule.name).inserted else { throw .duplicateName(schedule.name) }
+        }
+        self.broker = broker
+        self.schedules = schedules
+        self.registry = registry
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Runs passes every poll interval until ``shutdown()`` or cancellation. A failed pass (Redis
+    /// down) is logged and retried on the next interval.
+    public func run() async throws {
+        logger.info("scheduler running", metadata: ["schedules": "\(schedules.filter(\.enabled).map(\.name))"])
+        while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+            do {
+                _ = try await pass()
+            } catch is CancellationError {
+                break
+            } catch {
+                logger.warning("scheduler pass failed; retrying", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: configuration.pollInterval)
+        }
+        logger.info("scheduler stopped")
+    }
+
+    /// Ends ``run()`` after the pass in progress.
+    public func shutdown() { stopping.store(true, ordering: .relaxed) }
+
+    /// One pass: reads Redis time and each schedule's mark, and emits every due tick.
+    /// Returns what was emitted, by schedule name.
+    @discardableResult
+    public func pass() async throws -> [String: [TickEmission]] {
+        let enabled = schedules.filter(\.enabled)
+        guard !enabled.isEmpty else { return [:] }
+        var commands = [RedisCommand("TIME")]
+        for schedule in enabled {
+            commands.append(RedisCommand("HGET", broker.keys.base(queue(of: schedule)) + "schedule:" + schedule.name, "mark"))
+        }
+        let replies = try await broker.client.pipeline(commands)
+        let time = replies[0].array ?? []
+        guard time.count == 2, let seconds = time[0].string.flatMap(Int64.init), let micros = time[1].string.flatMap(Int64.init) else {
+            throw RedisError.protocolError("TIME answered \(replies[0])")
+        }
+        let now = seconds * 1000 + micros / 1000
+        var emitted: [String: [TickEmission]] = [:]
+        for (schedule, reply) in zip(enabled, replies.dropFirst()) {
+            let mark = reply.string.flatMap(Int64.init)
+            let start = mark ?? firstSeen.withLock { seen in
+                if let first = seen[schedule.name] { return first }
+                seen[schedule.name] = now - 1000
+                return now - 1000
+            }
+            let due = Self.dueTicks(schedule, from: start, hasMark: mark != nil, now: now, lateness: configuration.lateness)
+            for (tick, newMark) in due {
+                guard let request = schedule.request(registry: registry) else { continue }
+                let result = try await broker.emitTick(
+                    schedule: schedule.name, tick: tick, mark: newMark, skipIfRunning: schedule.skipIfRunning, request: request)
+                emitted[schedule.name, default: []].append(result)
+                if case .emitted(let id) = result {
+                    logger.debug("tick emitted", metadata: ["schedule": "\(schedule.name)", "tick": "\(tick)", "job": "\(id)"])
+                }
+            }
+        }
+        return emitted
+    }
+
+    /// The ticks to emit after `start` at `now`, each with the mark it leaves: missed ticks (later
+    /// than the lateness) by the catch-up policy, then every tick on time.
+    public static func dueTicks(
+        _ schedule: Schedule, from start: Int64, hasMark: Bool, now: Int64, lateness: Duration
+    ) -> [(tick: Int64, mark: Int64)] {
+        let onTimeFrom = now - lateness.nanoseconds / 1_000_000
+        var result: [(Int64, Int64)] = []
+        if hasMark && start < onTimeFrom {
+            switch schedule.catchUp {
+            case .skip:
+                break
+            case .once:
+                if let first = schedule.next(after: start), first <= onTimeFrom { result.append((first, onTimeFrom)) }
+            case .all(let limit):
+                var from = start
+                while result.count < limit, let tick = schedule.next(after: from), tick <= onTimeFrom {
+                    result.append((tick, tick))
+                    from = tick
+                }
+                if let last = result.last, let more = schedule.next(after: last.0), more <= onTimeFrom {
+                    result[result.count - 1].1 = onTimeFrom  // the rest beyond the limit are skipped
+                }
+            }
+        }
+        var from = max(start, onTimeFrom)
+        while result.count < 10_000, let tick = schedule.next(after: from), tick <= now {
+            result.append((tick, tick))
+            from = tick
+        }
+        return result
+    }
+
+    private func queue(of schedule: Schedule) -> QueueName {
+        schedule.queue ?? registry[schedule.task]?.options.queue ?? .default
+    }
+}

@@ -1,0 +1,100 @@
+import Broker
+import Foundation
+import Logging
+import Scheduler
+import TernCore
+import Testing
+
+private let quiet = Logger(label: "test.scheduler", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// Every job a schedule emitted, by tick.
+private func ticks(_ environment: JobEnvironment, queue: QueueName = .default) async throws -> [Int64] {
+    var ticks: [Int64] = []
+    for state in [JobState.queued, .scheduled] {
+        var cursor: String?
+        repeat {
+            let page = try await environment.broker.jobs(queue: queue, state: state, cursor: cursor, limit: 100)
+            ticks += page.jobs.compactMap(\.tickMilliseconds)
+            cursor = page.nextCursor
+        } while cursor != nil
+    }
+    return ticks.sorted()
+}
+
+@Suite("Scheduler on real Redis", .enabled(if: TestRedis.enabled, TestRedis.reason))
+struct SchedulerRedisTests {
+    @Test("a tick is emitted once: again, or an older tick, is a duplicate; the job records schedule and tick")
+    func exactlyOnce() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let broker = environment.broker
+        let request = EnqueueRequest(task: "echo", input: Data("1".utf8), options: TaskOptions())
+        let first = try await broker.emitTick(schedule: "s", tick: 10_000, mark: 10_000, skipIfRunning: false, request: request)
+        guard case .emitted(let id) = first else { Issue.record("not emitted: \(first)"); return }
+        #expect(try await broker.emitTick(schedule: "s", tick: 10_000, mark: 10_000, skipIfRunning: false, request: request) == .duplicate(lastJob: id))
+        #expect(try await broker.emitTick(schedule: "s", tick: 5_000, mark: 5_000, skipIfRunning: false, request: request) == .duplicate(lastJob: id))
+        let record = try #require(try await broker.job(id))
+        #expect(record.schedule == "s")
+        #expect(record.tickMilliseconds == 10_000)
+        #expect(record.state == .queued)
+        // Overlap skip: the last job is still queued, so the next tick is skipped, and its mark kept.
+        #expect(try await broker.emitTick(schedule: "s", tick: 20_000, mark: 20_000, skipIfRunning: true, request: request) == .overlapped(lastJob: id))
+        #expect(try await broker.emitTick(schedule: "s", tick: 20_000, mark: 20_000, skipIfRunning: false, request: request) == .duplicate(lastJob: id))
+        // Allowed overlap: a new job although the last one has not run.
+        guard case .emitted(let second) = try await broker.emitTick(schedule: "s", tick: 30_000, mark: 30_000, skipIfRunning: false, request: request)
+        else { Issue.record("tick 30000 not emitted"); return }
+        #expect(second != id)
+        // Once the last job finished, skip-if-running emits again.
+        #expect(try await broker.cancel(second) == .cancelled)
+        guard case .emitted = try await broker.emitTick(schedule: "s", tick: 40_000, mark: 40_000, skipIfRunning: true, request: request)
+        else { Issue.record("tick 40000 not emitted"); return }
+        #expect(try await ticks(environment) == [10_000, 40_000])
+    }
+
+    @Test("three replicas on an every-second schedule emit exactly one job per tick, with no gap while one stops")
+    func replicas() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let schedule = Schedule(name: "every-second", trigger: .interval(.seconds(1)), task: "echo", input: Data(#"{"tick":true}"#.utf8))
+        var configuration = SchedulerConfiguration()
+        configuration.pollInterval = .milliseconds(100)
+        let replicas = try (0..<3).map { _ in
+            try SchedulerService(broker: environment.broker, schedules: [schedule], registry: environment.registry, configuration: configuration, logger: quiet)
+        }
+        let runs = replicas.map { replica in Task { try await replica.run() } }
+        try await Task.sleep(for: .seconds(2))
+        replicas[0].shutdown()  // one replica stops; the others carry on
+        try await Task.sleep(for: .seconds(3))
+        replicas[1].shutdown()
+        try await Task.sleep(for: .seconds(2))
+        replicas[2].shutdown()
+        for run in runs { try await run.value }
+        let emitted = try await ticks(environment)
+        #expect(emitted.count >= 5, "\(emitted)")
+        #expect(Set(emitted).count == emitted.count, "a tick was emitted twice: \(emitted)")
+        #expect(zip(emitted, emitted.dropFirst()).allSatisfy { $1 - $0 == 1000 }, "a gap: \(emitted)")
+    }
+
+    @Test("an invalid schedule is refused when loaded, naming the schedule and the problem")
+    func validation() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let cases: [(Schedule, String)] = [
+            (Schedule(name: "bad input", trigger: .interval(.seconds(5)), task: "sleep", input: Data(#"{"ms":"x"}"#.utf8)), "schedule 'bad input': names are 1-128 characters of a-z A-Z 0-9 . _ -"),
+            (Schedule(name: "s", trigger: .interval(.seconds(5)), task: "sleep", input: Data(#"{"ms":"x"}"#.utf8)), "schedule 's': input does not fit task 'sleep': /ms: Expected to decode Int but found a string instead."),
+            (Schedule(name: "s", trigger: .interval(.seconds(5)), task: "nope", input: Data("1".utf8)), "schedule 's': unknown task 'nope'"),
+            (Schedule(name: "s", trigger: .interval(.milliseconds(10)), task: "echo", input: Data("1".utf8)), "schedule 's': the interval must be 1 second to 366 days"),
+            (Schedule(name: "s", trigger: .cron(CronSchedule(try CronExpression("0 0 30 2 *"), timeZone: .gmt)), task: "echo", input: Data("1".utf8)), "schedule 's': the cron expression never matches"),
+        ]
+        for (schedule, message) in cases {
+            #expect(throws: ScheduleError.self) {
+                try SchedulerService(broker: environment.broker, schedules: [schedule], registry: environment.registry, logger: quiet)
+            }
+            do {
+                _ = try SchedulerService(broker: environment.broker, schedules: [schedule], registry: environment.registry, logger: quiet)
+            } catch {
+                #expect(error.description == message)
+            }
+        }
+    }
+}
