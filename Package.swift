@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "tern", targets: ["tern"]),
         .executable(name: "worker", targets: ["worker"]),
         .executable(name: "api", targets: ["api"]),
+        .executable(name: "scheduler", targets: ["scheduler"]),
         .executable(name: "tern-bench", targets: ["tern-bench"]),
     ],
     dependencies: [
@@ -76,6 +77,7 @@ let package = Package(
         .executableTarget(name: "tern", dependencies: ["TernCommands"], swiftSettings: swiftSettings),
         .executableTarget(name: "worker", dependencies: ["TernCommands"], swiftSettings: swiftSettings),
         .executableTarget(name: "api", dependencies: ["TernCommands"], swiftSettings: swiftSettings),
+        .executableTarget(name: "scheduler", dependencies: ["TernCommands"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "tern-bench",
             dependencies: [

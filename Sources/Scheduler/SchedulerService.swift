@@ -29,12 +29,15 @@ public final class SchedulerService: Sendable {
     /// When this replica first saw each schedule with no mark in Redis (a new schedule starts there).
     private let firstSeen = Mutex<[String: Int64]>([:])
     private let stopping = Atomic<Bool>(false)
+    /// Called for each job this replica emitted: the schedule, the tick and the job.
+    let onEmit: (@Sendable (Schedule, Int64, JobID) -> Void)?
 
     /// Validates `schedules` against `registry`.
     /// - Throws: ``ScheduleError`` for the first invalid schedule, or two sharing a name.
     public init(
         broker: RedisJobBroker, schedules: [Schedule], registry: TaskRegistry,
-        configuration: SchedulerConfiguration = SchedulerConfiguration(), logger: Logger
+        configuration: SchedulerConfiguration = SchedulerConfiguration(), logger: Logger,
+        onEmit: (@Sendable (Schedule, Int64, JobID) -> Void)? = nil
     ) throws(ScheduleError) {
         var names: Set<String> = []
         for schedule in schedules {
@@ -46,6 +49,7 @@ public final class SchedulerService: Sendable {
         self.registry = registry
         self.configuration = configuration
         self.logger = logger
+        self.onEmit = onEmit
     }
 
     /// Runs passes every poll interval until ``shutdown()`` or cancellation. A failed pass (Redis
@@ -99,6 +103,7 @@ public final class SchedulerService: Sendable {
                     schedule: schedule.name, tick: tick, mark: newMark, skipIfRunning: schedule.skipIfRunning, request: request)
                 emitted[schedule.name, default: []].append(result)
                 if case .emitted(let id) = result {
+                    onEmit?(schedule, tick, id)
                     logger.debug("tick emitted", metadata: ["schedule": "\(schedule.name)", "tick": "\(tick)", "job": "\(id)"])
                 }
             }

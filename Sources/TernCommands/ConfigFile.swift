@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TernCore
 import Yams
 
 /// The configuration file (`config/tern.yaml` by default). Every field is optional; a command-line
@@ -71,6 +72,42 @@ struct ConfigFile: Decodable, Sendable {
         }
     }
 
+    /// One entry of `schedules:`.
+    struct ScheduleEntry: Decodable, Sendable {
+        var name: String
+        var task: String
+        var input: JSONValue?
+        var cron: String?
+        var timezone: String?
+        var everySeconds: Double?
+        var queue: String?
+        var priority: Int?
+        var jitterSeconds: Double?
+        var enabled: Bool?
+        var catchUp: String?
+        var catchUpLimit: Int?
+        var overlap: String?
+
+        enum CodingKeys: String, CodingKey {
+            case name, task, input, cron, timezone, queue, priority, enabled, overlap
+            case everySeconds = "every_seconds"
+            case jitterSeconds = "jitter_seconds"
+            case catchUp = "catch_up"
+            case catchUpLimit = "catch_up_limit"
+        }
+    }
+
+    /// `scheduler:`: how replicas look for due ticks.
+    struct SchedulerSection: Decodable, Sendable {
+        var pollMilliseconds: Int?
+        var latenessSeconds: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case pollMilliseconds = "poll_ms"
+            case latenessSeconds = "lateness_seconds"
+        }
+    }
+
     struct Log: Decodable, Sendable {
         var format: String?
     }
@@ -78,6 +115,8 @@ struct ConfigFile: Decodable, Sendable {
     var redis: Redis?
     var worker: Worker?
     var api: API?
+    var scheduler: SchedulerSection?
+    var schedules: [ScheduleEntry]?
     var log: Log?
 
     /// The default path, relative to the working directory.

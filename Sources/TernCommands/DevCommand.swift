@@ -4,6 +4,7 @@ import Broker
 import Foundation
 import Hummingbird
 import Logging
+import Scheduler
 import Tasks
 import TernCore
 import Worker
@@ -67,7 +68,22 @@ struct DevCommand: AsyncParsableCommand {
         var workerLogger = logger
         workerLogger.logLevel = .warning
         let worker = JobWorker(broker: broker, registry: registry, configuration: workerConfiguration, logger: workerLogger)
-        let signals = ShutdownSignals(grace: workerConfiguration.shutdownGrace) { worker.shutdown() }
+        let schedules = try ScheduleSettings.schedules(file.schedules)
+        let scheduler: SchedulerService
+        do {
+            scheduler = try SchedulerService(
+                broker: broker, schedules: schedules, registry: registry, configuration: try ScheduleSettings.configuration(file.scheduler),
+                logger: workerLogger
+            ) { schedule, tick, id in
+                print("tern dev: schedule \(schedule.name) fired for \(Self.isoTime(tick)) → job \(id)")
+            }
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let signals = ShutdownSignals(grace: workerConfiguration.shutdownGrace) {
+            worker.shutdown()
+            scheduler.shutdown()
+        }
         defer { signals.cancel() }
         print("tern dev: worker \(workerConfiguration.workerID) running tasks \(registry.names.joined(separator: ", ")) on queue default")
         var apiConfiguration = APIConfiguration()
@@ -90,6 +106,10 @@ struct DevCommand: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await worker.run() }
             if !once {
+                group.addTask { try await scheduler.run() }
+                if !schedules.isEmpty {
+                    print("tern dev: scheduler running \(schedules.map(\.name).joined(separator: ", ")) (schedules: in config/tern.yaml)")
+                }
                 group.addTask { try await buildApplication(api, logger: apiLogger).runService() }
                 let port = apiConfiguration.port
                 print("tern dev: HTTP API on http://127.0.0.1:\(port), docs at http://127.0.0.1:\(port)/docs")
@@ -103,11 +123,17 @@ struct DevCommand: AsyncParsableCommand {
             }
             if once {
                 worker.shutdown()
+                scheduler.shutdown()
             } else {
                 print("tern dev: running. Press Ctrl-C to stop.")
             }
             try await group.waitForAll()
         }
+    }
+
+    /// Milliseconds since 1970 as an ISO 8601 UTC time.
+    private static func isoTime(_ milliseconds: Int64) -> String {
+        ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
     }
 
     /// Writes `secret` to `path`, readable by its owner only from the moment it exists.

@@ -5,7 +5,7 @@ public struct TernCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "tern",
         abstract: "Tern: typed background jobs for Swift, on Redis.",
-        subcommands: [DevCommand.self, WorkerCommand.self, APICommand.self, TokenCommand.self, RedisCheckCommand.self]
+        subcommands: [DevCommand.self, WorkerCommand.self, APICommand.self, SchedulerCommand.self, TokenCommand.self, RedisCheckCommand.self]
     )
 
     public init() {}

@@ -1,0 +1,63 @@
+import ArgumentParser
+import Broker
+import Foundation
+import Logging
+import Scheduler
+import Tasks
+import TernCore
+
+/// `tern scheduler` (also the `scheduler` executable): emits the schedules of the config file.
+struct SchedulerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scheduler",
+        abstract: "Emit periodic jobs from the schedules in the config file.",
+        discussion: """
+            Reads `schedules:` from config/tern.yaml (or --config), checks every schedule against the
+            registered tasks (its input is decoded as the task's input type), then emits due ticks
+            until SIGTERM or SIGINT. Run two or three replicas for availability: each tick becomes
+            one job whatever the number of replicas, and no tick is skipped while one runs.
+
+            Examples:
+              swift run scheduler
+              tern scheduler --config /etc/tern/tern.yaml
+            """
+    )
+
+    @OptionGroup var redis: RedisOptions
+
+    @Option(help: "Log format: text or json. Environment: TERN_LOG_FORMAT. (default: text)")
+    var logFormat: String?
+
+    @Flag(help: "Also register the sample task crash (echo, sleep, flaky, fail and primes are always registered).")
+    var sampleTasks = false
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let file = try redis.file()
+        let logger = try LogSetup.make(
+            label: "tern.scheduler", format: logFormat ?? nonEmpty(environment["TERN_LOG_FORMAT"]) ?? file.log?.format)
+        var registry = TaskRegistry()
+        try SampleTasks.register(in: &registry, includingCrash: sampleTasks || file.worker?.sampleTasks == true)
+        let schedules = try ScheduleSettings.schedules(file.schedules)
+        let configuration = try ScheduleSettings.configuration(file.scheduler)
+        let client = RedisClient(configuration: try redis.configuration(environment: environment, file: file), logger: logger)
+        defer { client.close() }
+        let broker: RedisJobBroker
+        do {
+            broker = try RedisJobBroker(client: client, prefix: redis.prefix(environment: environment, file: file))
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let service: SchedulerService
+        do {
+            service = try SchedulerService(broker: broker, schedules: schedules, registry: registry, configuration: configuration, logger: logger)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        if schedules.isEmpty { logger.warning("no schedules in the config file: nothing to emit") }
+        let signals = ShutdownSignals(grace: .zero) { service.shutdown() }
+        defer { signals.cancel() }
+        _ = try? await broker.prepare()  // loaded again on first use if Redis is down now
+        try await service.run()
+    }
+}

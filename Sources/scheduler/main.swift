@@ -1,0 +1,3 @@
+import TernCommands
+
+await TernCommand.runSubcommand("scheduler")
