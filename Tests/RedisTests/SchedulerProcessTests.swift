@@ -1,0 +1,73 @@
+import Broker
+import Foundation
+import TernCore
+import Testing
+
+/// Every tick of the emitted jobs of `queue`, in order.
+private func emittedTicks(_ environment: JobEnvironment) async throws -> [Int64] {
+    var ticks: [Int64] = []
+    var cursor: String?
+    repeat {
+        let page = try await environment.broker.jobs(queue: .default, state: .queued, cursor: cursor, limit: 100)
+        ticks += page.jobs.compactMap(\.tickMilliseconds)
+        cursor = page.nextCursor
+    } while cursor != nil
+    return ticks.sorted()
+}
+
+/// A `scheduler` process on `environment`'s Redis and key prefix, with `config`.
+private func startScheduler(_ environment: JobEnvironment, config: String) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: WorkerBinary.path.replacingOccurrences(of: "/worker", with: "/scheduler"))
+    process.arguments = ["--redis-url", environment.server.url, "--config", config]
+    process.environment = ProcessInfo.processInfo.environment.merging(["TERN_PREFIX": environment.broker.keys.prefix]) { $1 }
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return process
+}
+
+@Suite("Real scheduler processes", .enabled(if: TestRedis.enabled, TestRedis.reason))
+struct SchedulerProcessTests {
+    @Test("three schedulers for 30 s, one killed and restarted, one stopped and resumed: one job per tick, no gap")
+    func replicas() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let config = environment.server.directory + "/schedules.yaml"
+        try """
+            scheduler:
+              poll_ms: 100
+            schedules:
+              - name: every-second
+                task: echo
+                input: {n: 1}
+                every_seconds: 1
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        var processes = try (0..<3).map { _ in try startScheduler(environment, config: config) }
+        defer {
+            for process in processes where process.isRunning {
+                kill(process.processIdentifier, SIGCONT)
+                process.terminate()
+                process.waitUntilExit()
+            }
+        }
+        try await Task.sleep(for: .seconds(5))
+        kill(processes[0].processIdentifier, SIGKILL)
+        processes[0].waitUntilExit()
+        try await Task.sleep(for: .seconds(5))
+        processes[0] = try startScheduler(environment, config: config)
+        try await Task.sleep(for: .seconds(2))
+        kill(processes[1].processIdentifier, SIGSTOP)
+        try await Task.sleep(for: .seconds(8))
+        kill(processes[1].processIdentifier, SIGCONT)
+        try await Task.sleep(for: .seconds(10))
+        for process in processes {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        let ticks = try await emittedTicks(environment)
+        #expect(ticks.count >= 25, "only \(ticks.count) ticks in 30 s")
+        #expect(Set(ticks).count == ticks.count, "a tick was emitted twice: \(ticks)")
+        #expect(zip(ticks, ticks.dropFirst()).allSatisfy { $1 - $0 == 1000 }, "a gap: \(ticks)")
+    }
+}
