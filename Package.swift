@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "API",
             dependencies: [
-                "TernCore", "Broker",
+                "TernCore", "Broker", "Scheduler",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

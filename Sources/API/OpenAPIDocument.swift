@@ -45,7 +45,7 @@ enum OpenAPIDocument {
                 "securitySchemes": ["bearer": ["type": "http", "scheme": "bearer", "description": "A token from api.tokens in config/tern.yaml."]],
             ],
             "tags": [
-                ["name": "jobs"], ["name": "queues"], ["name": "workers"], ["name": "tasks"], ["name": "service"],
+                ["name": "jobs"], ["name": "queues"], ["name": "schedules"], ["name": "workers"], ["name": "tasks"], ["name": "service"],
             ],
         ]
         if api.access.requiresToken { document["security"] = [["bearer": [String]()]] }
@@ -71,6 +71,21 @@ enum OpenAPISchemas {
         "delay_ms": ["type": "integer", "minimum": 0, "maximum": 31_536_000_000, "description": "Run after this delay. Not with run_at_ms."],
         "run_at_ms": ["type": "integer", "minimum": 0, "maximum": EnqueueBody.maxRunAtMilliseconds, "description": "Run at this time, in milliseconds since 1970. Not with delay_ms."],
         "expires_after_ms": ["type": "integer", "minimum": 0, "maximum": EnqueueBody.maxExpiresAfterMilliseconds, "description": "Expire if not started this long after it is due."],
+        ]
+    }
+
+    /// The fields of a schedule definition (`ScheduleDefinition`).
+    static var scheduleFields: [String: Any] {
+        [
+            "name": ["type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"], "task": ["type": "string"],
+            "input": ["description": "The task's input, checked against its Swift type."],
+            "cron": ["type": ["string", "null"], "description": "5 or 6 fields, or @hourly/@daily/@weekly/@monthly/@yearly."],
+            "timezone": ["type": ["string", "null"]], "every_seconds": ["type": ["number", "null"], "minimum": 1, "maximum": 31_622_400],
+            "queue": ["type": ["string", "null"]], "priority": ["type": ["integer", "null"], "minimum": 0, "maximum": 9],
+            "jitter_seconds": ["type": ["number", "null"], "minimum": 0, "maximum": 86_400], "enabled": ["type": ["boolean", "null"]],
+            "catch_up": ["type": ["string", "null"], "enum": ["skip", "once", "all", NSNull()]],
+            "catch_up_limit": ["type": ["integer", "null"], "minimum": 1, "maximum": 10_000],
+            "overlap": ["type": ["string", "null"], "enum": ["allow", "skip", NSNull()]],
         ]
     }
 
@@ -150,6 +165,16 @@ enum OpenAPISchemas {
                 ]),
             "TaskList": object(["tasks": ["type": "array", "items": OpenAPIDocument.ref("Task")]]),
             "Status": object(["status": string]),
+            "ScheduleDefinition": [
+                "type": "object", "required": ["task"], "additionalProperties": false,
+                "properties": scheduleFields,
+                "description": "Give cron (with an optional IANA timezone, default UTC) or every_seconds.",
+            ],
+            "Schedule": object(scheduleFields.merging([
+                "source": ["type": "string", "enum": ["config", "api"]],
+                "next_runs": ["type": "array", "items": timestamp],
+            ]) { $1 }),
+            "ScheduleList": object(["schedules": ["type": "array", "items": OpenAPIDocument.ref("Schedule")]]),
         ]
     }
 }

@@ -4,6 +4,7 @@ enum OpenAPIPaths {
     static func all(requiresToken: Bool) -> [String: Any] {
         let id = parameter("id", in: "path", ["type": "string"], "The job's id.")
         let queue = parameter("queue", in: "path", OpenAPISchemas.queueName, "The queue's name.")
+        let scheduleName = parameter("name", in: "path", ["type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"], "The schedule's name.")
         let paths: [String: Any] = [
             "/healthz": ["get": operation("service", "The process is alive.", nil, ["200": json("Status", "Alive.")])],
             "/readyz": ["get": operation("service", "Redis is reachable.", nil, ["200": json("Status", "Ready."), "503": problem("Redis is unreachable.")])],
@@ -76,6 +77,25 @@ enum OpenAPIPaths {
             "/v1/queues/{queue}/pause": ["post": queueAction("Stop handing out the queue's jobs (running ones finish).", "Paused", queue)],
             "/v1/queues/{queue}/resume": ["post": queueAction("Hand out the queue's jobs again.", "Paused", queue)],
             "/v1/queues/{queue}/retry-failed": ["post": queueAction("Run every failed job of the queue again, oldest first.", "Retried", queue)],
+            "/v1/schedules": ["get": operation("schedules", "Every schedule, with its source (config or api) and its next 5 runs.", .read, ["200": json("ScheduleList", "The schedules.")])],
+            "/v1/schedules/{name}": [
+                "get": operation("schedules", "One schedule.", .read, ["200": json("Schedule", "The schedule."), "404": problem("No schedule has this name."), "422": problem("An invalid name.")], parameters: [scheduleName]),
+                "put": operation(
+                    "schedules", "Create or replace a schedule; schedulers follow it within a poll interval.", .operate,
+                    [
+                        "201": json("Schedule", "Created."), "200": json("Schedule", "Replaced."),
+                        "400": problem("Malformed JSON, or an empty or unreadable body."), "408": problem("The body did not arrive in time."),
+                        "409": problem("The schedule is defined in the config file."), "413": problem("The body is too large."),
+                        "415": problem("The body is not application/json."), "422": problem("The schedule is invalid (cron, time zone, task, input, ...)."),
+                    ],
+                    parameters: [scheduleName], body: "ScheduleDefinition"),
+                "delete": operation(
+                    "schedules", "Delete a schedule.", .operate,
+                    ["204": ["description": "Deleted."], "404": problem("No schedule has this name."), "409": problem("The schedule is defined in the config file."), "422": problem("An invalid name.")],
+                    parameters: [scheduleName]),
+            ],
+            "/v1/schedules/{name}/pause": ["post": scheduleAction("Stop emitting a schedule's ticks.", scheduleName)],
+            "/v1/schedules/{name}/resume": ["post": scheduleAction("Emit a schedule's ticks again.", scheduleName)],
             "/v1/workers": ["get": operation("workers", "The live worker processes.", .read, ["200": json("WorkerList", "The workers.")])],
             "/v1/tasks": ["get": operation("tasks", "The registered tasks with their options and input and output schemas.", .read, ["200": json("TaskList", "The tasks.")])],
         ]
@@ -94,6 +114,13 @@ enum OpenAPIPaths {
                 return operation
             }
         }
+    }
+
+    private static func scheduleAction(_ summary: String, _ name: [String: Any]) -> [String: Any] {
+        operation(
+            "schedules", summary, .operate,
+            ["200": json("Schedule", "Done."), "404": problem("No schedule has this name."), "409": problem("The schedule is defined in the config file."), "422": problem("An invalid name.")],
+            parameters: [name])
     }
 
     private static func queueAction(_ summary: String, _ schema: String, _ queue: [String: Any]) -> [String: Any] {

@@ -2,6 +2,7 @@ import Broker
 import Foundation
 import Hummingbird
 import NIOCore
+import Scheduler
 import Synchronization
 import TernCore
 
@@ -17,13 +18,20 @@ public struct APIContext: Sendable {
     public var metrics: APIMetrics
     /// Throws when the job store cannot serve requests (for `/readyz`).
     public var checkReady: @Sendable () async throws -> Void
+    /// Schedules created over the API.
+    public var scheduleStore: any ScheduleStoring
+    /// Schedules of the config file: listed, but not changed over the API.
+    public var configuredSchedules: [ScheduleDefinition]
     /// Requests holding a connection open (`?wait=` and event streams), against their cap.
     let waiters = WaiterCount()
 
     public init(
         broker: any JobBroker, registry: TaskRegistry, configuration: APIConfiguration, access: AccessPolicy,
-        metrics: APIMetrics = APIMetrics(), checkReady: @escaping @Sendable () async throws -> Void
+        metrics: APIMetrics = APIMetrics(), scheduleStore: any ScheduleStoring = MemoryScheduleStore(),
+        configuredSchedules: [ScheduleDefinition] = [], checkReady: @escaping @Sendable () async throws -> Void
     ) {
+        self.scheduleStore = scheduleStore
+        self.configuredSchedules = configuredSchedules
         self.broker = broker
         self.registry = registry
         self.configuration = configuration
@@ -43,6 +51,7 @@ public func buildRouter(_ api: APIContext) -> Router<APIRequestContext> {
     addPublicRoutes(router, api)
     addJobRoutes(router, api)
     addQueueRoutes(router, api)
+    addScheduleRoutes(router, api)
     return router
 }
 

@@ -22,7 +22,12 @@ public struct SchedulerConfiguration: Sendable {
 /// duplicates, and while one replica runs no tick is skipped.
 public final class SchedulerService: Sendable {
     public let broker: RedisJobBroker
-    public let schedules: [Schedule]
+    /// The schedules given at start-up (the config file's).
+    public let configured: [Schedule]
+    /// Where schedules created over the API are kept, if this scheduler follows them.
+    let store: ScheduleStore?
+    /// The stored schedules as last loaded, and the store version they were loaded at.
+    private let stored = Mutex<(loaded: Bool, version: String?, schedules: [Schedule])>((false, nil, []))
     let registry: TaskRegistry
     let configuration: SchedulerConfiguration
     let logger: Logger
@@ -37,7 +42,7 @@ public final class SchedulerService: Sendable {
     public init(
         broker: RedisJobBroker, schedules: [Schedule], registry: TaskRegistry,
         configuration: SchedulerConfiguration = SchedulerConfiguration(), logger: Logger,
-        onEmit: (@Sendable (Schedule, Int64, JobID) -> Void)? = nil
+        store: ScheduleStore? = nil, onEmit: (@Sendable (Schedule, Int64, JobID) -> Void)? = nil
     ) throws(ScheduleError) {
         var names: Set<String> = []
         for schedule in schedules {
@@ -45,7 +50,8 @@ public final class SchedulerService: Sendable {
             guard names.insert(schedule.name).inserted else { throw .duplicateName(schedule.name) }
         }
         self.broker = broker
-        self.schedules = schedules
+        self.configured = schedules
+        self.store = store
         self.registry = registry
         self.configuration = configuration
         self.logger = logger
@@ -55,7 +61,7 @@ public final class SchedulerService: Sendable {
     /// Runs passes every poll interval until ``shutdown()`` or cancellation. A failed pass (Redis
     /// down) is logged and retried on the next interval.
     public func run() async throws {
-        logger.info("scheduler running", metadata: ["schedules": "\(schedules.filter(\.enabled).map(\.name))"])
+        logger.info("scheduler running", metadata: ["schedules": "\(configured.filter(\.enabled).map(\.name))"])
         while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
             do {
                 _ = try await pass()
@@ -76,6 +82,7 @@ public final class SchedulerService: Sendable {
     /// Returns what was emitted, by schedule name.
     @discardableResult
     public func pass() async throws -> [String: [TickEmission]] {
+        if let store { try await reloadIfChanged(store) }
         let enabled = schedules.filter(\.enabled)
         guard !enabled.isEmpty else { return [:] }
         var commands = [RedisCommand("TIME")]
@@ -141,6 +148,32 @@ public final class SchedulerService: Sendable {
             from = tick
         }
         return result
+    }
+
+    /// The configured schedules and the stored ones; a configured schedule wins over a stored one
+    /// of the same name.
+    public var schedules: [Schedule] {
+        let names = Set(configured.map(\.name))
+        return configured + stored.withLock { $0.schedules }.filter { !names.contains($0.name) }
+    }
+
+    /// Loads the stored schedules again when their version changed. A stored schedule that no
+    /// longer fits the registered tasks is logged and left out.
+    private func reloadIfChanged(_ store: ScheduleStore) async throws {
+        let version = try await store.client.send(store.versionCommand).string
+        guard stored.withLock({ !$0.loaded || $0.version != version }) else { return }
+        var loaded: [Schedule] = []
+        for definition in try await store.all() {
+            do {
+                let schedule = try definition.schedule()
+                try schedule.validate(against: registry)
+                loaded.append(schedule)
+            } catch {
+                logger.warning("stored schedule left out", metadata: ["schedule": "\(definition.name)", "error": "\(error)"])
+            }
+        }
+        stored.withLock { $0 = (true, version, loaded) }
+        logger.info("stored schedules loaded", metadata: ["schedules": "\(loaded.map(\.name))", "version": "\(version ?? "0")"])
     }
 
     private func queue(of schedule: Schedule) -> QueueName {

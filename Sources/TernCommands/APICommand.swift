@@ -4,6 +4,7 @@ import Broker
 import Foundation
 import Hummingbird
 import Logging
+import Scheduler
 import Tasks
 import TernCore
 
@@ -81,7 +82,10 @@ struct APICommand: AsyncParsableCommand {
         if let maxBodyBytes { configuration.maxBodyBytes = maxBodyBytes }
         let access = try APISettings.access(file.api, environment: environment, logger: logger)
         _ = try? await broker.prepare()  // loaded again on first use if Redis is down now
-        let api = APIContext(broker: broker, registry: registry, configuration: configuration, access: access) {
+        let api = APIContext(
+            broker: broker, registry: registry, configuration: configuration, access: access,
+            scheduleStore: ScheduleStore(client: client, keys: broker.keys), configuredSchedules: file.schedules ?? []
+        ) {
             _ = try await client.send(RedisCommand("PING"))
         }
         logger.info("API listening", metadata: ["address": "\(configuration.host):\(configuration.port)"])

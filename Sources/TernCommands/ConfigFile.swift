@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Scheduler
 import TernCore
 import Yams
 
@@ -72,31 +73,6 @@ struct ConfigFile: Decodable, Sendable {
         }
     }
 
-    /// One entry of `schedules:`.
-    struct ScheduleEntry: Decodable, Sendable {
-        var name: String
-        var task: String
-        var input: JSONValue?
-        var cron: String?
-        var timezone: String?
-        var everySeconds: Double?
-        var queue: String?
-        var priority: Int?
-        var jitterSeconds: Double?
-        var enabled: Bool?
-        var catchUp: String?
-        var catchUpLimit: Int?
-        var overlap: String?
-
-        enum CodingKeys: String, CodingKey {
-            case name, task, input, cron, timezone, queue, priority, enabled, overlap
-            case everySeconds = "every_seconds"
-            case jitterSeconds = "jitter_seconds"
-            case catchUp = "catch_up"
-            case catchUpLimit = "catch_up_limit"
-        }
-    }
-
     /// `scheduler:`: how replicas look for due ticks.
     struct SchedulerSection: Decodable, Sendable {
         var pollMilliseconds: Int?
@@ -116,7 +92,7 @@ struct ConfigFile: Decodable, Sendable {
     var worker: Worker?
     var api: API?
     var scheduler: SchedulerSection?
-    var schedules: [ScheduleEntry]?
+    var schedules: [ScheduleDefinition]?
     var log: Log?
 
     /// The default path, relative to the working directory.

@@ -73,7 +73,7 @@ struct DevCommand: AsyncParsableCommand {
         do {
             scheduler = try SchedulerService(
                 broker: broker, schedules: schedules, registry: registry, configuration: try ScheduleSettings.configuration(file.scheduler),
-                logger: workerLogger
+                logger: workerLogger, store: ScheduleStore(client: client, keys: broker.keys)
             ) { schedule, tick, id in
                 print("tern dev: schedule \(schedule.name) fired for \(Self.isoTime(tick)) → job \(id)")
             }
@@ -99,7 +99,10 @@ struct DevCommand: AsyncParsableCommand {
         let devToken = APISettings.newToken()
         let access = try APISettings.access(file.api, environment: environment, devToken: devToken, logger: logger)
         if access.requiresToken, let tokenFile { try Self.writeSecret(devToken + "\n", to: tokenFile) }
-        let api = APIContext(broker: broker, registry: registry, configuration: apiConfiguration, access: access) {
+        let api = APIContext(
+            broker: broker, registry: registry, configuration: apiConfiguration, access: access,
+            scheduleStore: ScheduleStore(client: client, keys: broker.keys), configuredSchedules: file.schedules ?? []
+        ) {
             _ = try await client.send(RedisCommand("PING"))
         }
         let apiLogger = workerLogger

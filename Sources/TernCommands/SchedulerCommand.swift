@@ -14,7 +14,8 @@ struct SchedulerCommand: AsyncParsableCommand {
         discussion: """
             Reads `schedules:` from config/tern.yaml (or --config), checks every schedule against the
             registered tasks (its input is decoded as the task's input type), then emits due ticks
-            until SIGTERM or SIGINT. Run two or three replicas for availability: each tick becomes
+            until SIGTERM or SIGINT. Schedules created over the HTTP API (/v1/schedules) are followed
+            too: a change takes effect within one poll interval, without a restart. Run two or three replicas for availability: each tick becomes
             one job whatever the number of replicas, and no tick is skipped while one runs.
 
             Examples:
@@ -50,11 +51,13 @@ struct SchedulerCommand: AsyncParsableCommand {
         }
         let service: SchedulerService
         do {
-            service = try SchedulerService(broker: broker, schedules: schedules, registry: registry, configuration: configuration, logger: logger)
+            service = try SchedulerService(
+                broker: broker, schedules: schedules, registry: registry, configuration: configuration, logger: logger,
+                store: ScheduleStore(client: client, keys: broker.keys))
         } catch {
             throw ValidationError("\(error)")
         }
-        if schedules.isEmpty { logger.warning("no schedules in the config file: nothing to emit") }
+        if schedules.isEmpty { logger.info("no schedules in the config file; following the schedules created over the API") }
         let signals = ShutdownSignals(grace: .zero) { service.shutdown() }
         defer { signals.cancel() }
         _ = try? await broker.prepare()  // loaded again on first use if Redis is down now

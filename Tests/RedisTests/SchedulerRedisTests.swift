@@ -98,3 +98,36 @@ struct SchedulerRedisTests {
         }
     }
 }
+
+@Suite("Scheduler following stored schedules", .enabled(if: TestRedis.enabled, TestRedis.reason))
+struct StoredScheduleTests {
+    @Test("a schedule stored (as over the API) takes effect without a restart; deleted, it stops")
+    func followsStore() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let store = ScheduleStore(client: environment.client, keys: environment.broker.keys)
+        var configuration = SchedulerConfiguration()
+        configuration.pollInterval = .milliseconds(100)
+        let service = try SchedulerService(
+            broker: environment.broker, schedules: [], registry: environment.registry, configuration: configuration,
+            logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), store: store)
+        let run = Task { try await service.run() }
+        defer { service.shutdown() }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await ticks(environment).isEmpty)
+        try await store.put(ScheduleDefinition(name: "live", task: "echo", input: .number(1), everySeconds: 1))
+        let first = try await eventually(within: .seconds(10)) {
+            let emitted = try await ticks(environment)
+            guard emitted.count >= 2 else { throw WaitError("waiting for ticks of the stored schedule") }
+            return emitted
+        }
+        #expect(zip(first, first.dropFirst()).allSatisfy { $1 - $0 == 1000 })
+        try await store.delete("live")
+        try await Task.sleep(for: .seconds(2))  // a pass in flight may still emit one
+        let afterDelete = try await ticks(environment).count
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await ticks(environment).count == afterDelete)
+        service.shutdown()
+        try await run.value
+    }
+}

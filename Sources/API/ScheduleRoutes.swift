@@ -1,0 +1,134 @@
+import Foundation
+import Hummingbird
+import Scheduler
+import TernCore
+
+/// `/v1/schedules`: list, read, create or replace, delete, pause and resume schedules. Schedules
+/// of the config file are listed (`source: config`) but changed only in the file.
+func addScheduleRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
+    let schedules = router.group("v1/schedules")
+    schedules.get { _, context in
+        try context.require(.read)
+        let stored = try await broker { try await api.scheduleStore.all() }
+        let configured = Set(api.configuredSchedules.map(\.name))
+        let all = api.configuredSchedules.map { ($0, "config") } + stored.filter { !configured.contains($0.name) }.map { ($0, "api") }
+        return try JSONResponse.make(["schedules": all.map { scheduleObject($0.0, source: $0.1, api) }])
+    }
+    schedules.get(":name") { _, context in
+        try context.require(.read)
+        let (definition, source) = try await find(try scheduleName(context), api)
+        return try JSONResponse.make(scheduleObject(definition, source: source, api))
+    }
+    schedules.put(":name") { request, context in
+        try context.require(.operate)
+        let name = try await changeable(try scheduleName(context), api)
+        let definition = try parseDefinition(try await readJSONBody(request, api), name: name)
+        try check(definition, api)
+        let created = try await broker { try await api.scheduleStore.put(definition) }
+        return try JSONResponse.make(scheduleObject(definition, source: "api", api), status: created ? .created : .ok)
+    }
+    schedules.delete(":name") { _, context in
+        try context.require(.operate)
+        let name = try await changeable(try scheduleName(context), api)
+        guard try await broker({ try await api.scheduleStore.delete(name) }) else { throw noSchedule(name) }
+        return Response(status: .noContent)
+    }
+    for (action, enabled) in [("pause", false), ("resume", true)] {
+        schedules.post(":name/\(action)") { _, context in
+            try context.require(.operate)
+            let name = try await changeable(try scheduleName(context), api)
+            guard var definition = try await broker({ try await api.scheduleStore.get(name) }) else { throw noSchedule(name) }
+            definition.enabled = enabled
+            try await broker { try await api.scheduleStore.put(definition) }
+            return try JSONResponse.make(scheduleObject(definition, source: "api", api))
+        }
+    }
+}
+
+private func scheduleName(_ context: APIRequestContext) throws -> String {
+    let name = context.parameters.get("name") ?? ""
+    guard TaskRegistry.isValidName(name) else {
+        throw Problem(.unprocessableContent, "invalid_schedule", "schedule names are 1-128 characters of a-z A-Z 0-9 . _ -")
+    }
+    return name
+}
+
+private func noSchedule(_ name: String) -> Problem {
+    Problem(.notFound, "not_found", "no schedule is named '\(name)'")
+}
+
+private func find(_ name: String, _ api: APIContext) async throws -> (ScheduleDefinition, String) {
+    if let configured = api.configuredSchedules.first(where: { $0.name == name }) { return (configured, "config") }
+    guard let stored = try await broker({ try await api.scheduleStore.get(name) }) else { throw noSchedule(name) }
+    return (stored, "api")
+}
+
+/// `name`, unless the config file defines it (409: change it there).
+private func changeable(_ name: String, _ api: APIContext) async throws -> String {
+    guard !api.configuredSchedules.contains(where: { $0.name == name }) else {
+        throw Problem(.conflict, "schedule_in_config", "schedule '\(name)' is defined in the config file; change it there")
+    }
+    return name
+}
+
+private let definitionFields: Set<String> = [
+    "name", "task", "input", "cron", "timezone", "every_seconds", "queue", "priority", "jitter_seconds", "enabled",
+    "catch_up", "catch_up_limit", "overlap",
+]
+
+/// Decodes a definition, naming each problem by JSON pointer.
+private func parseDefinition(_ bytes: Data, name: String) throws -> ScheduleDefinition {
+    guard !bytes.isEmpty else { throw Problem(.badRequest, "empty_body", "the request body is empty") }
+    let parsed: Any
+    do {
+        parsed = try JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed])
+    } catch {
+        throw Problem(.badRequest, "malformed_json", "the body is not valid JSON")
+    }
+    guard var object = parsed as? [String: Any] else {
+        throw Problem(.unprocessableContent, "invalid_schedule", "the body must be a JSON object",
+            errors: [.init(pointer: "", message: "expected an object")])
+    }
+    let unknown = object.keys.filter { !definitionFields.contains($0) }.sorted()
+    guard unknown.isEmpty else {
+        throw Problem(.unprocessableContent, "invalid_schedule", "the schedule has unknown fields",
+            errors: unknown.prefix(20).map { .init(pointer: "/" + $0.prefix(64), message: "unknown field") })
+    }
+    if let given = object["name"], (given as? String) != name {
+        throw Problem(.unprocessableContent, "invalid_schedule", "name must match the path",
+            errors: [.init(pointer: "/name", message: "must be '\(name)' or absent")])
+    }
+    object["name"] = name
+    do {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.fragmentsAllowed])
+        return try JSONDecoder().decode(ScheduleDefinition.self, from: data)
+    } catch let error as DecodingError {
+        let described = DecodingFailure.describe(error)
+        let separator = described.range(of: ": ")
+        let pointer = separator.map { String(described[..<$0.lowerBound]) } ?? ""
+        let message = separator.map { String(described[$0.upperBound...]) } ?? described
+        throw Problem(.unprocessableContent, "invalid_schedule", "the schedule is invalid",
+            errors: [.init(pointer: pointer == "/" ? "" : pointer, message: String(message.prefix(300)))])
+    }
+}
+
+/// 422 unless the definition makes a schedule that fits the registered tasks.
+private func check(_ definition: ScheduleDefinition, _ api: APIContext) throws {
+    do {
+        try definition.schedule().validate(against: api.registry)
+    } catch {
+        throw Problem(.unprocessableContent, "invalid_schedule", String(error.description.prefix(500)))
+    }
+}
+
+private func scheduleObject(_ definition: ScheduleDefinition, source: String, _ api: APIContext) -> [String: Any] {
+    let data = (try? JSONEncoder().encode(definition)) ?? Data("{}".utf8)
+    var object = (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+    for key in definitionFields where object[key] == nil { object[key] = NSNull() }
+    object["enabled"] = definition.enabled ?? true
+    object["source"] = source
+    let now = Int64(Date().timeIntervalSince1970 * 1000)
+    let upcoming = (try? definition.schedule())?.upcoming(after: now, count: 5) ?? []
+    object["next_runs"] = upcoming.map(JobView.timestamp)
+    return object
+}

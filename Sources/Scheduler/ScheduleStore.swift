@@ -1,0 +1,81 @@
+import Broker
+import Foundation
+import Synchronization
+import TernCore
+
+/// Where schedules created over the HTTP API are kept.
+public protocol ScheduleStoring: Sendable {
+    /// Every stored definition, sorted by name.
+    func all() async throws -> [ScheduleDefinition]
+    /// The stored definition named `name`.
+    func get(_ name: String) async throws -> ScheduleDefinition?
+    /// Stores `definition`; `true` if it is new.
+    @discardableResult func put(_ definition: ScheduleDefinition) async throws -> Bool
+    /// Deletes the definition named `name`; `false` if there was none.
+    @discardableResult func delete(_ name: String) async throws -> Bool
+}
+
+/// Schedules kept in memory, for tests and the embedded mode.
+public final class MemoryScheduleStore: ScheduleStoring {
+    private let definitions = Mutex<[String: ScheduleDefinition]>([:])
+
+    public init() {}
+
+    public func all() async throws -> [ScheduleDefinition] { definitions.withLock { $0.values.sorted { $0.name < $1.name } } }
+    public func get(_ name: String) async throws -> ScheduleDefinition? { definitions.withLock { $0[name] } }
+    public func put(_ definition: ScheduleDefinition) async throws -> Bool {
+        definitions.withLock { $0.updateValue(definition, forKey: definition.name) == nil }
+    }
+    public func delete(_ name: String) async throws -> Bool { definitions.withLock { $0.removeValue(forKey: name) != nil } }
+}
+
+/// The schedules created over the HTTP API, kept in Redis: a hash of definitions (JSON) by name,
+/// and a version number that every change increments, so schedulers reload only after a change.
+public struct ScheduleStore: ScheduleStoring {
+    let client: RedisClient
+    /// `<prefix>:schedules`.
+    let hashKey: String
+    /// `<prefix>:schedules:version`.
+    let versionKey: String
+
+    public init(client: RedisClient, keys: RedisJobKeys) {
+        self.client = client
+        hashKey = keys.prefix + ":schedules"
+        versionKey = keys.prefix + ":schedules:version"
+    }
+
+    /// Every stored definition, by name. Entries that no longer decode are left out.
+    public func all() async throws -> [ScheduleDefinition] {
+        let reply = try await client.send(RedisCommand("HGETALL", hashKey))
+        let items = reply.array ?? []
+        return stride(from: 1, to: items.count, by: 2).compactMap { index in
+            items[index].bytes.flatMap { try? JSONDecoder().decode(ScheduleDefinition.self, from: Data($0)) }
+        }.sorted { $0.name < $1.name }
+    }
+
+    /// The stored definition named `name`.
+    public func get(_ name: String) async throws -> ScheduleDefinition? {
+        let reply = try await client.send(RedisCommand("HGET", hashKey, name))
+        return reply.bytes.flatMap { try? JSONDecoder().decode(ScheduleDefinition.self, from: Data($0)) }
+    }
+
+    /// Stores `definition`; `true` if it is new.
+    @discardableResult
+    public func put(_ definition: ScheduleDefinition) async throws -> Bool {
+        let data = try JSONEncoder().encode(definition)
+        let replies = try await client.pipeline([RedisCommand("HSET", hashKey, definition.name, data), RedisCommand("INCR", versionKey)])
+        try replies.forEach { try $0.throwingServerError() }
+        return replies[0].int == 1
+    }
+
+    /// Deletes the definition named `name`; `false` if there was none.
+    @discardableResult
+    public func delete(_ name: String) async throws -> Bool {
+        let replies = try await client.pipeline([RedisCommand("HDEL", hashKey, name), RedisCommand("INCR", versionKey)])
+        try replies.forEach { try $0.throwingServerError() }
+        return replies[0].int == 1
+    }
+
+    /// The command that reads the version, for a scheduler's pipeline.
+    var versionCommand: RedisCommand { RedisCommand("GET", versionKey) }
+}
