@@ -29,8 +29,8 @@ private func startScheduler(_ environment: JobEnvironment, config: String) throw
 
 @Suite("Real scheduler processes", .enabled(if: TestRedis.enabled, TestRedis.reason))
 struct SchedulerProcessTests {
-    @Test("three schedulers for 30 s, one killed and restarted, one stopped and resumed: one job per tick, no gap")
-    func replicas() async throws {
+    @Test("schedulers for 30 s, one killed and restarted, one stopped and resumed: one job per tick, no gap", arguments: [2, 3])
+    func replicas(count: Int) async throws {
         let environment = try await JobEnvironment.start()
         defer { environment.stop() }
         let config = environment.server.directory + "/schedules.yaml"
@@ -43,7 +43,7 @@ struct SchedulerProcessTests {
                 input: {n: 1}
                 every_seconds: 1
             """.write(toFile: config, atomically: true, encoding: .utf8)
-        var processes = try (0..<3).map { _ in try startScheduler(environment, config: config) }
+        var processes = try (0..<count).map { _ in try startScheduler(environment, config: config) }
         defer {
             for process in processes where process.isRunning {
                 kill(process.processIdentifier, SIGCONT)

@@ -51,6 +51,30 @@ struct SchedulerRedisTests {
         #expect(try await ticks(environment) == [10_000, 40_000])
     }
 
+    @Test("catch-up after downtime: skip emits nothing missed, once one job, all each missed tick up to the limit", arguments: [
+        ("skip", 0), ("once", 1), ("all-1", 1), ("all-10", 2),
+    ])
+    func catchUp(policy: String, jobs: Int) async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        // Leap days only: missed ticks 2020-02-29 and 2024-02-29 since a mark in 2019, none on time.
+        var definition = ScheduleDefinition(name: "leap", task: "echo", input: .number(1), cron: "0 0 29 2 *")
+        definition.catchUp = policy.hasPrefix("all") ? "all" : policy
+        definition.catchUpLimit = policy == "all-1" ? 1 : 10
+        let schedule = try definition.schedule()
+        let mark = Int64(1_546_300_800_000)  // 2019-01-01T00:00:00Z
+        _ = try await environment.client.send(RedisCommand("HSET", environment.broker.keys.base(.default) + "schedule:leap", "mark", Int(mark)))
+        let service = try SchedulerService(broker: environment.broker, schedules: [schedule], registry: environment.registry, logger: quiet)
+        try await service.pass()
+        let emitted = try await ticks(environment)
+        #expect(emitted.count == jobs)
+        let leapDays: [Int64] = [1_582_934_400_000, 1_709_164_800_000]  // 2020-02-29, 2024-02-29
+        #expect(emitted == Array(leapDays.prefix(jobs)))
+        // The mark moved past the missed ticks: a second pass emits nothing more.
+        try await service.pass()
+        #expect(try await ticks(environment).count == jobs)
+    }
+
     @Test("three replicas on an every-second schedule emit exactly one job per tick, with no gap while one stops")
     func replicas() async throws {
         let environment = try await JobEnvironment.start()
