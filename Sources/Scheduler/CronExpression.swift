@@ -41,7 +41,7 @@ public struct CronExpression: Sendable, Hashable, CustomStringConvertible {
         case "@daily", "@midnight": expanded = "0 0 * * *"
         case "@hourly": expanded = "0 * * * *"
         default:
-            guard !trimmed.hasPrefix("@") else { throw CronError(field: nil, message: "unknown macro '\(text)'; use @yearly, @monthly, @weekly, @daily or @hourly") }
+            guard !trimmed.hasPrefix("@") else { throw CronError(field: nil, message: "unknown macro '\(text)'; use @yearly (@annually), @monthly, @weekly, @daily (@midnight) or @hourly") }
             expanded = trimmed
         }
         var fields = expanded.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)

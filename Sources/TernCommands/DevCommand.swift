@@ -13,13 +13,14 @@ import Worker
 struct DevCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dev",
-        abstract: "Run Tern for local development: a worker with the sample tasks, and a demo.",
+        abstract: "Run Tern for local development: a worker, the API, the scheduler, and a demo.",
         discussion: """
             Checks the Redis that scripts/dev started (data under .data/), runs a worker with the
             sample tasks (echo, sleep, flaky, fail, primes, crash) on the default queue, enqueues a
             few demo jobs and prints their results, then keeps the worker running until Ctrl-C.
-            It also serves the HTTP API on 127.0.0.1 (port 8080 by default). The scheduler joins here
-            when it lands.
+            It also serves the HTTP API on 127.0.0.1 (port 8080 by default) with a fresh admin token,
+            and runs the scheduler on the config file's schedules (and those created over the API),
+            printing each firing.
 
             Example:
               swift run tern dev --redis-url redis://127.0.0.1:6379

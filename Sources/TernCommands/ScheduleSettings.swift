@@ -24,6 +24,9 @@ enum ScheduleSettings {
             guard lateness.isFinite, (1...86_400).contains(lateness) else { throw ValidationError("scheduler.lateness_seconds must be 1-86400") }
             configuration.lateness = .milliseconds(Int64(lateness * 1000))
         }
+        guard configuration.lateness >= configuration.pollInterval * 2 + .seconds(1) else {
+            throw ValidationError("scheduler.lateness_seconds must be at least twice poll_ms plus 1 s, or on-time ticks would count as missed")
+        }
         return configuration
     }
 }

@@ -1,19 +1,47 @@
 import ArgumentParser
+import Foundation
 
 /// The `tern` command: every subcommand of the CLI and the servers.
 public struct TernCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "tern",
         abstract: "Tern: typed background jobs for Swift, on Redis.",
-        subcommands: [DevCommand.self, WorkerCommand.self, APICommand.self, SchedulerCommand.self, TokenCommand.self, RedisCheckCommand.self]
+        subcommands: [
+            StatusCommand.self, WaitCommand.self, JobsCommand.self, EnqueueCommand.self, CancelCommand.self, RetryCommand.self,
+            QueuesCommand.self, PauseCommand.self, ResumeCommand.self, WorkersCommand.self, SchedulesCommand.self,
+            TasksCommand.self, StatsCommand.self, TopCommand.self,
+            DevCommand.self, WorkerCommand.self, APICommand.self, SchedulerCommand.self, TokenCommand.self, RedisCheckCommand.self,
+        ]
     )
 
     public init() {}
 
     /// Parses the process's arguments and runs the chosen subcommand; the `tern` executable's entry.
     public static func runFromCommandLine() async {
-        await main()
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        // The client commands exit 2 on a usage error, as documented for scripts; the servers keep 64.
+        guard let first = arguments.first, clientCommands.contains(first) else { return await main() }
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                Foundation.exit(2)
+            }
+            exit(withError: error)
+        }
     }
+
+    /// The subcommands that talk to the HTTP API.
+    static let clientCommands: Set<String> = [
+        "status", "wait", "jobs", "enqueue", "cancel", "retry", "queues", "pause", "resume", "workers", "schedules", "tasks", "stats", "top",
+    ]
 
     /// Runs one subcommand with the process's arguments after it: the entry of the thin `worker`,
     /// `api` and `scheduler` executables.

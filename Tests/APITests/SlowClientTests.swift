@@ -39,6 +39,14 @@ private func rawExchange(port: Int, _ request: [UInt8]) throws -> String {
     return String(decoding: received, as: UTF8.self)
 }
 
+/// Runs a blocking socket exchange on its own thread, off the threads Swift concurrency (and the
+/// in-process server's handlers) need.
+private func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
 @Suite("HTTP API: slow and oversized clients")
 struct SlowClientTests {
     @Test("a body that stops arriving is answered 408 body_timeout and the connection closed; an oversized head 400")
@@ -54,12 +62,12 @@ struct SlowClientTests {
             let port = try #require(client.port)
             let start = ContinuousClock.now
             let partial = "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"task\":"
-            let answer = try rawExchange(port: port, Array(partial.utf8))
+            let answer = try await offPool { try rawExchange(port: port, Array(partial.utf8)) }
             #expect(answer.hasPrefix("HTTP/1.1 408"))
             #expect(answer.contains("body_timeout"))
             #expect(ContinuousClock.now - start < .seconds(15))
             let big = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: \(String(repeating: "a", count: 4096))\r\n\r\n"
-            let refused = try rawExchange(port: port, Array(big.utf8))
+            let refused = try await offPool { try rawExchange(port: port, Array(big.utf8)) }
             #expect(refused.hasPrefix("HTTP/1.1 400"))
         }
     }

@@ -53,7 +53,7 @@ struct SchedulerProcessTests {
         }
         try await Task.sleep(for: .seconds(5))
         kill(processes[0].processIdentifier, SIGKILL)
-        processes[0].waitUntilExit()
+        await waitForExit(processes[0])
         try await Task.sleep(for: .seconds(5))
         processes[0] = try startScheduler(environment, config: config)
         try await Task.sleep(for: .seconds(2))
@@ -63,7 +63,7 @@ struct SchedulerProcessTests {
         try await Task.sleep(for: .seconds(10))
         for process in processes {
             process.terminate()
-            process.waitUntilExit()
+            await waitForExit(process)
         }
         let ticks = try await emittedTicks(environment)
         #expect(ticks.count >= 25, "only \(ticks.count) ticks in 30 s")

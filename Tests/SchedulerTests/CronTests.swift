@@ -59,7 +59,7 @@ struct CronTests {
         ("*/0 * * * *", "cron minute field: step '0' must be a whole number from 1 to 59"),
         ("5-1 * * * *", "cron minute field: range '5-1' goes backwards"),
         ("0 0 * * mon,", "cron day-of-week field: '' is not a value, range or step"),
-        ("@every 5m", "cron expression: unknown macro '@every 5m'; use @yearly, @monthly, @weekly, @daily or @hourly"),
+        ("@every 5m", "cron expression: unknown macro '@every 5m'; use @yearly (@annually), @monthly, @weekly, @daily (@midnight) or @hourly"),
         ("60 * * * * *", "cron second field: '60' is out of range 0-59"),
     ])
     func invalid(expression: String, message: String) {

@@ -58,3 +58,22 @@ func elapsed(_ body: () async throws -> Void) async rethrows -> Duration {
     try await body()
     return ContinuousClock.now - start
 }
+
+/// Runs blocking work (waiting for a process, a blocking socket read) on its own thread, so that it
+/// never holds one of the few threads Swift concurrency runs every test and in-process server on.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
+/// Waits for `process` to exit without blocking a concurrency thread.
+func waitForExit(_ process: Process) async {
+    let box = UncheckedProcess(process: process)
+    _ = try? await offPool { box.process.waitUntilExit() }
+}
+
+/// A process handed to the waiting thread; only `waitUntilExit()` is called there.
+private struct UncheckedProcess: @unchecked Sendable {
+    let process: Process
+}

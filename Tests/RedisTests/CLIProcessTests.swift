@@ -1,0 +1,126 @@
+import API
+import Broker
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import TernCore
+import Testing
+
+/// Runs the built `tern` binary with `arguments` and `environment`; returns status, stdout, stderr.
+private func tern(_ arguments: [String], _ environment: [String: String]) async throws -> (status: Int32, out: String, err: String) {
+    try await offPool { try ternBlocking(arguments, environment) }
+}
+
+private func ternBlocking(_ arguments: [String], _ environment: [String: String]) throws -> (status: Int32, out: String, err: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: WorkerBinary.path.replacingOccurrences(of: "/worker", with: "/tern"))
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }.filter { $0.key != "TERN_TOKEN" || environment["TERN_TOKEN"] != nil }
+    process.currentDirectoryURL = FileManager.default.temporaryDirectory  // no .data/dev-token here
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-cli-\(UUID().uuidString)")
+    let out = directory.appendingPathExtension("out"), err = directory.appendingPathExtension("err")
+    FileManager.default.createFile(atPath: out.path, contents: nil)
+    FileManager.default.createFile(atPath: err.path, contents: nil)
+    defer {
+        try? FileManager.default.removeItem(at: out)
+        try? FileManager.default.removeItem(at: err)
+    }
+    process.standardOutput = try FileHandle(forWritingTo: out)
+    process.standardError = try FileHandle(forWritingTo: err)
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    return (process.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "", (try? String(contentsOf: err, encoding: .utf8)) ?? "")
+}
+
+private func json(_ text: String) -> [String: Any] {
+    (try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
+}
+
+@Suite("The tern CLI against a live API", .enabled(if: TestRedis.enabled, TestRedis.reason))
+struct CLIProcessTests {
+    @Test("every subcommand's table and --json output, exit codes, escaping, and top under a terminal")
+    func subcommands() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        var configuration = APIConfiguration()
+        configuration.port = 0
+        let access = AccessPolicy.tokens([.init(secret: "cli-token", grant: TokenGrant(name: "cli", role: .admin))])
+        let api = APIContext(broker: environment.broker, registry: environment.registry, configuration: configuration, access: access) {}
+        try await buildApplication(api, logger: Logger(label: "cli")).test(.live) { client in
+            let env = ["TERN_API_URL": "http://127.0.0.1:\(try #require(client.port))", "TERN_TOKEN": "cli-token", "NO_COLOR": "1"]
+            try await environment.withWorker { _ in
+                // enqueue → id; wait → 0 and the result; status --json.
+                let enqueued = try await tern(["enqueue", "echo", "--input", #"{"hello":"cli"}"#], env)
+                #expect(enqueued.status == 0, "\(enqueued.err)")
+                let id = enqueued.out.trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(JobID(id) != nil)
+                let waited = try await tern(["wait", id, "--timeout", "30"], env)
+                #expect(waited.status == 0)
+                #expect(waited.out.contains("state:    succeeded"))
+                #expect(waited.out.contains(#"result:   {"hello":"cli"}"#))
+                let status = json(try await tern(["status", id, "--json"], env).out)
+                #expect(status["id"] as? String == id)
+                #expect((status["result"] as? [String: Any])?["hello"] as? String == "cli")
+
+                // A failing job: wait exits 1; its ANSI escape is shown escaped, never raw.
+                let failing = try await tern(["enqueue", "fail", "--input", #"{"message":"bad \u001b[31mred"}"#, "--max-attempts", "1"], env)
+                let failedID = failing.out.trimmingCharacters(in: .whitespacesAndNewlines)
+                let failed = try await tern(["wait", failedID, "--timeout", "30"], env)
+                #expect(failed.status == 1)
+                #expect(failed.out.contains(#"bad \u{1b}[31mred"#))
+                #expect(!failed.out.contains("\u{1B}"))
+                #expect(failed.err.contains("failed"))
+
+                // Listings, human and JSON.
+                let jobs = json(try await tern(["jobs", "--state", "succeeded", "--json"], env).out)
+                #expect((jobs["jobs"] as? [[String: Any]])?.contains { $0["id"] as? String == id } == true)
+                #expect(try await tern(["jobs", "--state", "failed"], env).out.contains(failedID))
+                let queues = try await tern(["queues"], env)
+                #expect(queues.out.hasPrefix("QUEUE"))
+                #expect(queues.out.contains("default"))
+                #expect((json(try await tern(["queues", "--json"], env).out)["queues"] as? [[String: Any]])?.first?["failed"] as? Int == 1)
+                #expect((json(try await tern(["workers", "--json"], env).out)["workers"] as? [[String: Any]])?.count == 1)
+                #expect(try await tern(["workers"], env).out.contains("default"))
+                #expect((json(try await tern(["tasks", "--json"], env).out)["tasks"] as? [[String: Any]])?.contains { $0["name"] as? String == "echo" } == true)
+                #expect((json(try await tern(["stats", "--json"], env).out)["jobs"] as? [String: Any])?["succeeded"] as? Int == 1)
+                #expect(json(try await tern(["schedules", "--json"], env).out)["schedules"] is [Any])
+
+                // Control: retry the failed job, pause and resume, cancel.
+                #expect(try await tern(["retry", "--failed", "--queue", "default"], env).out.contains("1 job(s) retried"))
+                #expect(try await tern(["pause", "default"], env).status == 0)
+                let held = try await tern(["enqueue", "sleep", "--input", #"{"ms":60000}"#], env).out.trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(try await tern(["cancel", held], env).out.contains("cancelled"))
+                #expect(try await tern(["resume", "default"], env).status == 0)
+
+                // Exit codes: not found 3, usage 2, bad token 4, unreachable 4.
+                let missing = try await tern(["status", JobID.generate(queue: .default).rawValue], env)
+                #expect(missing.status == 3)
+                #expect(missing.err.hasPrefix("tern: no job has the id"))
+                #expect(try await tern(["retry"], env).status == 2)
+                #expect(try await tern(["enqueue", "nope"], env).status == 2)
+                let badToken = try await tern(["queues"], env.merging(["TERN_TOKEN": "wrong"]) { $1 })
+                #expect(badToken.status == 4)
+                #expect(badToken.err.contains("refused the token"))
+                #expect(try await tern(["queues", "--api", "http://127.0.0.1:1"], env).status == 4)
+
+                // top under a pseudo-terminal: renders, and q quits with 0.
+                let command = "(sleep 2; printf q) | script -qfec '\(WorkerBinary.path.replacingOccurrences(of: "/worker", with: "/tern")) top' /dev/null"
+                let shell = Process()
+                shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+                shell.arguments = ["-c", command]
+                shell.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
+                let output = Pipe()
+                shell.standardOutput = output
+                shell.standardError = FileHandle.nullDevice
+                try shell.run()
+                let reader = output.fileHandleForReading
+                let screen = try await offPool { String(decoding: reader.readDataToEndOfFile(), as: UTF8.self) }
+                await waitForExit(shell)
+                #expect(shell.terminationStatus == 0)
+                #expect(screen.contains("QUEUE") && screen.contains("WORKER"))
+            }
+        }
+    }
+}
