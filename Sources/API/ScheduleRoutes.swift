@@ -12,12 +12,14 @@ func addScheduleRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         let stored = try await broker { try await api.scheduleStore.all() }
         let configured = Set(api.configuredSchedules.map(\.name))
         let all = api.configuredSchedules.map { ($0, "config") } + stored.filter { !configured.contains($0.name) }.map { ($0, "api") }
-        return try JSONResponse.make(["schedules": all.map { scheduleObject($0.0, source: $0.1, api) }])
+        var objects: [[String: Any]] = []
+        for (definition, source) in all { objects.append(try await scheduleObject(definition, source: source, api)) }
+        return try JSONResponse.make(["schedules": objects])
     }
     schedules.get(":name") { _, context in
         try context.require(.read)
         let (definition, source) = try await find(try scheduleName(context), api)
-        return try JSONResponse.make(scheduleObject(definition, source: source, api))
+        return try await JSONResponse.make(scheduleObject(definition, source: source, api))
     }
     schedules.put(":name") { request, context in
         try context.require(.operate)
@@ -25,7 +27,7 @@ func addScheduleRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         let definition = try parseDefinition(try await readJSONBody(request, api), name: name)
         try check(definition, api)
         let created = try await broker { try await api.scheduleStore.put(definition) }
-        return try JSONResponse.make(scheduleObject(definition, source: "api", api), status: created ? .created : .ok)
+        return try await JSONResponse.make(scheduleObject(definition, source: "api", api), status: created ? .created : .ok)
     }
     schedules.delete(":name") { _, context in
         try context.require(.operate)
@@ -40,7 +42,7 @@ func addScheduleRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
             guard var definition = try await broker({ try await api.scheduleStore.get(name) }) else { throw noSchedule(name) }
             definition.enabled = enabled
             try await broker { try await api.scheduleStore.put(definition) }
-            return try JSONResponse.make(scheduleObject(definition, source: "api", api))
+            return try await JSONResponse.make(scheduleObject(definition, source: "api", api))
         }
     }
 }
@@ -121,7 +123,7 @@ private func check(_ definition: ScheduleDefinition, _ api: APIContext) throws {
     }
 }
 
-private func scheduleObject(_ definition: ScheduleDefinition, source: String, _ api: APIContext) -> [String: Any] {
+private func scheduleObject(_ definition: ScheduleDefinition, source: String, _ api: APIContext) async throws -> [String: Any] {
     let data = (try? JSONEncoder().encode(definition)) ?? Data("{}".utf8)
     var object = (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
     for key in definitionFields where object[key] == nil { object[key] = NSNull() }
@@ -130,5 +132,8 @@ private func scheduleObject(_ definition: ScheduleDefinition, source: String, _ 
     let now = Int64(Date().timeIntervalSince1970 * 1000)
     let upcoming = (try? definition.schedule())?.upcoming(after: now, count: 5) ?? []
     object["next_runs"] = upcoming.map(JobView.timestamp)
+    let queue = definition.queue.flatMap(QueueName.init) ?? api.registry[definition.task]?.options.queue ?? .default
+    let last = try await broker { try await api.scheduleStore.lastRun(definition.name, queue: queue) }
+    object["last_run"] = last.map { ["tick_at": JobView.timestamp($0.tick), "job": $0.job] } ?? NSNull()
     return object
 }

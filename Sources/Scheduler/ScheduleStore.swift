@@ -13,6 +13,8 @@ public protocol ScheduleStoring: Sendable {
     @discardableResult func put(_ definition: ScheduleDefinition) async throws -> Bool
     /// Deletes the definition named `name`; `false` if there was none.
     @discardableResult func delete(_ name: String) async throws -> Bool
+    /// The last tick schedule `name` emitted on `queue`, and its job's id.
+    func lastRun(_ name: String, queue: QueueName) async throws -> (tick: Int64, job: String)?
 }
 
 /// Schedules kept in memory, for tests and the embedded mode.
@@ -27,12 +29,15 @@ public final class MemoryScheduleStore: ScheduleStoring {
         definitions.withLock { $0.updateValue(definition, forKey: definition.name) == nil }
     }
     public func delete(_ name: String) async throws -> Bool { definitions.withLock { $0.removeValue(forKey: name) != nil } }
+    /// Nothing runs schedules in memory.
+    public func lastRun(_ name: String, queue: QueueName) async throws -> (tick: Int64, job: String)? { nil }
 }
 
 /// The schedules created over the HTTP API, kept in Redis: a hash of definitions (JSON) by name,
 /// and a version number that every change increments, so schedulers reload only after a change.
 public struct ScheduleStore: ScheduleStoring {
     let client: RedisClient
+    let keys: RedisJobKeys
     /// `<prefix>:schedules`.
     let hashKey: String
     /// `<prefix>:schedules:version`.
@@ -40,6 +45,7 @@ public struct ScheduleStore: ScheduleStoring {
 
     public init(client: RedisClient, keys: RedisJobKeys) {
         self.client = client
+        self.keys = keys
         hashKey = keys.prefix + ":schedules"
         versionKey = keys.prefix + ":schedules:version"
     }
@@ -74,6 +80,13 @@ public struct ScheduleStore: ScheduleStoring {
         let replies = try await client.pipeline([RedisCommand("HDEL", hashKey, name), RedisCommand("INCR", versionKey)])
         try replies.forEach { try $0.throwingServerError() }
         return replies[0].int == 1
+    }
+
+    public func lastRun(_ name: String, queue: QueueName) async throws -> (tick: Int64, job: String)? {
+        let reply = try await client.send(RedisCommand("HMGET", keys.base(queue) + "schedule:" + name, "tick", "job"))
+        let fields = reply.array ?? []
+        guard fields.count == 2, let tick = fields[0].string.flatMap(Int64.init), let job = fields[1].string else { return nil }
+        return (tick, job)
     }
 
     /// The command that reads the version, for a scheduler's pipeline.

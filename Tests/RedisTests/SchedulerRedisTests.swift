@@ -146,6 +146,8 @@ struct StoredScheduleTests {
             return emitted
         }
         #expect(zip(first, first.dropFirst()).allSatisfy { $1 - $0 == 1000 })
+        let last = try #require(try await store.lastRun("live", queue: .default))
+        #expect(try await environment.broker.job(try #require(JobID(last.job)))?.tickMilliseconds == last.tick)
         try await store.delete("live")
         try await Task.sleep(for: .seconds(2))  // a pass in flight may still emit one
         let afterDelete = try await ticks(environment).count

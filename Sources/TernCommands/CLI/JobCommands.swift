@@ -68,11 +68,13 @@ struct WaitCommand: AsyncParsableCommand {
             let deadline = timeout.map { Date().addingTimeInterval($0) }
             var lastProgress = ""
             while true {
-                let wait = min(25, max(0, deadline.map { $0.timeIntervalSinceNow } ?? 25))
+                // Short waits, so that progress shows within 2 s of being reported.
+                let wait = min(2, max(0, deadline.map { $0.timeIntervalSinceNow } ?? 2))
                 let job = try await client.call(.GET, "/v1/jobs/\(segment(id))?wait=\(Int(wait.rounded(.up)))") as? [String: Any] ?? [:]
                 let state = job["state"] as? String ?? ""
                 if !options.json, let progress = job["progress"] as? [String: Any], let value = progress["value"] as? Double {
-                    let text = "\(Int((value * 100).rounded()))% \(Output.value(progress["message"]))"
+                    let message = progress["message"] is String ? " " + Output.value(progress["message"]) : ""
+                    let text = "\(Int((value * 100).rounded()))%" + message
                     if text != lastProgress { FileHandle.standardError.write(Data("progress: \(text)\n".utf8)) }
                     lastProgress = text
                 }
@@ -82,7 +84,7 @@ struct WaitCommand: AsyncParsableCommand {
                     return
                 }
                 if let deadline, deadline.timeIntervalSinceNow <= 0 {
-                    FileHandle.standardError.write(Data("tern: job \(id) is still \(state) after \(timeout ?? 0) s\n".utf8))
+                    FileHandle.standardError.write(Data("tern: job \(id) is still \(state) after \((timeout ?? 0).formatted()) s\n".utf8))
                     throw ExitCode(5)
                 }
             }

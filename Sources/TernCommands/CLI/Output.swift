@@ -3,7 +3,7 @@ import Foundation
 /// Terminal output: aligned tables, times, colour on a terminal only, and job data made safe.
 enum Output {
     /// Colour only when standard output is a terminal and `NO_COLOR` is unset.
-    static let colour = isatty(STDOUT_FILENO) == 1 && ProcessInfo.processInfo.environment["NO_COLOR"] == nil
+    static let colour = isatty(STDOUT_FILENO) == 1 && (ProcessInfo.processInfo.environment["NO_COLOR"] ?? "").isEmpty
 
     /// `text` with control characters (ANSI escapes among them) shown as `\u{…}` escapes, so data
     /// from jobs can never drive the terminal.

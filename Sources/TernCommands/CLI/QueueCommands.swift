@@ -134,12 +134,13 @@ struct SchedulesCommand: AsyncParsableCommand {
             try await runClient {
                 let answer = try await options.client().call(.GET, "/v1/schedules")
                 if options.json { return Output.json(answer) }
-                Output.table(["SCHEDULE", "TASK", "WHEN", "STATE", "SOURCE", "NEXT RUNS"], ((answer as? [String: Any])?["schedules"] as? [[String: Any]] ?? []).map { schedule in
+                Output.table(["SCHEDULE", "TASK", "WHEN", "STATE", "SOURCE", "LAST RUN", "NEXT RUNS"], ((answer as? [String: Any])?["schedules"] as? [[String: Any]] ?? []).map { schedule in
                     let when = (schedule["cron"] as? String).map { "cron \($0) \(schedule["timezone"] as? String ?? "UTC")" }
                         ?? (schedule["every_seconds"] as? Double).map { "every \($0.formatted())s" } ?? "-"
                     let runs = (schedule["next_runs"] as? [String] ?? []).prefix(2).map { Output.time($0) }.joined(separator: ", ")
                     return [Output.value(schedule["name"]), Output.value(schedule["task"]), Output.clean(when),
-                            (schedule["enabled"] as? Bool) == false ? "paused" : "active", Output.value(schedule["source"]), runs]
+                            (schedule["enabled"] as? Bool) == false ? "paused" : "active", Output.value(schedule["source"]),
+                            Output.time((schedule["last_run"] as? [String: Any])?["tick_at"]), runs]
                 })
             }
         }
