@@ -24,6 +24,7 @@ enum JobView {
             object["progress"] = NSNull()
         }
         object["cancel_requested"] = record.cancelRequested
+        object["crashes"] = record.crashes
         if let schedule = record.schedule, let tick = record.tickMilliseconds {
             object["schedule"] = ["name": schedule, "tick_at": timestamp(tick)]
         } else {

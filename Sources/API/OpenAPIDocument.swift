@@ -128,6 +128,7 @@ enum OpenAPISchemas {
                 "errors": ["type": "array", "items": object(["attempt": integer, "message": string, "at": timestamp])],
                 "progress": ["oneOf": [["type": "null"], object(["value": ["type": "number"], "message": ["type": ["string", "null"]]])]],
                 "cancel_requested": ["type": "boolean"],
+                "crashes": ["type": "integer", "description": "How many worker processes died while running the job."],
                 "schedule": ["oneOf": [["type": "null"], object(["name": string, "tick_at": timestamp])], "description": "The schedule and tick that emitted the job."],
             ]),
             "JobState": object(["id": string, "state": ["type": "string", "enum": states]]),

@@ -67,3 +67,32 @@ struct BrokerRetryTests {
         #expect(claimed.map(\.id) == receipts.map(\.id))
     }
 }
+
+@Suite("Broker contract: crashed processes")
+struct BrokerCrashTests {
+    @Test("a job whose process died is queued again at once without using an attempt, and fails at the crash limit", arguments: BrokerKind.allCases)
+    func crashes(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipt = try await broker.enqueue([contractRequest(maxAttempts: 5)])[0]
+        for crash in 1...2 {
+            let job = try await claimOne(broker)
+            #expect(job.attempt == 1)
+            #expect(try await broker.crashed(job.lease, reason: "signal 4", maxCrashes: 3) == .queued)
+            let record = try #require(try await broker.job(receipt.id))
+            #expect(record.crashes == crash)
+            #expect(record.state == .queued)
+            #expect(record.attempts == 0)
+            // The lease is gone: a late write from the dead process is stale.
+            #expect(try await broker.complete(job.lease, result: Data("1".utf8)) == false)
+        }
+        let job = try await claimOne(broker)
+        #expect(try await broker.crashed(job.lease, reason: "signal 4", maxCrashes: 3) == .failed)
+        let record = try #require(try await broker.job(receipt.id))
+        #expect(record.state == .failed)
+        #expect(record.error == "worker_crashed: signal 4")
+        #expect(record.errors.count == 3)
+        #expect(try await broker.crashed(job.lease, reason: "signal 4", maxCrashes: 3) == nil)
+    }
+}

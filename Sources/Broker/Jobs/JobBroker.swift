@@ -165,6 +165,10 @@ public protocol JobBroker: Sendable {
     func cancelled(_ lease: JobLease) async throws -> Bool
     /// Returns running jobs to their queue at once without using up an attempt (graceful shutdown).
     func release(_ leases: [JobLease]) async throws
+    /// Records that the process running the job died (`reason`: its signal or exit status). The
+    /// job's crash count rises; at `maxCrashes` it fails with `worker_crashed: <reason>`, else it is
+    /// queued again at once without using an attempt. Returns the new state, or `nil` if the lease was stale.
+    func crashed(_ lease: JobLease, reason: String, maxCrashes: Int) async throws -> JobState?
     /// Stores a progress update. `false` if the lease was stale.
     func progress(_ lease: JobLease, value: Double, message: String?) async throws -> Bool
     /// Cancels a job: queued and scheduled jobs at once, a running one through its worker.

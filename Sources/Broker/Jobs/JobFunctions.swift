@@ -311,6 +311,33 @@ enum JobFunctions {
           return #ids
         end
 
+        -- ARGV: id, token, reason, max_crashes, failed cap, errors kept. The process running the job
+        -- died: its crash count rises and the error is recorded; at max_crashes the job fails
+        -- ('worker_crashed: <reason>'), else it is queued again at once without using an attempt.
+        -- Returns the new state, or 0 for a stale token.
+        local function crashed(keys, args)
+          local base, id = keys[1], args[1]
+          local job = base .. 'job:' .. id
+          if not token_matches(base, job, args[2]) then return 0 end
+          local now = now_ms()
+          local crashes = redis.call('HINCRBY', job, 'crashes', 1)
+          local message = 'worker_crashed: ' .. args[3]
+          record_error(job, tonumber(redis.call('HGET', job, 'attempts')), message, now, tonumber(args[6]))
+          redis.call('ZREM', base .. 'active', id)
+          redis.call('HDEL', job, 'token', 'worker')
+          if crashes >= tonumber(args[4]) or redis.call('HGET', job, 'cancel_requested') == '1' then
+            local state = redis.call('HGET', job, 'cancel_requested') == '1' and 'cancelled' or 'failed'
+            finish(base, id, state, now, nil)
+            if state == 'failed' then cap_failed(base, tonumber(args[5])) end
+            return state
+          end
+          redis.call('HINCRBY', job, 'attempts', -1)
+          redis.call('HSET', job, 'state', 'queued')
+          pending_add_all(base, {id}, {tonumber(redis.call('HGET', job, 'priority'))})
+          wake(base, 1)
+          return 'queued'
+        end
+
         -- ARGV: id, token, value, message. Returns 1 or 0.
         local function progress(keys, args)
           local base, id = keys[1], args[1]
@@ -448,6 +475,7 @@ enum JobFunctions {
         redis.register_function('tern_progress', progress)
         redis.register_function('tern_reap', reap)
         redis.register_function('tern_retry', retry)
+        redis.register_function('tern_crashed', crashed)
         redis.register_function('tern_schedule', schedule)
         """#
 }

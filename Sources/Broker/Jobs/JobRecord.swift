@@ -46,6 +46,8 @@ public struct JobRecord: Sendable, Hashable {
     public var lostLeases: Int
     /// Whether cancellation was asked while it ran.
     public var cancelRequested: Bool
+    /// How many processes died while running the job.
+    public var crashes = 0
     /// The schedule that emitted the job, if one did.
     public var schedule: String?
     /// The schedule's tick the job is for, in milliseconds since 1970.
@@ -113,6 +115,7 @@ public struct JobRecord: Sendable, Hashable {
         self.progressMessage = text("progress_message").flatMap { $0.isEmpty ? nil : $0 }
         self.lostLeases = Int(int("lost") ?? 0)
         self.cancelRequested = text("cancel_requested") == "1"
+        self.crashes = Int(int("crashes") ?? 0)
         self.schedule = text("schedule")
         self.tickMilliseconds = int("tick_ms")
     }

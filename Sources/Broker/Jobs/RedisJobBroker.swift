@@ -289,6 +289,12 @@ public final class RedisJobBroker: JobBroker {
         for reply in try await pipelineLoadingFunctions(commands) { try reply.throwingServerError() }
     }
 
+    public func crashed(_ lease: JobLease, reason: String, maxCrashes: Int) async throws -> JobState? {
+        try await call("tern_crashed", lease.id.queue, [
+            lease.id.rawValue, lease.token, String(reason.prefix(500)), max(1, maxCrashes), failedCap, JobLimits.errorsKept,
+        ]).string.flatMap(JobState.init(rawValue:))
+    }
+
     public func progress(_ lease: JobLease, value: Double, message: String?) async throws -> Bool {
         try await call("tern_progress", lease.id.queue, [lease.id.rawValue, lease.token, value, message ?? ""]).int == 1
     }

@@ -198,6 +198,14 @@ public final class MemoryJobBroker: JobBroker {
         withQueue(lease.id.queue) { queue, now in queue.complete(lease, result: result, now: now) }
     }
 
+    public func crashed(_ lease: JobLease, reason: String, maxCrashes: Int) async throws -> JobState? {
+        let cap = failedCap
+        let message = "worker_crashed: " + String(reason.prefix(500))
+        return withQueue(lease.id.queue) { queue, now in
+            queue.crashed(lease, message: message, maxCrashes: max(1, maxCrashes), failedCap: cap, now: now)
+        }
+    }
+
     public func fail(_ lease: JobLease, message: String, retryAfter: Duration?) async throws -> JobState? {
         let delay = retryAfter.map { max(0, Self.milliseconds($0)) }
         let message = String(message.prefix(4096))

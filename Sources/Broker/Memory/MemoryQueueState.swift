@@ -220,6 +220,29 @@ struct MemoryQueueState: Sendable {
         return .failed
     }
 
+    mutating func crashed(_ lease: JobLease, message: String, maxCrashes: Int, failedCap: Int, now: Int64) -> JobState? {
+        guard holds(lease, now: now), let job = jobs[lease.id] else { return nil }
+        recordError(lease.id, attempt: job.record.attempts, message: message, now: now)
+        active.remove(lease.id)
+        jobs[lease.id]?.token = nil
+        jobs[lease.id]?.record.worker = nil
+        jobs[lease.id]?.record.crashes += 1
+        if job.record.cancelRequested {
+            finish(lease.id, .cancelled, now: now)
+            return .cancelled
+        }
+        if job.record.crashes + 1 >= maxCrashes {
+            finish(lease.id, .failed, now: now)
+            capFailed(failedCap)
+            return .failed
+        }
+        jobs[lease.id]?.record.attempts -= 1
+        jobs[lease.id]?.record.state = .queued
+        addPending(lease.id, priority: job.record.priority)
+        wakes += 1
+        return .queued
+    }
+
     mutating func cancelled(_ lease: JobLease, now: Int64) -> Bool {
         guard holds(lease, now: now) else { return false }
         active.remove(lease.id)
