@@ -60,6 +60,15 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(help: "Start even if Redis can lose jobs (appendonly off or an evicting maxmemory-policy).")
     var allowVolatileRedis = false
 
+    @Option(help: "Run a supervisor with this many worker processes (this binary, in child mode), each running up to --concurrency jobs; a process that dies is replaced and its jobs are released at once. (default: one worker, in this process)")
+    var processes: Int?
+
+    @Option(help: "With --processes: a job that was running in this many processes that died fails as worker_crashed. (default: 3)")
+    var maxCrashes: Int = 3
+
+    @Flag(help: .hidden)
+    var child = false
+
     @Flag(help: "Also register the sample task crash, which kills its process on purpose (tern dev and the tests do; echo, sleep, flaky, fail and primes are always registered).")
     var sampleTasks = false
 
@@ -110,7 +119,16 @@ struct WorkerCommand: AsyncParsableCommand {
         let client = RedisClient(configuration: redisConfiguration, logger: logger)
         defer { client.close() }
         let broker = try RedisJobBroker(client: client, prefix: keyPrefix)
-        let worker = JobWorker(broker: broker, registry: registry, configuration: configuration, logger: logger)
+        if let processes {
+            guard (1...256).contains(processes), (1...100).contains(maxCrashes) else {
+                throw ValidationError("--processes must be 1...256 and --max-crashes 1...100")
+            }
+            try await superviseProcesses(processes, broker: broker, client: client, redisConfiguration: redisConfiguration, logger: logger)
+            return
+        }
+        // A child reports each job it claims and settles on standard output, for its supervisor.
+        let events: (@Sendable (WorkerEvent) -> Void)? = child ? Self.reportToSupervisor : nil
+        let worker = JobWorker(broker: broker, registry: registry, configuration: configuration, logger: logger, events: events)
         // Signals are handled from here on, so a SIGTERM while Redis is checked still exits 0.
         let signals = ShutdownSignals(grace: configuration.shutdownGrace) { worker.shutdown() }
         defer { signals.cancel() }
@@ -124,6 +142,41 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         try await broker.prepare()
         try await worker.run()
+    }
+
+    /// A child's line on standard output for each job it claims and settles.
+    @Sendable private static func reportToSupervisor(_ event: WorkerEvent) {
+        let line: String
+        switch event {
+        case .claimed(let job): line = "claimed \(job.id.rawValue) \(job.lease.token)\n"
+        case .settled(let id): line = "settled \(id.rawValue)\n"
+        }
+        FileHandle.standardOutput.write(Data(line.utf8))
+    }
+
+    /// Runs the supervisor: this binary with the same arguments, `--processes` dropped and `--child`
+    /// added, `count` times.
+    private func superviseProcesses(
+        _ count: Int, broker: RedisJobBroker, client: RedisClient, redisConfiguration: RedisConfiguration, logger: Logger
+    ) async throws {
+        if !(allowVolatileRedis || (try? redis.file())?.worker?.allowVolatileRedis == true) {
+            _ = try await RedisStartup.checkDurability(client, redisConfiguration, command: "tern worker", refuseUnsafe: true)
+        }
+        try await broker.prepare()
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        if let index = arguments.firstIndex(of: "--processes"), index + 1 < arguments.count {
+            arguments.removeSubrange(index...(index + 1))
+        }
+        arguments.removeAll { $0.hasPrefix("--processes=") }
+        arguments.append("--child")
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let supervisor = WorkerSupervisor(
+            executable: executable, arguments: arguments, count: count, broker: broker, maxCrashes: maxCrashes, logger: logger)
+        let signals = ShutdownSignals(grace: try seconds(grace ?? (try? redis.file())?.worker?.graceSeconds ?? 25, "grace", allowZero: true)) {
+            supervisor.shutdown()
+        }
+        defer { signals.cancel() }
+        try await supervisor.run()
     }
 
     private func parseQueues(_ text: String) throws -> [QueueName] {

@@ -36,9 +36,16 @@ public final class JobWorker: Sendable {
     let state = Mutex(State())
     /// Signalled by ``shutdown()`` so that an idle wait on Redis ends at once.
     let stopSignal = JobControl()
+    /// Told of each job claimed (before it starts) and settled (after its outcome is reported):
+    /// how a supervisor knows which jobs a worker process holds.
+    let events: (@Sendable (WorkerEvent) -> Void)?
 
-    /// Creates a worker.
-    public init(broker: any JobBroker, registry: TaskRegistry, configuration: WorkerConfiguration, logger: Logger) {
+    /// Creates a worker; `events`, if given, hears of every job claimed and settled.
+    public init(
+        broker: any JobBroker, registry: TaskRegistry, configuration: WorkerConfiguration, logger: Logger,
+        events: (@Sendable (WorkerEvent) -> Void)? = nil
+    ) {
+        self.events = events
         self.broker = broker
         self.registry = registry
         self.configuration = configuration
@@ -122,6 +129,7 @@ public final class JobWorker: Sendable {
                         queue: queue, limit: free - claimed, worker: configuration.workerID, lease: configuration.lease)
                     // Start them at once: a failing claim on the next queue must not strand these.
                     for job in jobsOfQueue {
+                        events?(.claimed(job))
                         let control = JobControl()
                         state.withLock { $0.running[job.id] = Running(job: job, control: control) }
                         jobs.addTask { await self.execute(job, control: control) }
@@ -197,6 +205,7 @@ public final class JobWorker: Sendable {
     }
 
     func finished(_ id: JobID) {
+        events?(.settled(id))
         let waiter = state.withLock { state in
             state.running[id] = nil
             state.processed += 1
@@ -293,4 +302,12 @@ public final class JobWorker: Sendable {
             }
         }
     }
+}
+
+/// What a worker tells its supervisor.
+public enum WorkerEvent: Sendable {
+    /// The worker claimed the job and is about to run it.
+    case claimed(ClaimedJob)
+    /// The job's outcome is reported (or it was released): the worker no longer holds it.
+    case settled(JobID)
 }

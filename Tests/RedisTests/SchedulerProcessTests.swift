@@ -48,7 +48,6 @@ struct SchedulerProcessTests {
             for process in processes where process.isRunning {
                 kill(process.processIdentifier, SIGCONT)
                 process.terminate()
-                process.waitUntilExit()
             }
         }
         try await Task.sleep(for: .seconds(5))

@@ -58,7 +58,7 @@ struct WorkerProcessTests {
             guard stats.running == 4 else { throw WaitError("\(stats.running) running") }
         }
         kill(doomed.processIdentifier, SIGKILL)
-        doomed.waitUntilExit()
+        await waitForExit(doomed)
         #expect(doomed.terminationReason == .uncaughtSignal)
         // The jobs in flight at the kill stay `running` in Redis until their lease runs out.
         let running = try await environment.broker.jobs(queue: .default, state: .running, cursor: nil, limit: 10).jobs.map(\.id)
@@ -67,7 +67,6 @@ struct WorkerProcessTests {
         let survivor = try WorkerBinary.start(environment, ["--concurrency", "8"])
         defer {
             survivor.terminate()
-            survivor.waitUntilExit()
         }
         for handle in handles { _ = try await handle.result(timeout: .seconds(60)) }
         for handle in handles {
@@ -94,7 +93,7 @@ struct WorkerProcessTests {
         for handle in long { _ = try await environment.waitFor(handle.id, .running, within: .seconds(30)) }
         kill(worker.processIdentifier, SIGTERM)
         let stopped = ContinuousClock.now
-        worker.waitUntilExit()
+        await waitForExit(worker)
         #expect(ContinuousClock.now - stopped < .seconds(10))
         #expect(worker.terminationReason == .exit)
         #expect(worker.terminationStatus == 0)
@@ -127,7 +126,6 @@ struct WorkerProcessTests {
         let worker = try WorkerBinary.start(environment, ["--config", path])
         defer {
             worker.terminate()
-            worker.waitUntilExit()
         }
         #expect(try await handle.result(timeout: .seconds(30)) == .string("from config"))
         let workers = try await environment.broker.workers()
@@ -136,8 +134,8 @@ struct WorkerProcessTests {
     }
 
     @Test("a missing config file named with --config is a usage error")
-    func missingConfigFile() throws {
-        let (status, output) = try WorkerBinary.runToExit(["--config", "/nonexistent/tern.yaml"])
+    func missingConfigFile() async throws {
+        let (status, output) = try await offPool { try WorkerBinary.runToExit(["--config", "/nonexistent/tern.yaml"]) }
         #expect(status == 64)
         #expect(output.contains("config file /nonexistent/tern.yaml does not exist"))
     }
@@ -146,7 +144,8 @@ struct WorkerProcessTests {
     func refusesVolatileRedis() async throws {
         let server = try await TestRedis.start(appendOnly: false)
         defer { server.stop() }
-        let (status, output) = try WorkerBinary.runToExit(["--redis-url", server.url])
+        let url = server.url
+        let (status, output) = try await offPool { try WorkerBinary.runToExit(["--redis-url", url]) }
         #expect(status == 1)
         #expect(output.contains("appendonly is off"))
         #expect(output.contains("--allow-volatile-redis"))
