@@ -2,6 +2,7 @@ import ArgumentParser
 import Broker
 import Dispatch
 import Foundation
+import Synchronization
 import Logging
 import Tasks
 import TernCore
@@ -66,6 +67,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "With --processes: a job that was running in this many processes that died fails as worker_crashed. (default: 3)")
     var maxCrashes: Int = 3
 
+    @Option(help: "With --processes: a process exits gracefully after finishing about this many jobs and is replaced, to contain leaks. (default: never)")
+    var maxJobsPerProcess: Int?
+
     @Flag(help: .hidden)
     var child = false
 
@@ -120,15 +124,26 @@ struct WorkerCommand: AsyncParsableCommand {
         defer { client.close() }
         let broker = try RedisJobBroker(client: client, prefix: keyPrefix)
         if let processes {
-            guard (1...256).contains(processes), (1...100).contains(maxCrashes) else {
-                throw ValidationError("--processes must be 1...256 and --max-crashes 1...100")
+            guard (1...256).contains(processes), (1...100).contains(maxCrashes), (maxJobsPerProcess ?? 1) >= 1 else {
+                throw ValidationError("--processes must be 1...256, --max-crashes 1...100 and --max-jobs-per-process at least 1")
             }
             try await superviseProcesses(processes, broker: broker, client: client, redisConfiguration: redisConfiguration, logger: logger)
             return
         }
         // A child reports each job it claims and settles on standard output, for its supervisor.
-        let events: (@Sendable (WorkerEvent) -> Void)? = child ? Self.reportToSupervisor : nil
+        let recycler = Recycler(limit: child ? maxJobsPerProcess : nil)
+        var events: (@Sendable (WorkerEvent) -> Void)?
+        if child {
+            events = { @Sendable (event: WorkerEvent) in
+                Self.reportToSupervisor(event)
+                if case .settled = event { recycler.settled() }
+            }
+        }
         let worker = JobWorker(broker: broker, registry: registry, configuration: configuration, logger: logger, events: events)
+        recycler.onLimit = { [logger] in
+            logger.info("recycling this worker process after its job limit")
+            worker.shutdown()
+        }
         // Signals are handled from here on, so a SIGTERM while Redis is checked still exits 0.
         let signals = ShutdownSignals(grace: configuration.shutdownGrace) { worker.shutdown() }
         defer { signals.cancel() }
@@ -245,5 +260,24 @@ final class ShutdownSignals: @unchecked Sendable {
             value += 1
             return value
         }
+    }
+}
+
+/// Shuts a child worker down once it has settled `limit` jobs, so its supervisor replaces it.
+final class Recycler: @unchecked Sendable {
+    private let limit: Int?
+    private let count = Mutex(0)
+    /// Set once, before the worker runs.
+    var onLimit: (@Sendable () -> Void)?
+
+    init(limit: Int?) { self.limit = limit }
+
+    func settled() {
+        guard let limit else { return }
+        let reached = count.withLock { count in
+            count += 1
+            return count == limit
+        }
+        if reached { onLimit?() }
     }
 }

@@ -11,7 +11,8 @@ import TernCore
 /// ``JobBroker/crashed(_:reason:maxCrashes:)`` at once: queued again, or failed as
 /// `worker_crashed` after `maxCrashes` processes died running them, so a poison job cannot
 /// crash-loop the fleet. A dead process is replaced, after a backoff (1 s doubling to 30 s) when
-/// it keeps dying within 10 s of its start. On ``shutdown()`` every child gets SIGTERM and drains
+/// it keeps dying within 10 s of its start. A child that exits 0 on its own (it recycled itself
+/// after `--max-jobs-per-process` jobs) is replaced at once. On ``shutdown()`` every child gets SIGTERM and drains
 /// as a single worker does; jobs a child still held when it exited are released.
 final class WorkerSupervisor: Sendable {
     struct Child {
@@ -141,10 +142,12 @@ final class WorkerSupervisor: Sendable {
                 usleep(2_000)
             }
         }
+        // Exit status 0 while not stopping: the child recycled itself (--max-jobs-per-process).
+        let crashed = process.terminationReason == .uncaughtSignal || process.terminationStatus != 0
         let (child, stopping, delay) = state.withLock { state -> (Child?, Bool, Duration) in
             guard let child = state.children[slot], child.process === process else { return (nil, state.stopping, .zero) }
             state.children[slot] = nil
-            let quick = ContinuousClock.now - child.started < .seconds(10)
+            let quick = crashed && ContinuousClock.now - child.started < .seconds(10)
             state.quickDeaths[slot] = quick ? (state.quickDeaths[slot] ?? 0) + 1 : 0
             let deaths = state.quickDeaths[slot] ?? 0
             return (child, state.stopping, deaths == 0 ? .zero : min(.seconds(30), .seconds(1) * (1 << min(deaths - 1, 5))))
@@ -153,7 +156,6 @@ final class WorkerSupervisor: Sendable {
         let reason = process.terminationReason == .uncaughtSignal
             ? "signal \(process.terminationStatus)\(Self.signalName(process.terminationStatus).map { " (\($0))" } ?? "")"
             : "exit status \(process.terminationStatus)"
-        let crashed = process.terminationReason == .uncaughtSignal || process.terminationStatus != 0
         let held = Array(child.held.values)
         if crashed || !held.isEmpty {
             logger.error("worker process died", metadata: [

@@ -41,4 +41,35 @@ struct SupervisorProcessTests {
         await waitForExit(supervisor)
         #expect(supervisor.terminationReason == .exit && supervisor.terminationStatus == 0)
     }
+
+    @Test("with --max-jobs-per-process a process is replaced after its jobs; every job still succeeds once")
+    func recycling() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let handles = try await environment.tern.enqueueBatch(Echo.self, (0..<12).map { .number(Double($0)) })
+        let supervisor = Process()
+        supervisor.executableURL = URL(fileURLWithPath: WorkerBinary.path)
+        supervisor.arguments = [
+            "--redis-url", environment.server.url, "--prefix", environment.broker.keys.prefix, "--lease", "5",
+            "--heartbeat", "0.2", "--reaper", "0.3", "--processes", "1", "--concurrency", "1", "--max-jobs-per-process", "3",
+        ]
+        supervisor.standardOutput = FileHandle.nullDevice
+        supervisor.standardError = FileHandle.nullDevice
+        try supervisor.run()
+        defer {
+            if supervisor.isRunning { kill(supervisor.processIdentifier, SIGKILL) }
+        }
+        var workers: Set<String> = []
+        for (index, handle) in handles.enumerated() {
+            #expect(try await handle.result(timeout: .seconds(60)) == .number(Double(index)))
+            let record = try await handle.status()
+            #expect(record.attempts == 1)
+            if let worker = record.worker { workers.insert(worker) }
+        }
+        // 12 jobs, 3 per process: at least 4 processes ran them, one after another.
+        #expect(workers.count >= 4, "\(workers)")
+        kill(supervisor.processIdentifier, SIGTERM)
+        await waitForExit(supervisor)
+        #expect(supervisor.terminationReason == .exit && supervisor.terminationStatus == 0)
+    }
 }
