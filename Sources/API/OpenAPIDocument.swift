@@ -156,6 +156,7 @@ enum OpenAPISchemas {
             "Worker": object([
                 "id": string, "host": string, "pid": integer, "queues": ["type": "array", "items": string],
                 "concurrency": integer, "busy": integer, "processed": integer, "started_at": timestamp, "last_seen_at": timestamp,
+                "supervisor_pid": ["type": ["integer", "null"], "description": "The supervisor running this worker process, if one does."],
             ]),
             "WorkerList": object(["workers": ["type": "array", "items": OpenAPIDocument.ref("Worker")]]),
             "Task": object(

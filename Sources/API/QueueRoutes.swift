@@ -102,6 +102,7 @@ private func workerObject(_ worker: WorkerInfo) -> [String: Any] {
         "id": worker.id, "host": worker.host, "pid": Int(worker.pid), "queues": worker.queues,
         "concurrency": worker.concurrency, "busy": worker.busy, "processed": worker.processed,
         "started_at": JobView.timestamp(worker.startedMilliseconds), "last_seen_at": JobView.timestamp(worker.lastSeenMilliseconds),
+        "supervisor_pid": worker.supervisorPID.map { Int($0) as Any } ?? NSNull(),
     ]
 }
 

@@ -131,6 +131,7 @@ struct WorkerCommand: AsyncParsableCommand {
             return
         }
         // A child reports each job it claims and settles on standard output, for its supervisor.
+        if child { configuration.supervisorPID = getppid() }
         let recycler = Recycler(limit: child ? maxJobsPerProcess : nil)
         var events: (@Sendable (WorkerEvent) -> Void)?
         if child {

@@ -241,7 +241,7 @@ public final class JobWorker: Sendable {
             id: configuration.workerID, host: ProcessInfo.processInfo.hostName, pid: getpid(),
             queues: configuration.queues.map(\.rawValue), concurrency: configuration.concurrency, busy: busy,
             processed: processed, startedMilliseconds: started,
-            lastSeenMilliseconds: Int64(WallClock.nowMilliseconds()))
+            lastSeenMilliseconds: Int64(WallClock.nowMilliseconds()), supervisorPID: configuration.supervisorPID)
     }
 
     private func announce() async {

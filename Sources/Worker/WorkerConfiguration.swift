@@ -33,6 +33,8 @@ public struct WorkerConfiguration: Sendable {
     public var maxResultBytes = JobLimits.defaultMaxResultBytes
     /// This worker's id, unique in the fleet (default `<host>:<pid>:<random>`).
     public var workerID: String
+    /// The pid of the supervisor running this worker process, if one does (`worker --processes`).
+    public var supervisorPID: Int32?
 
     /// Creates a configuration with the defaults.
     public init() {

@@ -68,6 +68,12 @@ struct SupervisorProcessTests {
         }
         // 12 jobs, 3 per process: at least 4 processes ran them, one after another.
         #expect(workers.count >= 4, "\(workers)")
+        // The live process names its supervisor.
+        let live = try await eventually(within: .seconds(20)) {
+            guard let worker = try await environment.broker.workers().first else { throw WaitError("no live worker") }
+            return worker
+        }
+        #expect(live.supervisorPID == supervisor.processIdentifier)
         kill(supervisor.processIdentifier, SIGTERM)
         await waitForExit(supervisor)
         #expect(supervisor.terminationReason == .exit && supervisor.terminationStatus == 0)

@@ -18,11 +18,14 @@ public struct WorkerInfo: Sendable, Hashable, Codable {
     public var startedMilliseconds: Int64
     /// When it last reported, in milliseconds since 1970 (its own clock).
     public var lastSeenMilliseconds: Int64
+    /// The pid of the supervisor that runs this process, if one does.
+    public var supervisorPID: Int32?
 
     public init(
         id: String, host: String, pid: Int32, queues: [String], concurrency: Int, busy: Int, processed: Int,
-        startedMilliseconds: Int64, lastSeenMilliseconds: Int64
+        startedMilliseconds: Int64, lastSeenMilliseconds: Int64, supervisorPID: Int32? = nil
     ) {
+        self.supervisorPID = supervisorPID
         self.id = id
         self.host = host
         self.pid = pid

@@ -67,8 +67,8 @@ struct WorkersCommand: AsyncParsableCommand {
 }
 
 func printWorkers(_ workers: [[String: Any]]) {
-    Output.table(["WORKER", "HOST", "PID", "QUEUES", "BUSY", "PROCESSED", "UP SINCE", "LAST SEEN"], workers.map { worker in
-        [Output.value(worker["id"]), Output.value(worker["host"]), Output.value(worker["pid"]),
+    Output.table(["WORKER", "HOST", "PID", "SUPERVISOR", "QUEUES", "BUSY", "PROCESSED", "UP SINCE", "LAST SEEN"], workers.map { worker in
+        [Output.value(worker["id"]), Output.value(worker["host"]), Output.value(worker["pid"]), Output.value(worker["supervisor_pid"]),
          (worker["queues"] as? [String] ?? []).map(Output.clean).joined(separator: ","),
          "\(Output.value(worker["busy"]))/\(Output.value(worker["concurrency"]))", Output.value(worker["processed"]),
          Output.time(worker["started_at"]), Output.time(worker["last_seen_at"])]
