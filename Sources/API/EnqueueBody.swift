@@ -135,7 +135,7 @@ struct EnqueueBody {
                 inputData = input
                 try entry.validate(inputData)
             } catch let error as DecodingError {
-                errors.append(inputError(error))
+                errors.append(Problem.FieldError(error, under: "/input"))
             } catch {
                 errors.append(.init(pointer: "/input", message: "cannot be read"))
             }
@@ -154,14 +154,6 @@ struct EnqueueBody {
     private static func integer(_ value: JSONValue) -> Int? {
         guard case .number(let double) = value, double.rounded() == double, abs(double) < 9e15 else { return nil }
         return Int(double)
-    }
-
-    private static func inputError(_ error: DecodingError) -> Problem.FieldError {
-        let described = DecodingFailure.describe(error)
-        // "<pointer>: <message>" → pointer under /input.
-        guard let separator = described.range(of: ": ") else { return .init(pointer: "/input", message: described) }
-        let pointer = String(described[..<separator.lowerBound])
-        return .init(pointer: "/input" + (pointer == "/" ? "" : pointer), message: String(described[separator.upperBound...].prefix(300)))
     }
 
     private static func escape(_ key: String) -> String {

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import TernCore
 
 /// An error answer in `application/problem+json` (RFC 9457), with a stable `code` clients can
 /// match on. Large input is never echoed.
@@ -8,6 +9,22 @@ public struct Problem: HTTPResponseError, Sendable {
     public struct FieldError: Sendable, Encodable, Hashable {
         public var pointer: String
         public var message: String
+
+        public init(pointer: String, message: String) {
+            self.pointer = pointer
+            self.message = message
+        }
+
+        /// The problem a decoding error names, its pointer under `prefix` (`/input` for a job's input).
+        init(_ error: DecodingError, under prefix: String) {
+            let described = DecodingFailure.describe(error)  // "<pointer>: <message>"
+            guard let separator = described.range(of: ": ") else {
+                self.init(pointer: prefix, message: String(described.prefix(300)))
+                return
+            }
+            let pointer = String(described[..<separator.lowerBound])
+            self.init(pointer: prefix + (pointer == "/" ? "" : pointer), message: String(described[separator.upperBound...].prefix(300)))
+        }
     }
 
     public var status: HTTPResponse.Status

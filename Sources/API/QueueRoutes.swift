@@ -118,9 +118,7 @@ private func taskObject(_ entry: TaskRegistry.Entry) -> [String: Any] {
     ]
 }
 
-private func milliseconds(_ duration: Duration) -> Int64 {
-    duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
-}
+private func milliseconds(_ duration: Duration) -> Int64 { duration.nanoseconds / 1_000_000 }
 
 extension JSONValue {
     /// The value as `JSONSerialization` objects, for ``JSONResponse``.

@@ -88,11 +88,8 @@ final class WaiterCount: Sendable {
 
     /// Runs `body` as one more waiter, or throws 503 `too_many_waiters` at the cap.
     func run<T>(cap: Int, _ body: () async throws -> T) async throws -> T {
-        guard count.add(1, ordering: .relaxed).newValue <= cap else {
-            count.subtract(1, ordering: .relaxed)
-            throw Problem(.serviceUnavailable, "too_many_waiters", "too many requests are waiting for jobs; retry later", retryAfter: 1)
-        }
-        defer { count.subtract(1, ordering: .relaxed) }
+        let slot = try acquire(cap: cap)
+        defer { withExtendedLifetime(slot) {} }
         return try await body()
     }
 

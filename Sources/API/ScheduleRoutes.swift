@@ -105,12 +105,7 @@ private func parseDefinition(_ bytes: Data, name: String) throws -> ScheduleDefi
         let data = try JSONSerialization.data(withJSONObject: object, options: [.fragmentsAllowed])
         return try JSONDecoder().decode(ScheduleDefinition.self, from: data)
     } catch let error as DecodingError {
-        let described = DecodingFailure.describe(error)
-        let separator = described.range(of: ": ")
-        let pointer = separator.map { String(described[..<$0.lowerBound]) } ?? ""
-        let message = separator.map { String(described[$0.upperBound...]) } ?? described
-        throw Problem(.unprocessableContent, "invalid_schedule", "the schedule is invalid",
-            errors: [.init(pointer: pointer == "/" ? "" : pointer, message: String(message.prefix(300)))])
+        throw Problem(.unprocessableContent, "invalid_schedule", "the schedule is invalid", errors: [.init(error, under: "")])
     }
 }
 

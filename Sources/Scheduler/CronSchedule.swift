@@ -31,13 +31,7 @@ public struct CronSchedule: Sendable, Hashable {
 
     /// The first `count` firings after `milliseconds`.
     public func upcoming(after milliseconds: Int64, count: Int) -> [Int64] {
-        var result: [Int64] = []
-        var from = milliseconds
-        while result.count < count, let next = next(after: from) {
-            result.append(next)
-            from = next
-        }
-        return result
+        firings(after: milliseconds, count: count, next: next(after:))
     }
 
     /// The instant (seconds) a wall-clock time fires at: its only instant, the first of two, or the
@@ -107,4 +101,15 @@ func civil(_ days: Int64) -> (year: Int, month: Int, day: Int) {
     let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
     let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
     return (Int(yearOfEra + era * 400 + (month <= 2 ? 1 : 0)), Int(month), Int(day))
+}
+
+/// The first `count` instants `next` gives, each after the one before, starting after `start`.
+func firings(after start: Int64, count: Int, next: (Int64) -> Int64?) -> [Int64] {
+    var result: [Int64] = []
+    var from = start
+    while result.count < count, let instant = next(from) {
+        result.append(instant)
+        from = instant
+    }
+    return result
 }

@@ -67,13 +67,7 @@ public struct Schedule: Sendable, Hashable {
 
     /// The next `count` ticks after `milliseconds`.
     public func upcoming(after milliseconds: Int64, count: Int) -> [Int64] {
-        var ticks: [Int64] = []
-        var from = milliseconds
-        while ticks.count < count, let tick = next(after: from) {
-            ticks.append(tick)
-            from = tick
-        }
-        return ticks
+        firings(after: milliseconds, count: count, next: next(after:))
     }
 
     /// Checks the schedule against the registered tasks: the name, the task, its input (decoded as

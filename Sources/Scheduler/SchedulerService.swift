@@ -78,18 +78,26 @@ public final class SchedulerService: Sendable {
     /// Ends ``run()`` after the pass in progress.
     public func shutdown() { stopping.store(true, ordering: .relaxed) }
 
-    /// One pass: reads Redis time and each schedule's mark, and emits every due tick.
-    /// Returns what was emitted, by schedule name.
+    /// One pass: reads Redis time, the stored schedules' version and each schedule's mark in one
+    /// round trip, and emits every due tick. When the stored schedules changed, they are loaded
+    /// again first. Returns what was emitted, by schedule name.
     @discardableResult
     public func pass() async throws -> [String: [TickEmission]] {
-        if let store { try await reloadIfChanged(store) }
         let enabled = schedules.filter(\.enabled)
-        guard !enabled.isEmpty else { return [:] }
+        guard store != nil || !enabled.isEmpty else { return [:] }
         var commands = [RedisCommand("TIME")]
+        if let store { commands.append(store.versionCommand) }
         for schedule in enabled {
             commands.append(RedisCommand("HGET", broker.keys.base(queue(of: schedule)) + "schedule:" + schedule.name, "mark"))
         }
-        let replies = try await broker.client.pipeline(commands)
+        var replies = try await broker.client.pipeline(commands)
+        if let store {
+            let version = replies.remove(at: 1).string
+            if stored.withLock({ !$0.loaded || $0.version != version }) {
+                try await reload(store, version: version)
+                return try await pass()
+            }
+        }
         let time = replies[0].array ?? []
         guard time.count == 2, let seconds = time[0].string.flatMap(Int64.init), let micros = time[1].string.flatMap(Int64.init) else {
             throw RedisError.protocolError("TIME answered \(replies[0])")
@@ -157,11 +165,9 @@ public final class SchedulerService: Sendable {
         return configured + stored.withLock { $0.schedules }.filter { !names.contains($0.name) }
     }
 
-    /// Loads the stored schedules again when their version changed. A stored schedule that no
-    /// longer fits the registered tasks is logged and left out.
-    private func reloadIfChanged(_ store: ScheduleStore) async throws {
-        let version = try await store.client.send(store.versionCommand).string
-        guard stored.withLock({ !$0.loaded || $0.version != version }) else { return }
+    /// Loads the stored schedules, found at `version`. A stored schedule that no longer fits the
+    /// registered tasks is logged and left out.
+    private func reload(_ store: ScheduleStore, version: String?) async throws {
         var loaded: [Schedule] = []
         for definition in try await store.all() {
             do {

@@ -84,7 +84,7 @@ enum APISettings {
 
     /// The SHA-256 of `token` as 64 hexadecimal digits, as `api.tokens` stores it.
     static func digestHex(_ token: String) -> String {
-        SHA256.digest(Array(token.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hex(token)
     }
 }
 

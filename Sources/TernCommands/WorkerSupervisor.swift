@@ -129,11 +129,11 @@ final class WorkerSupervisor: Sendable {
     private func exited(_ slot: Int, _ process: Process) {
         // The child may have died right after writing a line: let the reader take in everything it
         // wrote (nothing left in the pipe, no chunk being handled), for at most a second.
-        let output = state.withLock { state -> (FileHandle, Bool)? in
+        let output = state.withLock { state -> FileHandle? in
             guard let child = state.children[slot], child.process === process else { return nil }
-            return (child.output, true)
+            return child.output
         }
-        if let (handle, _) = output {
+        if let handle = output {
             let deadline = ContinuousClock.now + .seconds(1)
             while ContinuousClock.now < deadline {
                 var pending: Int32 = 0

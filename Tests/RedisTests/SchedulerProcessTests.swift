@@ -3,18 +3,6 @@ import Foundation
 import TernCore
 import Testing
 
-/// Every tick of the emitted jobs of `queue`, in order.
-private func emittedTicks(_ environment: JobEnvironment) async throws -> [Int64] {
-    var ticks: [Int64] = []
-    var cursor: String?
-    repeat {
-        let page = try await environment.broker.jobs(queue: .default, state: .queued, cursor: cursor, limit: 100)
-        ticks += page.jobs.compactMap(\.tickMilliseconds)
-        cursor = page.nextCursor
-    } while cursor != nil
-    return ticks.sorted()
-}
-
 /// A `scheduler` process on `environment`'s Redis and key prefix, with `config`.
 private func startScheduler(_ environment: JobEnvironment, config: String) throws -> Process {
     let process = Process()

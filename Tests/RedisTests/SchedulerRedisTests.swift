@@ -7,8 +7,8 @@ import Testing
 
 private let quiet = Logger(label: "test.scheduler", factory: { _ in SwiftLogNoOpLogHandler() })
 
-/// Every job a schedule emitted, by tick.
-private func ticks(_ environment: JobEnvironment, queue: QueueName = .default) async throws -> [Int64] {
+/// The ticks of every job schedules emitted (queued or scheduled), in order.
+func emittedTicks(_ environment: JobEnvironment, queue: QueueName = .default) async throws -> [Int64] {
     var ticks: [Int64] = []
     for state in [JobState.queued, .scheduled] {
         var cursor: String?
@@ -48,7 +48,7 @@ struct SchedulerRedisTests {
         #expect(try await broker.cancel(second) == .cancelled)
         guard case .emitted = try await broker.emitTick(schedule: "s", tick: 40_000, mark: 40_000, skipIfRunning: true, request: request)
         else { Issue.record("tick 40000 not emitted"); return }
-        #expect(try await ticks(environment) == [10_000, 40_000])
+        #expect(try await emittedTicks(environment) == [10_000, 40_000])
     }
 
     @Test("catch-up after downtime: skip emits nothing missed, once one job, all each missed tick up to the limit", arguments: [
@@ -66,13 +66,13 @@ struct SchedulerRedisTests {
         _ = try await environment.client.send(RedisCommand("HSET", environment.broker.keys.base(.default) + "schedule:leap", "mark", Int(mark)))
         let service = try SchedulerService(broker: environment.broker, schedules: [schedule], registry: environment.registry, logger: quiet)
         try await service.pass()
-        let emitted = try await ticks(environment)
+        let emitted = try await emittedTicks(environment)
         #expect(emitted.count == jobs)
         let leapDays: [Int64] = [1_582_934_400_000, 1_709_164_800_000]  // 2020-02-29, 2024-02-29
         #expect(emitted == Array(leapDays.prefix(jobs)))
         // The mark moved past the missed ticks: a second pass emits nothing more.
         try await service.pass()
-        #expect(try await ticks(environment).count == jobs)
+        #expect(try await emittedTicks(environment).count == jobs)
     }
 
     @Test("three replicas on an every-second schedule emit exactly one job per tick, with no gap while one stops")
@@ -93,7 +93,7 @@ struct SchedulerRedisTests {
         try await Task.sleep(for: .seconds(2))
         replicas[2].shutdown()
         for run in runs { try await run.value }
-        let emitted = try await ticks(environment)
+        let emitted = try await emittedTicks(environment)
         #expect(emitted.count >= 5, "\(emitted)")
         #expect(Set(emitted).count == emitted.count, "a tick was emitted twice: \(emitted)")
         #expect(zip(emitted, emitted.dropFirst()).allSatisfy { $1 - $0 == 1000 }, "a gap: \(emitted)")
@@ -138,10 +138,10 @@ struct StoredScheduleTests {
         let run = Task { try await service.run() }
         defer { service.shutdown() }
         try await Task.sleep(for: .milliseconds(300))
-        #expect(try await ticks(environment).isEmpty)
+        #expect(try await emittedTicks(environment).isEmpty)
         try await store.put(ScheduleDefinition(name: "live", task: "echo", input: .number(1), everySeconds: 1))
         let first = try await eventually(within: .seconds(10)) {
-            let emitted = try await ticks(environment)
+            let emitted = try await emittedTicks(environment)
             guard emitted.count >= 2 else { throw WaitError("waiting for ticks of the stored schedule") }
             return emitted
         }
@@ -150,9 +150,9 @@ struct StoredScheduleTests {
         #expect(try await environment.broker.job(try #require(JobID(last.job)))?.tickMilliseconds == last.tick)
         try await store.delete("live")
         try await Task.sleep(for: .seconds(2))  // a pass in flight may still emit one
-        let afterDelete = try await ticks(environment).count
+        let afterDelete = try await emittedTicks(environment).count
         try await Task.sleep(for: .seconds(2))
-        #expect(try await ticks(environment).count == afterDelete)
+        #expect(try await emittedTicks(environment).count == afterDelete)
         service.shutdown()
         try await run.value
     }
