@@ -157,12 +157,16 @@ enum OpenAPISchemas {
                 "id": string, "host": string, "pid": integer, "queues": ["type": "array", "items": string],
                 "concurrency": integer, "busy": integer, "processed": integer, "started_at": timestamp, "last_seen_at": timestamp,
                 "supervisor_pid": ["type": ["integer", "null"], "description": "The supervisor running this worker process, if one does."],
+                "processes": ["type": ["integer", "null"], "description": "Set on a supervisor: its worker processes. Its concurrency and busy are their totals."],
             ]),
             "WorkerList": object(["workers": ["type": "array", "items": OpenAPIDocument.ref("Worker")]]),
             "Task": object(
                 [
                     "name": string, "queue": string, "priority": integer, "max_attempts": integer,
-                    "soft_time_limit_ms": ["type": ["integer", "null"]], "result_retention_ms": integer,
+                    "soft_time_limit_ms": ["type": ["integer", "null"]],
+                    "hard_time_limit_ms": ["type": ["integer", "null"], "description": "Run time after which a supervised process running the job is killed (plus the worker's kill grace)."],
+                    "isolated": ["type": "boolean", "description": "Each job runs alone in a process of its own."],
+                    "result_retention_ms": integer,
                     "expires_after_ms": ["type": ["integer", "null"]], "input_schema": ["type": "object"], "output_schema": ["type": "object"],
                 ]),
             "TaskList": object(["tasks": ["type": "array", "items": OpenAPIDocument.ref("Task")]]),

@@ -103,6 +103,7 @@ private func workerObject(_ worker: WorkerInfo) -> [String: Any] {
         "concurrency": worker.concurrency, "busy": worker.busy, "processed": worker.processed,
         "started_at": JobView.timestamp(worker.startedMilliseconds), "last_seen_at": JobView.timestamp(worker.lastSeenMilliseconds),
         "supervisor_pid": worker.supervisorPID.map { Int($0) as Any } ?? NSNull(),
+        "processes": worker.processes.map { $0 as Any } ?? NSNull(),
     ]
 }
 
@@ -112,6 +113,8 @@ private func taskObject(_ entry: TaskRegistry.Entry) -> [String: Any] {
         "name": entry.name, "queue": options.queue.rawValue, "priority": options.priority,
         "max_attempts": options.maxAttempts,
         "soft_time_limit_ms": JSONResponse.orNull(options.softTimeLimit.map(milliseconds)),
+        "hard_time_limit_ms": JSONResponse.orNull(options.effectiveHardTimeLimit.map(milliseconds)),
+        "isolated": options.isolated,
         "result_retention_ms": milliseconds(options.resultRetention),
         "expires_after_ms": JSONResponse.orNull(options.expiresAfter.map(milliseconds)),
         "input_schema": entry.inputSchema.foundationObject, "output_schema": entry.outputSchema.foundationObject,

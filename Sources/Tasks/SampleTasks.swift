@@ -5,18 +5,24 @@ import TernCore
 ///
 /// ```swift
 /// var registry = TaskRegistry()
-/// try SampleTasks.register(in: &registry, includingCrash: true)
+/// try SampleTasks.register(in: &registry, includingTestTasks: true)
 /// ```
 public enum SampleTasks {
-    /// Registers every sample task. `crash`, which kills its process on purpose, only when
-    /// `includingCrash` is set (`tern dev` and the tests set it; production config does not).
-    public static func register(in registry: inout TaskRegistry, includingCrash: Bool) throws {
+    /// Registers every sample task. The test tasks — `crash` (kills its process on purpose), `spin`
+    /// (a CPU loop that may ignore cancellation) and `record` (appends to a file the input names) —
+    /// only when `includingTestTasks` is set (`--sample-tasks`: `tern dev` and the tests set it;
+    /// never set it in production).
+    public static func register(in registry: inout TaskRegistry, includingTestTasks: Bool) throws {
         try registry.register(Echo.self)
         try registry.register(Sleep.self)
         try registry.register(Flaky.self)
         try registry.register(Fail.self)
         try registry.register(Primes.self)
-        if includingCrash { try registry.register(Crash.self) }
+        if includingTestTasks {
+            try registry.register(Crash.self)
+            try registry.register(Spin.self)
+            try registry.register(Record.self)
+        }
     }
 }
 
@@ -137,5 +143,59 @@ public struct Crash: TernTask {
             value += context.attempt
             return .number(Double(value))
         }
+    }
+}
+
+/// `spin`: keeps a CPU busy for `ms` milliseconds. With `cooperative` false it never checks for
+/// cancellation, so only its hard time limit (kill) stops it. Soft limit 1 s, hard limit 2 s, one
+/// attempt. A test task (`--sample-tasks`).
+public struct Spin: TernTask {
+    public struct Input: Codable, Sendable {
+        public var ms: Int
+        public var cooperative: Bool
+        public init(ms: Int, cooperative: Bool) {
+            self.ms = ms
+            self.cooperative = cooperative
+        }
+    }
+    public struct Output: Codable, Sendable { public var spunMs: Int }
+    public static let name = "spin"
+    public static let options = TaskOptions(maxAttempts: 1, softTimeLimit: .seconds(1), hardTimeLimit: .seconds(2))
+    public init() {}
+    public func run(_ input: Input, context: JobContext) async throws -> Output {
+        guard (0...600_000).contains(input.ms) else { throw PermanentError("ms must be 0...600000") }
+        let end = ContinuousClock.now + .milliseconds(input.ms)
+        var counter: UInt64 = 0
+        while ContinuousClock.now < end {
+            for _ in 0..<10_000 { counter &+= 1 }
+            if input.cooperative { try Task.checkCancellation() }
+        }
+        return Output(spunMs: input.ms + Int(counter & 0))
+    }
+}
+
+/// `record`: appends `text` and a newline to the file at `path` (one `write` with `O_APPEND`, so
+/// lines from many processes never interleave) and returns the text: an execution log for tests.
+/// A test task (`--sample-tasks`): it writes where its input says.
+public struct Record: TernTask {
+    public struct Input: Codable, Sendable {
+        public var path: String
+        public var text: String
+        public init(path: String, text: String) {
+            self.path = path
+            self.text = text
+        }
+    }
+    public typealias Output = String
+    public static let name = "record"
+    public init() {}
+    public func run(_ input: Input, context: JobContext) async throws -> String {
+        let fd = open(input.path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        guard fd >= 0 else { throw PermanentError("cannot open \(input.path): errno \(errno)") }
+        defer { close(fd) }
+        let bytes = Array((input.text + "\n").utf8)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count else { throw PermanentError("short write to \(input.path)") }
+        return input.text
     }
 }

@@ -41,7 +41,7 @@ struct APICommand: AsyncParsableCommand {
     @Option(help: "Log format: text or json. Environment: TERN_LOG_FORMAT. (default: text)")
     var logFormat: String?
 
-    @Flag(help: "Also accept jobs of the sample task crash, which kills the worker running it (echo, sleep, flaky, fail and primes are always accepted).")
+    @Flag(help: "Also accept jobs of the test tasks crash, spin and record, which kill or hog their process or write files (echo, sleep, flaky, fail and primes are always accepted).")
     var sampleTasks = false
 
     func validate() throws {
@@ -70,7 +70,7 @@ struct APICommand: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingCrash: sampleTasks || file.worker?.sampleTasks == true)
+        try SampleTasks.register(in: &registry, includingTestTasks: sampleTasks || file.worker?.sampleTasks == true)
         var configuration = try APISettings.configuration(file.api)
         configuration.host = host ?? nonEmpty(environment["TERN_API_HOST"]) ?? file.api?.host ?? "127.0.0.1"
         configuration.port = try port ?? nonEmpty(environment["TERN_API_PORT"]).map { text in

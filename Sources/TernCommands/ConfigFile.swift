@@ -23,9 +23,19 @@ struct ConfigFile: Decodable, Sendable {
         var graceSeconds: Double?
         var sampleTasks: Bool?
         var allowVolatileRedis: Bool?
+        var processes: Int?
+        var maxCrashes: Int?
+        var maxJobsPerProcess: Int?
+        var maxMemoryMb: Int?
+        var killGraceSeconds: Double?
+        var isolate: [String]?
 
         enum CodingKeys: String, CodingKey {
-            case queues, weights, concurrency
+            case queues, weights, concurrency, processes, isolate
+            case maxCrashes = "max_crashes"
+            case maxJobsPerProcess = "max_jobs_per_process"
+            case maxMemoryMb = "max_memory_mb"
+            case killGraceSeconds = "kill_grace_seconds"
             case leaseSeconds = "lease_seconds"
             case heartbeatSeconds = "heartbeat_seconds"
             case reaperSeconds = "reaper_seconds"

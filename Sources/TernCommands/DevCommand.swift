@@ -63,7 +63,7 @@ struct DevCommand: AsyncParsableCommand {
         let broker = try RedisJobBroker(client: client, prefix: redis.prefix(environment: environment, file: file))
         try await broker.prepare()
         var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingCrash: true)
+        try SampleTasks.register(in: &registry, includingTestTasks: true)
         var workerConfiguration = WorkerConfiguration()
         workerConfiguration.concurrency = concurrency
         var workerLogger = logger

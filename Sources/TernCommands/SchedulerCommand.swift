@@ -29,7 +29,7 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Log format: text or json. Environment: TERN_LOG_FORMAT. (default: text)")
     var logFormat: String?
 
-    @Flag(help: "Also register the sample task crash (echo, sleep, flaky, fail and primes are always registered).")
+    @Flag(help: "Also register the test tasks crash, spin and record (echo, sleep, flaky, fail and primes are always registered).")
     var sampleTasks = false
 
     func run() async throws {
@@ -38,7 +38,7 @@ struct SchedulerCommand: AsyncParsableCommand {
         let logger = try LogSetup.make(
             label: "tern.scheduler", format: logFormat ?? nonEmpty(environment["TERN_LOG_FORMAT"]) ?? file.log?.format)
         var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingCrash: sampleTasks || file.worker?.sampleTasks == true)
+        try SampleTasks.register(in: &registry, includingTestTasks: sampleTasks || file.worker?.sampleTasks == true)
         let schedules = try ScheduleSettings.schedules(file.schedules)
         let configuration = try ScheduleSettings.configuration(file.scheduler)
         let client = RedisClient(configuration: try redis.configuration(environment: environment, file: file), logger: logger)

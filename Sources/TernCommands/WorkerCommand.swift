@@ -61,19 +61,34 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(help: "Start even if Redis can lose jobs (appendonly off or an evicting maxmemory-policy).")
     var allowVolatileRedis = false
 
-    @Option(help: "Run a supervisor with this many worker processes (this binary, in child mode), each running up to --concurrency jobs; a process that dies is replaced and its jobs are released at once. (default: one worker, in this process)")
+    @Option(help: "Run a supervisor with this many worker processes (this binary, in child mode), each running up to --concurrency jobs; a process that dies is replaced and its jobs are released at once. SIGHUP replaces them gracefully with the configuration file re-read. (default: one worker, in this process)")
     var processes: Int?
 
-    @Option(help: "With --processes: a job that was running in this many processes that died fails as worker_crashed. (default: 3)")
-    var maxCrashes: Int = 3
+    @Option(help: "A job that was running in this many processes that died fails as worker_crashed (supervised or isolated). (default: 3)")
+    var maxCrashes: Int?
 
     @Option(help: "With --processes: a process exits gracefully after finishing about this many jobs and is replaced, to contain leaks. (default: never)")
     var maxJobsPerProcess: Int?
 
+    @Option(help: "With --processes: a process whose resident memory passes this many MiB drains and is replaced. (default: no cap)")
+    var maxMemoryMb: Int?
+
+    @Option(help: "Seconds a job that ignores cancellation may run past its hard time limit before the supervisor kills its process; for isolated jobs also after a cancel. (default: 10)")
+    var killGrace: Double?
+
+    @Option(help: "Comma-separated tasks whose jobs each run alone in a process of their own, besides tasks declared isolated. (default: none)")
+    var isolate: String?
+
     @Flag(help: .hidden)
     var child = false
 
-    @Flag(help: "Also register the sample task crash, which kills its process on purpose (tern dev and the tests do; echo, sleep, flaky, fail and primes are always registered).")
+    @Flag(name: .customLong(String(IsolatedJob.flag.dropFirst(2))), help: .hidden)
+    var runIsolatedJob = false
+
+    @Flag(help: "Check the flags, the environment and the configuration file, then exit: 0 if a worker would start with them (Redis is not contacted).")
+    var checkConfig = false
+
+    @Flag(help: "Also register the test tasks crash, spin and record, which kill or hog their process or write files (tern dev and the tests do; echo, sleep, flaky, fail and primes are always registered).")
     var sampleTasks = false
 
     func run() async throws {
@@ -111,7 +126,25 @@ struct WorkerCommand: AsyncParsableCommand {
         }
 
         var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingCrash: sampleTasks || fileWorker?.sampleTasks == true)
+        try SampleTasks.register(in: &registry, includingTestTasks: sampleTasks || fileWorker?.sampleTasks == true)
+        if runIsolatedJob { Foundation.exit(await IsolatedJob.main(registry: registry)) }
+        configuration.killGrace = try seconds(killGrace ?? fileWorker?.killGraceSeconds ?? 10, "kill grace", allowZero: true)
+        configuration.maxCrashes = maxCrashes ?? fileWorker?.maxCrashes ?? 3
+        let isolated = isolate.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? fileWorker?.isolate ?? []
+        if let unknown = isolated.first(where: { registry[$0] == nil }) {
+            throw ValidationError("cannot isolate '\(unknown)': no such task (registered: \(registry.names.joined(separator: ", ")))")
+        }
+        configuration.isolation = ProcessIsolation(
+            executable: Self.executablePath, arguments: Self.childArguments(adding: nil), tasks: Set(isolated))
+        let processCount = processes ?? fileWorker?.processes
+        let jobsPerProcess = maxJobsPerProcess ?? fileWorker?.maxJobsPerProcess
+        let memoryCap = maxMemoryMb ?? fileWorker?.maxMemoryMb
+        guard (1...256).contains(processCount ?? 1), (1...100).contains(configuration.maxCrashes), (jobsPerProcess ?? 1) >= 1,
+            (64...1_048_576).contains(memoryCap ?? 64)
+        else {
+            throw ValidationError(
+                "--processes must be 1...256, --max-crashes 1...100, --max-jobs-per-process at least 1 and --max-memory-mb 64...1048576")
+        }
 
         let redisConfiguration = try redis.configuration(environment: environment, file: file)
         let keyPrefix = prefix ?? redis.prefix(environment: environment, file: file)
@@ -120,32 +153,42 @@ struct WorkerCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
+        if checkConfig { return }
         let client = RedisClient(configuration: redisConfiguration, logger: logger)
         defer { client.close() }
         let broker = try RedisJobBroker(client: client, prefix: keyPrefix)
-        if let processes {
-            guard (1...256).contains(processes), (1...100).contains(maxCrashes), (maxJobsPerProcess ?? 1) >= 1 else {
-                throw ValidationError("--processes must be 1...256, --max-crashes 1...100 and --max-jobs-per-process at least 1")
-            }
-            try await superviseProcesses(processes, broker: broker, client: client, redisConfiguration: redisConfiguration, logger: logger)
+        if let processCount, !child {
+            try await superviseProcesses(
+                processCount, configuration: configuration, broker: broker, client: client, redisConfiguration: redisConfiguration,
+                logger: logger)
             return
         }
         // A child reports each job it claims and settles on standard output, for its supervisor.
         if child { configuration.supervisorPID = getppid() }
-        let recycler = Recycler(limit: child ? maxJobsPerProcess : nil)
+        let recycler = Recycler(jobLimit: child ? jobsPerProcess : nil, memoryLimitMiB: child ? memoryCap : nil)
         var events: (@Sendable (WorkerEvent) -> Void)?
         if child {
+            // A hangup of the terminal is the supervisor's to handle (SIGHUP reloads it).
+            signal(SIGHUP, SIG_IGN)
+            let report = SupervisorReport(registry: registry, configuration: configuration)
+            report.introduce()
             events = { @Sendable (event: WorkerEvent) in
-                Self.reportToSupervisor(event)
+                report.write(event)
                 if case .settled = event { recycler.settled() }
             }
         }
         let worker = JobWorker(broker: broker, registry: registry, configuration: configuration, logger: logger, events: events)
-        recycler.onLimit = { [logger] in
-            logger.info("recycling this worker process after its job limit")
+        recycler.onLimit = { [logger] why in
+            logger.info("recycling this worker process", metadata: ["reason": "\(why)"])
             worker.shutdown()
         }
+        let memoryWatch = Task { await recycler.watchMemory() }
+        defer { memoryWatch.cancel() }
         // Signals are handled from here on, so a SIGTERM while Redis is checked still exits 0.
+        let hangup = child ? nil : ReloadSignal { [logger] in
+            logger.warning("SIGHUP ignored: only a supervisor (--processes) reloads; restart this worker to apply a changed configuration")
+        }
+        defer { hangup?.cancel() }
         let signals = ShutdownSignals(grace: configuration.shutdownGrace) { worker.shutdown() }
         defer { signals.cancel() }
         let allowed = allowVolatileRedis || fileWorker?.allowVolatileRedis == true
@@ -158,41 +201,6 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         try await broker.prepare()
         try await worker.run()
-    }
-
-    /// A child's line on standard output for each job it claims and settles.
-    @Sendable private static func reportToSupervisor(_ event: WorkerEvent) {
-        let line: String
-        switch event {
-        case .claimed(let job): line = "claimed \(job.id.rawValue) \(job.lease.token)\n"
-        case .settled(let id): line = "settled \(id.rawValue)\n"
-        }
-        FileHandle.standardOutput.write(Data(line.utf8))
-    }
-
-    /// Runs the supervisor: this binary with the same arguments, `--processes` dropped and `--child`
-    /// added, `count` times.
-    private func superviseProcesses(
-        _ count: Int, broker: RedisJobBroker, client: RedisClient, redisConfiguration: RedisConfiguration, logger: Logger
-    ) async throws {
-        if !(allowVolatileRedis || (try? redis.file())?.worker?.allowVolatileRedis == true) {
-            _ = try await RedisStartup.checkDurability(client, redisConfiguration, command: "tern worker", refuseUnsafe: true)
-        }
-        try await broker.prepare()
-        var arguments = Array(CommandLine.arguments.dropFirst())
-        if let index = arguments.firstIndex(of: "--processes"), index + 1 < arguments.count {
-            arguments.removeSubrange(index...(index + 1))
-        }
-        arguments.removeAll { $0.hasPrefix("--processes=") }
-        arguments.append("--child")
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        let supervisor = WorkerSupervisor(
-            executable: executable, arguments: arguments, count: count, broker: broker, maxCrashes: maxCrashes, logger: logger)
-        let signals = ShutdownSignals(grace: try seconds(grace ?? (try? redis.file())?.worker?.graceSeconds ?? 25, "grace", allowZero: true)) {
-            supervisor.shutdown()
-        }
-        defer { signals.cancel() }
-        try await supervisor.run()
     }
 
     private func parseQueues(_ text: String) throws -> [QueueName] {
@@ -217,68 +225,4 @@ struct WorkerCommand: AsyncParsableCommand {
         return .milliseconds(Int((value * 1000).rounded()))
     }
 
-}
-
-/// SIGTERM and SIGINT: the first asks for a graceful stop; a second one, or the grace period plus
-/// 10 s, exits at once (running jobs were already released or will be reaped after their lease).
-/// Unchecked: the dispatch sources are only created in `init` and cancelled in `cancel()`.
-final class ShutdownSignals: @unchecked Sendable {
-    private let sources: [any DispatchSourceSignal]
-
-    init(grace: Duration, onFirst: @escaping @Sendable () -> Void) {
-        let queue = DispatchQueue(label: "tern.signals")
-        let count = Counter()
-        sources = [SIGTERM, SIGINT].map { signalNumber in
-            signal(signalNumber, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: queue)
-            source.setEventHandler {
-                if count.increment() == 1 {
-                    printError("tern: stopping (signal \(signalNumber)); a second signal exits at once")
-                    onFirst()
-                    let seconds = Double(grace.components.seconds) + 10
-                    queue.asyncAfter(deadline: .now() + seconds) {
-                        printError("tern: jobs did not stop within the grace period; exiting")
-                        exit(0)
-                    }
-                } else {
-                    printError("tern: second signal; exiting now")
-                    exit(0)
-                }
-            }
-            source.resume()
-            return source
-        }
-    }
-
-    func cancel() {
-        for source in sources { source.cancel() }
-    }
-
-    /// Only touched on the signal queue.
-    private final class Counter: @unchecked Sendable {
-        private var value = 0
-        func increment() -> Int {
-            value += 1
-            return value
-        }
-    }
-}
-
-/// Shuts a child worker down once it has settled `limit` jobs, so its supervisor replaces it.
-final class Recycler: @unchecked Sendable {
-    private let limit: Int?
-    private let count = Mutex(0)
-    /// Set once, before the worker runs.
-    var onLimit: (@Sendable () -> Void)?
-
-    init(limit: Int?) { self.limit = limit }
-
-    func settled() {
-        guard let limit else { return }
-        let reached = count.withLock { count in
-            count += 1
-            return count == limit
-        }
-        if reached { onLimit?() }
-    }
 }

@@ -59,4 +59,13 @@ extension Duration {
         if overflow { return seconds < 0 ? .min : .max }
         return fromSeconds.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
     }
+
+    /// For messages: `250 ms`, `2 s`, `3.5 s`.
+    public var shortDescription: String {
+        let milliseconds = nanoseconds / 1_000_000
+        if milliseconds < 1000 { return "\(milliseconds) ms" }
+        if milliseconds % 1000 == 0 { return "\(milliseconds / 1000) s" }
+        let tenths = (milliseconds + 50) / 100
+        return "\(tenths / 10).\(tenths % 10) s"
+    }
 }

@@ -46,6 +46,9 @@ public struct TaskRegistry: Sendable {
         else {
             throw .invalidOptions(T.name, "softTimeLimit must be positive, resultRetention at least 1 ms, expiresAfter not negative")
         }
+        if let hard = options.hardTimeLimit, hard < options.softTimeLimit ?? .zero || hard <= .zero {
+            throw .invalidOptions(T.name, "hardTimeLimit must be positive and not below softTimeLimit")
+        }
         entries[T.name] = Entry(
             name: T.name, options: options,
             inputSchema: JSONSchema.of(T.Input.self), outputSchema: JSONSchema.of(T.Output.self),

@@ -10,8 +10,8 @@ extension JobWorker {
         case stopped(JobStop?)
     }
 
-    /// Runs one claimed job and reports its outcome.
-    func execute(_ job: ClaimedJob, control: JobControl) async {
+    /// Runs one claimed job and reports its outcome; the task's body runs on `threads`.
+    func execute(_ job: ClaimedJob, control: JobControl, threads: JobThreads) async {
         defer { finished(job.id) }
         var logger = self.logger
         logger[metadataKey: "job"] = "\(job.id)"
@@ -35,9 +35,15 @@ extension JobWorker {
         let started = ContinuousClock.now
         var result: Result<Data, any Error>?
         var stop: JobStop?
+        let isolation = configuration.isolation.flatMap { $0.isolates(entry) ? $0 : nil }
+        let killGrace = configuration.killGrace
         await withTaskGroup(of: Event.self) { group in
-            group.addTask {
+            group.addTask(executorPreference: threads) {
                 do {
+                    if let isolation {
+                        let runner = IsolatedRunner(isolation: isolation, killGrace: killGrace)
+                        return .finished(.success(try await runner.run(job, entry: entry, context: context, control: control)))
+                    }
                     return .finished(.success(try await entry.run(job.input, context)))
                 } catch {
                     return .finished(.failure(error))
@@ -80,6 +86,15 @@ extension JobWorker {
         case (_, .success(let output)?):
             logger.info("job succeeded")
             await report("complete", id: job.id) { _ = try await self.broker.complete(job.lease, result: output) }
+        case (nil, .failure(let crash as IsolatedProcessCrashed)?):
+            logger.error("the process running this isolated job died", metadata: ["reason": "\(crash.reason)"])
+            await report("crashed", id: job.id) {
+                _ = try await self.broker.crashed(job.lease, reason: crash.reason, maxCrashes: self.configuration.maxCrashes)
+            }
+        case (_, .failure(let error as HardTimeLimitExceeded)?):
+            // Killed at the hard limit, also after a cancel request or the soft limit: recorded as the
+            // kill (a job whose cancellation was asked then ends cancelled, see JobBroker.fail).
+            await fail(job, entry: entry, error: error, permanent: entry.isPermanent(error), logger: logger)
         case (.cancelRequested?, _):
             logger.info("job cancelled")
             await report("cancelled", id: job.id) { _ = try await self.broker.cancelled(job.lease) }
@@ -96,8 +111,9 @@ extension JobWorker {
         _ job: ClaimedJob, entry: TaskRegistry.Entry, error: any Error, permanent: Bool, logger: Logger
     ) async {
         let message = Self.describe(error)
-        let retry = !permanent && job.attempt < job.maxAttempts
-        let delay = retry ? entry.retryDelay(job.attempt, error) : nil
+        let isolated = error as? IsolatedTaskFailure
+        let retry = !(isolated?.permanent ?? permanent) && job.attempt < job.maxAttempts
+        let delay = retry ? isolated.map { $0.retryAfter ?? .zero } ?? entry.retryDelay(job.attempt, error) : nil
         logger.info(
             retry ? "job failed; will retry" : "job failed",
             metadata: ["error": "\(message)", "retry_in": "\(delay.map { "\($0)" } ?? "never")"])
@@ -136,6 +152,6 @@ extension JobWorker {
 /// The error recorded when a job runs past its soft time limit.
 struct SoftTimeLimitExceeded: Error, CustomStringConvertible {
     let limit: Duration
-    var description: String { "soft time limit of \(limit) exceeded" }
+    var description: String { "soft time limit of \(limit.shortDescription) exceeded" }
 }
 

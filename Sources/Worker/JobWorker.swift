@@ -93,11 +93,13 @@ public final class JobWorker: Sendable {
                 "queues": "\(configuration.queues.map(\.rawValue).joined(separator: ","))",
                 "concurrency": "\(configuration.concurrency)",
             ])
+        let threads = JobThreads(count: min(configuration.concurrency, JobThreads.maxCount))
+        defer { threads.stop() }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.heartbeatLoop() }
             group.addTask { await self.reaperLoop() }
             await withDiscardingTaskGroup { jobs in
-                await fetchLoop(jobs: &jobs)
+                await fetchLoop(jobs: &jobs, threads: threads)
                 await drain()
             }
             group.cancelAll()
@@ -110,7 +112,7 @@ public final class JobWorker: Sendable {
 
     // MARK: Claiming
 
-    private func fetchLoop(jobs: inout DiscardingTaskGroup) async {
+    private func fetchLoop(jobs: inout DiscardingTaskGroup, threads: JobThreads) async {
         var failures = 0
         while !isStopping {
             if Task.isCancelled {
@@ -132,7 +134,7 @@ public final class JobWorker: Sendable {
                         events?(.claimed(job))
                         let control = JobControl()
                         state.withLock { $0.running[job.id] = Running(job: job, control: control) }
-                        jobs.addTask { await self.execute(job, control: control) }
+                        jobs.addTask { await self.execute(job, control: control, threads: threads) }
                     }
                     claimed += jobsOfQueue.count
                 }

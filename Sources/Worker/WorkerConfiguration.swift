@@ -33,6 +33,13 @@ public struct WorkerConfiguration: Sendable {
     public var maxResultBytes = JobLimits.defaultMaxResultBytes
     /// This worker's id, unique in the fleet (default `<host>:<pid>:<random>`).
     public var workerID: String
+    /// How long a job that ignores cancellation may run past its hard time limit (or, isolated, past
+    /// its cancellation) before its process is killed (default 10 s).
+    public var killGrace: Duration = .seconds(10)
+    /// Where jobs of isolated tasks run: `nil` runs every job in this process (default).
+    public var isolation: ProcessIsolation?
+    /// An isolated job whose process died this many times fails as `worker_crashed` (default 3).
+    public var maxCrashes = 3
     /// The pid of the supervisor running this worker process, if one does (`worker --processes`).
     public var supervisorPID: Int32?
 

@@ -70,7 +70,7 @@ struct JobsBench: AsyncParsableCommand {
         let before = try await commandCounts(client)
         let cpuBefore = try await redisCPU(client)
         var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingCrash: false)
+        try SampleTasks.register(in: &registry, includingTestTasks: false)
         var workerConfiguration = WorkerConfiguration()
         workerConfiguration.concurrency = concurrency
         let logger = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })

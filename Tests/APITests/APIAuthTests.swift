@@ -21,7 +21,7 @@ private let tokens: [String: TokenGrant] = [
 private func withSecuredAPI(_ test: @escaping @Sendable (any TestClientProtocol, MemoryJobBroker) async throws -> Void) async throws {
     let broker = MemoryJobBroker()
     var registry = TaskRegistry()
-    try SampleTasks.register(in: &registry, includingCrash: false)
+    try SampleTasks.register(in: &registry, includingTestTasks: false)
     let access = AccessPolicy.tokens(tokens.map { AccessPolicy.Token(secret: $0.key, grant: $0.value) })
     let api = APIContext(broker: broker, registry: registry, configuration: APIConfiguration(), access: access, checkReady: {})
     try await Application(router: buildRouter(api)).test(.router) { client in try await test(client, broker) }

@@ -15,7 +15,7 @@ private func withAPI(
 ) async throws {
     let broker = MemoryJobBroker()
     var registry = TaskRegistry()
-    try SampleTasks.register(in: &registry, includingCrash: false)
+    try SampleTasks.register(in: &registry, includingTestTasks: false)
     var configuration = APIConfiguration()
     adjust(&configuration)
     let api = APIContext(broker: broker, registry: registry, configuration: configuration, access: .none, checkReady: {})

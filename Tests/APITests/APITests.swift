@@ -13,7 +13,7 @@ import Testing
 private func withAPI(_ test: @escaping @Sendable (any TestClientProtocol, MemoryJobBroker) async throws -> Void) async throws {
     let broker = MemoryJobBroker()
     var registry = TaskRegistry()
-    try SampleTasks.register(in: &registry, includingCrash: false)
+    try SampleTasks.register(in: &registry, includingTestTasks: false)
     var configuration = APIConfiguration()
     configuration.maxBodyBytes = 4096
     let api = APIContext(broker: broker, registry: registry, configuration: configuration, access: .none, checkReady: {})

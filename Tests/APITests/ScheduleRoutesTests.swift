@@ -12,7 +12,7 @@ import Testing
 
 private func withAPI(_ test: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
     var registry = TaskRegistry()
-    try SampleTasks.register(in: &registry, includingCrash: false)
+    try SampleTasks.register(in: &registry, includingTestTasks: false)
     let configured = ScheduleDefinition(name: "from-config", task: "echo", input: .string("x"), everySeconds: 60)
     let api = APIContext(
         broker: MemoryJobBroker(), registry: registry, configuration: APIConfiguration(), access: .none,

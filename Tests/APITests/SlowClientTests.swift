@@ -56,7 +56,7 @@ struct SlowClientTests {
         configuration.bodyTimeout = .seconds(1)
         configuration.maxHeaderBytes = 2048
         var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingCrash: false)
+        try SampleTasks.register(in: &registry, includingTestTasks: false)
         let api = APIContext(broker: MemoryJobBroker(), registry: registry, configuration: configuration, access: .none, checkReady: {})
         try await buildApplication(api, logger: Logger(label: "slow")).test(.live) { client in
             let port = try #require(client.port)

@@ -437,6 +437,20 @@ struct BrokerContractTests {
         #expect(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).isEmpty)
     }
 
+    @Test("a failed attempt of a job whose cancellation was asked cancels it instead of retrying", arguments: BrokerKind.allCases)
+    func failCancelled(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipt = try await broker.enqueue([contractRequest()])[0]
+        let job = try await claimOne(broker)
+        #expect(try await broker.cancel(receipt.id) == .running)
+        #expect(try await broker.fail(job.lease, message: "killed at its hard time limit", retryAfter: .zero) == .cancelled)
+        let record = try await broker.job(receipt.id)
+        #expect(record?.state == .cancelled && record?.errors.map(\.message) == ["killed at its hard time limit"])
+        #expect(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).isEmpty)
+    }
+
     @Test("a retry is never expired by the first attempt's deadline", arguments: BrokerKind.allCases)
     func retriesDoNotExpire(_ kind: BrokerKind) async throws {
         guard let subject = try await ContractBroker.make(kind) else { return }

@@ -13,7 +13,7 @@ struct MemoryWorkerTests {
         let broker = MemoryJobBroker()
         let tern = TernClient(broker: broker)
         var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingCrash: false)
+        try SampleTasks.register(in: &registry, includingTestTasks: false)
         let worker = JobWorker(
             broker: broker, registry: registry, configuration: JobEnvironment.workerConfiguration(),
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))

@@ -70,10 +70,15 @@ struct SupervisorProcessTests {
         #expect(workers.count >= 4, "\(workers)")
         // The live process names its supervisor.
         let live = try await eventually(within: .seconds(20)) {
-            guard let worker = try await environment.broker.workers().first else { throw WaitError("no live worker") }
+            guard let worker = try await environment.broker.workers().first(where: { $0.processes == nil }) else {
+                throw WaitError("no live worker process")
+            }
             return worker
         }
         #expect(live.supervisorPID == supervisor.processIdentifier)
+        // The supervisor is listed too, with its process count.
+        let entry = try await environment.broker.workers().first { $0.pid == supervisor.processIdentifier }
+        #expect(entry?.processes == 1 && entry?.concurrency == 1 && entry?.id.hasSuffix(":supervisor") == true)
         kill(supervisor.processIdentifier, SIGTERM)
         await waitForExit(supervisor)
         #expect(supervisor.terminationReason == .exit && supervisor.terminationStatus == 0)

@@ -158,7 +158,8 @@ public protocol JobBroker: Sendable {
     func heartbeat(_ leases: [JobLease], lease: Duration) async throws -> HeartbeatOutcome
     /// Records success with `result` (JSON). Returns `false` if the lease was stale.
     func complete(_ lease: JobLease, result: Data) async throws -> Bool
-    /// Records a failed attempt; retries after `retryAfter`, or fails for good when it is `nil`.
+    /// Records a failed attempt; retries after `retryAfter`, or fails for good when it is `nil`. A
+    /// job whose cancellation was asked while it ran becomes `cancelled` instead (the error is kept).
     /// Returns the new state, or `nil` if the lease was stale.
     func fail(_ lease: JobLease, message: String, retryAfter: Duration?) async throws -> JobState?
     /// Records that the worker stopped the job after a cancel request. `false` if the lease was stale.

@@ -242,6 +242,11 @@ enum JobFunctions {
           local now = now_ms()
           record_error(job, tonumber(redis.call('HGET', job, 'attempts')), args[3], now, tonumber(args[6]))
           redis.call('ZREM', base .. 'active', id)
+          if redis.call('HGET', job, 'cancel_requested') == '1' then
+            -- Cancellation was asked while it ran: the failure stops it for good.
+            finish(base, id, 'cancelled', now, nil)
+            return 'cancelled'
+          end
           local delay = tonumber(args[4])
           if delay >= 0 then
             redis.call('HSET', job, 'state', 'retrying', 'due_ms', now + delay)

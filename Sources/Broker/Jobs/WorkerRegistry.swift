@@ -20,11 +20,15 @@ public struct WorkerInfo: Sendable, Hashable, Codable {
     public var lastSeenMilliseconds: Int64
     /// The pid of the supervisor that runs this process, if one does.
     public var supervisorPID: Int32?
+    /// Set on a supervisor's own entry: how many worker processes it runs. Its ``concurrency`` and
+    /// ``busy`` are then the totals of its processes.
+    public var processes: Int?
 
     public init(
         id: String, host: String, pid: Int32, queues: [String], concurrency: Int, busy: Int, processed: Int,
-        startedMilliseconds: Int64, lastSeenMilliseconds: Int64, supervisorPID: Int32? = nil
+        startedMilliseconds: Int64, lastSeenMilliseconds: Int64, supervisorPID: Int32? = nil, processes: Int? = nil
     ) {
+        self.processes = processes
         self.supervisorPID = supervisorPID
         self.id = id
         self.host = host

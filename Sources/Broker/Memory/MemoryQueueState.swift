@@ -209,6 +209,11 @@ struct MemoryQueueState: Sendable {
         guard holds(lease, now: now), let job = jobs[lease.id] else { return nil }
         recordError(lease.id, attempt: job.record.attempts, message: message, now: now)
         active.remove(lease.id)
+        // Cancellation was asked while it ran: the failure stops it for good.
+        if job.record.cancelRequested {
+            finish(lease.id, .cancelled, now: now)
+            return .cancelled
+        }
         if let retryDelay {
             jobs[lease.id]?.record.state = .retrying
             jobs[lease.id]?.record.dueMilliseconds = now + retryDelay

@@ -66,9 +66,23 @@ struct WorkersCommand: AsyncParsableCommand {
     }
 }
 
+/// Prints workers with each supervisor followed by its processes.
 func printWorkers(_ workers: [[String: Any]]) {
-    Output.table(["WORKER", "HOST", "PID", "SUPERVISOR", "QUEUES", "BUSY", "PROCESSED", "UP SINCE", "LAST SEEN"], workers.map { worker in
-        [Output.value(worker["id"]), Output.value(worker["host"]), Output.value(worker["pid"]), Output.value(worker["supervisor_pid"]),
+    func key(_ worker: [String: Any], _ pid: Any?) -> String { "\(Output.value(worker["host"]))/\(Output.value(pid))" }
+    let supervisors = workers.filter { $0["processes"] is Int }
+    let supervisorKeys = Set(supervisors.map { key($0, $0["pid"]) })
+    let children = Dictionary(grouping: workers.filter { $0["processes"] == nil || $0["processes"] is NSNull }) { worker in
+        let parent = key(worker, worker["supervisor_pid"])
+        return supervisorKeys.contains(parent) ? parent : ""
+    }
+    var ordered: [(role: String, worker: [String: Any])] = []
+    for supervisor in supervisors {
+        ordered.append(("supervisor of \(Output.value(supervisor["processes"]))", supervisor))
+        ordered += (children[key(supervisor, supervisor["pid"])] ?? []).map { ("  process", $0) }
+    }
+    ordered += (children[""] ?? []).map { ($0["supervisor_pid"] is Int ? "process" : "worker", $0) }
+    Output.table(["WORKER", "ROLE", "HOST", "PID", "SUPERVISOR", "QUEUES", "BUSY", "PROCESSED", "UP SINCE", "LAST SEEN"], ordered.map { role, worker in
+        [Output.value(worker["id"]), role, Output.value(worker["host"]), Output.value(worker["pid"]), Output.value(worker["supervisor_pid"]),
          (worker["queues"] as? [String] ?? []).map(Output.clean).joined(separator: ","),
          "\(Output.value(worker["busy"]))/\(Output.value(worker["concurrency"]))", Output.value(worker["processed"]),
          Output.time(worker["started_at"]), Output.time(worker["last_seen_at"])]
@@ -103,7 +117,9 @@ struct StatsCommand: AsyncParsableCommand {
         try await runClient {
             let client = try options.client()
             let queues = (try await client.call(.GET, "/v1/queues") as? [String: Any])?["queues"] as? [[String: Any]] ?? []
-            let workers = (try await client.call(.GET, "/v1/workers") as? [String: Any])?["workers"] as? [[String: Any]] ?? []
+            let listed = (try await client.call(.GET, "/v1/workers") as? [String: Any])?["workers"] as? [[String: Any]] ?? []
+            // A supervisor's entry totals its processes, which are listed too: count the processes.
+            let workers = listed.filter { !($0["processes"] is Int) }
             var totals: [String: Int] = [:]
             for key in ["pending", "scheduled", "running", "succeeded", "failed", "cancelled", "expired"] {
                 totals[key] = queues.reduce(0) { $0 + ($1[key] as? Int ?? 0) }

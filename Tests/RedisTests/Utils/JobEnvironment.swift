@@ -38,8 +38,9 @@ final class JobEnvironment: Sendable {
         try await broker.prepare()
         tern = TernClient(broker: broker)
         var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingCrash: false)
+        try SampleTasks.register(in: &registry, includingTestTasks: false)
         try registry.register(SlowTask.self)
+        try registry.register(Spin.self)
         self.registry = registry
     }
 

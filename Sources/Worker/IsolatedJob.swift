@@ -1,0 +1,104 @@
+import Broker
+import Foundation
+import Synchronization
+import TernCore
+
+/// The child side of an isolated job: a process started by ``IsolatedRunner`` that runs one job and
+/// reports its outcome on its standard output, then exits.
+///
+/// Protocol: the parent writes `<id> <attempt> <max attempts> <task>` and the input in base64, a
+/// line each, then `cancel` to cancel the job (end of input means the parent is gone: the child
+/// exits at once). The child writes `progress <value> <base64 message|->` lines, then
+/// `result <base64 output>` or `error <permanent 0|1> <retry delay ms|-> <base64 message>`. The
+/// task's own writes to standard output go to standard error, so they cannot disturb the protocol.
+public enum IsolatedJob {
+    /// The hidden flag that starts a worker binary in this mode.
+    public static let flag = "--run-isolated-job"
+
+    /// Runs the job the parent sends and returns the exit status (0 once an outcome is written).
+    public static func main(registry: TaskRegistry) async -> Int32 {
+        let channel = ProtocolChannel()
+        let reader = LineReader(fd: 0)
+        guard let header = reader.line(), let encoded = reader.line(), let input = Data(base64Encoded: encoded) else {
+            FileHandle.standardError.write(Data("tern: \(flag) expects a job on standard input\n".utf8))
+            return 64
+        }
+        let fields = header.split(separator: " ").map(String.init)
+        guard fields.count == 4, let id = JobID(fields[0]), let attempt = Int(fields[1]), let maxAttempts = Int(fields[2]),
+            let entry = registry[fields[3]]
+        else {
+            FileHandle.standardError.write(Data("tern: bad isolated job header '\(header)'\n".utf8))
+            return 64
+        }
+        let context = JobContext(id: id, attempt: attempt, maxAttempts: maxAttempts) { value, message in
+            let text = message.map { Data($0.utf8).base64EncodedString() } ?? "-"
+            channel.write("progress \(value) \(text)")
+        }
+        let work = Task { try await entry.run(input, context) }
+        Thread {
+            // `cancel` cancels the job; the parent closing our input means it is gone.
+            while let line = reader.line() {
+                if line == "cancel" { work.cancel() }
+            }
+            exit(70)
+        }.start()
+        do {
+            let output = try await work.value
+            channel.write("result \(output.base64EncodedString())")
+        } catch {
+            let permanent = entry.isPermanent(error)
+            let delay = permanent || attempt >= maxAttempts ? nil : entry.retryDelay(attempt, error)
+            let message = JobWorker.describe(error)
+            channel.write("error \(permanent ? 1 : 0) \(delay.map { "\($0.nanoseconds / 1_000_000)" } ?? "-") \(Data(message.utf8).base64EncodedString())")
+        }
+        return 0
+    }
+}
+
+/// The child's protocol output: the original standard output, moved aside so that the task's
+/// prints (which now go to standard error) cannot mix with it.
+private final class ProtocolChannel: Sendable {
+    private let fd: Int32
+    private let lock = Mutex(())
+
+    init() {
+        fd = dup(1)
+        dup2(2, 1)
+    }
+
+    func write(_ line: String) {
+        let bytes = Array((line + "\n").utf8)
+        lock.withLock { _ in
+            var offset = 0
+            while offset < bytes.count {
+                let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+                if written < 0 && errno == EINTR { continue }
+                guard written > 0 else { return }
+                offset += written
+            }
+        }
+    }
+}
+
+/// Reads lines from a file descriptor, blocking (used from one thread at a time).
+private final class LineReader: @unchecked Sendable {
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+
+    init(fd: Int32) { self.fd = fd }
+
+    func line() -> String? {
+        while true {
+            if let newline = buffer.firstIndex(of: 0x0A) {
+                let line = String(decoding: buffer[..<newline], as: UTF8.self)
+                buffer.removeSubrange(...newline)
+                return line
+            }
+            var chunk = [UInt8](repeating: 0, count: 65_536)
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return nil }
+            buffer += chunk[..<count]
+        }
+    }
+}
