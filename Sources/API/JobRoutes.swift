@@ -97,6 +97,7 @@ private func enqueue(_ request: Request, _ context: APIRequestContext, _ api: AP
         bytes, registry: api.registry, idempotencyKey: request.headers[.init("Idempotency-Key")!])
     try checkGrant(grant, enqueueRequest)
     let receipt = try await broker { try await api.broker.enqueue([enqueueRequest])[0] }
+    if receipt.refused { throw Problem.queueFull(enqueueRequest.queue) }
     if receipt.created { api.metrics.enqueued(task: enqueueRequest.task) }
     // Written by hand: this is the hot path, and ids and states need no escaping.
     let id = receipt.id.rawValue
@@ -163,21 +164,28 @@ private func enqueueBatch(_ request: Request, _ context: APIRequestContext, _ ap
     var next = receipts.makeIterator()
     let results: [[String: Any]] = outcomes.enumerated().map { index, outcome in
         switch outcome {
-        case .success:
+        case .success(let request):
             guard let receipt = next.next() else { return ["index": index] }
+            if receipt.refused { return ["index": index, "error": problemObject(Problem.queueFull(request.queue))] }
             return [
                 "index": index, "id": receipt.id.rawValue, "state": JSONResponse.orNull(receipt.state?.rawValue),
                 "created": receipt.created,
             ]
         case .failure(let problem):
-            return [
-                "index": index,
-                "error": [
-                    "status": Int(problem.status.code), "code": problem.code, "detail": problem.detail,
-                    "errors": problem.errors.map { ["pointer": $0.pointer, "message": $0.message] },
-                ] as [String: Any],
-            ]
+            return ["index": index, "error": problemObject(problem)]
         }
     }
-    return try JSONResponse.make(["results": results, "enqueued": valid.count, "rejected": outcomes.count - valid.count])
+    let refused = receipts.filter(\.refused).count
+    let enqueued = valid.count - refused
+    var response = try JSONResponse.make(["results": results, "enqueued": enqueued, "rejected": outcomes.count - enqueued])
+    if refused > 0 { response.headers[.retryAfter] = String(Problem.queueFullRetryAfter) }
+    return response
+}
+
+/// A job's error in a batch answer: a problem document without the HTTP envelope.
+private func problemObject(_ problem: Problem) -> [String: Any] {
+    [
+        "status": Int(problem.status.code), "code": problem.code, "detail": problem.detail,
+        "errors": problem.errors.map { ["pointer": $0.pointer, "message": $0.message] },
+    ]
 }

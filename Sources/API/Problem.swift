@@ -1,3 +1,4 @@
+import Broker
 import Foundation
 import Hummingbird
 import TernCore
@@ -35,7 +36,7 @@ public struct Problem: HTTPResponseError, Sendable {
     public var detail: String
     /// Field-level problems, for 422 answers.
     public var errors: [FieldError]
-    /// Seconds after which a retry may succeed (`Retry-After`), for 503 answers.
+    /// Seconds after which a retry may succeed (`Retry-After`), for 429 and 503 answers.
     public var retryAfter: Int?
     /// Extra response headers (`WWW-Authenticate` on 401).
     public var headers: HTTPFields = [:]
@@ -63,7 +64,23 @@ public struct Problem: HTTPResponseError, Sendable {
 
     /// The answer for a broker failure: Redis trouble of any kind is a 503 the client may retry.
     /// The cause is not sent: it names internal hosts and ports.
+    /// Redis out of memory (`OOM`, at its `maxmemory`) is `store_full`, with a longer `Retry-After`.
     static func unavailable(_ error: any Error) -> Problem {
-        Problem(.serviceUnavailable, "store_unavailable", "the job store is unavailable; retry after Retry-After seconds", retryAfter: 1)
+        if case .server(let server)? = error as? RedisError, server.code == "OOM" {
+            return Problem(
+                .serviceUnavailable, "store_full", "the job store is out of memory; retry after Retry-After seconds", retryAfter: 5)
+        }
+        return Problem(.serviceUnavailable, "store_unavailable", "the job store is unavailable; retry after Retry-After seconds", retryAfter: 1)
+    }
+
+    /// Seconds a client should wait before sending again to a full queue.
+    static let queueFullRetryAfter = 2
+
+    /// 429 for a job refused because its queue is at its cap on waiting jobs.
+    static func queueFull(_ queue: QueueName) -> Problem {
+        Problem(
+            .tooManyRequests, "queue_full",
+            "queue '\(queue.rawValue)' is at its cap on waiting jobs; retry after Retry-After seconds",
+            retryAfter: queueFullRetryAfter)
     }
 }

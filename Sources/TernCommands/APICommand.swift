@@ -58,14 +58,14 @@ struct APICommand: AsyncParsableCommand {
             label: "tern.api", format: logFormat ?? nonEmpty(environment["TERN_LOG_FORMAT"]) ?? file.log?.format)
         var redisConfiguration = try redis.configuration(environment: environment, file: file)
         // A request must learn of a Redis failure within a second (503 + Retry-After), never hang.
-        redisConfiguration.commandTimeout = .seconds(1)
+        redisConfiguration.commandTimeout = .milliseconds(800)
         redisConfiguration.connectTimeout = .milliseconds(500)
         let client = RedisClient(configuration: redisConfiguration, logger: logger)
         defer { client.close() }
         let keyPrefix = redis.prefix(environment: environment, file: file)
         let broker: RedisJobBroker
         do {
-            broker = try RedisJobBroker(client: client, prefix: keyPrefix)
+            broker = try RedisJobBroker(client: client, prefix: keyPrefix, caps: try file.queueCaps())
         } catch {
             throw ValidationError("\(error)")
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Broker
 import Foundation
 import Scheduler
 import TernCore
@@ -98,12 +99,24 @@ struct ConfigFile: Decodable, Sendable {
         var format: String?
     }
 
+    /// `queues:`: caps on the jobs waiting in each queue, checked at enqueue (429 above them).
+    struct Queues: Decodable, Sendable {
+        var maxPending: Int?
+        var maxPendingByQueue: [String: Int]?
+
+        enum CodingKeys: String, CodingKey {
+            case maxPending = "max_pending"
+            case maxPendingByQueue = "max_pending_by_queue"
+        }
+    }
+
     var redis: Redis?
     var worker: Worker?
     var api: API?
     var scheduler: SchedulerSection?
     var schedules: [ScheduleDefinition]?
     var log: Log?
+    var queues: Queues?
 
     /// The default path, relative to the working directory.
     static let defaultPath = "config/tern.yaml"
@@ -126,4 +139,23 @@ struct ConfigFile: Decodable, Sendable {
     }
 
     init() {}
+}
+
+extension ConfigFile {
+    /// The caps of `queues:`: `max_pending` for every queue (default 1,000,000; 0 for no cap), and
+    /// `max_pending_by_queue` for named ones.
+    func queueCaps() throws -> QueueCaps {
+        let limit = 1_000_000_000
+        let maxPending = queues?.maxPending ?? QueueCaps.defaultMaxPending
+        guard (0...limit).contains(maxPending) else { throw ValidationError("queues.max_pending must be 0 (no cap) to \(limit)") }
+        var byQueue: [QueueName: Int] = [:]
+        for (name, cap) in queues?.maxPendingByQueue ?? [:] {
+            guard let queue = QueueName(name) else { throw ValidationError("queues.max_pending_by_queue: invalid queue name '\(name)'") }
+            guard (0...limit).contains(cap) else {
+                throw ValidationError("queues.max_pending_by_queue.\(name) must be 0 (no cap) to \(limit)")
+            }
+            byQueue[queue] = cap
+        }
+        return QueueCaps(maxPending: maxPending == 0 ? nil : maxPending, byQueue: byQueue)
+    }
 }

@@ -60,7 +60,7 @@ struct DevCommand: AsyncParsableCommand {
             client, configuration, command: "tern dev", refuseUnsafe: false, label: "warning")
         print("tern dev: Redis \(report.version) at \(configuration.endpointDescription), appendonly \(report.appendOnly ? "yes" : "no"), maxmemory-policy \(report.maxMemoryPolicy)")
 
-        let broker = try RedisJobBroker(client: client, prefix: redis.prefix(environment: environment, file: file))
+        let broker = try RedisJobBroker(client: client, prefix: redis.prefix(environment: environment, file: file), caps: try file.queueCaps())
         try await broker.prepare()
         var registry = TaskRegistry()
         try SampleTasks.register(in: &registry, includingTestTasks: true)

@@ -10,10 +10,11 @@ import TernCore
 import Testing
 
 private func withAPI(
+    caps: QueueCaps = QueueCaps(),
     _ adjust: (inout APIConfiguration) -> Void = { _ in },
     _ test: @escaping @Sendable (any TestClientProtocol, MemoryJobBroker) async throws -> Void
 ) async throws {
-    let broker = MemoryJobBroker()
+    let broker = MemoryJobBroker(caps: caps)
     var registry = TaskRegistry()
     try SampleTasks.register(in: &registry, includingTestTasks: false)
     var configuration = APIConfiguration()
@@ -41,6 +42,35 @@ private func enqueueEcho(_ broker: MemoryJobBroker, maxAttempts: Int = 1) async 
 
 @Suite("HTTP API: retry, events, metrics, documents and limits")
 struct APIEndpointTests {
+    @Test("backpressure: a queue at its cap answers 429 queue_full with Retry-After, per job in a batch")
+    func queueFull() async throws {
+        try await withAPI(caps: QueueCaps(maxPending: 2)) { client, broker in
+            let body = ByteBuffer(string: #"{"task":"echo","input":1}"#)
+            for _ in 0..<2 {
+                try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: body) { response in
+                    #expect(response.status == .created)
+                }
+            }
+            try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: body) { response in
+                #expect(response.status == .tooManyRequests)
+                #expect(response.headers[.retryAfter] == "2")
+                #expect(fields(response)["code"] as? String == "queue_full")
+                #expect(fields(response)["detail"] as? String == "queue 'default' is at its cap on waiting jobs; retry after Retry-After seconds")
+            }
+            let batch = ByteBuffer(string: #"{"jobs":[{"task":"echo","input":1},{"task":"nope","input":1}]}"#)
+            try await client.execute(uri: "/v1/jobs/batch", method: .post, headers: jsonHeaders, body: batch) { response in
+                #expect(response.status == .ok)
+                #expect(response.headers[.retryAfter] == "2")
+                let answer = try object(response)
+                #expect(answer["enqueued"] as? Int == 0 && answer["rejected"] as? Int == 2)
+                let results = answer["results"] as? [[String: Any]] ?? []
+                #expect((results.first?["error"] as? [String: Any])?["code"] as? String == "queue_full")
+                #expect((results.first?["error"] as? [String: Any])?["status"] as? Int == 429)
+            }
+            #expect(try await broker.stats(.default).pending == 2)
+        }
+    }
+
     @Test("retry: a failed job is queued again; a queued one is a 409; retry-failed requeues a queue's failed jobs")
     func retry() async throws {
         try await withAPI { client, broker in

@@ -17,10 +17,12 @@ struct ContractBroker {
 
     /// A new broker; `nil` for Redis when redis-server is not installed outside CI (under `CI=true`,
     /// ``TestRedis/enabled`` is true, so a missing server fails the test instead).
-    static func make(_ kind: BrokerKind, failedCap: Int = JobLimits.defaultFailedCap) async throws -> ContractBroker? {
+    static func make(
+        _ kind: BrokerKind, failedCap: Int = JobLimits.defaultFailedCap, caps: QueueCaps = QueueCaps()
+    ) async throws -> ContractBroker? {
         switch kind {
         case .memory:
-            return ContractBroker(broker: MemoryJobBroker(failedCap: failedCap), stop: {})
+            return ContractBroker(broker: MemoryJobBroker(failedCap: failedCap, caps: caps), stop: {})
         case .redis:
             guard TestRedis.enabled else { return nil }
             let server = try await TestRedis.start()
@@ -33,7 +35,7 @@ struct ContractBroker {
             }
             do {
                 let broker = try RedisJobBroker(
-                    client: client, prefix: "c" + String(UUID().uuidString.prefix(8)), failedCap: failedCap)
+                    client: client, prefix: "c" + String(UUID().uuidString.prefix(8)), failedCap: failedCap, caps: caps)
                 try await broker.prepare()
                 return ContractBroker(broker: broker) {
                     client.close()
@@ -449,6 +451,29 @@ struct BrokerContractTests {
         let record = try await broker.job(receipt.id)
         #expect(record?.state == .cancelled && record?.errors.map(\.message) == ["killed at its hard time limit"])
         #expect(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).isEmpty)
+    }
+
+    @Test("a queue at its cap refuses new jobs, atomically per job; idempotent repeats and other queues are not refused", arguments: BrokerKind.allCases)
+    func queueCap(_ kind: BrokerKind) async throws {
+        let images: QueueName = "images"
+        guard let subject = try await ContractBroker.make(kind, caps: QueueCaps(maxPending: 3, byQueue: [images: 0])) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let first = try await broker.enqueue([contractRequest(key: "k1"), contractRequest(timing: .after(.seconds(60)))])
+        #expect(first.map(\.refused) == [false, false])
+        // One room left: the first of the next three is created, the others refused.
+        let next = try await broker.enqueue([contractRequest(), contractRequest(), contractRequest()])
+        #expect(next.map(\.refused) == [false, true, true])
+        #expect(next.map(\.created) == [true, false, false])
+        for receipt in next where receipt.refused { #expect(try await broker.job(receipt.id) == nil) }
+        // A repeated idempotency key answers with its job; a queue with cap 0 has none.
+        let repeated = try await broker.enqueue([contractRequest(key: "k1")])[0]
+        #expect(!repeated.refused && repeated.id == first[0].id)
+        #expect(try await broker.enqueue([contractRequest(queue: images), contractRequest(queue: images), contractRequest(queue: images), contractRequest(queue: images)]).allSatisfy { !$0.refused })
+        #expect(try await broker.stats(.default).pending + (try await broker.stats(.default).scheduled) == 3)
+        // A claim makes room.
+        _ = try await claimOne(broker)
+        #expect(try await broker.enqueue([contractRequest()])[0].refused == false)
     }
 
     @Test("a retry is never expired by the first attempt's deadline", arguments: BrokerKind.allCases)

@@ -59,8 +59,36 @@ public struct EnqueueReceipt: Sendable, Hashable {
     public var id: JobID
     /// Whether this call created the job.
     public var created: Bool
-    /// The job's state after the call; `nil` if an idempotency key points at a job already removed.
+    /// The job's state after the call; `nil` if an idempotency key points at a job already removed,
+    /// or if the job was refused.
     public var state: JobState?
+    /// The queue was at its cap (``QueueCaps``): the job was not created and `id` names nothing.
+    public var refused = false
+}
+
+/// Caps on the jobs waiting in each queue (queued, scheduled and retrying), checked atomically at
+/// enqueue: above its cap a queue refuses new jobs (``EnqueueReceipt/refused``) until workers
+/// drain it. A repeated idempotency key is never refused; retries and scheduler ticks are not capped.
+public struct QueueCaps: Sendable, Hashable {
+    /// The cap of a queue not named in ``byQueue``; `nil` for none (default 1,000,000).
+    public var maxPending: Int?
+    /// Caps of named queues; 0 means none for that queue.
+    public var byQueue: [QueueName: Int]
+
+    /// The default cap on a queue's waiting jobs.
+    public static let defaultMaxPending = 1_000_000
+
+    /// Creates caps; every queue gets `maxPending` unless `byQueue` names it.
+    public init(maxPending: Int? = QueueCaps.defaultMaxPending, byQueue: [QueueName: Int] = [:]) {
+        self.maxPending = maxPending
+        self.byQueue = byQueue
+    }
+
+    /// The cap of `queue`, if it has one.
+    public func cap(_ queue: QueueName) -> Int? {
+        guard let own = byQueue[queue] else { return maxPending }
+        return own > 0 ? own : nil
+    }
 }
 
 /// A worker's hold on a running job: the token fences every write about it.

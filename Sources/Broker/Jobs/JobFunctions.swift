@@ -102,21 +102,30 @@ enum JobFunctions {
           return #due
         end
 
-        -- ARGV: 11 fields per job: id, task, input, priority, max_attempts, due_ms (-1 now, -2 after
-        -- delay_ms), delay_ms, expires_after_ms (-1 never), retention_ms, idempotency hash ('' none),
-        -- idempotency ttl ms. Returns {id, created (1/0), state} per job.
+        -- ARGV: the queue's cap on waiting jobs (-1 none), then 11 fields per job: id, task, input,
+        -- priority, max_attempts, due_ms (-1 now, -2 after delay_ms), delay_ms, expires_after_ms
+        -- (-1 never), retention_ms, idempotency hash ('' none), idempotency ttl ms. Returns
+        -- {id, created (1/0, 2 refused: the queue is at its cap), state} per job.
         local function enqueue(keys, args)
           local base = keys[1]
           local now = now_ms()
           local out = {}
           local ready, priorities, later = {}, {}, {}
-          for i = 1, #args, 11 do
+          local cap = tonumber(args[1])
+          local room = -1
+          if cap >= 0 then
+            room = cap - redis.call('ZCARD', base .. 'pending') - redis.call('ZCARD', base .. 'scheduled')
+          end
+          for i = 2, #args, 11 do
             local id, idem = args[i], args[i + 9]
             local existing = idem ~= '' and redis.call('GET', base .. 'idem:' .. idem)
             if existing then
               local state = redis.call('HGET', base .. 'job:' .. existing, 'state')
               out[#out + 1] = {existing, 0, state or 'gone'}
+            elseif cap >= 0 and room <= 0 then
+              out[#out + 1] = {id, 2, 'refused'}
             else
+              room = room - 1
               local priority = tonumber(args[i + 3])
               local due = tonumber(args[i + 5])
               if due == -1 then due = now elseif due == -2 then due = now + tonumber(args[i + 6]) end

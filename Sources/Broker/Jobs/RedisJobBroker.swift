@@ -17,6 +17,8 @@ public final class RedisJobBroker: JobBroker {
     public let keys: RedisJobKeys
     /// The most failed jobs kept per queue.
     public let failedCap: Int
+    /// The caps on waiting jobs per queue, checked at enqueue.
+    public let caps: QueueCaps
     /// The most jobs one Function call handles; larger requests are split.
     static let maxJobsPerCall = 1000
     private let enqueues: Coalescer<[EnqueueRequest], [EnqueueReceipt]>
@@ -24,15 +26,19 @@ public final class RedisJobBroker: JobBroker {
     private let knownQueues = KnownQueues()
 
     /// Creates a broker on `client` with keys under `prefix`.
-    public init(client: RedisClient, prefix: String = "tern", failedCap: Int = JobLimits.defaultFailedCap) throws {
+    public init(
+        client: RedisClient, prefix: String = "tern", failedCap: Int = JobLimits.defaultFailedCap, caps: QueueCaps = QueueCaps()
+    ) throws {
         let keys = try RedisJobKeys(prefix: prefix)
         self.client = client
         self.keys = keys
         self.failedCap = failedCap
+        self.caps = caps
         let knownQueues = self.knownQueues
         enqueues = Coalescer(maxBatch: 64) { batches in
             do {
-                let receipts = try await Self.enqueueNow(batches.flatMap { $0 }, client: client, keys: keys, known: knownQueues)
+                let receipts = try await Self.enqueueNow(
+                    batches.flatMap { $0 }, client: client, keys: keys, known: knownQueues, caps: caps)
                 var offset = 0
                 return batches.map { batch in
                     defer { offset += batch.count }
@@ -62,13 +68,13 @@ public final class RedisJobBroker: JobBroker {
     public func enqueue(_ requests: [EnqueueRequest]) async throws -> [EnqueueReceipt] {
         guard !requests.isEmpty else { return [] }
         if requests.count > Self.maxJobsPerCall {
-            return try await Self.enqueueNow(requests, client: client, keys: keys, known: knownQueues).map { try $0.get() }
+            return try await Self.enqueueNow(requests, client: client, keys: keys, known: knownQueues, caps: caps).map { try $0.get() }
         }
         return try await enqueues.submit(requests)
     }
 
     private static func enqueueNow(
-        _ requests: [EnqueueRequest], client: RedisClient, keys: RedisJobKeys, known: KnownQueues
+        _ requests: [EnqueueRequest], client: RedisClient, keys: RedisJobKeys, known: KnownQueues, caps: QueueCaps
     ) async throws -> [Result<EnqueueReceipt, any Error>] {
         var order: [QueueName] = []
         var groups: [QueueName: [Int]] = [:]
@@ -90,6 +96,7 @@ public final class RedisJobBroker: JobBroker {
         }
         for (queue, indices) in calls {
             var command = RedisCommand("FCALL", "tern_enqueue", 1, keys.base(queue))
+            command.append(caps.cap(queue) ?? -1)
             for index in indices {
                 let request = requests[index]
                 command.append(JobID.generate(queue: queue).rawValue)
@@ -135,7 +142,8 @@ public final class RedisJobBroker: JobBroker {
                     }
                     receipts[index] = .success(
                         EnqueueReceipt(
-                            id: id, created: fields[1].int == 1, state: fields[2].string.flatMap(JobState.init(rawValue:))))
+                            id: id, created: fields[1].int == 1, state: fields[2].string.flatMap(JobState.init(rawValue:)),
+                            refused: fields[1].int == 2))
                 }
             } catch {
                 for index in call.indices { receipts[index] = .failure(error) }

@@ -64,10 +64,13 @@ public struct TernClient: Sendable {
     }
 
     /// Enqueues one job of task `T`.
+    /// - Throws: ``TernClientError/queueFull(_:)`` if its queue is at its cap.
     public func enqueue<T: TernTask>(
         _ task: T.Type, _ input: T.Input, options: JobOptions = JobOptions()
     ) async throws -> JobHandle<T> {
-        let receipt = try await broker.enqueue([Self.request(task, input, options: options)])[0]
+        let request = try Self.request(task, input, options: options)
+        let receipt = try await broker.enqueue([request])[0]
+        if receipt.refused { throw TernClientError.queueFull(request.queue) }
         return JobHandle(id: receipt.id, broker: broker)
     }
 
@@ -76,7 +79,11 @@ public struct TernClient: Sendable {
         _ task: T.Type, _ inputs: [T.Input], options: JobOptions = JobOptions()
     ) async throws -> [JobHandle<T>] {
         let requests = try inputs.map { try Self.request(task, $0, options: options) }
-        return try await broker.enqueue(requests).map { JobHandle(id: $0.id, broker: broker) }
+        let receipts = try await broker.enqueue(requests)
+        // The jobs before the refused ones were created; a caller retrying the rest should resend
+        // from the first refused one (idempotency keys make resending the whole batch safe).
+        if let refused = receipts.firstIndex(where: \.refused) { throw TernClientError.queueFull(requests[refused].queue) }
+        return receipts.map { JobHandle(id: $0.id, broker: broker) }
     }
 
     /// A handle for an existing job of task `T`.
@@ -137,6 +144,8 @@ public enum TernClientError: Error, Sendable, Hashable, CustomStringConvertible 
     case expired(JobID)
     case timedOut(JobID)
     case invalidOption(String)
+    /// The queue is at its cap on waiting jobs (``QueueCaps``); try again once workers drained it.
+    case queueFull(QueueName)
 
     public var description: String {
         switch self {
@@ -146,6 +155,7 @@ public enum TernClientError: Error, Sendable, Hashable, CustomStringConvertible 
         case .expired(let id): "job \(id) expired before it started"
         case .timedOut(let id): "job \(id) did not finish in time"
         case .invalidOption(let text): "invalid job option: \(text)"
+        case .queueFull(let queue): "queue \(queue) is full: it is at its cap on waiting jobs"
         }
     }
 }

@@ -37,13 +37,18 @@ public final class MemoryJobBroker: JobBroker {
     /// - Parameters:
     ///   - clock: now, in milliseconds since 1970 (default: the system's wall clock).
     ///   - failedCap: the most failed jobs kept per queue; older ones are deleted.
+    ///   - caps: the caps on waiting jobs per queue, checked at enqueue.
     public init(
         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
-        failedCap: Int = JobLimits.defaultFailedCap
+        failedCap: Int = JobLimits.defaultFailedCap, caps: QueueCaps = QueueCaps()
     ) {
         self.clock = clock
         self.failedCap = failedCap
+        self.caps = caps
     }
+
+    /// The caps on waiting jobs per queue.
+    public let caps: QueueCaps
 
     // MARK: Locking
 
@@ -93,10 +98,12 @@ public final class MemoryJobBroker: JobBroker {
             var receipts = [EnqueueReceipt?](repeating: nil, count: requests.count)
             for name in order {
                 locked.used.insert(name)
+                let cap = caps.cap(name)
                 locked.update(name) { queue in
                     var created = false
+                    var room = cap.map { $0 - queue.waiting }
                     for index in indicesByQueue[name] ?? [] {
-                        let receipt = queue.enqueue(requests[index], now: now)
+                        let receipt = queue.enqueue(requests[index], now: now, room: &room)
                         created = created || receipt.created
                         receipts[index] = receipt
                     }

@@ -111,12 +111,20 @@ struct MemoryQueueState: Sendable {
 
     // MARK: Operations (the Lua library's registered functions)
 
-    mutating func enqueue(_ request: EnqueueRequest, now: Int64) -> EnqueueReceipt {
+    /// Jobs waiting: queued, scheduled and retrying (what a queue's cap counts).
+    var waiting: Int { pending.count + scheduled.count }
+
+    /// `room`: how many more jobs the queue's cap allows (`nil`: no cap); a created job takes one.
+    mutating func enqueue(_ request: EnqueueRequest, now: Int64, room: inout Int?) -> EnqueueReceipt {
         let key = request.idempotencyKey.map { SHA256.hex($0) }
         if let key, let existing = idempotency[key], let expiry = idempotencyExpiry.score(of: key), now < expiry {
             return EnqueueReceipt(id: existing, created: false, state: stored(existing, now: now)?.record.state)
         }
         let id = JobID.generate(queue: request.queue)
+        if let left = room {
+            guard left > 0 else { return EnqueueReceipt(id: id, created: false, state: nil, refused: true) }
+            room = left - 1
+        }
         let due: Int64
         switch request.timing {
         case .now: due = now
