@@ -28,8 +28,14 @@ extension JobWorker {
         }
         let broker = self.broker
         let lease = job.lease
+        let progressLogger = logger
         let context = JobContext(id: job.id, attempt: job.attempt, maxAttempts: job.maxAttempts) { value, message in
-            _ = try await broker.progress(lease, value: value, message: message)
+            // Progress is best effort: a Redis outage must not fail the job that reports it.
+            do {
+                _ = try await broker.progress(lease, value: value, message: message)
+            } catch {
+                progressLogger.debug("progress not stored", metadata: ["error": "\(error)"])
+            }
         }
         logger.debug("job started")
         let started = ContinuousClock.now
