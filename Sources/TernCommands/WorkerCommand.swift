@@ -184,6 +184,19 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         let memoryWatch = Task { await recycler.watchMemory() }
         defer { memoryWatch.cancel() }
+        // A child whose supervisor died (SIGKILL leaves no time to stop it) drains and exits.
+        let orphanWatch = Task { [logger, supervisor = configuration.supervisorPID] in
+            guard let supervisor else { return }
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                if getppid() != supervisor {
+                    logger.warning("the supervisor is gone; stopping this worker process")
+                    worker.shutdown()
+                    return
+                }
+            }
+        }
+        defer { orphanWatch.cancel() }
         // Signals are handled from here on, so a SIGTERM while Redis is checked still exits 0.
         let hangup = child ? nil : ReloadSignal { [logger] in
             logger.warning("SIGHUP ignored: only a supervisor (--processes) reloads; restart this worker to apply a changed configuration")

@@ -330,11 +330,21 @@ final class WorkerSupervisor: Sendable {
             return
         }
         for lease in held {
-            do {
-                let state = try await broker.crashed(lease, reason: reason, maxCrashes: configuration.maxCrashes)
-                logger.warning("job of a dead worker process", metadata: ["job": "\(lease.id)", "now": "\(state.map(\.rawValue) ?? "stale")"])
-            } catch {
-                logger.error("could not record a crashed job; its lease will expire", metadata: ["job": "\(lease.id)", "error": "\(error)"])
+            // Retried through a Redis blip for up to a lease, so that the crash is counted.
+            let deadline = ContinuousClock.now + configuration.lease
+            var attempt = 0
+            while true {
+                do {
+                    let state = try await broker.crashed(lease, reason: reason, maxCrashes: configuration.maxCrashes)
+                    logger.warning("job of a dead worker process", metadata: ["job": "\(lease.id)", "now": "\(state.map(\.rawValue) ?? "stale")"])
+                    break
+                } catch let error as RedisError where error.isTransient && ContinuousClock.now < deadline {
+                    attempt += 1
+                    try? await Task.sleep(for: Backoff(base: .milliseconds(50), cap: .seconds(1)).delay(attempt: attempt))
+                } catch {
+                    logger.error("could not record a crashed job; its lease will expire", metadata: ["job": "\(lease.id)", "error": "\(error)"])
+                    break
+                }
             }
         }
     }

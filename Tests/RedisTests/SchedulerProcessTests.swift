@@ -15,46 +15,48 @@ private func startScheduler(_ environment: JobEnvironment, config: String) throw
     return process
 }
 
-@Suite("Real scheduler processes", .enabled(if: TestRedis.enabled, TestRedis.reason))
-struct SchedulerProcessTests {
-    @Test("schedulers for 30 s, one killed and restarted, one stopped and resumed: one job per tick, no gap", arguments: [2, 3])
-    func replicas(count: Int) async throws {
-        let environment = try await JobEnvironment.start()
-        defer { environment.stop() }
-        let config = environment.server.directory + "/schedules.yaml"
-        try """
-            scheduler:
-              poll_ms: 100
-            schedules:
-              - name: every-second
-                task: echo
-                input: {n: 1}
-                every_seconds: 1
-            """.write(toFile: config, atomically: true, encoding: .utf8)
-        var processes = try (0..<count).map { _ in try startScheduler(environment, config: config) }
-        defer {
-            for process in processes where process.isRunning {
-                kill(process.processIdentifier, SIGCONT)
-                process.terminate()
+extension HeavyProcessTests {
+    @Suite("Real scheduler processes", .enabled(if: TestRedis.enabled, TestRedis.reason))
+    struct SchedulerProcessTests {
+        @Test("schedulers for 30 s, one killed and restarted, one stopped and resumed: one job per tick, no gap", arguments: [2, 3])
+        func replicas(count: Int) async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let config = environment.server.directory + "/schedules.yaml"
+            try """
+                scheduler:
+                  poll_ms: 100
+                schedules:
+                  - name: every-second
+                    task: echo
+                    input: {n: 1}
+                    every_seconds: 1
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            var processes = try (0..<count).map { _ in try startScheduler(environment, config: config) }
+            defer {
+                for process in processes where process.isRunning {
+                    kill(process.processIdentifier, SIGCONT)
+                    process.terminate()
+                }
             }
+            try await Task.sleep(for: .seconds(5))
+            kill(processes[0].processIdentifier, SIGKILL)
+            await waitForExit(processes[0])
+            try await Task.sleep(for: .seconds(5))
+            processes[0] = try startScheduler(environment, config: config)
+            try await Task.sleep(for: .seconds(2))
+            kill(processes[1].processIdentifier, SIGSTOP)
+            try await Task.sleep(for: .seconds(8))
+            kill(processes[1].processIdentifier, SIGCONT)
+            try await Task.sleep(for: .seconds(10))
+            for process in processes {
+                process.terminate()
+                await waitForExit(process)
+            }
+            let ticks = try await emittedTicks(environment)
+            #expect(ticks.count >= 25, "only \(ticks.count) ticks in 30 s")
+            #expect(Set(ticks).count == ticks.count, "a tick was emitted twice: \(ticks)")
+            #expect(zip(ticks, ticks.dropFirst()).allSatisfy { $1 - $0 == 1000 }, "a gap: \(ticks)")
         }
-        try await Task.sleep(for: .seconds(5))
-        kill(processes[0].processIdentifier, SIGKILL)
-        await waitForExit(processes[0])
-        try await Task.sleep(for: .seconds(5))
-        processes[0] = try startScheduler(environment, config: config)
-        try await Task.sleep(for: .seconds(2))
-        kill(processes[1].processIdentifier, SIGSTOP)
-        try await Task.sleep(for: .seconds(8))
-        kill(processes[1].processIdentifier, SIGCONT)
-        try await Task.sleep(for: .seconds(10))
-        for process in processes {
-            process.terminate()
-            await waitForExit(process)
-        }
-        let ticks = try await emittedTicks(environment)
-        #expect(ticks.count >= 25, "only \(ticks.count) ticks in 30 s")
-        #expect(Set(ticks).count == ticks.count, "a tick was emitted twice: \(ticks)")
-        #expect(zip(ticks, ticks.dropFirst()).allSatisfy { $1 - $0 == 1000 }, "a gap: \(ticks)")
     }
 }

@@ -2,202 +2,230 @@ import Broker
 import Foundation
 import Tasks
 import TernCore
+import Worker
 import Testing
 
 /// F1, F3 and F4 of RELIABILITY.md, process isolation, SIGHUP and memory recycling, with real
 /// supervisor processes on a real Redis.
-@Suite("Supervisor faults", .enabled(if: TestRedis.enabled, TestRedis.reason))
-struct SupervisorFaultTests {
-    @Test("F1: SIGKILL 2 of 4 processes during a 10,000-job drain: all succeed, duplicates only among jobs in flight")
-    func killDuringDrain() async throws {
-        let environment = try await JobEnvironment.start()
-        defer { environment.stop() }
-        let log = environment.server.directory + "/executions.log"
-        let total = 10_000, concurrency = 8
-        for start in stride(from: 0, to: total, by: 1000) {
-            _ = try await environment.tern.enqueueBatch(
-                Record.self, (start..<start + 1000).map { Record.Input(path: log, text: "\($0)") })
+extension HeavyProcessTests {
+    @Suite("Supervisor faults", .enabled(if: TestRedis.enabled, TestRedis.reason))
+    struct SupervisorFaultTests {
+        @Test("F1: SIGKILL 2 of 4 processes during a 10,000-job drain: all succeed, duplicates only among jobs in flight")
+        func killDuringDrain() async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let log = environment.server.directory + "/executions.log"
+            let total = 10_000, concurrency = 8
+            for start in stride(from: 0, to: total, by: 1000) {
+                _ = try await environment.tern.enqueueBatch(
+                    Record.self, (start..<start + 1000).map { Record.Input(path: log, text: "\($0)") })
+            }
+            let supervisor = try SupervisorProcess(environment, ["--processes", "4", "--concurrency", "\(concurrency)"])
+            defer { supervisor.killIfRunning() }
+            let children = try await supervisor.waitForChildren(environment.broker, count: 4)
+            // Kill two processes once the drain is well under way.
+            _ = try await eventually(within: .seconds(120)) {
+                let stats = try await environment.broker.stats(.default)
+                guard stats.succeeded >= 2000 else { throw WaitError("\(stats.succeeded) succeeded") }
+                return stats
+            }
+            for child in children.prefix(2) { kill(child.pid, SIGKILL) }
+            var stats = try await environment.broker.stats(.default)
+            let deadline = ContinuousClock.now + .seconds(300)
+            while stats.succeeded < total && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+                stats = try await environment.broker.stats(.default)
+            }
+            #expect(stats.succeeded == total)
+            #expect(stats.failed == 0 && stats.pending == 0 && stats.running == 0, "\(stats)")
+            // The execution log: every job ran; a job ran twice only if it was in flight in a killed process.
+            let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
+            var runs: [Int: Int] = [:]
+            for line in lines { runs[Int(line) ?? -1, default: 0] += 1 }
+            #expect(Set(runs.keys) == Set(0..<total))
+            let duplicates = runs.values.filter { $0 > 1 }.count
+            #expect(runs.values.allSatisfy { $0 <= 2 })
+            #expect(duplicates <= 2 * concurrency, "\(duplicates) jobs ran twice")
+            // Both killed processes were replaced.
+            let live = try await supervisor.waitForChildren(environment.broker, count: 4)
+            #expect(Set(live.map(\.pid)).isDisjoint(with: children.prefix(2).map(\.pid)))
+            #expect(await supervisor.stop())
         }
-        let supervisor = try SupervisorProcess(environment, ["--processes", "4", "--concurrency", "\(concurrency)"])
-        defer { supervisor.killIfRunning() }
-        let children = try await supervisor.waitForChildren(environment.broker, count: 4)
-        // Kill two processes once the drain is well under way.
-        _ = try await eventually(within: .seconds(120)) {
-            let stats = try await environment.broker.stats(.default)
-            guard stats.succeeded >= 2000 else { throw WaitError("\(stats.succeeded) succeeded") }
-            return stats
+
+        @Test("F3: SIGTERM to a busy supervisor: short jobs finish, the rest are released at once, exit 0")
+        func gracefulStop() async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let supervisor = try SupervisorProcess(environment, ["--processes", "2", "--concurrency", "2", "--grace", "5"])
+            defer { supervisor.killIfRunning() }
+            // Both processes are up before the jobs arrive, so all four run at once.
+            _ = try await supervisor.waitForChildren(environment.broker, count: 2)
+            let short = try await environment.tern.enqueueBatch(Sleep.self, [.init(ms: 2500), .init(ms: 2500)])
+            let long = try await environment.tern.enqueueBatch(Sleep.self, [.init(ms: 120_000), .init(ms: 120_000)])
+            _ = try await eventually(within: .seconds(30)) {
+                let stats = try await environment.broker.stats(.default)
+                guard stats.running == 4 else { throw WaitError("\(stats.running) running") }
+                return stats
+            }
+            let took = await elapsed { #expect(await supervisor.stop()) }
+            #expect(took < .seconds(20), "\(took)")
+            for handle in short {
+                let record = try await handle.status()
+                #expect(record.state == .succeeded && record.attempts == 1)
+            }
+            for handle in long {
+                let record = try await handle.status()
+                #expect(record.state == .queued, "\(record.state)")
+                #expect(record.attempts == 0 && record.crashes == 0)
+            }
+            #expect(try await supervisor.children(environment.broker).isEmpty)
         }
-        for child in children.prefix(2) { kill(child.pid, SIGKILL) }
-        var stats = try await environment.broker.stats(.default)
-        let deadline = ContinuousClock.now + .seconds(300)
-        while stats.succeeded < total && ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(200))
-            stats = try await environment.broker.stats(.default)
+
+        @Test("F4: soft limit cancels a cooperative job; a CPU loop ignoring cancellation is killed at hard limit + grace", arguments: [false, true])
+        func timeLimits(isolated: Bool) async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            var arguments = ["--processes", "1", "--concurrency", "3", "--kill-grace", "1"]
+            if isolated { arguments += ["--isolate", "spin"] }
+            let supervisor = try SupervisorProcess(environment, arguments)
+            defer { supervisor.killIfRunning() }
+            _ = try await supervisor.waitForChildren(environment.broker, count: 1)
+            let neighbour = try await environment.tern.enqueue(Sleep.self, .init(ms: 6000))
+            _ = try await environment.waitFor(neighbour.id, .running)
+            let soft = try await environment.tern.enqueue(Spin.self, .init(ms: 60_000, cooperative: true))
+            let hard = try await environment.tern.enqueue(Spin.self, .init(ms: 60_000, cooperative: false))
+
+            let softRecord = try await environment.waitFor(soft.id, .failed, within: .seconds(30))
+            #expect(softRecord.error == "soft time limit of 1 s exceeded")
+            #expect(softRecord.errors.count == 1 && softRecord.attempts == 1)
+            let softRan = Double((softRecord.finishedMilliseconds ?? 0) - (softRecord.startedMilliseconds ?? 0)) / 1000
+            #expect(softRan >= 0.9 && softRan < 2.5, "ran \(softRan) s")
+
+            let hardRecord = try await environment.waitFor(hard.id, .failed, within: .seconds(30))
+            #expect(hardRecord.error?.hasPrefix("hard time limit of 2 s exceeded: the process running the job was killed after 3") == true, "\(hardRecord.error ?? "")")
+            #expect(hardRecord.errors.count == 1 && hardRecord.attempts == 1 && hardRecord.crashes == 0)
+            // Hard limit 2 s + kill grace 1 s, measured from the recorded start.
+            let hardRan = Double((hardRecord.finishedMilliseconds ?? 0) - (hardRecord.startedMilliseconds ?? 0)) / 1000
+            #expect(hardRan >= 2.5 && hardRan < 4.5, "ran \(hardRan) s")
+
+            // The job sharing the process: released at once and run again when the process was killed;
+            // untouched when the CPU loop ran in a process of its own.
+            let neighbourRecord = try await environment.waitFor(neighbour.id, .succeeded, within: .seconds(60))
+            #expect(neighbourRecord.crashes == 0 && neighbourRecord.errors.isEmpty)
+            #expect(neighbourRecord.lostLeases == 0)
+            let log = supervisor.logText
+            #expect(log.contains("killed its worker process") != isolated)
+            #expect(await supervisor.stop())
         }
-        #expect(stats.succeeded == total)
-        #expect(stats.failed == 0 && stats.pending == 0 && stats.running == 0, "\(stats)")
-        // The execution log: every job ran; a job ran twice only if it was in flight in a killed process.
-        let lines = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
-        var runs: [Int: Int] = [:]
-        for line in lines { runs[Int(line) ?? -1, default: 0] += 1 }
-        #expect(Set(runs.keys) == Set(0..<total))
-        let duplicates = runs.values.filter { $0 > 1 }.count
-        #expect(runs.values.allSatisfy { $0 <= 2 })
-        #expect(duplicates <= 2 * concurrency, "\(duplicates) jobs ran twice")
-        // Both killed processes were replaced.
-        let live = try await supervisor.waitForChildren(environment.broker, count: 4)
-        #expect(Set(live.map(\.pid)).isDisjoint(with: children.prefix(2).map(\.pid)))
-        #expect(await supervisor.stop())
-    }
 
-    @Test("F3: SIGTERM to a busy supervisor: short jobs finish, the rest are released at once, exit 0")
-    func gracefulStop() async throws {
-        let environment = try await JobEnvironment.start()
-        defer { environment.stop() }
-        let supervisor = try SupervisorProcess(environment, ["--processes", "2", "--concurrency", "2", "--grace", "5"])
-        defer { supervisor.killIfRunning() }
-        // Both processes are up before the jobs arrive, so all four run at once.
-        _ = try await supervisor.waitForChildren(environment.broker, count: 2)
-        let short = try await environment.tern.enqueueBatch(Sleep.self, [.init(ms: 2500), .init(ms: 2500)])
-        let long = try await environment.tern.enqueueBatch(Sleep.self, [.init(ms: 120_000), .init(ms: 120_000)])
-        _ = try await eventually(within: .seconds(30)) {
-            let stats = try await environment.broker.stats(.default)
-            guard stats.running == 4 else { throw WaitError("\(stats.running) running") }
-            return stats
-        }
-        let took = await elapsed { #expect(await supervisor.stop()) }
-        #expect(took < .seconds(20), "\(took)")
-        for handle in short {
-            let record = try await handle.status()
-            #expect(record.state == .succeeded && record.attempts == 1)
-        }
-        for handle in long {
-            let record = try await handle.status()
-            #expect(record.state == .queued, "\(record.state)")
-            #expect(record.attempts == 0 && record.crashes == 0)
-        }
-        #expect(try await supervisor.children(environment.broker).isEmpty)
-    }
-
-    @Test("F4: soft limit cancels a cooperative job; a CPU loop ignoring cancellation is killed at hard limit + grace", arguments: [false, true])
-    func timeLimits(isolated: Bool) async throws {
-        let environment = try await JobEnvironment.start()
-        defer { environment.stop() }
-        var arguments = ["--processes", "1", "--concurrency", "3", "--kill-grace", "1"]
-        if isolated { arguments += ["--isolate", "spin"] }
-        let supervisor = try SupervisorProcess(environment, arguments)
-        defer { supervisor.killIfRunning() }
-        _ = try await supervisor.waitForChildren(environment.broker, count: 1)
-        let neighbour = try await environment.tern.enqueue(Sleep.self, .init(ms: 6000))
-        _ = try await environment.waitFor(neighbour.id, .running)
-        let soft = try await environment.tern.enqueue(Spin.self, .init(ms: 60_000, cooperative: true))
-        let hard = try await environment.tern.enqueue(Spin.self, .init(ms: 60_000, cooperative: false))
-
-        let softRecord = try await environment.waitFor(soft.id, .failed, within: .seconds(30))
-        #expect(softRecord.error == "soft time limit of 1 s exceeded")
-        #expect(softRecord.errors.count == 1 && softRecord.attempts == 1)
-        let softRan = Double((softRecord.finishedMilliseconds ?? 0) - (softRecord.startedMilliseconds ?? 0)) / 1000
-        #expect(softRan >= 0.9 && softRan < 2.5, "ran \(softRan) s")
-
-        let hardRecord = try await environment.waitFor(hard.id, .failed, within: .seconds(30))
-        #expect(hardRecord.error?.hasPrefix("hard time limit of 2 s exceeded: the process running the job was killed after 3") == true, "\(hardRecord.error ?? "")")
-        #expect(hardRecord.errors.count == 1 && hardRecord.attempts == 1 && hardRecord.crashes == 0)
-        // Hard limit 2 s + kill grace 1 s, measured from the recorded start.
-        let hardRan = Double((hardRecord.finishedMilliseconds ?? 0) - (hardRecord.startedMilliseconds ?? 0)) / 1000
-        #expect(hardRan >= 2.5 && hardRan < 4.5, "ran \(hardRan) s")
-
-        // The job sharing the process: released at once and run again when the process was killed;
-        // untouched when the CPU loop ran in a process of its own.
-        let neighbourRecord = try await environment.waitFor(neighbour.id, .succeeded, within: .seconds(60))
-        #expect(neighbourRecord.crashes == 0 && neighbourRecord.errors.isEmpty)
-        #expect(neighbourRecord.lostLeases == 0)
-        let log = supervisor.logText
-        #expect(log.contains("killed its worker process") != isolated)
-        #expect(await supervisor.stop())
-    }
-
-    @Test("isolation: a trapping task runs in processes of its own and touches no other job")
-    func isolation() async throws {
-        let environment = try await JobEnvironment.start()
-        defer { environment.stop() }
-        let supervisor = try SupervisorProcess(
-            environment, ["--processes", "1", "--concurrency", "4", "--isolate", "crash", "--max-crashes", "3"])
-        defer { supervisor.killIfRunning() }
-        let before = try await supervisor.waitForChildren(environment.broker, count: 1)
-        let poison = try await environment.tern.enqueue(Crash.self, .init(kind: .unwrap), options: .init(maxAttempts: 10))
-        let others = try await environment.tern.enqueueBatch(Sleep.self, (0..<12).map { _ in .init(ms: 200) })
-        let failed = try await environment.waitFor(poison.id, .failed, within: .seconds(60))
-        #expect(failed.crashes == 3)
-        #expect(failed.error?.hasPrefix("worker_crashed: signal") == true, "\(failed.error ?? "")")
-        for handle in others {
-            let record = try await environment.waitFor(handle.id, .succeeded, within: .seconds(60))
-            #expect(record.attempts == 1 && record.crashes == 0 && record.lostLeases == 0)
-            #expect(record.worker == before[0].id)
-        }
-        // The shared process never died.
-        let after = try await supervisor.children(environment.broker)
-        #expect(after.map(\.pid) == before.map(\.pid))
-        #expect(!supervisor.logText.contains("worker process died"))
-        #expect(await supervisor.stop())
-    }
-
-    @Test("SIGHUP replaces every process gracefully; an invalid configuration file is refused")
-    func reload() async throws {
-        let environment = try await JobEnvironment.start()
-        defer { environment.stop() }
-        let config = environment.server.directory + "/worker.yaml"
-        try "worker:\n  concurrency: 2\n".write(toFile: config, atomically: true, encoding: .utf8)
-        let supervisor = try SupervisorProcess(environment, ["--config", config, "--processes", "2"])
-        defer { supervisor.killIfRunning() }
-        let first = try await supervisor.waitForChildren(environment.broker, count: 2)
-        #expect(first.allSatisfy { $0.concurrency == 2 })
-        let running = try await environment.tern.enqueue(Sleep.self, .init(ms: 3000))
-        _ = try await environment.waitFor(running.id, .running)
-
-        try "worker:\n  concurrency: 3\n".write(toFile: config, atomically: true, encoding: .utf8)
-        kill(supervisor.pid, SIGHUP)
-        let second = try await supervisor.waitForChildren(environment.broker, count: 2, excluding: Set(first.map(\.pid)))
-        #expect(second.allSatisfy { $0.concurrency == 3 })
-        // The job running in an old process finished there, once.
-        let record = try await environment.waitFor(running.id, .succeeded, within: .seconds(30))
-        #expect(record.attempts == 1 && record.crashes == 0)
-        _ = try await eventually(within: .seconds(20)) {
-            let live = try await supervisor.children(environment.broker)
-            guard Set(live.map(\.pid)) == Set(second.map(\.pid)) else { throw WaitError("old processes still listed") }
-            return live
-        }
-        let entry = try await environment.broker.workers().first { $0.pid == supervisor.pid }
-        #expect(entry?.processes == 2 && entry?.concurrency == 6)
-
-        // A file that does not parse, then one a new process would refuse: both reloads refused.
-        for (index, bad) in ["worker: [not, a, mapping", "worker:\n  concurrency: 0\n"].enumerated() {
-            try bad.write(toFile: config, atomically: true, encoding: .utf8)
-            kill(supervisor.pid, SIGHUP)
-            _ = try await eventually(within: .seconds(20)) {
-                let refusals = supervisor.logText.components(separatedBy: "reload refused").count - 1
-                guard refusals == index + 1 else { throw WaitError("\(refusals) refusals logged") }
-                return true
+        @Test("CPU-bound jobs that ignore cancellation starve neither heartbeats nor another job's soft limit")
+        func cpuBoundJobs() async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            // More spinning jobs than cores, each longer than the 3 s lease.
+            let spinners = max(4, ProcessInfo.processInfo.activeProcessorCount + 1)
+            var configuration = JobEnvironment.workerConfiguration(concurrency: spinners + 1)
+            configuration.reaperInterval = .milliseconds(200)
+            try await environment.withWorker(configuration) { _ in
+                let busy = try await environment.tern.enqueueBatch(
+                    Spin.self, (0..<spinners).map { _ in .init(ms: 5000, cooperative: false) })
+                for handle in busy { _ = try await environment.waitFor(handle.id, .running) }
+                let polite = try await environment.tern.enqueue(Spin.self, .init(ms: 60_000, cooperative: true))
+                let failed = try await environment.waitFor(polite.id, .failed, within: .seconds(30))
+                #expect(failed.error == "soft time limit of 1 s exceeded")
+                let ran = (failed.finishedMilliseconds ?? 0) - (failed.startedMilliseconds ?? 0)
+                #expect(ran < 3000, "the soft limit of 1 s fired after \(ran) ms")
+                for handle in busy {
+                    // Past their soft limit they cannot be stopped in-process; they finish, their leases kept.
+                    let record = try await environment.waitFor(handle.id, .succeeded, within: .seconds(60))
+                    #expect(record.lostLeases == 0 && record.attempts == 1)
+                }
             }
         }
-        #expect(supervisor.logText.contains("concurrency must be 1...10000"))
-        #expect(Set(try await supervisor.children(environment.broker).map(\.pid)) == Set(second.map(\.pid)))
-        #expect(await supervisor.stop())
-    }
 
-    @Test("--max-memory-mb: a process whose resident memory passes the cap finishes its job and is replaced")
-    func memoryRecycling() async throws {
-        let environment = try await JobEnvironment.start()
-        defer { environment.stop() }
-        let supervisor = try SupervisorProcess(environment, ["--processes", "1", "--concurrency", "1", "--max-memory-mb", "64"])
-        defer { supervisor.killIfRunning() }
-        let before = try await supervisor.waitForChildren(environment.broker, count: 1)
-        // 50,000,000 flags: about 50 MiB on top of an idle process's 35 MiB, for seconds.
-        let primes = try await environment.tern.enqueue(Primes.self, .init(below: 50_000_000))
-        #expect(try await primes.result(timeout: .seconds(120)).count == 3_001_134)
-        let after = try await supervisor.waitForChildren(environment.broker, count: 1, excluding: Set(before.map(\.pid)))
-        #expect(after.count == 1)
-        #expect(supervisor.logText.contains("over the cap of 64 MiB"))
-        #expect(try await primes.status().attempts == 1)
-        #expect(await supervisor.stop())
+        @Test("isolation: a trapping task runs in processes of its own and touches no other job")
+        func isolation() async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let supervisor = try SupervisorProcess(
+                environment, ["--processes", "1", "--concurrency", "4", "--isolate", "crash", "--max-crashes", "3"])
+            defer { supervisor.killIfRunning() }
+            let before = try await supervisor.waitForChildren(environment.broker, count: 1)
+            let poison = try await environment.tern.enqueue(Crash.self, .init(kind: .unwrap), options: .init(maxAttempts: 10))
+            let others = try await environment.tern.enqueueBatch(Sleep.self, (0..<12).map { _ in .init(ms: 200) })
+            let failed = try await environment.waitFor(poison.id, .failed, within: .seconds(60))
+            #expect(failed.crashes == 3)
+            #expect(failed.error?.hasPrefix("worker_crashed: signal") == true, "\(failed.error ?? "")")
+            for handle in others {
+                let record = try await environment.waitFor(handle.id, .succeeded, within: .seconds(60))
+                #expect(record.attempts == 1 && record.crashes == 0 && record.lostLeases == 0)
+                #expect(record.worker == before[0].id)
+            }
+            // The shared process never died.
+            let after = try await supervisor.children(environment.broker)
+            #expect(after.map(\.pid) == before.map(\.pid))
+            #expect(!supervisor.logText.contains("worker process died"))
+            #expect(await supervisor.stop())
+        }
+
+        @Test("SIGHUP replaces every process gracefully; an invalid configuration file is refused")
+        func reload() async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let config = environment.server.directory + "/worker.yaml"
+            try "worker:\n  concurrency: 2\n".write(toFile: config, atomically: true, encoding: .utf8)
+            let supervisor = try SupervisorProcess(environment, ["--config", config, "--processes", "2"])
+            defer { supervisor.killIfRunning() }
+            let first = try await supervisor.waitForChildren(environment.broker, count: 2)
+            #expect(first.allSatisfy { $0.concurrency == 2 })
+            let running = try await environment.tern.enqueue(Sleep.self, .init(ms: 3000))
+            _ = try await environment.waitFor(running.id, .running)
+
+            try "worker:\n  concurrency: 3\n".write(toFile: config, atomically: true, encoding: .utf8)
+            kill(supervisor.pid, SIGHUP)
+            let second = try await supervisor.waitForChildren(environment.broker, count: 2, excluding: Set(first.map(\.pid)))
+            #expect(second.allSatisfy { $0.concurrency == 3 })
+            // The job running in an old process finished there, once.
+            let record = try await environment.waitFor(running.id, .succeeded, within: .seconds(30))
+            #expect(record.attempts == 1 && record.crashes == 0)
+            _ = try await eventually(within: .seconds(20)) {
+                let live = try await supervisor.children(environment.broker)
+                guard Set(live.map(\.pid)) == Set(second.map(\.pid)) else { throw WaitError("old processes still listed") }
+                return live
+            }
+            let entry = try await environment.broker.workers().first { $0.pid == supervisor.pid }
+            #expect(entry?.processes == 2 && entry?.concurrency == 6)
+
+            // A file that does not parse, then one a new process would refuse: both reloads refused.
+            for (index, bad) in ["worker: [not, a, mapping", "worker:\n  concurrency: 0\n"].enumerated() {
+                try bad.write(toFile: config, atomically: true, encoding: .utf8)
+                kill(supervisor.pid, SIGHUP)
+                _ = try await eventually(within: .seconds(20)) {
+                    let refusals = supervisor.logText.components(separatedBy: "reload refused").count - 1
+                    guard refusals == index + 1 else { throw WaitError("\(refusals) refusals logged") }
+                    return true
+                }
+            }
+            #expect(supervisor.logText.contains("concurrency must be 1...10000"))
+            #expect(Set(try await supervisor.children(environment.broker).map(\.pid)) == Set(second.map(\.pid)))
+            #expect(await supervisor.stop())
+        }
+
+        @Test("--max-memory-mb: a process whose resident memory passes the cap finishes its job and is replaced")
+        func memoryRecycling() async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let supervisor = try SupervisorProcess(environment, ["--processes", "1", "--concurrency", "1", "--max-memory-mb", "64"])
+            defer { supervisor.killIfRunning() }
+            let before = try await supervisor.waitForChildren(environment.broker, count: 1)
+            // 50,000,000 flags: about 50 MiB on top of an idle process's 35 MiB, for seconds.
+            let primes = try await environment.tern.enqueue(Primes.self, .init(below: 50_000_000))
+            #expect(try await primes.result(timeout: .seconds(120)).count == 3_001_134)
+            let after = try await supervisor.waitForChildren(environment.broker, count: 1, excluding: Set(before.map(\.pid)))
+            #expect(after.count == 1)
+            #expect(supervisor.logText.contains("over the cap of 64 MiB"))
+            #expect(try await primes.status().attempts == 1)
+            #expect(await supervisor.stop())
+        }
     }
 }

@@ -4,83 +4,85 @@ import Tasks
 import TernCore
 import Testing
 
-@Suite("Supervised worker processes", .enabled(if: TestRedis.enabled, TestRedis.reason))
-struct SupervisorProcessTests {
-    @Test("a trapping task fails as worker_crashed after 3 crashed processes; jobs elsewhere run untouched; SIGTERM exits 0", arguments: Crash.Kind.allCases)
-    func poisonJob(kind: Crash.Kind) async throws {
-        let environment = try await JobEnvironment.start()
-        defer { environment.stop() }
-        let poison = try await environment.tern.enqueue(Crash.self, .init(kind: kind), options: .init(maxAttempts: 10))
-        let supervisor = Process()
-        supervisor.executableURL = URL(fileURLWithPath: WorkerBinary.path)
-        supervisor.arguments = [
-            "--redis-url", environment.server.url, "--prefix", environment.broker.keys.prefix, "--sample-tasks",
-            "--lease", "5", "--heartbeat", "0.2", "--reaper", "0.3", "--processes", "2", "--max-crashes", "3", "--concurrency", "1",
-        ]
-        let log = environment.server.directory + "/supervisor.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        supervisor.standardOutput = FileHandle.nullDevice
-        supervisor.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        try supervisor.run()
-        defer {
-            if supervisor.isRunning { kill(supervisor.processIdentifier, SIGKILL) }
-        }
-        // Other jobs keep running in the other process while the poison job crashes processes (one
-        // job per process here: jobs sharing a process with a trapping job die with it).
-        var echoes: [JobHandle<Echo>] = []
-        for index in 0..<20 { echoes.append(try await environment.tern.enqueue(Echo.self, .number(Double(index)))) }
-        let failed = try await environment.waitFor(poison.id, .failed, within: .seconds(90))
-        #expect(failed.crashes == 3)
-        #expect(failed.error?.hasPrefix("worker_crashed: signal") == true, "\(failed.error ?? "")")
-        #expect(failed.errors.count == 3, "\(failed.errors.map(\.message))\n\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-        #expect(failed.attempts <= 1)
-        for (index, echo) in echoes.enumerated() {
-            #expect(try await echo.result(timeout: .seconds(60)) == .number(Double(index)))
-        }
-        kill(supervisor.processIdentifier, SIGTERM)
-        await waitForExit(supervisor)
-        #expect(supervisor.terminationReason == .exit && supervisor.terminationStatus == 0)
-    }
-
-    @Test("with --max-jobs-per-process a process is replaced after its jobs; every job still succeeds once")
-    func recycling() async throws {
-        let environment = try await JobEnvironment.start()
-        defer { environment.stop() }
-        let handles = try await environment.tern.enqueueBatch(Echo.self, (0..<12).map { .number(Double($0)) })
-        let supervisor = Process()
-        supervisor.executableURL = URL(fileURLWithPath: WorkerBinary.path)
-        supervisor.arguments = [
-            "--redis-url", environment.server.url, "--prefix", environment.broker.keys.prefix, "--lease", "5",
-            "--heartbeat", "0.2", "--reaper", "0.3", "--processes", "1", "--concurrency", "1", "--max-jobs-per-process", "3",
-        ]
-        supervisor.standardOutput = FileHandle.nullDevice
-        supervisor.standardError = FileHandle.nullDevice
-        try supervisor.run()
-        defer {
-            if supervisor.isRunning { kill(supervisor.processIdentifier, SIGKILL) }
-        }
-        var workers: Set<String> = []
-        for (index, handle) in handles.enumerated() {
-            #expect(try await handle.result(timeout: .seconds(60)) == .number(Double(index)))
-            let record = try await handle.status()
-            #expect(record.attempts == 1)
-            if let worker = record.worker { workers.insert(worker) }
-        }
-        // 12 jobs, 3 per process: at least 4 processes ran them, one after another.
-        #expect(workers.count >= 4, "\(workers)")
-        // The live process names its supervisor.
-        let live = try await eventually(within: .seconds(20)) {
-            guard let worker = try await environment.broker.workers().first(where: { $0.processes == nil }) else {
-                throw WaitError("no live worker process")
+extension HeavyProcessTests {
+    @Suite("Supervised worker processes", .enabled(if: TestRedis.enabled, TestRedis.reason))
+    struct SupervisorProcessTests {
+        @Test("a trapping task fails as worker_crashed after 3 crashed processes; jobs elsewhere run untouched; SIGTERM exits 0", arguments: Crash.Kind.allCases)
+        func poisonJob(kind: Crash.Kind) async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let poison = try await environment.tern.enqueue(Crash.self, .init(kind: kind), options: .init(maxAttempts: 10))
+            let supervisor = Process()
+            supervisor.executableURL = URL(fileURLWithPath: WorkerBinary.path)
+            supervisor.arguments = [
+                "--redis-url", environment.server.url, "--prefix", environment.broker.keys.prefix, "--sample-tasks",
+                "--lease", "5", "--heartbeat", "0.2", "--reaper", "0.3", "--processes", "2", "--max-crashes", "3", "--concurrency", "1",
+            ]
+            let log = environment.server.directory + "/supervisor.log"
+            FileManager.default.createFile(atPath: log, contents: nil)
+            supervisor.standardOutput = FileHandle.nullDevice
+            supervisor.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            try supervisor.run()
+            defer {
+                if supervisor.isRunning { kill(supervisor.processIdentifier, SIGKILL) }
             }
-            return worker
+            // Other jobs keep running in the other process while the poison job crashes processes (one
+            // job per process here: jobs sharing a process with a trapping job die with it).
+            var echoes: [JobHandle<Echo>] = []
+            for index in 0..<20 { echoes.append(try await environment.tern.enqueue(Echo.self, .number(Double(index)))) }
+            let failed = try await environment.waitFor(poison.id, .failed, within: .seconds(90))
+            #expect(failed.crashes == 3)
+            #expect(failed.error?.hasPrefix("worker_crashed: signal") == true, "\(failed.error ?? "")")
+            #expect(failed.errors.count == 3, "\(failed.errors.map(\.message))\n\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            #expect(failed.attempts <= 1)
+            for (index, echo) in echoes.enumerated() {
+                #expect(try await echo.result(timeout: .seconds(60)) == .number(Double(index)))
+            }
+            kill(supervisor.processIdentifier, SIGTERM)
+            await waitForExit(supervisor)
+            #expect(supervisor.terminationReason == .exit && supervisor.terminationStatus == 0)
         }
-        #expect(live.supervisorPID == supervisor.processIdentifier)
-        // The supervisor is listed too, with its process count.
-        let entry = try await environment.broker.workers().first { $0.pid == supervisor.processIdentifier }
-        #expect(entry?.processes == 1 && entry?.concurrency == 1 && entry?.id.hasSuffix(":supervisor") == true)
-        kill(supervisor.processIdentifier, SIGTERM)
-        await waitForExit(supervisor)
-        #expect(supervisor.terminationReason == .exit && supervisor.terminationStatus == 0)
+
+        @Test("with --max-jobs-per-process a process is replaced after its jobs; every job still succeeds once")
+        func recycling() async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let handles = try await environment.tern.enqueueBatch(Echo.self, (0..<12).map { .number(Double($0)) })
+            let supervisor = Process()
+            supervisor.executableURL = URL(fileURLWithPath: WorkerBinary.path)
+            supervisor.arguments = [
+                "--redis-url", environment.server.url, "--prefix", environment.broker.keys.prefix, "--lease", "5",
+                "--heartbeat", "0.2", "--reaper", "0.3", "--processes", "1", "--concurrency", "1", "--max-jobs-per-process", "3",
+            ]
+            supervisor.standardOutput = FileHandle.nullDevice
+            supervisor.standardError = FileHandle.nullDevice
+            try supervisor.run()
+            defer {
+                if supervisor.isRunning { kill(supervisor.processIdentifier, SIGKILL) }
+            }
+            var workers: Set<String> = []
+            for (index, handle) in handles.enumerated() {
+                #expect(try await handle.result(timeout: .seconds(60)) == .number(Double(index)))
+                let record = try await handle.status()
+                #expect(record.attempts == 1)
+                if let worker = record.worker { workers.insert(worker) }
+            }
+            // 12 jobs, 3 per process: at least 4 processes ran them, one after another.
+            #expect(workers.count >= 4, "\(workers)")
+            // The live process names its supervisor.
+            let live = try await eventually(within: .seconds(20)) {
+                guard let worker = try await environment.broker.workers().first(where: { $0.processes == nil }) else {
+                    throw WaitError("no live worker process")
+                }
+                return worker
+            }
+            #expect(live.supervisorPID == supervisor.processIdentifier)
+            // The supervisor is listed too, with its process count.
+            let entry = try await environment.broker.workers().first { $0.pid == supervisor.processIdentifier }
+            #expect(entry?.processes == 1 && entry?.concurrency == 1 && entry?.id.hasSuffix(":supervisor") == true)
+            kill(supervisor.processIdentifier, SIGTERM)
+            await waitForExit(supervisor)
+            #expect(supervisor.terminationReason == .exit && supervisor.terminationStatus == 0)
+        }
     }
 }

@@ -2,6 +2,10 @@ import Broker
 import Foundation
 import Testing
 
+/// The suites that run many real processes and measure time: one at a time, so that their timing
+/// bounds hold on a 2-core machine (the lighter tests still run beside them).
+@Suite(.serialized) enum HeavyProcessTests {}
+
 /// A `worker --processes …` supervisor on `environment`'s Redis and key prefix, with short timings
 /// and the test tasks; its standard error goes to a log file in the server's directory.
 /// Unchecked: the process is only started in `init`, then signalled and awaited.
