@@ -82,7 +82,7 @@ struct SupervisorReport: Sendable {
 
     /// Names this worker, so the supervisor can drop its registry entry when the process dies.
     func introduce() {
-        FileHandle.standardOutput.write(Data("worker \(configuration.workerID) \(configuration.concurrency)\n".utf8))
+        Self.send("worker \(configuration.workerID) \(configuration.concurrency)\n")
     }
 
     func write(_ event: WorkerEvent) {
@@ -104,7 +104,13 @@ struct SupervisorReport: Sendable {
         case .settled(let id):
             line = "settled \(id.rawValue)\n"
         }
-        FileHandle.standardOutput.write(Data(line.utf8))
+        Self.send(line)
+    }
+
+    /// Writes to the supervisor's pipe; once the supervisor is gone, the write fails quietly (SIGPIPE
+    /// is ignored in a child) and the orphan watch stops the process.
+    private static func send(_ line: String) {
+        try? FileHandle.standardOutput.write(contentsOf: Data(line.utf8))
     }
 }
 

@@ -170,6 +170,8 @@ struct WorkerCommand: AsyncParsableCommand {
         if child {
             // A hangup of the terminal is the supervisor's to handle (SIGHUP reloads it).
             signal(SIGHUP, SIG_IGN)
+            // Writing to a dead supervisor's pipe must fail, not kill the process with its jobs.
+            signal(SIGPIPE, SIG_IGN)
             let report = SupervisorReport(registry: registry, configuration: configuration)
             report.introduce()
             events = { @Sendable (event: WorkerEvent) in

@@ -143,6 +143,30 @@ extension HeavyProcessTests {
             }
         }
 
+        @Test("a process whose supervisor is killed finishes its job and exits instead of claiming on")
+        func orphanedProcess() async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let supervisor = try SupervisorProcess(environment, ["--processes", "1", "--concurrency", "2"])
+            defer { supervisor.killIfRunning() }
+            let child = try #require(try await supervisor.waitForChildren(environment.broker, count: 1).first)
+            let running = try await environment.tern.enqueue(Sleep.self, .init(ms: 2000))
+            _ = try await environment.waitFor(running.id, .running)
+            kill(supervisor.pid, SIGKILL)
+            await waitForExit(supervisor.process)
+            // It drains: the running job finishes, and the process exits.
+            let record = try await environment.waitFor(running.id, .succeeded, within: .seconds(30))
+            #expect(record.attempts == 1)
+            _ = try await eventually(within: .seconds(30)) {
+                guard kill(child.pid, 0) != 0 else { throw WaitError("process \(child.pid) still runs") }
+                return true
+            }
+            // Nothing claims any more.
+            let later = try await environment.tern.enqueue(Echo.self, .string("after"))
+            try await Task.sleep(for: .seconds(2))
+            #expect(try await later.status().state == .queued)
+        }
+
         @Test("isolation: a trapping task runs in processes of its own and touches no other job")
         func isolation() async throws {
             let environment = try await JobEnvironment.start()
