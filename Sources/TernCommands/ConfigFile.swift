@@ -30,6 +30,7 @@ struct ConfigFile: Decodable, Sendable {
         var maxMemoryMb: Int?
         var killGraceSeconds: Double?
         var isolate: [String]?
+        var jobThreads: Int?
 
         enum CodingKeys: String, CodingKey {
             case queues, weights, concurrency, processes, isolate
@@ -37,6 +38,7 @@ struct ConfigFile: Decodable, Sendable {
             case maxJobsPerProcess = "max_jobs_per_process"
             case maxMemoryMb = "max_memory_mb"
             case killGraceSeconds = "kill_grace_seconds"
+            case jobThreads = "job_threads"
             case leaseSeconds = "lease_seconds"
             case heartbeatSeconds = "heartbeat_seconds"
             case reaperSeconds = "reaper_seconds"

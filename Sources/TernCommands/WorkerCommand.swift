@@ -76,6 +76,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Seconds a job that ignores cancellation may run past its hard time limit before the supervisor kills its process; for isolated jobs also after a cancel. (default: 10)")
     var killGrace: Double?
 
+    @Option(help: "Threads the bodies of tasks run on, so CPU-bound jobs cannot starve heartbeats and time limits; 0 runs them on Swift's shared pool (faster for tiny async jobs, unsafe for CPU-bound ones). 0-1024. (default: min(concurrency, 64))")
+    var jobThreads: Int?
+
     @Option(help: "Comma-separated tasks whose jobs each run alone in a process of their own, besides tasks declared isolated. (default: none)")
     var isolate: String?
 
@@ -130,6 +133,10 @@ struct WorkerCommand: AsyncParsableCommand {
         if runIsolatedJob { Foundation.exit(await IsolatedJob.main(registry: registry)) }
         configuration.killGrace = try seconds(killGrace ?? fileWorker?.killGraceSeconds ?? 10, "kill grace", allowZero: true)
         configuration.maxCrashes = maxCrashes ?? fileWorker?.maxCrashes ?? 3
+        configuration.jobThreads = jobThreads ?? fileWorker?.jobThreads
+        if let threads = configuration.jobThreads, !(0...1024).contains(threads) {
+            throw ValidationError("--job-threads must be 0...1024")
+        }
         let isolated = isolate.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } } ?? fileWorker?.isolate ?? []
         if let unknown = isolated.first(where: { registry[$0] == nil }) {
             throw ValidationError("cannot isolate '\(unknown)': no such task (registered: \(registry.names.joined(separator: ", ")))")

@@ -10,8 +10,9 @@ extension JobWorker {
         case stopped(JobStop?)
     }
 
-    /// Runs one claimed job and reports its outcome; the task's body runs on `threads`.
-    func execute(_ job: ClaimedJob, control: JobControl, threads: JobThreads) async {
+    /// Runs one claimed job and reports its outcome; the task's body runs on `threads` (if `nil`, on
+    /// the shared pool).
+    func execute(_ job: ClaimedJob, control: JobControl, threads: JobThreads?) async {
         defer { finished(job.id) }
         var logger = self.logger
         logger[metadataKey: "job"] = "\(job.id)"

@@ -93,8 +93,9 @@ public final class JobWorker: Sendable {
                 "queues": "\(configuration.queues.map(\.rawValue).joined(separator: ","))",
                 "concurrency": "\(configuration.concurrency)",
             ])
-        let threads = JobThreads(count: min(configuration.concurrency, JobThreads.maxCount))
-        defer { threads.stop() }
+        let count = configuration.jobThreads ?? min(configuration.concurrency, JobThreads.maxCount)
+        let threads = count > 0 ? JobThreads(count: count) : nil
+        defer { threads?.stop() }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.heartbeatLoop() }
             group.addTask { await self.reaperLoop() }
@@ -112,7 +113,7 @@ public final class JobWorker: Sendable {
 
     // MARK: Claiming
 
-    private func fetchLoop(jobs: inout DiscardingTaskGroup, threads: JobThreads) async {
+    private func fetchLoop(jobs: inout DiscardingTaskGroup, threads: JobThreads?) async {
         var failures = 0
         while !isStopping {
             if Task.isCancelled {
