@@ -84,6 +84,8 @@ struct DevCommand: AsyncParsableCommand {
         let signals = ShutdownSignals(grace: workerConfiguration.shutdownGrace) {
             worker.shutdown()
             scheduler.shutdown()
+        } onSecond: {
+            worker.shutdown(waitingForJobs: false)
         }
         defer { signals.cancel() }
         print("tern dev: worker \(workerConfiguration.workerID) running tasks \(registry.names.joined(separator: ", ")) on queue default")

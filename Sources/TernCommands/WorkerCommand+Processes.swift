@@ -45,7 +45,12 @@ extension WorkerCommand {
             try Self.checkChildConfiguration(executable: executable, arguments: arguments)
             return explicitCount ? nil : file.worker?.processes
         }
-        let signals = ShutdownSignals(grace: configuration.shutdownGrace) { supervisor.shutdown() }
+        // A second signal is passed on: each process then releases its running jobs at once.
+        let signals = ShutdownSignals(grace: configuration.shutdownGrace) {
+            supervisor.shutdown()
+        } onSecond: {
+            supervisor.shutdown()
+        }
         defer { signals.cancel() }
         let reload = ReloadSignal { supervisor.reload() }
         defer { reload.cancel() }

@@ -211,7 +211,11 @@ struct WorkerCommand: AsyncParsableCommand {
             logger.warning("SIGHUP ignored: only a supervisor (--processes) reloads; restart this worker to apply a changed configuration")
         }
         defer { hangup?.cancel() }
-        let signals = ShutdownSignals(grace: configuration.shutdownGrace) { worker.shutdown() }
+        let signals = ShutdownSignals(grace: configuration.shutdownGrace) {
+            worker.shutdown()
+        } onSecond: {
+            worker.shutdown(waitingForJobs: false)
+        }
         defer { signals.cancel() }
         let allowed = allowVolatileRedis || fileWorker?.allowVolatileRedis == true
         if allowed {

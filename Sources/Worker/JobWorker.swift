@@ -25,6 +25,8 @@ public final class JobWorker: Sendable {
         var running: [JobID: Running] = [:]
         var startedMilliseconds = Int64(WallClock.nowMilliseconds())
         var stopping = false
+        /// Release running jobs now instead of waiting out the grace period.
+        var hurry = false
         var slotWaiter: CheckedContinuation<Void, Never>?
         var processed = 0
     }
@@ -61,11 +63,13 @@ public final class JobWorker: Sendable {
     public var processed: Int { state.withLock { $0.processed } }
 
     /// Asks the worker to stop: no more claims; ``run()`` returns once running jobs finish or the
-    /// grace period ends and the rest are released.
-    public func shutdown() {
+    /// grace period ends and the rest are released. With `waitingForJobs` false (a second signal),
+    /// running jobs are released at once instead of being waited for.
+    public func shutdown(waitingForJobs: Bool = true) {
         stopSignal.signal(.shutdown)
         let waiter = state.withLock { state in
             state.stopping = true
+            if !waitingForJobs { state.hurry = true }
             defer { state.slotWaiter = nil }
             return state.slotWaiter
         }
@@ -223,7 +227,7 @@ public final class JobWorker: Sendable {
     /// Waits for running jobs up to the grace period, then releases the rest at once.
     private func drain() async {
         let deadline = ContinuousClock.now + configuration.shutdownGrace
-        while busy > 0 && ContinuousClock.now < deadline && !Task.isCancelled {
+        while busy > 0 && ContinuousClock.now < deadline && !Task.isCancelled && !state.withLock({ $0.hurry }) {
             try? await Task.sleep(for: .milliseconds(20))
         }
         // Jobs whose task has ended are reporting their outcome: let them, never release them.

@@ -81,6 +81,29 @@ extension HeavyProcessTests {
             #expect(try await supervisor.children(environment.broker).isEmpty)
         }
 
+        @Test("a second SIGTERM stops at once and still releases the running jobs", arguments: [true, false])
+        func secondSignal(supervised: Bool) async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let worker = try SupervisorProcess(
+                environment, (supervised ? ["--processes", "1"] : []) + ["--concurrency", "2", "--grace", "60"], name: "worker")
+            defer { worker.killIfRunning() }
+            let long = try await environment.tern.enqueueBatch(Sleep.self, [.init(ms: 120_000), .init(ms: 120_000)])
+            for handle in long { _ = try await environment.waitFor(handle.id, .running, within: .seconds(30)) }
+            kill(worker.pid, SIGTERM)
+            try await Task.sleep(for: .milliseconds(500))
+            let took = await elapsed {
+                kill(worker.pid, SIGTERM)
+                await waitForExit(worker.process)
+            }
+            #expect(worker.process.terminationReason == .exit && worker.process.terminationStatus == 0)
+            #expect(took < .seconds(10), "stopped \(took) after the second signal (grace 60 s)")
+            for handle in long {
+                let record = try await handle.status()
+                #expect(record.state == .queued && record.attempts == 0 && record.crashes == 0, "\(record.state)")
+            }
+        }
+
         @Test("F4: soft limit cancels a cooperative job; a CPU loop ignoring cancellation is killed at hard limit + grace", arguments: [false, true])
         func timeLimits(isolated: Bool) async throws {
             let environment = try await JobEnvironment.start()
