@@ -202,9 +202,16 @@ extension HeavyProcessTests {
                 }
                 _ = try await environment.waitFor(try #require(JobID(fresh)), .succeeded, within: .seconds(10))
                 #expect(ContinuousClock.now - back < .seconds(5), "resumed after \(ContinuousClock.now - back)")
-                // The job held through the outage finished and was reported once.
                 let record = try await environment.waitFor(try #require(JobID(held)), .succeeded, within: .seconds(30))
-                #expect(record.attempts == 1 && record.lostLeases == 0, "\(record.errors.map(\.message))\n\(worker.logText.suffix(3000))")
+                if frozen {
+                    // The job held through the outage finished and was reported once.
+                    #expect(record.attempts == 1 && record.lostLeases == 0, "\(record.errors.map(\.message))\n\(worker.logText.suffix(3000))")
+                } else {
+                    // A killed Redis with appendfsync everysec may lose its last second of writes when
+                    // an fsync was slow (docs/operations.md): the claim can be lost and the job run
+                    // again, but the job itself, accepted long before, is never lost.
+                    #expect(record.attempts <= 2, "\(record.attempts) attempts: \(record.errors.map(\.message))")
+                }
             }
             #expect(try await worker.children(environment.broker).map(\.pid) == [child.pid])
             #expect(!worker.logText.contains("worker process died"))
