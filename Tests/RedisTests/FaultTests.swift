@@ -157,7 +157,7 @@ extension HeavyProcessTests {
 
         @Test(
             "F6: Redis unreachable (frozen, stopped): fast 503s, /readyz flips, held jobs finish, no hot loop, processing resumes",
-            arguments: Outage.cases)
+            .serialized, arguments: Outage.cases)
         func redisUnreachable(outage kind: Outage) async throws {
             let frozen = kind.frozen, seconds = kind.seconds
             let environment = try await JobEnvironment.start()
@@ -213,7 +213,12 @@ extension HeavyProcessTests {
                     #expect(record.attempts <= 2, "\(record.attempts) attempts: \(record.errors.map(\.message))")
                 }
             }
-            #expect(try await worker.children(environment.broker).map(\.pid) == [child.pid])
+            // The same process, registered again after the outage: it was never restarted.
+            _ = try await eventually(within: .seconds(20)) {
+                let pids = try await worker.children(environment.broker).map(\.pid)
+                guard pids == [child.pid] else { throw WaitError("registered processes: \(pids), expected \([child.pid])") }
+                return pids
+            }
             #expect(!worker.logText.contains("worker process died"))
             #expect(await worker.stop())
         }

@@ -104,7 +104,7 @@ extension HeavyProcessTests {
             }
         }
 
-        @Test("F4: soft limit cancels a cooperative job; a CPU loop ignoring cancellation is killed at hard limit + grace", arguments: [false, true])
+        @Test("F4: soft limit cancels a cooperative job; a CPU loop ignoring cancellation is killed at hard limit + grace", .serialized, arguments: [false, true])
         func timeLimits(isolated: Bool) async throws {
             let environment = try await JobEnvironment.start()
             defer { environment.stop() }
