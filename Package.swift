@@ -71,6 +71,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Yams", package: "Yams"),
                 // The CLI's HTTP client: the Swift server ecosystem's own, already built for Hummingbird's tests.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -31,6 +31,8 @@ struct ConfigFile: Decodable, Sendable {
         var killGraceSeconds: Double?
         var isolate: [String]?
         var jobThreads: Int?
+        var metricsPort: Int?
+        var metricsHost: String?
 
         enum CodingKeys: String, CodingKey {
             case queues, weights, concurrency, processes, isolate
@@ -39,6 +41,8 @@ struct ConfigFile: Decodable, Sendable {
             case maxMemoryMb = "max_memory_mb"
             case killGraceSeconds = "kill_grace_seconds"
             case jobThreads = "job_threads"
+            case metricsPort = "metrics_port"
+            case metricsHost = "metrics_host"
             case leaseSeconds = "lease_seconds"
             case heartbeatSeconds = "heartbeat_seconds"
             case reaperSeconds = "reaper_seconds"

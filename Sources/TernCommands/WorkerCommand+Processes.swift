@@ -36,8 +36,10 @@ extension WorkerCommand {
         let explicitCount = processes != nil
         let redis = self.redis
         let executable = Self.executablePath, arguments = Self.childArguments(adding: "--child")
+        let metrics = metricsPort != nil ? WorkerMetrics() : nil
         let supervisor = WorkerSupervisor(
-            executable: executable, arguments: arguments, count: count, broker: broker, configuration: configuration, logger: logger
+            executable: executable, arguments: arguments, count: count, broker: broker, configuration: configuration, logger: logger,
+            metrics: metrics
         ) {
             // SIGHUP: a new process must be able to start with the changed file (it reads the file
             // itself), so the check runs the child's own validation before any process is replaced.
@@ -54,6 +56,16 @@ extension WorkerCommand {
         defer { signals.cancel() }
         let reload = ReloadSignal { supervisor.reload() }
         defer { reload.cancel() }
+        let metricsServer = metrics.map { metrics in
+            Task { [metricsHost, metricsPort] in
+                do {
+                    try await metrics.serve(host: metricsHost, port: metricsPort!, logger: logger) { supervisor.refreshMetrics() }
+                } catch {
+                    logger.error("cannot serve worker metrics", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        defer { metricsServer?.cancel() }
         try await supervisor.run()
     }
 }
@@ -80,7 +92,8 @@ extension WorkerCommand {
 
 /// A child's lines on standard output for its supervisor: `worker <worker id> <concurrency>` first, then
 /// `claimed <id> <token> <kill after ms|-> <retry delay ms|->` (when to kill the process for the
-/// job's hard time limit, and how to record that) and `settled <id>`.
+/// job's hard time limit, and how to record that), `outcome <task> <outcome> <microseconds>` (for
+/// the supervisor's metrics) and `settled <id>`.
 struct SupervisorReport: Sendable {
     let registry: TaskRegistry
     let configuration: WorkerConfiguration
@@ -108,6 +121,8 @@ struct SupervisorReport: Sendable {
             line = "claimed \(job.id.rawValue) \(job.lease.token) \(killAfter) \(retry)\n"
         case .settled(let id):
             line = "settled \(id.rawValue)\n"
+        case .finished(let outcome):
+            line = "outcome \(outcome.task) \(outcome.outcome.rawValue) \(outcome.duration.nanoseconds / 1_000)\n"
         }
         Self.send(line)
     }

@@ -82,6 +82,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Comma-separated tasks whose jobs each run alone in a process of their own, besides tasks declared isolated. (default: none)")
     var isolate: String?
 
+    @Option(help: "Serve Prometheus metrics at /metrics on this port (a supervisor serves those of all its processes). Environment: TERN_WORKER_METRICS_PORT. (default: none)")
+    var metricsPort: Int?
+
+    @Option(help: "The address the metrics endpoint binds. (default: 127.0.0.1)")
+    var metricsHost: String = "127.0.0.1"
+
     @Flag(help: .hidden)
     var child = false
 
@@ -131,6 +137,26 @@ struct WorkerCommand: AsyncParsableCommand {
         var registry = TaskRegistry()
         try SampleTasks.register(in: &registry, includingTestTasks: sampleTasks || fileWorker?.sampleTasks == true)
         if runIsolatedJob { Foundation.exit(await IsolatedJob.main(registry: registry)) }
+        var command = self
+        if command.metricsPort == nil, let text = nonEmpty(environment["TERN_WORKER_METRICS_PORT"]) {
+            guard let port = Int(text) else { throw ValidationError("TERN_WORKER_METRICS_PORT must be a port number, not '\(text)'") }
+            command.metricsPort = port
+        }
+        command.metricsPort = command.metricsPort ?? fileWorker?.metricsPort
+        if let port = command.metricsPort, !(1...65535).contains(port) { throw ValidationError("--metrics-port must be 1...65535") }
+        if let host = fileWorker?.metricsHost, metricsHostDefaulted { command.metricsHost = host }
+        try await command.runResolved(
+            environment: environment, file: file, logger: logger, configuration: configuration, registry: registry)
+    }
+
+    /// Whether `--metrics-host` was left at its default (the config file may then set it).
+    private var metricsHostDefaulted: Bool { !CommandLine.arguments.contains { $0.hasPrefix("--metrics-host") } }
+
+    private func runResolved(
+        environment: [String: String], file: ConfigFile, logger: Logger, configuration: WorkerConfiguration, registry: TaskRegistry
+    ) async throws {
+        let fileWorker = file.worker
+        var configuration = configuration
         configuration.killGrace = try seconds(killGrace ?? fileWorker?.killGraceSeconds ?? 10, "kill grace", allowZero: true)
         configuration.maxCrashes = maxCrashes ?? fileWorker?.maxCrashes ?? 3
         configuration.jobThreads = jobThreads ?? fileWorker?.jobThreads
@@ -186,7 +212,26 @@ struct WorkerCommand: AsyncParsableCommand {
                 if case .settled = event { recycler.settled() }
             }
         }
+        // A single worker serves its own metrics; a supervisor serves those of its processes.
+        let metrics = !child && metricsPort != nil ? WorkerMetrics() : nil
+        if let metrics {
+            events = { @Sendable (event: WorkerEvent) in
+                if case .finished(let outcome) = event { metrics.record(outcome) }
+            }
+        }
         let worker = JobWorker(broker: broker, registry: registry, configuration: configuration, logger: logger, events: events)
+        let metricsServer = metrics.map { metrics in
+            Task { [logger, concurrency = configuration.concurrency] in
+                do {
+                    try await metrics.serve(host: metricsHost, port: metricsPort!, logger: logger) {
+                        metrics.slots(busy: worker.busy, concurrency: concurrency)
+                    }
+                } catch {
+                    logger.error("cannot serve worker metrics", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        defer { metricsServer?.cancel() }
         recycler.onLimit = { [logger] why in
             logger.info("recycling this worker process", metadata: ["reason": "\(why)"])
             worker.shutdown()

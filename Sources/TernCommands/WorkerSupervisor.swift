@@ -67,10 +67,14 @@ final class WorkerSupervisor: Sendable {
     private let startedMilliseconds = Int64(WallClock.nowMilliseconds())
     private let state: Mutex<State>
 
+    /// Where the attempts its processes report, and their exits, are counted (`--metrics-port`).
+    let metrics: WorkerMetrics?
+
     init(
         executable: String, arguments: [String], count: Int, broker: any JobBroker, configuration: WorkerConfiguration,
-        logger: Logger, reloadCount: @escaping @Sendable () throws -> Int?
+        logger: Logger, metrics: WorkerMetrics? = nil, reloadCount: @escaping @Sendable () throws -> Int?
     ) {
+        self.metrics = metrics
         self.executable = executable
         self.arguments = arguments
         self.broker = broker
@@ -187,6 +191,10 @@ final class WorkerSupervisor: Sendable {
                         state.children[pid]?.held[id] = Held(
                             lease: JobLease(id: id, token: parts[2]), claimed: .now,
                             killAfter: Int64(parts[3]).map { .milliseconds($0) }, retryAfter: Int64(parts[4]).map { .milliseconds($0) })
+                    } else if parts.count == 4, parts[0] == "outcome", let kind = JobOutcome.Kind(rawValue: parts[2]),
+                        let micros = Int64(parts[3])
+                    {
+                        metrics?.record(JobOutcome(task: parts[1], outcome: kind, duration: .microseconds(micros)))
                     } else if parts.count == 3, parts[0] == "worker" {
                         state.children[pid]?.workerID = parts[1]
                         state.children[pid]?.concurrency = Int(parts[2])
@@ -248,6 +256,20 @@ final class WorkerSupervisor: Sendable {
         }
     }
 
+    /// Sets the metrics' gauges: processes, busy slots and slots.
+    func refreshMetrics() {
+        guard let metrics else { return }
+        let (count, concurrency, busy) = state.withLock { state in
+            let current = state.children.values.filter { !$0.retiring }
+            return (
+                state.count, current.reduce(0) { $0 + ($1.concurrency ?? configuration.concurrency) },
+                current.reduce(0) { $0 + $1.held.count }
+            )
+        }
+        metrics.processes(count)
+        metrics.slots(busy: busy, concurrency: concurrency)
+    }
+
     /// The supervisor's own entry in the worker registry: its processes and their totals.
     private func announce() async {
         guard let registry = broker as? any WorkerRegistry else { return }
@@ -294,6 +316,9 @@ final class WorkerSupervisor: Sendable {
             ? "signal \(process.terminationStatus)\(Signals.name(process.terminationStatus).map { " (\($0))" } ?? "")"
             : "exit status \(process.terminationStatus)"
         let held = child.held.values.map(\.lease)
+        if !stopping && !child.retiring {
+            metrics?.processEnded(child.killedForTimeLimit ? "killed" : crashed ? "crashed" : "recycled")
+        }
         if (crashed && !child.killedForTimeLimit) || !held.isEmpty {
             logger.error("worker process died", metadata: [
                 "pid": "\(pid)", "reason": "\(reason)", "jobs": "\(held.count)", "stderr_tail": "\(child.tail.text)",

@@ -25,6 +25,7 @@ extension JobWorker {
                     job.lease, message: "unknown task '\(job.task)': no worker of this deployment registers it",
                     retryAfter: nil)
             }
+            events?(.finished(JobOutcome(task: job.task, outcome: .failed, duration: .zero)))
             return
         }
         let broker = self.broker
@@ -73,15 +74,21 @@ extension JobWorker {
         let stopAtSettling = control.markSettling()
         let elapsed = ContinuousClock.now - started
         logger[metadataKey: "duration_ms"] = "\(elapsed.nanoseconds / 1_000_000)"
-        await settle(job, entry: entry, result: result, stop: stop ?? stopAtSettling, logger: logger)
+        let outcome = await settle(job, entry: entry, result: result, stop: stop ?? stopAtSettling, logger: logger)
+        events?(.finished(JobOutcome(task: job.task, outcome: outcome, duration: elapsed)))
     }
 
+    /// Reports the job's outcome; returns its label for metrics.
     private func settle(
         _ job: ClaimedJob, entry: TaskRegistry.Entry, result: Result<Data, any Error>?, stop: JobStop?, logger: Logger
-    ) async {
+    ) async -> JobOutcome.Kind {
         switch (stop, result) {
-        case (.leaseLost?, _), (.shutdown?, _):
+        case (.leaseLost?, _):
             logger.info("job stopped without a report", metadata: ["reason": "\(stop!)"])
+            return .leaseLost
+        case (.shutdown?, _):
+            logger.info("job stopped without a report", metadata: ["reason": "\(stop!)"])
+            return .released
         case (_, .success(let output)?) where output.count > configuration.maxResultBytes:
             logger.warning("result too large")
             await report("fail", id: job.id) {
@@ -90,33 +97,41 @@ extension JobWorker {
                     message: "result of \(output.count) bytes exceeds the limit of \(self.configuration.maxResultBytes) bytes",
                     retryAfter: nil)
             }
+            return .failed
         case (_, .success(let output)?):
             logger.info("job succeeded")
             await report("complete", id: job.id) { _ = try await self.broker.complete(job.lease, result: output) }
+            return .succeeded
         case (nil, .failure(let crash as IsolatedProcessCrashed)?):
             logger.error("the process running this isolated job died", metadata: ["reason": "\(crash.reason)"])
             await report("crashed", id: job.id) {
                 _ = try await self.broker.crashed(job.lease, reason: crash.reason, maxCrashes: self.configuration.maxCrashes)
             }
+            return .crashed
         case (_, .failure(let error as HardTimeLimitExceeded)?):
             // Killed at the hard limit, also after a cancel request or the soft limit: recorded as the
             // kill (a job whose cancellation was asked then ends cancelled, see JobBroker.fail).
-            await fail(job, entry: entry, error: error, permanent: entry.isPermanent(error), logger: logger)
+            _ = await fail(job, entry: entry, error: error, permanent: entry.isPermanent(error), logger: logger)
+            return .timedOut
         case (.cancelRequested?, _):
             logger.info("job cancelled")
             await report("cancelled", id: job.id) { _ = try await self.broker.cancelled(job.lease) }
+            return .cancelled
         case (.softTimeLimit(let limit)?, _):
-            await fail(job, entry: entry, error: SoftTimeLimitExceeded(limit: limit), permanent: false, logger: logger)
+            _ = await fail(job, entry: entry, error: SoftTimeLimitExceeded(limit: limit), permanent: false, logger: logger)
+            return .timedOut
         case (nil, .failure(let error)?):
-            await fail(job, entry: entry, error: error, permanent: entry.isPermanent(error), logger: logger)
+            return await fail(job, entry: entry, error: error, permanent: entry.isPermanent(error), logger: logger)
         case (nil, nil):
             logger.error("job ended without an outcome")
+            return .failed
         }
     }
 
+    /// Reports a failed attempt; `.retrying` or `.failed`.
     private func fail(
         _ job: ClaimedJob, entry: TaskRegistry.Entry, error: any Error, permanent: Bool, logger: Logger
-    ) async {
+    ) async -> JobOutcome.Kind {
         let message = Self.describe(error)
         let isolated = error as? IsolatedTaskFailure
         let retry = !(isolated?.permanent ?? permanent) && job.attempt < job.maxAttempts
@@ -127,6 +142,7 @@ extension JobWorker {
         await report("fail", id: job.id) {
             _ = try await self.broker.fail(job.lease, message: message, retryAfter: delay)
         }
+        return retry ? .retrying : .failed
     }
 
     static func describe(_ error: any Error) -> String {

@@ -315,6 +315,33 @@ public final class JobWorker: Sendable {
 public enum WorkerEvent: Sendable {
     /// The worker claimed the job and is about to run it.
     case claimed(ClaimedJob)
+    /// The job's attempt ended with this outcome (sent just before ``settled(_:)``).
+    case finished(JobOutcome)
     /// The job's outcome is reported (or it was released): the worker no longer holds it.
     case settled(JobID)
+}
+
+/// How one attempt of a job ended in this worker, for metrics.
+public struct JobOutcome: Sendable, Hashable {
+    /// The outcome's label.
+    public enum Kind: String, Sendable, CaseIterable {
+        case succeeded, failed, retrying, cancelled, crashed
+        /// Past a time limit (soft, or hard for an isolated job); retried or failed by its policy.
+        case timedOut = "timed_out"
+        /// Released at shutdown, back to its queue.
+        case released
+        /// The lease was lost: another worker owns the job now.
+        case leaseLost = "lease_lost"
+    }
+
+    public var task: String
+    public var outcome: Kind
+    /// From the start of the attempt to its end (before the report).
+    public var duration: Duration
+
+    public init(task: String, outcome: Kind, duration: Duration) {
+        self.task = task
+        self.outcome = outcome
+        self.duration = duration
+    }
 }

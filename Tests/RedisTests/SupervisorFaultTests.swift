@@ -190,6 +190,31 @@ extension HeavyProcessTests {
             #expect(try await later.status().state == .queued)
         }
 
+        @Test("--metrics-port: a worker, and a supervisor for all its processes, count attempts by task and outcome", arguments: [false, true])
+        func workerMetrics(supervised: Bool) async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let port = try LocalRedisServer.freePort()
+            let worker = try SupervisorProcess(
+                environment, (supervised ? ["--processes", "2"] : []) + ["--concurrency", "2", "--metrics-port", "\(port)"], name: "worker")
+            defer { worker.killIfRunning() }
+            let echoes = try await environment.tern.enqueueBatch(Echo.self, (0..<3).map { .number(Double($0)) })
+            let failing = try await environment.tern.enqueue(Fail.self, .init(message: "no"))
+            for echo in echoes { _ = try await environment.waitFor(echo.id, .succeeded) }
+            _ = try await environment.waitFor(failing.id, .failed)
+            let text = try await eventually(within: .seconds(20)) {
+                let text = try await httpGet(port: port, "/metrics")
+                guard text.contains(#"tern_worker_jobs_total{task="echo",outcome="succeeded"} 3"#),
+                    text.contains(#"tern_worker_jobs_total{task="fail",outcome="failed"} 1"#)
+                else { throw WaitError("metrics so far:\n\(text)") }
+                return text
+            }
+            #expect(text.contains(#"tern_worker_job_duration_seconds_count{task="echo"} 3"#))
+            #expect(text.contains("tern_worker_slots \(supervised ? 4 : 2)"))
+            #expect(text.contains("tern_supervisor_processes 2") == supervised)
+            #expect(await worker.stop())
+        }
+
         @Test("isolation: a trapping task runs in processes of its own and touches no other job")
         func isolation() async throws {
             let environment = try await JobEnvironment.start()

@@ -178,7 +178,8 @@ public final class LocalRedisServer: Sendable {
         throw RedisError.connectFailed("redis-server did not answer within 10 s; see \(directory)/redis.log")
     }
 
-    private static func freePort() throws -> Int {
+    /// A TCP port on 127.0.0.1 that is free now (for a server a test or a tool starts).
+    public static func freePort() throws -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard descriptor >= 0 else { throw RedisError.connectFailed("socket() failed") }
         defer { _ = Glibc.close(descriptor) }

@@ -1,0 +1,76 @@
+import Foundation
+import Hummingbird
+import Logging
+import Prometheus
+import Worker
+
+/// A worker's Prometheus metrics, served at `/metrics` on `--metrics-port`: job attempts by task and
+/// outcome, their durations, busy slots and, for a supervisor, its processes and their restarts.
+/// A supervisor records the attempts its processes report, so one endpoint covers them all.
+final class WorkerMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+
+    /// Attempt durations, in seconds: 1 ms to 1 h.
+    static let buckets: [Duration] = [
+        .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(500),
+        .seconds(1), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300), .seconds(900), .seconds(3600),
+    ]
+
+    /// Counts one attempt and records its duration.
+    func record(_ outcome: JobOutcome) {
+        registry.makeCounter(
+            descriptor: .init(namespace: "tern", subsystem: "worker", metricName: "jobs", unitName: "total",
+                helpText: "Job attempts finished by this worker, by task and outcome."),
+            labels: [("task", outcome.task), ("outcome", outcome.outcome.rawValue)]
+        ).increment()
+        registry.makeDurationHistogram(
+            descriptor: .init(namespace: "tern", subsystem: "worker", metricName: "job_duration", unitName: "seconds",
+                helpText: "How long job attempts ran, by task."),
+            labels: [("task", outcome.task)], buckets: Self.buckets
+        ).record(outcome.duration)
+    }
+
+    /// Sets the gauges of running jobs and slots.
+    func slots(busy: Int, concurrency: Int) {
+        registry.makeGauge(
+            descriptor: .init(namespace: "tern", subsystem: "worker", metricName: "busy_slots",
+                helpText: "Jobs running now.")
+        ).set(Int64(busy))
+        registry.makeGauge(
+            descriptor: .init(namespace: "tern", subsystem: "worker", metricName: "slots",
+                helpText: "Jobs that can run at once (concurrency, summed over a supervisor's processes).")
+        ).set(Int64(concurrency))
+    }
+
+    /// A supervisor's process count.
+    func processes(_ count: Int) {
+        registry.makeGauge(
+            descriptor: .init(namespace: "tern", subsystem: "supervisor", metricName: "processes",
+                helpText: "Worker processes the supervisor runs.")
+        ).set(Int64(count))
+    }
+
+    /// Counts a worker process that ended unexpectedly (`crashed`), or was killed at a hard limit.
+    func processEnded(_ reason: String) {
+        registry.makeCounter(
+            descriptor: .init(namespace: "tern", subsystem: "supervisor", metricName: "process_exits", unitName: "total",
+                helpText: "Worker processes that ended and were replaced, by reason: crashed, killed (a hard time limit), recycled."),
+            labels: [("reason", reason)]
+        ).increment()
+    }
+
+    /// Serves `GET /metrics` on `host:port` until the calling task is cancelled; `beforeScrape`
+    /// refreshes the gauges.
+    func serve(host: String, port: Int, logger: Logger, beforeScrape: @escaping @Sendable () -> Void) async throws {
+        let router = Router()
+        router.get("/metrics") { _, _ in
+            beforeScrape()
+            return Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(bytes: self.registry.emitToBuffer())))
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
+        logger.info("worker metrics listening", metadata: ["address": "\(host):\(port)/metrics"])
+        try await app.runService(gracefulShutdownSignals: [])
+    }
+}
