@@ -27,7 +27,7 @@ extension WorkerCommand {
     /// added, `count` times.
     func superviseProcesses(
         _ count: Int, configuration: WorkerConfiguration, broker: RedisJobBroker, client: RedisClient,
-        redisConfiguration: RedisConfiguration, logger: Logger
+        redisConfiguration: RedisConfiguration, metrics endpoint: MetricsEndpoint?, logger: Logger
     ) async throws {
         if !(allowVolatileRedis || (try? redis.file())?.worker?.allowVolatileRedis == true) {
             _ = try await RedisStartup.checkDurability(client, redisConfiguration, command: "tern worker", refuseUnsafe: true)
@@ -36,7 +36,7 @@ extension WorkerCommand {
         let explicitCount = processes != nil
         let redis = self.redis
         let executable = Self.executablePath, arguments = Self.childArguments(adding: "--child")
-        let metrics = metricsPort != nil ? WorkerMetrics() : nil
+        let metrics = endpoint != nil ? WorkerMetrics() : nil
         let supervisor = WorkerSupervisor(
             executable: executable, arguments: arguments, count: count, broker: broker, configuration: configuration, logger: logger,
             metrics: metrics
@@ -57,9 +57,9 @@ extension WorkerCommand {
         let reload = ReloadSignal { supervisor.reload() }
         defer { reload.cancel() }
         let metricsServer = metrics.map { metrics in
-            Task { [metricsHost, metricsPort] in
+            Task {
                 do {
-                    try await metrics.serve(host: metricsHost, port: metricsPort!, logger: logger) { supervisor.refreshMetrics() }
+                    try await metrics.serve(endpoint!, logger: logger) { supervisor.refreshMetrics() }
                 } catch {
                     logger.error("cannot serve worker metrics", metadata: ["error": "\(error)"])
                 }
@@ -97,6 +97,8 @@ extension WorkerCommand {
 struct SupervisorReport: Sendable {
     let registry: TaskRegistry
     let configuration: WorkerConfiguration
+    /// Whether `outcome` lines are written (the supervisor serves metrics).
+    let reportsOutcomes: Bool
 
     /// Names this worker, so the supervisor can drop its registry entry when the process dies.
     func introduce() {
@@ -122,6 +124,7 @@ struct SupervisorReport: Sendable {
         case .settled(let id):
             line = "settled \(id.rawValue)\n"
         case .finished(let outcome):
+            guard reportsOutcomes else { return }
             line = "outcome \(outcome.task) \(outcome.outcome.rawValue) \(outcome.duration.nanoseconds / 1_000)\n"
         }
         Self.send(line)

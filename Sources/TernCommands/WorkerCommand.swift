@@ -86,7 +86,7 @@ struct WorkerCommand: AsyncParsableCommand {
     var metricsPort: Int?
 
     @Option(help: "The address the metrics endpoint binds. (default: 127.0.0.1)")
-    var metricsHost: String = "127.0.0.1"
+    var metricsHost: String?
 
     @Flag(help: .hidden)
     var child = false
@@ -137,23 +137,22 @@ struct WorkerCommand: AsyncParsableCommand {
         var registry = TaskRegistry()
         try SampleTasks.register(in: &registry, includingTestTasks: sampleTasks || fileWorker?.sampleTasks == true)
         if runIsolatedJob { Foundation.exit(await IsolatedJob.main(registry: registry)) }
-        var command = self
-        if command.metricsPort == nil, let text = nonEmpty(environment["TERN_WORKER_METRICS_PORT"]) {
-            guard let port = Int(text) else { throw ValidationError("TERN_WORKER_METRICS_PORT must be a port number, not '\(text)'") }
-            command.metricsPort = port
+        var port = metricsPort
+        if port == nil, let text = nonEmpty(environment["TERN_WORKER_METRICS_PORT"]) {
+            guard let value = Int(text) else { throw ValidationError("TERN_WORKER_METRICS_PORT must be a port number, not '\(text)'") }
+            port = value
         }
-        command.metricsPort = command.metricsPort ?? fileWorker?.metricsPort
-        if let port = command.metricsPort, !(1...65535).contains(port) { throw ValidationError("--metrics-port must be 1...65535") }
-        if let host = fileWorker?.metricsHost, metricsHostDefaulted { command.metricsHost = host }
-        try await command.runResolved(
-            environment: environment, file: file, logger: logger, configuration: configuration, registry: registry)
+        port = port ?? fileWorker?.metricsPort
+        if let port, !(1...65535).contains(port) { throw ValidationError("--metrics-port must be 1...65535") }
+        let endpoint = port.map { MetricsEndpoint(host: metricsHost ?? fileWorker?.metricsHost ?? "127.0.0.1", port: $0) }
+        try await runResolved(
+            environment: environment, file: file, logger: logger, configuration: configuration, registry: registry, metrics: endpoint)
     }
 
-    /// Whether `--metrics-host` was left at its default (the config file may then set it).
-    private var metricsHostDefaulted: Bool { !CommandLine.arguments.contains { $0.hasPrefix("--metrics-host") } }
-
+    /// The rest of ``run()``, once the metrics endpoint (`nil`: none) is resolved.
     private func runResolved(
-        environment: [String: String], file: ConfigFile, logger: Logger, configuration: WorkerConfiguration, registry: TaskRegistry
+        environment: [String: String], file: ConfigFile, logger: Logger, configuration: WorkerConfiguration, registry: TaskRegistry,
+        metrics endpoint: MetricsEndpoint?
     ) async throws {
         let fileWorker = file.worker
         var configuration = configuration
@@ -193,7 +192,7 @@ struct WorkerCommand: AsyncParsableCommand {
         if let processCount, !child {
             try await superviseProcesses(
                 processCount, configuration: configuration, broker: broker, client: client, redisConfiguration: redisConfiguration,
-                logger: logger)
+                metrics: endpoint, logger: logger)
             return
         }
         // A child reports each job it claims and settles on standard output, for its supervisor.
@@ -205,7 +204,8 @@ struct WorkerCommand: AsyncParsableCommand {
             signal(SIGHUP, SIG_IGN)
             // Writing to a dead supervisor's pipe must fail, not kill the process with its jobs.
             signal(SIGPIPE, SIG_IGN)
-            let report = SupervisorReport(registry: registry, configuration: configuration)
+            // The supervisor counts attempts only when it serves metrics (it resolves the same endpoint).
+            let report = SupervisorReport(registry: registry, configuration: configuration, reportsOutcomes: endpoint != nil)
             report.introduce()
             events = { @Sendable (event: WorkerEvent) in
                 report.write(event)
@@ -213,7 +213,7 @@ struct WorkerCommand: AsyncParsableCommand {
             }
         }
         // A single worker serves its own metrics; a supervisor serves those of its processes.
-        let metrics = !child && metricsPort != nil ? WorkerMetrics() : nil
+        let metrics = !child && endpoint != nil ? WorkerMetrics() : nil
         if let metrics {
             events = { @Sendable (event: WorkerEvent) in
                 if case .finished(let outcome) = event { metrics.record(outcome) }
@@ -223,7 +223,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let metricsServer = metrics.map { metrics in
             Task { [logger, concurrency = configuration.concurrency] in
                 do {
-                    try await metrics.serve(host: metricsHost, port: metricsPort!, logger: logger) {
+                    try await metrics.serve(endpoint!, logger: logger) {
                         metrics.slots(busy: worker.busy, concurrency: concurrency)
                     }
                 } catch {

@@ -4,6 +4,12 @@ import Logging
 import Prometheus
 import Worker
 
+/// Where a worker serves its metrics (`--metrics-host`, `--metrics-port`).
+struct MetricsEndpoint: Sendable {
+    var host: String
+    var port: Int
+}
+
 /// A worker's Prometheus metrics, served at `/metrics` on `--metrics-port`: job attempts by task and
 /// outcome, their durations, busy slots and, for a supervisor, its processes and their restarts.
 /// A supervisor records the attempts its processes report, so one endpoint covers them all.
@@ -61,7 +67,7 @@ final class WorkerMetrics: Sendable {
 
     /// Serves `GET /metrics` on `host:port` until the calling task is cancelled; `beforeScrape`
     /// refreshes the gauges.
-    func serve(host: String, port: Int, logger: Logger, beforeScrape: @escaping @Sendable () -> Void) async throws {
+    func serve(_ endpoint: MetricsEndpoint, logger: Logger, beforeScrape: @escaping @Sendable () -> Void) async throws {
         let router = Router()
         router.get("/metrics") { _, _ in
             beforeScrape()
@@ -69,8 +75,8 @@ final class WorkerMetrics: Sendable {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(bytes: self.registry.emitToBuffer())))
         }
-        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port)), logger: logger)
-        logger.info("worker metrics listening", metadata: ["address": "\(host):\(port)/metrics"])
+        let app = Application(router: router, configuration: .init(address: .hostname(endpoint.host, port: endpoint.port)), logger: logger)
+        logger.info("worker metrics listening", metadata: ["address": "\(endpoint.host):\(endpoint.port)/metrics"])
         try await app.runService(gracefulShutdownSignals: [])
     }
 }

@@ -256,30 +256,29 @@ final class WorkerSupervisor: Sendable {
         }
     }
 
-    /// Sets the metrics' gauges: processes, busy slots and slots.
-    func refreshMetrics() {
-        guard let metrics else { return }
-        let (count, concurrency, busy) = state.withLock { state in
-            let current = state.children.values.filter { !$0.retiring }
-            return (
-                state.count, current.reduce(0) { $0 + ($1.concurrency ?? configuration.concurrency) },
-                current.reduce(0) { $0 + $1.held.count }
-            )
-        }
-        metrics.processes(count)
-        metrics.slots(busy: busy, concurrency: concurrency)
-    }
-
-    /// The supervisor's own entry in the worker registry: its processes and their totals.
-    private func announce() async {
-        guard let registry = broker as? any WorkerRegistry else { return }
-        let (count, concurrency, busy, processed) = state.withLock { state in
+    /// The process count, and the slots, busy slots and settled jobs of the current (not retiring) processes.
+    private func totals() -> (count: Int, concurrency: Int, busy: Int, processed: Int) {
+        state.withLock { state in
             let current = state.children.values.filter { !$0.retiring }
             return (
                 state.count, current.reduce(0) { $0 + ($1.concurrency ?? configuration.concurrency) },
                 current.reduce(0) { $0 + $1.held.count }, state.processed
             )
         }
+    }
+
+    /// Sets the metrics' gauges: processes, busy slots and slots.
+    func refreshMetrics() {
+        guard let metrics else { return }
+        let totals = totals()
+        metrics.processes(totals.count)
+        metrics.slots(busy: totals.busy, concurrency: totals.concurrency)
+    }
+
+    /// The supervisor's own entry in the worker registry: its processes and their totals.
+    private func announce() async {
+        guard let registry = broker as? any WorkerRegistry else { return }
+        let (count, concurrency, busy, processed) = totals()
         let info = WorkerInfo(
             id: id, host: ProcessInfo.processInfo.hostName, pid: getpid(), queues: configuration.queues.map(\.rawValue),
             concurrency: concurrency, busy: busy, processed: processed,
@@ -312,9 +311,7 @@ final class WorkerSupervisor: Sendable {
             return (child, state.stopping, deaths == 0 ? .zero : min(.seconds(30), .seconds(1) * (1 << min(deaths - 1, 5))))
         }
         guard let child else { return }
-        let reason = signalled
-            ? "signal \(process.terminationStatus)\(Signals.name(process.terminationStatus).map { " (\($0))" } ?? "")"
-            : "exit status \(process.terminationStatus)"
+        let reason = Signals.exitReason(process)
         let held = child.held.values.map(\.lease)
         if !stopping && !child.retiring {
             metrics?.processEnded(child.killedForTimeLimit ? "killed" : crashed ? "crashed" : "recycled")

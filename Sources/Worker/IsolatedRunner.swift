@@ -214,7 +214,7 @@ final class IsolatedChild: Sendable {
                     if reason == .hardLimit { throw Killed(at: at) }
                     throw CancellationError()
                 }
-                throw IsolatedProcessCrashed(reason: Self.describeExit(process))
+                throw IsolatedProcessCrashed(reason: Signals.exitReason(process))
             }
         }
     }
@@ -238,26 +238,10 @@ final class IsolatedChild: Sendable {
         }
     }
 
-    /// The child reported its outcome and exits by itself; waits (off the thread pool) until it has.
+    /// The child reported its outcome and exits by itself; waits until it has (its later lines are
+    /// of no interest).
     private func waitForExit() async {
-        while true {
-            let ended = state.withLock { $0.ended }
-            if ended { return }
-            await withCheckedContinuation { continuation in
-                let ready = state.withLock { state in
-                    if state.ended { return true }
-                    state.waiter = continuation
-                    return false
-                }
-                if ready { continuation.resume() }
-            }
-        }
-    }
-
-    static func describeExit(_ process: Process) -> String {
-        guard process.terminationReason == .uncaughtSignal else { return "exit status \(process.terminationStatus)" }
-        let name = Signals.name(process.terminationStatus)
-        return "signal \(process.terminationStatus)\(name.map { " (\($0))" } ?? "")"
+        while await !next().1 {}
     }
 }
 
@@ -266,5 +250,12 @@ public enum Signals {
     /// `SIGSEGV` for 11, and so on; `nil` for others.
     public static func name(_ number: Int32) -> String? {
         [4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGBUS", 8: "SIGFPE", 9: "SIGKILL", 11: "SIGSEGV", 15: "SIGTERM"][number]
+    }
+
+    /// How an exited process ended: `signal 4 (SIGILL)` or `exit status 1`, as recorded in `worker_crashed`.
+    public static func exitReason(_ process: Process) -> String {
+        guard process.terminationReason == .uncaughtSignal else { return "exit status \(process.terminationStatus)" }
+        let name = name(process.terminationStatus)
+        return "signal \(process.terminationStatus)\(name.map { " (\($0))" } ?? "")"
     }
 }
