@@ -41,3 +41,19 @@ ensure_python_tools() {
         || python3 -m pip install -q $user --break-system-packages --disable-pip-version-check \
             "openapi-spec-validator==0.9.0" "schemathesis==4.32.5" >&2
 }
+
+# Runs the built tests (`swift build --build-tests` first) in two stages: every test but the
+# process-heavy ones, in parallel; then HeavyProcessTests (the fault suite, supervisors, real
+# worker and scheduler processes) one at a time, with the machine to themselves, so that their
+# time bounds measure Tern and not the rest of the suite. Prints how long each stage took.
+run_test_stages() {
+    local started status=0
+    started=$(date +%s)
+    swift test --skip-build --skip HeavyProcessTests || status=$?
+    echo "scripts/test: stage 1 (parallel tests) took $(( $(date +%s) - started )) s"
+    [ "$status" -eq 0 ] || return "$status"
+    started=$(date +%s)
+    swift test --skip-build --filter HeavyProcessTests || status=$?
+    echo "scripts/test: stage 2 (process-heavy tests, one at a time) took $(( $(date +%s) - started )) s"
+    return "$status"
+}

@@ -5,9 +5,11 @@ import Foundation
 /// Swift concurrency runs every task on a pool of about one thread per core. A job that computes
 /// without suspending holds its thread; with as many such jobs as cores, nothing else of the
 /// process runs: no heartbeat (leases expire and the job runs twice), no soft time limit, no
-/// shutdown. Job bodies therefore run on this executor (`withTaskExecutorPreference`), and the
-/// worker's own duties keep the shared pool. The operating system time-slices these threads, so
-/// CPU-bound jobs share the cores fairly; async jobs suspend as usual and need no thread while waiting.
+/// shutdown. Job bodies therefore run on this executor (`executorPreference:`), and the worker's
+/// duties (heartbeats, the reaper) on a ``DutyThread``, so that leases are extended on time
+/// whatever the shared pool is doing. The operating system time-slices these
+/// threads, so CPU-bound jobs share the cores fairly; async jobs suspend as usual and need no
+/// thread while waiting.
 final class JobThreads: TaskExecutor, @unchecked Sendable {
     /// At most this many threads per worker (a worker runs `min(concurrency, maxCount)`); more
     /// CPU-bound jobs than that wait for a thread, async jobs are not limited by it.

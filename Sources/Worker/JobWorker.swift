@@ -29,6 +29,8 @@ public final class JobWorker: Sendable {
         var hurry = false
         var slotWaiter: CheckedContinuation<Void, Never>?
         var processed = 0
+        /// The most a heartbeat came later than its interval (see ``worstHeartbeatDelay``).
+        var worstHeartbeatDelay: Duration = .zero
     }
 
     let broker: any JobBroker
@@ -61,6 +63,12 @@ public final class JobWorker: Sendable {
 
     /// Jobs this worker has finished (any outcome) since it started.
     public var processed: Int { state.withLock { $0.processed } }
+
+    /// The most any heartbeat came later than ``WorkerConfiguration/heartbeatInterval`` since the
+    /// worker started: the longest time between two successive successful heartbeats, less the
+    /// interval (a Redis outage in between is not counted). A lease is lost only if this approaches
+    /// ``WorkerConfiguration/lease``.
+    public var worstHeartbeatDelay: Duration { state.withLock { $0.worstHeartbeatDelay } }
 
     /// Asks the worker to stop: no more claims; ``run()`` returns once running jobs finish or the
     /// grace period ends and the rest are released. With `waitingForJobs` false (a second signal),
@@ -100,9 +108,13 @@ public final class JobWorker: Sendable {
         let count = configuration.jobThreads ?? min(configuration.concurrency, JobThreads.maxCount)
         let threads = count > 0 ? JobThreads(count: count) : nil
         defer { threads?.stop() }
+        // Heartbeats and the reaper run on a thread of their own, never queued behind jobs or
+        // anything else on the shared pool: a busy process must not lose its leases.
+        let duties = DutyThread()
+        defer { duties.stop() }
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.heartbeatLoop() }
-            group.addTask { await self.reaperLoop() }
+            group.addTask(executorPreference: duties) { await self.heartbeatLoop(duties) }
+            group.addTask(executorPreference: duties) { await self.reaperLoop(duties) }
             await withDiscardingTaskGroup { jobs in
                 await fetchLoop(jobs: &jobs, threads: threads)
                 await drain()
@@ -112,7 +124,12 @@ public final class JobWorker: Sendable {
         if let registry = broker as? any WorkerRegistry {
             try? await registry.unregister(configuration.workerID)
         }
-        logger.info("worker stopped", metadata: ["processed": "\(processed)"])
+        logger.info(
+            "worker stopped",
+            metadata: [
+                "processed": "\(processed)",
+                "worst_heartbeat_delay_ms": "\(worstHeartbeatDelay.nanoseconds / 1_000_000)",
+            ])
     }
 
     // MARK: Claiming
@@ -260,20 +277,39 @@ public final class JobWorker: Sendable {
         }
     }
 
-    private func heartbeatLoop() async {
+    private func heartbeatLoop(_ duties: DutyThread) async {
         await announce()
+        // The previous heartbeat, if it succeeded: a Redis outage is reported as such, not as a delay.
+        var last: ContinuousClock.Instant? = .now
         while !Task.isCancelled {
-            try? await Task.sleep(for: configuration.heartbeatInterval)
+            await duties.sleep(for: configuration.heartbeatInterval)
             if Task.isCancelled { break }
-            await extendLeases()
+            if await extendLeases() {
+                let now = ContinuousClock.now
+                if let last { noteHeartbeat(delay: now - last - configuration.heartbeatInterval) }
+                last = now
+            } else {
+                last = nil
+            }
             await announce()
         }
     }
 
+    /// Records how late a heartbeat was, and warns when leases were at risk (over half a lease).
+    private func noteHeartbeat(delay: Duration) {
+        state.withLock { $0.worstHeartbeatDelay = max($0.worstHeartbeatDelay, delay) }
+        if delay > configuration.lease / 2 {
+            logger.warning(
+                "heartbeat late; leases were at risk",
+                metadata: ["late_ms": "\(delay.nanoseconds / 1_000_000)", "lease": "\(configuration.lease)"])
+        }
+    }
+
     /// Extends the leases of the running jobs and passes on lost leases and cancel requests.
-    private func extendLeases() async {
+    /// Returns false when Redis could not be reached.
+    private func extendLeases() async -> Bool {
         let running = state.withLock { Array($0.running.values) }
-        guard !running.isEmpty else { return }
+        guard !running.isEmpty else { return true }
         do {
             let outcome = try await broker.heartbeat(running.map(\.job.lease), lease: configuration.lease)
             // A job that finished since the snapshot shows up as lost; only jobs still running matter.
@@ -284,14 +320,16 @@ public final class JobWorker: Sendable {
                 entry.control.signal(.leaseLost)
             }
             for id in outcome.cancelRequested { current[id]?.control.signal(.cancelRequested) }
+            return true
         } catch {
             logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
+            return false
         }
     }
 
-    private func reaperLoop() async {
+    private func reaperLoop(_ duties: DutyThread) async {
         while !Task.isCancelled {
-            try? await Task.sleep(for: configuration.reaperInterval)
+            await duties.sleep(for: configuration.reaperInterval)
             for queue in configuration.queues {
                 do {
                     let report = try await broker.reap(queue, limit: 1000)

@@ -107,10 +107,12 @@ struct APIEndpointTests {
         try await withAPI { client, broker in
             let id = try await enqueueEcho(broker)
             let run = Task {
-                try await Task.sleep(for: .milliseconds(50))
+                // The stream polls (5 ms growing to 250 ms): each step stays long enough to be seen
+                // by a poll even on a loaded machine.
+                try await Task.sleep(for: .milliseconds(500))
                 let job = try #require(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first)
                 _ = try await broker.progress(job.lease, value: 0.5, message: "half")
-                try await Task.sleep(for: .milliseconds(50))
+                try await Task.sleep(for: .milliseconds(1000))
                 _ = try await broker.complete(job.lease, result: Data(#"{"done":true}"#.utf8))
             }
             let text = try await client.execute(uri: "/v1/jobs/\(id.rawValue)/events", method: .get) { response in

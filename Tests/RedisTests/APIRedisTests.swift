@@ -43,7 +43,7 @@ struct APIRedisTests {
                 #expect((object?["result"] as? [String: Any])?["via"] as? String == "http")
             }
 
-            environment.server.kill()
+            await environment.server.kill()
             for (uri, method) in [("/readyz", HTTPRequest.Method.get), ("/v1/jobs/\(id)", .get), ("/v1/queues", .get)] {
                 let started = ContinuousClock.now
                 try await http.execute(uri: uri, method: method) { response in

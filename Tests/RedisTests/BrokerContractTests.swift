@@ -172,19 +172,23 @@ struct BrokerContractTests {
         guard let subject = try await ContractBroker.make(kind) else { return }
         defer { subject.stop() }
         let broker = subject.broker
-        // 2 s: long enough that a loaded machine cannot make the job due before the first claim.
-        let receipt = try await broker.enqueue([contractRequest(timing: .after(.seconds(2)))])[0]
-        #expect(receipt.state == .scheduled)
+        // An hour away: no machine is slow enough to make it due before the claim that must miss it.
+        let later = try await broker.enqueue([contractRequest(timing: .after(.seconds(3600)))])[0]
+        #expect(later.state == .scheduled)
         #expect(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).isEmpty)
         #expect(try await broker.stats(.default).scheduled == 1)
         let due = try #require(try await broker.nextDue(queues: [.default]))
-        #expect(due <= .seconds(2))
+        #expect(due > .seconds(3000) && due <= .seconds(3600))
+        // A job due soon is claimed once due, and not before.
+        let receipt = try await broker.enqueue([contractRequest(timing: .after(.milliseconds(500)))])[0]
+        #expect(receipt.state == .scheduled)
+        #expect(try #require(try await broker.nextDue(queues: [.default])) <= .milliseconds(500))
         let job = try await claimWhenDue(broker, "the delayed job is not due yet")
         #expect(job.id == receipt.id)
         let record = try #require(try await broker.job(receipt.id))
-        #expect(record.dueMilliseconds == record.createdMilliseconds + 2000)
-        #expect((record.startedMilliseconds ?? 0) >= record.createdMilliseconds + 2000)
-        #expect(try await broker.nextDue(queues: [.default]) == nil)
+        #expect(record.dueMilliseconds == record.createdMilliseconds + 500)
+        #expect((record.startedMilliseconds ?? 0) >= record.createdMilliseconds + 500)
+        #expect(try #require(try await broker.nextDue(queues: [.default])) > .seconds(3000))
     }
 
     @Test("a job not started before its deadline expires at claim time", arguments: BrokerKind.allCases)
@@ -244,20 +248,28 @@ struct BrokerContractTests {
         guard let subject = try await ContractBroker.make(kind) else { return }
         defer { subject.stop() }
         let broker = subject.broker
-        let receipt = try await broker.enqueue([contractRequest(maxAttempts: 3)])[0]
+        // A retry an hour away is not claimable (no machine is slow enough to make it due).
+        let parked = try await broker.enqueue([contractRequest(maxAttempts: 3)])[0]
         let first = try await claimOne(broker)
-        #expect(try await broker.fail(first.lease, message: "boom", retryAfter: .seconds(2)) == .retrying)
-        let retrying = try #require(try await broker.job(receipt.id))
+        #expect(try await broker.fail(first.lease, message: "boom", retryAfter: .seconds(3600)) == .retrying)
+        let retrying = try #require(try await broker.job(parked.id))
         #expect(retrying.state == .retrying)
         #expect(retrying.error == "boom")
         #expect(retrying.errors.map(\.attempt) == [1])
         #expect(retrying.errors.map(\.message) == ["boom"])
+        #expect(retrying.dueMilliseconds == retrying.errors[0].atMilliseconds + 3_600_000)
         #expect(try await broker.stats(.default).scheduled == 1)
         #expect(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).isEmpty)
+        // A retry due soon is claimed once due, as attempt 2, its first error kept.
+        let receipt = try await broker.enqueue([contractRequest(maxAttempts: 3)])[0]
+        let again = try await claimOne(broker)
+        #expect(again.id == receipt.id)
+        #expect(try await broker.fail(again.lease, message: "boom", retryAfter: .milliseconds(300)) == .retrying)
         let second = try await claimWhenDue(broker, "the retry is not due yet")
         #expect(second.id == receipt.id)
         #expect(second.attempt == 2)
         #expect(try await broker.job(receipt.id)?.errors.count == 1)
+        #expect(try await broker.job(parked.id)?.state == .retrying)
     }
 
     @Test("a failure without a retry fails the job for good", arguments: BrokerKind.allCases)
@@ -481,10 +493,10 @@ struct BrokerContractTests {
         guard let subject = try await ContractBroker.make(kind) else { return }
         defer { subject.stop() }
         let broker = subject.broker
-        // A 2 s deadline a loaded machine cannot miss before the first claim; the retry is due after it.
-        let receipt = try await broker.enqueue([contractRequest(expiresAfter: .seconds(2))])[0]
+        // A 5 s deadline: the first claim comes right after the enqueue, and the retry is due after it.
+        let receipt = try await broker.enqueue([contractRequest(expiresAfter: .seconds(5))])[0]
         let first = try await claimOne(broker)
-        #expect(try await broker.fail(first.lease, message: "again", retryAfter: .milliseconds(2_500)) == .retrying)
+        #expect(try await broker.fail(first.lease, message: "again", retryAfter: .milliseconds(5_500)) == .retrying)
         let second = try await claimWhenDue(broker, "the retry is not due yet")
         #expect(second.id == receipt.id)
         #expect(second.attempt == 2)
@@ -566,12 +578,12 @@ struct BrokerContractTests {
         guard let subject = try await ContractBroker.make(kind) else { return }
         defer { subject.stop() }
         let broker = subject.broker
-        // 2 s: long enough that a loaded machine cannot drop the job before the first look.
-        let receipt = try await broker.enqueue([contractRequest(retention: .seconds(2))])[0]
+        // 5 s: long enough that a loaded machine cannot drop the job before the first look.
+        let receipt = try await broker.enqueue([contractRequest(retention: .seconds(5))])[0]
         let job = try await claimOne(broker)
         #expect(try await broker.complete(job.lease, result: Data("1".utf8)))
         #expect(try await broker.job(receipt.id)?.state == .succeeded)
-        try await eventually(within: .seconds(10)) {
+        try await eventually(within: .seconds(20)) {
             if try await broker.job(receipt.id) != nil { throw WaitError("the job is still kept") }
         }
         _ = try await broker.reap(.default, limit: 100)

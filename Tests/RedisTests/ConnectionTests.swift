@@ -78,7 +78,7 @@ struct ConnectionTests {
         defer { client.close() }
         #expect(try await client.send("PING").string == "PONG")
 
-        server.kill()
+        await server.kill()
         let failFast = await elapsed {
             for _ in 0..<20 {
                 do {
@@ -116,7 +116,7 @@ struct ConnectionTests {
         let client = RedisClient(configuration: configuration)
         defer { client.close() }
         #expect(try await client.send("PING").string == "PONG")
-        server.kill()
+        await server.kill()
         // Many commands at a dead socket: each fails with a typed error.
         await withTaskGroup(of: Void.self) { group in
             for index in 0..<200 {
@@ -131,7 +131,7 @@ struct ConnectionTests {
     func nothingListening() async throws {
         let server = try await TestRedis.start(appendOnly: false)
         let port = server.port
-        server.stop()
+        await server.stopAndWait()
         let client = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:\(port)"))
         defer { client.close() }
         do {

@@ -28,7 +28,7 @@ struct FunctionTests {
         let version = try await client.send("FCALL_RO", Self.library.versionFunction, 0).string
         #expect(version == Self.library.version)
 
-        server.stop(keepingData: true)
+        await server.stopAndWait(keepingData: true)
         try await server.restart()
         // Loaded from the append-only file: nothing to load, and the data is there too.
         #expect(try await eventually { try await client.load(Self.library) } == false)

@@ -91,7 +91,11 @@ extension HeavyProcessTests {
             let long = try await environment.tern.enqueueBatch(Sleep.self, [.init(ms: 120_000), .init(ms: 120_000)])
             for handle in long { _ = try await environment.waitFor(handle.id, .running, within: .seconds(30)) }
             kill(worker.pid, SIGTERM)
-            try await Task.sleep(for: .milliseconds(500))
+            // The second signal must come after the first was handled, or the two count as one.
+            _ = try await eventually(within: .seconds(20)) {
+                guard worker.logText.contains("tern: stopping (signal") else { throw WaitError("the first SIGTERM is not handled yet") }
+                return true
+            }
             let took = await elapsed {
                 kill(worker.pid, SIGTERM)
                 await waitForExit(worker.process)
@@ -122,14 +126,16 @@ extension HeavyProcessTests {
             #expect(softRecord.error == "soft time limit of 1 s exceeded")
             #expect(softRecord.errors.count == 1 && softRecord.attempts == 1)
             let softRan = Double((softRecord.finishedMilliseconds ?? 0) - (softRecord.startedMilliseconds ?? 0)) / 1000
-            #expect(softRan >= 0.9 && softRan < 2.5, "ran \(softRan) s")
+            #expect(softRan >= 0.9, "ran \(softRan) s")
+            recordTiming("F4 soft limit of 1 s, start to recorded failure", .milliseconds(Int(softRan * 1000)), bound: .seconds(5))
 
             let hardRecord = try await environment.waitFor(hard.id, .failed, within: .seconds(30))
             #expect(hardRecord.error?.hasPrefix("hard time limit of 2 s exceeded: the process running the job was killed after 3") == true, "\(hardRecord.error ?? "")")
             #expect(hardRecord.errors.count == 1 && hardRecord.attempts == 1 && hardRecord.crashes == 0)
             // Hard limit 2 s + kill grace 1 s, measured from the recorded start.
             let hardRan = Double((hardRecord.finishedMilliseconds ?? 0) - (hardRecord.startedMilliseconds ?? 0)) / 1000
-            #expect(hardRan >= 2.5 && hardRan < 4.5, "ran \(hardRan) s")
+            #expect(hardRan >= 2.5, "ran \(hardRan) s")
+            recordTiming("F4 hard limit 2 s + grace 1 s, start to recorded failure", .milliseconds(Int(hardRan * 1000)), bound: .seconds(8))
 
             // The job sharing the process: released at once and run again when the process was killed;
             // untouched when the CPU loop ran in a process of its own.
@@ -157,13 +163,45 @@ extension HeavyProcessTests {
                 let failed = try await environment.waitFor(polite.id, .failed, within: .seconds(30))
                 #expect(failed.error == "soft time limit of 1 s exceeded")
                 let ran = (failed.finishedMilliseconds ?? 0) - (failed.startedMilliseconds ?? 0)
-                #expect(ran < 3000, "the soft limit of 1 s fired after \(ran) ms")
+                recordTiming("soft limit of 1 s beside CPU-bound jobs", .milliseconds(ran), bound: .seconds(6))
                 for handle in busy {
                     // Past their soft limit they cannot be stopped in-process; they finish, their leases kept.
                     let record = try await environment.waitFor(handle.id, .succeeded, within: .seconds(60))
                     #expect(record.lostLeases == 0 && record.attempts == 1)
                 }
             }
+        }
+
+        @Test("leases hold with the shared pool full of CPU-bound jobs and every core kept busy by other processes")
+        func leasesUnderLoad() async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            // --job-threads 0: the job bodies run on Swift's shared pool and fill it; heartbeats must
+            // not depend on it. Each job spins for twice the 3 s lease.
+            let spinners = cores + 2
+            let worker = try SupervisorProcess(
+                environment, ["--concurrency", "\(spinners)", "--job-threads", "0", "--lease", "3"], name: "worker")
+            defer { worker.killIfRunning() }
+            let hogs = try (0..<cores).map { _ in try CPUHog() }
+            defer { for hog in hogs { hog.stop() } }
+            let busy = try await environment.tern.enqueueBatch(
+                Spin.self, (0..<spinners).map { _ in .init(ms: 6000, cooperative: false) })
+            for handle in busy {
+                let record = try await eventually(within: .seconds(120)) {
+                    let record = try #require(try await environment.broker.job(handle.id))
+                    guard record.state.isTerminal else { throw WaitError("job \(handle.id) is \(record.state)") }
+                    return record
+                }
+                #expect(record.state == .succeeded, "\(record.state): \(record.errors.map(\.message))")
+                #expect(record.lostLeases == 0 && record.attempts == 1, "\(record.errors.map(\.message))")
+            }
+            for hog in hogs { hog.stop() }
+            #expect(await worker.stop())
+            let delay = try #require(worstHeartbeatDelay(in: worker.logText), "no 'worker stopped' line in the log")
+            // A lease of 3 s, heartbeats every 0.2 s: a beat later than half the lease puts leases at risk.
+            recordTiming("worst heartbeat delay, pool full and cores busy", .milliseconds(delay), bound: .milliseconds(1500))
+            #expect(!worker.logText.contains("lease lost"))
         }
 
         @Test("a process whose supervisor is killed finishes its job and exits instead of claiming on")

@@ -77,9 +77,17 @@ extension HeavyProcessTests {
                 return worker
             }
             #expect(live.supervisorPID == supervisor.processIdentifier)
-            // The supervisor is listed too, with its process count.
-            let entry = try await environment.broker.workers().first { $0.pid == supervisor.processIdentifier }
-            #expect(entry?.processes == 1 && entry?.concurrency == 1 && entry?.id.hasSuffix(":supervisor") == true)
+            // The supervisor is listed too, with its process count. Its entry is rewritten every
+            // heartbeat; while a process is being recycled it has no slots for a moment, so wait
+            // for the steady state rather than reading one snapshot.
+            let entry = try await eventually(within: .seconds(20)) {
+                let entry = try await environment.broker.workers().first { $0.pid == supervisor.processIdentifier }
+                guard let entry, entry.processes == 1, entry.concurrency == 1 else {
+                    throw WaitError("supervisor entry: \(String(describing: entry))")
+                }
+                return entry
+            }
+            #expect(entry.id.hasSuffix(":supervisor"))
             kill(supervisor.processIdentifier, SIGTERM)
             await waitForExit(supervisor)
             #expect(supervisor.terminationReason == .exit && supervisor.terminationStatus == 0)

@@ -90,7 +90,7 @@ public final class LocalRedisServer: Sendable {
         throw lastError
     }
 
-    /// Starts the server again on the same port and folder (after ``kill()`` or ``stop(keepingData:)``).
+    /// Starts the server again on the same port and folder (after ``kill()`` or ``stopAndWait(keepingData:)``).
     public func restart() async throws {
         try await launch()
     }
@@ -112,8 +112,8 @@ public final class LocalRedisServer: Sendable {
     }
 
     /// Sends SIGKILL and waits for the process to exit; the folder is kept for ``restart()``.
-    public func kill() {
-        signalAndWait(SIGKILL)
+    public func kill() async {
+        await signalAndWait(SIGKILL)
     }
 
     /// Sends `signal` (for example SIGSTOP or SIGCONT) without waiting.
@@ -121,19 +121,46 @@ public final class LocalRedisServer: Sendable {
         if let pid { _ = Glibc.kill(pid, signal) }
     }
 
-    /// Stops the server with SIGTERM (SIGKILL after 10 s) and, unless `keepingData`, removes a folder
-    /// it created.
-    public func stop(keepingData: Bool = false) {
-        signalAndWait(SIGTERM)
+    /// Stops the server with SIGTERM (SIGKILL after 10 s) and removes a folder it created, without
+    /// blocking the caller: waiting for the exit and removing the folder happen on a thread of their
+    /// own, so a test's `defer { server.stop() }` never holds a Swift concurrency thread.
+    public func stop() {
+        guard let running = takePID() else { return }
+        let directory = ownsDirectory ? directory : nil
+        Thread {
+            Self.terminate(running, with: SIGTERM)
+            if let directory { try? FileManager.default.removeItem(atPath: directory) }
+        }.start()
+    }
+
+    /// Stops the server with SIGTERM (SIGKILL after 10 s) and waits for it to exit, without holding a
+    /// Swift concurrency thread; unless `keepingData`, removes a folder it created.
+    public func stopAndWait(keepingData: Bool = false) async {
+        await signalAndWait(SIGTERM)
         if ownsDirectory && !keepingData { try? FileManager.default.removeItem(atPath: directory) }
     }
 
-    private func signalAndWait(_ signal: Int32) {
-        let running = process.withLock { pid -> pid_t? in
+    private func takePID() -> pid_t? {
+        process.withLock { pid -> pid_t? in
             defer { pid = nil }
             return pid
         }
-        guard let running else { return }
+    }
+
+    /// Signals the process and waits for its exit on a thread of its own.
+    private func signalAndWait(_ signal: Int32) async {
+        guard let running = takePID() else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread {
+                Self.terminate(running, with: signal)
+                continuation.resume()
+            }.start()
+        }
+    }
+
+    /// Sends `signal` (after SIGCONT, in case it was stopped) and blocks until the process exits,
+    /// sending SIGKILL after 10 s.
+    private static func terminate(_ running: pid_t, with signal: Int32) {
         _ = Glibc.kill(running, SIGCONT)
         _ = Glibc.kill(running, signal)
         var status: Int32 = 0

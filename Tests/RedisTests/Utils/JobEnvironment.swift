@@ -72,6 +72,9 @@ final class JobEnvironment: Sendable {
             let result = try await body(worker)
             worker.shutdown()
             try await running.value
+            // However loaded the machine, heartbeats keep a margin of at least half the lease.
+            recordTiming(
+                "worst heartbeat delay, in-process worker", worker.worstHeartbeatDelay, bound: configuration.lease / 2)
             return result
         } catch {
             worker.shutdown()
