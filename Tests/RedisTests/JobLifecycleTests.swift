@@ -131,7 +131,8 @@ struct JobLifecycleTests {
             let late = (record.startedMilliseconds ?? 0) - (record.dueMilliseconds ?? 0)
             // On an idle machine it is a few ms (see BENCHMARKS.md); the bound only proves the worker
             // did not sleep through its 10 s idle wait while the whole suite loads the machine.
-            #expect(late >= 0 && late < 3000, "started \(late) ms after its due time")
+            #expect(late >= 0, "started \(late) ms before its due time")
+            recordTiming("an idle worker starts a delayed job after its due time", .milliseconds(late), bound: .seconds(5))
         }
         #expect(try await environment.broker.workers().isEmpty)
     }

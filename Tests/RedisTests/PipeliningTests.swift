@@ -143,7 +143,14 @@ struct PipeliningTests {
         defer { connection.close() }
         let key = TestRedis.prefix() + "empty"
         let blocked = Task { try await connection.send(RedisCommand("BLPOP", key, 5), timeout: .seconds(30)) }
-        try await Task.sleep(for: .milliseconds(100))
+        // The PING must queue behind the BLPOP: wait until the server shows it blocked.
+        let observer = RedisConnection(configuration: try TestRedis.configuration(server))
+        defer { observer.close() }
+        try await eventually {
+            guard try await observer.send(RedisCommand("CLIENT", "LIST")).string?.contains("cmd=blpop") == true else {
+                throw WaitError("the BLPOP is not blocking yet")
+            }
+        }
         let waited = await elapsed {
             await #expect(throws: RedisError.timeout(.milliseconds(200))) {
                 try await connection.send(RedisCommand("PING"), timeout: .milliseconds(200))
@@ -178,7 +185,7 @@ struct PipeliningTests {
         defer { server.stop() }
         let connection = RedisConnection(configuration: try TestRedis.configuration(server, commandTimeout: .milliseconds(300)))
         defer { connection.close() }
-        #expect(try await connection.send(RedisCommand("PING")).string == "PONG")
+        #expect(try await connection.send(RedisCommand("PING"), timeout: .seconds(10)).string == "PONG")
         server.send(signal: SIGSTOP)
         let waited = await elapsed {
             do {
