@@ -76,7 +76,7 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Seconds a job that ignores cancellation may run past its hard time limit before the supervisor kills its process; for isolated jobs also after a cancel. (default: 10)")
     var killGrace: Double?
 
-    @Option(help: "Threads the bodies of tasks run on, so CPU-bound jobs cannot starve heartbeats and time limits; 0 runs them on Swift's shared pool (faster for tiny async jobs, unsafe for CPU-bound ones). 0-1024. (default: min(concurrency, 64))")
+    @Option(help: "Threads the bodies of tasks run on, so CPU-bound jobs cannot starve time limits and shutdown; 0 runs them on Swift's shared pool (faster for tiny async jobs; CPU-bound ones then delay time limits). 0-1024. (default: min(concurrency, 64))")
     var jobThreads: Int?
 
     @Option(help: "Comma-separated tasks whose jobs each run alone in a process of their own, besides tasks declared isolated. (default: none)")

@@ -89,7 +89,8 @@ final class DutyThread: TaskExecutor, @unchecked Sendable {
                 if !due.isEmpty {
                     timers.removeAll { $0.deadline <= now }
                 } else if let next = timers.map(\.deadline).min() {
-                    let wait = now.duration(to: next)
+                    // At most 250 ms at a time: the wait's deadline is on the wall clock, which may jump.
+                    let wait = min(now.duration(to: next), .milliseconds(250))
                     let seconds = Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18
                     _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))
                 } else {

@@ -33,10 +33,11 @@ public struct WorkerConfiguration: Sendable {
     public var maxResultBytes = JobLimits.defaultMaxResultBytes
     /// This worker's id, unique in the fleet (default `<host>:<pid>:<random>`).
     public var workerID: String
-    /// Threads the bodies of tasks run on, so that CPU-bound jobs cannot starve heartbeats, time
-    /// limits and shutdown: `nil` for `min(concurrency, 64)` (default); 0 runs them on Swift's shared
-    /// pool, which is faster for tiny async jobs (about 15 % more no-op jobs a second) but lets as
-    /// many CPU-bound jobs as cores stall the worker.
+    /// Threads the bodies of tasks run on, so that CPU-bound jobs cannot starve time limits, cancel
+    /// requests and shutdown: `nil` for `min(concurrency, 64)` (default); 0 runs them on Swift's
+    /// shared pool, which is faster for tiny async jobs (about 15 % more no-op jobs a second) but
+    /// lets as many CPU-bound jobs as cores delay those. Heartbeats have a thread of their own
+    /// either way.
     public var jobThreads: Int?
     /// How long a job that ignores cancellation may run past its hard time limit (or, isolated, past
     /// its cancellation) before its process is killed (default 10 s).

@@ -50,7 +50,7 @@ struct APIRedisTests {
                     #expect(response.status == .serviceUnavailable, "\(uri)")
                     #expect(response.headers[.retryAfter] == "1")
                 }
-                #expect(ContinuousClock.now - started < .seconds(5), "\(uri) answered slowly")
+                recordTiming("a 503 with Redis down (1 s command timeout)", ContinuousClock.now - started, bound: .seconds(5))
             }
             try await http.execute(
                 uri: "/v1/jobs", method: .post, headers: [.contentType: "application/json"],

@@ -647,7 +647,7 @@ struct BrokerContractTests {
         let started = ContinuousClock.now
         let woken = try await waiting.value
         #expect(woken == false)
-        #expect(ContinuousClock.now - started < .seconds(5))
+        recordTiming("a cancelled wait for work ends", ContinuousClock.now - started, bound: .seconds(5))
         // The cancelled waiter took no wake: the next enqueue's wake is still there.
         _ = try await broker.enqueue([contractRequest()])
         #expect(try await broker.waitForWork(queues: [.default], timeout: .milliseconds(100)))

@@ -206,7 +206,7 @@ struct JobLifecycleTests {
             let asked = ContinuousClock.now
             #expect(try await running.cancel() == .running)
             _ = try await environment.waitFor(running.id, .cancelled, within: .seconds(10))
-            #expect(ContinuousClock.now - asked < .seconds(10))
+            recordTiming("a running job is cancelled after the request", ContinuousClock.now - asked, bound: .seconds(10))
         }
         let unknown = environment.tern.handle(Echo.self, id: JobID.generate(queue: .default))
         await #expect(throws: TernClientError.notFound(unknown.id)) { try await unknown.cancel() }

@@ -60,7 +60,9 @@ extension HeavyProcessTests {
             defer { supervisor.killIfRunning() }
             // Both processes are up before the jobs arrive, so all four run at once.
             _ = try await supervisor.waitForChildren(environment.broker, count: 2)
-            let short = try await environment.tern.enqueueBatch(Sleep.self, [.init(ms: 2500), .init(ms: 2500)])
+            // 4 s: long enough for all four to be seen running on a loaded machine, short enough to
+            // finish within the 5 s grace.
+            let short = try await environment.tern.enqueueBatch(Sleep.self, [.init(ms: 4000), .init(ms: 4000)])
             let long = try await environment.tern.enqueueBatch(Sleep.self, [.init(ms: 120_000), .init(ms: 120_000)])
             _ = try await eventually(within: .seconds(30)) {
                 let stats = try await environment.broker.stats(.default)
@@ -68,7 +70,7 @@ extension HeavyProcessTests {
                 return stats
             }
             let took = await elapsed { #expect(await supervisor.stop()) }
-            #expect(took < .seconds(20), "\(took)")
+            recordTiming("F3 a busy supervisor stops on SIGTERM (4 s jobs, grace 5 s)", took, bound: .seconds(20))
             for handle in short {
                 let record = try await handle.status()
                 #expect(record.state == .succeeded && record.attempts == 1)
@@ -101,7 +103,7 @@ extension HeavyProcessTests {
                 await waitForExit(worker.process)
             }
             #expect(worker.process.terminationReason == .exit && worker.process.terminationStatus == 0)
-            #expect(took < .seconds(10), "stopped \(took) after the second signal (grace 60 s)")
+            recordTiming("exit after a second SIGTERM (grace 60 s)", took, bound: .seconds(10))
             for handle in long {
                 let record = try await handle.status()
                 #expect(record.state == .queued && record.attempts == 0 && record.crashes == 0, "\(record.state)")
