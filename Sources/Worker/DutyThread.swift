@@ -68,28 +68,30 @@ final class DutyThread: TaskExecutor, @unchecked Sendable {
         }
     }
 
-    /// Ends the thread once no work is left; pending sleeps end at once.
+    /// Ends the thread once no work is left; pending sleeps end at once (the thread resumes them and
+    /// runs what they lead to before it ends). Give it no new work afterwards: nothing would run it.
     func stop() {
         condition.lock()
         stopping = true
-        let pending = timers
-        timers = []
         condition.broadcast()
         condition.unlock()
-        for timer in pending { timer.continuation.resume() }
     }
 
     private func serve() {
         while true {
             condition.lock()
             var due: [Timer] = []
-            while jobs.isEmpty && due.isEmpty && !stopping {
+            while true {
+                // Timers are looked at on every pass, so a stream of work cannot hold them back.
                 let now = ContinuousClock.now
-                due = timers.filter { $0.deadline <= now }
-                if !due.isEmpty {
-                    timers.removeAll { $0.deadline <= now }
-                } else if let next = timers.map(\.deadline).min() {
-                    // At most 250 ms at a time: the wait's deadline is on the wall clock, which may jump.
+                let isDue = { (timer: Timer) in self.stopping || timer.deadline <= now }
+                due = timers.filter(isDue)
+                timers.removeAll(where: isDue)
+                if !jobs.isEmpty || !due.isEmpty || stopping { break }
+                if let next = timers.map(\.deadline).min() {
+                    // NSCondition waits until a wall-clock time, so a backward step of the system
+                    // clock during a wait delays the timers by that step (NTP slews rather than
+                    // steps); short waits re-read the monotonic clock often.
                     let wait = min(now.duration(to: next), .milliseconds(250))
                     let seconds = Double(wait.components.seconds) + Double(wait.components.attoseconds) / 1e18
                     _ = condition.wait(until: Date(timeIntervalSinceNow: seconds))

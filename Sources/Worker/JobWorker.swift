@@ -65,9 +65,9 @@ public final class JobWorker: Sendable {
     public var processed: Int { state.withLock { $0.processed } }
 
     /// The most any heartbeat came later than ``WorkerConfiguration/heartbeatInterval`` since the
-    /// worker started: the longest time between two successive successful heartbeats, less the
-    /// interval (a Redis outage in between is not counted). A lease is lost only if this approaches
-    /// ``WorkerConfiguration/lease``.
+    /// worker started: the longest time between two successive successful heartbeats of running
+    /// jobs' leases, less the interval (a Redis outage in between is not counted). A lease is lost
+    /// only if this approaches ``WorkerConfiguration/lease``.
     public var worstHeartbeatDelay: Duration { state.withLock { $0.worstHeartbeatDelay } }
 
     /// Asks the worker to stop: no more claims; ``run()`` returns once running jobs finish or the
@@ -284,11 +284,15 @@ public final class JobWorker: Sendable {
         while !Task.isCancelled {
             await duties.sleep(for: configuration.heartbeatInterval)
             if Task.isCancelled { break }
-            if await extendLeases() {
+            switch await extendLeases() {
+            case true?:
                 let now = ContinuousClock.now
                 if let last { noteHeartbeat(delay: now - last - configuration.heartbeatInterval) }
                 last = now
-            } else {
+            case false?:
+                last = nil
+            case nil:
+                // No lease to extend: nothing reached Redis, so there is no delay to measure.
                 last = nil
             }
             await announce()
@@ -306,10 +310,10 @@ public final class JobWorker: Sendable {
     }
 
     /// Extends the leases of the running jobs and passes on lost leases and cancel requests.
-    /// Returns false when Redis could not be reached.
-    private func extendLeases() async -> Bool {
+    /// Returns false when Redis could not be reached, `nil` when no job was running.
+    private func extendLeases() async -> Bool? {
         let running = state.withLock { Array($0.running.values) }
-        guard !running.isEmpty else { return true }
+        guard !running.isEmpty else { return nil }
         do {
             let outcome = try await broker.heartbeat(running.map(\.job.lease), lease: configuration.lease)
             // A job that finished since the snapshot shows up as lost; only jobs still running matter.

@@ -122,13 +122,16 @@ public final class LocalRedisServer: Sendable {
     }
 
     /// Stops the server with SIGTERM (SIGKILL after 10 s) and removes a folder it created, without
-    /// blocking the caller: waiting for the exit and removing the folder happen on a thread of their
-    /// own, so a test's `defer { server.stop() }` never holds a Swift concurrency thread.
+    /// blocking the caller: the signal is sent at once, and waiting for the exit and removing the
+    /// folder happen on a thread of their own, so a test's `defer { server.stop() }` never holds a
+    /// Swift concurrency thread. (If this process exits first, the server still stops; only its
+    /// folder may be left.)
     public func stop() {
         guard let running = takePID() else { return }
+        Self.send(SIGTERM, to: running)
         let directory = ownsDirectory ? directory : nil
         Thread {
-            Self.terminate(running, with: SIGTERM)
+            Self.waitForExit(running)
             if let directory { try? FileManager.default.removeItem(atPath: directory) }
         }.start()
     }
@@ -150,19 +153,23 @@ public final class LocalRedisServer: Sendable {
     /// Signals the process and waits for its exit on a thread of its own.
     private func signalAndWait(_ signal: Int32) async {
         guard let running = takePID() else { return }
+        Self.send(signal, to: running)
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             Thread {
-                Self.terminate(running, with: signal)
+                Self.waitForExit(running)
                 continuation.resume()
             }.start()
         }
     }
 
-    /// Sends `signal` (after SIGCONT, in case it was stopped) and blocks until the process exits,
-    /// sending SIGKILL after 10 s.
-    private static func terminate(_ running: pid_t, with signal: Int32) {
+    /// Sends `signal`, after SIGCONT in case the process was stopped.
+    private static func send(_ signal: Int32, to running: pid_t) {
         _ = Glibc.kill(running, SIGCONT)
         _ = Glibc.kill(running, signal)
+    }
+
+    /// Blocks until the process exits, sending SIGKILL after 10 s.
+    private static func waitForExit(_ running: pid_t) {
         var status: Int32 = 0
         for attempt in 0..<2_000 {
             let result = waitpid(running, &status, WNOHANG)
