@@ -14,6 +14,10 @@ let package = Package(
         .library(name: "Broker", targets: ["Broker"]),
         .library(name: "Worker", targets: ["Worker"]),
         .library(name: "Tasks", targets: ["Tasks"]),
+        // The one entry point of an application: `TernApplication`, every command, `import Tern`.
+        .library(name: "Tern", targets: ["Tern"]),
+        // For users' tests of their tasks: run inline, assert what was enqueued, drain on a test clock.
+        .library(name: "TernTesting", targets: ["TernTesting"]),
         .executable(name: "tern", targets: ["tern"]),
         .executable(name: "worker", targets: ["worker"]),
         .executable(name: "api", targets: ["api"]),
@@ -38,7 +42,7 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
-        .target(name: "TernCore", swiftSettings: swiftSettings),
+        .target(name: "TernCore", dependencies: [.product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .target(
             name: "Broker",
             dependencies: [
@@ -63,11 +67,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .target(name: "Tasks", dependencies: ["TernCore"], swiftSettings: swiftSettings),
+        .target(name: "Tasks", dependencies: ["TernCore", "Tern"], swiftSettings: swiftSettings),
         .target(
-            name: "TernCommands",
+            name: "Tern",
             dependencies: [
-                "TernCore", "Broker", "Worker", "Scheduler", "API", "Tasks",
+                "TernCore", "Broker", "Worker", "Scheduler", "API",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -80,10 +84,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "tern", dependencies: ["TernCommands"], swiftSettings: swiftSettings),
-        .executableTarget(name: "worker", dependencies: ["TernCommands"], swiftSettings: swiftSettings),
-        .executableTarget(name: "api", dependencies: ["TernCommands"], swiftSettings: swiftSettings),
-        .executableTarget(name: "scheduler", dependencies: ["TernCommands"], swiftSettings: swiftSettings),
+        .target(
+            name: "TernTesting",
+            dependencies: ["TernCore", "Broker", "Worker", "Tern", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "tern", dependencies: ["Tasks", "Tern"], swiftSettings: swiftSettings),
+        .executableTarget(name: "worker", dependencies: ["Tasks", "Tern"], swiftSettings: swiftSettings),
+        .executableTarget(name: "api", dependencies: ["Tasks", "Tern"], swiftSettings: swiftSettings),
+        .executableTarget(name: "scheduler", dependencies: ["Tasks", "Tern"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "tern-bench",
             dependencies: [
@@ -94,6 +103,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "TernCoreTests", dependencies: ["TernCore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TernTestingTests",
+            dependencies: ["TernTesting", "Tern", "TernCore", "Broker", "Worker", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "TernCore", "Broker"], swiftSettings: swiftSettings),
         .testTarget(
             name: "APITests",

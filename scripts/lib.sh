@@ -57,3 +57,17 @@ run_test_stages() {
     echo "scripts/test: stage 2 (process-heavy tests, one at a time) took $(( $(date +%s) - started )) s"
     return "$status"
 }
+
+# Builds the example application (Examples/Shop, its own package depending on this one by path)
+# and runs its tests: its tasks through TernTesting, and its real binary as worker, API and
+# scheduler processes on a redis-server of their own. Stage 3 of scripts/test. It shares this
+# package's build folder (--scratch-path), so Tern and its dependencies are not built a second
+# time: about 30 s instead of 5 minutes.
+run_example_tests() {
+    local started status=0
+    started=$(date +%s)
+    (cd Examples/Shop && swift build --build-tests --scratch-path ../../.build \
+        && swift test --skip-build --scratch-path ../../.build) || status=$?
+    echo "scripts/test: stage 3 (the example app, Examples/Shop: build and tests) took $(( $(date +%s) - started )) s"
+    return "$status"
+}

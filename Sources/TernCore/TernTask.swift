@@ -1,3 +1,5 @@
+import Logging
+
 /// A kind of background job: a name, a typed input, a typed output and options.
 ///
 /// The same declaration serves the worker (to run it), the API (to validate input and document it)
@@ -70,17 +72,34 @@ public struct JobContext: Sendable {
     public let attempt: Int
     /// The attempts allowed in all.
     public let maxAttempts: Int
+    /// A logger for the task: its metadata already carries `job`, `task`, `attempt` and `worker`,
+    /// and it writes where the worker's log goes, in the worker's format and level.
+    public let logger: Logger
+    private let dependencies: DependencyStore
     private let reportProgress: @Sendable (Double, String?) async throws -> Void
 
-    /// Creates a context; `reportProgress` stores a progress update.
+    /// Creates a context; `reportProgress` stores a progress update, `dependencies` serves
+    /// ``dependency(_:)`` (none by default) and `logger` is the task's (one that discards by default).
     public init(
         id: JobID, attempt: Int, maxAttempts: Int,
+        logger: Logger = Logger(label: "tern.task", factory: { _ in SwiftLogNoOpLogHandler() }),
+        dependencies: DependencyStore = .empty,
         reportProgress: @escaping @Sendable (Double, String?) async throws -> Void
     ) {
         self.id = id
         self.attempt = attempt
         self.maxAttempts = maxAttempts
+        self.logger = logger
+        self.dependencies = dependencies
         self.reportProgress = reportProgress
+    }
+
+    /// The application resource of type `type` (see ``Dependencies``): made once per process, on
+    /// first use, and shared by all its jobs.
+    /// - Throws: ``DependencyError`` if no such resource is declared or the worker is stopping; the
+    ///   resource's own error if making it failed (the job is then retried as for any error).
+    public func dependency<Value: Sendable>(_ type: Value.Type) async throws -> Value {
+        try await dependencies.get(type)
     }
 
     /// Records progress: a number (a fraction from 0 to 1 by convention) and a short message (at most

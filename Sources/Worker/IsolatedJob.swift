@@ -1,5 +1,6 @@
 import Broker
 import Foundation
+import Logging
 import Synchronization
 import TernCore
 
@@ -15,8 +16,10 @@ public enum IsolatedJob {
     /// The hidden flag that starts a worker binary in this mode.
     public static let flag = "--run-isolated-job"
 
-    /// Runs the job the parent sends and returns the exit status (0 once an outcome is written).
-    public static func main(registry: TaskRegistry) async -> Int32 {
+    /// Runs the job the parent sends and returns the exit status (0 once an outcome is written). The
+    /// job's resources are made from `dependencies` in this process and closed before it returns;
+    /// the task's logger is `logger` with the job's metadata.
+    public static func main(registry: TaskRegistry, dependencies: Dependencies, logger: Logger) async -> Int32 {
         let channel = ProtocolChannel()
         let reader = LineReader(fd: 0)
         guard let header = reader.line(), let encoded = reader.line(), let input = Data(base64Encoded: encoded) else {
@@ -30,7 +33,14 @@ public enum IsolatedJob {
             FileHandle.standardError.write(Data("tern: bad isolated job header '\(header)'\n".utf8))
             return 64
         }
-        let context = JobContext(id: id, attempt: attempt, maxAttempts: maxAttempts) { value, message in
+        var logger = logger
+        logger[metadataKey: "job"] = "\(id)"
+        logger[metadataKey: "task"] = "\(entry.name)"
+        logger[metadataKey: "attempt"] = "\(attempt)"
+        let store = DependencyStore(dependencies, logger: logger)
+        let context = JobContext(
+            id: id, attempt: attempt, maxAttempts: maxAttempts, logger: logger, dependencies: store
+        ) { value, message in
             let text = message.map { Data($0.utf8).base64EncodedString() } ?? "-"
             channel.write("progress \(value) \(text)")
         }
@@ -42,8 +52,11 @@ public enum IsolatedJob {
             }
             exit(70)
         }.start()
+        let outcome = await work.result
+        // Closed before the outcome is written: once it is, the parent may end this process.
+        await store.shutdown()
         do {
-            let output = try await work.value
+            let output = try outcome.get()
             channel.write("result \(output.base64EncodedString())")
         } catch {
             let permanent = entry.isPermanent(error)

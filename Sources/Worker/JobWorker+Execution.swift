@@ -31,7 +31,9 @@ extension JobWorker {
         let broker = self.broker
         let lease = job.lease
         let progressLogger = logger
-        let context = JobContext(id: job.id, attempt: job.attempt, maxAttempts: job.maxAttempts) { value, message in
+        let context = JobContext(
+            id: job.id, attempt: job.attempt, maxAttempts: job.maxAttempts, logger: logger, dependencies: dependencies
+        ) { value, message in
             // Progress is best effort: a Redis outage must not fail the job that reports it.
             do {
                 _ = try await broker.progress(lease, value: value, message: message)
@@ -145,7 +147,9 @@ extension JobWorker {
         return retry ? .retrying : .failed
     }
 
-    static func describe(_ error: any Error) -> String {
+    /// The message stored for a failed attempt's error: a decoding error as the field that did not
+    /// fit, any other error as its description.
+    public static func describe(_ error: any Error) -> String {
         if let error = error as? DecodingError { return "decoding failed: \(DecodingFailure.describe(error))" }
         return String(describing: error)
     }

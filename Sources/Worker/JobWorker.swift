@@ -37,6 +37,8 @@ public final class JobWorker: Sendable {
     let registry: TaskRegistry
     let configuration: WorkerConfiguration
     let logger: Logger
+    /// The process's application resources, which jobs reach through their context.
+    let dependencies: DependencyStore
     let state = Mutex(State())
     /// Signalled by ``shutdown()`` so that an idle wait on Redis ends at once.
     let stopSignal = JobControl()
@@ -44,12 +46,15 @@ public final class JobWorker: Sendable {
     /// how a supervisor knows which jobs a worker process holds.
     let events: (@Sendable (WorkerEvent) -> Void)?
 
-    /// Creates a worker; `events`, if given, hears of every job claimed and settled.
+    /// Creates a worker; jobs reach `dependencies` through their context (the caller owns the store
+    /// and shuts it down after ``run()`` returns); `events`, if given, hears of every job claimed and
+    /// settled.
     public init(
         broker: any JobBroker, registry: TaskRegistry, configuration: WorkerConfiguration, logger: Logger,
-        events: (@Sendable (WorkerEvent) -> Void)? = nil
+        dependencies: DependencyStore = .empty, events: (@Sendable (WorkerEvent) -> Void)? = nil
     ) {
         self.events = events
+        self.dependencies = dependencies
         self.broker = broker
         self.registry = registry
         self.configuration = configuration

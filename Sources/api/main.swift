@@ -1,3 +1,4 @@
-import TernCommands
+import Tasks
+import Tern
 
-await TernCommand.runSubcommand("api")
+await SampleApplication.main(subcommand: "api")

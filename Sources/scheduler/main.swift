@@ -1,3 +1,4 @@
-import TernCommands
+import Tasks
+import Tern
 
-await TernCommand.runSubcommand("scheduler")
+await SampleApplication.main(subcommand: "scheduler")

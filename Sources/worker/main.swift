@@ -1,3 +1,4 @@
-import TernCommands
+import Tasks
+import Tern
 
-await TernCommand.runSubcommand("worker")
+await SampleApplication.main(subcommand: "worker")

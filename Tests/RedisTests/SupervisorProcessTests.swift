@@ -15,9 +15,10 @@ extension HeavyProcessTests {
             let supervisor = Process()
             supervisor.executableURL = URL(fileURLWithPath: WorkerBinary.path)
             supervisor.arguments = [
-                "--redis-url", environment.server.url, "--prefix", environment.broker.keys.prefix, "--sample-tasks",
+                "--redis-url", environment.server.url, "--prefix", environment.broker.keys.prefix,
                 "--lease", "5", "--heartbeat", "0.2", "--reaper", "0.3", "--processes", "2", "--max-crashes", "3", "--concurrency", "1",
             ]
+            supervisor.environment = WorkerBinary.testTasksEnvironment
             let log = environment.server.directory + "/supervisor.log"
             FileManager.default.createFile(atPath: log, contents: nil)
             supervisor.standardOutput = FileHandle.nullDevice

@@ -15,6 +15,12 @@ enum WorkerBinary {
         return ".build/debug/worker"
     }
 
+    /// This process's environment with `TERN_TEST_TASKS=1`: the sample application then also
+    /// registers the test tasks `crash`, `spin` and `record`.
+    static var testTasksEnvironment: [String: String] {
+        ProcessInfo.processInfo.environment.merging(["TERN_TEST_TASKS": "1"]) { $1 }
+    }
+
     /// Runs the worker with `arguments` until it exits; returns its exit status and standard error.
     static func runToExit(_ arguments: [String]) throws -> (Int32, String) {
         let process = Process()
@@ -35,9 +41,10 @@ enum WorkerBinary {
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments =
             [
-                "--redis-url", environment.server.url, "--prefix", environment.broker.keys.prefix, "--sample-tasks",
+                "--redis-url", environment.server.url, "--prefix", environment.broker.keys.prefix,
                 "--lease", "4", "--heartbeat", "0.2", "--reaper", "0.3",
             ] + extra
+        process.environment = testTasksEnvironment
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()

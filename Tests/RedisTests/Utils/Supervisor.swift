@@ -19,9 +19,10 @@ final class SupervisorProcess: @unchecked Sendable {
         process = Process()
         process.executableURL = URL(fileURLWithPath: WorkerBinary.path)
         process.arguments = [
-            "--redis-url", environment.server.url, "--prefix", environment.broker.keys.prefix, "--sample-tasks",
+            "--redis-url", environment.server.url, "--prefix", environment.broker.keys.prefix,
             "--lease", "5", "--heartbeat", "0.2", "--reaper", "0.3",
         ] + arguments
+        process.environment = WorkerBinary.testTasksEnvironment
         process.standardOutput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         try process.run()

@@ -103,13 +103,16 @@ final class WorkerSupervisor: Sendable {
         logger.info("supervisor stopped: every worker process exited")
     }
 
-    /// Sends SIGTERM to every child (a second call sends it again: children then exit at once).
+    /// Asks every child to stop: SIGTERM the first time (they drain), SIGINT on a second call (they
+    /// release their running jobs and exit at once). The second request is another signal because
+    /// two SIGTERMs sent close together merge into one while the first is still pending, and the
+    /// child would only drain.
     func shutdown() {
-        let pids = state.withLock { state in
-            state.stopping = true
-            return Array(state.children.keys)
+        let (pids, again) = state.withLock { state in
+            defer { state.stopping = true }
+            return (Array(state.children.keys), state.stopping)
         }
-        for pid in pids { kill(pid, SIGTERM) }
+        for pid in pids { kill(pid, again ? SIGINT : SIGTERM) }
         finishIfDone()
     }
 

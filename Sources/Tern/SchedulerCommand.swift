@@ -3,7 +3,6 @@ import Broker
 import Foundation
 import Logging
 import Scheduler
-import Tasks
 import TernCore
 
 /// `tern scheduler` (also the `scheduler` executable): emits the schedules of the config file.
@@ -29,16 +28,12 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Log format: text or json. Environment: TERN_LOG_FORMAT. (default: text)")
     var logFormat: String?
 
-    @Flag(help: "Also register the test tasks crash, spin and record (echo, sleep, flaky, fail and primes are always registered).")
-    var sampleTasks = false
-
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let file = try redis.file()
         let logger = try LogSetup.make(
             label: "tern.scheduler", format: logFormat ?? nonEmpty(environment["TERN_LOG_FORMAT"]) ?? file.log?.format)
-        var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingTestTasks: sampleTasks || file.worker?.sampleTasks == true)
+        let registry = try ApplicationTasks.load().registry
         let schedules = try ScheduleSettings.schedules(file.schedules)
         let configuration = try ScheduleSettings.configuration(file.scheduler)
         let client = RedisClient(configuration: try redis.configuration(environment: environment, file: file), logger: logger)

@@ -4,7 +4,6 @@ import Dispatch
 import Foundation
 import Synchronization
 import Logging
-import Tasks
 import TernCore
 import Worker
 
@@ -97,9 +96,6 @@ struct WorkerCommand: AsyncParsableCommand {
     @Flag(help: "Check the flags, the environment and the configuration file, then exit: 0 if a worker would start with them (Redis is not contacted).")
     var checkConfig = false
 
-    @Flag(help: "Also register the test tasks crash, spin and record, which kill or hog their process or write files (tern dev and the tests do; echo, sleep, flaky, fail and primes are always registered).")
-    var sampleTasks = false
-
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let file = try redis.file()
@@ -134,9 +130,10 @@ struct WorkerCommand: AsyncParsableCommand {
             throw ValidationError("--heartbeat must be less than half of --lease")
         }
 
-        var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingTestTasks: sampleTasks || fileWorker?.sampleTasks == true)
-        if runIsolatedJob { Foundation.exit(await IsolatedJob.main(registry: registry)) }
+        let (registry, dependencies) = try ApplicationTasks.load()
+        if runIsolatedJob {
+            Foundation.exit(await IsolatedJob.main(registry: registry, dependencies: dependencies, logger: logger))
+        }
         var port = metricsPort
         if port == nil, let text = nonEmpty(environment["TERN_WORKER_METRICS_PORT"]) {
             guard let value = Int(text) else { throw ValidationError("TERN_WORKER_METRICS_PORT must be a port number, not '\(text)'") }
@@ -146,13 +143,14 @@ struct WorkerCommand: AsyncParsableCommand {
         if let port, !(1...65535).contains(port) { throw ValidationError("--metrics-port must be 1...65535") }
         let endpoint = port.map { MetricsEndpoint(host: metricsHost ?? fileWorker?.metricsHost ?? "127.0.0.1", port: $0) }
         try await runResolved(
-            environment: environment, file: file, logger: logger, configuration: configuration, registry: registry, metrics: endpoint)
+            environment: environment, file: file, logger: logger, configuration: configuration, registry: registry,
+            dependencies: dependencies, metrics: endpoint)
     }
 
     /// The rest of ``run()``, once the metrics endpoint (`nil`: none) is resolved.
     private func runResolved(
         environment: [String: String], file: ConfigFile, logger: Logger, configuration: WorkerConfiguration, registry: TaskRegistry,
-        metrics endpoint: MetricsEndpoint?
+        dependencies: Dependencies, metrics endpoint: MetricsEndpoint?
     ) async throws {
         let fileWorker = file.worker
         var configuration = configuration
@@ -200,6 +198,9 @@ struct WorkerCommand: AsyncParsableCommand {
         let recycler = Recycler(jobLimit: child ? jobsPerProcess : nil, memoryLimitMiB: child ? memoryCap : nil)
         var events: (@Sendable (WorkerEvent) -> Void)?
         if child {
+            // Out of the terminal's process group: Ctrl-C (SIGINT to the whole group) reaches the
+            // supervisor, which passes it on; reaching the children too, it would count twice there.
+            setpgid(0, 0)
             // A hangup of the terminal is the supervisor's to handle (SIGHUP reloads it).
             signal(SIGHUP, SIG_IGN)
             // Writing to a dead supervisor's pipe must fail, not kill the process with its jobs.
@@ -219,7 +220,10 @@ struct WorkerCommand: AsyncParsableCommand {
                 if case .finished(let outcome) = event { metrics.record(outcome) }
             }
         }
-        let worker = JobWorker(broker: broker, registry: registry, configuration: configuration, logger: logger, events: events)
+        // The application's resources: made on first use by a job, closed once the worker has stopped.
+        let store = DependencyStore(dependencies.addingClient(broker), logger: logger)
+        let worker = JobWorker(
+            broker: broker, registry: registry, configuration: configuration, logger: logger, dependencies: store, events: events)
         let metricsServer = metrics.map { metrics in
             Task { [logger, concurrency = configuration.concurrency] in
                 do {
@@ -271,7 +275,10 @@ struct WorkerCommand: AsyncParsableCommand {
             _ = try await RedisStartup.checkDurability(client, redisConfiguration, command: "tern worker", refuseUnsafe: true)
         }
         try await broker.prepare()
-        try await worker.run()
+        var failure: (any Error)?
+        do { try await worker.run() } catch { failure = error }
+        await store.shutdown()
+        if let failure { throw failure }
     }
 
     private func parseQueues(_ text: String) throws -> [QueueName] {

@@ -5,7 +5,6 @@ import Foundation
 import Hummingbird
 import Logging
 import Scheduler
-import Tasks
 import TernCore
 
 /// `tern api` (also the `api` executable): the HTTP API.
@@ -22,8 +21,9 @@ struct APICommand: AsyncParsableCommand {
             Examples:
               swift run api
               tern api --host 0.0.0.0 --port 8080
+              curl -s localhost:8080/v1/tasks -H "authorization: Bearer $TOKEN"
               curl -s localhost:8080/v1/jobs -H "authorization: Bearer $TOKEN" \\
-                -H 'content-type: application/json' -d '{"task":"echo","input":{"hello":"tern"}}'
+                -H 'content-type: application/json' -d '{"task":"<name>","input":{…}}'
             """
     )
 
@@ -40,9 +40,6 @@ struct APICommand: AsyncParsableCommand {
 
     @Option(help: "Log format: text or json. Environment: TERN_LOG_FORMAT. (default: text)")
     var logFormat: String?
-
-    @Flag(help: "Also accept jobs of the test tasks crash, spin and record, which kill or hog their process or write files (echo, sleep, flaky, fail and primes are always accepted).")
-    var sampleTasks = false
 
     func validate() throws {
         if let port, !(1...65535).contains(port) { throw ValidationError("--port must be 1...65535") }
@@ -69,8 +66,7 @@ struct APICommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingTestTasks: sampleTasks || file.worker?.sampleTasks == true)
+        let registry = try ApplicationTasks.load().registry
         var configuration = try APISettings.configuration(file.api)
         configuration.host = host ?? nonEmpty(environment["TERN_API_HOST"]) ?? file.api?.host ?? "127.0.0.1"
         configuration.port = try port ?? nonEmpty(environment["TERN_API_PORT"]).map { text in

@@ -22,7 +22,6 @@ struct ConfigFile: Decodable, Sendable {
         var heartbeatSeconds: Double?
         var reaperSeconds: Double?
         var graceSeconds: Double?
-        var sampleTasks: Bool?
         var allowVolatileRedis: Bool?
         var processes: Int?
         var maxCrashes: Int?
@@ -47,7 +46,6 @@ struct ConfigFile: Decodable, Sendable {
             case heartbeatSeconds = "heartbeat_seconds"
             case reaperSeconds = "reaper_seconds"
             case graceSeconds = "grace_seconds"
-            case sampleTasks = "sample_tasks"
             case allowVolatileRedis = "allow_volatile_redis"
         }
     }

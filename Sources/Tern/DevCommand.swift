@@ -5,7 +5,6 @@ import Foundation
 import Hummingbird
 import Logging
 import Scheduler
-import Tasks
 import TernCore
 import Worker
 
@@ -16,8 +15,9 @@ struct DevCommand: AsyncParsableCommand {
         abstract: "Run Tern for local development: a worker, the API, the scheduler, and a demo.",
         discussion: """
             Checks the Redis that scripts/dev started (data under .data/), runs a worker with the
-            sample tasks (echo, sleep, flaky, fail, primes, crash) on the default queue, enqueues a
-            few demo jobs and prints their results, then keeps the worker running until Ctrl-C.
+            application's tasks on the default queue, runs the application's demo (Tern's own
+            binary enqueues a few sample jobs and prints their results), then keeps the worker
+            running until Ctrl-C.
             It also serves the HTTP API on 127.0.0.1 (port 8080 by default) with a fresh admin token,
             and runs the scheduler on the config file's schedules (and those created over the API),
             printing each firing.
@@ -62,13 +62,14 @@ struct DevCommand: AsyncParsableCommand {
 
         let broker = try RedisJobBroker(client: client, prefix: redis.prefix(environment: environment, file: file), caps: try file.queueCaps())
         try await broker.prepare()
-        var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingTestTasks: true)
+        let (registry, dependencies) = try ApplicationTasks.load()
         var workerConfiguration = WorkerConfiguration()
         workerConfiguration.concurrency = concurrency
         var workerLogger = logger
         workerLogger.logLevel = .warning
-        let worker = JobWorker(broker: broker, registry: registry, configuration: workerConfiguration, logger: workerLogger)
+        let store = DependencyStore(dependencies.addingClient(broker), logger: logger)
+        let worker = JobWorker(
+            broker: broker, registry: registry, configuration: workerConfiguration, logger: workerLogger, dependencies: store)
         let schedules = try ScheduleSettings.schedules(file.schedules)
         let scheduler: SchedulerService
         do {
@@ -109,32 +110,39 @@ struct DevCommand: AsyncParsableCommand {
             _ = try await client.send(RedisCommand("PING"))
         }
         let apiLogger = workerLogger
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await worker.run() }
-            if !once {
-                group.addTask { try await scheduler.run() }
-                if !schedules.isEmpty {
-                    print("tern dev: scheduler running \(schedules.map(\.name).joined(separator: ", ")) (schedules: in config/tern.yaml)")
+        var failure: (any Error)?
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await worker.run() }
+                if !once {
+                    group.addTask { try await scheduler.run() }
+                    if !schedules.isEmpty {
+                        print("tern dev: scheduler running \(schedules.map(\.name).joined(separator: ", ")) (schedules: in config/tern.yaml)")
+                    }
+                    group.addTask { try await buildApplication(api, logger: apiLogger).runService() }
+                    let port = apiConfiguration.port
+                    print("tern dev: HTTP API on http://127.0.0.1:\(port), docs at http://127.0.0.1:\(port)/docs")
+                    if access.requiresToken {
+                        print("tern dev: API token (admin, for this run\(tokenFile.map { "; also in \($0)" } ?? "")): \(devToken)")
+                        print("tern dev: try: curl -s localhost:\(port)/v1/tasks -H 'authorization: Bearer \(devToken)'")
+                    }
                 }
-                group.addTask { try await buildApplication(api, logger: apiLogger).runService() }
-                let port = apiConfiguration.port
-                print("tern dev: HTTP API on http://127.0.0.1:\(port), docs at http://127.0.0.1:\(port)/docs")
-                if access.requiresToken {
-                    print("tern dev: API token (admin, for this run\(tokenFile.map { "; also in \($0)" } ?? "")): \(devToken)")
-                    print("tern dev: try: curl -s localhost:\(port)/v1/jobs -H 'authorization: Bearer \(devToken)' -H 'content-type: application/json' -d '{\"task\":\"echo\",\"input\":{\"hi\":1}}'")
+                if !noDemo {
+                    try await ApplicationTasks.demo(TernClient(broker: broker))
                 }
+                if once {
+                    worker.shutdown()
+                    scheduler.shutdown()
+                } else {
+                    print("tern dev: running. Press Ctrl-C to stop.")
+                }
+                try await group.waitForAll()
             }
-            if !noDemo {
-                try await Self.demo(TernClient(broker: broker))
-            }
-            if once {
-                worker.shutdown()
-                scheduler.shutdown()
-            } else {
-                print("tern dev: running. Press Ctrl-C to stop.")
-            }
-            try await group.waitForAll()
+        } catch {
+            failure = error
         }
+        await store.shutdown()
+        if let failure { throw failure }
     }
 
     /// Milliseconds since 1970 as an ISO 8601 UTC time.
@@ -150,31 +158,5 @@ struct DevCommand: AsyncParsableCommand {
         guard fchmod(descriptor, 0o600) == 0 else { throw ValidationError("cannot make \(path) private: errno \(errno)") }
         let bytes = Array(secret.utf8)
         guard write(descriptor, bytes, bytes.count) == bytes.count else { throw ValidationError("cannot write the token file \(path)") }
-    }
-
-    private static func demo(_ tern: TernClient) async throws {
-        print("tern dev: demo jobs:")
-        func show(_ name: String, _ id: JobID, _ body: () async throws -> String) async {
-            do {
-                let output = try await body()
-                let record = try await tern.broker.job(id)
-                let duration = record.flatMap { record in
-                    record.finishedMilliseconds.map { $0 - record.createdMilliseconds }
-                }
-                print("  \(name) → \(output)  (\(record?.attempts ?? 0) attempt(s), \(duration.map { "\($0) ms" } ?? "?"))")
-            } catch {
-                print("  \(name) → \(error)")
-            }
-        }
-        let echo = try await tern.enqueue(Echo.self, .object(["hello": .string("tern")]))
-        let flaky = try await tern.enqueue(Flaky.self, .init(failures: 2))
-        let sleep = try await tern.enqueue(Sleep.self, .init(ms: 500))
-        let primes = try await tern.enqueue(Primes.self, .init(below: 1_000_000))
-        let fail = try await tern.enqueue(Fail.self, .init(message: "this one fails on purpose"))
-        await show("echo {\"hello\":\"tern\"}", echo.id) { "\(try await echo.result(timeout: .seconds(30)))" }
-        await show("flaky {\"failures\":2}", flaky.id) { "attempt \(try await flaky.result(timeout: .seconds(30)).attempt)" }
-        await show("sleep {\"ms\":500}", sleep.id) { "slept \(try await sleep.result(timeout: .seconds(30)).sleptMs) ms" }
-        await show("primes {\"below\":1000000}", primes.id) { "\(try await primes.result(timeout: .seconds(60)).count) primes" }
-        await show("fail {\"message\":…}", fail.id) { "\(try await fail.result(timeout: .seconds(30)))" }
     }
 }

@@ -1,0 +1,37 @@
+import Foundation
+import Tern
+
+/// `send-invoice`: mails an order's invoice through the process's ``Mailer``, a dependency.
+public struct SendInvoice: TernTask {
+    public struct Input: Codable, Sendable, Equatable {
+        public var order: Int
+        public var email: String
+        public var totalCents: Int
+
+        public init(order: Int, email: String, totalCents: Int) {
+            self.order = order
+            self.email = email
+            self.totalCents = totalCents
+        }
+    }
+
+    public struct Output: Codable, Sendable, Equatable {
+        public var messageID: String
+
+        public init(messageID: String) { self.messageID = messageID }
+    }
+
+    public static let name = "send-invoice"
+    public static let options = TaskOptions(queue: "mail", maxAttempts: 5)
+
+    public init() {}
+
+    public func run(_ input: Input, context: JobContext) async throws -> Output {
+        guard input.email.contains("@") else { throw PermanentError("not an email address: \(input.email)") }
+        let mailer = try await context.dependency((any Mailer).self)
+        let total = "\(input.totalCents / 100).\(String(format: "%02d", input.totalCents % 100))"
+        let id = try await mailer.send(to: input.email, subject: "Invoice for order \(input.order)", body: "Total: \(total) EUR")
+        context.logger.info("invoice sent", metadata: ["order": "\(input.order)"])
+        return Output(messageID: id)
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import ShopTasks
+import Synchronization
+import Tern
+import TernTesting
+import Testing
+
+/// A mailer double: keeps what it was asked to send.
+final class RecordingMailer: Mailer {
+    let messages = Mutex<[String]>([])
+    func send(to recipient: String, subject: String, body: String) async throws -> String {
+        messages.withLock { $0.append("\(recipient) | \(subject) | \(body)") }
+        return "test-\(messages.withLock { $0.count })"
+    }
+    func close() async throws {}
+    var sent: [String] { messages.withLock { $0 } }
+}
+
+@Suite("Shop's tasks")
+struct ShopTests {
+    @Test("resize-image averages areas and keeps the aspect ratio")
+    func resize() async throws {
+        let tern = try TernTestHarness(Shop.self)
+        let input = ResizeImage.Input(width: 4, height: 2, pixels: [0, 10, 20, 30, 40, 50, 60, 70], targetWidth: 2)
+        let output = try await tern.run(ResizeImage.self, input)
+        #expect(output == .init(width: 2, height: 1, pixels: [25, 45]))
+        await #expect(throws: PermanentError.self) {
+            try await tern.run(ResizeImage.self, .init(width: 2, height: 2, pixels: [1], targetWidth: 1))
+        }
+    }
+
+    @Test("import-catalog reports progress and refuses bad products")
+    func importCatalog() async throws {
+        let tern = try TernTestHarness(Shop.self)
+        let products = (1...20).map { ImportCatalog.Product(sku: "sku-\($0)", name: $0 == 7 ? "" : "Product \($0)", priceCents: 100 * $0) }
+        let output = try await tern.run(ImportCatalog.self, .init(products: products))
+        #expect(output == .init(accepted: 19, refused: ["sku-7"]))
+        #expect(tern.progress.count == 10)
+        #expect(tern.progress.last?.value == 1.0)
+        #expect(tern.progress.last?.message == "20 of 20 products")
+    }
+
+    @Test("checkout code enqueues an invoice on the mail queue; draining sends it through the mailer double")
+    func invoiceThroughTheBroker() async throws {
+        let mailer = RecordingMailer()
+        let tern = try TernTestHarness(Shop.self) { dependencies in
+            dependencies.register((any Mailer).self, value: mailer)
+        }
+        // The code under test: whatever in the app enqueues an invoice.
+        _ = try await tern.client.enqueue(SendInvoice.self, .init(order: 42, email: "ada@example.com", totalCents: 1999))
+        let jobs = try await tern.enqueued(SendInvoice.self)
+        #expect(jobs.map(\.input) == [.init(order: 42, email: "ada@example.com", totalCents: 1999)])
+        #expect(jobs.first?.queue == "mail")
+        #expect(mailer.sent.isEmpty)
+        let report = try await tern.drain()
+        #expect(report.succeeded == 1)
+        #expect(mailer.sent == ["ada@example.com | Invoice for order 42 | Total: 19.99 EUR"])
+    }
+
+    @Test("a bad address fails the invoice at once, without retries")
+    func badAddress() async throws {
+        let tern = try TernTestHarness(Shop.self) { $0.register((any Mailer).self, value: RecordingMailer()) }
+        let handle = try await tern.client.enqueue(SendInvoice.self, .init(order: 1, email: "nobody", totalCents: 1))
+        let report = try await tern.drain()
+        #expect(report == .init(succeeded: 0, retried: 0, failed: 1))
+        let record = try await tern.broker.job(handle.id)
+        #expect(record?.state == .failed && record?.attempts == 1 && record?.error == "not an email address: nobody")
+    }
+}
