@@ -22,9 +22,12 @@ struct EnqueueBody {
         "task", "input", "queue", "priority", "max_attempts", "delay_ms", "run_at_ms", "expires_after_ms",
     ]
 
-    /// Parses and validates a request body into a broker request.
-    static func parse(_ bytes: Data, registry: TaskRegistry, idempotencyKey: String?) throws(Problem) -> EnqueueRequest {
+    /// Parses and validates a request body into a broker request, against the tasks of `tasks`.
+    static func parse(_ bytes: Data, tasks: TaskDirectory, idempotencyKey: String?) async throws(Problem) -> EnqueueRequest {
         let body = try parseObject(bytes)
+        var task: String?
+        if case .string(let name)? = body.object["task"] { task = name }
+        let registry = await tasks.registry(for: task)
         return try parse(
             object: body.object, input: body.slice(body.members["input"]), registry: registry, idempotencyKey: idempotencyKey,
             pointerPrefix: "")

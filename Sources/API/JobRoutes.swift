@@ -93,8 +93,8 @@ struct JobWatch {
 private func enqueue(_ request: Request, _ context: APIRequestContext, _ api: APIContext) async throws -> Response {
     let grant = try context.require(.enqueue)
     let bytes = try await readJSONBody(request, api)
-    let enqueueRequest = try EnqueueBody.parse(
-        bytes, registry: api.registry, idempotencyKey: request.headers[.init("Idempotency-Key")!])
+    let enqueueRequest = try await EnqueueBody.parse(
+        bytes, tasks: api.tasks, idempotencyKey: request.headers[.init("Idempotency-Key")!])
     try checkGrant(grant, enqueueRequest)
     let receipt = try await broker { try await api.broker.enqueue([enqueueRequest])[0] }
     if receipt.refused { throw Problem.queueFull(enqueueRequest.queue) }
@@ -134,6 +134,11 @@ private func enqueueBatch(_ request: Request, _ context: APIRequestContext, _ ap
         throw Problem(.unprocessableContent, "invalid_request", "the body must be {\"jobs\": [...]} with 1 to 1000 jobs",
             errors: [.init(pointer: "/jobs", message: "expected an array of 1 to 1000 job objects")])
     }
+    let names = items.compactMap { item -> String? in
+        guard case .object(let fields) = item, case .string(let name)? = fields["task"] else { return nil }
+        return name
+    }
+    let registry = await api.tasks.registry(for: names)
     var outcomes: [Result<EnqueueRequest, Problem>] = []
     for (index, (item, itemRange)) in zip(items, itemRanges).enumerated() {
         guard case .object(let fields) = item, let members = JSONSlices.members(body.bytes, in: itemRange) else {
@@ -149,7 +154,7 @@ private func enqueueBatch(_ request: Request, _ context: APIRequestContext, _ ap
                     errors: [.init(pointer: "/jobs/\(index)/idempotency_key", message: "must be a string of 1 to 255 bytes")])
             }
             let parsed = try EnqueueBody.parse(
-                object: fields, input: body.slice(members["input"]), registry: api.registry, idempotencyKey: key, pointerPrefix: "/jobs/\(index)",
+                object: fields, input: body.slice(members["input"]), registry: registry, idempotencyKey: key, pointerPrefix: "/jobs/\(index)",
                 extraFields: ["idempotency_key"])
             try checkGrant(grant, parsed, pointer: "/jobs/\(index)")
             return parsed

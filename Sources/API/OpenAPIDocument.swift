@@ -5,16 +5,16 @@ import TernCore
 /// tasks: each task's input and output schema comes from its Swift types (``JSONSchema``), and the
 /// body of `POST /v1/jobs` is one variant per task, told apart by `task`.
 enum OpenAPIDocument {
-    static func json(_ api: APIContext) -> [UInt8] {
-        let data = try? JSONSerialization.data(withJSONObject: make(api), options: [.sortedKeys, .withoutEscapingSlashes])
+    static func json(_ api: APIContext, registry: TaskRegistry) -> [UInt8] {
+        let data = try? JSONSerialization.data(withJSONObject: make(api, registry: registry), options: [.sortedKeys, .withoutEscapingSlashes])
         return Array(data ?? Data("{}".utf8))
     }
 
-    static func make(_ api: APIContext) -> [String: Any] {
+    static func make(_ api: APIContext, registry: TaskRegistry) -> [String: Any] {
         var schemas = OpenAPISchemas.common(api.configuration)
         var single: [[String: Any]] = [], batch: [[String: Any]] = [], mapping: [String: String] = [:]
-        for name in api.registry.names {
-            guard let entry = api.registry[name] else { continue }
+        for name in registry.names {
+            guard let entry = registry[name] else { continue }
             schemas["\(name).Input"] = entry.inputSchema.foundationObject
             schemas["\(name).Output"] = entry.outputSchema.foundationObject
             schemas["\(name).Job"] = OpenAPISchemas.enqueueVariant(entry, batch: false)
@@ -168,6 +168,11 @@ enum OpenAPISchemas {
                     "isolated": ["type": "boolean", "description": "Each job runs alone in a process of its own."],
                     "result_retention_ms": integer,
                     "expires_after_ms": ["type": ["integer", "null"]], "input_schema": ["type": "object"], "output_schema": ["type": "object"],
+                    "source": [
+                        "type": "string", "enum": ["compiled", "published"],
+                        "description": "compiled: this API process has the task's Swift type; published: a worker published it.",
+                    ],
+                    "workers": ["type": "array", "items": string, "description": "The live workers whose published catalogue lists the task."],
                 ]),
             "TaskList": object(["tasks": ["type": "array", "items": OpenAPIDocument.ref("Task")]]),
             "Status": object(["status": string]),

@@ -70,9 +70,19 @@ func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
     }
     router.get("v1/tasks") { _, context in
         try context.require(.read)
-        let tasks: [[String: Any]] = api.registry.names.compactMap { name in
-            guard let entry = api.registry[name] else { return nil }
-            return taskObject(entry)
+        let current = await api.tasks.current()
+        // Which live workers run each task: those whose announced catalogue lists it.
+        let workers = (try? await (api.broker as? any WorkerRegistry)?.workers()) ?? []
+        var namesByVersion: [String: Set<String>] = [:]
+        for seen in current.catalogues { namesByVersion[seen.catalogue.version] = Set(seen.catalogue.tasks.map(\.name)) }
+        let tasks: [[String: Any]] = current.registry.names.compactMap { name in
+            guard let entry = current.registry[name] else { return nil }
+            var object = taskObject(entry)
+            object["source"] = entry.isPublished ? "published" : "compiled"
+            object["workers"] = workers.filter { info in
+                info.catalogue.flatMap { namesByVersion[$0]?.contains(name) } ?? false
+            }.map(\.id)
+            return object
         }
         return try JSONResponse.make(["tasks": tasks])
     }

@@ -10,7 +10,10 @@ import TernCore
 /// readiness probe.
 public struct APIContext: Sendable {
     public var broker: any JobBroker
-    public var registry: TaskRegistry
+    /// The tasks compiled into this process.
+    public let registry: TaskRegistry
+    /// These and the tasks workers published: what the API accepts, lists and documents.
+    public let tasks: TaskDirectory
     public var configuration: APIConfiguration
     /// Who may call: tokens with roles, or nobody checked (`.none`, development only).
     public var access: AccessPolicy
@@ -34,6 +37,7 @@ public struct APIContext: Sendable {
         self.configuredSchedules = configuredSchedules
         self.broker = broker
         self.registry = registry
+        tasks = TaskDirectory(compiled: registry, broker: broker)
         self.configuration = configuration
         self.access = access
         self.metrics = metrics
@@ -66,9 +70,9 @@ private func addPublicRoutes(_ router: Router<APIRequestContext>, _ api: APICont
             throw Problem.unavailable(error)
         }
     }
-    let document = ByteBuffer(bytes: OpenAPIDocument.json(api))
     router.get("/openapi.json") { _, _ in
-        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: document))
+        let document = await api.tasks.document { OpenAPIDocument.json(api, registry: $0) }
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: document)))
     }
     let page = ByteBuffer(string: DocsPage.html)
     router.get("/docs") { _, _ in

@@ -25,6 +25,9 @@ public struct TaskRegistry: Sendable {
         public let isPermanent: @Sendable (any Error) -> Bool
         /// The delay before the retry after a failed attempt.
         public let retryDelay: @Sendable (_ attempt: Int, _ error: any Error) -> Duration
+        /// Whether the task was published by a worker elsewhere (``add(published:)``) rather than
+        /// registered from its Swift type here.
+        public var isPublished = false
     }
 
     private var entries: [String: Entry] = [:]
@@ -82,6 +85,9 @@ public struct TaskRegistry: Sendable {
         }
         return { input in _ = try TaskCodec.decoder.decode(Input.self, from: input) }
     }
+
+    /// Adds `entry` under its name (callers check the name is free).
+    mutating func insert(_ entry: Entry) { entries[entry.name] = entry }
 
     /// The task registered under `name`.
     public subscript(name: String) -> Entry? { entries[name] }

@@ -31,10 +31,14 @@ public final class JobWorker: Sendable {
         var processed = 0
         /// The most a heartbeat came later than its interval (see ``worstHeartbeatDelay``).
         var worstHeartbeatDelay: Duration = .zero
+        /// When the task catalogue was last stored in the broker.
+        var catalogueStored: ContinuousClock.Instant?
     }
 
     let broker: any JobBroker
     let registry: TaskRegistry
+    /// What this worker publishes of its tasks (`nil` with none registered), for APIs without them.
+    let catalogue: TaskCatalogue?
     let configuration: WorkerConfiguration
     let logger: Logger
     /// The process's application resources, which jobs reach through their context.
@@ -57,6 +61,7 @@ public final class JobWorker: Sendable {
         self.dependencies = dependencies
         self.broker = broker
         self.registry = registry
+        catalogue = registry.names.isEmpty ? nil : TaskCatalogue(registry)
         self.configuration = configuration
         var logger = logger
         logger[metadataKey: "worker"] = "\(configuration.workerID)"
@@ -270,15 +275,32 @@ public final class JobWorker: Sendable {
             id: configuration.workerID, host: ProcessInfo.processInfo.hostName, pid: getpid(),
             queues: configuration.queues.map(\.rawValue), concurrency: configuration.concurrency, busy: busy,
             processed: processed, startedMilliseconds: started,
-            lastSeenMilliseconds: Int64(WallClock.nowMilliseconds()), supervisorPID: configuration.supervisorPID)
+            lastSeenMilliseconds: Int64(WallClock.nowMilliseconds()), supervisorPID: configuration.supervisorPID,
+            catalogue: catalogue?.version)
     }
 
     private func announce() async {
+        await publishCatalogue()
         guard let registry = broker as? any WorkerRegistry else { return }
         do {
             try await registry.register(info, ttl: configuration.heartbeatInterval * 5 + .seconds(2))
         } catch {
             logger.debug("worker registration failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Stores the task catalogue when the worker starts (retried with each announcement until it
+    /// succeeds), and again every 10 minutes in case Redis lost it; the announcements keep it seen.
+    private func publishCatalogue() async {
+        guard let catalogue, let store = broker as? any TaskCatalogueStore else { return }
+        let now = ContinuousClock.now
+        guard state.withLock({ $0.catalogueStored.map { now - $0 > .seconds(600) } ?? true }) else { return }
+        do {
+            try await store.publish(catalogue)
+            state.withLock { $0.catalogueStored = now }
+            logger.debug("task catalogue published", metadata: ["catalogue": "\(catalogue.version)", "tasks": "\(catalogue.tasks.count)"])
+        } catch {
+            logger.debug("task catalogue not published", metadata: ["error": "\(error)"])
         }
     }
 

@@ -302,6 +302,8 @@ struct JobLifecycleTests {
         let bounded: Set<String> = [
             broker.keys.queues, broker.keys.queueKey(.default, "meta"), broker.keys.queueKey(.default, "wake"),
             broker.keys.queueKey(.default, "succeeded"), broker.keys.queueKey(.default, "failed"),
+            // Catalogue versions: each publication drops those not announced for a week.
+            broker.keys.catalogues,
         ]
         for key in keys where !bounded.contains(key) {
             let ttl = try await environment.client.send("PTTL", key).int ?? -1

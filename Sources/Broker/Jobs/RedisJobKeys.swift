@@ -36,4 +36,9 @@ public struct RedisJobKeys: Sendable, Hashable {
     public var workers: String { "\(prefix):workers" }
     /// One worker's description.
     public func worker(_ id: String) -> String { "\(prefix):worker:\(id)" }
+    /// The sorted set of published task catalogue versions by when a worker last announced one
+    /// (milliseconds).
+    public var catalogues: String { "\(prefix):catalogues" }
+    /// One published task catalogue, as JSON.
+    public func catalogue(_ version: String) -> String { "\(prefix):catalogue:\(version)" }
 }

@@ -23,11 +23,15 @@ public struct WorkerInfo: Sendable, Hashable, Codable {
     /// Set on a supervisor's own entry: how many worker processes it runs. Its ``concurrency`` and
     /// ``busy`` are then the totals of its processes.
     public var processes: Int?
+    /// The version of the task catalogue it published (``TaskCatalogue/version``), if it did.
+    public var catalogue: String?
 
     public init(
         id: String, host: String, pid: Int32, queues: [String], concurrency: Int, busy: Int, processed: Int,
-        startedMilliseconds: Int64, lastSeenMilliseconds: Int64, supervisorPID: Int32? = nil, processes: Int? = nil
+        startedMilliseconds: Int64, lastSeenMilliseconds: Int64, supervisorPID: Int32? = nil, processes: Int? = nil,
+        catalogue: String? = nil
     ) {
+        self.catalogue = catalogue
         self.processes = processes
         self.supervisorPID = supervisorPID
         self.id = id
@@ -56,12 +60,20 @@ public protocol WorkerRegistry: Sendable {
 extension RedisJobBroker: WorkerRegistry {
     public func register(_ info: WorkerInfo, ttl: Duration) async throws {
         let data = try JSONEncoder().encode(info)
-        let replies = try await client.pipeline([
+        var commands = [
             RedisCommand("SET", keys.worker(info.id), data, "PX", Int(ttl.nanoseconds / 1_000_000)),
             RedisCommand("ZADD", keys.workers, Int(info.lastSeenMilliseconds), info.id),
             // Ids of workers that stopped reporting an hour ago or more.
             RedisCommand("ZREMRANGEBYSCORE", keys.workers, "-inf", Int(info.lastSeenMilliseconds) - 3_600_000),
-        ])
+        ]
+        if let version = info.catalogue {
+            // The worker's catalogue was seen now: it stays for a week after its last worker.
+            commands += [
+                RedisCommand("ZADD", keys.catalogues, Int(info.lastSeenMilliseconds), version),
+                RedisCommand("PEXPIRE", keys.catalogue(version), TaskCatalogueRetention.milliseconds),
+            ]
+        }
+        let replies = try await client.pipeline(commands)
         for reply in replies { try reply.throwingServerError() }
     }
 

@@ -14,6 +14,23 @@ final class MemoryWorkerTable: Sendable {
         _ = entries.withLock { $0.removeValue(forKey: id) }
     }
 
+    /// Published catalogues by version, with when each was last seen.
+    private let catalogues = Mutex<[String: SeenCatalogue]>([:])
+
+    func publish(_ catalogue: TaskCatalogue, now: Int64) {
+        catalogues.withLock { $0[catalogue.version] = SeenCatalogue(catalogue: catalogue, seenMilliseconds: now) }
+    }
+
+    func seen(_ version: String, now: Int64) {
+        catalogues.withLock { $0[version]?.seenMilliseconds = now }
+    }
+
+    func catalogues(since: Int64) -> [SeenCatalogue] {
+        catalogues.withLock { catalogues in
+            catalogues.values.filter { $0.seenMilliseconds >= since }.sorted { $0.seenMilliseconds > $1.seenMilliseconds }
+        }
+    }
+
     func live(now: Int64) -> [WorkerInfo] {
         entries.withLock { entries in
             entries = entries.filter { $0.value.expires > now }
@@ -24,7 +41,9 @@ final class MemoryWorkerTable: Sendable {
 
 extension MemoryJobBroker: WorkerRegistry {
     public func register(_ info: WorkerInfo, ttl: Duration) async throws {
-        workerTable.register(info, expires: clock() + ttl.nanoseconds / 1_000_000)
+        let now = clock()
+        workerTable.register(info, expires: now + ttl.nanoseconds / 1_000_000)
+        if let version = info.catalogue { workerTable.seen(version, now: now) }
     }
 
     public func unregister(_ id: String) async throws {
@@ -33,5 +52,15 @@ extension MemoryJobBroker: WorkerRegistry {
 
     public func workers() async throws -> [WorkerInfo] {
         workerTable.live(now: clock())
+    }
+}
+
+extension MemoryJobBroker: TaskCatalogueStore {
+    public func publish(_ catalogue: TaskCatalogue) async throws {
+        workerTable.publish(catalogue, now: clock())
+    }
+
+    public func catalogues(seenSince sinceMilliseconds: Int64) async throws -> [SeenCatalogue] {
+        workerTable.catalogues(since: sinceMilliseconds)
     }
 }

@@ -101,4 +101,42 @@ struct ShopProcessTests {
         #expect(await scheduler.stop() == 0)
         #expect(await worker.stop() == 0)
     }
+
+    @Test(
+        "the plain tern api, built without Shop's code, accepts Shop's tasks from the catalogue Shop's worker published",
+        .enabled(if: ShopBinary.plainTern != nil || ProcessInfo.processInfo.environment["CI"] == "true",
+            "Tern's tern binary is not next to shop: build Shop with --scratch-path ../../.build"))
+    func plainTernAPI() async throws {
+        let system = try await ShopSystem.start()
+        defer { system.stop() }
+        let worker = try system.run(["worker", "--queues", "mail,images,default"])
+        let api = try system.runPlainTern(["api", "--port", "\(system.apiPort)"])
+        defer { [worker, api].forEach { $0.killIfRunning() } }
+        try await system.waitForAPI()
+        // The worker publishes its catalogue when it starts; the API reads it within 2 s.
+        var invoice: [String: Any]?
+        let deadline = ContinuousClock.now + .seconds(60)
+        while invoice == nil, ContinuousClock.now < deadline {
+            let (_, tasks) = try await system.getArray("/v1/tasks")
+            invoice = tasks.first { $0["name"] as? String == "send-invoice" && ($0["workers"] as? [String])?.isEmpty == false }
+            if invoice == nil { try await Task.sleep(for: .milliseconds(200)) }
+        }
+        let listed = try #require(invoice, "the plain API never listed send-invoice with a worker: \(api.logText)")
+        #expect(listed["source"] as? String == "published")
+        #expect(listed["queue"] as? String == "mail")
+
+        let (_, job) = try await system.enqueueAndWait("send-invoice", ["order": 7, "email": "bo@example.com", "totalCents": 500])
+        #expect(job["state"] as? String == "succeeded", "\(job)")
+        #expect((job["result"] as? [String: Any])?["messageID"] as? String != nil)
+
+        let (status, problem) = try await system.post(
+            "/v1/jobs", ["task": "send-invoice", "input": ["order": "7", "email": "bo@example.com", "totalCents": 500]])
+        #expect(status == 422)
+        #expect((problem["errors"] as? [[String: Any]] ?? []).compactMap { $0["pointer"] as? String } == ["/input/order"], "\(problem)")
+        let (unknownStatus, unknown) = try await system.post("/v1/jobs", ["task": "refund-order", "input": ["order": 7]])
+        #expect(unknownStatus == 422)
+        #expect((unknown["errors"] as? [[String: Any]] ?? []).compactMap { $0["message"] as? String } == ["unknown task 'refund-order'"])
+        #expect(await api.stop() == 0)
+        #expect(await worker.stop() == 0)
+    }
 }

@@ -17,6 +17,13 @@ enum ShopBinary {
         return ".build/debug/shop"
     }
 
+    /// Tern's own `tern` binary, built without Shop's tasks, if it sits next to `shop` (it does when
+    /// Shop is built on Tern's build folder, as `scripts/test` does).
+    static var plainTern: String? {
+        let path = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("tern").path
+        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+    }
+
     /// True when a redis-server is installed, and always under `CI=true` (there a missing one fails).
     static var redisAvailable: Bool {
         ProcessInfo.processInfo.environment["CI"] == "true"
@@ -61,7 +68,12 @@ final class ShopSystem: Sendable {
 
     /// Starts `shop <arguments>` in the folder, its standard error to a log file.
     func run(_ arguments: [String]) throws -> ShopProcess {
-        try ShopProcess(arguments, folder: folder, environment: ["SHOP_OUTBOX": outbox])
+        try ShopProcess(ShopBinary.path, arguments, folder: folder, environment: ["SHOP_OUTBOX": outbox])
+    }
+
+    /// Starts the plain `tern <arguments>`, which has none of Shop's code, in the folder.
+    func runPlainTern(_ arguments: [String]) throws -> ShopProcess {
+        try ShopProcess(try #require(ShopBinary.plainTern), arguments, folder: folder, environment: [:])
     }
 
     /// A broker on the system's Redis and prefix, to look at jobs directly.
@@ -125,10 +137,10 @@ final class ShopProcess: @unchecked Sendable {
     private let process = Process()
     let log: String
 
-    init(_ arguments: [String], folder: String, environment: [String: String]) throws {
+    init(_ executable: String, _ arguments: [String], folder: String, environment: [String: String]) throws {
         log = folder + "/\(arguments[0])-\(UUID().uuidString.prefix(6)).log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
-        process.executableURL = URL(fileURLWithPath: ShopBinary.path)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: folder)
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
