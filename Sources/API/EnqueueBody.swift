@@ -27,7 +27,7 @@ struct EnqueueBody {
         let body = try parseObject(bytes)
         var task: String?
         if case .string(let name)? = body.object["task"] { task = name }
-        let registry = await tasks.registry(for: task)
+        let registry = try await tasks.registry(for: task)
         return try parse(
             object: body.object, input: body.slice(body.members["input"]), registry: registry, idempotencyKey: idempotencyKey,
             pointerPrefix: "")

@@ -138,7 +138,7 @@ private func enqueueBatch(_ request: Request, _ context: APIRequestContext, _ ap
         guard case .object(let fields) = item, case .string(let name)? = fields["task"] else { return nil }
         return name
     }
-    let registry = await api.tasks.registry(for: names)
+    let registry = try await api.tasks.registry(for: names)
     var outcomes: [Result<EnqueueRequest, Problem>] = []
     for (index, (item, itemRange)) in zip(items, itemRanges).enumerated() {
         guard case .object(let fields) = item, let members = JSONSlices.members(body.bytes, in: itemRange) else {

@@ -25,7 +25,7 @@ func addScheduleRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         try context.require(.operate)
         let name = try await changeable(try scheduleName(context), api)
         let definition = try parseDefinition(try await readJSONBody(request, api), name: name)
-        try await check(definition, api)
+        try check(definition, api)
         let created = try await broker { try await api.scheduleStore.put(definition) }
         return try await JSONResponse.make(scheduleObject(definition, source: "api", api), status: created ? .created : .ok)
     }
@@ -109,11 +109,11 @@ private func parseDefinition(_ bytes: Data, name: String) throws -> ScheduleDefi
     }
 }
 
-/// 422 unless the definition makes a schedule that fits the registered tasks.
-private func check(_ definition: ScheduleDefinition, _ api: APIContext) async throws {
-    let registry = await api.tasks.registry(for: definition.task)
+/// 422 unless the definition makes a schedule that fits the tasks compiled into this process: the
+/// scheduler emits only tasks it has the code of, so a published task cannot be scheduled here.
+private func check(_ definition: ScheduleDefinition, _ api: APIContext) throws {
     do {
-        try definition.schedule().validate(against: registry)
+        try definition.schedule().validate(against: api.registry)
     } catch {
         throw Problem(.unprocessableContent, "invalid_schedule", String(error.description.prefix(500)))
     }
@@ -128,8 +128,7 @@ private func scheduleObject(_ definition: ScheduleDefinition, source: String, _ 
     let now = Int64(Date().timeIntervalSince1970 * 1000)
     let upcoming = (try? definition.schedule())?.upcoming(after: now, count: 5) ?? []
     object["next_runs"] = upcoming.map(JobView.timestamp)
-    let registry = await api.tasks.registry(for: definition.task)
-    let queue = definition.queue.flatMap(QueueName.init) ?? registry[definition.task]?.options.queue ?? .default
+    let queue = definition.queue.flatMap(QueueName.init) ?? api.registry[definition.task]?.options.queue ?? .default
     let last = try await broker { try await api.scheduleStore.lastRun(definition.name, queue: queue) }
     object["last_run"] = last.map { ["tick_at": JobView.timestamp($0.tick), "job": $0.job] } ?? NSNull()
     return object

@@ -22,6 +22,11 @@ public final class TaskDirectory: Sendable {
         var registry: TaskRegistry
         var catalogues: [SeenCatalogue]
         var taken: ContinuousClock.Instant
+        /// Whether catalogues were ever read: until then a job of a task without compiled code gets
+        /// a 503, not a wrong "unknown task".
+        var loaded = false
+        /// Counts the catalogue reads that succeeded: which registry a document was made from.
+        var generation = 0
         /// The OpenAPI document of ``registry``, once made.
         var document: [UInt8]?
     }
@@ -41,22 +46,44 @@ public final class TaskDirectory: Sendable {
 
     /// The registry to validate a job of `task` with: the compiled one when it has the task, else
     /// the compiled and published tasks together.
-    func registry(for task: String?) async -> TaskRegistry {
-        if let task, compiled[task] != nil { return compiled }
-        return await current().registry
+    /// - Throws: 503 `store_unavailable` while the published catalogues were never read.
+    func registry(for task: String?) async throws(Problem) -> TaskRegistry {
+        // No name, or one no task can have: the enqueue's own checks answer with a 422.
+        guard let task, TaskRegistry.isValidName(task), compiled[task] == nil else { return compiled }
+        return try await withPublished()
     }
 
     /// The registry for jobs naming `tasks`: the compiled one when it has all of them.
-    func registry(for tasks: [String]) async -> TaskRegistry {
-        if tasks.allSatisfy({ compiled[$0] != nil }) { return compiled }
-        return await current().registry
+    func registry(for tasks: [String]) async throws(Problem) -> TaskRegistry {
+        if tasks.allSatisfy({ compiled[$0] != nil || !TaskRegistry.isValidName($0) }) { return compiled }
+        return try await withPublished()
     }
 
-    /// The compiled and published tasks now, and the catalogues they came from.
+    /// The compiled and published tasks; a 503 rather than a wrong "unknown task" while Redis has
+    /// not yet been read.
+    private func withPublished() async throws(Problem) -> TaskRegistry {
+        let current = await current()
+        if store != nil && !current.loaded { throw Problem.unavailable(CataloguesUnread()) }
+        return current.registry
+    }
+
+    /// The published catalogues could not be read yet.
+    struct CataloguesUnread: Error, CustomStringConvertible {
+        var description: String { "the published task catalogues could not be read from Redis" }
+    }
+
+    /// The compiled and published tasks now, and the catalogues they came from. At most one read
+    /// every ``refreshEvery``, by one caller; the others meanwhile get the last snapshot.
     func current() async -> Snapshot {
-        let cached = snapshot.withLock { $0 }
-        guard let store, ContinuousClock.now - cached.taken >= Self.refreshEvery else { return cached }
+        guard let store else { return snapshot.withLock { $0 } }
         let now = ContinuousClock.now
+        let (cached, refresh) = snapshot.withLock { snapshot -> (Snapshot, Bool) in
+            guard now - snapshot.taken >= Self.refreshEvery else { return (snapshot, false) }
+            let cached = snapshot
+            snapshot.taken = now  // claimed: concurrent callers use `cached` until this read ends
+            return (cached, true)
+        }
+        guard refresh else { return cached }
         do {
             let since = Int64(WallClock.nowMilliseconds()) - Self.window.nanoseconds / 1_000_000
             let catalogues = try await store.catalogues(seenSince: since)
@@ -64,15 +91,14 @@ public final class TaskDirectory: Sendable {
             for seen in catalogues {
                 for task in seen.catalogue.tasks { registry.add(published: task) }
             }
-            let fresh = Snapshot(registry: registry, catalogues: catalogues, taken: now)
-            snapshot.withLock { $0 = fresh }
-            return fresh
-        } catch {
-            // Keep what was read last; try again after the refresh interval, not on every request.
             return snapshot.withLock { snapshot in
-                snapshot.taken = now
+                snapshot = Snapshot(
+                    registry: registry, catalogues: catalogues, taken: now, loaded: true, generation: snapshot.generation + 1)
                 return snapshot
             }
+        } catch {
+            // Keep what was read last; the next read is due after the refresh interval.
+            return snapshot.withLock { $0 }
         }
     }
 
@@ -81,7 +107,7 @@ public final class TaskDirectory: Sendable {
         let current = await current()
         if let document = current.document { return document }
         let document = make(current.registry)
-        snapshot.withLock { if $0.taken == current.taken { $0.document = document } }
+        snapshot.withLock { if $0.generation == current.generation { $0.document = document } }
         return document
     }
 }

@@ -46,8 +46,8 @@ public struct ScheduleStore: ScheduleStoring {
     public init(client: RedisClient, keys: RedisJobKeys) {
         self.client = client
         self.keys = keys
-        hashKey = keys.prefix + ":schedules"
-        versionKey = keys.prefix + ":schedules:version"
+        hashKey = keys.schedules
+        versionKey = keys.schedulesVersion
     }
 
     /// Every stored definition, by name. Entries that no longer decode are left out.
@@ -83,7 +83,7 @@ public struct ScheduleStore: ScheduleStoring {
     }
 
     public func lastRun(_ name: String, queue: QueueName) async throws -> (tick: Int64, job: String)? {
-        let reply = try await client.send(RedisCommand("HMGET", keys.base(queue) + "schedule:" + name, "tick", "job"))
+        let reply = try await client.send(RedisCommand("HMGET", keys.scheduleMark(queue, name), "tick", "job"))
         let fields = reply.array ?? []
         guard fields.count == 2, let tick = fields[0].string.flatMap(Int64.init), let job = fields[1].string else { return nil }
         return (tick, job)

@@ -88,7 +88,7 @@ public final class SchedulerService: Sendable {
         var commands = [RedisCommand("TIME")]
         if let store { commands.append(store.versionCommand) }
         for schedule in enabled {
-            commands.append(RedisCommand("HGET", broker.keys.base(queue(of: schedule)) + "schedule:" + schedule.name, "mark"))
+            commands.append(RedisCommand("HGET", broker.keys.scheduleMark(queue(of: schedule), schedule.name), "mark"))
         }
         var replies = try await broker.client.pipeline(commands)
         if let store {

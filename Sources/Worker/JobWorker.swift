@@ -33,6 +33,8 @@ public final class JobWorker: Sendable {
         var worstHeartbeatDelay: Duration = .zero
         /// When the task catalogue was last stored in the broker.
         var catalogueStored: ContinuousClock.Instant?
+        /// Whether the last attempt to store it failed.
+        var catalogueFailing = false
     }
 
     let broker: any JobBroker
@@ -289,18 +291,28 @@ public final class JobWorker: Sendable {
         }
     }
 
-    /// Stores the task catalogue when the worker starts (retried with each announcement until it
-    /// succeeds), and again every 10 minutes in case Redis lost it; the announcements keep it seen.
+    /// Stores the task catalogue when the worker starts and every minute after (retried with each
+    /// announcement while it fails): that marks it seen, and restores it if Redis lost it.
     private func publishCatalogue() async {
         guard let catalogue, let store = broker as? any TaskCatalogueStore else { return }
         let now = ContinuousClock.now
-        guard state.withLock({ $0.catalogueStored.map { now - $0 > .seconds(600) } ?? true }) else { return }
+        let (due, wasFailing) = state.withLock { state in
+            (state.catalogueStored.map { now - $0 >= .seconds(60) } ?? true, state.catalogueFailing)
+        }
+        guard due else { return }
         do {
             try await store.publish(catalogue)
-            state.withLock { $0.catalogueStored = now }
+            state.withLock {
+                $0.catalogueStored = now
+                $0.catalogueFailing = false
+            }
             logger.debug("task catalogue published", metadata: ["catalogue": "\(catalogue.version)", "tasks": "\(catalogue.tasks.count)"])
         } catch {
-            logger.debug("task catalogue not published", metadata: ["error": "\(error)"])
+            state.withLock { $0.catalogueFailing = true }
+            // Once per run of failures: a Redis outage is reported elsewhere, a refused command is not.
+            if !wasFailing {
+                logger.warning("task catalogue not published; APIs without these tasks' code refuse their jobs", metadata: ["error": "\(error)"])
+            }
         }
     }
 

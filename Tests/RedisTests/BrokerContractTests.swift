@@ -642,12 +642,14 @@ struct BrokerContractTests {
     @Test("memory: a cancelled wait for work ends at once")
     func memoryWaitCancellation() async throws {
         let broker = MemoryJobBroker()
-        let waiting = Task { try await broker.waitForWork(queues: [.default], timeout: .seconds(30)) }
+        // A wait of an hour: ending within the bound shows the cancellation ended it. The time is
+        // mostly this process's scheduling (the parallel stage keeps its pool busy: 2.3 s seen).
+        let waiting = Task { try await broker.waitForWork(queues: [.default], timeout: .seconds(3_600)) }
         waiting.cancel()
         let started = ContinuousClock.now
         let woken = try await waiting.value
         #expect(woken == false)
-        recordTiming("a cancelled wait for work ends", ContinuousClock.now - started, bound: .seconds(5))
+        recordTiming("a cancelled wait for work ends", ContinuousClock.now - started, bound: .seconds(30))
         // The cancelled waiter took no wake: the next enqueue's wake is still there.
         _ = try await broker.enqueue([contractRequest()])
         #expect(try await broker.waitForWork(queues: [.default], timeout: .milliseconds(100)))

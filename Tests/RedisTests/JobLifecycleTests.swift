@@ -253,7 +253,7 @@ struct JobLifecycleTests {
         let environment = try await JobEnvironment.start()
         defer { environment.stop() }
         let broker = environment.broker
-        let active = broker.keys.queueKey(.default, "active")
+        let active = broker.keys.queueKey(.default, .active)
         let ghost = JobID.generate(queue: .default)
         try await environment.client.send("ZADD", active, 0, ghost.rawValue)
         let handle = try await environment.tern.enqueue(Echo.self, .null)
@@ -300,8 +300,8 @@ struct JobLifecycleTests {
         }
         let keys = try await environment.client.send("KEYS", "\(broker.keys.prefix):*").array?.compactMap(\.string) ?? []
         let bounded: Set<String> = [
-            broker.keys.queues, broker.keys.queueKey(.default, "meta"), broker.keys.queueKey(.default, "wake"),
-            broker.keys.queueKey(.default, "succeeded"), broker.keys.queueKey(.default, "failed"),
+            broker.keys.queues, broker.keys.queueKey(.default, .meta), broker.keys.queueKey(.default, .wake),
+            broker.keys.queueKey(.default, .succeeded), broker.keys.queueKey(.default, .failed),
             // Catalogue versions: each publication drops those not announced for a week.
             broker.keys.catalogues,
         ]
@@ -309,6 +309,6 @@ struct JobLifecycleTests {
             let ttl = try await environment.client.send("PTTL", key).int ?? -1
             #expect(ttl > 0, "\(key) has no TTL")
         }
-        #expect(try await environment.client.send("LLEN", broker.keys.queueKey(.default, "wake")).int ?? 0 <= 64)
+        #expect(try await environment.client.send("LLEN", broker.keys.queueKey(.default, .wake)).int ?? 0 <= 64)
     }
 }

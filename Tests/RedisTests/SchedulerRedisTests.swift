@@ -63,7 +63,7 @@ struct SchedulerRedisTests {
         definition.catchUpLimit = policy == "all-1" ? 1 : 10
         let schedule = try definition.schedule()
         let mark = Int64(1_546_300_800_000)  // 2019-01-01T00:00:00Z
-        _ = try await environment.client.send(RedisCommand("HSET", environment.broker.keys.base(.default) + "schedule:leap", "mark", Int(mark)))
+        _ = try await environment.client.send(RedisCommand("HSET", environment.broker.keys.scheduleMark(.default, "leap"), "mark", Int(mark)))
         let service = try SchedulerService(broker: environment.broker, schedules: [schedule], registry: environment.registry, logger: quiet)
         try await service.pass()
         let emitted = try await emittedTicks(environment)

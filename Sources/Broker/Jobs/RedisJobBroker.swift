@@ -186,7 +186,7 @@ public final class RedisJobBroker: JobBroker {
     public func nextDue(queues: [QueueName]) async throws -> Duration? {
         guard !queues.isEmpty else { return nil }
         let commands =
-            queues.map { RedisCommand("ZRANGE", keys.queueKey($0, "scheduled"), 0, 0, "WITHSCORES") } + [RedisCommand("TIME")]
+            queues.map { RedisCommand("ZRANGE", keys.queueKey($0, .scheduled), 0, 0, "WITHSCORES") } + [RedisCommand("TIME")]
         let replies = try await client.pipeline(commands)
         guard let time = try replies.last?.throwingServerError().array, time.count == 2, let seconds = time[0].int,
             let micros = time[1].int
@@ -203,7 +203,7 @@ public final class RedisJobBroker: JobBroker {
         guard !queues.isEmpty else { return false }
         let seconds = max(0.01, Double(timeout.nanoseconds) / 1e9)
         let command = RedisCommand(
-            "BLPOP", arguments: queues.map { keys.queueKey($0, "wake") } + [String(format: "%.3f", seconds)])
+            "BLPOP", arguments: queues.map { keys.queueKey($0, .wake) } + [String(format: "%.3f", seconds)])
         let reply = try await client.sendBlocking(command, blockFor: timeout)
         return !reply.isNull
     }
@@ -361,15 +361,8 @@ public final class RedisJobBroker: JobBroker {
         let limit = min(max(limit, 1), 1000)
         // A cursor is an offset; one that is not a plausible offset starts from the beginning.
         let offset = cursor.flatMap(Int.init).flatMap { (0...10_000_000).contains($0) ? $0 : nil } ?? 0
-        let set: String
-        switch state {
-        case .queued: set = "pending"
-        case .scheduled, .retrying: set = "scheduled"
-        case .running: set = "active"
-        case .succeeded, .failed, .cancelled, .expired: set = state.rawValue
-        }
         let ids = try await client.send(
-            RedisCommand("ZRANGE", keys.queueKey(queue, set), offset, offset + limit - 1)
+            RedisCommand("ZRANGE", keys.queueKey(queue, QueueKey(holding: state)), offset, offset + limit - 1)
         ).array ?? []
         let records = try await client.pipeline(
             ids.compactMap { $0.string.flatMap(JobID.init) }.map { RedisCommand("HGETALL", keys.job($0)) })
@@ -378,10 +371,10 @@ public final class RedisJobBroker: JobBroker {
     }
 
     public func stats(_ queue: QueueName) async throws -> QueueStats {
-        let sets = ["pending", "scheduled", "active", "succeeded", "failed", "cancelled", "expired"]
+        let sets: [QueueKey] = [.pending, .scheduled, .active, .succeeded, .failed, .cancelled, .expired]
         var commands = sets.map { RedisCommand("ZCARD", keys.queueKey(queue, $0)) }
-        commands.append(RedisCommand("HMGET", keys.queueKey(queue, "meta"), "paused", "stale_writes", "lost_leases"))
-        commands.append(RedisCommand("ZRANGE", keys.queueKey(queue, "pending"), 0, 0))
+        commands.append(RedisCommand("HMGET", keys.queueKey(queue, .meta), "paused", "stale_writes", "lost_leases"))
+        commands.append(RedisCommand("ZRANGE", keys.queueKey(queue, .pending), 0, 0))
         commands.append(RedisCommand("TIME"))
         let replies = try await client.pipeline(commands)
         let counts = try replies.prefix(sets.count).map { try $0.throwingServerError().int ?? 0 }
@@ -403,10 +396,10 @@ public final class RedisJobBroker: JobBroker {
     }
 
     public func setPaused(_ queue: QueueName, _ paused: Bool) async throws {
-        var commands = [RedisCommand("HSET", keys.queueKey(queue, "meta"), "paused", paused ? "1" : "0")]
+        var commands = [RedisCommand("HSET", keys.queueKey(queue, .meta), "paused", paused ? "1" : "0")]
         if !paused {
-            commands.append(RedisCommand("LPUSH", keys.queueKey(queue, "wake"), "1"))
-            commands.append(RedisCommand("LTRIM", keys.queueKey(queue, "wake"), 0, 63))
+            commands.append(RedisCommand("LPUSH", keys.queueKey(queue, .wake), "1"))
+            commands.append(RedisCommand("LTRIM", keys.queueKey(queue, .wake), 0, 63))
         }
         commands.append(RedisCommand("SADD", keys.queues, queue.rawValue))
         for reply in try await client.pipeline(commands) { try reply.throwingServerError() }

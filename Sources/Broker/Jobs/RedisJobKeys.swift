@@ -28,8 +28,10 @@ public struct RedisJobKeys: Sendable, Hashable {
     public func base(_ queue: QueueName) -> String { "\(prefix):{\(queue.rawValue)}:" }
     /// A job's hash.
     public func job(_ id: JobID) -> String { base(id.queue) + "job:" + id.rawValue }
-    /// A queue's key with `suffix` (`pending`, `scheduled`, `active`, `meta`, `wake`, or a terminal state).
-    public func queueKey(_ queue: QueueName, _ suffix: String) -> String { base(queue) + suffix }
+    /// One of a queue's keys.
+    public func queueKey(_ queue: QueueName, _ suffix: QueueKey) -> String { base(queue) + suffix.rawValue }
+    /// Where a schedule records its last tick on `queue` (a hash: `mark`, `tick`, `job`).
+    public func scheduleMark(_ queue: QueueName, _ schedule: String) -> String { base(queue) + "schedule:" + schedule }
     /// The set of queue names ever used.
     public var queues: String { "\(prefix):queues" }
     /// The sorted set of worker ids by last heartbeat (milliseconds).
@@ -41,4 +43,38 @@ public struct RedisJobKeys: Sendable, Hashable {
     public var catalogues: String { "\(prefix):catalogues" }
     /// One published task catalogue, as JSON.
     public func catalogue(_ version: String) -> String { "\(prefix):catalogue:\(version)" }
+    /// The schedules stored over the API (a hash: name → definition as JSON).
+    public var schedules: String { "\(prefix):schedules" }
+    /// A counter that every change of a stored schedule increments.
+    public var schedulesVersion: String { "\(prefix):schedules:version" }
+}
+
+/// The keys of one queue after its base (``RedisJobKeys/base(_:)``); the Redis Functions in
+/// ``JobFunctions`` use the same names.
+public enum QueueKey: String, Sendable, CaseIterable {
+    /// Jobs ready to run, by priority then order (sorted set).
+    case pending
+    /// Jobs waiting for their due time: delayed and retrying (sorted set).
+    case scheduled
+    /// Running jobs by lease expiry (sorted set).
+    case active
+    /// The queue's settings and counters (hash).
+    case meta
+    /// Wake-ups for blocked workers (list, at most 64 entries).
+    case wake
+    /// Finished jobs by state, by finish time (sorted sets).
+    case succeeded, failed, cancelled, expired
+
+    /// The key holding jobs in `state`.
+    public init(holding state: JobState) {
+        switch state {
+        case .queued: self = .pending
+        case .scheduled, .retrying: self = .scheduled
+        case .running: self = .active
+        case .succeeded: self = .succeeded
+        case .failed: self = .failed
+        case .cancelled: self = .cancelled
+        case .expired: self = .expired
+        }
+    }
 }

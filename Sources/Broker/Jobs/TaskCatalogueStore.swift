@@ -20,8 +20,8 @@ public struct SeenCatalogue: Sendable, Hashable {
 }
 
 /// Where workers publish their task catalogues for APIs that do not have the tasks' code. A worker
-/// stores its catalogue when it starts; its announcements (``WorkerRegistry``, with
-/// ``WorkerInfo/catalogue``) then mark it seen.
+/// stores its catalogue when it starts and again every minute, which marks it seen; its entry in
+/// the ``WorkerRegistry`` names the version (``WorkerInfo/catalogue``).
 public protocol TaskCatalogueStore: Sendable {
     /// Stores `catalogue` (kept for ``TaskCatalogueRetention`` after it was last seen) and marks it
     /// seen now.
@@ -36,7 +36,8 @@ extension RedisJobBroker: TaskCatalogueStore {
         let nowMilliseconds = Int64(WallClock.nowMilliseconds())
         let replies = try await client.pipeline([
             RedisCommand("SET", keys.catalogue(catalogue.version), data, "PX", TaskCatalogueRetention.milliseconds),
-            RedisCommand("ZADD", keys.catalogues, Int(nowMilliseconds), catalogue.version),
+            // GT: a worker whose clock is behind cannot move a version back out of the window.
+            RedisCommand("ZADD", keys.catalogues, "GT", Int(nowMilliseconds), catalogue.version),
             RedisCommand("ZREMRANGEBYSCORE", keys.catalogues, "-inf", Int(nowMilliseconds) - TaskCatalogueRetention.milliseconds),
         ])
         for reply in replies { try reply.throwingServerError() }

@@ -23,7 +23,7 @@ public struct WorkerInfo: Sendable, Hashable, Codable {
     /// Set on a supervisor's own entry: how many worker processes it runs. Its ``concurrency`` and
     /// ``busy`` are then the totals of its processes.
     public var processes: Int?
-    /// The version of the task catalogue it published (``TaskCatalogue/version``), if it did.
+    /// The version of the task catalogue it publishes (``TaskCatalogue/version``), if it has tasks.
     public var catalogue: String?
 
     public init(
@@ -60,20 +60,12 @@ public protocol WorkerRegistry: Sendable {
 extension RedisJobBroker: WorkerRegistry {
     public func register(_ info: WorkerInfo, ttl: Duration) async throws {
         let data = try JSONEncoder().encode(info)
-        var commands = [
+        let replies = try await client.pipeline([
             RedisCommand("SET", keys.worker(info.id), data, "PX", Int(ttl.nanoseconds / 1_000_000)),
             RedisCommand("ZADD", keys.workers, Int(info.lastSeenMilliseconds), info.id),
             // Ids of workers that stopped reporting an hour ago or more.
             RedisCommand("ZREMRANGEBYSCORE", keys.workers, "-inf", Int(info.lastSeenMilliseconds) - 3_600_000),
-        ]
-        if let version = info.catalogue {
-            // The worker's catalogue was seen now: it stays for a week after its last worker.
-            commands += [
-                RedisCommand("ZADD", keys.catalogues, Int(info.lastSeenMilliseconds), version),
-                RedisCommand("PEXPIRE", keys.catalogue(version), TaskCatalogueRetention.milliseconds),
-            ]
-        }
-        let replies = try await client.pipeline(commands)
+        ])
         for reply in replies { try reply.throwingServerError() }
     }
 

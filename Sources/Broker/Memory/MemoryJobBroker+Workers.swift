@@ -18,11 +18,11 @@ final class MemoryWorkerTable: Sendable {
     private let catalogues = Mutex<[String: SeenCatalogue]>([:])
 
     func publish(_ catalogue: TaskCatalogue, now: Int64) {
-        catalogues.withLock { $0[catalogue.version] = SeenCatalogue(catalogue: catalogue, seenMilliseconds: now) }
-    }
-
-    func seen(_ version: String, now: Int64) {
-        catalogues.withLock { $0[version]?.seenMilliseconds = now }
+        catalogues.withLock { catalogues in
+            let seen = max(now, catalogues[catalogue.version]?.seenMilliseconds ?? now)
+            catalogues[catalogue.version] = SeenCatalogue(catalogue: catalogue, seenMilliseconds: seen)
+            catalogues = catalogues.filter { $0.value.seenMilliseconds > now - Int64(TaskCatalogueRetention.milliseconds) }
+        }
     }
 
     func catalogues(since: Int64) -> [SeenCatalogue] {
@@ -41,9 +41,7 @@ final class MemoryWorkerTable: Sendable {
 
 extension MemoryJobBroker: WorkerRegistry {
     public func register(_ info: WorkerInfo, ttl: Duration) async throws {
-        let now = clock()
-        workerTable.register(info, expires: now + ttl.nanoseconds / 1_000_000)
-        if let version = info.catalogue { workerTable.seen(version, now: now) }
+        workerTable.register(info, expires: clock() + ttl.nanoseconds / 1_000_000)
     }
 
     public func unregister(_ id: String) async throws {

@@ -89,7 +89,7 @@ public enum SchemaValidator {
     private static func matches(_ value: JSONValue, _ type: String) -> Bool {
         switch (type, value) {
         case ("null", .null), ("boolean", .bool), ("string", .string), ("array", .array), ("object", .object), ("number", .number): true
-        case ("integer", .number(let number)): number.rounded() == number && abs(number) < 9.3e18
+        case ("integer", .number(let number)): number.rounded() == number
         default: false
         }
     }
