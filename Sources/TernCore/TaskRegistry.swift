@@ -28,6 +28,12 @@ public struct TaskRegistry: Sendable {
         /// Whether the task was published by a worker elsewhere (``add(published:)``) rather than
         /// registered from its Swift type here.
         public var isPublished = false
+
+        /// The delay before the retry after failed attempt `attempt` of `maxAttempts`, or `nil` when
+        /// the job fails for good: `error` is permanent, or that was the last attempt.
+        public func retryDelay(afterAttempt attempt: Int, of maxAttempts: Int, error: any Error) -> Duration? {
+            isPermanent(error) || attempt >= maxAttempts ? nil : retryDelay(attempt, error)
+        }
     }
 
     private var entries: [String: Entry] = [:]

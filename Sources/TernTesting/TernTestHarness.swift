@@ -213,8 +213,7 @@ public final class TernTestHarness: Sendable {
             _ = try await broker.complete(job.lease, result: output)
             report.succeeded += 1
         } catch {
-            let permanent = entry.isPermanent(error)
-            let delay = permanent || job.attempt >= job.maxAttempts ? nil : entry.retryDelay(job.attempt, error)
+            let delay = entry.retryDelay(afterAttempt: job.attempt, of: job.maxAttempts, error: error)
             let state = try await broker.fail(job.lease, message: JobWorker.describe(error), retryAfter: delay)
             if state == .retrying { report.retried += 1 } else { report.failed += 1 }
         }

@@ -60,7 +60,7 @@ public enum IsolatedJob {
             channel.write("result \(output.base64EncodedString())")
         } catch {
             let permanent = entry.isPermanent(error)
-            let delay = permanent || attempt >= maxAttempts ? nil : entry.retryDelay(attempt, error)
+            let delay = entry.retryDelay(afterAttempt: attempt, of: maxAttempts, error: error)
             let message = JobWorker.describe(error)
             channel.write("error \(permanent ? 1 : 0) \(delay.map { "\($0.nanoseconds / 1_000_000)" } ?? "-") \(Data(message.utf8).base64EncodedString())")
         }
