@@ -148,7 +148,9 @@ struct EnqueueBody {
         }
         guard errors.isEmpty, let task else {
             let located = errors.map { Problem.FieldError(pointer: pointerPrefix + $0.pointer, message: $0.message) }
-            throw Problem(.unprocessableContent, "invalid_request", "the job request has \(errors.count) problem(s)", errors: located)
+            // A task nobody knows is its own code: a client retries it only after a deploy.
+            let code = task != nil && entry == nil ? "unknown_task" : "invalid_request"
+            throw Problem(.unprocessableContent, code, "the job request has \(errors.count) problem(s)", errors: located)
         }
         return EnqueueRequest(task: task, input: inputData, options: options, timing: timing, idempotencyKey: idempotencyKey)
     }

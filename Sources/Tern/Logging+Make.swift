@@ -5,19 +5,26 @@ import Logging
 /// Builds the executables' loggers.
 enum LogSetup {
     /// A logger writing to standard error as text or as one JSON object per line.
+    /// The level is `TERN_LOG_LEVEL` (trace, debug, info, notice, warning, error, critical), `info`
+    /// when unset.
     static func make(label: String, format: String?) throws -> Logger {
+        var logger: Logger
         switch format ?? "text" {
-        case "text":
-            var logger = Logger(label: label, factory: { StreamLogHandler.standardError(label: $0) })
-            logger.logLevel = .info
-            return logger
-        case "json":
-            var logger = Logger(label: label, factory: { JSONLogHandler(label: $0) })
-            logger.logLevel = .info
-            return logger
-        default:
-            throw ValidationError("--log-format must be text or json")
+        case "text": logger = Logger(label: label, factory: { StreamLogHandler.standardError(label: $0) })
+        case "json": logger = Logger(label: label, factory: { JSONLogHandler(label: $0) })
+        default: throw ValidationError("--log-format must be text or json")
         }
+        logger.logLevel = try level()
+        return logger
+    }
+
+    /// The level named by `TERN_LOG_LEVEL`, `info` when unset.
+    static func level(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Logger.Level {
+        guard let name = environment["TERN_LOG_LEVEL"], !name.isEmpty else { return .info }
+        guard let level = Logger.Level(rawValue: name.lowercased()) else {
+            throw ValidationError("TERN_LOG_LEVEL must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name)'")
+        }
+        return level
     }
 }
 

@@ -153,7 +153,7 @@ struct APITests {
         (#"{"task":"echo","input":1"#, 400, "malformed_json"),
         ("", 400, "empty_body"),
         ("[1,2]", 422, "invalid_request"),
-        (#"{"task":"nope","input":{}}"#, 422, "invalid_request"),
+        (#"{"task":"nope","input":{}}"#, 422, "unknown_task"),
         (#"{"task":"sleep","input":{"ms":"long"}}"#, 422, "invalid_request"),
         (#"{"task":"sleep","input":{}}"#, 422, "invalid_request"),
         (#"{"task":"echo","input":1,"queue":"Bad:Queue{x}"}"#, 422, "invalid_request"),

@@ -84,7 +84,7 @@ struct PublishedTaskTests {
             #expect((missing["errors"] as? [[String: Any]])?.first?["pointer"] as? String == "/input/order")
 
             let (unknownStatus, unknown) = try await post(client, #"{"task":"refund","input":{}}"#)
-            #expect(unknownStatus == .unprocessableContent)
+            #expect(unknownStatus == .unprocessableContent && unknown["code"] as? String == "unknown_task")
             #expect((unknown["errors"] as? [[String: Any]])?.first?["message"] as? String == "unknown task 'refund'")
         }
     }

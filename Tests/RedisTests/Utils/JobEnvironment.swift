@@ -93,6 +93,18 @@ final class JobEnvironment: Sendable {
             return record
         }
     }
+
+    /// Waits until a running job has reported progress: its worker has its claim and runs it (a job
+    /// `running` in Redis may be one whose claim reply has not reached the worker yet).
+    func waitForProgress(_ id: JobID, within limit: Duration = .seconds(20)) async throws -> JobRecord {
+        try await eventually(within: limit) {
+            let record = try await broker.job(id)
+            guard let record, record.state == .running, record.progress != nil else {
+                throw WaitError("job \(id) is \(record?.state.rawValue ?? "missing") without progress, waiting for its worker's first report")
+            }
+            return record
+        }
+    }
 }
 
 struct WaitError: Error, CustomStringConvertible {

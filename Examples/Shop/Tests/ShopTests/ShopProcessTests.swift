@@ -47,7 +47,7 @@ struct ShopProcessTests {
         #expect(await api.stop() == 0)
     }
 
-    @Test("input is validated against Shop's Swift types: a wrong type answers 422 with the pointer, an unknown task 422 at /task")
+    @Test("input is validated against Shop's Swift types: a wrong type answers 422 with the pointer, an unknown task 422 unknown_task at /task")
     func badInput() async throws {
         let system = try await ShopSystem.start()
         defer { system.stop() }
@@ -61,7 +61,7 @@ struct ShopProcessTests {
         let pointers = (problem["errors"] as? [[String: Any]] ?? []).compactMap { $0["pointer"] as? String }
         #expect(pointers == ["/input/order"], "\(problem)")
         let (unknownStatus, unknown) = try await system.post("/v1/jobs", ["task": "echo", "input": 1])
-        #expect(unknownStatus == 422 && unknown["code"] as? String == "invalid_request", "\(unknown)")
+        #expect(unknownStatus == 422 && unknown["code"] as? String == "unknown_task", "\(unknown)")
         let unknownErrors = unknown["errors"] as? [[String: Any]] ?? []
         #expect(unknownErrors.compactMap { $0["pointer"] as? String } == ["/task"])
         #expect(unknownErrors.compactMap { $0["message"] as? String } == ["unknown task 'echo'"])
@@ -134,7 +134,7 @@ struct ShopProcessTests {
         #expect(status == 422)
         #expect((problem["errors"] as? [[String: Any]] ?? []).compactMap { $0["pointer"] as? String } == ["/input/order"], "\(problem)")
         let (unknownStatus, unknown) = try await system.post("/v1/jobs", ["task": "refund-order", "input": ["order": 7]])
-        #expect(unknownStatus == 422)
+        #expect(unknownStatus == 422 && unknown["code"] as? String == "unknown_task", "\(unknown)")
         #expect((unknown["errors"] as? [[String: Any]] ?? []).compactMap { $0["message"] as? String } == ["unknown task 'refund-order'"])
         #expect(await api.stop() == 0)
         #expect(await worker.stop() == 0)
