@@ -35,6 +35,8 @@ let package = Package(
         // /metrics in the Prometheus text format.
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // Every long-running part is a Service; each command runs one ServiceGroup, which handles the signals.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -51,10 +53,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .target(name: "Worker", dependencies: ["TernCore", "Broker"], swiftSettings: swiftSettings),
+        .target(
+            name: "Worker",
+            dependencies: [
+                "TernCore", "Broker",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "Scheduler",
-            dependencies: ["TernCore", "Broker", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "TernCore", "Broker", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -81,6 +94,8 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -96,7 +111,7 @@ let package = Package(
         .executableTarget(
             name: "tern-bench",
             dependencies: [
-                "Broker", "TernCore", "Worker", "Tasks",
+                "Broker", "TernCore", "Worker", "Tasks", "TernTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -106,6 +121,15 @@ let package = Package(
         .testTarget(
             name: "TernTestingTests",
             dependencies: ["TernTesting", "Tern", "TernCore", "Broker", "Worker", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WorkerTests",
+            dependencies: [
+                "Broker", "TernCore", "Worker", "Tasks", "TernTesting",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "TernCore", "Broker"], swiftSettings: swiftSettings),
@@ -122,7 +146,7 @@ let package = Package(
         .testTarget(
             name: "RedisTests",
             dependencies: [
-                "Broker", "TernCore", "Worker", "Tasks", "API", "Scheduler",
+                "Broker", "TernCore", "Worker", "Tasks", "API", "Scheduler", "TernTesting", "Tern",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

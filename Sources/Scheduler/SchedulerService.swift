@@ -1,6 +1,7 @@
 import Broker
 import Foundation
 import Logging
+import ServiceLifecycle
 import Synchronization
 import TernCore
 
@@ -58,19 +59,25 @@ public final class SchedulerService: Sendable {
         self.onEmit = onEmit
     }
 
-    /// Runs passes every poll interval until ``shutdown()`` or cancellation. A failed pass (Redis
-    /// down) is logged and retried on the next interval.
+    /// Runs passes every poll interval until ``shutdown()``, cancellation or, in a `ServiceGroup`,
+    /// its graceful shutdown (the wait between passes ends at once). A failed pass (Redis down) is
+    /// logged and retried on the next interval.
     public func run() async throws {
         logger.info("scheduler running", metadata: ["schedules": "\(configured.filter(\.enabled).map(\.name))"])
-        while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
-            do {
-                _ = try await pass()
-            } catch is CancellationError {
-                break
-            } catch {
-                logger.warning("scheduler pass failed; retrying", metadata: ["error": "\(error)"])
+        await withGracefulShutdownHandler {
+            while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
+                do {
+                    _ = try await pass()
+                } catch is CancellationError {
+                    break
+                } catch {
+                    logger.warning("scheduler pass failed; retrying", metadata: ["error": "\(error)"])
+                }
+                let interval = configuration.pollInterval
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
             }
-            try? await Task.sleep(for: configuration.pollInterval)
+        } onGracefulShutdown: {
+            self.shutdown()
         }
         logger.info("scheduler stopped")
     }
@@ -186,3 +193,7 @@ public final class SchedulerService: Sendable {
         schedule.queue ?? registry[schedule.task]?.options.queue ?? .default
     }
 }
+
+/// A scheduler is a `Service`: in a `ServiceGroup`, graceful shutdown ends ``SchedulerService/run()``
+/// after the pass in progress.
+extension SchedulerService: Service {}

@@ -4,6 +4,7 @@ import Broker
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import Scheduler
 import TernCore
 
@@ -77,7 +78,6 @@ struct APICommand: AsyncParsableCommand {
         } ?? file.api?.port ?? 8080
         if let maxBodyBytes { configuration.maxBodyBytes = maxBodyBytes }
         let access = try APISettings.access(file.api, environment: environment, logger: logger)
-        _ = try? await broker.prepare()  // loaded again on first use if Redis is down now
         let api = APIContext(
             broker: broker, registry: registry, configuration: configuration, access: access,
             scheduleStore: ScheduleStore(client: client, keys: broker.keys), configuredSchedules: file.schedules ?? []
@@ -85,6 +85,6 @@ struct APICommand: AsyncParsableCommand {
             _ = try await client.send(RedisCommand("PING"))
         }
         logger.info("API listening", metadata: ["address": "\(configuration.host):\(configuration.port)"])
-        try await buildApplication(api, logger: logger).runService()
+        try await TernServices.buildAPIServices(api, logger: logger).run()
     }
 }

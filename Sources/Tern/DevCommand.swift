@@ -5,6 +5,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Scheduler
+import ServiceLifecycle
 import TernCore
 import Worker
 
@@ -82,13 +83,6 @@ struct DevCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        let signals = ShutdownSignals(grace: workerConfiguration.shutdownGrace) {
-            worker.shutdown()
-            scheduler.shutdown()
-        } onSecond: {
-            worker.shutdown(waitingForJobs: false)
-        }
-        defer { signals.cancel() }
         print("tern dev: worker \(workerConfiguration.workerID) running tasks \(registry.names.joined(separator: ", ")) on queue default")
         var apiConfiguration = APIConfiguration()
         if let text = environment["TERN_API_PORT"], !text.isEmpty, port == nil {
@@ -109,40 +103,35 @@ struct DevCommand: AsyncParsableCommand {
         ) {
             _ = try await client.send(RedisCommand("PING"))
         }
-        let apiLogger = workerLogger
-        var failure: (any Error)?
-        do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await worker.run() }
-                if !once {
-                    group.addTask { try await scheduler.run() }
-                    if !schedules.isEmpty {
-                        print("tern dev: scheduler running \(schedules.map(\.name).joined(separator: ", ")) (schedules: in config/tern.yaml)")
-                    }
-                    group.addTask { try await buildApplication(api, logger: apiLogger).runService() }
-                    let port = apiConfiguration.port
-                    print("tern dev: HTTP API on http://127.0.0.1:\(port), docs at http://127.0.0.1:\(port)/docs")
-                    if access.requiresToken {
-                        print("tern dev: API token (admin, for this run\(tokenFile.map { "; also in \($0)" } ?? "")): \(devToken)")
-                        print("tern dev: try: curl -s localhost:\(port)/v1/tasks -H 'authorization: Bearer \(devToken)'")
-                    }
-                }
-                if !noDemo {
-                    try await ApplicationTasks.demo(TernClient(broker: broker))
-                }
-                if once {
-                    worker.shutdown()
-                    scheduler.shutdown()
-                } else {
-                    print("tern dev: running. Press Ctrl-C to stop.")
-                }
-                try await group.waitForAll()
+        // One group: the API and the scheduler start first and stop last, after the worker drained.
+        var services: [any Service] = []
+        if !once {
+            services.append(buildApplication(api, logger: workerLogger))
+            services.append(scheduler)
+            if !schedules.isEmpty {
+                print("tern dev: scheduler running \(schedules.map(\.name).joined(separator: ", ")) (schedules: in config/tern.yaml)")
             }
-        } catch {
-            failure = error
+            let port = apiConfiguration.port
+            print("tern dev: HTTP API on http://127.0.0.1:\(port), docs at http://127.0.0.1:\(port)/docs")
+            if access.requiresToken {
+                print("tern dev: API token (admin, for this run\(tokenFile.map { "; also in \($0)" } ?? "")): \(devToken)")
+                print("tern dev: try: curl -s localhost:\(port)/v1/tasks -H 'authorization: Bearer \(devToken)'")
+            }
         }
-        await store.shutdown()
-        if let failure { throw failure }
+        let (once, noDemo) = (self.once, self.noDemo)
+        services.append(DemoService {
+            if !noDemo { try await ApplicationTasks.demo(TernClient(broker: broker)) }
+            if once {
+                worker.shutdown()
+            } else {
+                print("tern dev: running. Press Ctrl-C to stop.")
+            }
+        })
+        services.append(WorkerService(worker, dependencies: store))
+        try await StopSignals.group(
+            services, grace: workerConfiguration.shutdownGrace, logger: workerLogger, handlingSignals: true,
+            secondSignal: "tern: second signal; releasing running jobs now"
+        ) { worker.shutdown(waitingForJobs: false) }.run()
     }
 
     /// Milliseconds since 1970 as an ISO 8601 UTC time.

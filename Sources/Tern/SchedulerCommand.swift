@@ -3,6 +3,7 @@ import Broker
 import Foundation
 import Logging
 import Scheduler
+import ServiceLifecycle
 import TernCore
 
 /// `tern scheduler` (also the `scheduler` executable): emits the schedules of the config file.
@@ -36,26 +37,16 @@ struct SchedulerCommand: AsyncParsableCommand {
         let registry = try ApplicationTasks.load().registry
         let schedules = try ScheduleSettings.schedules(file.schedules)
         let configuration = try ScheduleSettings.configuration(file.scheduler)
-        let client = RedisClient(configuration: try redis.configuration(environment: environment, file: file), logger: logger)
-        defer { client.close() }
-        let broker: RedisJobBroker
+        let settings = SchedulerSettings(
+            redis: try redis.configuration(environment: environment, file: file), prefix: redis.prefix(environment: environment, file: file),
+            schedules: schedules, configuration: configuration)
+        let group: ServiceGroup
         do {
-            broker = try RedisJobBroker(client: client, prefix: redis.prefix(environment: environment, file: file))
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        let service: SchedulerService
-        do {
-            service = try SchedulerService(
-                broker: broker, schedules: schedules, registry: registry, configuration: configuration, logger: logger,
-                store: ScheduleStore(client: client, keys: broker.keys))
+            group = try TernServices.buildSchedulerServices(settings, registry: registry, logger: logger)
         } catch {
             throw ValidationError("\(error)")
         }
         if schedules.isEmpty { logger.info("no schedules in the config file; following the schedules created over the API") }
-        let signals = ShutdownSignals(grace: .zero) { service.shutdown() }
-        defer { signals.cancel() }
-        _ = try? await broker.prepare()  // loaded again on first use if Redis is down now
-        try await service.run()
+        try await group.run()
     }
 }

@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import Synchronization
 import Logging
+import ServiceLifecycle
 import TernCore
 import Worker
 
@@ -118,14 +119,15 @@ struct WorkerCommand: AsyncParsableCommand {
             guard let value = Int(text) else { throw ValidationError("TERN_CONCURRENCY must be a whole number, not '\(text)'") }
             environmentConcurrency = value
         }
-        configuration.concurrency = concurrency ?? environmentConcurrency ?? fileWorker?.concurrency ?? 10
+        // Flag > environment > file > the default, which WorkerConfiguration defines.
+        configuration.concurrency = concurrency ?? environmentConcurrency ?? fileWorker?.concurrency ?? configuration.concurrency
         guard (1...10_000).contains(configuration.concurrency) else {
             throw ValidationError("concurrency must be 1...10000")
         }
-        configuration.lease = try seconds(lease ?? fileWorker?.leaseSeconds ?? 15, "lease")
-        configuration.heartbeatInterval = try seconds(heartbeat ?? fileWorker?.heartbeatSeconds ?? 1, "heartbeat")
-        configuration.reaperInterval = try seconds(reaper ?? fileWorker?.reaperSeconds ?? 1, "reaper")
-        configuration.shutdownGrace = try seconds(grace ?? fileWorker?.graceSeconds ?? 25, "grace", allowZero: true)
+        configuration.lease = try seconds(lease ?? fileWorker?.leaseSeconds, or: configuration.lease, "lease")
+        configuration.heartbeatInterval = try seconds(heartbeat ?? fileWorker?.heartbeatSeconds, or: configuration.heartbeatInterval, "heartbeat")
+        configuration.reaperInterval = try seconds(reaper ?? fileWorker?.reaperSeconds, or: configuration.reaperInterval, "reaper")
+        configuration.shutdownGrace = try seconds(grace ?? fileWorker?.graceSeconds, or: configuration.shutdownGrace, "grace", allowZero: true)
         guard configuration.heartbeatInterval * 2 < configuration.lease else {
             throw ValidationError("--heartbeat must be less than half of --lease")
         }
@@ -154,8 +156,8 @@ struct WorkerCommand: AsyncParsableCommand {
     ) async throws {
         let fileWorker = file.worker
         var configuration = configuration
-        configuration.killGrace = try seconds(killGrace ?? fileWorker?.killGraceSeconds ?? 10, "kill grace", allowZero: true)
-        configuration.maxCrashes = maxCrashes ?? fileWorker?.maxCrashes ?? 3
+        configuration.killGrace = try seconds(killGrace ?? fileWorker?.killGraceSeconds, or: configuration.killGrace, "kill grace", allowZero: true)
+        configuration.maxCrashes = maxCrashes ?? fileWorker?.maxCrashes ?? configuration.maxCrashes
         configuration.jobThreads = jobThreads ?? fileWorker?.jobThreads
         if let threads = configuration.jobThreads, !(0...1024).contains(threads) {
             throw ValidationError("--job-threads must be 0...1024")
@@ -176,27 +178,33 @@ struct WorkerCommand: AsyncParsableCommand {
                 "--processes must be 1...256, --max-crashes 1...100, --max-jobs-per-process at least 1 and --max-memory-mb 64...1048576")
         }
 
-        let redisConfiguration = try redis.configuration(environment: environment, file: file)
-        let keyPrefix = prefix ?? redis.prefix(environment: environment, file: file)
+        var settings = WorkerSettings(
+            configuration: configuration, redis: try redis.configuration(environment: environment, file: file),
+            prefix: prefix ?? redis.prefix(environment: environment, file: file))
         do {
-            _ = try RedisJobKeys(prefix: keyPrefix)
+            _ = try RedisJobKeys(prefix: settings.prefix)
         } catch {
             throw ValidationError("\(error)")
         }
         if checkConfig { return }
-        let client = RedisClient(configuration: redisConfiguration, logger: logger)
-        defer { client.close() }
-        let broker = try RedisJobBroker(client: client, prefix: keyPrefix)
-        if let processCount, !child {
-            try await superviseProcesses(
-                processCount, configuration: configuration, broker: broker, client: client, redisConfiguration: redisConfiguration,
-                metrics: endpoint, logger: logger)
-            return
+        settings.processes = processCount
+        settings.child = child
+        settings.maxJobsPerProcess = jobsPerProcess
+        settings.maxMemoryMiB = memoryCap
+        settings.metrics = endpoint
+        settings.allowVolatileRedis = allowVolatileRedis || fileWorker?.allowVolatileRedis == true
+        if processCount != nil && !child {
+            let executable = Self.executablePath, arguments = Self.childArguments(adding: "--child")
+            settings.childCommand = (executable, arguments)
+            let (redis, explicitCount) = (self.redis, processes != nil)
+            settings.reload = {
+                // SIGHUP: a new process must be able to start with the changed file (it reads the file
+                // itself), so the check runs the child's own validation before any process is replaced.
+                let file = try redis.file()
+                try Self.checkChildConfiguration(executable: executable, arguments: arguments)
+                return explicitCount ? nil : file.worker?.processes
+            }
         }
-        // A child reports each job it claims and settles on standard output, for its supervisor.
-        if child { configuration.supervisorPID = getppid() }
-        let recycler = Recycler(jobLimit: child ? jobsPerProcess : nil, memoryLimitMiB: child ? memoryCap : nil)
-        var events: (@Sendable (WorkerEvent) -> Void)?
         if child {
             // Out of the terminal's process group: Ctrl-C (SIGINT to the whole group) reaches the
             // supervisor, which passes it on; reaching the children too, it would count twice there.
@@ -205,80 +213,9 @@ struct WorkerCommand: AsyncParsableCommand {
             signal(SIGHUP, SIG_IGN)
             // Writing to a dead supervisor's pipe must fail, not kill the process with its jobs.
             signal(SIGPIPE, SIG_IGN)
-            // The supervisor counts attempts only when it serves metrics (it resolves the same endpoint).
-            let report = SupervisorReport(registry: registry, configuration: configuration, reportsOutcomes: endpoint != nil)
-            report.introduce()
-            events = { @Sendable (event: WorkerEvent) in
-                report.write(event)
-                if case .settled = event { recycler.settled() }
-            }
         }
-        // A single worker serves its own metrics; a supervisor serves those of its processes.
-        let metrics = !child && endpoint != nil ? WorkerMetrics() : nil
-        if let metrics {
-            events = { @Sendable (event: WorkerEvent) in
-                if case .finished(let outcome) = event { metrics.record(outcome) }
-            }
-        }
-        // The application's resources: made on first use by a job, closed once the worker has stopped.
-        let store = DependencyStore(dependencies.addingClient(broker), logger: logger)
-        let worker = JobWorker(
-            broker: broker, registry: registry, configuration: configuration, logger: logger, dependencies: store, events: events)
-        let metricsServer = metrics.map { metrics in
-            Task { [logger, concurrency = configuration.concurrency] in
-                do {
-                    try await metrics.serve(endpoint!, logger: logger) {
-                        metrics.slots(busy: worker.busy, concurrency: concurrency)
-                    }
-                } catch {
-                    logger.error("cannot serve worker metrics", metadata: ["error": "\(error)"])
-                }
-            }
-        }
-        defer { metricsServer?.cancel() }
-        recycler.onLimit = { [logger] why in
-            logger.info("recycling this worker process", metadata: ["reason": "\(why)"])
-            worker.shutdown()
-        }
-        let memoryWatch = Task { await recycler.watchMemory() }
-        defer { memoryWatch.cancel() }
-        // A child whose supervisor died (SIGKILL leaves no time to stop it) drains and exits.
-        let orphanWatch = Task { [logger, supervisor = configuration.supervisorPID] in
-            guard let supervisor else { return }
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
-                if getppid() != supervisor {
-                    logger.warning("the supervisor is gone; stopping this worker process")
-                    worker.shutdown()
-                    return
-                }
-            }
-        }
-        defer { orphanWatch.cancel() }
-        // Signals are handled from here on, so a SIGTERM while Redis is checked still exits 0.
-        let hangup = child ? nil : ReloadSignal { [logger] in
-            logger.warning("SIGHUP ignored: only a supervisor (--processes) reloads; restart this worker to apply a changed configuration")
-        }
-        defer { hangup?.cancel() }
-        let signals = ShutdownSignals(grace: configuration.shutdownGrace) {
-            worker.shutdown()
-        } onSecond: {
-            worker.shutdown(waitingForJobs: false)
-        }
-        defer { signals.cancel() }
-        let allowed = allowVolatileRedis || fileWorker?.allowVolatileRedis == true
-        if allowed {
-            let report = try await RedisStartup.checkDurability(
-                client, redisConfiguration, command: "tern worker", refuseUnsafe: false)
-            if !report.problems.isEmpty { printError("tern worker: starting anyway (--allow-volatile-redis)") }
-        } else {
-            _ = try await RedisStartup.checkDurability(client, redisConfiguration, command: "tern worker", refuseUnsafe: true)
-        }
-        try await broker.prepare()
-        var failure: (any Error)?
-        do { try await worker.run() } catch { failure = error }
-        await store.shutdown()
-        if let failure { throw failure }
+        let group = try TernServices.buildWorkerServices(settings, registry: registry, dependencies: dependencies, logger: logger)
+        try await group.run()
     }
 
     private func parseQueues(_ text: String) throws -> [QueueName] {
@@ -295,7 +232,9 @@ struct WorkerCommand: AsyncParsableCommand {
         return queues
     }
 
-    private func seconds(_ value: Double, _ name: String, allowZero: Bool = false) throws -> Duration {
+    /// `value` seconds, checked, or `fallback` when it is `nil`.
+    private func seconds(_ value: Double?, or fallback: Duration, _ name: String, allowZero: Bool = false) throws -> Duration {
+        guard let value else { return fallback }
         let lowest = allowZero ? 0 : 0.001
         guard value.isFinite, value >= lowest, value <= 86_400 else {
             throw ValidationError("\(name) must be between \(allowZero ? "0" : "0.001") and 86400 seconds")

@@ -118,20 +118,13 @@ final class IsolatedChild: Sendable {
     }
 
     static func start(_ isolation: ProcessIsolation, job: ClaimedJob) throws -> IsolatedChild {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: isolation.executable)
-        process.arguments = isolation.arguments + [IsolatedJob.flag]
-        var environment = ProcessInfo.processInfo.environment
-        if environment["SWIFT_BACKTRACE"] == nil { environment["SWIFT_BACKTRACE"] = "enable=no" }
-        process.environment = environment
-        let stdin = Pipe(), stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        let child = IsolatedChild(process: process, input: stdin.fileHandleForWriting)
-        try process.run()
+        let launched = ChildLauncher.prepare(
+            executable: isolation.executable, arguments: isolation.arguments + [IsolatedJob.flag], pipeInput: true, pipeErrors: false)
+        let child = IsolatedChild(process: launched.process, input: launched.input!)
+        try launched.process.run()
         let header = "\(job.id.rawValue) \(job.attempt) \(job.maxAttempts) \(job.task)\n\(job.input.base64EncodedString())\n"
         child.send(header)
-        let output = stdout.fileHandleForReading
+        let output = launched.output
         Thread { child.read(output) }.start()
         return child
     }

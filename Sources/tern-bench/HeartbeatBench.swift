@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Tasks
 import TernCore
+import TernTesting
 import Worker
 
 /// `tern-bench heartbeat`: how late a worker's heartbeats come with every core saturated.

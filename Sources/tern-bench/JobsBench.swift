@@ -5,6 +5,7 @@ import Logging
 import Synchronization
 import Tasks
 import TernCore
+import TernTesting
 import Worker
 
 /// `tern-bench jobs`: the job system's throughput and latency on a Redis with AOF `everysec`.

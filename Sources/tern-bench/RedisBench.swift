@@ -2,6 +2,7 @@ import ArgumentParser
 import Broker
 import Foundation
 import TernCore
+import TernTesting
 
 /// `tern-bench redis`: the Redis client against `redis-benchmark` on the same server.
 struct RedisBench: AsyncParsableCommand {

@@ -7,6 +7,7 @@ import HummingbirdTesting
 import NIOCore
 import Scheduler
 import TernCore
+import TernTesting
 import Testing
 
 /// The commands the Functions library runs, which every user calling it needs (docs/operations.md).

@@ -7,6 +7,7 @@ import HummingbirdTesting
 import NIOCore
 import Tasks
 import TernCore
+import TernTesting
 import Testing
 
 @Suite("HTTP API on real Redis", .enabled(if: TestRedis.enabled, TestRedis.reason))

@@ -2,6 +2,7 @@ import Broker
 import Foundation
 import Synchronization
 import TernCore
+import TernTesting
 import Testing
 
 /// The brokers that must keep the ``JobBroker`` contract.

@@ -1,6 +1,7 @@
 import Broker
 import Foundation
 import TernCore
+import TernTesting
 import Testing
 
 @Suite("Connecting: auth, databases, unix sockets, restarts", .enabled(if: TestRedis.enabled, TestRedis.reason))

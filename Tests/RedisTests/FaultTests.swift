@@ -8,6 +8,7 @@ import NIOCore
 import Synchronization
 import Tasks
 import TernCore
+import TernTesting
 import Testing
 
 /// Whether the long variants of the fault suite run (`TERN_FAULTS_FULL=1 scripts/test`).

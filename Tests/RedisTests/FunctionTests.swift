@@ -1,4 +1,5 @@
 import Broker
+import TernTesting
 import Testing
 
 @Suite("Redis Functions", .enabled(if: TestRedis.enabled, TestRedis.reason))

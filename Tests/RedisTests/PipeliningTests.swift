@@ -1,6 +1,7 @@
 import Broker
 import Foundation
 import Synchronization
+import TernTesting
 import Testing
 
 @Suite("Concurrent callers, blocking commands, timeouts and cancellation", .enabled(if: TestRedis.enabled, TestRedis.reason))

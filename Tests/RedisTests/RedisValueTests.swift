@@ -1,4 +1,5 @@
 import Broker
+import TernTesting
 import Testing
 
 @Suite("Values round-trip and replies map to their types", .enabled(if: TestRedis.enabled, TestRedis.reason))

@@ -1,6 +1,7 @@
 import Broker
 import Foundation
 import TernCore
+import TernTesting
 import Testing
 
 /// A `scheduler` process on `environment`'s Redis and key prefix, with `config`.

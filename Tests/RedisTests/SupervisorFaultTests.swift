@@ -2,6 +2,7 @@ import Broker
 import Foundation
 import Tasks
 import TernCore
+import TernTesting
 import Worker
 import Testing
 

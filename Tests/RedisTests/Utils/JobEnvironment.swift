@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Tasks
 import TernCore
+import TernTesting
 import Testing
 import Worker
 

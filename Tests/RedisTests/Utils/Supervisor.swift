@@ -1,5 +1,6 @@
 import Broker
 import Foundation
+import TernTesting
 import Testing
 
 /// The suites that run many real processes and measure time: one at a time, so that their timing

@@ -1,6 +1,7 @@
 import Broker
 import Foundation
 import TernCore
+import TernTesting
 import Testing
 
 /// Starts a real `redis-server` per test, on a free port and a unix socket, and stops it by pid.

@@ -3,6 +3,7 @@ import Foundation
 import FoundationNetworking
 #endif
 import Tern
+import TernTesting
 import Testing
 
 /// Where the `shop` binary is, and whether the process tests can run.

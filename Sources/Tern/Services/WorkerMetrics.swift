@@ -2,18 +2,24 @@ import Foundation
 import Hummingbird
 import Logging
 import Prometheus
+import ServiceLifecycle
 import Worker
 
 /// Where a worker serves its metrics (`--metrics-host`, `--metrics-port`).
-struct MetricsEndpoint: Sendable {
-    var host: String
-    var port: Int
+public struct MetricsEndpoint: Sendable {
+    public var host: String
+    public var port: Int
+
+    public init(host: String = "127.0.0.1", port: Int) {
+        self.host = host
+        self.port = port
+    }
 }
 
 /// A worker's Prometheus metrics, served at `/metrics` on `--metrics-port`: job attempts by task and
 /// outcome, their durations, busy slots and, for a supervisor, its processes and their restarts.
 /// A supervisor records the attempts its processes report, so one endpoint covers them all.
-final class WorkerMetrics: Sendable {
+final class WorkerMetrics: SupervisorObserver, Sendable {
     let registry = PrometheusCollectorRegistry()
 
     /// Attempt durations, in seconds: 1 ms to 1 h.
@@ -21,6 +27,9 @@ final class WorkerMetrics: Sendable {
         .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(500),
         .seconds(1), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300), .seconds(900), .seconds(3600),
     ]
+
+    /// Counts one attempt a supervisor's process reported.
+    func recorded(_ outcome: JobOutcome) { record(outcome) }
 
     /// Counts one attempt and records its duration.
     func record(_ outcome: JobOutcome) {
@@ -65,9 +74,10 @@ final class WorkerMetrics: Sendable {
         ).increment()
     }
 
-    /// Serves `GET /metrics` on `host:port` until the calling task is cancelled; `beforeScrape`
-    /// refreshes the gauges.
-    func serve(_ endpoint: MetricsEndpoint, logger: Logger, beforeScrape: @escaping @Sendable () -> Void) async throws {
+    /// The endpoint as a `Service`: `GET /metrics` on `endpoint` until the group shuts down;
+    /// `beforeScrape` refreshes the gauges. A failure to serve (the port is taken) is logged and the
+    /// worker runs on without metrics.
+    func service(_ endpoint: MetricsEndpoint, logger: Logger, beforeScrape: @escaping @Sendable () -> Void) -> some Service {
         let router = Router()
         router.get("/metrics") { _, _ in
             beforeScrape()
@@ -76,7 +86,22 @@ final class WorkerMetrics: Sendable {
                 body: .init(byteBuffer: ByteBuffer(bytes: self.registry.emitToBuffer())))
         }
         let app = Application(router: router, configuration: .init(address: .hostname(endpoint.host, port: endpoint.port)), logger: logger)
-        logger.info("worker metrics listening", metadata: ["address": "\(endpoint.host):\(endpoint.port)/metrics"])
-        try await app.runService(gracefulShutdownSignals: [])
+        return MetricsService(app: app, address: "\(endpoint.host):\(endpoint.port)", logger: logger)
+    }
+}
+
+private struct MetricsService<App: Service>: Service {
+    let app: App
+    let address: String
+    let logger: Logger
+
+    func run() async throws {
+        logger.info("worker metrics listening", metadata: ["address": "\(address)/metrics"])
+        do {
+            try await app.run()
+        } catch {
+            logger.error("cannot serve worker metrics", metadata: ["error": "\(error)"])
+            try? await gracefulShutdown()
+        }
     }
 }

@@ -1,9 +1,9 @@
 import Broker
 import Foundation
 import Logging
+import ServiceLifecycle
 import Synchronization
 import TernCore
-import Worker
 
 /// Runs worker processes (this binary in child mode) and keeps them running.
 ///
@@ -19,7 +19,10 @@ import Worker
 /// fails as timed out (its retry policy applies) and the process's other jobs are released at once.
 /// ``reload()`` (SIGHUP) replaces every process gracefully. On ``shutdown()`` every child gets
 /// SIGTERM and drains as a single worker does; jobs a child still held when it exited are released.
-final class WorkerSupervisor: Sendable {
+///
+/// It is a `Service`: in a `ServiceGroup`, graceful shutdown is ``shutdown()``, and cancellation (a
+/// second signal) is a second ``shutdown()``, which makes every process release its jobs at once.
+public final class WorkerSupervisor: Service, Sendable {
     struct Held {
         let lease: JobLease
         let claimed: ContinuousClock.Instant
@@ -53,6 +56,14 @@ final class WorkerSupervisor: Sendable {
         var processed = 0
         var stopping = false
         var finished: CheckedContinuation<Void, Never>?
+        /// Processes that exited and whose jobs are not settled yet.
+        var unsettledExits = 0
+    }
+
+    /// Redis work for a dead process or an overdue job, done by ``run()``'s task group.
+    private enum Work: Sendable {
+        case exited(Child, crashed: Bool, reason: String, stopping: Bool, delay: Duration)
+        case timedOut(Held, HardTimeLimitExceeded)
     }
 
     let executable: String
@@ -63,18 +74,27 @@ final class WorkerSupervisor: Sendable {
     /// Re-reads the configuration on ``reload()``: the new process count, `nil` to keep it; throws
     /// if the configuration is invalid (the processes are then kept).
     let reloadCount: @Sendable () throws -> Int?
-    let id = "\(ProcessInfo.processInfo.hostName.prefix(64)):\(getpid()):supervisor"
+    /// Its entry in the worker registry.
+    public let id = "\(ProcessInfo.processInfo.hostName.prefix(64)):\(getpid()):supervisor"
     private let startedMilliseconds = Int64(WallClock.nowMilliseconds())
     private let state: Mutex<State>
+    private let work: (stream: AsyncStream<Work>, continuation: AsyncStream<Work>.Continuation)
 
-    /// Where the attempts its processes report, and their exits, are counted (`--metrics-port`).
-    let metrics: WorkerMetrics?
+    /// Hears of the attempts its processes report, and of processes that ended (`--metrics-port`).
+    let observer: (any SupervisorObserver)?
 
-    init(
+    /// - Parameters:
+    ///   - executable: the binary its processes run (this one).
+    ///   - arguments: their arguments (`--child` among them).
+    ///   - count: how many processes.
+    ///   - reloadCount: re-reads the configuration on ``reload()``: the new process count, `nil` to
+    ///     keep it; throws if the configuration is invalid (the processes are then kept).
+    public init(
         executable: String, arguments: [String], count: Int, broker: any JobBroker, configuration: WorkerConfiguration,
-        logger: Logger, metrics: WorkerMetrics? = nil, reloadCount: @escaping @Sendable () throws -> Int?
+        logger: Logger, observer: (any SupervisorObserver)? = nil, reloadCount: @escaping @Sendable () throws -> Int?
     ) {
-        self.metrics = metrics
+        self.observer = observer
+        self.work = AsyncStream.makeStream(of: Work.self)
         self.executable = executable
         self.arguments = arguments
         self.broker = broker
@@ -84,21 +104,43 @@ final class WorkerSupervisor: Sendable {
         state = Mutex(State(count: count))
     }
 
-    /// Starts the processes and returns once all have exited after ``shutdown()``.
-    func run() async throws {
+    /// Starts the processes and returns once all have exited after ``shutdown()`` (or, in a
+    /// `ServiceGroup`, its graceful shutdown; cancellation asks a second time).
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withTaskCancellationHandler {
+                try await runUntilStopped()
+            } onCancel: {
+                self.shutdown()
+            }
+        } onGracefulShutdown: {
+            self.shutdown()
+        }
+    }
+
+    private func runUntilStopped() async throws {
         let count = state.withLock { $0.count }
         logger.info("supervisor starting worker processes", metadata: ["processes": "\(count)"])
-        for slot in 0..<count { try spawn(slot) }
-        let duties = Task { await self.duties() }
+        if !state.withLock({ $0.stopping }) {
+            for slot in 0..<count { try spawn(slot) }
+        }
+        // Until every process has exited after a shutdown and its jobs are settled (the stream of
+        // work then finishes), or until cancelled.
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.duties() }
+            for await item in work.stream {
+                group.addTask { await self.handle(item) }
+            }
+        }
+        // Cancelled (a second stop request): the processes were told to release their jobs and exit.
         await withCheckedContinuation { continuation in
             let done = state.withLock { state in
-                if state.stopping && state.children.isEmpty { return true }
+                if state.stopping && state.children.isEmpty && state.unsettledExits == 0 { return true }
                 state.finished = continuation
                 return false
             }
             if done { continuation.resume() }
         }
-        duties.cancel()
         if let registry = broker as? any WorkerRegistry { try? await registry.unregister(id) }
         logger.info("supervisor stopped: every worker process exited")
     }
@@ -107,7 +149,7 @@ final class WorkerSupervisor: Sendable {
     /// release their running jobs and exit at once). The second request is another signal because
     /// two SIGTERMs sent close together merge into one while the first is still pending, and the
     /// child would only drain.
-    func shutdown() {
+    public func shutdown() {
         let (pids, again) = state.withLock { state in
             defer { state.stopping = true }
             return (Array(state.children.keys), state.stopping)
@@ -118,7 +160,7 @@ final class WorkerSupervisor: Sendable {
 
     /// Replaces every process gracefully: new ones start at once (they read the configuration file
     /// afresh), the old ones get SIGTERM and drain. An invalid configuration keeps the old processes.
-    func reload() {
+    public func reload() {
         let newCount: Int?
         do {
             newCount = try reloadCount()
@@ -142,19 +184,8 @@ final class WorkerSupervisor: Sendable {
     }
 
     private func spawn(_ slot: Int) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        process.standardInput = FileHandle.nullDevice
-        // Swift's crash backtracer keeps a dying process alive for seconds while it symbolicates,
-        // which would let the job's lease expire before the supervisor sees the death. Off in
-        // children unless SWIFT_BACKTRACE is set explicitly.
-        var environment = ProcessInfo.processInfo.environment
-        if environment["SWIFT_BACKTRACE"] == nil { environment["SWIFT_BACKTRACE"] = "enable=no" }
-        process.environment = environment
+        let launched = ChildLauncher.prepare(executable: executable, arguments: arguments, pipeInput: false, pipeErrors: true)
+        let process = launched.process
         let tail = StderrTail()
         // Registered before the child can exit, so the handler always finds it.
         let registered = Mutex(false)
@@ -167,12 +198,15 @@ final class WorkerSupervisor: Sendable {
         let reading = ReadFlag()
         state.withLock {
             $0.children[pid] = Child(
-                process: process, slot: slot, started: .now, tail: tail, output: output.fileHandleForReading, reading: reading)
+                process: process, slot: slot, started: .now, tail: tail, output: launched.output, reading: reading)
         }
         registered.withLock { $0 = true }
         logger.info("worker process started", metadata: ["slot": "\(slot)", "pid": "\(pid)"])
-        Thread { [weak self] in self?.readEvents(output.fileHandleForReading, pid: pid, reading: reading) }.start()
-        Thread { tail.read(errors.fileHandleForReading) }.start()
+        // A stop request that came while it started did not reach it.
+        if state.withLock({ $0.stopping }) { kill(pid, SIGTERM) }
+        let output = launched.output, errors = launched.errors!
+        Thread { [weak self] in self?.readEvents(output, pid: pid, reading: reading) }.start()
+        Thread { tail.read(errors) }.start()
     }
 
     /// Follows a child's `claimed` and `settled` lines.
@@ -187,23 +221,25 @@ final class WorkerSupervisor: Sendable {
             while let newline = buffer.firstIndex(of: 0x0A) {
                 let line = String(decoding: buffer[buffer.startIndex..<newline], as: UTF8.self)
                 buffer.removeSubrange(buffer.startIndex...newline)
-                let parts = line.split(separator: " ").map(String.init)
+                guard let message = SupervisorMessage(line: line) else { continue }
+                if case .outcome(let task, let outcome, let duration) = message {
+                    observer?.recorded(JobOutcome(task: task, outcome: outcome, duration: duration))
+                    continue
+                }
                 state.withLock { state in
                     guard state.children[pid] != nil else { return }
-                    if parts.count == 5, parts[0] == "claimed", let id = JobID(parts[1]) {
-                        state.children[pid]?.held[id] = Held(
-                            lease: JobLease(id: id, token: parts[2]), claimed: .now,
-                            killAfter: Int64(parts[3]).map { .milliseconds($0) }, retryAfter: Int64(parts[4]).map { .milliseconds($0) })
-                    } else if parts.count == 4, parts[0] == "outcome", let kind = JobOutcome.Kind(rawValue: parts[2]),
-                        let micros = Int64(parts[3])
-                    {
-                        metrics?.record(JobOutcome(task: parts[1], outcome: kind, duration: .microseconds(micros)))
-                    } else if parts.count == 3, parts[0] == "worker" {
-                        state.children[pid]?.workerID = parts[1]
-                        state.children[pid]?.concurrency = Int(parts[2])
-                    } else if parts.count == 2, parts[0] == "settled", let id = JobID(parts[1]) {
+                    switch message {
+                    case .claimed(let lease, let killAfter, let retryAfter):
+                        state.children[pid]?.held[lease.id] = Held(
+                            lease: lease, claimed: .now, killAfter: killAfter, retryAfter: retryAfter)
+                    case .worker(let id, let concurrency):
+                        state.children[pid]?.workerID = id
+                        state.children[pid]?.concurrency = concurrency
+                    case .settled(let id):
                         state.children[pid]?.held[id] = nil
                         state.processed += 1
+                    case .outcome:
+                        break
                     }
                 }
             }
@@ -214,7 +250,7 @@ final class WorkerSupervisor: Sendable {
 
     private func duties() async {
         var lastAnnounce = ContinuousClock.now - .seconds(3600)
-        while !Task.isCancelled {
+        while !Task.isCancelled && !state.withLock({ $0.stopping && $0.children.isEmpty }) {
             enforceHardLimits()
             if ContinuousClock.now - lastAnnounce >= configuration.heartbeatInterval {
                 lastAnnounce = .now
@@ -249,13 +285,7 @@ final class WorkerSupervisor: Sendable {
             logger.error("job ran past its hard time limit; killed its worker process", metadata: [
                 "job": "\(held.lease.id)", "pid": "\(pid)", "ran": "\(killedAfter)",
             ])
-            Task {
-                do {
-                    _ = try await broker.fail(held.lease, message: error.description, retryAfter: held.retryAfter)
-                } catch {
-                    logger.error("could not record a timed-out job; its lease will expire", metadata: ["job": "\(held.lease.id)", "error": "\(error)"])
-                }
-            }
+            work.continuation.yield(.timedOut(held, error))
         }
     }
 
@@ -270,12 +300,11 @@ final class WorkerSupervisor: Sendable {
         }
     }
 
-    /// Sets the metrics' gauges: processes, busy slots and slots.
-    func refreshMetrics() {
-        guard let metrics else { return }
+    /// The process count, and the slots and busy slots of its current (not retiring) processes,
+    /// for the metrics' gauges.
+    public var slots: (processes: Int, concurrency: Int, busy: Int) {
         let totals = totals()
-        metrics.processes(totals.count)
-        metrics.slots(busy: totals.busy, concurrency: totals.concurrency)
+        return (totals.count, totals.concurrency, totals.busy)
     }
 
     /// The supervisor's own entry in the worker registry: its processes and their totals.
@@ -308,6 +337,7 @@ final class WorkerSupervisor: Sendable {
         let crashed = signalled || process.terminationStatus != 0
         let (child, stopping, delay) = state.withLock { state -> (Child?, Bool, Duration) in
             guard let child = state.children.removeValue(forKey: pid) else { return (nil, state.stopping, .zero) }
+            state.unsettledExits += 1
             let quick = crashed && !child.killedForTimeLimit && ContinuousClock.now - child.started < .seconds(10)
             if !child.retiring { state.quickDeaths[child.slot] = quick ? (state.quickDeaths[child.slot] ?? 0) + 1 : 0 }
             let deaths = child.retiring ? 0 : state.quickDeaths[child.slot] ?? 0
@@ -317,19 +347,36 @@ final class WorkerSupervisor: Sendable {
         let reason = Signals.exitReason(process)
         let held = child.held.values.map(\.lease)
         if !stopping && !child.retiring {
-            metrics?.processEnded(child.killedForTimeLimit ? "killed" : crashed ? "crashed" : "recycled")
+            observer?.processEnded(child.killedForTimeLimit ? "killed" : crashed ? "crashed" : "recycled")
         }
         if (crashed && !child.killedForTimeLimit) || !held.isEmpty {
             logger.error("worker process died", metadata: [
                 "pid": "\(pid)", "reason": "\(reason)", "jobs": "\(held.count)", "stderr_tail": "\(child.tail.text)",
             ])
         }
-        Task {
+        let item = Work.exited(child, crashed: crashed, reason: reason, stopping: stopping, delay: delay)
+        if case .terminated = work.continuation.yield(item) {
+            // Cancelled: nobody settles its jobs any more (the process was told to release them).
+            state.withLock { $0.unsettledExits -= 1 }
+            finishIfDone()
+        }
+    }
+
+    private func handle(_ item: Work) async {
+        switch item {
+        case .timedOut(let held, let error):
+            do {
+                _ = try await broker.fail(held.lease, message: error.description, retryAfter: held.retryAfter)
+            } catch {
+                logger.error("could not record a timed-out job; its lease will expire", metadata: ["job": "\(held.lease.id)", "error": "\(error)"])
+            }
+        case .exited(let child, let crashed, let reason, let stopping, let delay):
             // A dead process cannot remove its own entry from the worker list.
             if let workerID = child.workerID, let registry = broker as? any WorkerRegistry {
                 try? await registry.unregister(workerID)
             }
-            await settleHeld(held, crashed: crashed && !child.killedForTimeLimit, reason: reason)
+            await settleHeld(child.held.values.map(\.lease), crashed: crashed && !child.killedForTimeLimit, reason: reason)
+            state.withLock { $0.unsettledExits -= 1 }
             if stopping || child.retiring { return finishIfDone() }
             if delay > .zero {
                 logger.warning("worker process keeps dying; restarting after a pause", metadata: ["slot": "\(child.slot)", "pause": "\(delay)"])
@@ -374,12 +421,15 @@ final class WorkerSupervisor: Sendable {
         }
     }
 
+    /// Once stopping and every process has exited: ends the stream of work (so ``run()`` returns
+    /// after the work in progress) and wakes ``run()`` if it was cancelled.
     private func finishIfDone() {
-        let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            guard state.stopping && state.children.isEmpty else { return nil }
+        let (done, continuation) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+            guard state.stopping && state.children.isEmpty && state.unsettledExits == 0 else { return (false, nil) }
             defer { state.finished = nil }
-            return state.finished
+            return (true, state.finished)
         }
+        if done { work.continuation.finish() }
         continuation?.resume()
     }
 }
@@ -406,4 +456,12 @@ final class StderrTail: Sendable {
 /// Whether a supervisor's reader is handling a chunk of a child's output.
 final class ReadFlag: Sendable {
     let value = Atomic<Bool>(false)
+}
+
+/// Hears what a ``WorkerSupervisor``'s processes report: attempts finished (for metrics) and
+/// processes that ended unexpectedly (`crashed`), were killed at a hard limit (`killed`) or
+/// recycled themselves (`recycled`).
+public protocol SupervisorObserver: Sendable {
+    func recorded(_ outcome: JobOutcome)
+    func processEnded(_ reason: String)
 }

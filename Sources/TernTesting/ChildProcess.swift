@@ -1,3 +1,4 @@
+import Broker
 import Foundation
 
 /// Starts child processes with `posix_spawn`, with default signal handling and an empty signal

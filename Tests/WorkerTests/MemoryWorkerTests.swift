@@ -15,7 +15,7 @@ struct MemoryWorkerTests {
         var registry = TaskRegistry()
         try SampleTasks.register(in: &registry, includingTestTasks: false)
         let worker = JobWorker(
-            broker: broker, registry: registry, configuration: JobEnvironment.workerConfiguration(),
+            broker: broker, registry: registry, configuration: .forTests(),
             logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
         let running = Task { try await worker.run() }
         let echo = try await tern.enqueue(Echo.self, .string("inline"))
@@ -29,5 +29,19 @@ struct MemoryWorkerTests {
         try await running.value
         #expect(try await broker.workers().isEmpty)
         #expect(try await broker.stats(.default).succeeded == 2)
+    }
+}
+
+extension WorkerConfiguration {
+    /// Short leases and intervals, so that tests of the worker finish quickly.
+    static func forTests(concurrency: Int = 4) -> WorkerConfiguration {
+        var configuration = WorkerConfiguration()
+        configuration.concurrency = concurrency
+        configuration.lease = .seconds(3)
+        configuration.heartbeatInterval = .milliseconds(200)
+        configuration.reaperInterval = .milliseconds(200)
+        configuration.shutdownGrace = .seconds(5)
+        configuration.idleWait = .milliseconds(500)
+        return configuration
     }
 }
