@@ -1,4 +1,6 @@
+import Broker
 import Foundation
+import Logging
 import TernCore
 
 /// The sample tasks the README, the docs and the tests use.
@@ -175,15 +177,19 @@ public struct Spin: TernTask {
 }
 
 /// `record`: appends `text` and a newline to the file at `path` (one `write` with `O_APPEND`, so
-/// lines from many processes never interleave) and returns the text: an execution log for tests.
-/// A test task (`--sample-tasks`): it writes where its input says.
+/// lines from many processes never interleave) and returns the text: an
+/// execution log for tests. With `followUp`, it also logs `recorded` and enqueues an `echo` of the
+/// text through `context.dependency(TernClient.self)`. A test task (`TERN_TEST_TASKS=1`): it writes where its
+/// input says.
 public struct Record: TernTask {
     public struct Input: Codable, Sendable {
         public var path: String
         public var text: String
-        public init(path: String, text: String) {
+        public var followUp: Bool?
+        public init(path: String, text: String, followUp: Bool? = nil) {
             self.path = path
             self.text = text
+            self.followUp = followUp
         }
     }
     public typealias Output = String
@@ -196,6 +202,10 @@ public struct Record: TernTask {
         let bytes = Array((input.text + "\n").utf8)
         let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         guard written == bytes.count else { throw PermanentError("short write to \(input.path)") }
+        if input.followUp == true {
+            context.logger.info("recorded", metadata: ["text": "\(input.text)"])
+            _ = try await context.dependency(TernClient.self).enqueue(Echo.self, .string(input.text))
+        }
         return input.text
     }
 }

@@ -69,13 +69,13 @@ struct APICommand: AsyncParsableCommand {
         }
         let registry = try ApplicationTasks.load().registry
         var configuration = try APISettings.configuration(file.api)
-        configuration.host = host ?? nonEmpty(environment["TERN_API_HOST"]) ?? file.api?.host ?? "127.0.0.1"
+        configuration.host = host ?? nonEmpty(environment["TERN_API_HOST"]) ?? file.api?.host ?? configuration.host
         configuration.port = try port ?? nonEmpty(environment["TERN_API_PORT"]).map { text in
             guard let value = Int(text), (1...65535).contains(value) else {
                 throw ValidationError("TERN_API_PORT must be a port number, not '\(text)'")
             }
             return value
-        } ?? file.api?.port ?? 8080
+        } ?? file.api?.port ?? configuration.port
         if let maxBodyBytes { configuration.maxBodyBytes = maxBodyBytes }
         let access = try APISettings.access(file.api, environment: environment, logger: logger)
         let api = APIContext(

@@ -91,7 +91,7 @@ struct DevCommand: AsyncParsableCommand {
             }
             apiConfiguration.port = value
         } else {
-            apiConfiguration.port = port ?? 8080
+            apiConfiguration.port = port ?? apiConfiguration.port
         }
         // A fresh admin token each run, besides any tokens of the config file.
         let devToken = APISettings.newToken()

@@ -134,6 +134,16 @@ struct WorkerCommand: AsyncParsableCommand {
 
         let (registry, dependencies) = try ApplicationTasks.load()
         if runIsolatedJob {
+            // A TernClient as in the worker, connected only if the job asks for it.
+            let (redisConfiguration, keyPrefix) = (
+                try redis.configuration(environment: environment, file: file), prefix ?? redis.prefix(environment: environment, file: file)
+            )
+            var dependencies = dependencies
+            if !dependencies.declares(TernClient.self) {
+                dependencies.register(TernClient.self) {
+                    TernClient(broker: try RedisJobBroker(client: RedisClient(configuration: redisConfiguration, logger: logger), prefix: keyPrefix))
+                }
+            }
             Foundation.exit(await IsolatedJob.main(registry: registry, dependencies: dependencies, logger: logger))
         }
         var port = metricsPort

@@ -7,7 +7,7 @@ import TernCore
 /// The child side of an isolated job: a process started by ``IsolatedRunner`` that runs one job and
 /// reports its outcome on its standard output, then exits.
 ///
-/// Protocol: the parent writes `<id> <attempt> <max attempts> <task>` and the input in base64, a
+/// Protocol: the parent writes `<id> <attempt> <max attempts> <task> <worker id>` and the input in base64, a
 /// line each, then `cancel` to cancel the job (end of input means the parent is gone: the child
 /// exits at once). The child writes `progress <value> <base64 message|->` lines, then
 /// `result <base64 output>` or `error <permanent 0|1> <retry delay ms|-> <base64 message>`. The
@@ -27,7 +27,7 @@ public enum IsolatedJob {
             return 64
         }
         let fields = header.split(separator: " ").map(String.init)
-        guard fields.count == 4, let id = JobID(fields[0]), let attempt = Int(fields[1]), let maxAttempts = Int(fields[2]),
+        guard fields.count == 5, let id = JobID(fields[0]), let attempt = Int(fields[1]), let maxAttempts = Int(fields[2]),
             let entry = registry[fields[3]]
         else {
             FileHandle.standardError.write(Data("tern: bad isolated job header '\(header)'\n".utf8))
@@ -37,6 +37,7 @@ public enum IsolatedJob {
         logger[metadataKey: "job"] = "\(id)"
         logger[metadataKey: "task"] = "\(entry.name)"
         logger[metadataKey: "attempt"] = "\(attempt)"
+        logger[metadataKey: "worker"] = "\(fields[4])"
         let store = DependencyStore(dependencies, logger: logger)
         let context = JobContext(
             id: id, attempt: attempt, maxAttempts: maxAttempts, logger: logger, dependencies: store

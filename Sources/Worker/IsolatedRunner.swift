@@ -62,10 +62,12 @@ public struct HardTimeLimitExceeded: Error, CustomStringConvertible {
 struct IsolatedRunner: Sendable {
     let isolation: ProcessIsolation
     let killGrace: Duration
+    /// The worker it runs for, named in the job's log lines in the child.
+    let workerID: String
 
     /// Runs the job; `control` tells why it is cancelled, if it is.
     func run(_ job: ClaimedJob, entry: TaskRegistry.Entry, context: JobContext, control: JobControl) async throws -> Data {
-        let child = try IsolatedChild.start(isolation, job: job)
+        let child = try IsolatedChild.start(isolation, job: job, workerID: workerID)
         let started = ContinuousClock.now
         let hardLimit = entry.options.effectiveHardTimeLimit
         // Not a child task: cancelling the job must not cancel its hard limit.
@@ -117,12 +119,12 @@ final class IsolatedChild: Sendable {
         self.input = input
     }
 
-    static func start(_ isolation: ProcessIsolation, job: ClaimedJob) throws -> IsolatedChild {
+    static func start(_ isolation: ProcessIsolation, job: ClaimedJob, workerID: String) throws -> IsolatedChild {
         let launched = ChildLauncher.prepare(
             executable: isolation.executable, arguments: isolation.arguments + [IsolatedJob.flag], pipeInput: true, pipeErrors: false)
         let child = IsolatedChild(process: launched.process, input: launched.input!)
         try launched.process.run()
-        let header = "\(job.id.rawValue) \(job.attempt) \(job.maxAttempts) \(job.task)\n\(job.input.base64EncodedString())\n"
+        let header = "\(job.id.rawValue) \(job.attempt) \(job.maxAttempts) \(job.task) \(workerID)\n\(job.input.base64EncodedString())\n"
         child.send(header)
         let output = launched.output
         Thread { child.read(output) }.start()

@@ -46,12 +46,12 @@ extension JobWorker {
         var result: Result<Data, any Error>?
         var stop: JobStop?
         let isolation = configuration.isolation.flatMap { $0.isolates(entry) ? $0 : nil }
-        let killGrace = configuration.killGrace
+        let killGrace = configuration.killGrace, workerID = configuration.workerID
         await withTaskGroup(of: Event.self) { group in
             group.addTask(executorPreference: threads) {
                 do {
                     if let isolation {
-                        let runner = IsolatedRunner(isolation: isolation, killGrace: killGrace)
+                        let runner = IsolatedRunner(isolation: isolation, killGrace: killGrace, workerID: workerID)
                         return .finished(.success(try await runner.run(job, entry: entry, context: context, control: control)))
                     }
                     return .finished(.success(try await entry.run(job.input, context)))

@@ -124,6 +124,9 @@ public final class JobWorker: Sendable {
         // anything else on the shared pool: a busy process must not lose its leases.
         let duties = DutyThread()
         defer { duties.stop() }
+        // Listed (and its catalogue published) before it claims: a job's `worker` always names a
+        // worker that `tern workers` has shown.
+        await announce()
         await withTaskGroup(of: Void.self) { group in
             group.addTask(executorPreference: duties) { await self.heartbeatLoop(duties) }
             group.addTask(executorPreference: duties) { await self.reaperLoop(duties) }
@@ -317,7 +320,6 @@ public final class JobWorker: Sendable {
     }
 
     private func heartbeatLoop(_ duties: DutyThread) async {
-        await announce()
         // The previous heartbeat, if it succeeded: a Redis outage is reported as such, not as a delay.
         var last: ContinuousClock.Instant? = .now
         while !Task.isCancelled {

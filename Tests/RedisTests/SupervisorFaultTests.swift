@@ -281,6 +281,31 @@ extension HeavyProcessTests {
             #expect(await supervisor.stop())
         }
 
+        @Test("an isolated job has a TernClient of its own (its follow-up job runs) and logs with its worker's id")
+        func isolatedClient() async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let supervisor = try SupervisorProcess(environment, ["--processes", "1", "--concurrency", "2", "--isolate", "record"])
+            defer { supervisor.killIfRunning() }
+            let child = try #require(try await supervisor.waitForChildren(environment.broker, count: 1).first)
+            let text = "follow-up-\(UUID().uuidString.prefix(8))"
+            let job = try await environment.tern.enqueue(
+                Record.self, .init(path: environment.server.directory + "/record.log", text: text, followUp: true))
+            _ = try await environment.waitFor(job.id, .succeeded, within: .seconds(60))
+            // The echo that the isolated process enqueued with its own client runs on the worker.
+            let echo = try await eventually(within: .seconds(60)) {
+                let page = try await environment.broker.jobs(queue: .default, state: .succeeded, cursor: nil, limit: 100)
+                guard let found = page.jobs.first(where: { $0.task == "echo" && $0.input == Data("\"\(text)\"".utf8) }) else {
+                    throw WaitError("the follow-up echo has not succeeded yet")
+                }
+                return found
+            }
+            #expect(echo.attempts == 1 && echo.worker == child.id)
+            let line = supervisor.logText.split(separator: "\n").first { $0.contains("recorded") && $0.contains(text) }
+            #expect(line?.contains("worker=\(child.id)") == true, "\(line ?? "no 'recorded' line")")
+            #expect(await supervisor.stop())
+        }
+
         @Test("SIGHUP replaces every process gracefully; an invalid configuration file is refused")
         func reload() async throws {
             let environment = try await JobEnvironment.start()
