@@ -1,10 +1,5 @@
 import ArgumentParser
-import Broker
 import Foundation
-import Logging
-import Synchronization
-import TernCore
-import Worker
 
 extension WorkerCommand {
     /// This binary's path, for starting worker processes and isolated jobs.
