@@ -91,13 +91,16 @@ struct JobWatch {
 }
 
 private func enqueue(_ request: Request, _ context: APIRequestContext, _ api: APIContext) async throws -> Response {
-    let grant = try context.require(.enqueue)
-    let bytes = try await readJSONBody(request, api)
+    let grant = try await refusingEarly(request, context, api) { try context.require(.enqueue) }
+    let bytes = try await readJSONBody(request, context, api)
     let enqueueRequest = try await EnqueueBody.parse(
         bytes, tasks: api.tasks, idempotencyKey: request.headers[.init("Idempotency-Key")!])
     try checkGrant(grant, enqueueRequest)
     let receipt = try await broker { try await api.broker.enqueue([enqueueRequest])[0] }
     if receipt.refused { throw Problem.queueFull(enqueueRequest.queue) }
+    if receipt.keyReused, let key = enqueueRequest.idempotencyKey {
+        throw Problem.idempotencyKeyReused(key, job: receipt.id, pointer: "/idempotency_key")
+    }
     if receipt.created { api.metrics.enqueued(task: enqueueRequest.task) }
     // Written by hand: this is the hot path, and ids and states need no escaping.
     let id = receipt.id.rawValue
@@ -123,8 +126,8 @@ private func checkGrant(_ grant: TokenGrant, _ request: EnqueueRequest, pointer:
 /// valid ones are enqueued together. The answer is 200 with one result per job, in order: its
 /// `id`, `state` and `created`, or its `error` (a problem document without the HTTP envelope).
 private func enqueueBatch(_ request: Request, _ context: APIRequestContext, _ api: APIContext) async throws -> Response {
-    let grant = try context.require(.enqueue)
-    let bytes = try await readJSONBody(request, api)
+    let grant = try await refusingEarly(request, context, api) { try context.require(.enqueue) }
+    let bytes = try await readJSONBody(request, context, api)
     let body = try EnqueueBody.parseObject(bytes)
     let object = body.object
     guard object.keys.allSatisfy({ $0 == "jobs" }), case .array(let items)? = object["jobs"],
@@ -172,6 +175,10 @@ private func enqueueBatch(_ request: Request, _ context: APIRequestContext, _ ap
         case .success(let request):
             guard let receipt = next.next() else { return ["index": index] }
             if receipt.refused { return ["index": index, "error": problemObject(Problem.queueFull(request.queue))] }
+            if receipt.keyReused, let key = request.idempotencyKey {
+                let problem = Problem.idempotencyKeyReused(key, job: receipt.id, pointer: "/jobs/\(index)/idempotency_key")
+                return ["index": index, "error": problemObject(problem)]
+            }
             return [
                 "index": index, "id": receipt.id.rawValue, "state": JSONResponse.orNull(receipt.state?.rawValue),
                 "created": receipt.created,
@@ -181,7 +188,7 @@ private func enqueueBatch(_ request: Request, _ context: APIRequestContext, _ ap
         }
     }
     let refused = receipts.filter(\.refused).count
-    let enqueued = valid.count - refused
+    let enqueued = valid.count - refused - receipts.filter(\.keyReused).count
     var response = try JSONResponse.make(["results": results, "enqueued": enqueued, "rejected": outcomes.count - enqueued])
     if refused > 0 { response.headers[.retryAfter] = String(Problem.queueFullRetryAfter) }
     return response
@@ -189,8 +196,10 @@ private func enqueueBatch(_ request: Request, _ context: APIRequestContext, _ ap
 
 /// A job's error in a batch answer: a problem document without the HTTP envelope.
 private func problemObject(_ problem: Problem) -> [String: Any] {
-    [
+    var object: [String: Any] = [
         "status": Int(problem.status.code), "code": problem.code, "detail": problem.detail,
         "errors": problem.errors.map { ["pointer": $0.pointer, "message": $0.message] },
     ]
+    if let job = problem.job { object["job"] = job.rawValue }
+    return object
 }

@@ -25,6 +25,7 @@ enum JobView {
         }
         object["cancel_requested"] = record.cancelRequested
         object["crashes"] = record.crashes
+        object["suspect"] = record.suspect
         if let schedule = record.schedule, let tick = record.tickMilliseconds {
             object["schedule"] = ["name": schedule, "tick_at": timestamp(tick)]
         } else {

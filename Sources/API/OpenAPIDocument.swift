@@ -128,7 +128,11 @@ enum OpenAPISchemas {
                 "errors": ["type": "array", "items": object(["attempt": integer, "message": string, "at": timestamp])],
                 "progress": ["oneOf": [["type": "null"], object(["value": ["type": "number"], "message": ["type": ["string", "null"]]])]],
                 "cancel_requested": ["type": "boolean"],
-                "crashes": ["type": "integer", "description": "How many worker processes died while running the job."],
+                "crashes": ["type": "integer", "description": "How many worker processes died while running the job alone (the crashes charged to it)."],
+                "suspect": [
+                    "type": "boolean",
+                    "description": "A process died while running the job with others: not charged, but the job now runs alone in a process of its own.",
+                ],
                 "schedule": ["oneOf": [["type": "null"], object(["name": string, "tick_at": timestamp])], "description": "The schedule and tick that emitted the job."],
             ]),
             "JobState": object(["id": string, "state": ["type": "string", "enum": states]]),
@@ -167,6 +171,10 @@ enum OpenAPISchemas {
                     "hard_time_limit_ms": ["type": ["integer", "null"], "description": "Run time after which a supervised process running the job is killed (plus the worker's kill grace)."],
                     "isolated": ["type": "boolean", "description": "Each job runs alone in a process of its own."],
                     "result_retention_ms": integer,
+                    "failed_retention_ms": [
+                        "type": ["integer", "null"],
+                        "description": "How long a failed job is kept; null: the deployment's default (queues.failed_retention_seconds, 7 days).",
+                    ],
                     "expires_after_ms": ["type": ["integer", "null"]], "input_schema": ["type": "object"], "output_schema": ["type": "object"],
                     "source": [
                         "type": "string", "enum": ["compiled", "published"],

@@ -40,6 +40,8 @@ public struct Problem: HTTPResponseError, Sendable {
     public var retryAfter: Int?
     /// Extra response headers (`WWW-Authenticate` on 401).
     public var headers: HTTPFields = [:]
+    /// The job the problem is about, as the member `job` (for `idempotency_key_reused`).
+    public var job: JobID?
 
     public init(_ status: HTTPResponse.Status, _ code: String, _ detail: String, errors: [FieldError] = [], retryAfter: Int? = nil) {
         self.status = status
@@ -55,6 +57,7 @@ public struct Problem: HTTPResponseError, Sendable {
             "detail": detail,
         ]
         if !errors.isEmpty { object["errors"] = errors.map { ["pointer": $0.pointer, "message": $0.message] } }
+        if let job { object["job"] = job.rawValue }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
         var headers = headers
         headers[.contentType] = "application/problem+json"
@@ -75,6 +78,16 @@ public struct Problem: HTTPResponseError, Sendable {
 
     /// Seconds a client should wait before sending again to a full queue.
     static let queueFullRetryAfter = 2
+
+    /// 422 for an idempotency key that already holds a job made by a different request.
+    static func idempotencyKeyReused(_ key: String, job: JobID, pointer: String) -> Problem {
+        var problem = Problem(
+            .unprocessableContent, "idempotency_key_reused",
+            "idempotency key '\(key)' already holds job \(job.rawValue), made by a different request (task, queue, input or options); use a new key for a new job",
+            errors: [.init(pointer: pointer, message: "already used for job \(job.rawValue) with a different request")])
+        problem.job = job
+        return problem
+    }
 
     /// 429 for a job refused because its queue is at its cap on waiting jobs.
     static func queueFull(_ queue: QueueName) -> Problem {

@@ -126,6 +126,7 @@ private func taskObject(_ entry: TaskRegistry.Entry) -> [String: Any] {
         "hard_time_limit_ms": JSONResponse.orNull(options.effectiveHardTimeLimit.map(milliseconds)),
         "isolated": options.isolated,
         "result_retention_ms": milliseconds(options.resultRetention),
+        "failed_retention_ms": JSONResponse.orNull(options.failedRetention.map(milliseconds)),
         "expires_after_ms": JSONResponse.orNull(options.expiresAfter.map(milliseconds)),
         "input_schema": entry.inputSchema.foundationObject, "output_schema": entry.outputSchema.foundationObject,
     ]

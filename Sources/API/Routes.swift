@@ -120,41 +120,35 @@ final class WaiterSlot: Sendable {
 }
 
 /// Checks the content type, reads the body up to the limit and checks its shape (depth,
-/// duplicate keys) before it is parsed.
-func readJSONBody(_ request: Request, _ api: APIContext) async throws -> Data {
+/// duplicate keys) before it is parsed. A refused body is discarded first (see ``BodyReader``).
+func readJSONBody(_ request: Request, _ context: APIRequestContext, _ api: APIContext) async throws -> Data {
+    let reader = BodyReader(request: request, context: context, configuration: api.configuration)
     let contentType = request.headers[.contentType] ?? ""
     guard contentType.lowercased().hasPrefix("application/json") else {
+        await reader.discard()
         throw Problem(.unsupportedMediaType, "unsupported_media_type", "send the body as application/json")
     }
-    let data: Data
-    let limit = api.configuration.maxBodyBytes
-    do {
-        // A body that trickles in is cut at the deadline: a slow client cannot hold a request open.
-        data = try await withThrowingTaskGroup(of: Data?.self) { group in
-            group.addTask { Data(try await request.body.collect(upTo: limit).readableBytesView) }
-            group.addTask {
-                try await Task.sleep(for: api.configuration.bodyTimeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let data = first else { throw BodyTimeout() }
-            return data
-        }
-    } catch is BodyTimeout {
-        var problem = Problem(.requestTimeout, "body_timeout", "the body did not arrive within \(api.configuration.bodyTimeout)")
-        problem.headers[.connection] = "close"
-        throw problem
-    } catch is NIOTooManyBytesError {
-        throw Problem(.contentTooLarge, "body_too_large", "the body exceeds \(api.configuration.maxBodyBytes) bytes")
-    } catch {
-        throw Problem(.badRequest, "unreadable_body", "the request body could not be read")
-    }
+    let data = try await reader.read()
     // RFC 8259 lets a parser ignore a byte order mark; inputs are stored without it.
     let text = data.starts(with: [0xEF, 0xBB, 0xBF]) ? data.dropFirst(3) : data
     if let violation = JSONShapeCheck.violation(in: text, maxDepth: api.configuration.maxJSONDepth) {
         throw violation.problem
     }
     return Data(text)
+}
+
+/// Runs the checks a route with a body makes before reading it (the token, the schedule's name);
+/// if one refuses the request, its body is discarded first, so that a client that sends the whole
+/// body before reading sees the answer.
+func refusingEarly<T>(
+    _ request: Request, _ context: APIRequestContext, _ api: APIContext, _ checks: () async throws -> T
+) async throws -> T {
+    do {
+        return try await checks()
+    } catch {
+        await BodyReader(request: request, context: context, configuration: api.configuration).discard()
+        throw error
+    }
 }
 
 private struct BodyTimeout: Error {}

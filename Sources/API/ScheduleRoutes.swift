@@ -22,9 +22,11 @@ func addScheduleRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         return try await JSONResponse.make(scheduleObject(definition, source: source, api))
     }
     schedules.put(":name") { request, context in
-        try context.require(.operate)
-        let name = try await changeable(try scheduleName(context), api)
-        let definition = try parseDefinition(try await readJSONBody(request, api), name: name)
+        let name = try await refusingEarly(request, context, api) {
+            try context.require(.operate)
+            return try await changeable(try scheduleName(context), api)
+        }
+        let definition = try parseDefinition(try await readJSONBody(request, context, api), name: name)
         try check(definition, api)
         let created = try await broker { try await api.scheduleStore.put(definition) }
         return try await JSONResponse.make(scheduleObject(definition, source: "api", api), status: created ? .created : .ok)
@@ -41,7 +43,7 @@ func addScheduleRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
             let name = try await changeable(try scheduleName(context), api)
             guard var definition = try await broker({ try await api.scheduleStore.get(name) }) else { throw noSchedule(name) }
             definition.enabled = enabled
-            try await broker { try await api.scheduleStore.put(definition) }
+            _ = try await broker { try await api.scheduleStore.put(definition) }
             return try await JSONResponse.make(scheduleObject(definition, source: "api", api))
         }
     }

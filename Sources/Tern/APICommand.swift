@@ -14,9 +14,9 @@ struct APICommand: AsyncParsableCommand {
         commandName: "api",
         abstract: "Serve the HTTP API.",
         discussion: """
-            Serves /v1 (jobs, queues, workers, tasks), /openapi.json, /docs, /metrics, /healthz and
-            /readyz. Every /v1 call needs a bearer token from api.tokens in config/tern.yaml (create
-            one with `tern token create`), unless api.auth is none. Redis failures answer 503 with
+            Serves /v1 (jobs, queues, workers, tasks), /openapi.json, /docs, /metrics, /healthz and \
+            /readyz. Every /v1 call needs a bearer token from api.tokens in config/tern.yaml (create \
+            one with `tern token create`), unless api.auth is none. Redis failures answer 503 with \
             Retry-After. SIGTERM and SIGINT stop it gracefully.
 
             Examples:
@@ -42,42 +42,23 @@ struct APICommand: AsyncParsableCommand {
     @Option(help: "Log format: text or json. Environment: TERN_LOG_FORMAT. (default: text)")
     var logFormat: String?
 
-    func validate() throws {
-        if let port, !(1...65535).contains(port) { throw ValidationError("--port must be 1...65535") }
-        if let maxBodyBytes, !(1_024...(64 << 20)).contains(maxBodyBytes) {
-            throw ValidationError("--max-body-bytes must be 1024...67108864")
-        }
-    }
-
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        let file = try redis.file()
-        let logger = try LogSetup.make(
-            label: "tern.api", format: logFormat ?? nonEmpty(environment["TERN_LOG_FORMAT"]) ?? file.log?.format)
-        var redisConfiguration = try redis.configuration(environment: environment, file: file)
+        let settings = try redis.resolver()
+        let file = settings.file
+        let logger = try LogSetup.make(label: "tern.api", settings, flag: logFormat)
+        // Every setting is checked before anything connects.
+        let configuration = try APISettings.configuration(settings, host: host, port: port, maxBodyBytes: maxBodyBytes)
+        var redisConfiguration = try redis.configuration(settings)
+        let keyPrefix = try redis.prefix(settings)
+        let store = try file.storePolicy()
+        let registry = try ApplicationTasks.load().registry
+        let access = try APISettings.access(settings, logger: logger)
         // A request must learn of a Redis failure within a second (503 + Retry-After), never hang.
         redisConfiguration.commandTimeout = .milliseconds(800)
         redisConfiguration.connectTimeout = .milliseconds(500)
         let client = RedisClient(configuration: redisConfiguration, logger: logger)
         defer { client.close() }
-        let keyPrefix = redis.prefix(environment: environment, file: file)
-        let broker: RedisJobBroker
-        do {
-            broker = try RedisJobBroker(client: client, prefix: keyPrefix, caps: try file.queueCaps())
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        let registry = try ApplicationTasks.load().registry
-        var configuration = try APISettings.configuration(file.api)
-        configuration.host = host ?? nonEmpty(environment["TERN_API_HOST"]) ?? file.api?.host ?? configuration.host
-        configuration.port = try port ?? nonEmpty(environment["TERN_API_PORT"]).map { text in
-            guard let value = Int(text), (1...65535).contains(value) else {
-                throw ValidationError("TERN_API_PORT must be a port number, not '\(text)'")
-            }
-            return value
-        } ?? file.api?.port ?? configuration.port
-        if let maxBodyBytes { configuration.maxBodyBytes = maxBodyBytes }
-        let access = try APISettings.access(file.api, environment: environment, logger: logger)
+        let broker = try store.broker(client: client, prefix: keyPrefix)
         let api = APIContext(
             broker: broker, registry: registry, configuration: configuration, access: access,
             scheduleStore: ScheduleStore(client: client, keys: broker.keys), configuredSchedules: file.schedules ?? []

@@ -7,33 +7,51 @@ import TernCore
 /// Turns the `api:` section of the config file and the environment into the API's configuration
 /// and access policy.
 enum APISettings {
-    /// The limits from the file over the defaults, each checked against its range.
-    static func configuration(_ file: ConfigFile.API?) throws -> APIConfiguration {
+    /// The API's configuration: `--host`/`TERN_API_HOST`/`api.host`, `--port`/`TERN_API_PORT`/
+    /// `api.port`, `--max-body-bytes`/`api.max_body_bytes`, and the file's other `api.` limits,
+    /// each over the default of ``APIConfiguration`` and checked against its range.
+    static func configuration(
+        _ settings: SettingsResolver, host: String? = nil, port: Int? = nil, maxBodyBytes: Int? = nil
+    ) throws -> APIConfiguration {
         var configuration = APIConfiguration()
-        guard let file else { return configuration }
-        func check<T: Comparable>(_ value: T?, _ range: ClosedRange<T>, _ key: String) throws -> T? {
-            guard let value else { return nil }
-            guard range.contains(value) else { throw ValidationError("api.\(key) must be \(range.lowerBound)...\(range.upperBound)") }
-            return value
+        let file = settings.file.api
+        func names(_ key: String, flag: String? = nil, _ variable: String? = nil) -> SettingNames {
+            SettingNames(flag: flag, environment: variable, file: "api." + key)
         }
-        if let value = try check(file.port, 1...65_535, "port") { configuration.port = value }
-        if let host = file.host, host.isEmpty { throw ValidationError("api.host must not be empty") }
-        if let value = try check(file.maxBodyBytes, 1_024...(64 << 20), "max_body_bytes") { configuration.maxBodyBytes = value }
-        if let value = try check(file.maxJSONDepth, 2...512, "max_json_depth") { configuration.maxJSONDepth = value }
-        if let value = try check(file.maxWaitSeconds, 0...300, "max_wait_seconds") { configuration.maxWaitSeconds = value }
-        if let value = try check(file.maxWaiters, 0...1_000_000, "max_waiters") { configuration.maxWaiters = value }
-        if let value = try check(file.idleTimeoutSeconds, 1...3_600, "idle_timeout_seconds") { configuration.idleTimeout = .seconds(value) }
-        if let value = try check(file.bodyTimeoutSeconds, 1...3_600, "body_timeout_seconds") { configuration.bodyTimeout = .seconds(value) }
-        if let value = try check(file.maxHeaderBytes, 1_024...(1 << 20), "max_header_bytes") { configuration.maxHeaderBytes = value }
-        if let value = try check(file.maxConnections, 1...1_000_000, "max_connections") { configuration.maxConnections = value }
+        configuration.host = try settings.value(
+            names("host", flag: "--host", "TERN_API_HOST"), flag: host, file: file?.host, default: configuration.host)
+        guard !configuration.host.isEmpty else { throw ValidationError("api.host must not be empty") }
+        configuration.port = try settings.value(
+            names("port", flag: "--port", "TERN_API_PORT"), flag: port, file: file?.port, default: configuration.port, in: 1...65_535)
+        configuration.maxBodyBytes = try settings.value(
+            names("max_body_bytes", flag: "--max-body-bytes"), flag: maxBodyBytes, file: file?.maxBodyBytes,
+            default: configuration.maxBodyBytes, in: 1_024...(64 << 20))
+        configuration.maxJSONDepth = try settings.value(
+            names("max_json_depth"), flag: nil, file: file?.maxJSONDepth, default: configuration.maxJSONDepth, in: 2...512)
+        configuration.maxWaitSeconds = try settings.value(
+            names("max_wait_seconds"), flag: nil, file: file?.maxWaitSeconds, default: configuration.maxWaitSeconds, in: 0...300)
+        configuration.maxWaiters = try settings.value(
+            names("max_waiters"), flag: nil, file: file?.maxWaiters, default: configuration.maxWaiters, in: 0...1_000_000)
+        configuration.idleTimeout = try settings.seconds(
+            names("idle_timeout_seconds"), flag: nil, file: file?.idleTimeoutSeconds, default: configuration.idleTimeout, in: 1...3_600)
+        configuration.bodyTimeout = try settings.seconds(
+            names("body_timeout_seconds"), flag: nil, file: file?.bodyTimeoutSeconds, default: configuration.bodyTimeout, in: 1...3_600)
+        configuration.maxHeaderBytes = try settings.value(
+            names("max_header_bytes"), flag: nil, file: file?.maxHeaderBytes, default: configuration.maxHeaderBytes,
+            in: 1_024...(1 << 20))
+        configuration.maxConnections = try settings.value(
+            names("max_connections"), flag: nil, file: file?.maxConnections, default: configuration.maxConnections,
+            in: 1...1_000_000)
         return configuration
     }
 
     /// The access policy: `TERN_API_AUTH` (or `api.auth`) `none` turns authentication off; else
     /// the tokens of `api.tokens`, of which there must be at least one. `devToken` adds an admin
     /// token (what `tern dev` prints).
-    static func access(_ file: ConfigFile.API?, environment: [String: String], devToken: String? = nil, logger: Logger) throws -> AccessPolicy {
-        let mode = nonEmpty(environment["TERN_API_AUTH"]) ?? file?.auth ?? "tokens"
+    static func access(_ settings: SettingsResolver, devToken: String? = nil, logger: Logger) throws -> AccessPolicy {
+        let file = settings.file.api
+        let mode = try settings.value(
+            SettingNames(environment: "TERN_API_AUTH", file: "api.auth"), flag: nil, file: file?.auth, default: "tokens")
         switch mode {
         case "none":
             logger.warning("API authentication is off (auth: none): anyone who can reach the port is an admin")
@@ -99,8 +117,8 @@ struct TokenCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create an API token and print the api.tokens entry for config/tern.yaml.",
             discussion: """
-                The token is printed once; the config file keeps only its SHA-256, so a leaked config
-                does not leak tokens. Roles: reader (read), producer (read and enqueue, optionally only
+                The token is printed once; the config file keeps only its SHA-256, so a leaked config \
+                does not leak tokens. Roles: reader (read), producer (read and enqueue, optionally only \
                 the listed tasks and queues), operator (read, cancel, retry, pause, resume), admin (all).
 
                 Example:

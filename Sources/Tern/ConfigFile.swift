@@ -6,7 +6,8 @@ import TernCore
 import Yams
 
 /// The configuration file (`config/tern.yaml` by default). Every field is optional; a command-line
-/// flag beats the environment, which beats the file, which beats the built-in default. Secrets
+/// flag beats the environment, which beats the file, which beats the built-in default (see
+/// ``SettingsResolver``). Secrets
 /// (passwords in the Redis URL) belong in the environment (`TERN_REDIS_URL`), not in this file.
 struct ConfigFile: Decodable, Sendable {
     struct Redis: Decodable, Sendable {
@@ -99,18 +100,24 @@ struct ConfigFile: Decodable, Sendable {
         }
     }
 
+    /// `log:`: `format` (text or json) and `level` (trace ... critical).
     struct Log: Decodable, Sendable {
         var format: String?
+        var level: String?
     }
 
     /// `queues:`: caps on the jobs waiting in each queue, checked at enqueue (429 above them).
     struct Queues: Decodable, Sendable {
         var maxPending: Int?
         var maxPendingByQueue: [String: Int]?
+        var maxFailed: Int?
+        var failedRetentionSeconds: Double?
 
         enum CodingKeys: String, CodingKey {
             case maxPending = "max_pending"
             case maxPendingByQueue = "max_pending_by_queue"
+            case maxFailed = "max_failed"
+            case failedRetentionSeconds = "failed_retention_seconds"
         }
     }
 
@@ -136,6 +143,8 @@ struct ConfigFile: Decodable, Sendable {
             throw ValidationError("cannot read config file \(chosen)")
         }
         do {
+            // A file with no document (empty, or comments only) is an empty configuration.
+            guard try Yams.compose(yaml: String(decoding: data, as: UTF8.self)) != nil else { return ConfigFile() }
             return try YAMLDecoder().decode(ConfigFile.self, from: data)
         } catch {
             throw ValidationError("config file \(chosen) is invalid: \(error)")
@@ -161,5 +170,23 @@ extension ConfigFile {
             byQueue[queue] = cap
         }
         return QueueCaps(maxPending: maxPending == 0 ? nil : maxPending, byQueue: byQueue)
+    }
+}
+
+extension ConfigFile {
+    /// What the job store keeps and refuses: the caps of ``queueCaps()``, and of failed jobs
+    /// `queues.max_failed` per queue (default 10,000) for `queues.failed_retention_seconds`
+    /// (default 7 days) unless a task sets its own.
+    func storePolicy() throws -> StorePolicy {
+        let settings = SettingsResolver(environment: [:], file: self)
+        var policy = StorePolicy()
+        policy.caps = try queueCaps()
+        policy.failedCap = try settings.value(
+            SettingNames(file: "queues.max_failed"), flag: nil, file: queues?.maxFailed, default: policy.failedCap,
+            in: 1...10_000_000)
+        policy.failedRetention = try settings.seconds(
+            SettingNames(file: "queues.failed_retention_seconds"), flag: nil, file: queues?.failedRetentionSeconds,
+            default: policy.failedRetention, in: 1...315_360_000)
+        return policy
     }
 }

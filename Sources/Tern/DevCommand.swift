@@ -15,12 +15,12 @@ struct DevCommand: AsyncParsableCommand {
         commandName: "dev",
         abstract: "Run Tern for local development: a worker, the API, the scheduler, and a demo.",
         discussion: """
-            Checks the Redis that scripts/dev started (data under .data/), runs a worker with the
-            application's tasks on the default queue, runs the application's demo (Tern's own
-            binary enqueues a few sample jobs and prints their results), then keeps the worker
-            running until Ctrl-C.
-            It also serves the HTTP API on 127.0.0.1 (port 8080 by default) with a fresh admin token,
-            and runs the scheduler on the config file's schedules (and those created over the API),
+            Checks the Redis that scripts/dev started (data under .data/), runs a worker with the \
+            application's tasks on the default queue, runs the application's demo (Tern's own \
+            binary enqueues a few sample jobs and prints their results), then keeps the worker \
+            running until Ctrl-C. \
+            It also serves the HTTP API on 127.0.0.1 (port 8080 by default) with a fresh admin token, \
+            and runs the scheduler on the config file's schedules (and those created over the API), \
             printing each firing.
 
             Example:
@@ -32,6 +32,9 @@ struct DevCommand: AsyncParsableCommand {
 
     @Option(help: "Worker concurrency. (default: 8)")
     var concurrency: Int = 8
+
+    @Option(help: "Log format: text or json. Environment: TERN_LOG_FORMAT. (default: text)")
+    var logFormat: String?
 
     @Option(help: "HTTP API port (on 127.0.0.1). Environment: TERN_API_PORT. (default: 8080)")
     var port: Int?
@@ -47,21 +50,25 @@ struct DevCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...10_000).contains(concurrency) else { throw ValidationError("--concurrency must be 1...10000") }
-        if let port, !(1...65535).contains(port) { throw ValidationError("--port must be 1...65535") }
     }
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        let file = try redis.file()
-        let logger = try LogSetup.make(label: "tern.dev", format: nonEmpty(environment["TERN_LOG_FORMAT"]) ?? file.log?.format)
-        let configuration = try redis.configuration(environment: environment, file: file)
+        let settings = try redis.resolver()
+        let file = settings.file
+        let logger = try LogSetup.make(label: "tern.dev", settings, flag: logFormat)
+        let configuration = try redis.configuration(settings)
+        // The API listens on 127.0.0.1 whatever api.host says: a dev token must not leave this machine.
+        var apiConfiguration = try APISettings.configuration(settings, port: port)
+        apiConfiguration.host = APIConfiguration().host
+        let keyPrefix = try redis.prefix(settings)
+        let storePolicy = try file.storePolicy()
         let client = RedisClient(configuration: configuration, logger: logger)
         defer { client.close() }
         let report = try await RedisStartup.checkDurability(
             client, configuration, command: "tern dev", refuseUnsafe: false, label: "warning")
         print("tern dev: Redis \(report.version) at \(configuration.endpointDescription), appendonly \(report.appendOnly ? "yes" : "no"), maxmemory-policy \(report.maxMemoryPolicy)")
 
-        let broker = try RedisJobBroker(client: client, prefix: redis.prefix(environment: environment, file: file), caps: try file.queueCaps())
+        let broker = try storePolicy.broker(client: client, prefix: keyPrefix)
         try await broker.prepare()
         let (registry, dependencies) = try ApplicationTasks.load()
         var workerConfiguration = WorkerConfiguration()
@@ -75,7 +82,7 @@ struct DevCommand: AsyncParsableCommand {
         let scheduler: SchedulerService
         do {
             scheduler = try SchedulerService(
-                broker: broker, schedules: schedules, registry: registry, configuration: try ScheduleSettings.configuration(file.scheduler),
+                broker: broker, schedules: schedules, registry: registry, configuration: try ScheduleSettings.configuration(settings),
                 logger: workerLogger, store: ScheduleStore(client: client, keys: broker.keys)
             ) { schedule, tick, id in
                 print("tern dev: schedule \(schedule.name) fired for \(Self.isoTime(tick)) → job \(id)")
@@ -84,18 +91,9 @@ struct DevCommand: AsyncParsableCommand {
             throw ValidationError("\(error)")
         }
         print("tern dev: worker \(workerConfiguration.workerID) running tasks \(registry.names.joined(separator: ", ")) on queue default")
-        var apiConfiguration = APIConfiguration()
-        if let text = environment["TERN_API_PORT"], !text.isEmpty, port == nil {
-            guard let value = Int(text), (1...65535).contains(value) else {
-                throw ValidationError("TERN_API_PORT must be a port number, not '\(text)'")
-            }
-            apiConfiguration.port = value
-        } else {
-            apiConfiguration.port = port ?? apiConfiguration.port
-        }
         // A fresh admin token each run, besides any tokens of the config file.
         let devToken = APISettings.newToken()
-        let access = try APISettings.access(file.api, environment: environment, devToken: devToken, logger: logger)
+        let access = try APISettings.access(settings, devToken: devToken, logger: logger)
         if access.requiresToken, let tokenFile { try Self.writeSecret(devToken + "\n", to: tokenFile) }
         let api = APIContext(
             broker: broker, registry: registry, configuration: apiConfiguration, access: access,

@@ -18,6 +18,28 @@ enum LogSetup {
         return logger
     }
 
+    /// A logger in the format of `flag` (`--log-format`), else `TERN_LOG_FORMAT`, else `log.format`,
+    /// else text.
+    static func make(label: String, _ settings: SettingsResolver, flag: String?) throws -> Logger {
+        let format = try settings.optional(
+            SettingNames(flag: "--log-format", environment: "TERN_LOG_FORMAT", file: "log.format"),
+            flag: flag, file: settings.file.log?.format)
+        guard format == nil || format == "text" || format == "json" else {
+            throw ValidationError("the log format (--log-format, TERN_LOG_FORMAT, log.format) must be text or json, not '\(format!)'")
+        }
+        var logger = try make(label: label, format: format)
+        let level = try settings.optional(
+            SettingNames(environment: "TERN_LOG_LEVEL", file: "log.level"), flag: nil, file: settings.file.log?.level)
+        if let level {
+            guard let value = Logger.Level(rawValue: level.lowercased()) else {
+                throw ValidationError(
+                    "the log level (TERN_LOG_LEVEL, log.level) must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not '\(level)'")
+            }
+            logger.logLevel = value
+        }
+        return logger
+    }
+
     /// The level named by `TERN_LOG_LEVEL`, `info` when unset.
     static func level(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Logger.Level {
         guard let name = environment["TERN_LOG_LEVEL"], !name.isEmpty else { return .info }

@@ -8,7 +8,7 @@ struct RedisCheckCommand: AsyncParsableCommand {
         commandName: "redis-check",
         abstract: "Check that Redis is reachable and configured not to lose jobs.",
         discussion: """
-            Connects, reads INFO, and exits 0 when Redis has the append-only file on and never evicts
+            Connects, reads INFO, and exits 0 when Redis has the append-only file on and never evicts \
             keys; exits 1 and says what to change otherwise. Exits 4 when Redis cannot be reached.
 
             Example:
@@ -19,8 +19,7 @@ struct RedisCheckCommand: AsyncParsableCommand {
     @OptionGroup var redis: RedisOptions
 
     func run() async throws {
-        let file = try redis.file()
-        let configuration = try redis.configuration(environment: ProcessInfo.processInfo.environment, file: file)
+        let configuration = try redis.configuration(try redis.resolver())
         let client = RedisClient(configuration: configuration)
         defer { client.close() }
         let report: RedisDurability

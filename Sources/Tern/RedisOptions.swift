@@ -16,30 +16,38 @@ struct RedisOptions: ParsableArguments {
     /// The configuration file this command reads.
     func file() throws -> ConfigFile { try ConfigFile.load(path: config) }
 
-    /// The URL from the flag, else a non-empty `TERN_REDIS_URL`, else the config file's
-    /// `redis.url`, else `redis://127.0.0.1:6379`.
-    func resolvedURL(environment: [String: String], file: ConfigFile = ConfigFile()) -> String {
-        redisURL ?? nonEmpty(environment["TERN_REDIS_URL"]) ?? file.redis?.url
-            ?? "redis://127.0.0.1:6379"
+    /// The settings resolver over the environment and this command's configuration file.
+    func resolver() throws -> SettingsResolver { SettingsResolver(file: try file()) }
+
+    /// `--redis-url`, else `TERN_REDIS_URL`, else `redis.url`, else ``RedisConfiguration/defaultURL``.
+    func resolvedURL(_ settings: SettingsResolver) throws -> String {
+        try settings.value(
+            SettingNames(flag: "--redis-url", environment: "TERN_REDIS_URL", file: "redis.url"),
+            flag: redisURL, file: settings.file.redis?.url, default: RedisConfiguration.defaultURL)
     }
 
-    /// The key prefix from `TERN_PREFIX`, else the config file's `redis.prefix`, else `tern`.
-    func prefix(environment: [String: String], file: ConfigFile) -> String {
-        nonEmpty(environment["TERN_PREFIX"]) ?? file.redis?.prefix ?? "tern"
-    }
-
-    func configuration(environment: [String: String], file: ConfigFile = ConfigFile()) throws -> RedisConfiguration {
-        let url = resolvedURL(environment: environment, file: file)
+    /// `flag` (a command's `--prefix`), else `TERN_PREFIX`, else `redis.prefix`, else
+    /// ``RedisJobKeys/defaultPrefix``; checked as a key prefix.
+    func prefix(_ settings: SettingsResolver, flag: String? = nil) throws -> String {
+        let prefix = try settings.value(
+            SettingNames(flag: "--prefix", environment: "TERN_PREFIX", file: "redis.prefix"),
+            flag: flag, file: settings.file.redis?.prefix, default: RedisJobKeys.defaultPrefix)
         do {
-            return try RedisConfiguration(url: url)
+            _ = try RedisJobKeys(prefix: prefix)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        return prefix
+    }
+
+    /// The connection settings of the resolved URL.
+    func configuration(_ settings: SettingsResolver) throws -> RedisConfiguration {
+        do {
+            return try RedisConfiguration(url: try resolvedURL(settings))
+        } catch let error as ValidationError {
+            throw error
         } catch {
             throw ValidationError("\(error)")
         }
     }
-}
-
-/// An environment value, or `nil` when it is unset or empty: every command treats an empty
-/// variable as unset.
-func nonEmpty(_ text: String?) -> String? {
-    text.flatMap { $0.isEmpty ? nil : $0 }
 }

@@ -14,16 +14,19 @@ enum ScheduleSettings {
         }
     }
 
-    static func configuration(_ section: ConfigFile.SchedulerSection?) throws -> SchedulerConfiguration {
+    /// `scheduler.poll_ms` and `scheduler.lateness_seconds` over the defaults of
+    /// ``SchedulerConfiguration``.
+    static func configuration(_ settings: SettingsResolver) throws -> SchedulerConfiguration {
         var configuration = SchedulerConfiguration()
-        if let poll = section?.pollMilliseconds {
-            guard (10...10_000).contains(poll) else { throw ValidationError("scheduler.poll_ms must be 10-10000") }
+        let section = settings.file.scheduler
+        if let poll = try settings.optional(
+            SettingNames(file: "scheduler.poll_ms"), flag: nil, file: section?.pollMilliseconds, in: 10...10_000)
+        {
             configuration.pollInterval = .milliseconds(poll)
         }
-        if let lateness = section?.latenessSeconds {
-            guard lateness.isFinite, (1...86_400).contains(lateness) else { throw ValidationError("scheduler.lateness_seconds must be 1-86400") }
-            configuration.lateness = .milliseconds(Int64(lateness * 1000))
-        }
+        configuration.lateness = try settings.seconds(
+            SettingNames(file: "scheduler.lateness_seconds"), flag: nil, file: section?.latenessSeconds,
+            default: configuration.lateness, in: 1...86_400)
         guard configuration.lateness >= configuration.pollInterval * 2 + .seconds(1) else {
             throw ValidationError("scheduler.lateness_seconds must be at least twice poll_ms plus 1 s, or on-time ticks would count as missed")
         }

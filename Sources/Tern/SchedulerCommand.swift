@@ -12,10 +12,10 @@ struct SchedulerCommand: AsyncParsableCommand {
         commandName: "scheduler",
         abstract: "Emit periodic jobs from the schedules in the config file.",
         discussion: """
-            Reads `schedules:` from config/tern.yaml (or --config), checks every schedule against the
-            registered tasks (its input is decoded as the task's input type), then emits due ticks
-            until SIGTERM or SIGINT. Schedules created over the HTTP API (/v1/schedules) are followed
-            too: a change takes effect within one poll interval, without a restart. Run two or three replicas for availability: each tick becomes
+            Reads `schedules:` from config/tern.yaml (or --config), checks every schedule against the \
+            registered tasks (its input is decoded as the task's input type), then emits due ticks \
+            until SIGTERM or SIGINT. Schedules created over the HTTP API (/v1/schedules) are followed \
+            too: a change takes effect within one poll interval, without a restart. Run two or three replicas for availability: each tick becomes \
             one job whatever the number of replicas, and no tick is skipped while one runs.
 
             Examples:
@@ -30,19 +30,19 @@ struct SchedulerCommand: AsyncParsableCommand {
     var logFormat: String?
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        let file = try redis.file()
-        let logger = try LogSetup.make(
-            label: "tern.scheduler", format: logFormat ?? nonEmpty(environment["TERN_LOG_FORMAT"]) ?? file.log?.format)
+        let settings = try redis.resolver()
+        let file = settings.file
+        let logger = try LogSetup.make(label: "tern.scheduler", settings, flag: logFormat)
         let registry = try ApplicationTasks.load().registry
         let schedules = try ScheduleSettings.schedules(file.schedules)
-        let configuration = try ScheduleSettings.configuration(file.scheduler)
-        let settings = SchedulerSettings(
-            redis: try redis.configuration(environment: environment, file: file), prefix: redis.prefix(environment: environment, file: file),
+        let configuration = try ScheduleSettings.configuration(settings)
+        var schedulerSettings = SchedulerSettings(
+            redis: try redis.configuration(settings), prefix: try redis.prefix(settings),
             schedules: schedules, configuration: configuration)
+        schedulerSettings.store = try file.storePolicy()
         let group: ServiceGroup
         do {
-            group = try TernServices.buildSchedulerServices(settings, registry: registry, logger: logger)
+            group = try TernServices.buildSchedulerServices(schedulerSettings, registry: registry, logger: logger)
         } catch {
             throw ValidationError("\(error)")
         }

@@ -39,8 +39,11 @@ public enum SHA256 {
     }
 
     /// The digest of `text`'s UTF-8 bytes as 64 lower-case hex digits.
-    public static func hex(_ text: String) -> String {
-        digest(text.utf8).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    public static func hex(_ text: String) -> String { hex(bytes: text.utf8) }
+
+    /// The digest of `bytes` as 64 lower-case hex digits.
+    public static func hex(bytes: some Collection<UInt8>) -> String {
+        digest(bytes).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 
     private static func rotate(_ value: UInt32, _ count: UInt32) -> UInt32 {

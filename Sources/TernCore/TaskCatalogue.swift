@@ -11,6 +11,8 @@ public struct PublishedTask: Sendable, Hashable, Codable {
     public var hardTimeLimitMilliseconds: Int64?
     public var isolated: Bool
     public var resultRetentionMilliseconds: Int64
+    /// `nil` when the task leaves it to the deployment (and in catalogues of older workers).
+    public var failedRetentionMilliseconds: Int64?
     public var expiresAfterMilliseconds: Int64?
     public var inputSchema: JSONValue
     public var outputSchema: JSONValue
@@ -21,6 +23,7 @@ public struct PublishedTask: Sendable, Hashable, Codable {
         case softTimeLimitMilliseconds = "soft_time_limit_ms"
         case hardTimeLimitMilliseconds = "hard_time_limit_ms"
         case resultRetentionMilliseconds = "result_retention_ms"
+        case failedRetentionMilliseconds = "failed_retention_ms"
         case expiresAfterMilliseconds = "expires_after_ms"
         case inputSchema = "input_schema"
         case outputSchema = "output_schema"
@@ -37,6 +40,7 @@ public struct PublishedTask: Sendable, Hashable, Codable {
         hardTimeLimitMilliseconds = options.hardTimeLimit.map(Self.milliseconds)
         isolated = options.isolated
         resultRetentionMilliseconds = Self.milliseconds(options.resultRetention)
+        failedRetentionMilliseconds = options.failedRetention.map(Self.milliseconds)
         expiresAfterMilliseconds = options.expiresAfter.map(Self.milliseconds)
         inputSchema = entry.inputSchema
         outputSchema = entry.outputSchema
@@ -50,7 +54,8 @@ public struct PublishedTask: Sendable, Hashable, Codable {
             softTimeLimit: softTimeLimitMilliseconds.map { .milliseconds($0) },
             resultRetention: .milliseconds(resultRetentionMilliseconds),
             expiresAfter: expiresAfterMilliseconds.map { .milliseconds($0) },
-            hardTimeLimit: hardTimeLimitMilliseconds.map { .milliseconds($0) }, isolated: isolated)
+            hardTimeLimit: hardTimeLimitMilliseconds.map { .milliseconds($0) }, isolated: isolated,
+            failedRetention: failedRetentionMilliseconds.map { .milliseconds($0) })
     }
 
     private static func milliseconds(_ duration: Duration) -> Int64 { duration.nanoseconds / 1_000_000 }

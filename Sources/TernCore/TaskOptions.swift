@@ -20,8 +20,13 @@ public struct TaskOptions: Sendable, Hashable {
     /// Run each job of this task alone in a process of its own (default false), so that a trap or
     /// a leak in it touches no other job. Costs a process start (about 20 ms) per job.
     public var isolated: Bool
-    /// How long a finished job and its result are kept (default 24 h).
+    /// How long a finished job and its result are kept (default 24 h); a failed job, see
+    /// ``failedRetention``.
     public var resultRetention: Duration
+    /// How long a failed job is kept, to be inspected and retried; `nil` (the default) for the
+    /// deployment's retention of failed jobs: `queues.failed_retention_seconds`, else 7 days. Each
+    /// queue also keeps at most `queues.max_failed` failed jobs (default 10,000).
+    public var failedRetention: Duration?
     /// A job whose first attempt has not started this long after it was due (for a job enqueued to
     /// run now: after it was enqueued) becomes `expired`; `nil` for never (default). Retries never expire.
     public var expiresAfter: Duration?
@@ -31,8 +36,9 @@ public struct TaskOptions: Sendable, Hashable {
         queue: QueueName = .default, priority: Int = 5, maxAttempts: Int = 3,
         retryBackoff: RetryBackoff = .exponential(), softTimeLimit: Duration? = .seconds(1800),
         resultRetention: Duration = .seconds(86_400), expiresAfter: Duration? = nil,
-        hardTimeLimit: Duration? = nil, isolated: Bool = false
+        hardTimeLimit: Duration? = nil, isolated: Bool = false, failedRetention: Duration? = nil
     ) {
+        self.failedRetention = failedRetention
         self.hardTimeLimit = hardTimeLimit
         self.isolated = isolated
         self.queue = queue

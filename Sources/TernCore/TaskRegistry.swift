@@ -51,9 +51,10 @@ public struct TaskRegistry: Sendable {
             throw .invalidOptions(T.name, "priority must be 0...9 and maxAttempts at least 1")
         }
         guard options.softTimeLimit.map({ $0 > .zero }) ?? true, options.resultRetention >= .milliseconds(1),
+            options.failedRetention.map({ $0 >= .milliseconds(1) }) ?? true,
             options.expiresAfter.map({ $0 >= .zero }) ?? true
         else {
-            throw .invalidOptions(T.name, "softTimeLimit must be positive, resultRetention at least 1 ms, expiresAfter not negative")
+            throw .invalidOptions(T.name, "softTimeLimit must be positive, resultRetention and failedRetention at least 1 ms, expiresAfter not negative")
         }
         if let hard = options.hardTimeLimit, hard < options.softTimeLimit ?? .zero || hard <= .zero {
             throw .invalidOptions(T.name, "hardTimeLimit must be positive and not below softTimeLimit")
@@ -79,7 +80,7 @@ public struct TaskRegistry: Sendable {
 
     /// Decodes input as `Input`. Any JSON is a ``JSONValue``, so for it checking that the input is
     /// JSON is enough, and `JSONSerialization` does that without the decoder's failed attempts.
-    private static func validator<Input: Decodable>(for type: Input.Type) -> @Sendable (Data) throws -> Void {
+    private static func validator<Input: Decodable & Sendable>(for type: Input.Type) -> @Sendable (Data) throws -> Void {
         if type == JSONValue.self {
             return { input in
                 do {

@@ -45,15 +45,15 @@ public enum IsolatedJob {
             let text = message.map { Data($0.utf8).base64EncodedString() } ?? "-"
             channel.write("progress \(value) \(text)")
         }
-        let work = Task { try await entry.run(input, context) }
+        let (cancels, cancel) = AsyncStream<Void>.makeStream()
         Thread {
             // `cancel` cancels the job; the parent closing our input means it is gone.
             while let line = reader.line() {
-                if line == "cancel" { work.cancel() }
+                if line == "cancel" { cancel.yield() }
             }
             exit(70)
         }.start()
-        let outcome = await work.result
+        let outcome = await Self.run(entry, input, context, cancelledBy: cancels)
         // Closed before the outcome is written: once it is, the parent may end this process.
         await store.shutdown()
         do {
@@ -66,6 +66,27 @@ public enum IsolatedJob {
             channel.write("error \(permanent ? 1 : 0) \(delay.map { "\($0.nanoseconds / 1_000_000)" } ?? "-") \(Data(message.utf8).base64EncodedString())")
         }
         return 0
+    }
+
+    /// Runs the job; the first element of `cancels` cancels it (its outcome is still awaited).
+    private static func run(
+        _ entry: TaskRegistry.Entry, _ input: Data, _ context: JobContext, cancelledBy cancels: AsyncStream<Void>
+    ) async -> Result<Data, any Error> {
+        await withTaskGroup(of: Result<Data, any Error>?.self) { group in
+            group.addTask {
+                do { return .success(try await entry.run(input, context)) } catch { return .failure(error) }
+            }
+            group.addTask {
+                for await _ in cancels { return nil }
+                return nil
+            }
+            while let next = await group.next() {
+                // A cancel (or the job's end) cancels the other child; the job's outcome is awaited.
+                group.cancelAll()
+                if let outcome = next { return outcome }
+            }
+            return .failure(CancellationError())
+        }
     }
 }
 

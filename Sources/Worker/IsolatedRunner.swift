@@ -1,4 +1,5 @@
 import Broker
+import Dispatch
 import Foundation
 import Synchronization
 import TernCore
@@ -70,12 +71,12 @@ struct IsolatedRunner: Sendable {
         let child = try IsolatedChild.start(isolation, job: job, workerID: workerID)
         let started = ContinuousClock.now
         let hardLimit = entry.options.effectiveHardTimeLimit
-        // Not a child task: cancelling the job must not cancel its hard limit.
+        // A timer, not a child task: cancelling the job must not cancel its hard limit.
         let killer = hardLimit.map { limit in
-            Task {
-                try? await Task.sleep(for: limit + killGrace)
-                if !Task.isCancelled { child.kill(reason: .hardLimit) }
-            }
+            let item = DispatchWorkItem { [weak child] in child?.kill(reason: .hardLimit) }
+            let nanoseconds = (limit + killGrace).clampedNanoseconds
+            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds), execute: item)
+            return item
         }
         defer { killer?.cancel() }
         do {
@@ -252,5 +253,14 @@ public enum Signals {
         guard process.terminationReason == .uncaughtSignal else { return "exit status \(process.terminationStatus)" }
         let name = name(process.terminationStatus)
         return "signal \(process.terminationStatus)\(name.map { " (\($0))" } ?? "")"
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, capped at `Int.max` (about 292 years) so a huge limit cannot overflow.
+    var clampedNanoseconds: Int {
+        let (seconds, attoseconds) = components
+        guard seconds < Int64(Int.max / 1_000_000_000) - 1 else { return Int.max }
+        return Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
     }
 }

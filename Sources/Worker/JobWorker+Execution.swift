@@ -45,18 +45,22 @@ extension JobWorker {
         let started = ContinuousClock.now
         var result: Result<Data, any Error>?
         var stop: JobStop?
-        let isolation = configuration.isolation.flatMap { $0.isolates(entry) ? $0 : nil }
+        // A suspect of an earlier crash runs alone, so that a crash of its own is charged to it only.
+        let isolation = configuration.isolation.flatMap { $0.isolates(entry) || job.suspect ? $0 : nil }
         let killGrace = configuration.killGrace, workerID = configuration.workerID
         await withTaskGroup(of: Event.self) { group in
             group.addTask(executorPreference: threads) {
-                do {
-                    if let isolation {
-                        let runner = IsolatedRunner(isolation: isolation, killGrace: killGrace, workerID: workerID)
-                        return .finished(.success(try await runner.run(job, entry: entry, context: context, control: control)))
+                // The task's own Redis calls are cancellable as usual; only the worker's are shielded.
+                await RedisCancellationShield.unshielded { () async -> Event in
+                    do {
+                        if let isolation {
+                            let runner = IsolatedRunner(isolation: isolation, killGrace: killGrace, workerID: workerID)
+                            return .finished(.success(try await runner.run(job, entry: entry, context: context, control: control)))
+                        }
+                        return .finished(.success(try await entry.run(job.input, context)))
+                    } catch {
+                        return .finished(.failure(error))
                     }
-                    return .finished(.success(try await entry.run(job.input, context)))
-                } catch {
-                    return .finished(.failure(error))
                 }
             }
             group.addTask { .stopped(await control.waitForStop(limit: entry.options.softTimeLimit)) }
@@ -76,6 +80,14 @@ extension JobWorker {
         let stopAtSettling = control.markSettling()
         let elapsed = ContinuousClock.now - started
         logger[metadataKey: "duration_ms"] = "\(elapsed.nanoseconds / 1_000_000)"
+        if stop == nil && stopAtSettling == nil && Task.isCancelled, case .failure? = result {
+            // The worker's task was cancelled: the job was interrupted, not failed. Settling, it is
+            // no longer the shutdown's to release, so it is released here.
+            logger.info("job stopped without a report", metadata: ["reason": "worker cancelled"])
+            await report("release", id: job.id) { try await self.broker.release([job.lease]) }
+            events?(.finished(JobOutcome(task: job.task, outcome: .released, duration: elapsed)))
+            return
+        }
         let outcome = await settle(job, entry: entry, result: result, stop: stop ?? stopAtSettling, logger: logger)
         events?(.finished(JobOutcome(task: job.task, outcome: outcome, duration: elapsed)))
     }
@@ -107,7 +119,8 @@ extension JobWorker {
         case (nil, .failure(let crash as IsolatedProcessCrashed)?):
             logger.error("the process running this isolated job died", metadata: ["reason": "\(crash.reason)"])
             await report("crashed", id: job.id) {
-                _ = try await self.broker.crashed(job.lease, reason: crash.reason, maxCrashes: self.configuration.maxCrashes)
+                _ = try await self.broker.crashed(
+                    job.lease, reason: crash.reason, maxCrashes: self.configuration.maxCrashes, shared: false)
             }
             return .crashed
         case (_, .failure(let error as HardTimeLimitExceeded)?):
@@ -154,8 +167,8 @@ extension JobWorker {
         return String(describing: error)
     }
 
-    /// Runs a report, retrying transient failures with backoff for up to one lease period; after
-    /// that the reaper owns the job.
+    /// Runs a report, retrying transient failures with backoff for up to one lease period (not
+    /// when the worker's task is cancelled); after that the reaper owns the job.
     func report(_ what: String, id: JobID?, _ body: @Sendable () async throws -> Void) async {
         let deadline = ContinuousClock.now + configuration.lease
         var attempt = 0
@@ -163,7 +176,7 @@ extension JobWorker {
             do {
                 try await body()
                 return
-            } catch let error as RedisError where error.isTransient && ContinuousClock.now < deadline {
+            } catch let error as RedisError where error.isTransient && ContinuousClock.now < deadline && !Task.isCancelled {
                 attempt += 1
                 try? await Task.sleep(for: Backoff(base: .milliseconds(50), cap: .seconds(1)).delay(attempt: attempt))
             } catch {

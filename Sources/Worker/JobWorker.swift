@@ -98,15 +98,16 @@ public final class JobWorker: Sendable {
 
     var isStopping: Bool { state.withLock { $0.stopping } }
 
-    /// Runs until ``shutdown()``. Cancelling the calling task is the same as calling ``shutdown()``:
-    /// the work runs in a task of its own, so the shutdown can still report to Redis and release jobs.
+    /// Runs until ``shutdown()``. Cancelling the calling task is the same as
+    /// `shutdown(waitingForJobs: false)`: running jobs are cancelled and released to their queues
+    /// at once. The worker's own Redis calls are shielded from the cancellation
+    /// (``RedisCancellationShield``), so it still reports finished jobs, releases the rest and
+    /// leaves the registry before it returns.
     public func run() async throws {
-        // The one unstructured task in the worker: a cancellation shield for the shutdown path.
-        let body = Task { await self.runUntilShutdown() }
         await withTaskCancellationHandler {
-            await body.value
+            await RedisCancellationShield.shielded { await self.runUntilShutdown() }
         } onCancel: {
-            self.shutdown()
+            self.shutdown(waitingForJobs: false)
         }
     }
 

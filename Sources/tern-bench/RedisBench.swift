@@ -10,8 +10,8 @@ struct RedisBench: AsyncParsableCommand {
         commandName: "redis",
         abstract: "Measure the Redis client: sequential, 50 concurrent callers on one connection, pipelines of 100.",
         discussion: """
-            Starts its own redis-server (no persistence) on a free port unless --redis-url is given,
-            runs SET with a \(valueSize)-byte value in three shapes, then runs redis-benchmark with the
+            Starts its own redis-server (no persistence) on a free port unless --redis-url is given, \
+            runs SET with a \(valueSize)-byte value in three shapes, then runs redis-benchmark with the \
             matching -c/-P on the same server and prints both.
             """
     )

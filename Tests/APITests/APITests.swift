@@ -45,11 +45,28 @@ struct APITests {
             let id = try #require(created["id"] as? String)
             #expect(created["state"] as? String == "queued")
             #expect(created["created"] as? Bool == true)
-            try await client.execute(uri: "/v1/jobs", method: .post, headers: headers, body: body(#"{"task":"echo","input":{"n":1}}"#)) { response in
+            try await client.execute(
+                uri: "/v1/jobs", method: .post, headers: headers, body: body(#"{"priority":7,"input":{"n":1.0},"task":"echo"}"#)
+            ) { response in
                 #expect(response.status == .ok)
                 let object = try json(response)
                 #expect(object["id"] as? String == id)
             }
+            // The key with another request: refused, naming the key's job; nothing enqueued.
+            for other in [
+                #"{"task":"echo","input":{"n":2},"priority":7}"#, #"{"task":"echo","input":{"n":1}}"#,
+                #"{"task":"sleep","input":{"ms":1},"priority":7}"#, #"{"task":"echo","input":{"n":1},"priority":7,"queue":"other"}"#,
+            ] {
+                try await client.execute(uri: "/v1/jobs", method: .post, headers: headers, body: body(other)) { response in
+                    #expect(response.status == .unprocessableContent, "\(other)")
+                    let problem = try json(response)
+                    #expect(problem["code"] as? String == "idempotency_key_reused")
+                    #expect(problem["job"] as? String == id)
+                    #expect((problem["detail"] as? String)?.contains("order-1") == true)
+                    #expect((problem["errors"] as? [[String: Any]])?.first?["pointer"] as? String == "/idempotency_key")
+                }
+            }
+            #expect(try await broker.stats("other").pending == 0)
             try await client.execute(uri: "/v1/jobs/\(id)", method: .get) { response in
                 #expect(response.status == .ok)
                 let job = try json(response)
@@ -92,16 +109,20 @@ struct APITests {
                   {"task": "sleep", "input": {"ms": "x"}},
                   {"task": "echo", "input": 2, "queue": "other"},
                   {"task": "echo", "input": 1, "idempotency_key": "k1"},
-                  7
+                  7,
+                  {"task": "echo", "input": 5, "idempotency_key": "k1"}
                 ]}
                 """#
             try await client.execute(uri: "/v1/jobs/batch", method: .post, headers: jsonHeaders, body: body(text)) { response in
                 #expect(response.status == .ok)
                 let object = try json(response)
                 #expect(object["enqueued"] as? Int == 3)
-                #expect(object["rejected"] as? Int == 2)
+                #expect(object["rejected"] as? Int == 3)
                 let results = try #require(object["results"] as? [[String: Any]])
-                #expect(results.count == 5)
+                #expect(results.count == 6)
+                let reused = try #require(results[5]["error"] as? [String: Any])
+                #expect(reused["code"] as? String == "idempotency_key_reused" && reused["job"] as? String == results[0]["id"] as? String)
+                #expect((reused["errors"] as? [[String: Any]])?.first?["pointer"] as? String == "/jobs/5/idempotency_key")
                 #expect(results[0]["created"] as? Bool == true)
                 let pointers = ((results[1]["error"] as? [String: Any])?["errors"] as? [[String: Any]])?.compactMap { $0["pointer"] as? String }
                 #expect(pointers == ["/jobs/1/input/ms"])

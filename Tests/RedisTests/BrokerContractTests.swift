@@ -19,11 +19,12 @@ struct ContractBroker {
     /// A new broker; `nil` for Redis when redis-server is not installed outside CI (under `CI=true`,
     /// ``TestRedis/enabled`` is true, so a missing server fails the test instead).
     static func make(
-        _ kind: BrokerKind, failedCap: Int = JobLimits.defaultFailedCap, caps: QueueCaps = QueueCaps()
+        _ kind: BrokerKind, failedCap: Int = JobLimits.defaultFailedCap,
+        failedRetention: Duration = JobLimits.defaultFailedRetention, caps: QueueCaps = QueueCaps()
     ) async throws -> ContractBroker? {
         switch kind {
         case .memory:
-            return ContractBroker(broker: MemoryJobBroker(failedCap: failedCap, caps: caps), stop: {})
+            return ContractBroker(broker: MemoryJobBroker(failedCap: failedCap, failedRetention: failedRetention, caps: caps), stop: {})
         case .redis:
             guard TestRedis.enabled else { return nil }
             let server = try await TestRedis.start()
@@ -36,7 +37,8 @@ struct ContractBroker {
             }
             do {
                 let broker = try RedisJobBroker(
-                    client: client, prefix: "c" + String(UUID().uuidString.prefix(8)), failedCap: failedCap, caps: caps)
+                    client: client, prefix: "c" + String(UUID().uuidString.prefix(8)), failedCap: failedCap,
+                    failedRetention: failedRetention, caps: caps)
                 try await broker.prepare()
                 return ContractBroker(broker: broker) {
                     client.close()
@@ -54,12 +56,12 @@ struct ContractBroker {
 /// A request for a job of a task no worker runs: these tests drive the broker by hand.
 func contractRequest(
     queue: QueueName = .default, priority: Int = 5, maxAttempts: Int = 3, timing: EnqueueRequest.Timing = .now,
-    expiresAfter: Duration? = nil, retention: Duration = .seconds(86_400), key: String? = nil,
-    keyTTL: Duration = .seconds(86_400), input: String = "null"
+    expiresAfter: Duration? = nil, retention: Duration = .seconds(86_400), failedRetention: Duration? = nil,
+    key: String? = nil, keyTTL: Duration = .seconds(86_400), input: String = "null"
 ) -> EnqueueRequest {
     let options = TaskOptions(
         queue: queue, priority: priority, maxAttempts: maxAttempts, resultRetention: retention,
-        expiresAfter: expiresAfter)
+        expiresAfter: expiresAfter, failedRetention: failedRetention)
     return EnqueueRequest(
         task: "contract.echo", input: Data(input.utf8), options: options, timing: timing, idempotencyKey: key,
         idempotencyTTL: keyTTL)
@@ -244,6 +246,55 @@ struct BrokerContractTests {
         #expect(fresh.id != short.id)
     }
 
+    @Test("an idempotency key reused with another request is refused, naming the key's job", arguments: BrokerKind.allCases)
+    func idempotencyFingerprint(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let first = try await broker.enqueue([contractRequest(key: "k", input: #"{"a":1,"b":[true,null]}"#)])[0]
+        #expect(first.created && !first.keyReused)
+        // The same request, keys in another order and a number written otherwise: the same job.
+        let same = try await broker.enqueue([contractRequest(key: "k", input: #"{ "b": [true, null], "a": 1.0 }"#)])[0]
+        #expect(same.id == first.id && !same.created && !same.keyReused && same.state == .queued)
+        var otherTask = contractRequest(key: "k", input: #"{"a":1,"b":[true,null]}"#)
+        otherTask.task = "contract.other"
+        let others = [
+            contractRequest(key: "k", input: #"{"a":2,"b":[true,null]}"#),
+            otherTask,
+            contractRequest(priority: 7, key: "k", input: #"{"a":1,"b":[true,null]}"#),
+            contractRequest(maxAttempts: 9, key: "k", input: #"{"a":1,"b":[true,null]}"#),
+            contractRequest(timing: .after(.seconds(60)), key: "k", input: #"{"a":1,"b":[true,null]}"#),
+            contractRequest(queue: "elsewhere", key: "k", input: #"{"a":1,"b":[true,null]}"#),
+        ]
+        for (index, request) in others.enumerated() {
+            let receipt = try await broker.enqueue([request])[0]
+            #expect(receipt.keyReused && !receipt.created && receipt.id == first.id, "request \(index): \(receipt)")
+        }
+        // Per item in a batch: the repeat maps to the job, the changed one is refused, a new key is made.
+        let batch = try await broker.enqueue([
+            contractRequest(key: "k", input: #"{"a":1,"b":[true,null]}"#), contractRequest(key: "k", input: "3"),
+            contractRequest(key: "new", input: "3"),
+        ])
+        #expect(batch.map(\.keyReused) == [false, true, false])
+        #expect(batch.map(\.created) == [false, false, true])
+        #expect(try await broker.stats(.default).pending == 2)
+        #expect(try await broker.stats("elsewhere").pending == 0)
+
+        // 100 concurrent identical requests make one job; 100 differing ones, one job and 99 refusals.
+        let receipts = try await withThrowingTaskGroup(of: EnqueueReceipt.self) { group in
+            for index in 0..<200 {
+                group.addTask {
+                    let input = index < 100 ? "0" : "\(index)"
+                    return try await broker.enqueue([contractRequest(key: index < 100 ? "same" : "differ", input: input)])[0]
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(receipts.filter(\.created).count == 2)
+        #expect(receipts.filter(\.keyReused).count == 99)
+        #expect(Set(receipts.map(\.id)).count == 2)
+    }
+
     @Test("a failure with a retry delay retries, its error recorded", arguments: BrokerKind.allCases)
     func retry(_ kind: BrokerKind) async throws {
         guard let subject = try await ContractBroker.make(kind) else { return }
@@ -297,9 +348,9 @@ struct BrokerContractTests {
         guard let subject = try await ContractBroker.make(kind, failedCap: 3) else { return }
         defer { subject.stop() }
         let broker = subject.broker
-        // Growing retentions make the drop times distinct even within one millisecond.
+        // Growing failed retentions make the drop times distinct even within one millisecond.
         let receipts = try await broker.enqueue(
-            (0..<5).map { contractRequest(maxAttempts: 1, retention: .seconds(3600 + $0)) })
+            (0..<5).map { contractRequest(maxAttempts: 1, failedRetention: .seconds(3600 + $0)) })
         let claimed = try await broker.claim(queue: .default, limit: 5, worker: "w", lease: .seconds(30))
         #expect(claimed.map(\.id) == receipts.map(\.id))
         for job in claimed {
@@ -591,6 +642,30 @@ struct BrokerContractTests {
         #expect(try await broker.stats(.default).succeeded == 0)
     }
 
+    @Test("a failed job is kept for its failed retention (the task's, else the broker's), not its result retention", arguments: BrokerKind.allCases)
+    func failedRetention(_ kind: BrokerKind) async throws {
+        // The broker's default: 8 s, long enough that a loaded machine cannot drop the job before the looks below.
+        guard let subject = try await ContractBroker.make(kind, failedRetention: .seconds(8)) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipts = try await broker.enqueue([
+            contractRequest(maxAttempts: 1, retention: .milliseconds(1)),
+            contractRequest(maxAttempts: 1, retention: .seconds(3600), failedRetention: .milliseconds(300)),
+        ])
+        let claimed = try await broker.claim(queue: .default, limit: 2, worker: "w", lease: .seconds(30))
+        #expect(claimed.count == 2)
+        for job in claimed { #expect(try await broker.fail(job.lease, message: "no", retryAfter: nil) == .failed) }
+        // The task's own failed retention (300 ms) drops the second, though its result retention is an hour.
+        try await eventually(within: .seconds(20)) {
+            if try await broker.job(receipts[1].id) != nil { throw WaitError("the job with a 300 ms failed retention is still kept") }
+        }
+        // The first, with a result retention of 1 ms, is kept for the broker's failed retention.
+        #expect(try await broker.job(receipts[0].id)?.state == .failed)
+        try await eventually(within: .seconds(30)) {
+            if try await broker.job(receipts[0].id) != nil { throw WaitError("the job is still kept after the broker's failed retention") }
+        }
+    }
+
     @Test("waiting for work: woken by an enqueue or a resume, else times out", arguments: BrokerKind.allCases)
     func waitForWork(_ kind: BrokerKind) async throws {
         guard let subject = try await ContractBroker.make(kind) else { return }
@@ -638,6 +713,15 @@ struct BrokerContractTests {
         #expect(try await broker.stats("contract-y").succeeded == 1)
         _ = try await broker.reap("contract-y", limit: 10)
         #expect(try await broker.stats("contract-y").succeeded == 0)
+
+        // A failed job is kept 7 days by default, whatever its result retention.
+        let failing = try await broker.enqueue([contractRequest(queue: "contract-z", maxAttempts: 1, retention: .seconds(1))])[0]
+        let attempt = try await claimOne(broker, queue: "contract-z")
+        #expect(try await broker.fail(attempt.lease, message: "no", retryAfter: nil) == .failed)
+        clock.advance(by: 7 * 86_400_000 - 1)
+        #expect(try await broker.job(failing.id)?.state == .failed)
+        clock.advance(by: 1)
+        #expect(try await broker.job(failing.id) == nil)
     }
 
     @Test("memory: a cancelled wait for work ends at once")

@@ -55,7 +55,7 @@ struct BrokerRetryTests {
         defer { subject.stop() }
         let broker = subject.broker
         let receipts = try await broker.enqueue(
-            (0..<5).map { contractRequest(maxAttempts: 1, retention: .seconds(3600 + $0)) })
+            (0..<5).map { contractRequest(maxAttempts: 1, failedRetention: .seconds(3600 + $0)) })
         for job in try await broker.claim(queue: .default, limit: 5, worker: "w", lease: .seconds(30)) {
             #expect(try await broker.fail(job.lease, message: "no", retryAfter: nil) == .failed)
         }
@@ -79,7 +79,7 @@ struct BrokerCrashTests {
         for crash in 1...2 {
             let job = try await claimOne(broker)
             #expect(job.attempt == 1)
-            #expect(try await broker.crashed(job.lease, reason: "signal 4", maxCrashes: 3) == .queued)
+            #expect(try await broker.crashed(job.lease, reason: "signal 4", maxCrashes: 3, shared: false) == .queued)
             let record = try #require(try await broker.job(receipt.id))
             #expect(record.crashes == crash)
             #expect(record.state == .queued)
@@ -88,11 +88,34 @@ struct BrokerCrashTests {
             #expect(try await broker.complete(job.lease, result: Data("1".utf8)) == false)
         }
         let job = try await claimOne(broker)
-        #expect(try await broker.crashed(job.lease, reason: "signal 4", maxCrashes: 3) == .failed)
+        #expect(try await broker.crashed(job.lease, reason: "signal 4", maxCrashes: 3, shared: false) == .failed)
         let record = try #require(try await broker.job(receipt.id))
         #expect(record.state == .failed)
         #expect(record.error == "worker_crashed: signal 4")
         #expect(record.errors.count == 3)
-        #expect(try await broker.crashed(job.lease, reason: "signal 4", maxCrashes: 3) == nil)
+        #expect(try await broker.crashed(job.lease, reason: "signal 4", maxCrashes: 3, shared: false) == nil)
+    }
+
+    @Test("a crash shared with other jobs charges none of them: each becomes a suspect, whose own crashes count", arguments: BrokerKind.allCases)
+    func sharedCrash(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let receipt = try await broker.enqueue([contractRequest(maxAttempts: 5)])[0]
+        let first = try await claimOne(broker)
+        #expect(!first.suspect)
+        #expect(try await broker.crashed(first.lease, reason: "signal 4", maxCrashes: 2, shared: true) == .queued)
+        var record = try #require(try await broker.job(receipt.id))
+        #expect(record.crashes == 0 && record.suspect && record.attempts == 0 && record.state == .queued)
+        #expect(record.error?.hasPrefix("worker_crashed: signal 4 (the process ran other jobs too") == true)
+        // A suspect is claimed as one, and from now on its crashes count, shared or not.
+        let second = try await claimOne(broker)
+        #expect(second.suspect)
+        #expect(try await broker.crashed(second.lease, reason: "signal 11", maxCrashes: 2, shared: true) == .queued)
+        let third = try await claimOne(broker)
+        #expect(try await broker.crashed(third.lease, reason: "signal 11", maxCrashes: 2, shared: false) == .failed)
+        record = try #require(try await broker.job(receipt.id))
+        #expect(record.crashes == 2 && record.state == .failed && record.error == "worker_crashed: signal 11")
+        #expect(record.errors.count == 3)
     }
 }

@@ -20,8 +20,8 @@ private func ternBlocking(_ arguments: [String], _ environment: [String: String]
     process.currentDirectoryURL = FileManager.default.temporaryDirectory  // no .data/dev-token here
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-cli-\(UUID().uuidString)")
     let out = directory.appendingPathExtension("out"), err = directory.appendingPathExtension("err")
-    FileManager.default.createFile(atPath: out.path, contents: nil)
-    FileManager.default.createFile(atPath: err.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
     defer {
         try? FileManager.default.removeItem(at: out)
         try? FileManager.default.removeItem(at: err)

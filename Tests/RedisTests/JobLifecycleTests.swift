@@ -1,5 +1,6 @@
 import Broker
 import Foundation
+import Logging
 import Tasks
 import TernCore
 import Testing
@@ -24,6 +25,31 @@ struct JobLifecycleTests {
             #expect(record.startedMilliseconds != nil && record.finishedMilliseconds != nil)
             #expect(record.errors.isEmpty)
         }
+    }
+
+    @Test("cancelling a worker's task releases its running jobs at once and unregisters it: queued again, no attempt used")
+    func cancellationReleases() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        var configuration = JobEnvironment.workerConfiguration(concurrency: 2)
+        // A grace far longer than the test: only the cancellation can stop the worker.
+        configuration.shutdownGrace = .seconds(3600)
+        let worker = JobWorker(
+            broker: environment.broker, registry: environment.registry, configuration: configuration,
+            logger: Logger(label: "test.worker", factory: { _ in SwiftLogNoOpLogHandler() }))
+        let running = Task { try await worker.run() }
+        let handles = try await environment.tern.enqueueBatch(Sleep.self, Array(repeating: .init(ms: 600_000), count: 2))
+        try await eventually(within: .seconds(20)) {
+            guard worker.busy == 2 else { throw WaitError("\(worker.busy) of 2 jobs claimed") }
+        }
+        running.cancel()
+        _ = await running.result
+        for handle in handles {
+            let record = try #require(try await environment.broker.job(handle.id))
+            #expect(record.state == .queued, "\(record.state)")
+            #expect(record.attempts == 0 && record.errors.isEmpty, "\(record.attempts) \(record.errors.map(\.message))")
+        }
+        #expect(try await environment.broker.workers().isEmpty)
     }
 
     @Test("a flaky job is retried with backoff and succeeds, its errors recorded")

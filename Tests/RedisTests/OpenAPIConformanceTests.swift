@@ -64,7 +64,7 @@ enum ConformanceTools {
     /// Runs `python3 arguments` to its end; returns its exit status and output.
     static func run(_ arguments: [String]) async throws -> (status: Int32, output: String) {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("tern-tool-\(UUID().uuidString).log").path
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         defer { try? log.close() }

@@ -56,6 +56,35 @@ struct PipeliningTests {
         #expect(try await connection.send(RedisCommand("PING")).string == "PONG")
     }
 
+    @Test("a shielded command gets its reply although its task is cancelled; a blocking one never waits")
+    func cancellationShield() async throws {
+        let server = try await TestRedis.start(appendOnly: false)
+        defer { server.stop() }
+        let client = RedisClient(configuration: try TestRedis.configuration(server))
+        defer { client.close() }
+        let key = TestRedis.prefix() + "shielded"
+        let task = Task {
+            // Cancelled before the command is sent: unshielded, it would fail at once.
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await RedisCancellationShield.shielded {
+                _ = try await client.send(RedisCommand("SET", key, "written"))
+                return try await client.send(RedisCommand("GET", key)).string
+            }
+        }
+        #expect(try await task.value == "written")
+        let blocked = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await RedisCancellationShield.shielded {
+                try await client.sendBlocking(RedisCommand("BLPOP", key + ":empty", 8), blockFor: .seconds(8))
+            }
+        }
+        let waited = await elapsed {
+            let result = await blocked.result
+            #expect(throws: CancellationError.self) { try result.get() }
+        }
+        recordTiming("a cancelled shielded BLPOP returns (8 s block)", waited, bound: .seconds(4))
+    }
+
     @Test("a cancelled blocking command returns at once and the connection stays in step")
     func cancelBlockingCommand() async throws {
         let server = try await TestRedis.start(appendOnly: false)

@@ -281,6 +281,41 @@ extension HeavyProcessTests {
             #expect(await supervisor.stop())
         }
 
+        @Test("a crashing job never takes its neighbours down: 10 rounds of 100 jobs and a poison one, then 3 of 300 jobs and three poisons")
+        func crashSuspects() async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let supervisor = try SupervisorProcess(environment, ["--processes", "2", "--concurrency", "4", "--max-crashes", "3"])
+            defer { supervisor.killIfRunning() }
+            _ = try await supervisor.waitForChildren(environment.broker, count: 2)
+            let rounds: [(normal: Int, poisons: [Crash.Kind])] =
+                Array(repeating: (100, [.unwrap]), count: 10) + Array(repeating: (300, [.fatal, .unwrap, .overflow]), count: 3)
+            for (round, plan) in rounds.enumerated() {
+                // The poison jobs go in among the others, so that they share processes with them.
+                let first = try await environment.tern.enqueueBatch(Sleep.self, Array(repeating: .init(ms: 50), count: plan.normal / 2))
+                var poisons: [JobHandle<Crash>] = []
+                for kind in plan.poisons {
+                    poisons.append(try await environment.tern.enqueue(Crash.self, .init(kind: kind), options: .init(maxAttempts: 10)))
+                }
+                let rest = try await environment.tern.enqueueBatch(
+                    Sleep.self, Array(repeating: .init(ms: 50), count: plan.normal - plan.normal / 2))
+                for handle in first + rest {
+                    let record = try await environment.waitFor(handle.id, .succeeded, within: .seconds(120))
+                    #expect(record.crashes == 0, "round \(round): \(record.errors.map(\.message))")
+                }
+                for poison in poisons {
+                    let record = try await environment.waitFor(poison.id, .failed, within: .seconds(120))
+                    #expect(record.crashes == 3, "round \(round): \(record.errors.map(\.message))")
+                    #expect(record.error?.hasPrefix("worker_crashed: signal") == true, "round \(round): \(record.error ?? "")")
+                    #expect(record.attempts <= 1)
+                }
+            }
+            // Nothing lost: every job of every round is accounted for above, and no queue holds more.
+            let stats = try await environment.broker.stats(.default)
+            #expect(stats.pending == 0 && stats.running == 0 && stats.scheduled == 0)
+            #expect(await supervisor.stop())
+        }
+
         @Test("an isolated job has a TernClient of its own (its follow-up job runs) and logs with its worker's id")
         func isolatedClient() async throws {
             let environment = try await JobEnvironment.start()

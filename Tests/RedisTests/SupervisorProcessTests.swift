@@ -21,7 +21,7 @@ extension HeavyProcessTests {
             ]
             supervisor.environment = WorkerBinary.testTasksEnvironment
             let log = environment.server.directory + "/supervisor.log"
-            FileManager.default.createFile(atPath: log, contents: nil)
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
             supervisor.standardOutput = FileHandle.nullDevice
             supervisor.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
             try supervisor.run()

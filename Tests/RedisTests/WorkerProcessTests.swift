@@ -22,11 +22,13 @@ enum WorkerBinary {
         ProcessInfo.processInfo.environment.merging(["TERN_TEST_TASKS": "1"]) { $1 }
     }
 
-    /// Runs the worker with `arguments` until it exits; returns its exit status and standard error.
-    static func runToExit(_ arguments: [String]) throws -> (Int32, String) {
+    /// Runs the worker with `arguments` (and `environment`, else this process's) until it exits;
+    /// returns its exit status and standard error.
+    static func runToExit(_ arguments: [String], environment: [String: String]? = nil) throws -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
+        if let environment { process.environment = environment }
         let errors = Pipe()
         process.standardError = errors
         process.standardOutput = FileHandle.nullDevice
@@ -159,6 +161,37 @@ extension HeavyProcessTests {
             #expect(status == 1)
             #expect(output.contains("appendonly is off"))
             #expect(output.contains("--allow-volatile-redis"))
+        }
+    
+        @Test(
+            "settings resolve flag over environment over file over default, and each error names its source",
+            arguments: [
+                // (flags, environment, file, exit status, text in the error)
+                (["--concurrency", "0"], ["TERN_CONCURRENCY": "5"], "", Int32(64), "--concurrency must be 1...10000, not 0"),
+                ([], ["TERN_CONCURRENCY": "ten"], "", 64, "TERN_CONCURRENCY must be a whole number, not 'ten'"),
+                ([], ["TERN_CONCURRENCY": "0"], "worker:\n  concurrency: 5\n", 64, "TERN_CONCURRENCY must be 1...10000, not '0'"),
+                ([], [:], "worker:\n  concurrency: 0\n", 64, "worker.concurrency must be 1...10000, not 0"),
+                (["--concurrency", "4"], ["TERN_CONCURRENCY": "0"], "worker:\n  concurrency: 0\n", 0, ""),
+                ([], ["TERN_CONCURRENCY": ""], "", 0, ""),
+                ([], ["TERN_REDIS_URL": "http://x"], "", 64, "unknown scheme 'http://'"),
+                ([], ["TERN_PREFIX": "a:b"], "", 64, "key prefix 'a:b' must be"),
+                ([], [:], "worker:\n  lease_seconds: 2\n  heartbeat_seconds: 1\n", 64, "must be less than half of the lease"),
+                ([], ["TERN_LOG_LEVEL": "loud"], "", 64, "TERN_LOG_LEVEL"),
+                ([], [:], "log:\n  format: xml\n", 64, "log.format"),
+            ] as [([String], [String: String], String, Int32, String)])
+        func settingsResolution(flags: [String], variables: [String: String], file: String, status: Int32, text: String) async throws {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-settings-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let config = directory.appendingPathComponent("tern.yaml").path
+            try file.write(toFile: config, atomically: true, encoding: .utf8)
+            var environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TERN_") }
+            environment.merge(variables) { $1 }
+            let arguments = flags + ["--config", config, "--check-config"]
+            let finalEnvironment = environment
+            let (exit, output) = try await offPool { try WorkerBinary.runToExit(arguments, environment: finalEnvironment) }
+            #expect(exit == status, "\(output)")
+            if !text.isEmpty { #expect(output.contains(text), "\(output)") }
         }
     }
 }

@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import NIOCore
 
 /// The request context of the HTTP API: Hummingbird's, plus the caller's grant once authenticated.
 public struct APIRequestContext: RequestContext {
@@ -11,8 +12,13 @@ public struct APIRequestContext: RequestContext {
     /// The caller sent a bearer token that matches none: 401 on every route that needs a token.
     var invalidToken = false
 
+    /// The connection the request came on, to close it after an early refusal (see
+    /// ``BodyReader``).
+    let channel: any Channel
+
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        channel = source.channel
     }
 
     /// The caller's grant if it allows `permission`.

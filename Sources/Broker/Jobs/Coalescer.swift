@@ -63,11 +63,10 @@ final class Coalescer<Item: Sendable, Output: Sendable>: Sendable {
             defer { state.queue.removeFirst(count) }
             return Array(state.queue.prefix(count))
         }
-        // The flush runs in a task of its own: cancelling the leader must not fail its followers'
-        // items, whose Redis call may already be under way.
+        // The flush is shielded: cancelling the leader must not fail its followers' items, whose
+        // Redis call may already be under way.
         let items = [item] + batch.map(\.item)
-        let flush = self.flush
-        var results = await Task { await flush(items) }.value
+        var results = await RedisCancellationShield.shielded { await flush(items) }
         if results.count != batch.count + 1 {
             results = Array(repeating: .failure(RedisError.protocolError("a batch returned the wrong number of results")), count: batch.count + 1)
         }

@@ -30,6 +30,9 @@ public struct EnqueueRequest: Sendable, Hashable {
     public var expiresAfter: Duration?
     /// How long the finished job is kept.
     public var retention: Duration
+    /// How long the job is kept if it fails; `nil` for the broker's default (7 days unless
+    /// configured with `queues.failed_retention_seconds`).
+    public var failedRetention: Duration?
     /// The caller's idempotency key: enqueues with the same key map to one job while the key lives.
     public var idempotencyKey: String?
     /// How long an idempotency key lives (default 24 h).
@@ -48,8 +51,36 @@ public struct EnqueueRequest: Sendable, Hashable {
         self.timing = timing
         self.expiresAfter = options.expiresAfter
         self.retention = options.resultRetention
+        self.failedRetention = options.failedRetention
         self.idempotencyKey = idempotencyKey
         self.idempotencyTTL = idempotencyTTL
+    }
+}
+
+extension EnqueueRequest {
+    /// A digest of everything that defines the job: task, queue, priority, attempts, timing,
+    /// expiry, retention, and the input as canonical JSON (keys sorted, numbers as doubles, so
+    /// `{"a":1,"b":2}` and `{ "b": 2.0, "a": 1 }` are the same input; integers beyond 2^53 that
+    /// round to the same double are too). It is stored with an idempotency key: a repeat of the
+    /// key with another fingerprint is refused (``EnqueueReceipt/keyReused``).
+    public var fingerprint: String {
+        var text = "\(task)\n\(queue.rawValue)\n\(priority)\n\(maxAttempts)\n"
+        switch timing {
+        case .now: text += "now"
+        case .after(let delay): text += "after \(delay.nanoseconds / 1_000_000)"
+        case .at(let milliseconds): text += "at \(milliseconds)"
+        }
+        text += "\n\(expiresAfter.map { "\($0.nanoseconds / 1_000_000)" } ?? "-")\n\(retention.nanoseconds / 1_000_000)\n"
+        text += "\(failedRetention.map { "\($0.nanoseconds / 1_000_000)" } ?? "-")\n"
+        var bytes = Array(text.utf8)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        if let value = try? JSONDecoder().decode(JSONValue.self, from: input), let canonical = try? encoder.encode(value) {
+            bytes += canonical
+        } else {
+            bytes += input
+        }
+        return String(SHA256.hex(bytes: bytes).prefix(32))
     }
 }
 
@@ -64,6 +95,9 @@ public struct EnqueueReceipt: Sendable, Hashable {
     public var state: JobState?
     /// The queue was at its cap (``QueueCaps``): the job was not created and `id` names nothing.
     public var refused = false
+    /// The idempotency key is held by another request (another task, queue, input or options; see
+    /// ``EnqueueRequest/fingerprint``): no job was created, and `id` names the job the key holds.
+    public var keyReused = false
 }
 
 /// Caps on the jobs waiting in each queue (queued, scheduled and retrying), checked atomically at
@@ -110,6 +144,9 @@ public struct ClaimedJob: Sendable, Hashable {
     /// This attempt, from 1.
     public var attempt: Int
     public var maxAttempts: Int
+    /// A process died while running this job together with others: the job is suspected of the
+    /// crash, and a worker runs it alone in a process of its own (see ``JobBroker/crashed(_:reason:maxCrashes:shared:)``).
+    public var suspect = false
     public var id: JobID { lease.id }
 }
 
@@ -197,7 +234,12 @@ public protocol JobBroker: Sendable {
     /// Records that the process running the job died (`reason`: its signal or exit status). The
     /// job's crash count rises; at `maxCrashes` it fails with `worker_crashed: <reason>`, else it is
     /// queued again at once without using an attempt. Returns the new state, or `nil` if the lease was stale.
-    func crashed(_ lease: JobLease, reason: String, maxCrashes: Int) async throws -> JobState?
+    ///
+    /// With `shared` (the process ran other jobs too) the crash may be another job's: it is recorded
+    /// in the job's errors but not counted, and the job becomes a ``ClaimedJob/suspect``, which
+    /// workers run alone from then on, so that its next crash is surely its own. A suspect's crashes
+    /// are always counted.
+    func crashed(_ lease: JobLease, reason: String, maxCrashes: Int, shared: Bool) async throws -> JobState?
     /// Stores a progress update. `false` if the lease was stale.
     func progress(_ lease: JobLease, value: Double, message: String?) async throws -> Bool
     /// Cancels a job: queued and scheduled jobs at once, a running one through its worker.

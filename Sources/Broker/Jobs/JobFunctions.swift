@@ -1,3 +1,5 @@
+import TernCore
+
 /// The Redis Functions library that performs every job state change atomically.
 ///
 /// Contract shared by all functions: `KEYS[1]` is the queue's key base `<prefix>:{<queue>}:`; every
@@ -12,11 +14,29 @@
 /// ms), `active` (zset: lease deadline ms), `succeeded`/`failed`/`cancelled`/`expired` (zsets: the
 /// time the entry is dropped), `meta` (hash: seq, token, paused, stale_writes, lost_leases), `wake`
 /// (list, at most 64 tokens), `job:<id>` (hash; field `v` is the layout version, 1), `idem:<hash>`
-/// (string: job id).
+/// (string: job id, a space, the request's fingerprint).
 enum JobFunctions {
     static let library = RedisFunctionLibrary(name: "tern", source: source)
 
-    static let source = #"""
+    static let source = keyTable + body
+
+    /// The key suffixes as Lua tables, generated from ``QueueKey`` and ``QueueItemKey`` so that
+    /// the Functions and the Swift code cannot disagree on a name: `K.pending`, `K.job .. id`, and
+    /// `HOLDING[state]`, the key that holds jobs in a state; and `FAILED_KEEP_MS`, the retention of
+    /// a failed job enqueued without `failed_retention_ms` (``JobLimits/defaultFailedRetention``).
+    static let keyTable: String = {
+        let keys = QueueKey.allCases.map { "\($0) = '\($0.rawValue)'" } + QueueItemKey.allCases.map { "\($0) = '\($0.rawValue)'" }
+        let holding = JobState.allCases.map { "\($0.rawValue) = '\(QueueKey(holding: $0).rawValue)'" }
+        let failedKeep = JobLimits.defaultFailedRetention.components.seconds * 1000
+        return """
+            local K = {\(keys.joined(separator: ", "))}
+            local HOLDING = {\(holding.joined(separator: ", "))}
+            local FAILED_KEEP_MS = \(failedKeep)
+
+            """
+    }()
+
+    static let body = #"""
         local BAND = 1099511627776 -- 2^40: one priority band of sequence numbers
 
         local function now_ms()
@@ -33,38 +53,43 @@ enum JobFunctions {
         -- Adds ids (with their priorities) to the pending set in order, FIFO within a priority.
         local function pending_add_all(base, ids, priorities)
           if #ids == 0 then return end
-          local last = redis.call('HINCRBY', base .. 'meta', 'seq', #ids)
+          local last = redis.call('HINCRBY', base .. K.meta, 'seq', #ids)
           local pairs = {}
           for i, id in ipairs(ids) do
             pairs[#pairs + 1] = (9 - priorities[i]) * BAND + last - #ids + i
             pairs[#pairs + 1] = id
           end
-          zadd_all(base .. 'pending', pairs)
+          zadd_all(base .. K.pending, pairs)
         end
 
         -- Wakes up to `count` idle workers (one token each, at most 64 kept).
         local function wake(base, count)
           local tokens = {}
           for i = 1, math.max(1, math.min(count or 1, 64)) do tokens[i] = '1' end
-          redis.call('LPUSH', base .. 'wake', unpack(tokens))
-          redis.call('LTRIM', base .. 'wake', 0, 63)
+          redis.call('LPUSH', base .. K.wake, unpack(tokens))
+          redis.call('LTRIM', base .. K.wake, 0, 63)
         end
 
-        -- Moves a job to a terminal state; it is removed after its retention.
+        -- Moves a job to a terminal state; it is removed after its retention (a failed job after
+        -- its failed retention).
         local function finish(base, id, state, now, keep, ...)
-          local job = base .. 'job:' .. id
+          local job = base .. K.job .. id
+          if not keep and state == 'failed' then
+            keep = tonumber(redis.call('HGET', job, 'failed_retention_ms') or FAILED_KEEP_MS)
+          end
           keep = keep or tonumber(redis.call('HGET', job, 'retention_ms') or '86400000')
           redis.call('HSET', job, 'state', state, 'finished_ms', now, ...)
-          redis.call('ZADD', base .. state, now + keep, id)
+          redis.call('ZADD', base .. HOLDING[state], now + keep, id)
           redis.call('PEXPIRE', job, keep)
         end
 
+        -- Deletes the failed jobs beyond `cap` that are due to be dropped first (with one retention: the oldest).
         local function cap_failed(base, cap)
-          local excess = redis.call('ZCARD', base .. 'failed') - cap
+          local excess = redis.call('ZCARD', base .. K.failed) - cap
           if excess > 0 then
-            local oldest = redis.call('ZRANGE', base .. 'failed', 0, excess - 1)
-            for _, id in ipairs(oldest) do redis.call('DEL', base .. 'job:' .. id) end
-            redis.call('ZREMRANGEBYRANK', base .. 'failed', 0, excess - 1)
+            local oldest = redis.call('ZRANGE', base .. K.failed, 0, excess - 1)
+            for _, id in ipairs(oldest) do redis.call('DEL', base .. K.job .. id) end
+            redis.call('ZREMRANGEBYRANK', base .. K.failed, 0, excess - 1)
           end
         end
 
@@ -79,16 +104,16 @@ enum JobFunctions {
         local function token_matches(base, job, token)
           local f = redis.call('HMGET', job, 'token', 'state')
           if f[1] == token and f[2] == 'running' then return true end
-          redis.call('HINCRBY', base .. 'meta', 'stale_writes', 1)
+          redis.call('HINCRBY', base .. K.meta, 'stale_writes', 1)
           return false
         end
 
         local function promote_due(base, now, limit)
-          local due = redis.call('ZRANGEBYSCORE', base .. 'scheduled', '-inf', now, 'LIMIT', 0, limit)
+          local due = redis.call('ZRANGEBYSCORE', base .. K.scheduled, '-inf', now, 'LIMIT', 0, limit)
           if #due == 0 then return 0 end
           local ids, priorities = {}, {}
           for _, id in ipairs(due) do
-            local job = base .. 'job:' .. id
+            local job = base .. K.job .. id
             local priority = redis.call('HGET', job, 'priority')
             if priority then
               redis.call('HSET', job, 'state', 'queued')
@@ -96,16 +121,18 @@ enum JobFunctions {
               priorities[#priorities + 1] = tonumber(priority)
             end
           end
-          redis.call('ZREM', base .. 'scheduled', unpack(due))
+          redis.call('ZREM', base .. K.scheduled, unpack(due))
           pending_add_all(base, ids, priorities)
           wake(base, #ids)
           return #due
         end
 
-        -- ARGV: the queue's cap on waiting jobs (-1 none), then 11 fields per job: id, task, input,
+        -- ARGV: the queue's cap on waiting jobs (-1 none), then 13 fields per job: id, task, input,
         -- priority, max_attempts, due_ms (-1 now, -2 after delay_ms), delay_ms, expires_after_ms
-        -- (-1 never), retention_ms, idempotency hash ('' none), idempotency ttl ms. Returns
-        -- {id, created (1/0, 2 refused: the queue is at its cap), state} per job.
+        -- (-1 never), retention_ms, idempotency hash ('' none), idempotency ttl ms, the request's
+        -- fingerprint, failed_retention_ms. An idempotency key holds '<id> <fingerprint>'. Returns {id, created (1
+        -- created, 0 the key's job, 2 refused: the queue is at its cap, 3 the key is held by another
+        -- request), state} per job.
         local function enqueue(keys, args)
           local base = keys[1]
           local now = now_ms()
@@ -114,14 +141,20 @@ enum JobFunctions {
           local cap = tonumber(args[1])
           local room = -1
           if cap >= 0 then
-            room = cap - redis.call('ZCARD', base .. 'pending') - redis.call('ZCARD', base .. 'scheduled')
+            room = cap - redis.call('ZCARD', base .. K.pending) - redis.call('ZCARD', base .. K.scheduled)
           end
-          for i = 2, #args, 11 do
-            local id, idem = args[i], args[i + 9]
-            local existing = idem ~= '' and redis.call('GET', base .. 'idem:' .. idem)
+          for i = 2, #args, 13 do
+            local id, idem, fingerprint = args[i], args[i + 9], args[i + 11]
+            local existing = idem ~= '' and redis.call('GET', base .. K.idempotency .. idem)
             if existing then
-              local state = redis.call('HGET', base .. 'job:' .. existing, 'state')
-              out[#out + 1] = {existing, 0, state or 'gone'}
+              local space = string.find(existing, ' ', 1, true)
+              local held, status = existing, 0
+              if space then
+                held = string.sub(existing, 1, space - 1)
+                if string.sub(existing, space + 1) ~= fingerprint then status = 3 end
+              end
+              local state = redis.call('HGET', base .. K.job .. held, 'state')
+              out[#out + 1] = {held, status, state or 'gone'}
             elseif cap >= 0 and room <= 0 then
               out[#out + 1] = {id, 2, 'refused'}
             else
@@ -132,15 +165,15 @@ enum JobFunctions {
               local state = due > now and 'scheduled' or 'queued'
               local fields = {'v', 1, 'id', id, 'task', args[i + 1], 'input', args[i + 2], 'priority', priority,
                 'attempts', 0, 'max_attempts', args[i + 4], 'state', state, 'created_ms', now, 'due_ms', due,
-                'retention_ms', math.max(1, tonumber(args[i + 8]))}
+                'retention_ms', math.max(1, tonumber(args[i + 8])), 'failed_retention_ms', math.max(1, tonumber(args[i + 12]))}
               local expires_after = tonumber(args[i + 7])
               if expires_after >= 0 then
                 fields[#fields + 1] = 'expires_ms'
                 fields[#fields + 1] = due + expires_after
               end
-              redis.call('HSET', base .. 'job:' .. id, unpack(fields))
+              redis.call('HSET', base .. K.job .. id, unpack(fields))
               if idem ~= '' then
-                redis.call('SET', base .. 'idem:' .. idem, id, 'PX', math.max(1, tonumber(args[i + 10])))
+                redis.call('SET', base .. K.idempotency .. idem, id .. ' ' .. fingerprint, 'PX', math.max(1, tonumber(args[i + 10])))
               end
               if state == 'queued' then
                 ready[#ready + 1] = id
@@ -153,7 +186,7 @@ enum JobFunctions {
             end
           end
           pending_add_all(base, ready, priorities)
-          zadd_all(base .. 'scheduled', later)
+          zadd_all(base .. K.scheduled, later)
           -- Idle workers wake for a scheduled job too, to wait for its due time instead.
           if #ready > 0 or #later > 0 then wake(base, math.max(#ready, 1)) end
           return out
@@ -165,17 +198,17 @@ enum JobFunctions {
           local limit, worker, lease = tonumber(args[1]), args[2], tonumber(args[3])
           local now = now_ms()
           promote_due(base, now, 1000)
-          if redis.call('HGET', base .. 'meta', 'paused') == '1' then return {} end
+          if redis.call('HGET', base .. K.meta, 'paused') == '1' then return {} end
           local out, leases = {}, {}
           local batch = nil
           while #out < limit do
-            local popped = redis.call('ZPOPMIN', base .. 'pending', limit - #out)
+            local popped = redis.call('ZPOPMIN', base .. K.pending, limit - #out)
             if #popped == 0 then break end
-            batch = batch or redis.call('HINCRBY', base .. 'meta', 'token', 1)
+            batch = batch or redis.call('HINCRBY', base .. K.meta, 'token', 1)
             for i = 1, #popped, 2 do
               local id = popped[i]
-              local job = base .. 'job:' .. id
-              local f = redis.call('HMGET', job, 'task', 'input', 'attempts', 'max_attempts', 'expires_ms', 'state')
+              local job = base .. K.job .. id
+              local f = redis.call('HMGET', job, 'task', 'input', 'attempts', 'max_attempts', 'expires_ms', 'state', 'suspect')
               if f[6] == 'queued' then
                 if f[5] and tonumber(f[3]) == 0 and tonumber(f[5]) < now then
                   finish(base, id, 'expired', now, nil)
@@ -186,12 +219,12 @@ enum JobFunctions {
                     'worker', worker, 'token', token)
                   leases[#leases + 1] = now + lease
                   leases[#leases + 1] = id
-                  out[#out + 1] = {id, f[1], f[2], attempt, tonumber(f[4]), token}
+                  out[#out + 1] = {id, f[1], f[2], attempt, tonumber(f[4]), token, f[7] == '1' and 1 or 0}
                 end
               end
             end
           end
-          zadd_all(base .. 'active', leases)
+          zadd_all(base .. K.active, leases)
           return out
         end
 
@@ -202,7 +235,7 @@ enum JobFunctions {
           local lost, cancels, leases = {}, {}, {}
           for i = 2, #args, 2 do
             local id, token = args[i], args[i + 1]
-            local f = redis.call('HMGET', base .. 'job:' .. id, 'token', 'state', 'cancel_requested')
+            local f = redis.call('HMGET', base .. K.job .. id, 'token', 'state', 'cancel_requested')
             if f[1] ~= token or f[2] ~= 'running' then
               lost[#lost + 1] = id
             else
@@ -211,7 +244,7 @@ enum JobFunctions {
               if f[3] == '1' then cancels[#cancels + 1] = id end
             end
           end
-          zadd_all(base .. 'active', leases, 'XX')
+          zadd_all(base .. K.active, leases, 'XX')
           return {lost, cancels}
         end
 
@@ -222,7 +255,7 @@ enum JobFunctions {
           local out, done, finished = {}, {}, {}
           for i = 1, #args, 3 do
             local id = args[i]
-            local job = base .. 'job:' .. id
+            local job = base .. K.job .. id
             local f = redis.call('HMGET', job, 'token', 'state', 'retention_ms')
             if f[1] == args[i + 1] and f[2] == 'running' then
               local keep = tonumber(f[3] or '86400000')
@@ -233,12 +266,12 @@ enum JobFunctions {
               finished[#finished + 1] = id
               out[#out + 1] = 1
             else
-              redis.call('HINCRBY', base .. 'meta', 'stale_writes', 1)
+              redis.call('HINCRBY', base .. K.meta, 'stale_writes', 1)
               out[#out + 1] = 0
             end
           end
-          if #done > 0 then redis.call('ZREM', base .. 'active', unpack(done)) end
-          zadd_all(base .. 'succeeded', finished)
+          if #done > 0 then redis.call('ZREM', base .. K.active, unpack(done)) end
+          zadd_all(base .. K.succeeded, finished)
           return out
         end
 
@@ -246,11 +279,11 @@ enum JobFunctions {
         -- Returns the new state, or 0 for a stale token.
         local function fail(keys, args)
           local base, id = keys[1], args[1]
-          local job = base .. 'job:' .. id
+          local job = base .. K.job .. id
           if not token_matches(base, job, args[2]) then return 0 end
           local now = now_ms()
           record_error(job, tonumber(redis.call('HGET', job, 'attempts')), args[3], now, tonumber(args[6]))
-          redis.call('ZREM', base .. 'active', id)
+          redis.call('ZREM', base .. K.active, id)
           if redis.call('HGET', job, 'cancel_requested') == '1' then
             -- Cancellation was asked while it ran: the failure stops it for good.
             finish(base, id, 'cancelled', now, nil)
@@ -259,7 +292,7 @@ enum JobFunctions {
           local delay = tonumber(args[4])
           if delay >= 0 then
             redis.call('HSET', job, 'state', 'retrying', 'due_ms', now + delay)
-            redis.call('ZADD', base .. 'scheduled', now + delay, id)
+            redis.call('ZADD', base .. K.scheduled, now + delay, id)
             wake(base) -- an idle worker then waits for the retry's due time
             return 'retrying'
           end
@@ -271,9 +304,9 @@ enum JobFunctions {
         -- ARGV: id, token. The worker stopped the job after a cancel request. Returns 1 or 0.
         local function cancelled(keys, args)
           local base, id = keys[1], args[1]
-          local job = base .. 'job:' .. id
+          local job = base .. K.job .. id
           if not token_matches(base, job, args[2]) then return 0 end
-          redis.call('ZREM', base .. 'active', id)
+          redis.call('ZREM', base .. K.active, id)
           finish(base, id, 'cancelled', now_ms(), nil)
           return 1
         end
@@ -282,13 +315,13 @@ enum JobFunctions {
         -- marked; its worker stops it and reports `cancelled`.
         local function cancel(keys, args)
           local base, id = keys[1], args[1]
-          local job = base .. 'job:' .. id
+          local job = base .. K.job .. id
           local state = redis.call('HGET', job, 'state')
           if not state then return false end
           if state == 'queued' then
-            redis.call('ZREM', base .. 'pending', id)
+            redis.call('ZREM', base .. K.pending, id)
           elseif state == 'scheduled' or state == 'retrying' then
-            redis.call('ZREM', base .. 'scheduled', id)
+            redis.call('ZREM', base .. K.scheduled, id)
           elseif state == 'running' then
             redis.call('HSET', job, 'cancel_requested', '1')
             return 'running'
@@ -305,9 +338,9 @@ enum JobFunctions {
           local ids, priorities = {}, {}
           for i = 1, #args, 2 do
             local id = args[i]
-            local job = base .. 'job:' .. id
+            local job = base .. K.job .. id
             if token_matches(base, job, args[i + 1]) then
-              redis.call('ZREM', base .. 'active', id)
+              redis.call('ZREM', base .. K.active, id)
               if redis.call('HGET', job, 'cancel_requested') == '1' then
                 -- Cancellation was asked while it ran: released means stopped, so it is cancelled.
                 finish(base, id, 'cancelled', now_ms(), nil)
@@ -325,19 +358,29 @@ enum JobFunctions {
           return #ids
         end
 
-        -- ARGV: id, token, reason, max_crashes, failed cap, errors kept. The process running the job
-        -- died: its crash count rises and the error is recorded; at max_crashes the job fails
-        -- ('worker_crashed: <reason>'), else it is queued again at once without using an attempt.
-        -- Returns the new state, or 0 for a stale token.
+        -- ARGV: id, token, reason, max_crashes, failed cap, errors kept, shared ('1': the process
+        -- ran other jobs too). The process running the job died: the error is recorded and, unless
+        -- the crash is only suspected (shared, and the job not yet a suspect), its crash count
+        -- rises; at max_crashes the job fails ('worker_crashed: <reason>'), else it is queued again
+        -- at once without using an attempt. Returns the new state, or 0 for a stale token.
         local function crashed(keys, args)
           local base, id = keys[1], args[1]
-          local job = base .. 'job:' .. id
+          local job = base .. K.job .. id
           if not token_matches(base, job, args[2]) then return 0 end
           local now = now_ms()
-          local crashes = redis.call('HINCRBY', job, 'crashes', 1)
+          -- A crash in a process that ran other jobs too is charged to none of them: each becomes a
+          -- suspect, which workers run alone from then on, so its next crash is its own.
+          local charged = args[7] ~= '1' or redis.call('HGET', job, 'suspect') == '1'
+          local crashes = tonumber(redis.call('HGET', job, 'crashes') or '0')
           local message = 'worker_crashed: ' .. args[3]
+          if charged then
+            crashes = redis.call('HINCRBY', job, 'crashes', 1)
+          else
+            redis.call('HSET', job, 'suspect', 1)
+            message = message .. ' (the process ran other jobs too: not counted; the job runs alone from now on)'
+          end
           record_error(job, tonumber(redis.call('HGET', job, 'attempts')), message, now, tonumber(args[6]))
-          redis.call('ZREM', base .. 'active', id)
+          redis.call('ZREM', base .. K.active, id)
           redis.call('HDEL', job, 'token', 'worker')
           if crashes >= tonumber(args[4]) or redis.call('HGET', job, 'cancel_requested') == '1' then
             local state = redis.call('HGET', job, 'cancel_requested') == '1' and 'cancelled' or 'failed'
@@ -355,7 +398,7 @@ enum JobFunctions {
         -- ARGV: id, token, value, message. Returns 1 or 0.
         local function progress(keys, args)
           local base, id = keys[1], args[1]
-          local job = base .. 'job:' .. id
+          local job = base .. K.job .. id
           if not token_matches(base, job, args[2]) then return 0 end
           redis.call('HSET', job, 'progress', args[3], 'progress_message', args[4])
           return 1
@@ -371,15 +414,15 @@ enum JobFunctions {
           local promoted = promote_due(base, now, limit)
           local failed, repaired = 0, 0
           local ids, priorities = {}, {}
-          local expired = redis.call('ZRANGEBYSCORE', base .. 'active', '-inf', now, 'LIMIT', 0, limit)
+          local expired = redis.call('ZRANGEBYSCORE', base .. K.active, '-inf', now, 'LIMIT', 0, limit)
           for _, id in ipairs(expired) do
-            local job = base .. 'job:' .. id
+            local job = base .. K.job .. id
             local f = redis.call('HMGET', job, 'state', 'attempts', 'max_attempts', 'priority', 'cancel_requested')
-            redis.call('ZREM', base .. 'active', id)
+            redis.call('ZREM', base .. K.active, id)
             if f[1] ~= 'running' then
               repaired = repaired + 1
             else
-              redis.call('HINCRBY', base .. 'meta', 'lost_leases', 1)
+              redis.call('HINCRBY', base .. K.meta, 'lost_leases', 1)
               redis.call('HINCRBY', job, 'lost', 1)
               record_error(job, tonumber(f[2]), 'lease expired: the worker stopped reporting', now, tonumber(args[3]))
               redis.call('HDEL', job, 'token')
@@ -399,7 +442,7 @@ enum JobFunctions {
           pending_add_all(base, ids, priorities)
           if #ids > 0 then wake(base, #ids) end
           for _, state in ipairs({'succeeded', 'failed', 'cancelled', 'expired'}) do
-            redis.call('ZREMRANGEBYSCORE', base .. state, '-inf', now)
+            redis.call('ZREMRANGEBYSCORE', base .. HOLDING[state], '-inf', now)
           end
           return {#ids, failed, promoted, repaired}
         end
@@ -412,22 +455,22 @@ enum JobFunctions {
           local base = keys[1]
           local ids = {}
           if args[1] == 'job' then
-            local state = redis.call('HGET', base .. 'job:' .. args[2], 'state')
+            local state = redis.call('HGET', base .. K.job .. args[2], 'state')
             if not state then return false end
             if state ~= 'failed' and state ~= 'cancelled' and state ~= 'expired' then return state end
             ids[1] = args[2]
           else
-            ids = redis.call('ZRANGE', base .. 'failed', 0, tonumber(args[2]) - 1)
+            ids = redis.call('ZRANGE', base .. K.failed, 0, tonumber(args[2]) - 1)
           end
           local now = now_ms()
           local requeued, priorities = {}, {}
           for _, id in ipairs(ids) do
-            local job = base .. 'job:' .. id
+            local job = base .. K.job .. id
             local f = redis.call('HMGET', job, 'state', 'priority')
             if not f[1] then
-              redis.call('ZREM', base .. 'failed', id) -- dropped after its retention
+              redis.call('ZREM', base .. K.failed, id) -- dropped after its retention
             else
-              redis.call('ZREM', base .. f[1], id)
+              redis.call('ZREM', base .. HOLDING[f[1]], id)
               redis.call('PERSIST', job)
               redis.call('HDEL', job, 'finished_ms', 'result', 'error', 'cancel_requested', 'expires_ms', 'token',
                 'worker', 'progress', 'progress_message', 'started_ms')
@@ -443,19 +486,19 @@ enum JobFunctions {
         end
 
         -- ARGV: schedule, tick_ms, mark_ms, overlap ('allow'|'skip'), id, task, input, priority,
-        -- max_attempts, delay_ms, retention_ms. Emits one tick of a schedule at most once: the
+        -- max_attempts, delay_ms, retention_ms, failed_retention_ms. Emits one tick of a schedule at most once: the
         -- schedule's mark (`schedule:<name>` hash, field `mark`) only grows, and a tick at or below
         -- it is refused. On success the mark becomes max(tick, mark_ms). Returns {status, job id}:
         -- 'emitted' (the new job), 'duplicate' (already emitted: the last job), 'overlap' (skipped
         -- because the schedule's last job has not finished; the mark still moves).
         local function schedule(keys, args)
           local base = keys[1]
-          local state = base .. 'schedule:' .. args[1]
+          local state = base .. K.schedule .. args[1]
           local tick, mark = tonumber(args[2]), math.max(tonumber(args[2]), tonumber(args[3]))
           local f = redis.call('HMGET', state, 'mark', 'job')
           if f[1] and tonumber(f[1]) >= tick then return {'duplicate', f[2] or ''} end
           if args[4] == 'skip' and f[2] then
-            local last = redis.call('HGET', base .. 'job:' .. f[2], 'state')
+            local last = redis.call('HGET', base .. K.job .. f[2], 'state')
             if last == 'queued' or last == 'scheduled' or last == 'retrying' or last == 'running' then
               redis.call('HSET', state, 'mark', mark)
               return {'overlap', f[2]}
@@ -465,13 +508,14 @@ enum JobFunctions {
           local id, priority = args[5], tonumber(args[8])
           local due = now + math.max(0, tonumber(args[10]))
           local job_state = due > now and 'scheduled' or 'queued'
-          redis.call('HSET', base .. 'job:' .. id, 'v', 1, 'id', id, 'task', args[6], 'input', args[7],
+          redis.call('HSET', base .. K.job .. id, 'v', 1, 'id', id, 'task', args[6], 'input', args[7],
             'priority', priority, 'attempts', 0, 'max_attempts', args[9], 'state', job_state, 'created_ms', now,
-            'due_ms', due, 'retention_ms', math.max(1, tonumber(args[11])), 'schedule', args[1], 'tick_ms', tick)
+            'due_ms', due, 'retention_ms', math.max(1, tonumber(args[11])),
+            'failed_retention_ms', math.max(1, tonumber(args[12])), 'schedule', args[1], 'tick_ms', tick)
           if job_state == 'queued' then
             pending_add_all(base, {id}, {priority})
           else
-            redis.call('ZADD', base .. 'scheduled', due, id)
+            redis.call('ZADD', base .. K.scheduled, due, id)
           end
           wake(base, 1)
           redis.call('HSET', state, 'mark', mark, 'job', id, 'tick', tick)

@@ -46,8 +46,10 @@ public struct JobRecord: Sendable, Hashable {
     public var lostLeases: Int
     /// Whether cancellation was asked while it ran.
     public var cancelRequested: Bool
-    /// How many processes died while running the job.
+    /// How many processes died while running the job alone (the crashes charged to it).
     public var crashes = 0
+    /// A process died while running this job with others: it now runs alone in a process of its own.
+    public var suspect = false
     /// The schedule that emitted the job, if one did.
     public var schedule: String?
     /// The schedule's tick the job is for, in milliseconds since 1970.
@@ -116,6 +118,7 @@ public struct JobRecord: Sendable, Hashable {
         self.lostLeases = Int(int("lost") ?? 0)
         self.cancelRequested = text("cancel_requested") == "1"
         self.crashes = Int(int("crashes") ?? 0)
+        self.suspect = text("suspect") == "1"
         self.schedule = text("schedule")
         self.tickMilliseconds = int("tick_ms")
     }
@@ -129,4 +132,6 @@ public enum JobLimits {
     public static let errorsKept = 10
     /// The most failed jobs kept per queue (the newest); older ones are deleted.
     public static let defaultFailedCap = 10_000
+    /// How long a failed job is kept when neither its task nor the configuration says: 7 days.
+    public static let defaultFailedRetention = Duration.seconds(7 * 86_400)
 }

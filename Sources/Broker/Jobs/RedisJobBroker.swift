@@ -17,6 +17,8 @@ public final class RedisJobBroker: JobBroker {
     public let keys: RedisJobKeys
     /// The most failed jobs kept per queue.
     public let failedCap: Int
+    /// How long a failed job is kept when its task sets no ``TaskOptions/failedRetention``.
+    public let failedRetention: Duration
     /// The caps on waiting jobs per queue, checked at enqueue.
     public let caps: QueueCaps
     /// The most jobs one Function call handles; larger requests are split.
@@ -27,18 +29,20 @@ public final class RedisJobBroker: JobBroker {
 
     /// Creates a broker on `client` with keys under `prefix`.
     public init(
-        client: RedisClient, prefix: String = "tern", failedCap: Int = JobLimits.defaultFailedCap, caps: QueueCaps = QueueCaps()
+        client: RedisClient, prefix: String = RedisJobKeys.defaultPrefix, failedCap: Int = JobLimits.defaultFailedCap,
+        failedRetention: Duration = JobLimits.defaultFailedRetention, caps: QueueCaps = QueueCaps()
     ) throws {
         let keys = try RedisJobKeys(prefix: prefix)
         self.client = client
         self.keys = keys
         self.failedCap = failedCap
+        self.failedRetention = failedRetention
         self.caps = caps
         let knownQueues = self.knownQueues
         enqueues = Coalescer(maxBatch: 64) { batches in
             do {
                 let receipts = try await Self.enqueueNow(
-                    batches.flatMap { $0 }, client: client, keys: keys, known: knownQueues, caps: caps)
+                    batches.flatMap { $0 }, client: client, keys: keys, known: knownQueues, caps: caps, failedRetention: failedRetention)
                 var offset = 0
                 return batches.map { batch in
                     defer { offset += batch.count }
@@ -68,20 +72,26 @@ public final class RedisJobBroker: JobBroker {
     public func enqueue(_ requests: [EnqueueRequest]) async throws -> [EnqueueReceipt] {
         guard !requests.isEmpty else { return [] }
         if requests.count > Self.maxJobsPerCall {
-            return try await Self.enqueueNow(requests, client: client, keys: keys, known: knownQueues, caps: caps).map { try $0.get() }
+            return try await Self.enqueueNow(
+                requests, client: client, keys: keys, known: knownQueues, caps: caps, failedRetention: failedRetention
+            ).map { try $0.get() }
         }
         return try await enqueues.submit(requests)
     }
 
     private static func enqueueNow(
-        _ requests: [EnqueueRequest], client: RedisClient, keys: RedisJobKeys, known: KnownQueues, caps: QueueCaps
+        _ requests: [EnqueueRequest], client: RedisClient, keys: RedisJobKeys, known: KnownQueues, caps: QueueCaps,
+        failedRetention: Duration
     ) async throws -> [Result<EnqueueReceipt, any Error>] {
+        let ids = requests.map { JobID.generate(queue: $0.queue) }
+        let decided = try await reserveKeys(requests, ids: ids, client: client, keys: keys)
         var order: [QueueName] = []
         var groups: [QueueName: [Int]] = [:]
-        for (index, request) in requests.enumerated() {
+        for (index, request) in requests.enumerated() where decided[index] == nil {
             if groups[request.queue] == nil { order.append(request.queue) }
             groups[request.queue, default: []].append(index)
         }
+        guard !order.isEmpty else { return decided.map { $0! } }
         let newQueues = known.unknown(order)
         var commands: [RedisCommand] = []
         if !newQueues.isEmpty {
@@ -99,7 +109,7 @@ public final class RedisJobBroker: JobBroker {
             command.append(caps.cap(queue) ?? -1)
             for index in indices {
                 let request = requests[index]
-                command.append(JobID.generate(queue: queue).rawValue)
+                command.append(ids[index].rawValue)
                 command.append(request.task)
                 command.append(request.input)
                 command.append(request.priority)
@@ -119,6 +129,8 @@ public final class RedisJobBroker: JobBroker {
                 command.append(Int(request.retention.nanoseconds / 1_000_000))
                 command.append(request.idempotencyKey.map { SHA256.hex($0) } ?? "")
                 command.append(Int(request.idempotencyTTL.nanoseconds / 1_000_000))
+                command.append(request.idempotencyKey == nil ? "" : request.fingerprint)
+                command.append(Int((request.failedRetention ?? failedRetention).nanoseconds / 1_000_000))
             }
             commands.append(command)
         }
@@ -127,8 +139,7 @@ public final class RedisJobBroker: JobBroker {
         if !newQueues.isEmpty {
             if case .error = replies[0] {} else { known.add(newQueues) }
         }
-        var receipts = [Result<EnqueueReceipt, any Error>](
-            repeating: .failure(RedisError.protocolError("no reply from tern_enqueue")), count: requests.count)
+        var receipts = decided.map { $0 ?? .failure(RedisError.protocolError("no reply from tern_enqueue")) }
         for (position, call) in calls.enumerated() {
             // Each call stands alone: one queue's error (OOM, say) fails only that queue's jobs.
             do {
@@ -143,13 +154,54 @@ public final class RedisJobBroker: JobBroker {
                     receipts[index] = .success(
                         EnqueueReceipt(
                             id: id, created: fields[1].int == 1, state: fields[2].string.flatMap(JobState.init(rawValue:)),
-                            refused: fields[1].int == 2))
+                            refused: fields[1].int == 2, keyReused: fields[1].int == 3))
                 }
             } catch {
                 for index in call.indices { receipts[index] = .failure(error) }
             }
         }
         return receipts
+    }
+
+    /// Reserves each idempotency key for its request's queue (`SET <prefix>:idemq:<hash> <id> NX
+    /// GET`, one round trip for all keyed requests, none without keys): a key belongs to the queue
+    /// of the first job made with it, so the same key on another queue is refused instead of making
+    /// a second job there. Returns the receipts decided here: the key held on another queue, or a
+    /// reservation that failed; `nil` where the queue's Function decides.
+    private static func reserveKeys(
+        _ requests: [EnqueueRequest], ids: [JobID], client: RedisClient, keys: RedisJobKeys
+    ) async throws -> [Result<EnqueueReceipt, any Error>?] {
+        var decided = [Result<EnqueueReceipt, any Error>?](repeating: nil, count: requests.count)
+        let keyed = requests.indices.filter { requests[$0].idempotencyKey != nil }
+        guard !keyed.isEmpty else { return decided }
+        let commands = keyed.map { index in
+            let request = requests[index]
+            return RedisCommand(
+                "SET", keys.idempotencyQueue(SHA256.hex(request.idempotencyKey!)), ids[index].rawValue, "NX", "GET", "PX",
+                max(1, Int(request.idempotencyTTL.nanoseconds / 1_000_000)))
+        }
+        let replies = try await client.pipeline(commands)
+        var elsewhere: [(index: Int, reserved: JobID)] = []
+        for (index, reply) in zip(keyed, replies) {
+            if case .error(let error) = reply {
+                decided[index] = .failure(RedisError.server(error))
+            } else if let held = reply.string.flatMap(JobID.init), held.queue != requests[index].queue {
+                elsewhere.append((index, held))
+            }
+        }
+        guard !elsewhere.isEmpty else { return decided }
+        // The reserving request's id names the job unless a concurrent twin's call made it first:
+        // the key's queue says which job it holds.
+        let lookups = elsewhere.map { entry in
+            RedisCommand(
+                "GET", keys.base(entry.reserved.queue) + QueueItemKey.idempotency.rawValue + SHA256.hex(requests[entry.index].idempotencyKey!))
+        }
+        let held = try await client.pipeline(lookups)
+        for (entry, reply) in zip(elsewhere, held) {
+            let id = reply.string.flatMap { $0.split(separator: " ").first.flatMap { JobID(String($0)) } } ?? entry.reserved
+            decided[entry.index] = .success(EnqueueReceipt(id: id, created: false, state: nil, keyReused: true))
+        }
+        return decided
     }
 
     /// Sends a pipeline; if Redis lost the Functions library, loads it and sends again.
@@ -173,13 +225,13 @@ public final class RedisJobBroker: JobBroker {
         let reply = try await call(
             "tern_claim", queue, [min(limit, Self.maxJobsPerCall), worker, Int(lease.nanoseconds / 1_000_000)])
         return try (reply.array ?? []).map { row in
-            guard let fields = row.array, fields.count == 6, let id = fields[0].string.flatMap(JobID.init),
+            guard let fields = row.array, fields.count == 7, let id = fields[0].string.flatMap(JobID.init),
                 let task = fields[1].string, let input = fields[2].bytes, let attempt = fields[3].int,
                 let maxAttempts = fields[4].int, let token = fields[5].string
             else { throw RedisError.protocolError("unexpected reply from tern_claim") }
             return ClaimedJob(
                 lease: JobLease(id: id, token: token), task: task, input: Data(input), attempt: attempt,
-                maxAttempts: maxAttempts)
+                maxAttempts: maxAttempts, suspect: fields[6].int == 1)
         }
     }
 
@@ -297,9 +349,10 @@ public final class RedisJobBroker: JobBroker {
         for reply in try await pipelineLoadingFunctions(commands) { try reply.throwingServerError() }
     }
 
-    public func crashed(_ lease: JobLease, reason: String, maxCrashes: Int) async throws -> JobState? {
+    public func crashed(_ lease: JobLease, reason: String, maxCrashes: Int, shared: Bool) async throws -> JobState? {
         try await call("tern_crashed", lease.id.queue, [
             lease.id.rawValue, lease.token, String(reason.prefix(500)), max(1, maxCrashes), failedCap, JobLimits.errorsKept,
+            shared ? 1 : 0,
         ]).string.flatMap(JobState.init(rawValue:))
     }
 
@@ -325,6 +378,7 @@ public final class RedisJobBroker: JobBroker {
             name, Int(tick), Int(mark), skipIfRunning ? "skip" : "allow", JobID.generate(queue: request.queue).rawValue,
             request.task, request.input, request.priority, request.maxAttempts,
             request.timing.delay.map { Int($0.nanoseconds / 1_000_000) } ?? 0, Int(request.retention.nanoseconds / 1_000_000),
+            Int((request.failedRetention ?? failedRetention).nanoseconds / 1_000_000),
         ])
         let parts = reply.array ?? []
         let id = parts.count == 2 ? parts[1].string.flatMap(JobID.init) : nil

@@ -5,11 +5,14 @@ import TernCore
 /// Per-queue keys carry the queue as a hash tag, `<prefix>:{<queue>}:...`, so each queue lives in
 /// one Cluster slot; the prefix and queue names are validated so that no name can escape them.
 public struct RedisJobKeys: Sendable, Hashable {
-    /// The prefix every key starts with (default `tern`).
+    /// The prefix every key starts with (default ``defaultPrefix``).
     public let prefix: String
 
+    /// The prefix when none is configured: `tern`.
+    public static let defaultPrefix = "tern"
+
     /// Creates the key layout for `prefix`: 1 to 64 characters of `a-z A-Z 0-9 _ . -`.
-    public init(prefix: String = "tern") throws(RedisError) {
+    public init(prefix: String = RedisJobKeys.defaultPrefix) throws(RedisError) {
         let allowed = prefix.utf8.allSatisfy {
             switch $0 {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
@@ -27,11 +30,14 @@ public struct RedisJobKeys: Sendable, Hashable {
     /// The base of a queue's keys, passed to every Function as `KEYS[1]`.
     public func base(_ queue: QueueName) -> String { "\(prefix):{\(queue.rawValue)}:" }
     /// A job's hash.
-    public func job(_ id: JobID) -> String { base(id.queue) + "job:" + id.rawValue }
+    public func job(_ id: JobID) -> String { base(id.queue) + QueueItemKey.job.rawValue + id.rawValue }
     /// One of a queue's keys.
     public func queueKey(_ queue: QueueName, _ suffix: QueueKey) -> String { base(queue) + suffix.rawValue }
     /// Where a schedule records its last tick on `queue` (a hash: `mark`, `tick`, `job`).
-    public func scheduleMark(_ queue: QueueName, _ schedule: String) -> String { base(queue) + "schedule:" + schedule }
+    public func scheduleMark(_ queue: QueueName, _ schedule: String) -> String { base(queue) + QueueItemKey.schedule.rawValue + schedule }
+    /// Which queue an idempotency key belongs to: the id of the first job made with it (a string,
+    /// for the key's time to live). Outside any queue's slot.
+    public func idempotencyQueue(_ hash: String) -> String { "\(prefix):idemq:\(hash)" }
     /// The set of queue names ever used.
     public var queues: String { "\(prefix):queues" }
     /// The sorted set of worker ids by last heartbeat (milliseconds).
@@ -77,4 +83,15 @@ public enum QueueKey: String, Sendable, CaseIterable {
         case .expired: self = .expired
         }
     }
+}
+
+/// The per-item keys of one queue after its base, each followed by the item's name; the Redis
+/// Functions in ``JobFunctions`` use the same names.
+public enum QueueItemKey: String, Sendable, CaseIterable {
+    /// A job's hash: `job:<id>`.
+    case job = "job:"
+    /// An idempotency key's job id: `idem:<key>`.
+    case idempotency = "idem:"
+    /// A schedule's last tick: `schedule:<name>`.
+    case schedule = "schedule:"
 }

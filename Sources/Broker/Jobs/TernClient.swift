@@ -52,8 +52,10 @@ public struct TernClient: Sendable {
         if let expiresAfter = options.expiresAfter { taskOptions.expiresAfter = expiresAfter }
         guard (0...9).contains(taskOptions.priority) else { throw TernClientError.invalidOption("priority must be 0...9") }
         guard taskOptions.maxAttempts >= 1 else { throw TernClientError.invalidOption("maxAttempts must be at least 1") }
-        guard taskOptions.resultRetention >= .milliseconds(1), options.idempotencyTTL >= .milliseconds(1) else {
-            throw TernClientError.invalidOption("result retention and idempotency TTL must be at least 1 ms")
+        guard taskOptions.resultRetention >= .milliseconds(1), options.idempotencyTTL >= .milliseconds(1),
+            taskOptions.failedRetention.map({ $0 >= .milliseconds(1) }) ?? true
+        else {
+            throw TernClientError.invalidOption("result retention, failed retention and idempotency TTL must be at least 1 ms")
         }
         if let expiresAfter = taskOptions.expiresAfter, expiresAfter < .zero {
             throw TernClientError.invalidOption("expiresAfter must not be negative")
@@ -63,18 +65,26 @@ public struct TernClient: Sendable {
             idempotencyKey: options.idempotencyKey, idempotencyTTL: options.idempotencyTTL)
     }
 
-    /// Enqueues one job of task `T`.
-    /// - Throws: ``TernClientError/queueFull(_:)`` if its queue is at its cap.
+    /// Enqueues one job of task `T`. With an idempotency key that already holds a job made by the
+    /// same request, returns that job's handle.
+    /// - Throws: ``TernClientError/queueFull(_:)`` if its queue is at its cap;
+    ///   ``TernClientError/idempotencyKeyReused(_:_:)`` if the key holds a job of another request.
     public func enqueue<T: TernTask>(
         _ task: T.Type, _ input: T.Input, options: JobOptions = JobOptions()
     ) async throws -> JobHandle<T> {
         let request = try Self.request(task, input, options: options)
         let receipt = try await broker.enqueue([request])[0]
         if receipt.refused { throw TernClientError.queueFull(request.queue) }
+        if receipt.keyReused { throw TernClientError.idempotencyKeyReused(options.idempotencyKey ?? "", receipt.id) }
         return JobHandle(id: receipt.id, broker: broker)
     }
 
-    /// Enqueues many jobs of task `T` in one round trip per queue.
+    /// Enqueues many jobs of task `T` in one round trip per queue. One idempotency key in
+    /// `options` covers all of them as one key would one job: the first input makes the job and the
+    /// rest are reported as ``TernClientError/idempotencyKeyReused(_:_:)`` unless they are equal
+    /// to it, so give a batch a key only with one input.
+    /// - Throws: ``TernClientError/queueFull(_:)`` if a queue is at its cap (the jobs before the
+    ///   first refused one were created); ``TernClientError/idempotencyKeyReused(_:_:)``.
     public func enqueueBatch<T: TernTask>(
         _ task: T.Type, _ inputs: [T.Input], options: JobOptions = JobOptions()
     ) async throws -> [JobHandle<T>] {
@@ -83,6 +93,9 @@ public struct TernClient: Sendable {
         // The jobs before the refused ones were created; a caller retrying the rest should resend
         // from the first refused one (idempotency keys make resending the whole batch safe).
         if let refused = receipts.firstIndex(where: \.refused) { throw TernClientError.queueFull(requests[refused].queue) }
+        if let reused = receipts.first(where: \.keyReused) {
+            throw TernClientError.idempotencyKeyReused(options.idempotencyKey ?? "", reused.id)
+        }
         return receipts.map { JobHandle(id: $0.id, broker: broker) }
     }
 
@@ -146,6 +159,9 @@ public enum TernClientError: Error, Sendable, Hashable, CustomStringConvertible 
     case invalidOption(String)
     /// The queue is at its cap on waiting jobs (``QueueCaps``); try again once workers drained it.
     case queueFull(QueueName)
+    /// The idempotency key already holds this job, made by a different request (another task,
+    /// queue, input or options): nothing was enqueued. Use a new key for a new job.
+    case idempotencyKeyReused(String, JobID)
 
     public var description: String {
         switch self {
@@ -156,6 +172,7 @@ public enum TernClientError: Error, Sendable, Hashable, CustomStringConvertible 
         case .timedOut(let id): "job \(id) did not finish in time"
         case .invalidOption(let text): "invalid job option: \(text)"
         case .queueFull(let queue): "queue \(queue) is full: it is at its cap on waiting jobs"
+        case .idempotencyKeyReused(let key, let id): "idempotency key '\(key)' already holds job \(id), made by a different request"
         }
     }
 }

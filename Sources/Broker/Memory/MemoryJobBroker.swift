@@ -27,6 +27,8 @@ import TernCore
 public final class MemoryJobBroker: JobBroker {
     /// The most failed jobs kept per queue.
     public let failedCap: Int
+    /// How long a failed job is kept when its task sets no ``TaskOptions/failedRetention``.
+    public let failedRetention: Duration
     let clock: @Sendable () -> Int64
     private let state = Mutex(MemoryBrokerState())
     let workerTable = MemoryWorkerTable()
@@ -36,14 +38,17 @@ public final class MemoryJobBroker: JobBroker {
     /// Creates an empty broker.
     /// - Parameters:
     ///   - clock: now, in milliseconds since 1970 (default: the system's wall clock).
-    ///   - failedCap: the most failed jobs kept per queue; older ones are deleted.
+    ///   - failedCap: the most failed jobs kept per queue; those due to be dropped first go first.
+    ///   - failedRetention: how long a failed job is kept unless its task says otherwise.
     ///   - caps: the caps on waiting jobs per queue, checked at enqueue.
     public init(
         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
-        failedCap: Int = JobLimits.defaultFailedCap, caps: QueueCaps = QueueCaps()
+        failedCap: Int = JobLimits.defaultFailedCap, failedRetention: Duration = JobLimits.defaultFailedRetention,
+        caps: QueueCaps = QueueCaps()
     ) {
         self.clock = clock
         self.failedCap = failedCap
+        self.failedRetention = failedRetention
         self.caps = caps
     }
 
@@ -99,11 +104,23 @@ public final class MemoryJobBroker: JobBroker {
             for name in order {
                 locked.used.insert(name)
                 let cap = caps.cap(name)
+                var reusedElsewhere: [Int: JobID] = [:]
+                for index in indicesByQueue[name] ?? [] {
+                    if let held = locked.reserveKey(requests[index], now: now), held.queue != name {
+                        // The job the key holds in its own queue, else the reserving request's id.
+                        let hash = SHA256.hex(requests[index].idempotencyKey!)
+                        reusedElsewhere[index] = locked.queues[held.queue]?.idempotency[hash]?.id ?? held
+                    }
+                }
                 locked.update(name) { queue in
                     var created = false
                     var room = cap.map { $0 - queue.waiting }
                     for index in indicesByQueue[name] ?? [] {
-                        let receipt = queue.enqueue(requests[index], now: now, room: &room)
+                        if let held = reusedElsewhere[index] {
+                            receipts[index] = EnqueueReceipt(id: held, created: false, state: nil, keyReused: true)
+                            continue
+                        }
+                        let receipt = queue.enqueue(requests[index], now: now, room: &room, failedRetention: failedRetention)
                         created = created || receipt.created
                         receipts[index] = receipt
                     }
@@ -205,11 +222,11 @@ public final class MemoryJobBroker: JobBroker {
         withQueue(lease.id.queue) { queue, now in queue.complete(lease, result: result, now: now) }
     }
 
-    public func crashed(_ lease: JobLease, reason: String, maxCrashes: Int) async throws -> JobState? {
+    public func crashed(_ lease: JobLease, reason: String, maxCrashes: Int, shared: Bool) async throws -> JobState? {
         let cap = failedCap
         let message = "worker_crashed: " + String(reason.prefix(500))
         return withQueue(lease.id.queue) { queue, now in
-            queue.crashed(lease, message: message, maxCrashes: max(1, maxCrashes), failedCap: cap, now: now)
+            queue.crashed(lease, message: message, maxCrashes: max(1, maxCrashes), shared: shared, failedCap: cap, now: now)
         }
     }
 
@@ -307,12 +324,31 @@ struct MemoryBrokerState: Sendable {
     var queues: [QueueName: MemoryQueueState] = [:]
     /// Every queue used by an enqueue or a pause (the `queues` set).
     var used: Set<QueueName> = []
+    /// Idempotency key hash → the first job id enqueued with it and when the reservation ends: a
+    /// key belongs to one queue (`<prefix>:idemq:<hash>` in Redis).
+    var keyQueues: [String: (id: JobID, until: Int64)] = [:]
+    /// The size at which expired reservations are swept (amortised: it doubles with the live ones).
+    var keyQueuesSweepAt = 1024
     var waiters: [UInt64: MemoryWorkWaiter] = [:]
     var lastWaiter: UInt64 = 0
     /// Continuations to resume once the lock is released.
     var resumptions: [CheckedContinuation<Void, Never>] = []
 
     /// Runs `body` on queue `name`'s state, then delivers the wakes it asked for.
+    /// Reserves `request`'s idempotency key for its queue; returns the job id it was first
+    /// reserved with (`nil` without a key). The id's queue is the key's.
+    mutating func reserveKey(_ request: EnqueueRequest, now: Int64) -> JobID? {
+        guard let key = request.idempotencyKey.map({ SHA256.hex($0) }) else { return nil }
+        if let held = keyQueues[key], now < held.until { return held.id }
+        let id = JobID.generate(queue: request.queue)
+        keyQueues[key] = (id, now + max(1, request.idempotencyTTL.nanoseconds / 1_000_000))
+        if keyQueues.count >= keyQueuesSweepAt {
+            keyQueues = keyQueues.filter { now < $0.value.until }
+            keyQueuesSweepAt = max(1024, keyQueues.count * 2)
+        }
+        return id
+    }
+
     mutating func update<T>(_ name: QueueName, _ body: (inout MemoryQueueState) -> T) -> T {
         var queue = queues.removeValue(forKey: name) ?? MemoryQueueState()
         let value = body(&queue)

@@ -11,6 +11,8 @@ struct MemoryStoredJob: Sendable {
     var expiresMilliseconds: Int64?
     /// How long the job is kept once finished (`retention_ms`).
     var retentionMilliseconds: Int64
+    /// How long the job is kept once failed (`failed_retention_ms`).
+    var failedRetentionMilliseconds: Int64
     /// When the finished job disappears (the job hash's TTL in Redis).
     var removeAtMilliseconds: Int64?
 }
@@ -29,7 +31,8 @@ struct MemoryQueueState: Sendable {
     /// Finished jobs by the time they are dropped, per terminal state.
     var finished: [JobState: MemorySortedSet<JobID>] = [:]
     /// Idempotency key hashes to job ids (`idem:<hash>`), and when each key expires.
-    var idempotency: [String: JobID] = [:]
+    /// Idempotency key hash → the job it holds and the fingerprint of the request that made it.
+    var idempotency: [String: (id: JobID, fingerprint: String)] = [:]
     var idempotencyExpiry = MemorySortedSet<String>()
     /// `meta`: the pending sequence, the claim batch counter, pause and the counters.
     var sequence: Int64 = 0
@@ -64,14 +67,14 @@ struct MemoryQueueState: Sendable {
     /// Moves a job to a terminal state; it is removed after its retention.
     mutating func finish(_ id: JobID, _ state: JobState, now: Int64) {
         guard let job = jobs[id] else { return }
-        let dropAt = now + job.retentionMilliseconds
+        let dropAt = now + (state == .failed ? job.failedRetentionMilliseconds : job.retentionMilliseconds)
         jobs[id]?.record.state = state
         jobs[id]?.record.finishedMilliseconds = now
         jobs[id]?.removeAtMilliseconds = dropAt
         finished[state, default: MemorySortedSet()].insert(id, score: dropAt)
     }
 
-    /// Deletes the oldest failed jobs beyond `cap`.
+    /// Deletes the failed jobs beyond `cap` that are due to be dropped first (with one retention: the oldest).
     mutating func capFailed(_ cap: Int) {
         var excess = (finished[.failed]?.count ?? 0) - cap
         while excess > 0, let oldest = finished[.failed]?.popMin() {
@@ -115,10 +118,13 @@ struct MemoryQueueState: Sendable {
     var waiting: Int { pending.count + scheduled.count }
 
     /// `room`: how many more jobs the queue's cap allows (`nil`: no cap); a created job takes one.
-    mutating func enqueue(_ request: EnqueueRequest, now: Int64, room: inout Int?) -> EnqueueReceipt {
+    mutating func enqueue(_ request: EnqueueRequest, now: Int64, room: inout Int?, failedRetention: Duration) -> EnqueueReceipt {
         let key = request.idempotencyKey.map { SHA256.hex($0) }
+        let fingerprint = key == nil ? "" : request.fingerprint
         if let key, let existing = idempotency[key], let expiry = idempotencyExpiry.score(of: key), now < expiry {
-            return EnqueueReceipt(id: existing, created: false, state: stored(existing, now: now)?.record.state)
+            return EnqueueReceipt(
+                id: existing.id, created: false, state: stored(existing.id, now: now)?.record.state,
+                keyReused: existing.fingerprint != fingerprint)
         }
         let id = JobID.generate(queue: request.queue)
         if let left = room {
@@ -139,9 +145,11 @@ struct MemoryQueueState: Sendable {
         jobs[id] = MemoryStoredJob(
             record: record, token: nil,
             expiresMilliseconds: expiresAfter.flatMap { $0 >= 0 ? due + $0 : nil },
-            retentionMilliseconds: max(1, request.retention.nanoseconds / 1_000_000), removeAtMilliseconds: nil)
+            retentionMilliseconds: max(1, request.retention.nanoseconds / 1_000_000),
+            failedRetentionMilliseconds: max(1, (request.failedRetention ?? failedRetention).nanoseconds / 1_000_000),
+            removeAtMilliseconds: nil)
         if let key {
-            idempotency[key] = id
+            idempotency[key] = (id, fingerprint)
             idempotencyExpiry.insert(key, score: now + max(1, request.idempotencyTTL.nanoseconds / 1_000_000))
         }
         if state == .queued {
@@ -183,7 +191,7 @@ struct MemoryQueueState: Sendable {
             out.append(
                 ClaimedJob(
                     lease: JobLease(id: id, token: token), task: job.record.task, input: job.record.input,
-                    attempt: attempt, maxAttempts: job.record.maxAttempts))
+                    attempt: attempt, maxAttempts: job.record.maxAttempts, suspect: job.record.suspect))
         }
         return out
     }
@@ -233,18 +241,26 @@ struct MemoryQueueState: Sendable {
         return .failed
     }
 
-    mutating func crashed(_ lease: JobLease, message: String, maxCrashes: Int, failedCap: Int, now: Int64) -> JobState? {
+    mutating func crashed(
+        _ lease: JobLease, message: String, maxCrashes: Int, shared: Bool, failedCap: Int, now: Int64
+    ) -> JobState? {
         guard holds(lease, now: now), let job = jobs[lease.id] else { return nil }
-        recordError(lease.id, attempt: job.record.attempts, message: message, now: now)
+        let charged = !shared || job.record.suspect
+        let recorded = charged ? message : message + " (the process ran other jobs too: not counted; the job runs alone from now on)"
+        recordError(lease.id, attempt: job.record.attempts, message: recorded, now: now)
         active.remove(lease.id)
         jobs[lease.id]?.token = nil
         jobs[lease.id]?.record.worker = nil
-        jobs[lease.id]?.record.crashes += 1
+        if charged {
+            jobs[lease.id]?.record.crashes += 1
+        } else {
+            jobs[lease.id]?.record.suspect = true
+        }
         if job.record.cancelRequested {
             finish(lease.id, .cancelled, now: now)
             return .cancelled
         }
-        if job.record.crashes + 1 >= maxCrashes {
+        if charged && job.record.crashes + 1 >= maxCrashes {
             finish(lease.id, .failed, now: now)
             capFailed(failedCap)
             return .failed
@@ -312,7 +328,7 @@ struct MemoryQueueState: Sendable {
             record.startedMilliseconds = nil
             jobs[id] = MemoryStoredJob(
                 record: record, token: nil, expiresMilliseconds: nil, retentionMilliseconds: job.retentionMilliseconds,
-                removeAtMilliseconds: nil)
+                failedRetentionMilliseconds: job.failedRetentionMilliseconds, removeAtMilliseconds: nil)
             addPending(id, priority: record.priority)
         }
         if !ids.isEmpty { wakes += 1 }

@@ -79,7 +79,12 @@ public final class RedisClient: Sendable {
     /// - Parameters:
     ///   - command: a blocking command with a finite block time.
     ///   - blockFor: the block time the command carries.
+    /// A blocking command is never shielded from cancellation (see ``RedisCancellationShield``).
     public func sendBlocking(_ command: RedisCommand, blockFor: Duration) async throws -> RedisValue {
+        try await RedisCancellationShield.unshielded { try await sendBlockingUnshielded(command, blockFor: blockFor) }
+    }
+
+    private func sendBlockingUnshielded(_ command: RedisCommand, blockFor: Duration) async throws -> RedisValue {
         let connection = try await leaseBlocking()
         do {
             let value = try await connection.send(command, timeout: blockFor + configuration.commandTimeout)

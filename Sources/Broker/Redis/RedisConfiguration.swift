@@ -67,6 +67,9 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.busyPoll = .microseconds(250)
     }
 
+    /// The URL when none is configured: `redis://127.0.0.1:6379`.
+    public static let defaultURL = "redis://127.0.0.1:6379"
+
     /// Parses a connection URL.
     ///
     /// Accepted forms:

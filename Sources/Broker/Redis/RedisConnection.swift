@@ -21,7 +21,8 @@ import Synchronization
 /// let pong = try await connection.send(RedisCommand("PING"))
 /// ```
 ///
-/// A caller whose task is cancelled gets `CancellationError` at once; the command may still run, and
+/// A caller whose task is cancelled gets `CancellationError` at once (unless it is inside
+/// ``RedisCancellationShield/shielded(_:)``); the command may still run, and
 /// its reply is read and dropped. Use a ``RedisClient`` for a pool and for blocking commands.
 public final class RedisConnection: Sendable {
     let core: RedisConnectionCore
@@ -96,16 +97,24 @@ public final class RedisConnection: Sendable {
     ) async throws -> Value {
         core.waiting.add(1, ordering: .relaxed)
         defer { core.waiting.subtract(1, ordering: .relaxed) }
+        // Shielded: the reply is awaited whatever the task's cancellation (the timeout still bounds it).
+        if RedisCancellationShield.isActive { return try await submit(request, waiter) }
         return try await withTaskCancellationHandler {
-            try await withUnsafeThrowingContinuation { continuation in
-                guard request.install(waiter(continuation)) else {
-                    continuation.resume(throwing: CancellationError())
-                    return
-                }
-                core.submit(request)
-            }
+            try await submit(request, waiter)
         } onCancel: {
             request.cancel()
+        }
+    }
+
+    private func submit<Value>(
+        _ request: RedisRequest, _ waiter: (UnsafeContinuation<Value, any Error>) -> RedisRequest.Waiter
+    ) async throws -> Value {
+        try await withUnsafeThrowingContinuation { continuation in
+            guard request.install(waiter(continuation)) else {
+                continuation.resume(throwing: CancellationError())
+                return
+            }
+            core.submit(request)
         }
     }
 

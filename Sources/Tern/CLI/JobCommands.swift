@@ -51,7 +51,7 @@ struct WaitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wait", abstract: "Wait for a job to finish, showing its progress; the exit code tells the outcome.",
         discussion: """
-            Exit codes: 0 succeeded, 1 failed, cancelled or expired, 3 no such job, 4 the API is
+            Exit codes: 0 succeeded, 1 failed, cancelled or expired, 3 no such job, 4 the API is \
             unreachable or refused the token, 5 the timeout passed first.
 
             Examples:

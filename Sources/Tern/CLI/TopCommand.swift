@@ -7,7 +7,7 @@ struct TopCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "top", abstract: "A live view of queues and workers; q or Ctrl-C quits.",
         discussion: """
-            Redraws every --interval seconds. When standard input or output is not a terminal it
+            Redraws every --interval seconds. When standard input or output is not a terminal it \
             prints one view and exits.
 
             Example:

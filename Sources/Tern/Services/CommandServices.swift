@@ -14,6 +14,8 @@ public struct SchedulerSettings: Sendable {
     /// The schedules of the configuration file (those created over the API are read from Redis).
     public var schedules: [Schedule]
     public var configuration: SchedulerConfiguration
+    /// What the job store keeps and refuses, for the jobs this scheduler emits.
+    public var store = StorePolicy()
 
     public init(redis: RedisConfiguration, prefix: String, schedules: [Schedule], configuration: SchedulerConfiguration) {
         self.redis = redis
@@ -30,7 +32,7 @@ extension TernServices {
         _ settings: SchedulerSettings, registry: TaskRegistry, logger: Logger, handlingSignals: Bool = true
     ) throws -> ServiceGroup {
         let client = RedisClient(configuration: settings.redis, logger: logger)
-        let broker = try RedisJobBroker(client: client, prefix: settings.prefix)
+        let broker = try settings.store.broker(client: client, prefix: settings.prefix)
         let scheduler = try SchedulerService(
             broker: broker, schedules: settings.schedules, registry: registry, configuration: settings.configuration,
             logger: logger, store: ScheduleStore(client: client, keys: broker.keys))

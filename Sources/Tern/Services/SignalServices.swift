@@ -78,7 +78,7 @@ struct ChildWatchService: Service {
 
     func run() async throws {
         let (recycler, supervisor, worker, logger) = (self.recycler, supervisorPID, self.worker, self.logger)
-        try? await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask { await recycler.watchMemory() }
                 group.addTask {

@@ -10,7 +10,10 @@ public struct MetricsEndpoint: Sendable {
     public var host: String
     public var port: Int
 
-    public init(host: String = "127.0.0.1", port: Int) {
+    /// The address when none is configured: `127.0.0.1`, this machine only.
+    public static let defaultHost = "127.0.0.1"
+
+    public init(host: String = MetricsEndpoint.defaultHost, port: Int) {
         self.host = host
         self.port = port
     }
@@ -48,11 +51,11 @@ final class WorkerMetrics: SupervisorObserver, Sendable {
     /// Sets the gauges of running jobs and slots.
     func slots(busy: Int, concurrency: Int) {
         registry.makeGauge(
-            descriptor: .init(namespace: "tern", subsystem: "worker", metricName: "busy_slots",
+            descriptor: .init(namespace: "tern", subsystem: "worker", metricName: "busy_slots", unitName: "",
                 helpText: "Jobs running now.")
         ).set(Int64(busy))
         registry.makeGauge(
-            descriptor: .init(namespace: "tern", subsystem: "worker", metricName: "slots",
+            descriptor: .init(namespace: "tern", subsystem: "worker", metricName: "slots", unitName: "",
                 helpText: "Jobs that can run at once (concurrency, summed over a supervisor's processes).")
         ).set(Int64(concurrency))
     }
@@ -60,7 +63,7 @@ final class WorkerMetrics: SupervisorObserver, Sendable {
     /// A supervisor's process count.
     func processes(_ count: Int) {
         registry.makeGauge(
-            descriptor: .init(namespace: "tern", subsystem: "supervisor", metricName: "processes",
+            descriptor: .init(namespace: "tern", subsystem: "supervisor", metricName: "processes", unitName: "",
                 helpText: "Worker processes the supervisor runs.")
         ).set(Int64(count))
     }

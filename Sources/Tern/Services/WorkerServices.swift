@@ -24,6 +24,8 @@ public struct WorkerSettings: Sendable {
     public var metrics: MetricsEndpoint?
     /// Start even if Redis can lose jobs (appendonly off, an evicting maxmemory-policy).
     public var allowVolatileRedis = false
+    /// What the job store keeps and refuses, for the jobs this worker fails and enqueues.
+    public var store = StorePolicy()
     /// For a supervisor: the binary and arguments of its processes.
     public var childCommand: (executable: String, arguments: [String])?
     /// For a supervisor: re-reads the configuration on SIGHUP (the new process count, `nil` to keep
@@ -50,7 +52,7 @@ extension TernServices {
         handlingSignals: Bool = true
     ) throws -> ServiceGroup {
         let client = RedisClient(configuration: settings.redis, logger: logger)
-        let broker = try RedisJobBroker(client: client, prefix: settings.prefix)
+        let broker = try settings.store.broker(client: client, prefix: settings.prefix)
         let (redis, allowed) = (settings.redis, settings.allowVolatileRedis)
         let prepare: @Sendable () async throws -> Void = {
             let report = try await RedisStartup.checkDurability(client, redis, command: "tern worker", refuseUnsafe: !allowed)

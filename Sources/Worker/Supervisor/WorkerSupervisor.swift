@@ -9,10 +9,12 @@ import TernCore
 ///
 /// Each child reports on its standard output the jobs it claims and settles (``SupervisorReport``),
 /// so the supervisor knows what every process holds. When a process dies, its jobs are handed to
-/// ``JobBroker/crashed(_:reason:maxCrashes:)`` at once: queued again, or failed as
-/// `worker_crashed` after `maxCrashes` processes died running them, so a poison job cannot
-/// crash-loop the fleet. A dead process is replaced, after a backoff (1 s doubling to 30 s) when
-/// it keeps dying within 10 s of its start. A child that exits 0 on its own (it recycled itself)
+/// ``JobBroker/crashed(_:reason:maxCrashes:shared:)`` at once. A job that ran alone there is
+/// charged with the crash: queued again, or failed as `worker_crashed` after `maxCrashes` charged
+/// crashes, so a poison job cannot crash-loop the fleet. Jobs that ran together are only suspects:
+/// queued again uncharged, and from then on each runs alone in a process of its own (as an
+/// isolated task does), so that an innocent neighbour of a poison job is never failed for it. A dead process is replaced, after a backoff (1 s doubling to 30 s) when
+/// it keeps dying within 10 s of its start without running a job. A child that exits 0 on its own (it recycled itself)
 /// is replaced at once.
 ///
 /// A job that runs past its hard time limit plus the kill grace gets its process killed: the job
@@ -214,7 +216,10 @@ public final class WorkerSupervisor: Service, Sendable {
         var buffer = Data()
         while true {
             let chunk = handle.availableData
-            if chunk.isEmpty { return }
+            if chunk.isEmpty {
+                reading.ended.store(true, ordering: .sequentiallyConsistent)
+                return
+            }
             reading.value.store(true, ordering: .sequentiallyConsistent)
             defer { reading.value.store(false, ordering: .sequentiallyConsistent) }
             buffer.append(chunk)
@@ -323,13 +328,17 @@ public final class WorkerSupervisor: Service, Sendable {
     private func exited(_ process: Process) {
         let pid = process.processIdentifier
         // The child may have died right after writing a line: let the reader take in everything it
-        // wrote (nothing left in the pipe, no chunk being handled), for at most a second.
+        // wrote, for at most a second. Its output ends with it, so the reader reaching the end is
+        // the sure sign; else (a process of its own still holding the pipe) an empty pipe and no
+        // chunk being handled, seen twice in a row, 20 ms apart.
         if let (handle, reading) = state.withLock({ state in state.children[pid].map { ($0.output, $0.reading) } }) {
             let deadline = ContinuousClock.now + .seconds(1)
-            while ContinuousClock.now < deadline {
+            var quiet = 0
+            while ContinuousClock.now < deadline && !reading.ended.load(ordering: .sequentiallyConsistent) {
                 var pending: Int32 = 0
                 let idle = !reading.value.load(ordering: .sequentiallyConsistent)
-                if ioctl(handle.fileDescriptor, UInt(FIONREAD), &pending) == 0 && pending == 0 && idle { break }
+                quiet = ioctl(handle.fileDescriptor, UInt(FIONREAD), &pending) == 0 && pending == 0 && idle ? quiet + 1 : 0
+                if quiet >= 10 { break }
                 usleep(2_000)
             }
         }
@@ -338,7 +347,9 @@ public final class WorkerSupervisor: Service, Sendable {
         let (child, stopping, delay) = state.withLock { state -> (Child?, Bool, Duration) in
             guard let child = state.children.removeValue(forKey: pid) else { return (nil, state.stopping, .zero) }
             state.unsettledExits += 1
-            let quick = crashed && !child.killedForTimeLimit && ContinuousClock.now - child.started < .seconds(10)
+            // A death while running jobs is the jobs' to answer for (crash counts, suspects): replaced at
+            // once. One without a job, soon after the start, is the process's own: backed off.
+            let quick = crashed && !child.killedForTimeLimit && child.held.isEmpty && ContinuousClock.now - child.started < .seconds(10)
             if !child.retiring { state.quickDeaths[child.slot] = quick ? (state.quickDeaths[child.slot] ?? 0) + 1 : 0 }
             let deaths = child.retiring ? 0 : state.quickDeaths[child.slot] ?? 0
             return (child, state.stopping, deaths == 0 ? .zero : min(.seconds(30), .seconds(1) * (1 << min(deaths - 1, 5))))
@@ -407,7 +418,8 @@ public final class WorkerSupervisor: Service, Sendable {
             var attempt = 0
             while true {
                 do {
-                    let state = try await broker.crashed(lease, reason: reason, maxCrashes: configuration.maxCrashes)
+                    let state = try await broker.crashed(
+                        lease, reason: reason, maxCrashes: configuration.maxCrashes, shared: held.count > 1)
                     logger.warning("job of a dead worker process", metadata: ["job": "\(lease.id)", "now": "\(state.map(\.rawValue) ?? "stale")"])
                     break
                 } catch let error as RedisError where error.isTransient && ContinuousClock.now < deadline {
@@ -455,7 +467,10 @@ final class StderrTail: Sendable {
 
 /// Whether a supervisor's reader is handling a chunk of a child's output.
 final class ReadFlag: Sendable {
+    /// A chunk is being handled.
     let value = Atomic<Bool>(false)
+    /// The reader saw the end of the child's output and handled everything before it.
+    let ended = Atomic<Bool>(false)
 }
 
 /// Hears what a ``WorkerSupervisor``'s processes report: attempts finished (for metrics) and
