@@ -11,7 +11,8 @@ import TernCore
 /// (with its `result` or `error`) once it is finished, after which the stream ends. A comment line
 /// is sent every 15 s so that proxies keep the connection. If the job disappears (its retention
 /// ended) a `gone` event ends the stream; if the store fails, an `error` event holding a problem.
-/// The job is read every 5 to 250 ms (faster just after a change). A stream ends after
+/// The job is read again when Redis publishes a change of it (a final state, a retry, progress),
+/// and at least every second; without pushes, every 5 to 250 ms. A stream ends after
 /// ``APIConfiguration/maxEventStreamSeconds``; the client then reconnects and gets the state again.
 enum JobEvents {
     static let keepAlive = Duration.seconds(15)
@@ -33,7 +34,7 @@ enum JobEvents {
     private static func stream(
         _ first: JobRecord, id: JobID, api: APIContext, writer: inout any ResponseBodyWriter
     ) async throws {
-        var watch = JobWatch(id: id, broker: api.broker)
+        var watch = JobWatch(id: id, api: api)
         var last: JobRecord?
         var record = first
         var lastWrite = ContinuousClock.now
@@ -64,7 +65,7 @@ enum JobEvents {
             last = record
             try await watch.pause(until: end)
             do {
-                guard let next = try await api.broker.job(id) else {
+                guard let next = try await watch.read() else {
                     try await send("gone", ["id": id.rawValue], &writer)
                     return
                 }

@@ -18,7 +18,7 @@ func addJobRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         }
         return try await api.waiters.run(cap: api.configuration.maxWaiters) {
             let deadline = ContinuousClock.now + .milliseconds(Int(wait * 1000))
-            var watch = JobWatch(id: id, broker: api.broker)
+            var watch = JobWatch(id: id, api: api)
             while true {
                 let record = try await watch.next()
                 if record.state.isTerminal || ContinuousClock.now >= deadline {
@@ -63,30 +63,53 @@ private func waitSeconds(_ request: Request, _ api: APIContext) throws -> Double
     return min(seconds, Double(api.configuration.maxWaitSeconds))
 }
 
-/// Reads a job again and again with a growing pause (5 ms to 250 ms), for `?wait=` and events.
+/// Follows a job for `?wait=` and event streams: reads it, then waits for Redis to publish a change
+/// of it (see ``JobNotifier``), at most ``JobWatch/safetyPause`` before reading again anyway. When
+/// changes are not pushed, it polls with a growing pause (5 ms to 250 ms) instead.
 struct JobWatch {
+    /// The longest wait for a pushed change before the job is read again: covers the changes that
+    /// are not published (a claim) and any message lost in between.
+    static let safetyPause = Duration.seconds(1)
+
     let id: JobID
     let broker: any JobBroker
+    let notifier: JobNotifier
     private var pauseLength = Duration.milliseconds(5)
+    private var ticket: JobNotifier.Ticket?
 
-    init(id: JobID, broker: any JobBroker) {
+    init(id: JobID, api: APIContext) {
         self.id = id
-        self.broker = broker
+        self.broker = api.broker
+        self.notifier = api.notifier
+    }
+
+    /// The job now, `nil` once it is gone. A change published from now on ends the next ``pause(until:)``.
+    mutating func read() async throws -> JobRecord? {
+        ticket = notifier.arm(id)
+        return try await broker.job(id)
     }
 
     /// The job now; 404 once it is gone.
-    func next() async throws -> JobRecord {
+    mutating func next() async throws -> JobRecord {
+        let broker = self.broker
+        ticket = notifier.arm(id)
         guard let record = try await API.broker({ try await broker.job(id) }) else { throw notFound(id) }
         return record
     }
 
-    /// Sleeps the next pause, but not past `deadline`.
+    /// Waits for the next change (or the next poll), but not past `deadline`.
     mutating func pause(until deadline: ContinuousClock.Instant = .now + .seconds(3600)) async throws {
+        if let ticket {
+            self.ticket = nil
+            await notifier.wait(ticket, until: min(deadline, .now + Self.safetyPause))
+            try Task.checkCancellation()
+            return
+        }
         try await Task.sleep(for: max(.zero, min(pauseLength, deadline - .now)))
         pauseLength = min(pauseLength * 2, .milliseconds(250))
     }
 
-    /// Starts the pauses again from the shortest, after a change.
+    /// Starts the polling pauses again from the shortest, after a change.
     mutating func changed() { pauseLength = .milliseconds(5) }
 }
 

@@ -12,6 +12,7 @@ enum OpenAPIDocument {
 
     static func make(_ api: APIContext, registry: TaskRegistry) -> [String: Any] {
         var schemas = OpenAPISchemas.common(api.configuration)
+        schemas["ScheduleDefinition"] = OpenAPIScheduleSchema.definition(registry)
         var single: [[String: Any]] = [], batch: [[String: Any]] = [], mapping: [String: String] = [:]
         for name in registry.names {
             guard let entry = registry[name] else { continue }
@@ -184,11 +185,6 @@ enum OpenAPISchemas {
                 ]),
             "TaskList": object(["tasks": ["type": "array", "items": OpenAPIDocument.ref("Task")]]),
             "Status": object(["status": string]),
-            "ScheduleDefinition": [
-                "type": "object", "required": ["task"], "additionalProperties": false,
-                "properties": scheduleFields,
-                "description": "Give cron (with an optional IANA timezone, default UTC) or every_seconds.",
-            ],
             "Schedule": object(scheduleFields.merging([
                 "source": ["type": "string", "enum": ["config", "api"]],
                 "next_runs": ["type": "array", "items": timestamp],

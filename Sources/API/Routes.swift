@@ -27,6 +27,11 @@ public struct APIContext: Sendable {
     public var configuredSchedules: [ScheduleDefinition]
     /// Requests holding a connection open (`?wait=` and event streams), against their cap.
     let waiters = WaiterCount()
+    /// Wakes those requests when Redis publishes a change of their job.
+    let notifier: JobNotifier
+    /// Whether job changes are pushed to waiting requests now (the subscription, which the first
+    /// wait starts, is in place); when not, waits poll.
+    public var jobChangesPushed: Bool { notifier.isLive }
 
     public init(
         broker: any JobBroker, registry: TaskRegistry, configuration: APIConfiguration, access: AccessPolicy,
@@ -38,6 +43,7 @@ public struct APIContext: Sendable {
         self.broker = broker
         self.registry = registry
         tasks = TaskDirectory(compiled: registry, broker: broker)
+        notifier = JobNotifier(broker: broker)
         self.configuration = configuration
         self.access = access
         self.metrics = metrics

@@ -77,6 +77,9 @@ public struct ScheduleDefinition: Codable, Sendable, Hashable {
             guard let queue = QueueName(text) else { throw invalid("invalid queue name '\(text.prefix(64))'") }
             return queue
         }
+        if let catchUpLimit, !(1...10_000).contains(catchUpLimit) {
+            throw invalid("the catch-up limit must be 1-10000")
+        }
         let policy: Schedule.CatchUp
         switch catchUp ?? "skip" {
         case "skip": policy = .skip

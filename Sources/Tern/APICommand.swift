@@ -42,10 +42,13 @@ struct APICommand: AsyncParsableCommand {
     @Option(help: "Log format: text or json. Environment: TERN_LOG_FORMAT. (default: text)")
     var logFormat: String?
 
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical. Environment: TERN_LOG_LEVEL. (default: info)")
+    var logLevel: String?
+
     func run() async throws {
         let settings = try redis.resolver()
         let file = settings.file
-        let logger = try LogSetup.make(label: "tern.api", settings, flag: logFormat)
+        let logger = try LogSetup.make(label: "tern.api", settings, flag: logFormat, level: logLevel)
         // Every setting is checked before anything connects.
         let configuration = try APISettings.configuration(settings, host: host, port: port, maxBodyBytes: maxBodyBytes)
         var redisConfiguration = try redis.configuration(settings)

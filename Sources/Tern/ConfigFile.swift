@@ -13,6 +13,12 @@ struct ConfigFile: Decodable, Sendable {
     struct Redis: Decodable, Sendable {
         var url: String?
         var prefix: String?
+        var busyPollMicroseconds: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case url, prefix
+            case busyPollMicroseconds = "busy_poll_us"
+        }
     }
 
     struct Worker: Decodable, Sendable {

@@ -36,6 +36,9 @@ struct DevCommand: AsyncParsableCommand {
     @Option(help: "Log format: text or json. Environment: TERN_LOG_FORMAT. (default: text)")
     var logFormat: String?
 
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical. Environment: TERN_LOG_LEVEL. (default: info)")
+    var logLevel: String?
+
     @Option(help: "HTTP API port (on 127.0.0.1). Environment: TERN_API_PORT. (default: 8080)")
     var port: Int?
 
@@ -55,7 +58,7 @@ struct DevCommand: AsyncParsableCommand {
     func run() async throws {
         let settings = try redis.resolver()
         let file = settings.file
-        let logger = try LogSetup.make(label: "tern.dev", settings, flag: logFormat)
+        let logger = try LogSetup.make(label: "tern.dev", settings, flag: logFormat, level: logLevel)
         let configuration = try redis.configuration(settings)
         // The API listens on 127.0.0.1 whatever api.host says: a dev token must not leave this machine.
         var apiConfiguration = try APISettings.configuration(settings, port: port)

@@ -19,8 +19,9 @@ enum LogSetup {
     }
 
     /// A logger in the format of `flag` (`--log-format`), else `TERN_LOG_FORMAT`, else `log.format`,
-    /// else text.
-    static func make(label: String, _ settings: SettingsResolver, flag: String?) throws -> Logger {
+    /// else text; at the level of `level` (`--log-level`), else `TERN_LOG_LEVEL`, else `log.level`,
+    /// else info.
+    static func make(label: String, _ settings: SettingsResolver, flag: String?, level levelFlag: String? = nil) throws -> Logger {
         let format = try settings.optional(
             SettingNames(flag: "--log-format", environment: "TERN_LOG_FORMAT", file: "log.format"),
             flag: flag, file: settings.file.log?.format)
@@ -29,11 +30,12 @@ enum LogSetup {
         }
         var logger = try make(label: label, format: format)
         let level = try settings.optional(
-            SettingNames(environment: "TERN_LOG_LEVEL", file: "log.level"), flag: nil, file: settings.file.log?.level)
+            SettingNames(flag: "--log-level", environment: "TERN_LOG_LEVEL", file: "log.level"), flag: levelFlag,
+            file: settings.file.log?.level)
         if let level {
             guard let value = Logger.Level(rawValue: level.lowercased()) else {
                 throw ValidationError(
-                    "the log level (TERN_LOG_LEVEL, log.level) must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not '\(level)'")
+                    "the log level (--log-level, TERN_LOG_LEVEL, log.level) must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not '\(level)'")
             }
             logger.logLevel = value
         }

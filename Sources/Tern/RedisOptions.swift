@@ -40,10 +40,18 @@ struct RedisOptions: ParsableArguments {
         return prefix
     }
 
-    /// The connection settings of the resolved URL.
+    /// The connection settings of the resolved URL, with `TERN_REDIS_BUSY_POLL_US` or
+    /// `redis.busy_poll_us` (0 turns busy-polling off; default ``RedisConfiguration/busyPoll``).
     func configuration(_ settings: SettingsResolver) throws -> RedisConfiguration {
         do {
-            return try RedisConfiguration(url: try resolvedURL(settings))
+            var configuration = try RedisConfiguration(url: try resolvedURL(settings))
+            if let busyPoll = try settings.optional(
+                SettingNames(environment: "TERN_REDIS_BUSY_POLL_US", file: "redis.busy_poll_us"), flag: nil,
+                file: settings.file.redis?.busyPollMicroseconds, in: 0...100_000)
+            {
+                configuration.busyPoll = .microseconds(busyPoll)
+            }
+            return configuration
         } catch let error as ValidationError {
             throw error
         } catch {

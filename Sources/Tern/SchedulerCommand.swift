@@ -29,10 +29,13 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Log format: text or json. Environment: TERN_LOG_FORMAT. (default: text)")
     var logFormat: String?
 
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical. Environment: TERN_LOG_LEVEL. (default: info)")
+    var logLevel: String?
+
     func run() async throws {
         let settings = try redis.resolver()
         let file = settings.file
-        let logger = try LogSetup.make(label: "tern.scheduler", settings, flag: logFormat)
+        let logger = try LogSetup.make(label: "tern.scheduler", settings, flag: logFormat, level: logLevel)
         let registry = try ApplicationTasks.load().registry
         let schedules = try ScheduleSettings.schedules(file.schedules)
         let configuration = try ScheduleSettings.configuration(settings)

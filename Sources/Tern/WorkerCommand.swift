@@ -58,6 +58,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Log format: text or json. Environment: TERN_LOG_FORMAT. (default: text)")
     var logFormat: String?
 
+    @Option(help: "Log level: trace, debug, info, notice, warning, error or critical. Environment: TERN_LOG_LEVEL. (default: info)")
+    var logLevel: String?
+
     @Flag(help: "Start even if Redis can lose jobs (appendonly off or an evicting maxmemory-policy).")
     var allowVolatileRedis = false
 
@@ -99,7 +102,7 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let settings = try redis.resolver()
-        let logger = try LogSetup.make(label: "tern.worker", settings, flag: logFormat)
+        let logger = try LogSetup.make(label: "tern.worker", settings, flag: logFormat, level: logLevel)
         let (registry, dependencies) = try ApplicationTasks.load()
         if runIsolatedJob {
             // A TernClient as in the worker, connected only if the job asks for it.

@@ -14,14 +14,16 @@ import Testing
 private let libraryCommands = [
     "+time", "+get", "+set", "+del", "+hget", "+hset", "+hmget", "+hdel", "+hincrby", "+lpush", "+ltrim", "+pexpire",
     "+persist", "+zadd", "+zcard", "+zrange", "+zrangebyscore", "+zrem", "+zpopmin", "+zremrangebyrank", "+zremrangebyscore",
+    "+publish",
 ]
 
 /// The ACL users of docs/operations.md, for `prefix`: each component's own commands, on its keys only.
 private func createUsers(_ admin: RedisClient, prefix: String) async throws {
-    let common = ["resetkeys", "~\(prefix):*", "resetchannels", "-@all"] + libraryCommands + ["+fcall", "+fcall_ro", "+client|setname"]
+    let common = ["resetkeys", "~\(prefix):*", "resetchannels", "&\(prefix):*", "-@all"] + libraryCommands
+        + ["+fcall", "+fcall_ro", "+client|setname"]
     let users: [(String, [String])] = [
         ("tern-worker", ["+info", "+blpop", "+function|load"]),
-        ("tern-api", ["+ping", "+sadd", "+smembers", "+hgetall", "+incr"]),
+        ("tern-api", ["+ping", "+sadd", "+smembers", "+hgetall", "+incr", "+psubscribe", "&\(prefix):{*}:events"]),
         ("tern-scheduler", ["+sadd", "+hgetall"]),
     ]
     for (name, own) in users {

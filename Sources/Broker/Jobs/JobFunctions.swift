@@ -14,7 +14,9 @@ import TernCore
 /// ms), `active` (zset: lease deadline ms), `succeeded`/`failed`/`cancelled`/`expired` (zsets: the
 /// time the entry is dropped), `meta` (hash: seq, token, paused, stale_writes, lost_leases), `wake`
 /// (list, at most 64 tokens), `job:<id>` (hash; field `v` is the layout version, 1), `idem:<hash>`
-/// (string: job id, a space, the request's fingerprint).
+/// (string: job id, a space, the request's fingerprint). Changes a waiting client cares about are
+/// published on the channel `<base>events` as `<what> <id> [<id> ...]` (`<what>`: a final state,
+/// `retrying` or `progress`): see ``RedisSubscriber``.
 enum JobFunctions {
     static let library = RedisFunctionLibrary(name: "tern", source: source)
 
@@ -32,6 +34,7 @@ enum JobFunctions {
             local K = {\(keys.joined(separator: ", "))}
             local HOLDING = {\(holding.joined(separator: ", "))}
             local FAILED_KEEP_MS = \(failedKeep)
+            local EVENTS = '\(RedisJobKeys.eventsSuffix)'
 
             """
     }()
@@ -81,6 +84,7 @@ enum JobFunctions {
           redis.call('HSET', job, 'state', state, 'finished_ms', now, ...)
           redis.call('ZADD', base .. HOLDING[state], now + keep, id)
           redis.call('PEXPIRE', job, keep)
+          redis.call('PUBLISH', base .. EVENTS, state .. ' ' .. id)
         end
 
         -- Deletes the failed jobs beyond `cap` that are due to be dropped first (with one retention: the oldest).
@@ -270,7 +274,10 @@ enum JobFunctions {
               out[#out + 1] = 0
             end
           end
-          if #done > 0 then redis.call('ZREM', base .. K.active, unpack(done)) end
+          if #done > 0 then
+            redis.call('ZREM', base .. K.active, unpack(done))
+            redis.call('PUBLISH', base .. EVENTS, 'succeeded ' .. table.concat(done, ' '))
+          end
           zadd_all(base .. K.succeeded, finished)
           return out
         end
@@ -294,6 +301,7 @@ enum JobFunctions {
             redis.call('HSET', job, 'state', 'retrying', 'due_ms', now + delay)
             redis.call('ZADD', base .. K.scheduled, now + delay, id)
             wake(base) -- an idle worker then waits for the retry's due time
+            redis.call('PUBLISH', base .. EVENTS, 'retrying ' .. id)
             return 'retrying'
           end
           finish(base, id, 'failed', now, nil)
@@ -401,6 +409,7 @@ enum JobFunctions {
           local job = base .. K.job .. id
           if not token_matches(base, job, args[2]) then return 0 end
           redis.call('HSET', job, 'progress', args[3], 'progress_message', args[4])
+          redis.call('PUBLISH', base .. EVENTS, 'progress ' .. id)
           return 1
         end
 

@@ -38,6 +38,13 @@ public struct RedisJobKeys: Sendable, Hashable {
     /// Which queue an idempotency key belongs to: the id of the first job made with it (a string,
     /// for the key's time to live). Outside any queue's slot.
     public func idempotencyQueue(_ hash: String) -> String { "\(prefix):idemq:\(hash)" }
+    /// The pub/sub channel (not a key) of a queue's job changes: `<base>events` (see
+    /// ``JobFunctions``).
+    public func events(_ queue: QueueName) -> String { base(queue) + Self.eventsSuffix }
+    /// The pattern of every queue's events channel, for `PSUBSCRIBE`.
+    public var eventsPattern: String { "\(prefix):{*}:" + Self.eventsSuffix }
+    /// The events channel after a queue's base.
+    public static let eventsSuffix = "events"
     /// The set of queue names ever used.
     public var queues: String { "\(prefix):queues" }
     /// The sorted set of worker ids by last heartbeat (milliseconds).
