@@ -167,9 +167,11 @@ public final class JobWorker: Sendable {
                 for queue in queueVisitOrder() where claimed < free && !isStopping {
                     let jobsOfQueue = try await broker.claim(
                         queue: queue, limit: free - claimed, worker: configuration.workerID, lease: configuration.lease)
+                    // Every claim is reported before any of these jobs starts: a job that kills the
+                    // process at once must not take along a job its supervisor never heard of.
+                    for job in jobsOfQueue { events?(.claimed(job)) }
                     // Start them at once: a failing claim on the next queue must not strand these.
                     for job in jobsOfQueue {
-                        events?(.claimed(job))
                         let control = JobControl()
                         state.withLock { $0.running[job.id] = Running(job: job, control: control) }
                         jobs.addTask { await self.execute(job, control: control, threads: threads) }

@@ -307,7 +307,6 @@ extension HeavyProcessTests {
                     let record = try await environment.waitFor(poison.id, .failed, within: .seconds(120))
                     #expect(record.crashes == 3, "round \(round): \(record.errors.map(\.message))")
                     #expect(record.error?.hasPrefix("worker_crashed: signal") == true, "round \(round): \(record.error ?? "")")
-                    #expect(record.attempts <= 1)
                 }
             }
             // Nothing lost: every job of every round is accounted for above, and no queue holds more.

@@ -28,8 +28,10 @@ public struct SupervisorReport: Sendable {
         switch event {
         case .claimed(let job):
             var killAfter: Duration?, retry: Duration?
-            if let entry = registry[job.task], configuration.isolation?.isolates(entry) != true,
-                let limit = entry.options.effectiveHardTimeLimit
+            // An isolated job (a suspect too) has its own killer: the supervisor kills only for jobs
+            // that run in the process itself.
+            let isolated = configuration.isolation.map { isolation in registry[job.task].map(isolation.isolates) ?? false || job.suspect } ?? false
+            if let entry = registry[job.task], !isolated, let limit = entry.options.effectiveHardTimeLimit
             {
                 let deadline = limit + configuration.killGrace
                 killAfter = deadline
