@@ -4,52 +4,39 @@ import Logging
 
 /// Builds the executables' loggers.
 enum LogSetup {
-    /// A logger writing to standard error as text or as one JSON object per line.
-    /// The level is `TERN_LOG_LEVEL` (trace, debug, info, notice, warning, error, critical), `info`
-    /// when unset.
-    static func make(label: String, format: String?) throws -> Logger {
-        var logger: Logger
+    /// A logger writing to standard error as text or as one JSON object per line, at `info`.
+    private static func make(label: String, format: String?) throws -> Logger {
         switch format ?? "text" {
-        case "text": logger = Logger(label: label, factory: { StreamLogHandler.standardError(label: $0) })
-        case "json": logger = Logger(label: label, factory: { JSONLogHandler(label: $0) })
+        case "text": return Logger(label: label, factory: { StreamLogHandler.standardError(label: $0) })
+        case "json": return Logger(label: label, factory: { JSONLogHandler(label: $0) })
         default: throw ValidationError("--log-format must be text or json")
         }
-        logger.logLevel = try level()
-        return logger
     }
 
     /// A logger in the format of `flag` (`--log-format`), else `TERN_LOG_FORMAT`, else `log.format`,
     /// else text; at the level of `level` (`--log-level`), else `TERN_LOG_LEVEL`, else `log.level`,
     /// else info.
     static func make(label: String, _ settings: SettingsResolver, flag: String?, level levelFlag: String? = nil) throws -> Logger {
-        let format = try settings.optional(
-            SettingNames(flag: "--log-format", environment: "TERN_LOG_FORMAT", file: "log.format"),
-            flag: flag, file: settings.file.log?.format)
+        let formatNames = SettingNames(flag: "--log-format", environment: "TERN_LOG_FORMAT", file: "log.format")
+        let format = try settings.optional(formatNames, flag: flag, file: settings.file.log?.format)
         guard format == nil || format == "text" || format == "json" else {
-            throw ValidationError("the log format (--log-format, TERN_LOG_FORMAT, log.format) must be text or json, not '\(format!)'")
+            let source = settings.source(formatNames, flagGiven: flag != nil)
+            throw ValidationError("\(source) must be text or json, not '\(format!)'")
         }
         var logger = try make(label: label, format: format)
-        let level = try settings.optional(
-            SettingNames(flag: "--log-level", environment: "TERN_LOG_LEVEL", file: "log.level"), flag: levelFlag,
-            file: settings.file.log?.level)
+        logger.logLevel = .info
+        let levelNames = SettingNames(flag: "--log-level", environment: "TERN_LOG_LEVEL", file: "log.level")
+        let level = try settings.optional(levelNames, flag: levelFlag, file: settings.file.log?.level)
         if let level {
             guard let value = Logger.Level(rawValue: level.lowercased()) else {
-                throw ValidationError(
-                    "the log level (--log-level, TERN_LOG_LEVEL, log.level) must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not '\(level)'")
+                let levels = Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ValidationError("\(settings.source(levelNames, flagGiven: levelFlag != nil)) must be one of \(levels), not '\(level)'")
             }
             logger.logLevel = value
         }
         return logger
     }
 
-    /// The level named by `TERN_LOG_LEVEL`, `info` when unset.
-    static func level(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Logger.Level {
-        guard let name = environment["TERN_LOG_LEVEL"], !name.isEmpty else { return .info }
-        guard let level = Logger.Level(rawValue: name.lowercased()) else {
-            throw ValidationError("TERN_LOG_LEVEL must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name)'")
-        }
-        return level
-    }
 }
 
 /// Writes one JSON object per line to standard error: `ts`, `level`, `label`, `message`, and the

@@ -81,6 +81,14 @@ struct SettingsResolver: Sendable {
         try optional(names, flag: flag, file: fileValue, in: range) ?? fallback
     }
 
+    /// The name of the source a value comes from, for errors found after resolving it: the flag
+    /// when `flagGiven`, else the variable when set, else the file key.
+    func source(_ names: SettingNames, flagGiven: Bool) -> String {
+        if flagGiven, let flag = names.flag { return flag }
+        if let variable = names.environment, nonEmpty(environment[variable]) != nil { return variable }
+        return names.file ?? names.flag ?? names.environment ?? "the setting"
+    }
+
     /// Seconds (a flag, variable or key in seconds, fractions allowed) as a `Duration`, in
     /// `range` seconds, else `fallback`. Milliseconds are the finest step.
     func seconds(

@@ -176,8 +176,9 @@ extension HeavyProcessTests {
                 ([], ["TERN_REDIS_URL": "http://x"], "", 64, "unknown scheme 'http://'"),
                 ([], ["TERN_PREFIX": "a:b"], "", 64, "key prefix 'a:b' must be"),
                 ([], [:], "worker:\n  lease_seconds: 2\n  heartbeat_seconds: 1\n", 64, "must be less than half of the lease"),
-                ([], ["TERN_LOG_LEVEL": "loud"], "", 64, "TERN_LOG_LEVEL"),
-                ([], [:], "log:\n  format: xml\n", 64, "log.format"),
+                ([], ["TERN_LOG_LEVEL": "loud"], "", 64, "TERN_LOG_LEVEL must be one of trace, debug"),
+                (["--log-level", "debug"], ["TERN_LOG_LEVEL": "loud"], "", 0, ""),
+                ([], [:], "log:\n  format: xml\n", 64, "log.format must be text or json, not 'xml'"),
             ] as [([String], [String: String], String, Int32, String)])
         func settingsResolution(flags: [String], variables: [String: String], file: String, status: Int32, text: String) async throws {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-settings-\(UUID().uuidString)")
