@@ -16,8 +16,21 @@ public struct TernCommand: AsyncParsableCommand {
 
     public init() {}
 
+    /// The subcommands a binary runs when it is invoked under that name (a link named `worker` to
+    /// `tern` runs `tern worker`): one binary serves as `tern`, `worker`, `api` and `scheduler`.
+    static let multiCallNames: Set<String> = ["worker", "api", "scheduler"]
+
+    /// The subcommand a program at `path` runs by its name alone, if its file name is one of
+    /// ``multiCallNames``.
+    static func subcommandNamed(by path: String) -> String? {
+        let name = String(path.split(separator: "/").last ?? "")
+        return multiCallNames.contains(name) ? name : nil
+    }
+
     /// Parses the process's arguments and runs the chosen subcommand; the `tern` executable's entry.
+    /// Invoked under one of ``multiCallNames``, it runs that subcommand.
     public static func runFromCommandLine() async {
+        if let name = subcommandNamed(by: CommandLine.arguments.first ?? "") { return await runSubcommand(name) }
         let arguments = Array(CommandLine.arguments.dropFirst())
         // The client commands exit 2 on a usage error, as documented for scripts; the servers keep 64.
         guard let first = arguments.first, clientCommands.contains(first) else { return await main() }

@@ -8,8 +8,22 @@ extension WorkerCommand {
     }
 
     /// This process's arguments without `--processes`, plus `extra`: what a child is started with.
+    /// The child runs ``executablePath``: when this process was started under a link named
+    /// `worker` to a binary of another name, the child needs the subcommand spelled out, and the
+    /// other way round.
     static func childArguments(adding extra: String?) -> [String] {
-        var arguments = Array(CommandLine.arguments.dropFirst())
+        childArguments(CommandLine.arguments, executable: executablePath, adding: extra)
+    }
+
+    static func childArguments(_ invocation: [String], executable: String, adding extra: String?) -> [String] {
+        var arguments = Array(invocation.dropFirst())
+        let invokedBy = TernCommand.subcommandNamed(by: invocation.first ?? "")
+        let childBy = TernCommand.subcommandNamed(by: executable)
+        if let invokedBy, childBy == nil {
+            arguments.insert(invokedBy, at: 0)
+        } else if invokedBy == nil, childBy != nil, !arguments.isEmpty {
+            arguments.removeFirst()
+        }
         if let index = arguments.firstIndex(of: "--processes"), index + 1 < arguments.count {
             arguments.removeSubrange(index...(index + 1))
         }

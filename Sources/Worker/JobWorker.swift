@@ -375,12 +375,23 @@ public final class JobWorker: Sendable {
         }
     }
 
+    /// Lease entries, due jobs and finished jobs per terminal state a reaper pass handles per call.
+    static let reapLimit = 1000
+
     private func reaperLoop(_ duties: DutyThread) async {
         while !Task.isCancelled {
             await duties.sleep(for: configuration.reaperInterval)
             for queue in configuration.queues {
                 do {
-                    let report = try await broker.reap(queue, limit: 1000)
+                    let report = try await broker.reap(queue, limit: Self.reapLimit)
+                    // A full sweep means more finished jobs are due: go on (bounded) so that the
+                    // sweep keeps up with any completion rate.
+                    var dropped = report.dropped
+                    var rounds = 1
+                    while dropped >= Self.reapLimit, rounds < 100, !Task.isCancelled {
+                        dropped = try await broker.reap(queue, limit: Self.reapLimit).dropped
+                        rounds += 1
+                    }
                     if report.requeued + report.failed + report.repaired > 0 {
                         logger.notice(
                             "reaper returned jobs whose lease expired",

@@ -331,9 +331,22 @@ struct JobLifecycleTests {
             // Catalogue versions: each publication drops those not announced for a week.
             broker.keys.catalogues,
         ]
+        let jobPrefix = broker.keys.base(.default) + QueueItemKey.job.rawValue
         for key in keys where !bounded.contains(key) {
             let ttl = try await environment.client.send("PTTL", key).int ?? -1
-            #expect(ttl > 0, "\(key) has no TTL")
+            if key.hasPrefix(jobPrefix) {
+                // A finished job's hash has no TTL: its entry in its state's set bounds it (the
+                // reaper's sweep deletes the hash when the entry is due, at its drop_ms).
+                let id = String(key.dropFirst(jobPrefix.count))
+                let state = try await environment.client.send("HGET", key, "state").string ?? ""
+                let holding = broker.keys.queueKey(.default, state == "failed" ? .failed : .succeeded)
+                let due = try await environment.client.send("ZSCORE", holding, id).string
+                #expect(due != nil, "\(key) is in no finished set")
+                #expect(due == (try await environment.client.send("HGET", key, "drop_ms").string), "\(key): drop_ms")
+                #expect(ttl == -1, "\(key) has a TTL")
+            } else {
+                #expect(ttl > 0, "\(key) has no TTL")
+            }
         }
         #expect(try await environment.client.send("LLEN", broker.keys.queueKey(.default, .wake)).int ?? 0 <= 64)
     }

@@ -45,6 +45,43 @@ extension HeavyProcessTests {
             #expect(supervisor.terminationReason == .exit && supervisor.terminationStatus == 0)
         }
 
+        @Test("a link named worker to the tern binary runs the worker, its processes included")
+        func multiCallWorker() async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let tern = URL(fileURLWithPath: WorkerBinary.path).deletingLastPathComponent().appendingPathComponent("tern").path
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-multicall-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let link = directory.appendingPathComponent("worker")
+            try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: tern)
+            let handles = try await environment.tern.enqueueBatch(Echo.self, (0..<4).map { .number(Double($0)) })
+            let supervisor = Process()
+            supervisor.executableURL = link
+            supervisor.arguments = [
+                "--redis-url", environment.server.url, "--prefix", environment.broker.keys.prefix, "--processes", "2",
+                "--concurrency", "2",
+            ]
+            supervisor.standardOutput = FileHandle.nullDevice
+            supervisor.standardError = FileHandle.nullDevice
+            try supervisor.run()
+            defer {
+                if supervisor.isRunning { kill(supervisor.processIdentifier, SIGKILL) }
+            }
+            for (index, handle) in handles.enumerated() {
+                #expect(try await handle.result(timeout: .seconds(60)) == .number(Double(index)))
+            }
+            let processes = try await eventually(within: .seconds(20)) {
+                let live = try await environment.broker.workers().filter { $0.supervisorPID == supervisor.processIdentifier }
+                guard live.count == 2 else { throw WaitError("\(live.count) worker processes") }
+                return live
+            }
+            #expect(processes.count == 2)
+            kill(supervisor.processIdentifier, SIGTERM)
+            await waitForExit(supervisor)
+            #expect(supervisor.terminationReason == .exit && supervisor.terminationStatus == 0)
+        }
+
         @Test("with --max-jobs-per-process a process is replaced after its jobs; every job still succeeds once")
         func recycling() async throws {
             let environment = try await JobEnvironment.start()

@@ -173,6 +173,9 @@ public struct ReapReport: Sendable, Hashable {
     public var promoted = 0
     /// Active entries without a running job, removed.
     public var repaired = 0
+    /// Finished jobs past their retention deleted, in the terminal state with the most (at most
+    /// the reap's limit each: a value at the limit means more may be due).
+    public var dropped = 0
 
     public init() {}
 }

@@ -42,9 +42,25 @@ enum JobFunctions {
     static let body = #"""
         local BAND = 1099511627776 -- 2^40: one priority band of sequence numbers
 
-        local function now_ms()
+        -- An integer as a string argument: a Lua number passed to redis.call is formatted as a
+        -- float (%.17g), which costs several times more.
+        local function I(n) return string.format('%d', n) end
+
+        -- Redis time in milliseconds, as a number and as a string.
+        local function clock()
           local t = redis.call('TIME')
-          return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+          local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+          return ms, I(ms)
+        end
+
+        local function now_ms() return (clock()) end
+
+        -- The job's state, or nil if it does not exist or its retention has passed (a finished
+        -- job's hash stays until the reaper's sweep deletes it; readers treat it as gone).
+        local function state_of(job, now)
+          local f = redis.call('HMGET', job, 'state', 'drop_ms')
+          if f[2] and tonumber(f[2]) <= now then return nil end
+          return f[1] or nil
         end
 
         -- ZADD of many {score, member} pairs in one call.
@@ -59,7 +75,7 @@ enum JobFunctions {
           local last = redis.call('HINCRBY', base .. K.meta, 'seq', #ids)
           local pairs = {}
           for i, id in ipairs(ids) do
-            pairs[#pairs + 1] = (9 - priorities[i]) * BAND + last - #ids + i
+            pairs[#pairs + 1] = I((9 - priorities[i]) * BAND + last - #ids + i)
             pairs[#pairs + 1] = id
           end
           zadd_all(base .. K.pending, pairs)
@@ -70,20 +86,20 @@ enum JobFunctions {
           local tokens = {}
           for i = 1, math.max(1, math.min(count or 1, 64)) do tokens[i] = '1' end
           redis.call('LPUSH', base .. K.wake, unpack(tokens))
-          redis.call('LTRIM', base .. K.wake, 0, 63)
+          redis.call('LTRIM', base .. K.wake, '0', '63')
         end
 
-        -- Moves a job to a terminal state; it is removed after its retention (a failed job after
-        -- its failed retention).
+        -- Moves a job to a terminal state. After its retention (a failed job: its failed retention)
+        -- readers treat it as gone (`drop_ms`) and the reaper's sweep deletes it.
         local function finish(base, id, state, now, keep, ...)
           local job = base .. K.job .. id
           if not keep and state == 'failed' then
             keep = tonumber(redis.call('HGET', job, 'failed_retention_ms') or FAILED_KEEP_MS)
           end
           keep = keep or tonumber(redis.call('HGET', job, 'retention_ms') or '86400000')
-          redis.call('HSET', job, 'state', state, 'finished_ms', now, ...)
-          redis.call('ZADD', base .. HOLDING[state], now + keep, id)
-          redis.call('PEXPIRE', job, keep)
+          local drop = I(now + keep)
+          redis.call('HSET', job, 'state', state, 'finished_ms', I(now), 'drop_ms', drop, ...)
+          redis.call('ZADD', base .. HOLDING[state], drop, id)
           redis.call('PUBLISH', base .. EVENTS, state .. ' ' .. id)
         end
 
@@ -113,7 +129,7 @@ enum JobFunctions {
         end
 
         local function promote_due(base, now, limit)
-          local due = redis.call('ZRANGEBYSCORE', base .. K.scheduled, '-inf', now, 'LIMIT', 0, limit)
+          local due = redis.call('ZRANGEBYSCORE', base .. K.scheduled, '-inf', I(now), 'LIMIT', '0', I(limit))
           if #due == 0 then return 0 end
           local ids, priorities = {}, {}
           for _, id in ipairs(due) do
@@ -139,7 +155,7 @@ enum JobFunctions {
         -- request), state} per job.
         local function enqueue(keys, args)
           local base = keys[1]
-          local now = now_ms()
+          local now, nows = clock()
           local out = {}
           local ready, priorities, later = {}, {}, {}
           local cap = tonumber(args[1])
@@ -157,7 +173,7 @@ enum JobFunctions {
                 held = string.sub(existing, 1, space - 1)
                 if string.sub(existing, space + 1) ~= fingerprint then status = 3 end
               end
-              local state = redis.call('HGET', base .. K.job .. held, 'state')
+              local state = state_of(base .. K.job .. held, now)
               out[#out + 1] = {held, status, state or 'gone'}
             elseif cap >= 0 and room <= 0 then
               out[#out + 1] = {id, 2, 'refused'}
@@ -167,23 +183,27 @@ enum JobFunctions {
               local due = tonumber(args[i + 5])
               if due == -1 then due = now elseif due == -2 then due = now + tonumber(args[i + 6]) end
               local state = due > now and 'scheduled' or 'queued'
-              local fields = {'v', 1, 'id', id, 'task', args[i + 1], 'input', args[i + 2], 'priority', priority,
-                'attempts', 0, 'max_attempts', args[i + 4], 'state', state, 'created_ms', now, 'due_ms', due,
-                'retention_ms', math.max(1, tonumber(args[i + 8])), 'failed_retention_ms', math.max(1, tonumber(args[i + 12]))}
+              local dues = due == now and nows or I(due)
+              local keep, failed_keep = args[i + 8], args[i + 12]
+              if tonumber(keep) < 1 then keep = '1' end
+              if tonumber(failed_keep) < 1 then failed_keep = '1' end
+              local fields = {'v', '1', 'id', id, 'task', args[i + 1], 'input', args[i + 2], 'priority', args[i + 3],
+                'attempts', '0', 'max_attempts', args[i + 4], 'state', state, 'created_ms', nows, 'due_ms', dues,
+                'retention_ms', keep, 'failed_retention_ms', failed_keep}
               local expires_after = tonumber(args[i + 7])
               if expires_after >= 0 then
                 fields[#fields + 1] = 'expires_ms'
-                fields[#fields + 1] = due + expires_after
+                fields[#fields + 1] = I(due + expires_after)
               end
               redis.call('HSET', base .. K.job .. id, unpack(fields))
               if idem ~= '' then
-                redis.call('SET', base .. K.idempotency .. idem, id .. ' ' .. fingerprint, 'PX', math.max(1, tonumber(args[i + 10])))
+                redis.call('SET', base .. K.idempotency .. idem, id .. ' ' .. fingerprint, 'PX', I(math.max(1, tonumber(args[i + 10]))))
               end
               if state == 'queued' then
                 ready[#ready + 1] = id
                 priorities[#priorities + 1] = priority
               else
-                later[#later + 1] = due
+                later[#later + 1] = dues
                 later[#later + 1] = id
               end
               out[#out + 1] = {id, 1, state}
@@ -200,15 +220,16 @@ enum JobFunctions {
         local function claim(keys, args)
           local base = keys[1]
           local limit, worker, lease = tonumber(args[1]), args[2], tonumber(args[3])
-          local now = now_ms()
+          local now, nows = clock()
           promote_due(base, now, 1000)
           if redis.call('HGET', base .. K.meta, 'paused') == '1' then return {} end
           local out, leases = {}, {}
+          local deadline = I(now + lease)
           local batch = nil
           while #out < limit do
-            local popped = redis.call('ZPOPMIN', base .. K.pending, limit - #out)
+            local popped = redis.call('ZPOPMIN', base .. K.pending, I(limit - #out))
             if #popped == 0 then break end
-            batch = batch or redis.call('HINCRBY', base .. K.meta, 'token', 1)
+            batch = batch or worker .. '/' .. I(redis.call('HINCRBY', base .. K.meta, 'token', 1)) .. '/'
             for i = 1, #popped, 2 do
               local id = popped[i]
               local job = base .. K.job .. id
@@ -218,10 +239,10 @@ enum JobFunctions {
                   finish(base, id, 'expired', now, nil)
                 else
                   local attempt = tonumber(f[3]) + 1
-                  local token = worker .. '/' .. batch .. '/' .. #out
-                  redis.call('HSET', job, 'state', 'running', 'attempts', attempt, 'started_ms', now,
+                  local token = batch .. I(#out)
+                  redis.call('HSET', job, 'state', 'running', 'attempts', I(attempt), 'started_ms', nows,
                     'worker', worker, 'token', token)
-                  leases[#leases + 1] = now + lease
+                  leases[#leases + 1] = deadline
                   leases[#leases + 1] = id
                   out[#out + 1] = {id, f[1], f[2], attempt, tonumber(f[4]), token, f[7] == '1' and 1 or 0}
                 end
@@ -235,7 +256,7 @@ enum JobFunctions {
         -- ARGV: lease_ms, then id, token pairs. Returns {lost ids, ids whose cancellation was asked}.
         local function heartbeat(keys, args)
           local base = keys[1]
-          local deadline = now_ms() + tonumber(args[1])
+          local deadline = I(now_ms() + tonumber(args[1]))
           local lost, cancels, leases = {}, {}, {}
           for i = 2, #args, 2 do
             local id, token = args[i], args[i + 1]
@@ -255,18 +276,17 @@ enum JobFunctions {
         -- ARGV: id, token, result triplets. Returns 1 per job, or 0 for a stale token.
         local function complete(keys, args)
           local base = keys[1]
-          local now = now_ms()
+          local now, nows = clock()
           local out, done, finished = {}, {}, {}
           for i = 1, #args, 3 do
             local id = args[i]
             local job = base .. K.job .. id
             local f = redis.call('HMGET', job, 'token', 'state', 'retention_ms')
             if f[1] == args[i + 1] and f[2] == 'running' then
-              local keep = tonumber(f[3] or '86400000')
-              redis.call('HSET', job, 'state', 'succeeded', 'finished_ms', now, 'result', args[i + 2])
-              redis.call('PEXPIRE', job, keep)
+              local drop = I(now + tonumber(f[3] or '86400000'))
+              redis.call('HSET', job, 'state', 'succeeded', 'finished_ms', nows, 'drop_ms', drop, 'result', args[i + 2])
               done[#done + 1] = id
-              finished[#finished + 1] = now + keep
+              finished[#finished + 1] = drop
               finished[#finished + 1] = id
               out[#out + 1] = 1
             else
@@ -298,8 +318,9 @@ enum JobFunctions {
           end
           local delay = tonumber(args[4])
           if delay >= 0 then
-            redis.call('HSET', job, 'state', 'retrying', 'due_ms', now + delay)
-            redis.call('ZADD', base .. K.scheduled, now + delay, id)
+            local due = I(now + delay)
+            redis.call('HSET', job, 'state', 'retrying', 'due_ms', due)
+            redis.call('ZADD', base .. K.scheduled, due, id)
             wake(base) -- an idle worker then waits for the retry's due time
             redis.call('PUBLISH', base .. EVENTS, 'retrying ' .. id)
             return 'retrying'
@@ -324,7 +345,8 @@ enum JobFunctions {
         local function cancel(keys, args)
           local base, id = keys[1], args[1]
           local job = base .. K.job .. id
-          local state = redis.call('HGET', job, 'state')
+          local now = now_ms()
+          local state = state_of(job, now)
           if not state then return false end
           if state == 'queued' then
             redis.call('ZREM', base .. K.pending, id)
@@ -336,7 +358,7 @@ enum JobFunctions {
           else
             return state
           end
-          finish(base, id, 'cancelled', now_ms(), nil)
+          finish(base, id, 'cancelled', now, nil)
           return 'cancelled'
         end
 
@@ -414,8 +436,9 @@ enum JobFunctions {
         end
 
         -- ARGV: limit, failed cap, errors kept. Returns jobs whose lease expired to the queue (or
-        -- fails them when no attempt is left), promotes due jobs, drops finished entries past their
-        -- retention and repairs the active set. Returns {requeued, failed, promoted, repaired}.
+        -- fails them when no attempt is left), promotes due jobs, deletes up to `limit` finished
+        -- jobs per terminal state whose retention has passed, and repairs the active set. Returns
+        -- {requeued, failed, promoted, repaired, dropped}.
         local function reap(keys, args)
           local base = keys[1]
           local limit = tonumber(args[1])
@@ -423,7 +446,7 @@ enum JobFunctions {
           local promoted = promote_due(base, now, limit)
           local failed, repaired = 0, 0
           local ids, priorities = {}, {}
-          local expired = redis.call('ZRANGEBYSCORE', base .. K.active, '-inf', now, 'LIMIT', 0, limit)
+          local expired = redis.call('ZRANGEBYSCORE', base .. K.active, '-inf', I(now), 'LIMIT', '0', I(limit))
           for _, id in ipairs(expired) do
             local job = base .. K.job .. id
             local f = redis.call('HMGET', job, 'state', 'attempts', 'max_attempts', 'priority', 'cancel_requested')
@@ -450,10 +473,18 @@ enum JobFunctions {
           end
           pending_add_all(base, ids, priorities)
           if #ids > 0 then wake(base, #ids) end
+          local dropped = 0
           for _, state in ipairs({'succeeded', 'failed', 'cancelled', 'expired'}) do
-            redis.call('ZREMRANGEBYSCORE', base .. HOLDING[state], '-inf', now)
+            local gone = redis.call('ZRANGEBYSCORE', base .. HOLDING[state], '-inf', I(now), 'LIMIT', '0', I(limit))
+            if #gone > 0 then
+              local jobs = {}
+              for i, id in ipairs(gone) do jobs[i] = base .. K.job .. id end
+              redis.call('UNLINK', unpack(jobs))
+              redis.call('ZREM', base .. HOLDING[state], unpack(gone))
+              dropped = math.max(dropped, #gone)
+            end
           end
-          return {#ids, failed, promoted, repaired}
+          return {#ids, failed, promoted, repaired, dropped}
         end
 
         -- ARGV: 'job', id  or  'failed', limit. Puts failed, cancelled or expired jobs back in
@@ -463,27 +494,29 @@ enum JobFunctions {
         local function retry(keys, args)
           local base = keys[1]
           local ids = {}
+          local now, nows = clock()
           if args[1] == 'job' then
-            local state = redis.call('HGET', base .. K.job .. args[2], 'state')
+            local state = state_of(base .. K.job .. args[2], now)
             if not state then return false end
             if state ~= 'failed' and state ~= 'cancelled' and state ~= 'expired' then return state end
             ids[1] = args[2]
           else
-            ids = redis.call('ZRANGE', base .. K.failed, 0, tonumber(args[2]) - 1)
+            ids = redis.call('ZRANGE', base .. K.failed, '0', I(tonumber(args[2]) - 1))
           end
-          local now = now_ms()
           local requeued, priorities = {}, {}
           for _, id in ipairs(ids) do
             local job = base .. K.job .. id
-            local f = redis.call('HMGET', job, 'state', 'priority')
-            if not f[1] then
-              redis.call('ZREM', base .. K.failed, id) -- dropped after its retention
+            local f = redis.call('HMGET', job, 'state', 'priority', 'drop_ms')
+            if not f[1] or (f[3] and tonumber(f[3]) <= now) then
+              -- Past its retention: the sweep deletes it (dropped now).
+              redis.call('UNLINK', job)
+              redis.call('ZREM', base .. K.failed, id)
             else
               redis.call('ZREM', base .. HOLDING[f[1]], id)
-              redis.call('PERSIST', job)
-              redis.call('HDEL', job, 'finished_ms', 'result', 'error', 'cancel_requested', 'expires_ms', 'token',
+              redis.call('PERSIST', job) -- jobs finished by Tern before 2026-12 carry a TTL
+              redis.call('HDEL', job, 'finished_ms', 'drop_ms', 'result', 'error', 'cancel_requested', 'expires_ms', 'token',
                 'worker', 'progress', 'progress_message', 'started_ms')
-              redis.call('HSET', job, 'state', 'queued', 'attempts', 0, 'due_ms', now)
+              redis.call('HSET', job, 'state', 'queued', 'attempts', '0', 'due_ms', nows)
               requeued[#requeued + 1] = id
               priorities[#priorities + 1] = tonumber(f[2])
             end
@@ -506,14 +539,14 @@ enum JobFunctions {
           local tick, mark = tonumber(args[2]), math.max(tonumber(args[2]), tonumber(args[3]))
           local f = redis.call('HMGET', state, 'mark', 'job')
           if f[1] and tonumber(f[1]) >= tick then return {'duplicate', f[2] or ''} end
+          local now = now_ms()
           if args[4] == 'skip' and f[2] then
-            local last = redis.call('HGET', base .. K.job .. f[2], 'state')
+            local last = state_of(base .. K.job .. f[2], now)
             if last == 'queued' or last == 'scheduled' or last == 'retrying' or last == 'running' then
               redis.call('HSET', state, 'mark', mark)
               return {'overlap', f[2]}
             end
           end
-          local now = now_ms()
           local id, priority = args[5], tonumber(args[8])
           local due = now + math.max(0, tonumber(args[10]))
           local job_state = due > now and 'scheduled' or 'queued'

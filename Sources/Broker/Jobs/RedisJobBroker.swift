@@ -402,14 +402,20 @@ public final class RedisJobBroker: JobBroker {
         return Self.record(from: reply)
     }
 
-    static func record(from reply: RedisValue) -> JobRecord? {
+    /// The job in an `HGETALL` reply, or `nil` if there is none or its retention has passed
+    /// (`drop_ms` by this process's clock: the hash stays until the reaper's sweep deletes it).
+    static func record(from reply: RedisValue, now: Int64 = RedisJobBroker.nowMilliseconds()) -> JobRecord? {
         guard let items = reply.array, !items.isEmpty else { return nil }
         var fields: [String: [UInt8]] = [:]
         for index in stride(from: 0, to: items.count - 1, by: 2) {
             if let key = items[index].string, let value = items[index + 1].bytes { fields[key] = value }
         }
+        if let drop = fields["drop_ms"].flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }), drop <= now { return nil }
         return JobRecord(fields: fields)
     }
+
+    /// Milliseconds since 1970 by this process's clock.
+    static func nowMilliseconds() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
 
     public func jobs(queue: QueueName, state: JobState, cursor: String?, limit: Int) async throws -> JobPage {
         let limit = min(max(limit, 1), 1000)
@@ -420,7 +426,8 @@ public final class RedisJobBroker: JobBroker {
         ).array ?? []
         let records = try await client.pipeline(
             ids.compactMap { $0.string.flatMap(JobID.init) }.map { RedisCommand("HGETALL", keys.job($0)) })
-        let jobs = records.compactMap(Self.record(from:)).filter { $0.state == state }
+        let now = Self.nowMilliseconds()
+        let jobs = records.compactMap { Self.record(from: $0, now: now) }.filter { $0.state == state }
         return JobPage(jobs: jobs, nextCursor: ids.count == limit ? String(offset + limit) : nil)
     }
 
@@ -468,8 +475,9 @@ public final class RedisJobBroker: JobBroker {
         let reply = try await call("tern_reap", queue, [limit, failedCap, JobLimits.errorsKept])
         let counts = (reply.array ?? []).map { $0.int ?? 0 }
         var report = ReapReport()
-        if counts.count == 4 {
+        if counts.count == 5 {
             (report.requeued, report.failed, report.promoted, report.repaired) = (counts[0], counts[1], counts[2], counts[3])
+            report.dropped = counts[4]
         }
         return report
     }

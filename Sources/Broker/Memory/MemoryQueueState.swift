@@ -390,7 +390,12 @@ struct MemoryQueueState: Sendable {
         }
         if report.requeued > 0 { wakes += 1 }
         for state in [JobState.succeeded, .failed, .cancelled, .expired] {
-            while let dropped = finished[state]?.popMin(maxScore: now) { jobs.removeValue(forKey: dropped.member) }
+            var dropped = 0
+            while dropped < limit, let entry = finished[state]?.popMin(maxScore: now) {
+                jobs.removeValue(forKey: entry.member)
+                dropped += 1
+            }
+            report.dropped = max(report.dropped, dropped)
         }
         while let key = idempotencyExpiry.popMin(maxScore: now) { idempotency.removeValue(forKey: key.member) }
         return report
