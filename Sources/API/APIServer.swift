@@ -12,7 +12,7 @@ public func buildApplication(_ api: APIContext, logger: Logger) -> some Applicat
     configuration.availableConnectionsDelegate = .maximum(limits.maxConnections, logger: logger)
     return Application(
         router: buildRouter(api),
-        server: .http1(configuration: .init(
+        server: .http1OnEventLoops(configuration: .init(
             idleTimeout: .nanoseconds(limits.idleTimeout.nanoseconds),
             httpDecoderConfiguration: .init(
                 maxHeaderFieldSize: limits.maxHeaderBytes, maxHeaderListSize: limits.maxHeaderBytes,

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import TernCore
 
 /// Reads a request body up to the limit, and discards a body the API refuses.
 ///
@@ -35,10 +36,11 @@ struct BodyReader {
         let outcome: Outcome
         do {
             // A body that trickles in is cut at the deadline: a slow client cannot hold a request open.
+            let eventLoop = context.channel.eventLoop
             outcome = try await withThrowingTaskGroup(of: Outcome?.self) { group in
                 group.addTask { try await collect(upTo: limit) }
                 group.addTask {
-                    try await Task.sleep(for: configuration.bodyTimeout)
+                    try await Self.sleep(on: eventLoop, for: configuration.bodyTimeout)
                     return nil
                 }
                 defer { group.cancelAll() }
@@ -69,6 +71,17 @@ struct BodyReader {
             return
         }
         if !(await drain()) { closeSoon() }
+    }
+
+    /// Sleeps on the connection's event loop: a timer there costs a heap entry, where
+    /// `Task.sleep` armed a dispatch timer and woke dispatch's manager thread on every request.
+    static func sleep(on eventLoop: any EventLoop, for duration: Duration) async throws {
+        let timer = eventLoop.scheduleTask(in: .nanoseconds(duration.nanoseconds)) {}
+        try await withTaskCancellationHandler {
+            try await timer.futureResult.get()
+        } onCancel: {
+            timer.cancel()
+        }
     }
 
     private enum Outcome: Sendable {

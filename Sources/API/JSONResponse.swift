@@ -1,11 +1,12 @@
 import Foundation
 import Hummingbird
+import TernCore
 
 /// Builds JSON responses from `JSONSerialization` objects, so stored JSON (inputs, results) is
 /// embedded as it is.
 enum JSONResponse {
     static func make(_ object: Any, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .fragmentsAllowed, .withoutEscapingSlashes])
+        let data = try JSONWriter.bytes(object)
         var fields = headers
         fields[.contentType] = "application/json"
         return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(bytes: data)))

@@ -81,7 +81,7 @@ enum JobEvents {
     }
 
     private static func send(_ event: String, _ object: [String: Any], _ writer: inout any ResponseBodyWriter) async throws {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        let data = try JSONWriter.bytes(object)
         var buffer = ByteBuffer(string: "event: \(event)\ndata: ")
         buffer.writeBytes(data)
         buffer.writeString("\n\n")

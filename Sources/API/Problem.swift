@@ -58,7 +58,7 @@ public struct Problem: HTTPResponseError, Sendable {
         ]
         if !errors.isEmpty { object["errors"] = errors.map { ["pointer": $0.pointer, "message": $0.message] } }
         if let job { object["job"] = job.rawValue }
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        let data = try JSONWriter.bytes(object)
         var headers = headers
         headers[.contentType] = "application/problem+json"
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }

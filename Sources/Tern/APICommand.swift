@@ -10,6 +10,9 @@ import TernCore
 
 /// `tern api` (also the `api` executable): the HTTP API.
 struct APICommand: AsyncParsableCommand {
+    /// The API's Redis busy-polling when no setting names one: off.
+    static let defaultBusyPoll: Duration = .zero
+
     static let configuration = CommandConfiguration(
         commandName: "api",
         abstract: "Serve the HTTP API.",
@@ -51,7 +54,10 @@ struct APICommand: AsyncParsableCommand {
         let logger = try LogSetup.make(label: "tern.api", settings, flag: logFormat, level: logLevel)
         // Every setting is checked before anything connects.
         let configuration = try APISettings.configuration(settings, host: host, port: port, maxBodyBytes: maxBodyBytes)
-        var redisConfiguration = try redis.configuration(settings)
+        // Busy-polling off by default: the API's callers are other processes, and a spinning
+        // thread takes the core they and Redis need (BENCHMARKS.md, issue 16: twice the rate of a
+        // sequential client, half the CPU per request, on 2 cores).
+        var redisConfiguration = try redis.configuration(settings, busyPoll: APICommand.defaultBusyPoll)
         let keyPrefix = try redis.prefix(settings)
         let store = try file.storePolicy()
         let registry = try ApplicationTasks.load().registry

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import TernCore
 
 /// Builds the executables' loggers.
 enum LogSetup {
@@ -55,14 +56,24 @@ struct JSONLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         var object: [String: String] = [
-            "ts": ISO8601DateFormatter().string(from: Date()), "level": "\(event.level)", "label": label,
+            "ts": Self.timestamp(), "level": "\(event.level)", "label": label,
             "message": "\(event.message)",
         ]
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
             object[key] = "\(value)"
         }
-        guard var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        guard var data = try? JSONWriter.bytes(object) else { return }
         data.append(10)
-        FileHandle.standardError.write(data)
+        FileHandle.standardError.write(Data(data))
+    }
+
+    /// Now in UTC as `2026-12-06T13:57:25Z` (what `ISO8601DateFormatter` wrote, without making
+    /// one per line).
+    static func timestamp() -> String {
+        var seconds = time(nil)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
     }
 }

@@ -41,10 +41,12 @@ struct RedisOptions: ParsableArguments {
     }
 
     /// The connection settings of the resolved URL, with `TERN_REDIS_BUSY_POLL_US` or
-    /// `redis.busy_poll_us` (0 turns busy-polling off; default ``RedisConfiguration/busyPoll``).
-    func configuration(_ settings: SettingsResolver) throws -> RedisConfiguration {
+    /// `redis.busy_poll_us` (0 turns busy-polling off; default `busyPoll`, else
+    /// ``RedisConfiguration/busyPoll``).
+    func configuration(_ settings: SettingsResolver, busyPoll defaultBusyPoll: Duration? = nil) throws -> RedisConfiguration {
         do {
             var configuration = try RedisConfiguration(url: try resolvedURL(settings))
+            if let defaultBusyPoll { configuration.busyPoll = defaultBusyPoll }
             if let busyPoll = try settings.optional(
                 SettingNames(environment: "TERN_REDIS_BUSY_POLL_US", file: "redis.busy_poll_us"), flag: nil,
                 file: settings.file.redis?.busyPollMicroseconds, in: 0...100_000)

@@ -85,8 +85,9 @@ enum JobFunctions {
         local function wake(base, count)
           local tokens = {}
           for i = 1, math.max(1, math.min(count or 1, 64)) do tokens[i] = '1' end
-          redis.call('LPUSH', base .. K.wake, unpack(tokens))
-          redis.call('LTRIM', base .. K.wake, '0', '63')
+          if redis.call('LPUSH', base .. K.wake, unpack(tokens)) > 64 then
+            redis.call('LTRIM', base .. K.wake, '0', '63')
+          end
         end
 
         -- Moves a job to a terminal state. After its retention (a failed job: its failed retention)
