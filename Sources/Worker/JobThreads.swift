@@ -34,8 +34,10 @@ final class JobThreads: TaskExecutor, @unchecked Sendable {
         let job = UnownedJob(job)
         condition.lock()
         jobs.append(job)
-        condition.signal()
         condition.unlock()
+        // Signalled after the unlock: a thread woken while the lock is still held would block on
+        // it at once and need a second wake-up (seen as futex contention under a drain).
+        condition.signal()
     }
 
     /// Lets the threads end once no work is left (the worker has stopped: no job runs any more).

@@ -15,9 +15,9 @@ extension JobWorker {
     func execute(_ job: ClaimedJob, control: JobControl, threads: JobThreads?) async {
         defer { finished(job.id) }
         var logger = self.logger
-        logger[metadataKey: "job"] = "\(job.id)"
-        logger[metadataKey: "task"] = "\(job.task)"
-        logger[metadataKey: "attempt"] = "\(job.attempt)"
+        // One change of the handler's metadata: each `logger[metadataKey:]` set re-renders it.
+        logger.handler.metadata.merge(
+            ["job": "\(job.id)", "task": "\(job.task)", "attempt": "\(job.attempt)"], uniquingKeysWith: { $1 })
         guard let entry = registry[job.task] else {
             logger.error("no task is registered under this name")
             await report("fail", id: job.id) {
