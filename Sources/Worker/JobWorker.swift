@@ -401,7 +401,7 @@ public final class JobWorker: Sendable {
                             ])
                     }
                 } catch {
-                    logger.debug("reaper pass failed", metadata: ["error": "\(error)"])
+                    logger.warning("reaper pass failed", metadata: ["queue": "\(queue)", "error": "\(error)"])
                 }
             }
         }
