@@ -404,7 +404,7 @@ public final class RedisJobBroker: JobBroker {
 
     /// The job in an `HGETALL` reply, or `nil` if there is none or its retention has passed
     /// (`drop_ms` by this process's clock: the hash stays until the reaper's sweep deletes it).
-    static func record(from reply: RedisValue, now: Int64 = RedisJobBroker.nowMilliseconds()) -> JobRecord? {
+    static func record(from reply: RedisValue, now: Int64 = Int64(WallClock.nowMilliseconds())) -> JobRecord? {
         guard let items = reply.array, !items.isEmpty else { return nil }
         var fields: [String: [UInt8]] = [:]
         for index in stride(from: 0, to: items.count - 1, by: 2) {
@@ -413,9 +413,6 @@ public final class RedisJobBroker: JobBroker {
         if let drop = fields["drop_ms"].flatMap({ Int64(String(decoding: $0, as: UTF8.self)) }), drop <= now { return nil }
         return JobRecord(fields: fields)
     }
-
-    /// Milliseconds since 1970 by this process's clock.
-    static func nowMilliseconds() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
 
     public func jobs(queue: QueueName, state: JobState, cursor: String?, limit: Int) async throws -> JobPage {
         let limit = min(max(limit, 1), 1000)
@@ -426,7 +423,7 @@ public final class RedisJobBroker: JobBroker {
         ).array ?? []
         let records = try await client.pipeline(
             ids.compactMap { $0.string.flatMap(JobID.init) }.map { RedisCommand("HGETALL", keys.job($0)) })
-        let now = Self.nowMilliseconds()
+        let now = Int64(WallClock.nowMilliseconds())
         let jobs = records.compactMap { Self.record(from: $0, now: now) }.filter { $0.state == state }
         return JobPage(jobs: jobs, nextCursor: ids.count == limit ? String(offset + limit) : nil)
     }
