@@ -36,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        // TLS to Redis (rediss://): hiredis keeps the protocol, SwiftNIO and its TLS own the transport.
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         // Every long-running part is a Service; each command runs one ServiceGroup, which handles the signals.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
@@ -55,6 +57,9 @@ let package = Package(
             dependencies: [
                 "TernCore", "CHiredis",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -59,13 +59,30 @@ struct ConfigurationTests {
         }
     }
 
-    @Test("rediss:// is refused with the TLS-tunnel workaround")
-    func tlsRefused() {
-        #expect {
-            try RedisConfiguration(url: "rediss://host:6380")
-        } throws: { error in
-            guard let error = error as? RedisError, case .unsupported(let text) = error else { return false }
-            return text.contains("TLS") && text.contains("tunnel")
+    @Test("rediss:// takes its CA, client certificate, key and server name from the query")
+    func tlsURLs() throws {
+        let plain = try RedisConfiguration(url: "rediss://host:6380")
+        #expect(plain.tls == RedisTLS())
+        #expect(plain.effectiveTransport == .eventLoop)
+        #expect(plain.endpoint == .tcp(host: "host", port: 6380))
+        let full = try RedisConfiguration(
+            url: "rediss://u:p%40ss@redis.internal/2?ca=/etc/tern/ca.pem&cert=/etc/tern/c.pem&key=/etc/tern/c%20key.pem&sni=redis.example")
+        #expect(full.tls == RedisTLS(caFile: "/etc/tern/ca.pem", certificateFile: "/etc/tern/c.pem", keyFile: "/etc/tern/c key.pem", serverName: "redis.example"))
+        #expect(full.password == "p@ss" && full.username == "u" && full.database == 2)
+        #expect(full.endpoint == .tcp(host: "redis.internal", port: 6379))
+        #expect(try RedisConfiguration(url: "redis://host").effectiveTransport == .dedicatedThread)
+        for (url, message) in [
+            ("rediss://host?cert=/c.pem", "only one of cert and key"),
+            ("rediss://host?ca=", "empty 'ca'"),
+            ("rediss://host?verify=no", "unknown parameter 'verify'"),
+            ("redis+tls://host", "unknown scheme"),
+        ] {
+            #expect {
+                try RedisConfiguration(url: url)
+            } throws: { error in
+                guard let error = error as? RedisError, case .invalidConfiguration(let text) = error else { return false }
+                return text.contains(message)
+            }
         }
     }
 

@@ -6,26 +6,26 @@ import Testing
 
 @Suite("Connecting: auth, databases, unix sockets, restarts", .enabled(if: TestRedis.enabled, TestRedis.reason))
 struct ConnectionTests {
-    @Test("an ACL user with a password connects; a wrong password fails clearly")
-    func aclAuthentication() async throws {
+    @Test("an ACL user with a password connects; a wrong password fails clearly", arguments: TestRedis.transports)
+    func aclAuthentication(transport: RedisConfiguration.Transport) async throws {
         let server = try await TestRedis.start()
         defer { server.stop() }
-        let admin = RedisClient(configuration: try TestRedis.configuration(server))
+        let admin = RedisClient(configuration: try TestRedis.configuration(server, transport: transport))
         defer { admin.close() }
         try await admin.send("ACL", "SETUSER", "tern", "on", ">s3cret:/@", "~tern:*", "+@all")
         try await admin.send("CONFIG", "SET", "requirepass", "defaultpw")
 
-        let good = RedisClient(configuration: try RedisConfiguration(url: "redis://tern:s3cret%3A%2F%40@127.0.0.1:\(server.port)"))
+        let good = RedisClient(configuration: try TestRedis.configuration(transport: transport, url: "redis://tern:s3cret%3A%2F%40@127.0.0.1:\(server.port)"))
         defer { good.close() }
         #expect(try await good.send("SET", "tern:k", "v") == .simpleString("OK"))
         #expect(try await good.send("ACL", "WHOAMI").string == "tern")
         try await expectServerError("NOPERM") { try await good.send("SET", "other:k", "v") }
 
-        let defaultUser = RedisClient(configuration: try RedisConfiguration(url: "redis://defaultpw@127.0.0.1:\(server.port)"))
+        let defaultUser = RedisClient(configuration: try TestRedis.configuration(transport: transport, url: "redis://defaultpw@127.0.0.1:\(server.port)"))
         defer { defaultUser.close() }
         #expect(try await defaultUser.send("ACL", "WHOAMI").string == "default")
 
-        let bad = RedisClient(configuration: try RedisConfiguration(url: "redis://tern:wrong@127.0.0.1:\(server.port)"))
+        let bad = RedisClient(configuration: try TestRedis.configuration(transport: transport, url: "redis://tern:wrong@127.0.0.1:\(server.port)"))
         defer { bad.close() }
         do {
             try await bad.send("PING")
@@ -41,7 +41,7 @@ struct ConnectionTests {
             #expect(!error.isTransient)
         }
 
-        let anonymous = RedisClient(configuration: try RedisConfiguration(url: server.url))
+        let anonymous = RedisClient(configuration: try TestRedis.configuration(transport: transport, url: server.url))
         defer { anonymous.close() }
         do {
             try await anonymous.send("PING")
@@ -51,28 +51,28 @@ struct ConnectionTests {
         }
     }
 
-    @Test("unix sockets work, with the database and client name applied")
-    func unixSocket() async throws {
+    @Test("unix sockets work, with the database and client name applied", arguments: TestRedis.transports)
+    func unixSocket(transport: RedisConfiguration.Transport) async throws {
         let server = try await TestRedis.start()
         defer { server.stop() }
-        let client = RedisClient(configuration: try RedisConfiguration(url: server.unixURL + "?db=2"))
+        let client = RedisClient(configuration: try TestRedis.configuration(transport: transport, url: server.unixURL + "?db=2"))
         defer { client.close() }
         let key = TestRedis.prefix() + "unix"
         try await client.send("SET", key, "here")
         #expect(try await client.send("CLIENT", "GETNAME").string == "tern")
-        let tcp0 = RedisClient(configuration: try TestRedis.configuration(server))
+        let tcp0 = RedisClient(configuration: try TestRedis.configuration(server, transport: transport))
         defer { tcp0.close() }
         #expect(try await tcp0.send("GET", key) == .null)
-        let tcp2 = RedisClient(configuration: try RedisConfiguration(url: server.url + "/2"))
+        let tcp2 = RedisClient(configuration: try TestRedis.configuration(transport: transport, url: server.url + "/2"))
         defer { tcp2.close() }
         #expect(try await tcp2.send("GET", key).string == "here")
     }
 
-    @Test("after redis-server is killed and restarted the client reconnects by itself, with its settings")
-    func reconnectAfterRestart() async throws {
+    @Test("after redis-server is killed and restarted the client reconnects by itself, with its settings", arguments: TestRedis.transports)
+    func reconnectAfterRestart(transport: RedisConfiguration.Transport) async throws {
         let server = try await TestRedis.start()
         defer { server.stop() }
-        var configuration = try TestRedis.configuration(server)
+        var configuration = try TestRedis.configuration(server, transport: transport)
         configuration.database = 3
         configuration.clientName = "tern-reconnect"
         let client = RedisClient(configuration: configuration)
@@ -108,11 +108,11 @@ struct ConnectionTests {
         }
     }
 
-    @Test("over a unix socket, commands to a killed server fail typed, and the client reconnects after a restart")
-    func unixSocketServerKilled() async throws {
+    @Test("over a unix socket, commands to a killed server fail typed, and the client reconnects after a restart", arguments: TestRedis.transports)
+    func unixSocketServerKilled(transport: RedisConfiguration.Transport) async throws {
         let server = try await TestRedis.start()
         defer { server.stop() }
-        var configuration = try RedisConfiguration(url: server.unixURL)
+        var configuration = try TestRedis.configuration(transport: transport, url: server.unixURL)
         configuration.reconnectBackoff = .init(base: .milliseconds(10), cap: .milliseconds(200))
         let client = RedisClient(configuration: configuration)
         defer { client.close() }
@@ -128,12 +128,12 @@ struct ConnectionTests {
         #expect(try await eventually { try await client.send("PING").string } == "PONG")
     }
 
-    @Test("connecting to a port with no server fails with a clear, retryable error")
-    func nothingListening() async throws {
+    @Test("connecting to a port with no server fails with a clear, retryable error", arguments: TestRedis.transports)
+    func nothingListening(transport: RedisConfiguration.Transport) async throws {
         let server = try await TestRedis.start(appendOnly: false)
         let port = server.port
         await server.stopAndWait()
-        let client = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:\(port)"))
+        let client = RedisClient(configuration: try TestRedis.configuration(transport: transport, url: "redis://127.0.0.1:\(port)"))
         defer { client.close() }
         do {
             try await client.send("PING")

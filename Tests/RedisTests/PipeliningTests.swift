@@ -6,11 +6,11 @@ import Testing
 
 @Suite("Concurrent callers, blocking commands, timeouts and cancellation", .enabled(if: TestRedis.enabled, TestRedis.reason))
 struct PipeliningTests {
-    @Test("100 tasks × 1,000 INCR on one connection give the exact total, each task's replies in order")
-    func concurrentIncrements() async throws {
+    @Test("100 tasks × 1,000 INCR on one connection give the exact total, each task's replies in order", arguments: TestRedis.transports)
+    func concurrentIncrements(transport: RedisConfiguration.Transport) async throws {
         let server = try await TestRedis.start(appendOnly: false)
         defer { server.stop() }
-        let connection = RedisConnection(configuration: try TestRedis.configuration(server, commandTimeout: .seconds(60)))
+        let connection = RedisConnection(configuration: try TestRedis.configuration(server, commandTimeout: .seconds(60), transport: transport))
         defer { connection.close() }
         let key = TestRedis.prefix() + "counter"
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -33,11 +33,11 @@ struct PipeliningTests {
         #expect(try await connection.send(RedisCommand("GET", key)).int == 100_000)
     }
 
-    @Test("ECHO replies reach their own callers while half of them are cancelled")
-    func cancellationKeepsOrder() async throws {
+    @Test("ECHO replies reach their own callers while half of them are cancelled", arguments: TestRedis.transports)
+    func cancellationKeepsOrder(transport: RedisConfiguration.Transport) async throws {
         let server = try await TestRedis.start(appendOnly: false)
         defer { server.stop() }
-        let connection = RedisConnection(configuration: try TestRedis.configuration(server))
+        let connection = RedisConnection(configuration: try TestRedis.configuration(server, transport: transport))
         defer { connection.close() }
         for round in 0..<20 {
             let tasks = (0..<200).map { index in
@@ -56,11 +56,11 @@ struct PipeliningTests {
         #expect(try await connection.send(RedisCommand("PING")).string == "PONG")
     }
 
-    @Test("a shielded command gets its reply although its task is cancelled; a blocking one never waits")
-    func cancellationShield() async throws {
+    @Test("a shielded command gets its reply although its task is cancelled; a blocking one never waits", arguments: TestRedis.transports)
+    func cancellationShield(transport: RedisConfiguration.Transport) async throws {
         let server = try await TestRedis.start(appendOnly: false)
         defer { server.stop() }
-        let client = RedisClient(configuration: try TestRedis.configuration(server))
+        let client = RedisClient(configuration: try TestRedis.configuration(server, transport: transport))
         defer { client.close() }
         let key = TestRedis.prefix() + "shielded"
         let task = Task {
@@ -85,11 +85,11 @@ struct PipeliningTests {
         recordTiming("a cancelled shielded BLPOP returns (8 s block)", waited, bound: .seconds(4))
     }
 
-    @Test("a cancelled blocking command returns at once and the connection stays in step")
-    func cancelBlockingCommand() async throws {
+    @Test("a cancelled blocking command returns at once and the connection stays in step", arguments: TestRedis.transports)
+    func cancelBlockingCommand(transport: RedisConfiguration.Transport) async throws {
         let server = try await TestRedis.start(appendOnly: false)
         defer { server.stop() }
-        let connection = RedisConnection(configuration: try TestRedis.configuration(server))
+        let connection = RedisConnection(configuration: try TestRedis.configuration(server, transport: transport))
         defer { connection.close() }
         let key = TestRedis.prefix() + "empty"
         let blocked = Task { try await connection.send(RedisCommand("BLPOP", key, 8), timeout: .seconds(30)) }
@@ -105,11 +105,11 @@ struct PipeliningTests {
         #expect(try await connection.send(RedisCommand("ECHO", "after")).string == "after")
     }
 
-    @Test("a blocking command on one connection does not delay commands on the others")
-    func blockingIsIsolated() async throws {
+    @Test("a blocking command on one connection does not delay commands on the others", arguments: TestRedis.transports)
+    func blockingIsIsolated(transport: RedisConfiguration.Transport) async throws {
         let server = try await TestRedis.start(appendOnly: false)
         defer { server.stop() }
-        let client = RedisClient(configuration: try TestRedis.configuration(server))
+        let client = RedisClient(configuration: try TestRedis.configuration(server, transport: transport))
         defer { client.close() }
         let key = TestRedis.prefix() + "queue"
         let poppedFinished = Mutex(false)
@@ -130,11 +130,11 @@ struct PipeliningTests {
         #expect(reply == .array([.bulkString(Array(key.utf8)), .bulkString(Array("job".utf8))]))
     }
 
-    @Test("blocking and mode-changing commands are refused on shared connections")
-    func misuse() async throws {
+    @Test("blocking and mode-changing commands are refused on shared connections", arguments: TestRedis.transports)
+    func misuse(transport: RedisConfiguration.Transport) async throws {
         let server = try await TestRedis.start(appendOnly: false)
         defer { server.stop() }
-        let client = RedisClient(configuration: try TestRedis.configuration(server))
+        let client = RedisClient(configuration: try TestRedis.configuration(server, transport: transport))
         defer { client.close() }
         await #expect(throws: RedisError.self) { try await client.send("BLPOP", "k", 1) }
         await #expect(throws: RedisError.self) { try await client.send("XREAD", "block", 10, "STREAMS", "s", "$") }
@@ -147,11 +147,11 @@ struct PipeliningTests {
         #expect(try await client.send("CLIENT", "GETNAME").string == "tern")
     }
 
-    @Test("a transaction runs as one pipeline; MULTI on its own is refused")
-    func transactions() async throws {
+    @Test("a transaction runs as one pipeline; MULTI on its own is refused", arguments: TestRedis.transports)
+    func transactions(transport: RedisConfiguration.Transport) async throws {
         let server = try await TestRedis.start(appendOnly: false)
         defer { server.stop() }
-        let client = RedisClient(configuration: try TestRedis.configuration(server))
+        let client = RedisClient(configuration: try TestRedis.configuration(server, transport: transport))
         defer { client.close() }
         let key = TestRedis.prefix() + "tx"
         let replies = try await client.pipeline([
@@ -165,16 +165,16 @@ struct PipeliningTests {
         #expect(try await client.send("GET", key).int == 2)
     }
 
-    @Test("a short per-command timeout fires even behind a command with a longer one")
-    func perCommandTimeout() async throws {
+    @Test("a short per-command timeout fires even behind a command with a longer one", arguments: TestRedis.transports)
+    func perCommandTimeout(transport: RedisConfiguration.Transport) async throws {
         let server = try await TestRedis.start(appendOnly: false)
         defer { server.stop() }
-        let connection = RedisConnection(configuration: try TestRedis.configuration(server))
+        let connection = RedisConnection(configuration: try TestRedis.configuration(server, transport: transport))
         defer { connection.close() }
         let key = TestRedis.prefix() + "empty"
         let blocked = Task { try await connection.send(RedisCommand("BLPOP", key, 5), timeout: .seconds(30)) }
         // The PING must queue behind the BLPOP: wait until the server shows it blocked.
-        let observer = RedisConnection(configuration: try TestRedis.configuration(server))
+        let observer = RedisConnection(configuration: try TestRedis.configuration(server, transport: transport))
         defer { observer.close() }
         try await eventually {
             guard try await observer.send(RedisCommand("CLIENT", "LIST")).string?.contains("cmd=blpop") == true else {
@@ -192,11 +192,11 @@ struct PipeliningTests {
         #expect(try await eventually { try await connection.send(RedisCommand("PING")).string } == "PONG")
     }
 
-    @Test("closing a client fails a blocking command that is waiting")
-    func closeStopsBlockingCommands() async throws {
+    @Test("closing a client fails a blocking command that is waiting", arguments: TestRedis.transports)
+    func closeStopsBlockingCommands(transport: RedisConfiguration.Transport) async throws {
         let server = try await TestRedis.start(appendOnly: false)
         defer { server.stop() }
-        let client = RedisClient(configuration: try TestRedis.configuration(server))
+        let client = RedisClient(configuration: try TestRedis.configuration(server, transport: transport))
         let key = TestRedis.prefix() + "empty"
         let blocked = Task { try await client.sendBlocking(RedisCommand("BLPOP", key, 20), blockFor: .seconds(20)) }
         try await Task.sleep(for: .milliseconds(200))
@@ -209,11 +209,11 @@ struct PipeliningTests {
         await #expect(throws: RedisError.closed) { try await client.send("PING") }
     }
 
-    @Test("the command timeout fires on a frozen server, and the client recovers when it thaws")
-    func commandTimeout() async throws {
+    @Test("the command timeout fires on a frozen server, and the client recovers when it thaws", arguments: TestRedis.transports)
+    func commandTimeout(transport: RedisConfiguration.Transport) async throws {
         let server = try await TestRedis.start(appendOnly: false)
         defer { server.stop() }
-        let connection = RedisConnection(configuration: try TestRedis.configuration(server, commandTimeout: .milliseconds(300)))
+        let connection = RedisConnection(configuration: try TestRedis.configuration(server, commandTimeout: .milliseconds(300), transport: transport))
         defer { connection.close() }
         #expect(try await connection.send(RedisCommand("PING"), timeout: .seconds(10)).string == "PONG")
         server.send(signal: SIGSTOP)

@@ -1,10 +1,13 @@
 import Logging
+import NIOCore
+import NIOPosix
 import Synchronization
 
 /// A pool of Redis connections: the entry point for Redis in Tern.
 ///
-/// Ordinary commands share ``RedisConfiguration/poolSize`` multiplexed connections, each command
-/// going to the one with the fewest commands waiting;
+/// Ordinary commands share ``RedisConfiguration/poolSize`` multiplexed connections (on the
+/// event-loop transport at least one per event loop), each command going to the one with the fewest
+/// commands waiting, or to its own loop's for a caller on an event loop;
 /// concurrent callers' commands are pipelined automatically. Blocking commands (`BLMOVE`,
 /// `BZPOPMIN`, ...) block the connection they run on, so they go through ``sendBlocking(_:blockFor:)``,
 /// which lends a dedicated connection from a bounded second pool.
@@ -20,6 +23,7 @@ public final class RedisClient: Sendable {
     public let configuration: RedisConfiguration
     private let logger: Logger
     private let connections: [RedisConnection]
+    private let onEventLoops: Bool
     private let blocking: Mutex<BlockingPool>
 
     private struct BlockingPool {
@@ -36,8 +40,17 @@ public final class RedisClient: Sendable {
     public init(configuration: RedisConfiguration, logger: Logger = RedisConnection.silentLogger) {
         self.configuration = configuration
         self.logger = logger
-        self.connections = (0..<max(1, configuration.poolSize)).map { _ in
-            RedisConnection(configuration: configuration, logger: logger)
+        onEventLoops = configuration.effectiveTransport == .eventLoop
+        if onEventLoops {
+            // At least one connection per event loop, so a caller on a loop always finds its own.
+            let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
+            self.connections = (0..<max(configuration.poolSize, loops.count)).map { index in
+                RedisConnection(configuration: configuration, logger: logger, eventLoop: loops[index % loops.count])
+            }
+        } else {
+            self.connections = (0..<max(1, configuration.poolSize)).map { _ in
+                RedisConnection(configuration: configuration, logger: logger)
+            }
         }
         self.blocking = Mutex(BlockingPool())
     }
@@ -128,6 +141,8 @@ public final class RedisClient: Sendable {
     /// connection while it keeps up lets its thread stay awake between commands (see
     /// ``RedisConfiguration/busyPoll``); the others take over as soon as it has more waiting.
     private func connection() -> RedisConnection {
+        // On the event-loop transport a caller on a loop takes that loop's connection: no hop.
+        if onEventLoops, let local = connections.first(where: { $0.eventLoop?.inEventLoop == true }) { return local }
         var best = connections[0]
         var least = best.waiting
         for connection in connections.dropFirst() where least > 0 {

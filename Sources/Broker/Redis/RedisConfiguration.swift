@@ -17,8 +17,25 @@ public struct RedisConfiguration: Sendable, Hashable {
         case unix(path: String)
     }
 
+    /// How a connection moves its bytes.
+    public enum Transport: Sendable, Hashable {
+        /// hiredis on a thread of its own per connection, with busy-polling (see ``busyPoll``): the
+        /// fastest for callers on Swift's global pool, such as workers. No TLS.
+        case dedicatedThread
+        /// A SwiftNIO channel on the process's event loops (`MultiThreadedEventLoopGroup.singleton`),
+        /// hiredis parsing its replies. A ``RedisClient`` keeps one per loop and gives callers on a
+        /// loop (the API's handlers) that loop's connection, so a command costs no thread hop.
+        /// Required for ``tls``; ``busyPoll`` does not apply.
+        case eventLoop
+    }
+
     /// The server's address.
     public var endpoint: Endpoint
+    /// TLS settings (`rediss://`), or `nil` for a plain connection. TLS always uses the
+    /// ``Transport/eventLoop`` transport.
+    public var tls: RedisTLS?
+    /// How connections move their bytes; default ``Transport/dedicatedThread``. TLS overrides it.
+    public var transport: Transport
     /// The ACL user name for `AUTH`, or `nil` for the `default` user.
     public var username: String?
     /// The password for `AUTH`, or `nil` to skip `AUTH`.
@@ -55,6 +72,8 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// Creates a configuration for an endpoint, with defaults for everything else.
     public init(endpoint: Endpoint) {
         self.endpoint = endpoint
+        self.tls = nil
+        self.transport = .dedicatedThread
         self.username = nil
         self.password = nil
         self.database = 0
@@ -67,6 +86,9 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.busyPoll = .microseconds(250)
     }
 
+    /// The transport connections use: ``transport``, or the event loop's when TLS is on.
+    public var effectiveTransport: Transport { tls == nil ? transport : .eventLoop }
+
     /// The URL when none is configured: `redis://127.0.0.1:6379`.
     public static let defaultURL = "redis://127.0.0.1:6379"
 
@@ -75,10 +97,12 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// Accepted forms:
     /// - `redis://[[user]:password@]host[:port][/db]` (port 6379, database 0 by default; an IPv6
     ///   address goes in brackets: `redis://[::1]:6379`);
+    /// - `rediss://[[user]:password@]host[:port][/db][?ca=FILE][&cert=FILE&key=FILE][&sni=NAME]`: TLS
+    ///   (see ``RedisTLS``), the server's certificate checked against the CA file (else the system's
+    ///   trust store) and its name against `sni` (else the host);
     /// - `unix:///path/to/redis.sock[?db=N][&user=U][&password=P]`.
     ///
-    /// User names and passwords may be percent-encoded. `rediss://` (TLS) is refused with
-    /// ``RedisError/unsupported(_:)``: Debian's hiredis 0.14 has no TLS.
+    /// User names, passwords and query values may be percent-encoded.
     public init(url: String) throws(RedisError) {
         guard let schemeEnd = url.range(of: "://") else {
             throw .invalidConfiguration("'\(Self.redacted(url))' is not a URL: expected redis://host:port or unix:///path")
@@ -91,24 +115,22 @@ public struct RedisConfiguration: Sendable, Hashable {
         case "unix":
             self = try Self.parseUnix(rest, url: url)
         case "rediss":
-            throw .unsupported(
-                "rediss:// (TLS) is not available: Debian's hiredis 0.14 has no TLS support. "
-                    + "Run a local TLS tunnel (for example stunnel or spiped) and point Tern at its "
-                    + "plain redis:// address on 127.0.0.1 or a unix socket."
-            )
+            self = try Self.parseTCP(rest, url: url)
+            self.tls = try Self.parseTLS(rest, url: url)
         default:
-            throw .invalidConfiguration("unknown scheme '\(scheme)://': use redis:// or unix://")
+            throw .invalidConfiguration("unknown scheme '\(scheme)://': use redis://, rediss:// or unix://")
         }
     }
 
     private static func parseTCP(_ rest: String, url: String) throws(RedisError) -> RedisConfiguration {
-        var authority = rest
+        // The query (TLS file paths hold slashes) comes off before the path.
+        let beforeQuery = rest.firstIndex(of: "?").map { rest[..<$0] } ?? rest[...]
+        var authority = String(beforeQuery)
         var path = ""
-        if let slash = rest.firstIndex(of: "/") {
-            authority = String(rest[..<slash])
-            path = String(rest[rest.index(after: slash)...])
+        if let slash = beforeQuery.firstIndex(of: "/") {
+            authority = String(beforeQuery[..<slash])
+            path = String(beforeQuery[beforeQuery.index(after: slash)...])
         }
-        if let query = path.firstIndex(of: "?") { path = String(path[..<query]) }
         var username: String?
         var password: String?
         if let at = authority.lastIndex(of: "@") {
@@ -134,6 +156,28 @@ public struct RedisConfiguration: Sendable, Hashable {
             configuration.database = database
         }
         return configuration
+    }
+
+    private static func parseTLS(_ rest: String, url: String) throws(RedisError) -> RedisTLS {
+        var tls = RedisTLS()
+        guard let mark = rest.firstIndex(of: "?") else { return tls }
+        for pair in rest[rest.index(after: mark)...].split(separator: "&") where !pair.isEmpty {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let value = try percentDecoded(parts.count > 1 ? String(parts[1]) : "")
+            guard !value.isEmpty else { throw .invalidConfiguration("empty '\(parts[0])' in \(redacted(url))") }
+            switch parts[0] {
+            case "ca": tls.caFile = value
+            case "cert": tls.certificateFile = value
+            case "key": tls.keyFile = value
+            case "sni": tls.serverName = value
+            default:
+                throw .invalidConfiguration("unknown parameter '\(parts[0])' in \(redacted(url)): use ca, cert, key or sni")
+            }
+        }
+        if (tls.certificateFile == nil) != (tls.keyFile == nil) {
+            throw .invalidConfiguration("\(redacted(url)) names only one of cert and key: client authentication needs both")
+        }
+        return tls
     }
 
     private static func parseHostPort(_ authority: String, url: String) throws(RedisError) -> (String, Int) {

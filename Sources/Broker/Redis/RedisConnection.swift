@@ -2,6 +2,8 @@ import TernCore
 import CHiredis
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 import Synchronization
 
 /// One connection to Redis, multiplexed among any number of concurrent callers.
@@ -25,27 +27,48 @@ import Synchronization
 /// ``RedisCancellationShield/shielded(_:)``); the command may still run, and
 /// its reply is read and dropped. Use a ``RedisClient`` for a pool and for blocking commands.
 public final class RedisConnection: Sendable {
-    let core: RedisConnectionCore
+    let engine: any RedisEngine
+    let configuration: RedisConfiguration
+    /// The event loop this connection's channel lives on, or `nil` on a thread of its own.
+    let eventLoop: (any EventLoop)?
+    private let waitingCount = Atomic<Int>(0)
 
-    /// Creates a connection and starts connecting in the background.
+    /// Creates a connection and starts connecting in the background, on the configuration's
+    /// ``RedisConfiguration/transport``.
     /// - Parameters:
     ///   - configuration: where and how to connect.
     ///   - logger: receives connection-state messages (lost, restored) and debug detail.
-    public init(configuration: RedisConfiguration, logger: Logger = RedisConnection.silentLogger) {
-        core = RedisConnectionCore(configuration: configuration, logger: logger)
-        let loop = RedisConnectionLoop(core: core)
-        let thread = Thread { loop.run() }
-        thread.name = "tern-redis"
-        thread.start()
+    public convenience init(configuration: RedisConfiguration, logger: Logger = RedisConnection.silentLogger) {
+        self.init(configuration: configuration, logger: logger, eventLoop: nil)
     }
 
-    deinit { core.close() }
+    /// A connection whose channel lives on `eventLoop` when the transport is the event loop's
+    /// (the next loop of `MultiThreadedEventLoopGroup.singleton` when `nil`).
+    init(configuration: RedisConfiguration, logger: Logger, eventLoop: (any EventLoop)?) {
+        self.configuration = configuration
+        switch configuration.effectiveTransport {
+        case .eventLoop:
+            let loop = eventLoop ?? MultiThreadedEventLoopGroup.singleton.next()
+            self.eventLoop = loop
+            engine = RedisChannelEngine(configuration: configuration, logger: logger, eventLoop: loop)
+        case .dedicatedThread:
+            let core = RedisConnectionCore(configuration: configuration, logger: logger)
+            let loop = RedisConnectionLoop(core: core)
+            let thread = Thread { loop.run() }
+            thread.name = "tern-redis"
+            thread.start()
+            self.eventLoop = nil
+            engine = core
+        }
+    }
+
+    deinit { engine.close() }
 
     /// A logger that drops everything, the default for library use.
     public static let silentLogger = Logger(label: "tern.redis", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// Commands sent through this connection whose callers are still waiting.
-    public var waiting: Int { core.waiting.load(ordering: .relaxed) }
+    public var waiting: Int { waitingCount.load(ordering: .relaxed) }
 
     /// Sends one command and returns its reply.
     /// - Parameters:
@@ -60,7 +83,7 @@ public final class RedisConnection: Sendable {
         var payload: [UInt8] = []
         command.encode(into: &payload)
         let request = RedisRequest(
-            payload: payload, replyCount: 1, timeout: timeout ?? core.configuration.commandTimeout)
+            payload: payload, replyCount: 1, timeout: timeout ?? configuration.commandTimeout)
         return try await perform(request) { .single($0) }
     }
 
@@ -86,7 +109,7 @@ public final class RedisConnection: Sendable {
             command.encode(into: &payload)
         }
         let request = RedisRequest(
-            payload: payload, replyCount: commands.count, timeout: timeout ?? core.configuration.commandTimeout)
+            payload: payload, replyCount: commands.count, timeout: timeout ?? configuration.commandTimeout)
         return try await perform(request) { .batch($0) }
     }
 
@@ -95,8 +118,8 @@ public final class RedisConnection: Sendable {
     private func perform<Value>(
         _ request: RedisRequest, _ waiter: (UnsafeContinuation<Value, any Error>) -> RedisRequest.Waiter
     ) async throws -> Value {
-        core.waiting.add(1, ordering: .relaxed)
-        defer { core.waiting.subtract(1, ordering: .relaxed) }
+        waitingCount.add(1, ordering: .relaxed)
+        defer { waitingCount.subtract(1, ordering: .relaxed) }
         // Shielded: the reply is awaited whatever the task's cancellation (the timeout still bounds it).
         if RedisCancellationShield.isActive { return try await submit(request, waiter) }
         return try await withTaskCancellationHandler {
@@ -114,17 +137,17 @@ public final class RedisConnection: Sendable {
                 continuation.resume(throwing: CancellationError())
                 return
             }
-            core.submit(request)
+            engine.submit(request)
         }
     }
 
     /// Whether the connection is up right now.
-    public var isConnected: Bool { core.isConnected }
+    public var isConnected: Bool { engine.isConnected }
 
     /// Closes the connection and ends its thread. Commands not yet sent fail with
     /// ``RedisError/closed``; commands waiting for their reply fail with
     /// ``RedisError/connectionLost(_:)``, as they may have run. Idempotent.
-    public func close() { core.close() }
+    public func close() { engine.close() }
 
     private static func checkSupported(_ command: RedisCommand) throws(RedisError) {
         if command.changesReplyMode {
@@ -133,8 +156,17 @@ public final class RedisConnection: Sendable {
     }
 }
 
-/// The state a ``RedisConnection`` shares with its thread.
-final class RedisConnectionCore: Sendable {
+/// What carries a ``RedisConnection``'s requests: a thread of its own, or an event loop.
+protocol RedisEngine: AnyObject, Sendable {
+    /// Sends the request, or fails it (closed, not connected) without sending.
+    func submit(_ request: RedisRequest)
+    var isConnected: Bool { get }
+    /// Fails unsent requests with `closed` and written ones with `connectionLost`. Idempotent.
+    func close()
+}
+
+/// The state a ``RedisConnection`` on the dedicated-thread transport shares with its thread.
+final class RedisConnectionCore: RedisEngine {
     enum Phase {
         /// A connect attempt is under way or about to start; submitted requests wait for it.
         case connecting
@@ -156,8 +188,6 @@ final class RedisConnectionCore: Sendable {
     /// An eventfd that wakes the connection's thread; closed when both sides are gone.
     let wakeDescriptor: Int32
     let inbox = Mutex(Inbox())
-    /// Callers waiting for a reply on this connection.
-    let waiting = Atomic<Int>(0)
 
     init(configuration: RedisConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -202,7 +232,7 @@ final class RedisConnectionCore: Sendable {
         }
     }
 
-    private static func notConnected(_ cause: RedisError) -> RedisError {
+    static func notConnected(_ cause: RedisError) -> RedisError {
         switch cause {
         case .authenticationFailed, .notConnected, .closed, .misuse, .invalidConfiguration, .unsupported: cause
         case .connectFailed(let text): .notConnected(text)

@@ -35,29 +35,33 @@ enum RedisHandshake {
     private static func authenticate(
         _ context: UnsafeMutablePointer<redisContext>, _ configuration: RedisConfiguration
     ) -> RedisError? {
-        if let password = configuration.password {
-            let arguments = configuration.username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
-            switch command(context, arguments) {
-            case .failure(let error): return error
-            case .success(.error(let error)): return .authenticationFailed(error)
-            case .success: break
-            }
-        }
-        var steps: [[String]] = []
-        if configuration.database != 0 { steps.append(["SELECT", String(configuration.database)]) }
-        if let name = configuration.clientName { steps.append(["CLIENT", "SETNAME", name]) }
-        for step in steps {
+        for step in steps(configuration) {
             switch command(context, step) {
             case .failure(let error): return error
-            case .success(.error(let error)):
-                if error.code == "NOAUTH" { return .authenticationFailed(error) }
-                // A restricted ACL user may lack `client|setname`; the name is only a label.
-                if error.code == "NOPERM" && step[0] == "CLIENT" { continue }
-                return .connectFailed("\(step[0]) \(step[1]) failed: \(error.message)")
-            case .success: break
+            case .success(let reply): if let error = check(step, reply) { return error }
             }
         }
         return nil
+    }
+
+    /// The commands that prepare a new connection, in order: `AUTH`, `SELECT`, `CLIENT SETNAME`.
+    static func steps(_ configuration: RedisConfiguration) -> [[String]] {
+        var steps: [[String]] = []
+        if let password = configuration.password {
+            steps.append(configuration.username.map { ["AUTH", $0, password] } ?? ["AUTH", password])
+        }
+        if configuration.database != 0 { steps.append(["SELECT", String(configuration.database)]) }
+        if let name = configuration.clientName { steps.append(["CLIENT", "SETNAME", name]) }
+        return steps
+    }
+
+    /// What the reply to a handshake step means: `nil` to go on, else the error that fails the connect.
+    static func check(_ step: [String], _ reply: RedisValue) -> RedisError? {
+        guard case .error(let error) = reply else { return nil }
+        if step[0] == "AUTH" || error.code == "NOAUTH" { return .authenticationFailed(error) }
+        // A restricted ACL user may lack `client|setname`; the name is only a label.
+        if error.code == "NOPERM" && step[0] == "CLIENT" { return nil }
+        return .connectFailed("\(step[0]) \(step[1]) failed: \(error.message)")
     }
 
     /// Runs one command in blocking mode with `redisCommandArgv`.

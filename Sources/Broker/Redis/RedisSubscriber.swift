@@ -24,6 +24,8 @@ public final class RedisSubscriber: Sendable {
     }
 
     private let closed = ClosedFlag()
+    /// The subscriber's channel on the event-loop transport (TLS); `nil` on a thread of its own.
+    private let engine: RedisChannelEngine?
 
     /// Starts following `patterns` (glob patterns, as `PSUBSCRIBE` takes them).
     public init(
@@ -31,6 +33,12 @@ public final class RedisSubscriber: Sendable {
         handler: @escaping @Sendable (Event) -> Void
     ) {
         let closed = self.closed
+        if configuration.effectiveTransport == .eventLoop {
+            engine = RedisChannelSubscription.start(
+                configuration: configuration, patterns: patterns, logger: logger, handler: handler)
+            return
+        }
+        engine = nil
         let thread = Thread {
             var pipe = sigset_t()
             sigemptyset(&pipe)
@@ -45,7 +53,10 @@ public final class RedisSubscriber: Sendable {
     }
 
     /// Stops following; the thread ends within 100 ms. Idempotent.
-    public func close() { closed.value.store(true, ordering: .sequentiallyConsistent) }
+    public func close() {
+        closed.value.store(true, ordering: .sequentiallyConsistent)
+        engine?.close()
+    }
 
     deinit { close() }
 }

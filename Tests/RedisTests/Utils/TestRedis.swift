@@ -26,11 +26,23 @@ enum TestRedis {
 
     /// A configuration for `server` with short timeouts suited to tests.
     static func configuration(
-        _ server: LocalRedisServer, commandTimeout: Duration = .seconds(10)
+        _ server: LocalRedisServer, commandTimeout: Duration = .seconds(10),
+        transport: RedisConfiguration.Transport = .dedicatedThread
     ) throws -> RedisConfiguration {
         var configuration = try RedisConfiguration(url: server.url)
+        configuration.transport = transport
         configuration.commandTimeout = commandTimeout
         configuration.reconnectBackoff = .init(base: .milliseconds(10), cap: .milliseconds(200))
+        return configuration
+    }
+
+    /// Both transports, for the client's own tests.
+    static let transports: [RedisConfiguration.Transport] = [.dedicatedThread, .eventLoop]
+
+    /// A configuration parsed from `url`, on `transport`.
+    static func configuration(transport: RedisConfiguration.Transport, url: String) throws -> RedisConfiguration {
+        var configuration = try RedisConfiguration(url: url)
+        configuration.transport = transport
         return configuration
     }
 
