@@ -12,6 +12,9 @@ import TernCore
 struct APICommand: AsyncParsableCommand {
     /// The API's Redis busy-polling when no setting names one: off.
     static let defaultBusyPoll: Duration = .zero
+    /// The API's Redis transport when no setting names one: its handlers run on NIO event loops,
+    /// so their Redis connections live there too and a command costs no thread hop.
+    static let defaultTransport: RedisConfiguration.Transport = .eventLoop
 
     static let configuration = CommandConfiguration(
         commandName: "api",
@@ -57,7 +60,8 @@ struct APICommand: AsyncParsableCommand {
         // Busy-polling off by default: the API's callers are other processes, and a spinning
         // thread takes the core they and Redis need (BENCHMARKS.md, issue 16: twice the rate of a
         // sequential client, half the CPU per request, on 2 cores).
-        var redisConfiguration = try redis.configuration(settings, busyPoll: APICommand.defaultBusyPoll)
+        var redisConfiguration = try redis.configuration(
+            settings, busyPoll: APICommand.defaultBusyPoll, transport: APICommand.defaultTransport)
         let keyPrefix = try redis.prefix(settings)
         let store = try file.storePolicy()
         let registry = try ApplicationTasks.load().registry

@@ -14,9 +14,10 @@ struct ConfigFile: Decodable, Sendable {
         var url: String?
         var prefix: String?
         var busyPollMicroseconds: Int?
+        var transport: String?
 
         enum CodingKeys: String, CodingKey {
-            case url, prefix
+            case url, prefix, transport
             case busyPollMicroseconds = "busy_poll_us"
         }
     }

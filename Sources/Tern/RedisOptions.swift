@@ -42,11 +42,25 @@ struct RedisOptions: ParsableArguments {
 
     /// The connection settings of the resolved URL, with `TERN_REDIS_BUSY_POLL_US` or
     /// `redis.busy_poll_us` (0 turns busy-polling off; default `busyPoll`, else
-    /// ``RedisConfiguration/busyPoll``).
-    func configuration(_ settings: SettingsResolver, busyPoll defaultBusyPoll: Duration? = nil) throws -> RedisConfiguration {
+    /// ``RedisConfiguration/busyPoll``) and `TERN_REDIS_TRANSPORT` or `redis.transport`
+    /// (`thread` or `event-loop`; default `transport`).
+    func configuration(
+        _ settings: SettingsResolver, busyPoll defaultBusyPoll: Duration? = nil,
+        transport defaultTransport: RedisConfiguration.Transport = .dedicatedThread
+    ) throws -> RedisConfiguration {
         do {
             var configuration = try RedisConfiguration(url: try resolvedURL(settings))
             if let defaultBusyPoll { configuration.busyPoll = defaultBusyPoll }
+            configuration.transport = defaultTransport
+            let transportNames = SettingNames(environment: "TERN_REDIS_TRANSPORT", file: "redis.transport")
+            switch try settings.optional(transportNames, flag: nil, file: settings.file.redis?.transport) {
+            case nil: break
+            case "thread": configuration.transport = .dedicatedThread
+            case "event-loop": configuration.transport = .eventLoop
+            case let other?:
+                throw ValidationError(
+                    "\(settings.source(transportNames, flagGiven: false)) must be thread or event-loop, not '\(other)'")
+            }
             if let busyPoll = try settings.optional(
                 SettingNames(environment: "TERN_REDIS_BUSY_POLL_US", file: "redis.busy_poll_us"), flag: nil,
                 file: settings.file.redis?.busyPollMicroseconds, in: 0...100_000)

@@ -30,7 +30,13 @@ struct JobsBench: AsyncParsableCommand {
     @Option(help: "The Redis client's busy-poll window in microseconds (RedisConfiguration.busyPoll); 0 turns it off.")
     var busyPollMicroseconds: Int?
 
+    @Option(help: "The Redis client's transport: thread or event-loop (RedisConfiguration.Transport). rediss:// URLs always use event-loop.")
+    var transport: String = "thread"
+
     func run() async throws {
+        guard ["thread", "event-loop"].contains(transport) else {
+            throw ValidationError("--transport must be thread or event-loop, not '\(transport)'")
+        }
         var options = LocalRedisServer.Options()
         options.appendOnly = true
         options.executable = LocalRedisServer.findExecutable(searchPath: ProcessInfo.processInfo.environment["PATH"])
@@ -39,9 +45,12 @@ struct JobsBench: AsyncParsableCommand {
         var configuration = try RedisConfiguration(url: redisURL ?? server!.url)
         configuration.commandTimeout = .seconds(60)
         if let busyPollMicroseconds { configuration.busyPoll = .microseconds(busyPollMicroseconds) }
+        if transport == "event-loop" { configuration.transport = .eventLoop }
         let client = RedisClient(configuration: configuration)
         defer { client.close() }
-        print("tern-bench jobs: Redis at \(configuration.endpointDescription); \(jobs) jobs, concurrency \(concurrency)")
+        print(
+            "tern-bench jobs: Redis at \(configuration.endpointDescription)\(configuration.tls == nil ? "" : " over TLS"), "
+                + "\(configuration.effectiveTransport == .eventLoop ? "event-loop" : "thread") transport; \(jobs) jobs, concurrency \(concurrency)")
 
         // Enqueue rates, each on its own key prefix.
         let oneByOne = try await measureEnqueue(client, prefix: "e1", count: 10_000) { tern, count in
