@@ -86,6 +86,31 @@ struct ConfigurationTests {
         }
     }
 
+    @Test("redis+sentinel:// names the sentinels, the master name, and the data nodes' credentials and database")
+    func sentinelURLs() throws {
+        let configuration = try RedisConfiguration(url: "redis+sentinel://tern:s%40cret@10.0.0.1,10.0.0.2:26380,[::1]/my-primary/3")
+        #expect(configuration.sentinel == RedisSentinel(
+            masterName: "my-primary",
+            nodes: [.tcp(host: "10.0.0.1", port: 26379), .tcp(host: "10.0.0.2", port: 26380), .tcp(host: "::1", port: 26379)]))
+        #expect(configuration.username == "tern" && configuration.password == "s@cret" && configuration.database == 3)
+        #expect(configuration.endpointDescription == "'my-primary' via Sentinel 10.0.0.1:26379,10.0.0.2:26380,[::1]:26379")
+        #expect(!configuration.endpointDescription.contains("s@cret"))
+        #expect(try RedisConfiguration(url: "redis+sentinel://s1/m").sentinel?.nodes == [.tcp(host: "s1", port: 26379)])
+        for (url, message) in [
+            ("redis+sentinel://s1,s2", "no master name"),
+            ("redis+sentinel://s1/", "no master name"),
+            ("redis+sentinel://s1,,s2/m", "no host"),
+            ("redis+sentinel://s1/m/x", "database 'x'"),
+        ] {
+            #expect {
+                try RedisConfiguration(url: url)
+            } throws: { error in
+                guard let error = error as? RedisError, case .invalidConfiguration(let text) = error else { return false }
+                return text.contains(message)
+            }
+        }
+    }
+
     @Test("passwords never appear in redacted URLs or errors")
     func redaction() {
         #expect(RedisConfiguration.redacted("redis://tern:hunter2@host:1/0") == "redis://tern:***@host:1/0")

@@ -144,4 +144,26 @@ struct ConnectionTests {
             #expect(error.description.contains("127.0.0.1:\(port)"))
         }
     }
+
+    @Test("a READONLY reply (the server became a replica) reopens the connection, to find the primary again", arguments: TestRedis.transports)
+    func readOnlyReopens(transport: RedisConfiguration.Transport) async throws {
+        let server = try await TestRedis.start(appendOnly: false)
+        defer { server.stop() }
+        let other = try await TestRedis.start(appendOnly: false)
+        defer { other.stop() }
+        let connection = RedisConnection(configuration: try TestRedis.configuration(server, transport: transport))
+        defer { connection.close() }
+        let before = try await connection.send(RedisCommand("CLIENT", "ID")).int
+        try await connection.send(RedisCommand("REPLICAOF", "127.0.0.1", other.port))
+        do {
+            _ = try await connection.send(RedisCommand("SET", "k", "v"))
+            Issue.record("a replica must refuse the write")
+        } catch RedisError.server(let error) {
+            #expect(error.code == "READONLY")
+        }
+        let after = try await eventually { try await connection.send(RedisCommand("CLIENT", "ID")).int }
+        #expect(after != nil && after != before)
+        try await connection.send(RedisCommand("REPLICAOF", "NO", "ONE"))
+        #expect(try await connection.send(RedisCommand("SET", "k", "v")) == .simpleString("OK"))
+    }
 }

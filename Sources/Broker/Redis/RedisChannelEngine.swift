@@ -166,6 +166,7 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
             let values = inFlight.removeFirst().replies
             request.succeed(batch: values)
         }
+        if value.isReadOnlyError { discard(.connectionLost(RedisValue.readOnlyReason)) }
     }
 
     /// The channel of `generation` closed; `cause` is what closed it, if known.
@@ -191,11 +192,26 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
         guard case .connecting = phase else { return }
         generation += 1
         let generation = self.generation
+        guard let sentinel = configuration.sentinel else { return open(configuration.endpoint, generation: generation) }
+        // Sentinel's answer comes from blocking calls: off the loop, on NIO's thread pool.
+        let timeout = configuration.connectTimeout
+        NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { try sentinel.resolve(timeout: timeout).get() }
+            .whenComplete { result in
+                guard generation == self.generation, case .connecting = self.phase else { return }
+                switch result {
+                case .success(let primary): self.open(primary, generation: generation)
+                case .failure(let error): self.connectFailed(error as? RedisError ?? .connectFailed("\(error)"))
+                }
+            }
+    }
+
+    /// Connects to `endpoint` (the configured one, or the primary Sentinel named).
+    private func open(_ endpoint: RedisConfiguration.Endpoint, generation: Int) {
         let sslContext: NIOSSLContext?
         let serverName: String?
         do {
             sslContext = try configuration.tls?.makeContext()
-            serverName = configuration.tls.flatMap { $0.serverName ?? Self.hostName(configuration.endpoint) }
+            serverName = configuration.tls.flatMap { $0.serverName ?? Self.hostName(endpoint) }
         } catch {
             return connectFailed(error)
         }
@@ -215,7 +231,7 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
                 }
             }
         let connecting: EventLoopFuture<any Channel>
-        switch configuration.endpoint {
+        switch endpoint {
         case .tcp(let host, let port):
             bootstrap = bootstrap
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -231,7 +247,7 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
             }
             switch result {
             case .failure(let error):
-                self.connectFailed(.connectFailed("\(self.configuration.endpointDescription): \(Self.describe(error))"))
+                self.connectFailed(.connectFailed("\(RedisHandshake.describe(endpoint)): \(Self.describe(error))"))
             case .success(let channel):
                 self.handshake(channel)
             }

@@ -31,6 +31,9 @@ public struct RedisConfiguration: Sendable, Hashable {
 
     /// The server's address.
     public var endpoint: Endpoint
+    /// The sentinels that name the primary (`redis+sentinel://`), or `nil` to connect to
+    /// ``endpoint`` itself. With Sentinel, ``endpoint`` is only the first sentinel.
+    public var sentinel: RedisSentinel?
     /// TLS settings (`rediss://`), or `nil` for a plain connection. TLS always uses the
     /// ``Transport/eventLoop`` transport.
     public var tls: RedisTLS?
@@ -73,6 +76,7 @@ public struct RedisConfiguration: Sendable, Hashable {
     public init(endpoint: Endpoint) {
         self.endpoint = endpoint
         self.tls = nil
+        self.sentinel = nil
         self.transport = .dedicatedThread
         self.username = nil
         self.password = nil
@@ -100,6 +104,9 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// - `rediss://[[user]:password@]host[:port][/db][?ca=FILE][&cert=FILE&key=FILE][&sni=NAME]`: TLS
     ///   (see ``RedisTLS``), the server's certificate checked against the CA file (else the system's
     ///   trust store) and its name against `sni` (else the host);
+    /// - `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/master-name[/db]`: the
+    ///   sentinels (port 26379 by default) to ask for the primary of `master-name` (see
+    ///   ``RedisSentinel``); the credentials and database are the data nodes';
     /// - `unix:///path/to/redis.sock[?db=N][&user=U][&password=P]`.
     ///
     /// User names, passwords and query values may be percent-encoded.
@@ -114,11 +121,13 @@ public struct RedisConfiguration: Sendable, Hashable {
             self = try Self.parseTCP(rest, url: url)
         case "unix":
             self = try Self.parseUnix(rest, url: url)
+        case "redis+sentinel":
+            self = try Self.parseSentinel(rest, url: url)
         case "rediss":
             self = try Self.parseTCP(rest, url: url)
             self.tls = try Self.parseTLS(rest, url: url)
         default:
-            throw .invalidConfiguration("unknown scheme '\(scheme)://': use redis://, rediss:// or unix://")
+            throw .invalidConfiguration("unknown scheme '\(scheme)://': use redis://, rediss://, redis+sentinel:// or unix://")
         }
     }
 
@@ -158,6 +167,31 @@ public struct RedisConfiguration: Sendable, Hashable {
         return configuration
     }
 
+    private static func parseSentinel(_ rest: String, url: String) throws(RedisError) -> RedisConfiguration {
+        guard let slash = rest.firstIndex(of: "/") else {
+            throw .invalidConfiguration("no master name in \(redacted(url)): redis+sentinel://host:port,.../master-name")
+        }
+        let path = rest[rest.index(after: slash)...].split(separator: "/", omittingEmptySubsequences: false)
+        guard let name = path.first, !name.isEmpty, path.count <= 2 else {
+            throw .invalidConfiguration("no master name in \(redacted(url)): redis+sentinel://host:port,.../master-name")
+        }
+        // The data nodes' credentials and database, parsed as redis:// would, on the first sentinel.
+        let hosts = rest[..<slash]
+        let credentials = hosts.lastIndex(of: "@").map { String(hosts[...$0]) } ?? ""
+        let list = hosts.lastIndex(of: "@").map { hosts[hosts.index(after: $0)...] } ?? hosts
+        var nodes: [Endpoint] = []
+        for node in list.split(separator: ",", omittingEmptySubsequences: false) {
+            let (host, port) = try parseHostPort(String(node), url: url, defaultPort: 26379)
+            nodes.append(.tcp(host: host, port: port))
+        }
+        guard case .tcp(let firstHost, let firstPort) = nodes[0] else { throw .invalidConfiguration("no sentinel in \(redacted(url))") }
+        let bracketed = firstHost.contains(":") ? "[\(firstHost)]" : firstHost
+        var configuration = try parseTCP(
+            credentials + "\(bracketed):\(firstPort)" + (path.count == 2 ? "/\(path[1])" : ""), url: url)
+        configuration.sentinel = RedisSentinel(masterName: try percentDecoded(String(name)), nodes: nodes)
+        return configuration
+    }
+
     private static func parseTLS(_ rest: String, url: String) throws(RedisError) -> RedisTLS {
         var tls = RedisTLS()
         guard let mark = rest.firstIndex(of: "?") else { return tls }
@@ -180,7 +214,9 @@ public struct RedisConfiguration: Sendable, Hashable {
         return tls
     }
 
-    private static func parseHostPort(_ authority: String, url: String) throws(RedisError) -> (String, Int) {
+    private static func parseHostPort(
+        _ authority: String, url: String, defaultPort: Int = 6379
+    ) throws(RedisError) -> (String, Int) {
         var host = authority
         var portText: Substring?
         if authority.hasPrefix("[") {
@@ -195,7 +231,7 @@ public struct RedisConfiguration: Sendable, Hashable {
             portText = authority[authority.index(after: colon)...]
         }
         guard !host.isEmpty else { throw .invalidConfiguration("no host in \(redacted(url))") }
-        guard let portText else { return (host, 6379) }
+        guard let portText else { return (host, defaultPort) }
         guard let port = Int(portText), (1...65535).contains(port) else {
             throw .invalidConfiguration("port '\(portText)' in \(redacted(url)) is not in 1...65535")
         }
@@ -275,7 +311,8 @@ public struct RedisConfiguration: Sendable, Hashable {
 
     /// A description of the endpoint that never includes credentials.
     public var endpointDescription: String {
-        switch endpoint {
+        if let sentinel { return sentinel.description }
+        return switch endpoint {
         case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         case .unix(let path): "unix:\(path)"
         }

@@ -268,7 +268,9 @@ final class RedisConnectionLoop: @unchecked Sendable {
     /// Hands every complete reply in hiredis's buffer to its request. Returns an error that must
     /// discard the connection.
     private func deliverReplies(_ context: UnsafeMutablePointer<redisContext>) -> RedisError? {
+        var readOnly = false
         while true {
+            if readOnly { return .connectionLost(RedisValue.readOnlyReason) }
             var raw: UnsafeMutableRawPointer?
             guard redisGetReplyFromReader(context, &raw) == REDIS_OK else {
                 return .protocolError(RedisHandshake.errorText(context))
@@ -281,6 +283,8 @@ final class RedisConnectionLoop: @unchecked Sendable {
                 return .protocolError("a reply arrived that no command was waiting for")
             }
             let request = inFlight[head].request
+            // A replica answers writes with READONLY: the primary moved (failover), so find it again.
+            defer { if value.isReadOnlyError { readOnly = true } }
             if request.replyCount == 1 {
                 complete()
                 request.succeed(single: value)

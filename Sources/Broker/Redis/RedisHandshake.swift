@@ -8,6 +8,13 @@ enum RedisHandshake {
     static func open(_ configuration: RedisConfiguration) -> Result<UnsafeMutablePointer<redisContext>, RedisError> {
         let timeout = timeval(configuration.connectTimeout)
         let opened: UnsafeMutablePointer<redisContext>?
+        var configuration = configuration
+        if let sentinel = configuration.sentinel {
+            switch sentinel.resolve(timeout: configuration.connectTimeout) {
+            case .success(let primary): configuration.endpoint = primary
+            case .failure(let error): return .failure(error)
+            }
+        }
         switch configuration.endpoint {
         case .tcp(let host, let port):
             opened = redisConnectWithTimeout(host, Int32(port), timeout)
@@ -15,12 +22,12 @@ enum RedisHandshake {
             opened = redisConnectUnixWithTimeout(path, timeout)
         }
         guard let context = opened else {
-            return .failure(.connectFailed("\(configuration.endpointDescription): cannot allocate a context"))
+            return .failure(.connectFailed("\(describe(configuration.endpoint)): cannot allocate a context"))
         }
         if context.pointee.err != 0 {
             let text = errorText(context)
             redisFree(context)
-            return .failure(.connectFailed("\(configuration.endpointDescription): \(text)"))
+            return .failure(.connectFailed("\(describe(configuration.endpoint)): \(text)"))
         }
         _ = redisSetTimeout(context, timeout)
         if case .tcp = configuration.endpoint { _ = redisEnableKeepAlive(context) }
@@ -52,20 +59,35 @@ enum RedisHandshake {
         }
         if configuration.database != 0 { steps.append(["SELECT", String(configuration.database)]) }
         if let name = configuration.clientName { steps.append(["CLIENT", "SETNAME", name]) }
+        // Through Sentinel, the server named as primary must say so itself (it may be mid-failover).
+        if configuration.sentinel != nil { steps.append(["ROLE"]) }
         return steps
+    }
+
+    /// An endpoint for messages, without credentials.
+    static func describe(_ endpoint: RedisConfiguration.Endpoint) -> String {
+        switch endpoint {
+        case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unix(let path): "unix:\(path)"
+        }
     }
 
     /// What the reply to a handshake step means: `nil` to go on, else the error that fails the connect.
     static func check(_ step: [String], _ reply: RedisValue) -> RedisError? {
+        if step[0] == "ROLE", case .array(let parts) = reply {
+            let role = parts.first?.string ?? "unknown"
+            return role == "master" ? nil : .connectFailed("the server Sentinel names as primary is a \(role) (mid-failover?)")
+        }
         guard case .error(let error) = reply else { return nil }
         if step[0] == "AUTH" || error.code == "NOAUTH" { return .authenticationFailed(error) }
-        // A restricted ACL user may lack `client|setname`; the name is only a label.
-        if error.code == "NOPERM" && step[0] == "CLIENT" { return nil }
-        return .connectFailed("\(step[0]) \(step[1]) failed: \(error.message)")
+        // A restricted ACL user may lack `client|setname` (the name is only a label) or `role`
+        // (a replica is then found by its first READONLY reply instead).
+        if error.code == "NOPERM" && (step[0] == "CLIENT" || step[0] == "ROLE") { return nil }
+        return .connectFailed("\(step.prefix(2).joined(separator: " ")) failed: \(error.message)")
     }
 
     /// Runs one command in blocking mode with `redisCommandArgv`.
-    private static func command(
+    static func command(
         _ context: UnsafeMutablePointer<redisContext>, _ arguments: [String]
     ) -> Result<RedisValue, RedisError> {
         var joined: [CChar] = []

@@ -67,3 +67,14 @@ extension RedisValue {
         return self
     }
 }
+
+extension RedisValue {
+    /// Whether this is a `READONLY` error: the server is a replica now, so the primary moved.
+    var isReadOnlyError: Bool {
+        if case .error(let error) = self { error.code == "READONLY" } else { false }
+    }
+
+    /// Why a connection that got a `READONLY` reply is dropped.
+    static let readOnlyReason =
+        "the server answered READONLY: it is a replica now (a failover?), so the connection is reopened to find the primary"
+}
