@@ -24,20 +24,13 @@ enum RedisChannelSubscription {
                 if state.count.load(ordering: .relaxed) >= patterns.count { handler(.lost) }
                 state.count.store(0, ordering: .relaxed)
             case .push(let value):
-                guard case .array(let parts) = value, let kind = parts.first?.string else {
-                    logger.warning("subscriber: unexpected reply", metadata: ["reply": "\(value)"])
-                    return
-                }
-                switch kind {
-                case "psubscribe":
+                switch RedisPush(value) {
+                case .confirmation:
                     let confirmed = state.count.add(1, ordering: .relaxed).newValue
                     if confirmed == patterns.count { handler(.subscribed) }
-                case "pmessage" where parts.count == 4:
-                    if let channel = parts[2].string, let bytes = parts[3].bytes {
-                        handler(.message(channel: channel, payload: bytes))
-                    }
-                default:
-                    break
+                case .message(let channel, let payload): handler(.message(channel: channel, payload: payload))
+                case .other: break
+                case .unexpected: logger.warning("subscriber: unexpected reply", metadata: ["reply": "\(value)"])
                 }
             }
         }

@@ -121,20 +121,15 @@ private struct RedisSubscriberLoop {
                 guard let raw else { break }
                 let value = RedisReply.value(of: raw.assumingMemoryBound(to: redisReply.self))
                 freeReplyObject(raw)
-                guard case .array(let parts) = value, let kind = parts.first?.string else {
-                    logger.warning("subscriber: unexpected reply", metadata: ["reply": "\(value)"])
-                    return confirmations >= patterns.count
-                }
-                switch kind {
-                case "psubscribe":
+                switch RedisPush(value) {
+                case .confirmation:
                     confirmations += 1
                     if confirmations == patterns.count { handler(.subscribed) }
-                case "pmessage" where parts.count == 4:
-                    if let channel = parts[2].string, let bytes = parts[3].bytes {
-                        handler(.message(channel: channel, payload: bytes))
-                    }
-                default:
-                    break
+                case .message(let channel, let payload): handler(.message(channel: channel, payload: payload))
+                case .other: break
+                case .unexpected:
+                    logger.warning("subscriber: unexpected reply", metadata: ["reply": "\(value)"])
+                    return confirmations >= patterns.count
                 }
             }
         }
@@ -153,4 +148,33 @@ private struct RedisSubscriberLoop {
 /// Set once the subscriber is closed; shared with its thread.
 final class ClosedFlag: Sendable {
     let value = Atomic<Bool>(false)
+}
+
+/// What a subscribed connection received.
+enum RedisPush {
+    /// A `psubscribe` confirmation of one pattern.
+    case confirmation
+    /// A `pmessage` on `channel`.
+    case message(channel: String, payload: [UInt8])
+    /// Another push, ignored.
+    case other
+    /// Not a push at all: the connection is out of step.
+    case unexpected
+
+    init(_ value: RedisValue) {
+        guard case .array(let parts) = value, let kind = parts.first?.string else {
+            self = .unexpected
+            return
+        }
+        switch kind {
+        case "psubscribe": self = .confirmation
+        case "pmessage" where parts.count == 4:
+            if let channel = parts[2].string, let bytes = parts[3].bytes {
+                self = .message(channel: channel, payload: bytes)
+            } else {
+                self = .other
+            }
+        default: self = .other
+        }
+    }
 }
