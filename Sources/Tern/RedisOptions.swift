@@ -6,7 +6,7 @@ struct RedisOptions: ParsableArguments {
     @Option(
         name: .customLong("redis-url"),
         help: ArgumentHelp(
-            "Redis URL: redis://[user:password@]host[:port][/db] or unix:///path[?db=N&user=U&password=P]. Environment: TERN_REDIS_URL (default redis://127.0.0.1:6379).",
+            "Redis URL: redis://[user:password@]host[:port][/db], rediss://...?ca=FILE (TLS), redis+sentinel://host,host2/master-name, or unix:///path[?db=N&user=U&password=P]. Environment: TERN_REDIS_URL (default redis://127.0.0.1:6379).",
             valueName: "url"))
     var redisURL: String?
 

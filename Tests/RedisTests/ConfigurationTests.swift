@@ -76,6 +76,8 @@ struct ConfigurationTests {
             ("rediss://host?ca=", "empty 'ca'"),
             ("rediss://host?verify=no", "unknown parameter 'verify'"),
             ("redis+tls://host", "unknown scheme"),
+            ("redis://host:6380?ca=/etc/ca.pem", "for TLS use rediss://"),
+            ("redis+sentinel://s1/m?password=x", "takes none"),
         ] {
             #expect {
                 try RedisConfiguration(url: url)
@@ -115,6 +117,8 @@ struct ConfigurationTests {
     func redaction() {
         #expect(RedisConfiguration.redacted("redis://tern:hunter2@host:1/0") == "redis://tern:***@host:1/0")
         #expect(RedisConfiguration.redacted("redis://hunter2@host") == "redis://***@host")
+        #expect(RedisConfiguration.redacted("redis://:p@ss@host:0") == "redis://:***@host:0")
+        #expect(RedisConfiguration.redacted("redis+sentinel://u:pw@s1,s2/m?password=x") == "redis+sentinel://u:***@s1,s2/m?password=***")
         #expect(RedisConfiguration.redacted("unix:///s?db=1&password=hunter2&user=u") == "unix:///s?db=1&password=***&user=u")
         do {
             _ = try RedisConfiguration(url: "redis://u:hunter2@host:notaport")

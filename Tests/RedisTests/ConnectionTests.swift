@@ -163,6 +163,11 @@ struct ConnectionTests {
         }
         let after = try await eventually { try await connection.send(RedisCommand("CLIENT", "ID")).int }
         #expect(after != nil && after != before)
+        // READONLY inside a transaction (its last reply is EXECABORT) reopens the connection too.
+        let replies = try await connection.pipeline([RedisCommand("MULTI"), RedisCommand("SET", "k", "v"), RedisCommand("EXEC")])
+        #expect(replies.contains { if case .error(let error) = $0 { error.code == "READONLY" } else { false } })
+        let third = try await eventually { try await connection.send(RedisCommand("CLIENT", "ID")).int }
+        #expect(third != nil && third != after)
         try await connection.send(RedisCommand("REPLICAOF", "NO", "ONE"))
         #expect(try await connection.send(RedisCommand("SET", "k", "v")) == .simpleString("OK"))
     }

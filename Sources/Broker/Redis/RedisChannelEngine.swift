@@ -57,6 +57,10 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
     private var failedAttempts = 0
     private var everConnected = false
     private var answered = false
+    /// The TLS context, built at the first connect and after a TLS failure.
+    private var tlsContext: NIOSSLContext?
+    /// A reply of the request being completed was `READONLY`.
+    private var readOnly = false
     private var outage: (since: ContinuousClock.Instant, reason: String)?
     private var flushScheduled = false
     private var timer: Scheduled<Void>?
@@ -139,6 +143,12 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
         }
     }
 
+    /// Drops the connection (a subscriber out of step) and reconnects after a backoff. Loop only.
+    func reopen(_ reason: RedisError) {
+        answered = false
+        discard(reason)
+    }
+
     /// Writes commands whose replies nobody waits for; they reach `events` as pushes. Loop only.
     func sendUnanswered(_ payload: [UInt8]) {
         guard case .connected(let channel) = phase else { return }
@@ -156,6 +166,7 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
         guard !inFlight.isEmpty else {
             return discard(.protocolError("a reply arrived that no command was waiting for"))
         }
+        if value.isReadOnlyError { readOnly = true }
         let request = inFlight[inFlight.startIndex].request
         if request.replyCount == 1 {
             inFlight.removeFirst()
@@ -166,12 +177,19 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
             let values = inFlight.removeFirst().replies
             request.succeed(batch: values)
         }
-        if value.isReadOnlyError { discard(.connectionLost(RedisValue.readOnlyReason)) }
+        // A replica answered: once the request that got READONLY has its replies, reopen after a
+        // backoff (counted as a failed attempt, so a replica at a fixed address is not hammered).
+        if readOnly {
+            readOnly = false
+            answered = false
+            discard(.connectionLost(RedisValue.readOnlyReason))
+        }
     }
 
     /// The channel of `generation` closed; `cause` is what closed it, if known.
     func closed(generation: Int, cause: (any Error)?) {
         guard generation == self.generation else { return }
+        if let cause, Self.isTLSError(cause) { tlsContext = nil }
         let text = cause.map { Self.describe($0) } ?? "the server closed the connection"
         switch phase {
         case .connecting, .handshaking: connectFailed(.connectFailed("\(configuration.endpointDescription): \(text)"))
@@ -207,14 +225,23 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
 
     /// Connects to `endpoint` (the configured one, or the primary Sentinel named).
     private func open(_ endpoint: RedisConfiguration.Endpoint, generation: Int) {
-        let sslContext: NIOSSLContext?
-        let serverName: String?
-        do {
-            sslContext = try configuration.tls?.makeContext()
-            serverName = configuration.tls.flatMap { $0.serverName ?? Self.hostName(endpoint) }
-        } catch {
-            return connectFailed(error)
+        var sslContext: NIOSSLContext?
+        if let tls = configuration.tls {
+            if configuration.sentinel != nil && tls.serverName == nil {
+                // Sentinel is asked in plain text: the name to check must not come from its answer.
+                return connectFailed(.invalidConfiguration("TLS through Sentinel needs the server name to check (RedisTLS.serverName)"))
+            }
+            // Built once (it reads the files); again only after a TLS failure, which may be a renewed certificate.
+            if tlsContext == nil {
+                do throws(RedisError) {
+                    tlsContext = try tls.makeContext()
+                } catch {
+                    return connectFailed(error)
+                }
+            }
+            sslContext = tlsContext
         }
+        let serverName = configuration.tls.flatMap { $0.serverName ?? Self.hostName(endpoint) }
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(configuration.connectTimeout.nanoseconds))
             .channelInitializer { [self] channel in
@@ -274,6 +301,7 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
 
     private func established(_ channel: any Channel) {
         phase = .connected(channel)
+        readOnly = false
         connectedFlag.store(true, ordering: .relaxed)
         answered = false
         if let outage {
@@ -399,6 +427,10 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
     private static func hostName(_ endpoint: RedisConfiguration.Endpoint) -> String? {
         guard case .tcp(let host, _) = endpoint, !host.isIPAddress else { return nil }
         return host
+    }
+
+    private static func isTLSError(_ error: any Error) -> Bool {
+        error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError
     }
 
     static func describe(_ error: any Error) -> String {

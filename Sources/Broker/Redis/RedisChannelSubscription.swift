@@ -30,7 +30,9 @@ enum RedisChannelSubscription {
                     if confirmed == patterns.count { handler(.subscribed) }
                 case .message(let channel, let payload): handler(.message(channel: channel, payload: payload))
                 case .other: break
-                case .unexpected: logger.warning("subscriber: unexpected reply", metadata: ["reply": "\(value)"])
+                case .unexpected:
+                    logger.warning("subscriber: unexpected reply", metadata: ["reply": "\(value)"])
+                    engine.reopen(.protocolError("unexpected reply on a subscribed connection: \(value)"))
                 }
             }
         }

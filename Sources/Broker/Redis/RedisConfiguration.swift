@@ -124,16 +124,20 @@ public struct RedisConfiguration: Sendable, Hashable {
         case "redis+sentinel":
             self = try Self.parseSentinel(rest, url: url)
         case "rediss":
-            self = try Self.parseTCP(rest, url: url)
+            self = try Self.parseTCP(rest, url: url, tls: true)
             self.tls = try Self.parseTLS(rest, url: url)
         default:
             throw .invalidConfiguration("unknown scheme '\(scheme)://': use redis://, rediss://, redis+sentinel:// or unix://")
         }
     }
 
-    private static func parseTCP(_ rest: String, url: String) throws(RedisError) -> RedisConfiguration {
+    private static func parseTCP(_ rest: String, url: String, tls: Bool = false) throws(RedisError) -> RedisConfiguration {
         // The query (TLS file paths hold slashes) comes off before the path.
         let beforeQuery = rest.firstIndex(of: "?").map { rest[..<$0] } ?? rest[...]
+        if !tls && beforeQuery.endIndex != rest.endIndex {
+            // Silently ignoring ?ca=... would connect without TLS.
+            throw .invalidConfiguration("\(redacted(url)) has a query, which redis:// takes none of: for TLS use rediss://")
+        }
         var authority = String(beforeQuery)
         var path = ""
         if let slash = beforeQuery.firstIndex(of: "/") {
@@ -168,6 +172,9 @@ public struct RedisConfiguration: Sendable, Hashable {
     }
 
     private static func parseSentinel(_ rest: String, url: String) throws(RedisError) -> RedisConfiguration {
+        guard !rest.contains("?") else {
+            throw .invalidConfiguration("\(redacted(url)) has a query, which redis+sentinel:// takes none of")
+        }
         guard let slash = rest.firstIndex(of: "/") else {
             throw .invalidConfiguration("no master name in \(redacted(url)): redis+sentinel://host:port,.../master-name")
         }
@@ -297,7 +304,11 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// The URL with any password replaced by `***`, for messages and logs.
     public static func redacted(_ url: String) -> String {
         var text = url
-        if let schemeEnd = text.range(of: "://"), let at = text[schemeEnd.upperBound...].firstIndex(of: "@") {
+        // The user information ends at the last `@` before the path, as the parser reads it.
+        if let schemeEnd = text.range(of: "://"),
+            case let authority = text[schemeEnd.upperBound...].prefix(while: { $0 != "/" && $0 != "?" }),
+            let at = authority.lastIndex(of: "@")
+        {
             let userinfo = text[schemeEnd.upperBound..<at]
             let user = userinfo.firstIndex(of: ":").map { userinfo[..<$0] + ":***" } ?? "***"
             text.replaceSubrange(schemeEnd.upperBound..<at, with: user)

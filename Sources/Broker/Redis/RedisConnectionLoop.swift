@@ -29,6 +29,9 @@ final class RedisConnectionLoop: @unchecked Sendable {
     /// Whether the current connection has answered a command; until it has, a break counts as a
     /// failed attempt, so a server that accepts and drops connections is not hammered.
     private var answered = false
+    /// A reply of the request being completed was `READONLY` (a replica answered): once that request
+    /// has all its replies, the connection is reopened after a backoff, to find the primary again.
+    private var readOnly = false
     private var outage: (since: ContinuousClock.Instant, reason: String)?
     /// When the last request completed; the loop spins briefly after it (see ``spinForWork()``).
     private var lastCompletion: ContinuousClock.Instant?
@@ -268,9 +271,7 @@ final class RedisConnectionLoop: @unchecked Sendable {
     /// Hands every complete reply in hiredis's buffer to its request. Returns an error that must
     /// discard the connection.
     private func deliverReplies(_ context: UnsafeMutablePointer<redisContext>) -> RedisError? {
-        var readOnly = false
         while true {
-            if readOnly { return .connectionLost(RedisValue.readOnlyReason) }
             var raw: UnsafeMutableRawPointer?
             guard redisGetReplyFromReader(context, &raw) == REDIS_OK else {
                 return .protocolError(RedisHandshake.errorText(context))
@@ -283,11 +284,11 @@ final class RedisConnectionLoop: @unchecked Sendable {
                 return .protocolError("a reply arrived that no command was waiting for")
             }
             let request = inFlight[head].request
-            // A replica answers writes with READONLY: the primary moved (failover), so find it again.
-            defer { if value.isReadOnlyError { readOnly = true } }
+            if value.isReadOnlyError { readOnly = true }
             if request.replyCount == 1 {
                 complete()
                 request.succeed(single: value)
+                if readOnly { return readOnlyReopen() }
             } else {
                 if inFlight[head].replies.isEmpty { inFlight[head].replies.reserveCapacity(request.replyCount) }
                 inFlight[head].replies.append(value)
@@ -296,9 +297,17 @@ final class RedisConnectionLoop: @unchecked Sendable {
                     inFlight[head].replies = []
                     complete()
                     request.succeed(batch: values)
+                    if readOnly { return readOnlyReopen() }
                 }
             }
         }
+    }
+
+    /// The error that reopens the connection after a READONLY reply, through the backoff.
+    private func readOnlyReopen() -> RedisError {
+        readOnly = false
+        answered = false
+        return .connectionLost(RedisValue.readOnlyReason)
     }
 
     /// Retires the oldest in-flight request.
@@ -326,6 +335,7 @@ final class RedisConnectionLoop: @unchecked Sendable {
     private func discard(_ error: RedisError, errorFor: ((RedisRequest) -> RedisError)? = nil) -> Bool {
         if let context { redisFree(context) }
         context = nil
+        readOnly = false
         let failed = inFlight[head...].map(\.request)
         inFlight.removeAll()
         head = 0
