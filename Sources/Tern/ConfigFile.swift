@@ -15,9 +15,16 @@ struct ConfigFile: Decodable, Sendable {
         var prefix: String?
         var busyPollMicroseconds: Int?
         var transport: String?
+        var sentinel: Sentinel?
+
+        /// `redis.sentinel`: the primary found through Sentinel, as `redis+sentinel://` does.
+        struct Sentinel: Decodable, Sendable {
+            var master: String
+            var nodes: [String]
+        }
 
         enum CodingKeys: String, CodingKey {
-            case url, prefix, transport
+            case url, prefix, transport, sentinel
             case busyPollMicroseconds = "busy_poll_us"
         }
     }

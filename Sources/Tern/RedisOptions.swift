@@ -1,5 +1,6 @@
 import ArgumentParser
 import Broker
+import Foundation
 
 /// The options every command that talks to Redis takes.
 struct RedisOptions: ParsableArguments {
@@ -40,6 +41,23 @@ struct RedisOptions: ParsableArguments {
         return prefix
     }
 
+    /// `redis.sentinel`: the sentinels replace the URL's host; its user, password and database stay.
+    private static func apply(_ sentinel: ConfigFile.Redis.Sentinel, to configuration: inout RedisConfiguration) throws {
+        guard configuration.sentinel == nil, configuration.tls == nil, case .tcp = configuration.endpoint else {
+            throw ValidationError("redis.sentinel works with a redis:// URL (for its user, password and database), not with this one")
+        }
+        guard !sentinel.nodes.isEmpty, !sentinel.master.isEmpty else {
+            throw ValidationError("redis.sentinel needs a master name and at least one node (host or host:port)")
+        }
+        let master = sentinel.master.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? sentinel.master
+        do {
+            configuration.sentinel = try RedisConfiguration(
+                url: "redis+sentinel://\(sentinel.nodes.joined(separator: ","))/\(master)").sentinel
+        } catch {
+            throw ValidationError("redis.sentinel: \(error)")
+        }
+    }
+
     /// The connection settings of the resolved URL, with `TERN_REDIS_BUSY_POLL_US` or
     /// `redis.busy_poll_us` (0 turns busy-polling off; default `busyPoll`, else
     /// ``RedisConfiguration/busyPoll``) and `TERN_REDIS_TRANSPORT` or `redis.transport`
@@ -50,6 +68,7 @@ struct RedisOptions: ParsableArguments {
     ) throws -> RedisConfiguration {
         do {
             var configuration = try RedisConfiguration(url: try resolvedURL(settings))
+            if let sentinel = settings.file.redis?.sentinel { try Self.apply(sentinel, to: &configuration) }
             if let defaultBusyPoll { configuration.busyPoll = defaultBusyPoll }
             configuration.transport = defaultTransport
             let transportNames = SettingNames(environment: "TERN_REDIS_TRANSPORT", file: "redis.transport")

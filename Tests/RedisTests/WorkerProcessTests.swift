@@ -179,6 +179,12 @@ extension HeavyProcessTests {
                 ([], ["TERN_LOG_LEVEL": "loud"], "", 64, "TERN_LOG_LEVEL must be one of trace, debug"),
                 (["--log-level", "debug"], ["TERN_LOG_LEVEL": "loud"], "", 0, ""),
                 ([], [:], "log:\n  format: xml\n", 64, "log.format must be text or json, not 'xml'"),
+                ([], ["TERN_REDIS_TRANSPORT": "fast"], "", 64, "TERN_REDIS_TRANSPORT must be thread or event-loop, not 'fast'"),
+                ([], [:], "redis:\n  transport: event-loop\n", 0, ""),
+                ([], ["TERN_REDIS_URL": "redis://h?ca=/c.pem"], "", 64, "for TLS use rediss://"),
+                ([], [:], "redis:\n  sentinel:\n    master: m\n    nodes: [s1, 's2:26380']\n", 0, ""),
+                ([], [:], "redis:\n  sentinel:\n    master: m\n    nodes: []\n", 64, "redis.sentinel needs a master name and at least one node"),
+                ([], ["TERN_REDIS_URL": "rediss://h"], "redis:\n  sentinel:\n    master: m\n    nodes: [s1]\n", 64, "redis.sentinel works with a redis:// URL"),
             ] as [([String], [String: String], String, Int32, String)])
         func settingsResolution(flags: [String], variables: [String: String], file: String, status: Int32, text: String) async throws {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-settings-\(UUID().uuidString)")
