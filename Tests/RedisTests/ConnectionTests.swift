@@ -92,7 +92,7 @@ struct ConnectionTests {
                 }
             }
         }
-        recordTiming("20 commands fail while Redis is down", failFast, bound: .seconds(5))
+        recordTiming("20 commands fail while Redis is down (\(transport))", failFast, bound: .seconds(5))
         #expect(!client.isConnected)
 
         try await server.restart()

@@ -48,6 +48,9 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
     private let events: (@Sendable (RedisChannelEngine, Event) -> Void)?
     private let logger: Logger
     private let connectedFlag = Atomic<Bool>(false)
+    /// While backing off or closed, the error new requests fail with: read by ``submit(_:)`` on any
+    /// thread, so a caller fails fast without a hop to a loop that may be busy.
+    private let refusal = Mutex<RedisError?>(nil)
 
     // Owned by `eventLoop`.
     private var phase = Phase.connecting
@@ -84,6 +87,7 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
     var isConnected: Bool { connectedFlag.load(ordering: .relaxed) }
 
     func submit(_ request: RedisRequest) {
+        if let error = refusal.withLock({ $0 }) { return request.fail(error) }
         if eventLoop.inEventLoop {
             enqueue(request)
         } else {
@@ -100,7 +104,7 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
     private func enqueue(_ request: RedisRequest) {
         switch phase {
         case .closed: request.fail(.closed)
-        case .waiting(let error): request.fail(error.wasNotSent ? RedisConnectionCore.notConnected(error) : error)
+        case .waiting(let error): request.fail(Self.refusal(for: error))
         case .connecting, .handshaking: queued.append(request)
         case .connected(let channel): write(request, on: channel)
         }
@@ -263,7 +267,12 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
             bootstrap = bootstrap
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelOption(.socketOption(.so_keepalive), value: 1)
-            connecting = bootstrap.connect(host: host, port: port)
+            // An address needs no resolver (which runs getaddrinfo off the loop): connect at once.
+            if let address = try? SocketAddress(ipAddress: host, port: port) {
+                connecting = bootstrap.connect(to: address)
+            } else {
+                connecting = bootstrap.connect(host: host, port: port)
+            }
         case .unix(let path):
             connecting = bootstrap.connect(unixDomainSocketPath: path)
         }
@@ -341,6 +350,7 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
     /// Fails queued requests with `queuedError` and fails new ones fast until the next attempt.
     private func backOff(_ cause: RedisError, failingQueuedWith queuedError: RedisError) {
         phase = .waiting(cause)
+        refusal.withLock { $0 = Self.refusal(for: cause) }
         connectedFlag.store(false, ordering: .relaxed)
         let waiting = queued
         queued.removeAll()
@@ -348,6 +358,7 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
         eventLoop.scheduleTask(in: .nanoseconds(configuration.reconnectBackoff.delay(attempt: failedAttempts).nanoseconds)) {
             guard case .waiting = self.phase else { return }
             self.phase = .connecting
+            self.refusal.withLock { $0 = nil }
             self.connect()
         }
     }
@@ -412,6 +423,7 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
             default: nil
             }
         phase = .closed
+        refusal.withLock { $0 = .closed }
         generation += 1
         open?.close(promise: nil)
         connectedFlag.store(false, ordering: .relaxed)
@@ -427,6 +439,11 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
     private static func hostName(_ endpoint: RedisConfiguration.Endpoint) -> String? {
         guard case .tcp(let host, _) = endpoint, !host.isIPAddress else { return nil }
         return host
+    }
+
+    /// What a request submitted while backing off after `cause` fails with: it was not sent.
+    private static func refusal(for cause: RedisError) -> RedisError {
+        cause.wasNotSent ? RedisConnectionCore.notConnected(cause) : cause
     }
 
     private static func isTLSError(_ error: any Error) -> Bool {
