@@ -104,7 +104,7 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
     private func enqueue(_ request: RedisRequest) {
         switch phase {
         case .closed: request.fail(.closed)
-        case .waiting(let error): request.fail(Self.refusal(for: error))
+        case .waiting(let error): request.fail(RedisConnectionCore.refusal(for: error))
         case .connecting, .handshaking: queued.append(request)
         case .connected(let channel): write(request, on: channel)
         }
@@ -283,7 +283,7 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
             }
             switch result {
             case .failure(let error):
-                self.connectFailed(.connectFailed("\(RedisHandshake.describe(endpoint)): \(Self.describe(error))"))
+                self.connectFailed(.connectFailed("\(endpoint): \(Self.describe(error))"))
             case .success(let channel):
                 self.handshake(channel)
             }
@@ -350,7 +350,7 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
     /// Fails queued requests with `queuedError` and fails new ones fast until the next attempt.
     private func backOff(_ cause: RedisError, failingQueuedWith queuedError: RedisError) {
         phase = .waiting(cause)
-        refusal.withLock { $0 = Self.refusal(for: cause) }
+        refusal.withLock { $0 = RedisConnectionCore.refusal(for: cause) }
         connectedFlag.store(false, ordering: .relaxed)
         let waiting = queued
         queued.removeAll()
@@ -439,11 +439,6 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
     private static func hostName(_ endpoint: RedisConfiguration.Endpoint) -> String? {
         guard case .tcp(let host, _) = endpoint, !host.isIPAddress else { return nil }
         return host
-    }
-
-    /// What a request submitted while backing off after `cause` fails with: it was not sent.
-    private static func refusal(for cause: RedisError) -> RedisError {
-        cause.wasNotSent ? RedisConnectionCore.notConnected(cause) : cause
     }
 
     private static func isTLSError(_ error: any Error) -> Bool {

@@ -10,11 +10,19 @@ import TernCore
 /// ```
 public struct RedisConfiguration: Sendable, Hashable {
     /// The server's address.
-    public enum Endpoint: Sendable, Hashable {
+    public enum Endpoint: Sendable, Hashable, CustomStringConvertible {
         /// A TCP host (name or address) and port.
         case tcp(host: String, port: Int)
         /// A unix domain socket path.
         case unix(path: String)
+
+        /// `host:port`, `[v6]:port` or `unix:/path`.
+        public var description: String {
+            switch self {
+            case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            case .unix(let path): "unix:\(path)"
+            }
+        }
     }
 
     /// How a connection moves its bytes.
@@ -321,11 +329,6 @@ public struct RedisConfiguration: Sendable, Hashable {
     }
 
     /// A description of the endpoint that never includes credentials.
-    public var endpointDescription: String {
-        if let sentinel { return sentinel.description }
-        return switch endpoint {
-        case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-        case .unix(let path): "unix:\(path)"
-        }
-    }
+    public var endpointDescription: String { sentinel?.description ?? endpoint.description }
+
 }

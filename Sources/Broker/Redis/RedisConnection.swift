@@ -217,7 +217,7 @@ final class RedisConnectionCore: RedisEngine {
             case .closed:
                 return .failed(.closed)
             case .waiting(let error):
-                return .failed(error.wasNotSent ? Self.notConnected(error) : error)
+                return .failed(Self.refusal(for: error))
             case .connecting, .connected:
                 inbox.queued.append(request)
                 guard inbox.threadParked else { return .queued }
@@ -232,7 +232,12 @@ final class RedisConnectionCore: RedisEngine {
         }
     }
 
-    static func notConnected(_ cause: RedisError) -> RedisError {
+    /// What a request submitted while backing off after `cause` fails with (both transports).
+    static func refusal(for cause: RedisError) -> RedisError {
+        cause.wasNotSent ? notConnected(cause) : cause
+    }
+
+    private static func notConnected(_ cause: RedisError) -> RedisError {
         switch cause {
         case .authenticationFailed, .notConnected, .closed, .misuse, .invalidConfiguration, .unsupported: cause
         case .connectFailed(let text): .notConnected(text)

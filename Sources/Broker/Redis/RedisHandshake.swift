@@ -22,12 +22,12 @@ enum RedisHandshake {
             opened = redisConnectUnixWithTimeout(path, timeout)
         }
         guard let context = opened else {
-            return .failure(.connectFailed("\(describe(configuration.endpoint)): cannot allocate a context"))
+            return .failure(.connectFailed("\(configuration.endpoint): cannot allocate a context"))
         }
         if context.pointee.err != 0 {
             let text = errorText(context)
             redisFree(context)
-            return .failure(.connectFailed("\(describe(configuration.endpoint)): \(text)"))
+            return .failure(.connectFailed("\(configuration.endpoint): \(text)"))
         }
         _ = redisSetTimeout(context, timeout)
         if case .tcp = configuration.endpoint { _ = redisEnableKeepAlive(context) }
@@ -64,13 +64,6 @@ enum RedisHandshake {
         return steps
     }
 
-    /// An endpoint for messages, without credentials.
-    static func describe(_ endpoint: RedisConfiguration.Endpoint) -> String {
-        switch endpoint {
-        case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-        case .unix(let path): "unix:\(path)"
-        }
-    }
 
     /// What the reply to a handshake step means: `nil` to go on, else the error that fails the connect.
     static func check(_ step: [String], _ reply: RedisValue) -> RedisError? {

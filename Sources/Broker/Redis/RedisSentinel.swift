@@ -25,13 +25,7 @@ public struct RedisSentinel: Sendable, Hashable {
 
     /// The sentinels and the master name, never credentials.
     var description: String {
-        let list = nodes.map { endpoint -> String in
-            switch endpoint {
-            case .tcp(let host, let port): host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
-            case .unix(let path): "unix:\(path)"
-            }
-        }
-        return "'\(masterName)' via Sentinel \(list.joined(separator: ","))"
+        "'\(masterName)' via Sentinel \(nodes.map(\.description).joined(separator: ","))"
     }
 
     /// Asks each sentinel in turn for the primary's address. Blocking: at most `timeout` per sentinel.
