@@ -16,6 +16,8 @@ struct ConfigFile: Decodable, Sendable {
         var busyPollMicroseconds: Int?
         var transport: String?
         var sentinel: Sentinel?
+        /// `redis.cluster`: seed nodes (`host:port`) of a Redis Cluster, as `redis+cluster://` names.
+        var cluster: [String]?
 
         /// `redis.sentinel`: the primary found through Sentinel, as `redis+sentinel://` does.
         struct Sentinel: Decodable, Sendable {
@@ -24,7 +26,7 @@ struct ConfigFile: Decodable, Sendable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case url, prefix, transport, sentinel
+            case url, prefix, transport, sentinel, cluster
             case busyPollMicroseconds = "busy_poll_us"
         }
     }

@@ -7,7 +7,7 @@ struct RedisOptions: ParsableArguments {
     @Option(
         name: .customLong("redis-url"),
         help: ArgumentHelp(
-            "Redis URL: redis://[user:password@]host[:port][/db], rediss://...?ca=FILE (TLS), redis+sentinel://host,host2/master-name, or unix:///path[?db=N&user=U&password=P]. Environment: TERN_REDIS_URL (default redis://127.0.0.1:6379).",
+            "Redis URL: redis://[user:password@]host[:port][/db], rediss://...?ca=FILE (TLS), redis+sentinel://host,host2/master-name, redis+cluster://host:port,host2:port (rediss+cluster:// for TLS), or unix:///path[?db=N&user=U&password=P]. Environment: TERN_REDIS_URL (default redis://127.0.0.1:6379).",
             valueName: "url"))
     var redisURL: String?
 
@@ -58,6 +58,24 @@ struct RedisOptions: ParsableArguments {
         }
     }
 
+    /// `redis.cluster`: the seeds replace the URL's host; its user, password and TLS settings stay.
+    private static func apply(cluster seeds: [String], to configuration: inout RedisConfiguration) throws {
+        guard configuration.sentinel == nil, configuration.cluster == nil, case .tcp = configuration.endpoint else {
+            throw ValidationError("redis.cluster works with a redis:// or rediss:// URL (for its user, password and TLS settings), not with this one")
+        }
+        guard !seeds.isEmpty else { throw ValidationError("redis.cluster needs at least one node (host or host:port)") }
+        guard configuration.database == 0 else {
+            throw ValidationError("redis.cluster: the URL names database \(configuration.database), but a Redis Cluster has only database 0")
+        }
+        do {
+            let nodes = try RedisConfiguration(url: "redis+cluster://\(seeds.joined(separator: ","))").cluster ?? []
+            configuration.cluster = nodes
+            configuration.endpoint = nodes[0]
+        } catch {
+            throw ValidationError("redis.cluster: \(error)")
+        }
+    }
+
     /// The connection settings of the resolved URL, with `TERN_REDIS_BUSY_POLL_US` or
     /// `redis.busy_poll_us` (0 turns busy-polling off; default `busyPoll`, else
     /// ``RedisConfiguration/busyPoll``) and `TERN_REDIS_TRANSPORT` or `redis.transport`
@@ -69,6 +87,10 @@ struct RedisOptions: ParsableArguments {
         do {
             var configuration = try RedisConfiguration(url: try resolvedURL(settings))
             if let sentinel = settings.file.redis?.sentinel { try Self.apply(sentinel, to: &configuration) }
+            if let cluster = settings.file.redis?.cluster {
+                if settings.file.redis?.sentinel != nil { throw ValidationError("redis.sentinel and redis.cluster exclude each other: choose one") }
+                try Self.apply(cluster: cluster, to: &configuration)
+            }
             if let defaultBusyPoll { configuration.busyPoll = defaultBusyPoll }
             configuration.transport = defaultTransport
             let transportNames = SettingNames(environment: "TERN_REDIS_TRANSPORT", file: "redis.transport")

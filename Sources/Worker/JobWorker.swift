@@ -152,6 +152,9 @@ public final class JobWorker: Sendable {
 
     private func fetchLoop(jobs: inout DiscardingTaskGroup, threads: JobThreads?) async {
         var failures = 0
+        // With several queues, a queue whose claim fails (its Redis Cluster node is down) is
+        // skipped until its own backoff ends, so the other queues' nodes keep being served.
+        var failing = FailingQueues()
         while !isStopping {
             if Task.isCancelled {
                 shutdown()
@@ -164,9 +167,24 @@ public final class JobWorker: Sendable {
             }
             do {
                 var claimed = 0
-                for queue in queueVisitOrder() where claimed < free && !isStopping {
-                    let jobsOfQueue = try await broker.claim(
-                        queue: queue, limit: free - claimed, worker: configuration.workerID, lease: configuration.lease)
+                let open = failing.open(configuration.queues)
+                if open.isEmpty {
+                    try? await Task.sleep(until: failing.nextRetry, clock: .continuous)
+                    continue
+                }
+                for queue in queueVisitOrder() where claimed < free && !isStopping && open.contains(queue) {
+                    let jobsOfQueue: [ClaimedJob]
+                    do {
+                        jobsOfQueue = try await broker.claim(
+                            queue: queue, limit: free - claimed, worker: configuration.workerID, lease: configuration.lease)
+                        failing.succeeded(queue)
+                    } catch where configuration.queues.count > 1 && !(error is CancellationError) {
+                        let delay = failing.failed(queue)
+                        logger.warning(
+                            "claiming failed; retrying",
+                            metadata: ["queue": "\(queue)", "error": "\(error)", "retry_in": "\(delay)"])
+                        continue
+                    }
                     // Every claim is reported before any of these jobs starts: a job that kills the
                     // process at once must not take along a job its supervisor never heard of.
                     for job in jobsOfQueue { events?(.claimed(job)) }
@@ -183,8 +201,9 @@ public final class JobWorker: Sendable {
                     if !isStopping {
                         // Wake for a scheduled or retrying job on time, not only on new work.
                         var wait = configuration.idleWait
-                        if let due = try await broker.nextDue(queues: configuration.queues) { wait = min(wait, due) }
-                        if wait >= .milliseconds(1) { try await waitForWorkOrShutdown(wait) }
+                        let ready = failing.open(configuration.queues)
+                        if let due = try await broker.nextDue(queues: ready) { wait = min(wait, due) }
+                        if wait >= .milliseconds(1) { try await waitForWorkOrShutdown(wait, queues: ready) }
                     }
                     continue
                 }
@@ -198,11 +217,11 @@ public final class JobWorker: Sendable {
     }
 
     /// Blocks on Redis until work may be there, `timeout` passes, or ``shutdown()`` is called.
-    private func waitForWorkOrShutdown(_ timeout: Duration) async throws {
+    private func waitForWorkOrShutdown(_ timeout: Duration, queues: [QueueName]) async throws {
         let outcome: Result<Void, any Error>? = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
             group.addTask {
                 do {
-                    _ = try await self.broker.waitForWork(queues: self.configuration.queues, timeout: timeout)
+                    _ = try await self.broker.waitForWork(queues: queues, timeout: timeout)
                     return .success(())
                 } catch {
                     return Task.isCancelled ? nil : .failure(error)
@@ -440,5 +459,29 @@ public struct JobOutcome: Sendable, Hashable {
         self.task = task
         self.outcome = outcome
         self.duration = duration
+    }
+}
+
+/// The queues whose last claim failed, each skipped until its own backoff ends.
+struct FailingQueues {
+    private var entries: [QueueName: (failures: Int, retryAt: ContinuousClock.Instant)] = [:]
+
+    /// The queues of `queues` not waiting out a backoff, in order.
+    func open(_ queues: [QueueName]) -> [QueueName] {
+        let now = ContinuousClock.now
+        return queues.filter { (entries[$0]?.retryAt ?? now) <= now }
+    }
+
+    /// When the first backed-off queue may be tried again.
+    var nextRetry: ContinuousClock.Instant { entries.values.map(\.retryAt).min() ?? .now }
+
+    mutating func succeeded(_ queue: QueueName) { entries[queue] = nil }
+
+    /// Records a failed claim; returns the backoff (50 ms doubling to 2 s).
+    mutating func failed(_ queue: QueueName) -> Duration {
+        let failures = (entries[queue]?.failures ?? 0) + 1
+        let delay = Backoff(base: .milliseconds(50), cap: .seconds(2)).delay(attempt: failures)
+        entries[queue] = (failures, .now + delay)
+        return delay
     }
 }

@@ -7,7 +7,7 @@ import Testing
 
 /// The brokers that must keep the ``JobBroker`` contract.
 enum BrokerKind: String, CaseIterable, CustomStringConvertible {
-    case memory, redis
+    case memory, redis, cluster
     var description: String { rawValue }
 }
 
@@ -35,20 +35,30 @@ struct ContractBroker {
                 server.stop()
                 throw error
             }
-            do {
-                let broker = try RedisJobBroker(
-                    client: client, prefix: "c" + String(UUID().uuidString.prefix(8)), failedCap: failedCap,
-                    failedRetention: failedRetention, caps: caps)
-                try await broker.prepare()
-                return ContractBroker(broker: broker) {
-                    client.close()
-                    server.stop()
-                }
-            } catch {
+            return try await redis(client, failedCap: failedCap, failedRetention: failedRetention, caps: caps) {
                 client.close()
                 server.stop()
-                throw error
             }
+        case .cluster:
+            // One cluster for the whole suite (each test has its own key prefix).
+            guard TestRedis.enabled else { return nil }
+            let client = RedisClient(configuration: try await TestCluster.shared.value.configuration())
+            return try await redis(client, failedCap: failedCap, failedRetention: failedRetention, caps: caps) { client.close() }
+        }
+    }
+
+    private static func redis(
+        _ client: RedisClient, failedCap: Int, failedRetention: Duration, caps: QueueCaps, stop: @escaping @Sendable () -> Void
+    ) async throws -> ContractBroker {
+        do {
+            let broker = try RedisJobBroker(
+                client: client, prefix: "c" + String(UUID().uuidString.prefix(8)), failedCap: failedCap,
+                failedRetention: failedRetention, caps: caps)
+            try await broker.prepare()
+            return ContractBroker(broker: broker, stop: stop)
+        } catch {
+            stop()
+            throw error
         }
     }
 }

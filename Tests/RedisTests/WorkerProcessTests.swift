@@ -185,6 +185,11 @@ extension HeavyProcessTests {
                 ([], [:], "redis:\n  sentinel:\n    master: m\n    nodes: [s1, 's2:26380']\n", 0, ""),
                 ([], [:], "redis:\n  sentinel:\n    master: m\n    nodes: []\n", 64, "redis.sentinel needs a master name and at least one node"),
                 ([], ["TERN_REDIS_URL": "rediss://h"], "redis:\n  sentinel:\n    master: m\n    nodes: [s1]\n", 64, "redis.sentinel works with a redis:// URL"),
+                ([], [:], "redis:\n  cluster: [n1, 'n2:7001']\n", 0, ""),
+                ([], ["TERN_REDIS_URL": "rediss://u:p@h?ca=/c.pem"], "redis:\n  cluster: [n1:7000]\n", 0, ""),
+                ([], [:], "redis:\n  cluster: []\n", 64, "redis.cluster needs at least one node"),
+                ([], ["TERN_REDIS_URL": "redis://h/2"], "redis:\n  cluster: [n1]\n", 64, "a Redis Cluster has only database 0"),
+                ([], ["TERN_REDIS_URL": "redis+cluster://h:1/3"], "", 64, "a Redis Cluster has only database 0"),
             ] as [([String], [String: String], String, Int32, String)])
         func settingsResolution(flags: [String], variables: [String: String], file: String, status: Int32, text: String) async throws {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-settings-\(UUID().uuidString)")

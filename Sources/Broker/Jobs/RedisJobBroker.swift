@@ -134,16 +134,15 @@ public final class RedisJobBroker: JobBroker {
             }
             commands.append(command)
         }
-        let replies = try await pipelineLoadingFunctions(commands, client: client)
+        // Each command has its own outcome: on a cluster a node that is down fails only its queues.
+        let replies = try await eachLoadingFunctions(commands, client: client)
         // The set of queue names is a directory, not part of the job: its failure fails no enqueue.
-        if !newQueues.isEmpty {
-            if case .error = replies[0] {} else { known.add(newQueues) }
-        }
+        if !newQueues.isEmpty, case .success(let reply) = replies[0], !reply.isError { known.add(newQueues) }
         var receipts = decided.map { $0 ?? .failure(RedisError.protocolError("no reply from tern_enqueue")) }
         for (position, call) in calls.enumerated() {
             // Each call stands alone: one queue's error (OOM, say) fails only that queue's jobs.
             do {
-                let rows = try replies[position + (newQueues.isEmpty ? 0 : 1)].throwingServerError().array ?? []
+                let rows = try replies[position + (newQueues.isEmpty ? 0 : 1)].get().throwingServerError().array ?? []
                 guard rows.count == call.indices.count else {
                     throw RedisError.protocolError("tern_enqueue returned \(rows.count) rows for \(call.indices.count) jobs")
                 }
@@ -210,14 +209,26 @@ public final class RedisJobBroker: JobBroker {
     }
 
     private static func pipelineLoadingFunctions(_ commands: [RedisCommand], client: RedisClient) async throws -> [RedisValue] {
-        let replies = try await client.pipeline(commands)
-        let missing = replies.contains {
-            if case .error(let error) = $0 { return RedisClient.isMissingFunction(error) }
+        try await eachLoadingFunctions(commands, client: client).map { try $0.get() }
+    }
+
+    /// Sends `commands` in one pipeline (on a cluster, one per node, each command with its own
+    /// outcome); the commands answered `Function not found` (a Redis, or a cluster node, that lost
+    /// the library) go again once the library is loaded.
+    private static func eachLoadingFunctions(
+        _ commands: [RedisCommand], client: RedisClient
+    ) async throws -> [Result<RedisValue, any Error>] {
+        var results = try await client.pipelineEach(commands)
+        let missing = results.indices.filter {
+            if case .success(.error(let error)) = results[$0] { return RedisClient.isMissingFunction(error) }
             return false
         }
-        guard missing else { return replies }
+        guard !missing.isEmpty else { return results }
         try await client.load(JobFunctions.library)
-        return try await client.pipeline(commands)
+        for (index, result) in zip(missing, try await client.pipelineEach(missing.map { commands[$0] })) {
+            results[index] = result
+        }
+        return results
     }
 
     public func claim(queue: QueueName, limit: Int, worker: String, lease: Duration) async throws -> [ClaimedJob] {
@@ -253,11 +264,42 @@ public final class RedisJobBroker: JobBroker {
 
     public func waitForWork(queues: [QueueName], timeout: Duration) async throws -> Bool {
         guard !queues.isEmpty else { return false }
-        let seconds = max(0.01, Double(timeout.nanoseconds) / 1e9)
-        let command = RedisCommand(
-            "BLPOP", arguments: queues.map { keys.queueKey($0, .wake) } + [String(format: "%.3f", seconds)])
-        let reply = try await client.sendBlocking(command, blockFor: timeout)
-        return !reply.isNull
+        let seconds = String(format: "%.3f", max(0.01, Double(timeout.nanoseconds) / 1e9))
+        let wakeKeys = queues.map { keys.queueKey($0, .wake) }
+        // A multi-key command needs one slot on a cluster: there, one BLPOP per slot, at once, and the
+        // first woken wins (the others are cancelled; their connections are closed, not reused). A
+        // slot whose node fails does not end the wait for the others; only all failing does.
+        let groups =
+            client.isCluster ? Array(Dictionary(grouping: wakeKeys, by: RedisClusterSlot.of).values) : [wakeKeys]
+        if groups.count == 1 {
+            return try await !client.sendBlocking(RedisCommand("BLPOP", arguments: wakeKeys + [seconds]), blockFor: timeout).isNull
+        }
+        let outcome = await withTaskGroup(of: Result<Bool, any Error>.self) { group -> Result<Bool, any Error> in
+            for slotKeys in groups {
+                group.addTask {
+                    do {
+                        let reply = try await self.client.sendBlocking(RedisCommand("BLPOP", arguments: slotKeys + [seconds]), blockFor: timeout)
+                        return .success(!reply.isNull)
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+            }
+            var firstError: (any Error)?
+            var answered = false
+            for await outcome in group {
+                switch outcome {
+                case .success(true):
+                    group.cancelAll()
+                    return .success(true)
+                case .success(false): answered = true
+                case .failure(let error): firstError = firstError ?? error
+                }
+            }
+            if let firstError, !answered { return .failure(firstError) }
+            return .success(false)
+        }
+        return try outcome.get()
     }
 
     public func heartbeat(_ leases: [JobLease], lease: Duration) async throws -> HeartbeatOutcome {
@@ -272,7 +314,14 @@ public final class RedisJobBroker: JobBroker {
             return command
         }
         var outcome = HeartbeatOutcome()
-        for reply in try await pipelineLoadingFunctions(commands) {
+        // On a cluster a node that is down fails only its queues' heartbeats: the others still count.
+        let results = try await Self.eachLoadingFunctions(commands, client: client)
+        if let failure = results.first(where: { if case .failure = $0 { true } else { false } }),
+            results.allSatisfy({ if case .failure = $0 { true } else { false } })
+        {
+            _ = try failure.get()
+        }
+        for case .success(let reply) in results {
             let parts = try reply.throwingServerError().array ?? []
             guard parts.count == 2 else { throw RedisError.protocolError("unexpected reply from tern_heartbeat") }
             outcome.lost += (parts[0].array ?? []).compactMap { $0.string.flatMap(JobID.init) }
@@ -306,14 +355,17 @@ public final class RedisJobBroker: JobBroker {
         }
         var results = [Result<Bool, any Error>](repeating: .failure(RedisError.protocolError("no reply")), count: items.count)
         do {
-            let replies = try await pipelineLoadingFunctions(commands, client: client)
+            // Each queue's call has its own outcome: on a cluster a node that is down fails only its queues.
+            let replies = try await eachLoadingFunctions(commands, client: client)
             for (queue, reply) in zip(order, replies) {
                 let indices = groups[queue]!
                 switch reply {
-                case .array(let flags) where flags.count == indices.count:
+                case .success(.array(let flags)) where flags.count == indices.count:
                     for (index, flag) in zip(indices, flags) { results[index] = .success(flag.int == 1) }
-                case .error(let error):
+                case .success(.error(let error)):
                     for index in indices { results[index] = .failure(RedisError.server(error)) }
+                case .failure(let error):
+                    for index in indices { results[index] = .failure(error) }
                 default:
                     for index in indices { results[index] = .failure(RedisError.protocolError("unexpected reply from tern_complete")) }
                 }

@@ -214,7 +214,9 @@ final class RedisChannelEngine: RedisEngine, @unchecked Sendable {
         guard case .connecting = phase else { return }
         generation += 1
         let generation = self.generation
-        guard let sentinel = configuration.sentinel else { return open(configuration.endpoint, generation: generation) }
+        guard let sentinel = configuration.sentinel else {
+            return open(configuration.endpoint(attempt: failedAttempts), generation: generation)
+        }
         // Sentinel's answer comes from blocking calls: off the loop, on NIO's thread pool.
         let timeout = configuration.connectTimeout
         NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) { try sentinel.resolve(timeout: timeout).get() }

@@ -1,6 +1,4 @@
 import Logging
-import NIOCore
-import NIOPosix
 import Synchronization
 
 /// A pool of Redis connections: the entry point for Redis in Tern.
@@ -12,6 +10,11 @@ import Synchronization
 /// `BZPOPMIN`, ...) block the connection they run on, so they go through ``sendBlocking(_:blockFor:)``,
 /// which lends a dedicated connection from a bounded second pool.
 ///
+/// On a Redis Cluster (``RedisConfiguration/cluster``) the client keeps such a pool per primary and
+/// sends each command to the primary that holds its first key's slot, following `MOVED` and `ASK`
+/// (see ``RedisCommand/slot`` and docs/redis-client.md, "Cluster"); a pipeline is split by node and its
+/// replies come back in order.
+///
 /// ```swift
 /// let client = RedisClient(configuration: try RedisConfiguration(url: "redis://127.0.0.1:6379"))
 /// defer { client.close() }
@@ -21,52 +24,40 @@ import Synchronization
 public final class RedisClient: Sendable {
     /// The configuration every connection uses.
     public let configuration: RedisConfiguration
-    private let logger: Logger
-    private let connections: [RedisConnection]
-    private let onEventLoops: Bool
-    private let blocking: Mutex<BlockingPool>
+    let route: Route
 
-    private struct BlockingPool {
-        var idle: [RedisConnection] = []
-        /// Connections lent out right now, so that ``close()`` can close them too.
-        var lent: [ObjectIdentifier: RedisConnection] = [:]
-        var open = 0
-        var waiters: [(id: Int, continuation: CheckedContinuation<RedisConnection, any Error>)] = []
-        var nextWaiter = 0
-        var closed = false
+    /// Where commands go: one server, or the nodes of a cluster.
+    enum Route {
+        case single(RedisNodePool)
+        case cluster(RedisCluster)
     }
 
     /// Creates a client; its connections connect in the background.
     public init(configuration: RedisConfiguration, logger: Logger = RedisConnection.silentLogger) {
         self.configuration = configuration
-        self.logger = logger
-        onEventLoops = configuration.effectiveTransport == .eventLoop
-        if onEventLoops {
-            // At least one connection per event loop, so a caller on a loop always finds its own.
-            let loops = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
-            self.connections = (0..<max(configuration.poolSize, loops.count)).map { index in
-                RedisConnection(configuration: configuration, logger: logger, eventLoop: loops[index % loops.count])
-            }
+        if configuration.cluster != nil {
+            route = .cluster(RedisCluster(configuration: configuration, logger: logger))
         } else {
-            self.connections = (0..<max(1, configuration.poolSize)).map { _ in
-                RedisConnection(configuration: configuration, logger: logger)
-            }
+            route = .single(RedisNodePool(configuration: configuration, logger: logger))
         }
-        self.blocking = Mutex(BlockingPool())
     }
 
     deinit { close() }
+
+    /// Whether this client talks to a Redis Cluster.
+    public var isCluster: Bool {
+        if case .cluster = route { true } else { false }
+    }
 
     /// Sends one command on a shared connection.
     /// - Throws: ``RedisError/misuse(_:)`` for a blocking command; otherwise as
     ///   ``RedisConnection/send(_:timeout:)``.
     @discardableResult
     public func send(_ command: RedisCommand, timeout: Duration? = nil) async throws -> RedisValue {
-        if command.isBlocking {
-            throw RedisError.misuse(
-                "\(command.name) blocks its connection: use sendBlocking(_:blockFor:), which lends a dedicated one")
+        switch route {
+        case .single(let pool): try await pool.send(command, timeout: timeout)
+        case .cluster(let cluster): try await cluster.send(command, timeout: timeout)
         }
-        return try await connection().send(command, timeout: timeout)
     }
 
     /// Sends one command given as a name and arguments.
@@ -76,12 +67,34 @@ public final class RedisClient: Sendable {
     }
 
     /// Sends many commands in one write on one shared connection; one reply per command, in order,
-    /// error replies as ``RedisValue/error(_:)``.
+    /// error replies as ``RedisValue/error(_:)``. On a cluster, one write per node the commands'
+    /// slots live on (a `MULTI` … `EXEC` block goes whole to the node of its first key).
     public func pipeline(_ commands: [RedisCommand], timeout: Duration? = nil) async throws -> [RedisValue] {
-        if let blockingCommand = commands.first(where: \.isBlocking) {
-            throw RedisError.misuse("\(blockingCommand.name) blocks its connection and cannot be pipelined")
+        switch route {
+        case .single(let pool): try await pool.pipeline(commands, timeout: timeout)
+        case .cluster(let cluster): try await cluster.pipeline(commands, timeout: timeout)
         }
-        return try await connection().pipeline(commands, timeout: timeout)
+    }
+
+    /// Sends many commands as ``pipeline(_:timeout:)`` does, each with an outcome of its own: on a
+    /// cluster, when one node cannot be reached, only its commands fail, and the other nodes'
+    /// replies still come back. On a single server a failure is every command's.
+    public func pipelineEach(_ commands: [RedisCommand], timeout: Duration? = nil) async throws -> [Result<RedisValue, any Error>] {
+        switch route {
+        case .single(let pool):
+            if let blockingCommand = commands.first(where: \.isBlocking) {
+                throw RedisError.misuse("\(blockingCommand.name) blocks its connection and cannot be pipelined")
+            }
+            do {
+                return try await pool.pipeline(commands, timeout: timeout).map { .success($0) }
+            } catch RedisError.misuse(let text) {
+                throw RedisError.misuse(text)
+            } catch {
+                return commands.map { _ in .failure(error) }
+            }
+        case .cluster(let cluster):
+            return try await cluster.pipelineEach(commands, timeout: timeout)
+        }
     }
 
     /// Runs a blocking command on a dedicated connection.
@@ -94,132 +107,36 @@ public final class RedisClient: Sendable {
     ///   - blockFor: the block time the command carries.
     /// A blocking command is never shielded from cancellation (see ``RedisCancellationShield``).
     public func sendBlocking(_ command: RedisCommand, blockFor: Duration) async throws -> RedisValue {
-        try await RedisCancellationShield.unshielded { try await sendBlockingUnshielded(command, blockFor: blockFor) }
-    }
-
-    private func sendBlockingUnshielded(_ command: RedisCommand, blockFor: Duration) async throws -> RedisValue {
-        let connection = try await leaseBlocking()
-        do {
-            let value = try await connection.send(command, timeout: blockFor + configuration.commandTimeout)
-            returnBlocking(connection, healthy: true)
-            return value
-        } catch let error as RedisError {
-            if case .server = error {
-                returnBlocking(connection, healthy: true)
-            } else {
-                returnBlocking(connection, healthy: false)
-            }
-            throw error
-        } catch {
-            returnBlocking(connection, healthy: false)
-            throw error
+        switch route {
+        case .single(let pool): try await pool.sendBlocking(command, blockFor: blockFor)
+        case .cluster(let cluster): try await cluster.sendBlocking(command, blockFor: blockFor)
         }
     }
 
     /// Whether at least one shared connection is up.
-    public var isConnected: Bool { connections.contains { $0.isConnected } }
+    public var isConnected: Bool {
+        switch route {
+        case .single(let pool): pool.isConnected
+        case .cluster(let cluster): cluster.isConnected
+        }
+    }
 
     /// Closes every connection, blocking ones included. Commands not yet sent fail with
     /// ``RedisError/closed``; commands waiting for their reply fail with
     /// ``RedisError/connectionLost(_:)`` (they may have run). Idempotent.
     public func close() {
-        for connection in connections { connection.close() }
-        let (idle, waiters) = blocking.withLock { pool in
-            pool.closed = true
-            defer {
-                pool.idle.removeAll()
-                pool.lent.removeAll()
-                pool.waiters.removeAll()
-            }
-            return (pool.idle + pool.lent.values, pool.waiters)
-        }
-        for connection in idle { connection.close() }
-        for waiter in waiters { waiter.continuation.resume(throwing: RedisError.closed) }
-    }
-
-    /// The connection with the fewest commands waiting, the first on a tie. Sticking to one
-    /// connection while it keeps up lets its thread stay awake between commands (see
-    /// ``RedisConfiguration/busyPoll``); the others take over as soon as it has more waiting.
-    private func connection() -> RedisConnection {
-        // On the event-loop transport a caller on a loop takes that loop's connection: no hop.
-        if onEventLoops, let local = connections.first(where: { $0.eventLoop?.inEventLoop == true }) { return local }
-        var best = connections[0]
-        var least = best.waiting
-        for connection in connections.dropFirst() where least > 0 {
-            let waiting = connection.waiting
-            if waiting < least {
-                best = connection
-                least = waiting
-            }
-        }
-        return best
-    }
-
-    // MARK: Blocking pool
-
-    private func leaseBlocking() async throws -> RedisConnection {
-        enum Lease { case ready(RedisConnection), created(RedisConnection), wait(Int), closed }
-        let id = blocking.withLock { pool -> Int in
-            pool.nextWaiter += 1
-            return pool.nextWaiter
-        }
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                let lease: Lease = blocking.withLock { pool in
-                    if pool.closed || Task.isCancelled { return .closed }
-                    if let connection = pool.idle.popLast() {
-                        pool.lent[ObjectIdentifier(connection)] = connection
-                        return .ready(connection)
-                    }
-                    if pool.open < max(1, configuration.maxBlockingConnections) {
-                        pool.open += 1
-                        let connection = RedisConnection(configuration: configuration, logger: logger)
-                        pool.lent[ObjectIdentifier(connection)] = connection
-                        return .created(connection)
-                    }
-                    pool.waiters.append((id, continuation))
-                    return .wait(id)
-                }
-                switch lease {
-                case .ready(let connection), .created(let connection): continuation.resume(returning: connection)
-                case .closed:
-                    continuation.resume(throwing: Task.isCancelled ? CancellationError() : RedisError.closed)
-                case .wait: break
-                }
-            }
-        } onCancel: {
-            let waiter = blocking.withLock { pool in
-                pool.waiters.firstIndex { $0.id == id }.map { pool.waiters.remove(at: $0) }
-            }
-            waiter?.continuation.resume(throwing: CancellationError())
+        switch route {
+        case .single(let pool): pool.close()
+        case .cluster(let cluster): cluster.close()
         }
     }
 
-    private func returnBlocking(_ connection: RedisConnection, healthy: Bool) {
-        enum Next { case handOver(CheckedContinuation<RedisConnection, any Error>, RedisConnection), keep, drop }
-        if !healthy { connection.close() }
-        let next: Next = blocking.withLock { pool in
-            pool.lent[ObjectIdentifier(connection)] = nil
-            if pool.closed {
-                pool.open -= 1
-                return .drop
-            }
-            if !pool.waiters.isEmpty {
-                let handed = healthy ? connection : RedisConnection(configuration: configuration, logger: logger)
-                pool.lent[ObjectIdentifier(handed)] = handed
-                return .handOver(pool.waiters.removeFirst().continuation, handed)
-            }
-            if healthy {
-                pool.idle.append(connection)
-                return .keep
-            }
-            pool.open -= 1
-            return .drop
-        }
-        switch next {
-        case .handOver(let continuation, let connection): continuation.resume(returning: connection)
-        case .drop: if healthy { connection.close() }
-        case .keep: break
+    /// The pools of every primary: the one server, or each primary of the cluster (its slot map
+    /// loaded first), for commands that must reach every node (`FUNCTION LOAD`, `INFO`).
+    func primaries() async throws -> [RedisNodePool] {
+        switch route {
+        case .single(let pool): [pool]
+        case .cluster(let cluster): try await cluster.primaryPools()
         }
     }
 }

@@ -42,6 +42,9 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// The sentinels that name the primary (`redis+sentinel://`), or `nil` to connect to
     /// ``endpoint`` itself. With Sentinel, ``endpoint`` is only the first sentinel.
     public var sentinel: RedisSentinel?
+    /// The seed nodes of a Redis Cluster (`redis+cluster://`), or `nil` for a single server. The
+    /// client learns the other nodes from them; ``endpoint`` is the first seed.
+    public var cluster: [Endpoint]?
     /// TLS settings (`rediss://`), or `nil` for a plain connection. TLS always uses the
     /// ``Transport/eventLoop`` transport.
     public var tls: RedisTLS?
@@ -85,6 +88,7 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.endpoint = endpoint
         self.tls = nil
         self.sentinel = nil
+        self.cluster = nil
         self.transport = .dedicatedThread
         self.username = nil
         self.password = nil
@@ -115,6 +119,9 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// - `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/master-name[/db]`: the
     ///   sentinels (port 26379 by default) to ask for the primary of `master-name` (see
     ///   ``RedisSentinel``); the credentials and database are the data nodes';
+    /// - `redis+cluster://[[user]:password@]host[:port][,host[:port]...]` (and `rediss+cluster://`
+    ///   with the TLS query of `rediss://`): seed nodes of a Redis Cluster (see ``cluster``), port 6379
+    ///   by default; a cluster has only database 0;
     /// - `unix:///path/to/redis.sock[?db=N][&user=U][&password=P]`.
     ///
     /// User names, passwords and query values may be percent-encoded.
@@ -131,11 +138,15 @@ public struct RedisConfiguration: Sendable, Hashable {
             self = try Self.parseUnix(rest, url: url)
         case "redis+sentinel":
             self = try Self.parseSentinel(rest, url: url)
+        case "redis+cluster":
+            self = try Self.parseCluster(rest, url: url)
+        case "rediss+cluster":
+            self = try Self.parseCluster(rest, url: url, tls: true)
         case "rediss":
             self = try Self.parseTCP(rest, url: url, tls: true)
             self.tls = try Self.parseTLS(rest, url: url)
         default:
-            throw .invalidConfiguration("unknown scheme '\(scheme)://': use redis://, rediss://, redis+sentinel:// or unix://")
+            throw .invalidConfiguration("unknown scheme '\(scheme)://': use redis://, rediss://, redis+sentinel://, redis+cluster://, rediss+cluster:// or unix://")
         }
     }
 
@@ -204,6 +215,34 @@ public struct RedisConfiguration: Sendable, Hashable {
         var configuration = try parseTCP(
             credentials + "\(bracketed):\(firstPort)" + (path.count == 2 ? "/\(path[1])" : ""), url: url)
         configuration.sentinel = RedisSentinel(masterName: try percentDecoded(String(name)), nodes: nodes)
+        return configuration
+    }
+
+    private static func parseCluster(_ rest: String, url: String, tls: Bool = false) throws(RedisError) -> RedisConfiguration {
+        let query = rest.firstIndex(of: "?").map { String(rest[$0...]) } ?? ""
+        var beforeQuery = rest.firstIndex(of: "?").map { rest[..<$0] } ?? rest[...]
+        if !tls && !query.isEmpty {
+            throw .invalidConfiguration("\(redacted(url)) has a query, which redis+cluster:// takes none of: for TLS use rediss+cluster://")
+        }
+        if let slash = beforeQuery.firstIndex(of: "/") {
+            let path = beforeQuery[beforeQuery.index(after: slash)...]
+            guard path.isEmpty || path == "0" else {
+                throw .invalidConfiguration("database '\(path)' in \(redacted(url)): a Redis Cluster has only database 0")
+            }
+            beforeQuery = beforeQuery[..<slash]
+        }
+        let credentials = beforeQuery.lastIndex(of: "@").map { String(beforeQuery[...$0]) } ?? ""
+        let list = beforeQuery.lastIndex(of: "@").map { beforeQuery[beforeQuery.index(after: $0)...] } ?? beforeQuery
+        var nodes: [Endpoint] = []
+        for node in list.split(separator: ",", omittingEmptySubsequences: false) {
+            let (host, port) = try parseHostPort(String(node), url: url)
+            nodes.append(.tcp(host: host, port: port))
+        }
+        guard case .tcp(let firstHost, let firstPort) = nodes[0] else { throw .invalidConfiguration("no node in \(redacted(url))") }
+        let bracketed = firstHost.contains(":") ? "[\(firstHost)]" : firstHost
+        var configuration = try parseTCP(credentials + "\(bracketed):\(firstPort)" + query, url: url, tls: tls)
+        if tls { configuration.tls = try parseTLS(query, url: url) }
+        configuration.cluster = nodes
         return configuration
     }
 
@@ -329,6 +368,16 @@ public struct RedisConfiguration: Sendable, Hashable {
     }
 
     /// A description of the endpoint that never includes credentials.
-    public var endpointDescription: String { sentinel?.description ?? endpoint.description }
+    public var endpointDescription: String {
+        if let cluster { return "cluster " + cluster.map(\.description).joined(separator: ",") }
+        return sentinel?.description ?? endpoint.description
+    }
+
+    /// The endpoint a single connection tries on its `attempt`-th connect (0 first): ``endpoint``,
+    /// or for a cluster each seed in turn, so that one dead seed does not keep it down.
+    func endpoint(attempt: Int) -> Endpoint {
+        guard let cluster, !cluster.isEmpty else { return endpoint }
+        return cluster[attempt % cluster.count]
+    }
 
 }

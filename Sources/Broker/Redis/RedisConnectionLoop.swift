@@ -67,7 +67,7 @@ final class RedisConnectionLoop: @unchecked Sendable {
     /// Makes one connect attempt, then waits out the backoff if it failed. `false` once closed.
     private func connectOnce() -> Bool {
         if isClosed || core.wakeDescriptor < 0 { return false }
-        switch RedisHandshake.open(core.configuration) {
+        switch RedisHandshake.open(core.configuration, attempt: failedAttempts) {
         case .success(let newContext):
             let closed = core.inbox.withLock { inbox -> Bool in
                 if case .closed = inbox.phase { return true }

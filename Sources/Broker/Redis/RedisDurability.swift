@@ -45,13 +45,26 @@ public struct RedisDurability: Sendable, Hashable {
 
 extension RedisClient {
     /// Reads the server's version and durability settings (`INFO`, allowed to restricted ACL users
-    /// that have `+info`).
+    /// that have `+info`). On a cluster every primary is read and the weakest settings are reported:
+    /// the append-only file counts as on only if it is on everywhere.
     public func durability() async throws -> RedisDurability {
-        let replies = try await pipeline([
-            RedisCommand("INFO", "server"), RedisCommand("INFO", "persistence"), RedisCommand("INFO", "memory"),
-        ])
-        var text = ""
-        for reply in replies { text += try reply.throwingServerError().string ?? "" }
-        return RedisDurability(info: text)
+        var combined: RedisDurability?
+        for node in try await primaries() {
+            let replies = try await node.pipeline([
+                RedisCommand("INFO", "server"), RedisCommand("INFO", "persistence"), RedisCommand("INFO", "memory"),
+            ])
+            var text = ""
+            for reply in replies { text += try reply.throwingServerError().string ?? "" }
+            let report = RedisDurability(info: text)
+            guard var worst = combined else {
+                combined = report
+                continue
+            }
+            worst.appendOnly = worst.appendOnly && report.appendOnly
+            if RedisDurability.safePolicies.contains(worst.maxMemoryPolicy) { worst.maxMemoryPolicy = report.maxMemoryPolicy }
+            combined = worst
+        }
+        guard let combined else { throw RedisError.protocolError("no primary to read durability settings from") }
+        return combined
     }
 }

@@ -53,17 +53,25 @@ public struct RedisFunctionLibrary: Sendable, Hashable {
 }
 
 extension RedisClient {
-    /// Loads `library` unless Redis already has this version of it.
-    /// - Returns: `true` if the library was (re)loaded, `false` if the stored version was current.
+    /// Loads `library` unless Redis already has this version of it; on a cluster, on every primary
+    /// (replicas get it through replication).
+    /// - Returns: `true` if the library was (re)loaded anywhere, `false` if the stored version was
+    ///   current everywhere.
     @discardableResult
     public func load(_ library: RedisFunctionLibrary) async throws -> Bool {
+        var loaded = false
+        for node in try await primaries() where try await Self.load(library, on: node) { loaded = true }
+        return loaded
+    }
+
+    private static func load(_ library: RedisFunctionLibrary, on node: RedisNodePool) async throws -> Bool {
         do {
-            let stored = try await send(RedisCommand("FCALL_RO", library.versionFunction, 0))
+            let stored = try await node.send(RedisCommand("FCALL_RO", library.versionFunction, 0))
             if stored.string == library.version { return false }
         } catch RedisError.server(let error) where Self.isMissingFunction(error) {
             // Not loaded yet.
         }
-        try await send(RedisCommand("FUNCTION", "LOAD", "REPLACE", library.code))
+        try await node.send(RedisCommand("FUNCTION", "LOAD", "REPLACE", library.code))
         return true
     }
 

@@ -5,10 +5,14 @@ import Foundation
 /// Opens a hiredis context and prepares it for the connection loop: connect with a timeout,
 /// keep-alive, `AUTH`, `SELECT`, `CLIENT SETNAME`, then non-blocking mode.
 enum RedisHandshake {
-    static func open(_ configuration: RedisConfiguration) -> Result<UnsafeMutablePointer<redisContext>, RedisError> {
+    /// - Parameter attempt: the count of failed attempts so far, which picks a cluster's seed.
+    static func open(
+        _ configuration: RedisConfiguration, attempt: Int = 0
+    ) -> Result<UnsafeMutablePointer<redisContext>, RedisError> {
         let timeout = timeval(configuration.connectTimeout)
         let opened: UnsafeMutablePointer<redisContext>?
         var configuration = configuration
+        configuration.endpoint = configuration.endpoint(attempt: attempt)
         if let sentinel = configuration.sentinel {
             switch sentinel.resolve(timeout: configuration.connectTimeout) {
             case .success(let primary): configuration.endpoint = primary

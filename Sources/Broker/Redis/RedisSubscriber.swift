@@ -74,7 +74,7 @@ private struct RedisSubscriberLoop {
     func run() {
         var failures = 0
         while !isClosed {
-            switch RedisHandshake.open(configuration) {
+            switch RedisHandshake.open(configuration, attempt: failures) {
             case .success(let context):
                 let subscribed = follow(context)
                 redisFree(context)

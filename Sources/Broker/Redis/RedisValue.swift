@@ -54,6 +54,12 @@ extension RedisValue {
         return nil
     }
 
+    /// Whether this is an error reply.
+    public var isError: Bool {
+        if case .error = self { return true }
+        return false
+    }
+
     /// Whether this is a nil reply.
     public var isNull: Bool {
         if case .null = self { return true }
