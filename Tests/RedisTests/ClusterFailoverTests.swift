@@ -200,7 +200,7 @@ extension HeavyProcessTests {
             }
             #expect(api.jobChangesPushed)
             worker.terminate()
-            worker.waitUntilExit()
+            await waitForExit(worker)
             #expect(worker.terminationStatus == 0)
         }
     }

@@ -116,4 +116,44 @@ struct ClusterClientTests {
         let late = try await tern.enqueue(CountedTask.self, .init(n: base + 500), options: .init(queue: queues[7]))
         #expect(try await late.result(timeout: .seconds(30)).n == base + 500)
     }
+
+    @Test("a cluster over TLS: rediss+cluster:// verifies every node, routes, pipelines, and runs the broker", .enabled(if: TestRedis.enabled, TestRedis.reason))
+    func overTLS() async throws {
+        let certificates = try await TestCertificates.make()
+        defer { certificates.remove() }
+        let cluster = try await TestCluster.start(primaries: 3, replicasEach: 0, tls: certificates)
+        defer { cluster.stop() }
+        // The nodes announce 127.0.0.1 and the certificate names localhost: sni names it for every node.
+        let seeds = cluster.tlsPorts.map { "127.0.0.1:\($0)" }.joined(separator: ",")
+        var configuration = try RedisConfiguration(url: "rediss+cluster://\(seeds)?ca=\(certificates.ca)&sni=localhost")
+        configuration.commandTimeout = .seconds(10)
+        let client = RedisClient(configuration: configuration)
+        defer { client.close() }
+        let prefix = TestRedis.prefix()
+        let replies = try await client.pipeline((0..<60).map { RedisCommand("SET", "\(prefix)\($0)", $0) })
+        #expect(replies.allSatisfy { $0 == .simpleString("OK") })
+        #expect(try await client.send("GET", "\(prefix)42").string == "42")
+
+        let broker = try RedisJobBroker(client: client, prefix: "t" + String(UUID().uuidString.prefix(8)))
+        try await broker.prepare()
+        let queues = (0..<4).compactMap { QueueName("tq\($0)") }
+        for queue in queues {
+            let receipt = try #require(try await broker.enqueue([contractRequest(queue: queue)]).first)
+            let job = try await claimOne(broker, queue: queue)
+            #expect(job.lease.id == receipt.id)
+            #expect(try await broker.complete(job.lease, result: Data("1".utf8)))
+            #expect(try await broker.job(receipt.id)?.state == .succeeded)
+        }
+        // A wrong CA is refused on every node, with the reason.
+        var wrong = try RedisConfiguration(url: "rediss+cluster://\(seeds)?ca=\(certificates.otherCA)&sni=localhost")
+        wrong.connectTimeout = .seconds(2)
+        let refused = RedisClient(configuration: wrong)
+        defer { refused.close() }
+        do {
+            try await refused.send("PING")
+            Issue.record("a cluster node with a certificate from another CA must be refused")
+        } catch {
+            #expect("\(error)".lowercased().contains("certificate_verify_failed"), "\(error)")
+        }
+    }
 }

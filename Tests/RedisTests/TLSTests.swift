@@ -21,24 +21,24 @@ struct TestCertificates {
     var clientCertificate: String { directory + "/client.pem" }
     var clientKey: String { directory + "/client.key" }
 
-    static func make() throws -> TestCertificates {
+    static func make() async throws -> TestCertificates {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-tls-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let certificates = TestCertificates(directory: directory)
         let key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
         for name in ["ca", "other-ca"] {
-            try openssl(["req", "-x509"] + key + [
+            try await openssl(["req", "-x509"] + key + [
                 "-keyout", "\(directory)/\(name).key", "-out", "\(directory)/\(name).pem", "-days", "2",
                 "-subj", "/CN=Tern test \(name)", "-addext", "basicConstraints=critical,CA:TRUE",
                 "-addext", "keyUsage=critical,keyCertSign,cRLSign",
             ])
         }
         for (name, names) in [("server", "DNS:localhost"), ("client", "DNS:tern-client")] {
-            try openssl(["req"] + key + [
+            try await openssl(["req"] + key + [
                 "-keyout", "\(directory)/\(name).key", "-out", "\(directory)/\(name).csr", "-subj", "/CN=\(name)",
             ])
             try "subjectAltName=\(names)\n".write(toFile: "\(directory)/\(name).ext", atomically: true, encoding: .utf8)
-            try openssl([
+            try await openssl([
                 "x509", "-req", "-in", "\(directory)/\(name).csr", "-CA", certificates.ca, "-CAkey", "\(directory)/ca.key",
                 "-CAcreateserial", "-out", "\(directory)/\(name).pem", "-days", "2", "-extfile", "\(directory)/\(name).ext",
             ])
@@ -48,16 +48,10 @@ struct TestCertificates {
 
     func remove() { try? FileManager.default.removeItem(atPath: directory) }
 
-    private static func openssl(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw RedisError.invalidConfiguration("openssl \(arguments.prefix(2).joined(separator: " ")) failed")
+    private static func openssl(_ arguments: [String]) async throws {
+        let (status, output) = try await runTool(["/usr/bin/openssl"] + arguments)
+        guard status == 0 else {
+            throw RedisError.invalidConfiguration("openssl \(arguments.prefix(2).joined(separator: " ")) failed: \(output)")
         }
     }
 }
@@ -91,7 +85,7 @@ struct TLSRedis {
 struct TLSTests {
     @Test("rediss:// verifies the server against the CA and its name, or the name given for an IP address; blocking commands too")
     func verified() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
         let redis = try await TLSRedis.start(certificates)
         defer { redis.server.stop() }
@@ -116,7 +110,7 @@ struct TLSTests {
 
     @Test("a server certificate from another CA, or for another name, is refused with a clear error")
     func refused() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
         let redis = try await TLSRedis.start(certificates)
         defer { redis.server.stop() }
@@ -160,7 +154,7 @@ struct TLSTests {
 
     @Test("a server that asks for client certificates accepts ours and refuses a client without one")
     func clientCertificates() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
         let redis = try await TLSRedis.start(certificates, clientCertificates: true)
         defer { redis.server.stop() }
@@ -175,7 +169,7 @@ struct TLSTests {
 
     @Test("a subscriber over TLS hears published messages and resubscribes after a restart")
     func subscriber() async throws {
-        let certificates = try TestCertificates.make()
+        let certificates = try await TestCertificates.make()
         defer { certificates.remove() }
         let redis = try await TLSRedis.start(certificates)
         defer { redis.server.stop() }
@@ -211,7 +205,7 @@ extension HeavyProcessTests {
     struct TLSProcessTests {
         @Test("a worker process and the API run jobs over a TLS-only Redis, ?wait= answered by pushes")
         func endToEnd() async throws {
-            let certificates = try TestCertificates.make()
+            let certificates = try await TestCertificates.make()
             defer { certificates.remove() }
             let redis = try await TLSRedis.start(certificates, appendOnly: true)
             defer { redis.server.stop() }
@@ -256,7 +250,7 @@ extension HeavyProcessTests {
             }
             #expect(api.jobChangesPushed)
             worker.terminate()
-            worker.waitUntilExit()
+            await waitForExit(worker)
             #expect(worker.terminationStatus == 0)
         }
     }

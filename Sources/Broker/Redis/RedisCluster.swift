@@ -152,35 +152,14 @@ final class RedisCluster: Sendable {
     /// (`ASK`, `TRYAGAIN`) it waits for the migration instead, and answers `nil` (a blocking pop's
     /// timeout) once `blockFor` has passed.
     func sendBlocking(_ command: RedisCommand, blockFor: Duration) async throws -> RedisValue {
-        let slot = command.slot
         let deadline = ContinuousClock.now + blockFor
-        var target: Endpoint?
-        var pause = Duration.milliseconds(5)
-        var redirects = 0
-        while true {
-            let node: Endpoint?
-            if let target { node = target } else { node = try await self.node(for: slot) }
-            target = nil
+        return try await routed(slot: command.slot, deadline: deadline, waitsOutMigration: true) { node, _ in
             do {
-                guard let node else { throw RedisError.server(RedisServerError(message: "CLUSTERDOWN no node serves slot \(slot ?? -1)")) }
-                return try await pool(node).sendBlocking(command, blockFor: blockFor)
+                return (try await pool(node).sendBlocking(command, blockFor: blockFor), nil)
             } catch RedisError.server(let error) {
                 guard let redirect = RedisClusterRedirect(error) else { throw RedisError.server(error) }
-                redirects += 1
-                if case .moved(let slot, let to) = redirect, redirects <= Self.maxRedirects {
-                    target = learn(slot: slot, at: to)
-                    continue
-                }
-                if ContinuousClock.now >= deadline { return .null }
-            } catch let error as RedisError where wasNotSent(error) {
-                try await retryElsewhere(after: error, node: node, slot: slot, deadline: deadline + configuration.commandTimeout)
-                continue
-            } catch let error as RedisError {
-                noteLost(error)
-                throw error
+                return (.null, redirect)
             }
-            try await Task.sleep(for: pause)
-            pause = min(pause * 2, .milliseconds(100))
         }
     }
 
@@ -190,6 +169,24 @@ final class RedisCluster: Sendable {
         let deadline = ContinuousClock.now + (timeout ?? configuration.commandTimeout)
         // Scripts and transactions are never run half on each side of a migration (see the type's doc).
         let waitsOutMigration = commands.contains { $0.isScript } || commands.first?.name == "MULTI"
+        return try await routed(slot: slot, deadline: deadline, waitsOutMigration: waitsOutMigration) { node, asking in
+            let replies =
+                asking
+                ? Array(try await pool(node).pipeline([RedisCommand("ASKING")] + commands, timeout: timeout).dropFirst())
+                : try await pool(node).pipeline(commands, timeout: timeout)
+            return (replies, RedisClusterRedirect.first(in: replies[...]))
+        }
+    }
+
+    /// Runs `attempt` on the node of `slot` until it brings no redirect: after `MOVED` on the named
+    /// node, after `ASK` once on the target with `ASKING` (unless `waitsOutMigration`), and after
+    /// `TRYAGAIN`, `CLUSTERDOWN` or a waited-out `ASK` on the slot's node again, 5 to 100 ms later.
+    /// Once 16 redirects have been followed, or the time has run out, returns the last attempt's value. A node that
+    /// cannot be reached is left as ``retryElsewhere(after:node:slot:deadline:)`` says.
+    private func routed<Value>(
+        slot: Int?, deadline: ContinuousClock.Instant, waitsOutMigration: Bool,
+        _ attempt: (_ node: Endpoint, _ asking: Bool) async throws -> (Value, RedisClusterRedirect?)
+    ) async throws -> Value {
         var target: Endpoint?
         var asking = false
         var redirects = 0
@@ -201,24 +198,22 @@ final class RedisCluster: Sendable {
             (target, asking) = (nil, false)
             do {
                 guard let node else { throw RedisError.notConnected("no node of the cluster serves slot \(slot ?? -1)") }
-                let replies =
-                    asked
-                    ? Array(try await pool(node).pipeline([RedisCommand("ASKING")] + commands, timeout: timeout).dropFirst())
-                    : try await pool(node).pipeline(commands, timeout: timeout)
-                guard let redirect = RedisClusterRedirect.first(in: replies[...]) else { return replies }
-                redirects += 1
-                let late = ContinuousClock.now >= deadline
+                let (value, redirect) = try await attempt(node, asked)
+                guard let redirect else { return value }
+                if ContinuousClock.now >= deadline { return value }
                 switch redirect {
                 case .moved(let slot, let to):
-                    if redirects > Self.maxRedirects || late { return replies }
+                    redirects += 1
+                    if redirects > Self.maxRedirects { return value }
                     target = learn(slot: slot, at: to)
                     continue
                 case .ask(_, let to) where !waitsOutMigration:
-                    if redirects > Self.maxRedirects || late { return replies }
+                    redirects += 1
+                    if redirects > Self.maxRedirects { return value }
                     (target, asking) = (to, true)
                     continue
                 case .ask, .retry:
-                    if late { return replies }
+                    break
                 }
             } catch let error as RedisError where wasNotSent(error) {
                 // The node is down: try again at once if the reloaded map names another node for the

@@ -8,16 +8,34 @@ import TernTesting
 /// by default), created with `redis-cli --cluster create` and stopped by pid.
 final class TestCluster: Sendable {
     let nodes: [LocalRedisServer]
+    /// Each node's TLS port, when the cluster was started with certificates (the plain ports stay
+    /// open for the tests' own checks).
+    let tlsPorts: [Int]
 
-    private init(nodes: [LocalRedisServer]) { self.nodes = nodes }
+    private init(nodes: [LocalRedisServer], tlsPorts: [Int]) {
+        self.nodes = nodes
+        self.tlsPorts = tlsPorts
+    }
 
     /// Starts the nodes, creates the cluster and waits until every node sees every slot served and
     /// every replica is in sync.
-    static func start(primaries: Int = 3, replicasEach: Int = 1) async throws -> TestCluster {
+    static func start(primaries: Int = 3, replicasEach: Int = 1, tls certificates: TestCertificates? = nil) async throws -> TestCluster {
         var nodes: [LocalRedisServer] = []
+        var tlsPorts: [Int] = []
         do {
-            for _ in 0..<(primaries * (1 + replicasEach)) { nodes.append(try await startNode()) }
-            let cluster = TestCluster(nodes: nodes)
+            for _ in 0..<(primaries * (1 + replicasEach)) {
+                var extra: [String] = []
+                if let certificates {
+                    tlsPorts.append(try LocalRedisServer.freePort())
+                    extra = [
+                        "--tls-port", String(tlsPorts.last!), "--tls-cert-file", certificates.serverCertificate,
+                        "--tls-key-file", certificates.serverKey, "--tls-ca-cert-file", certificates.ca,
+                        "--tls-auth-clients", "no", "--tls-cluster", "yes", "--tls-replication", "yes",
+                    ]
+                }
+                nodes.append(try await startNode(extra))
+            }
+            let cluster = TestCluster(nodes: nodes, tlsPorts: tlsPorts)
             try await cluster.create(replicasEach: replicasEach)
             return cluster
         } catch {
@@ -28,7 +46,7 @@ final class TestCluster: Sendable {
 
     /// One cluster-enabled node. Its bus port is chosen free too: by default Redis uses the data
     /// port plus 10000, which fails above port 55535 (most of the ephemeral range) or when taken.
-    private static func startNode() async throws -> LocalRedisServer {
+    private static func startNode(_ extra: [String]) async throws -> LocalRedisServer {
         var lastError: any Error = WaitError("no attempt")
         for _ in 0..<5 {
             do {
@@ -37,7 +55,7 @@ final class TestCluster: Sendable {
                     "--cluster-port", String(try LocalRedisServer.freePort()), "--repl-diskless-sync-delay", "0",
                     // As docs/operations.md recommends: the other primaries' slots stay up while one is down.
                     "--cluster-require-full-coverage", "no",
-                ])
+                ] + extra)
             } catch {
                 lastError = error
             }
@@ -46,20 +64,13 @@ final class TestCluster: Sendable {
     }
 
     private func create(replicasEach: Int) async throws {
-        let cli = (TestRedis.executable.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? "/usr/bin") + "/redis-cli"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: cli) ? cli : "/usr/bin/redis-cli")
-        process.arguments =
-            ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" }
-            + ["--cluster-replicas", String(replicasEach), "--cluster-yes"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = try await offPool { String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
-        await waitForExit(process)
-        guard process.terminationStatus == 0 else {
-            throw WaitError("redis-cli --cluster create failed (\(process.terminationStatus)): \(text.suffix(2000))")
+        let folder = TestRedis.executable.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path } ?? "/usr/bin"
+        let cli = FileManager.default.isExecutableFile(atPath: folder + "/redis-cli") ? folder + "/redis-cli" : "/usr/bin/redis-cli"
+        let (status, text) = try await runTool(
+            [cli, "--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" }
+                + ["--cluster-replicas", String(replicasEach), "--cluster-yes"])
+        guard status == 0 else {
+            throw WaitError("redis-cli --cluster create failed (\(status)): \(text.suffix(2000))")
         }
         try await waitUntilStable()
     }
