@@ -1,4 +1,4 @@
-import Broker
+@testable import Broker
 import Foundation
 import Logging
 import Synchronization
@@ -21,6 +21,26 @@ struct ClusterClientTests {
         #expect(RedisCommand("FCALL_RO", "tern_version", 0).slot == nil)
         #expect(RedisCommand("TIME").slot == nil)
         #expect(RedisCommand("HGETALL", "tern:{a}:job:1.a").slot == RedisClusterSlot.of("a"))
+    }
+
+    @Test("a CLUSTER SLOTS reply: primaries in order, replicas as nodes, an empty host meaning the node asked")
+    func slotMap() throws {
+        func node(_ host: String, _ port: Int) -> RedisValue { .array([.bulkString(Array(host.utf8)), .integer(port), .bulkString(Array("id".utf8))]) }
+        let reply = RedisValue.array([
+            .array([.integer(0), .integer(5460), node("10.0.0.1", 7000), node("10.0.0.4", 7003)]),
+            .array([.integer(5461), .integer(10922), node("", 7001)]),
+            .array([.integer(10923), .integer(16383), node("10.0.0.3", 7002)]),
+        ])
+        let map = try RedisClusterSlotMap(reply, askedAt: .tcp(host: "10.0.0.2", port: 7001))
+        #expect(map.primaries == [.tcp(host: "10.0.0.1", port: 7000), .tcp(host: "10.0.0.2", port: 7001), .tcp(host: "10.0.0.3", port: 7002)])
+        #expect(map.nodes.count == 4)
+        #expect(map.slots[0] == .tcp(host: "10.0.0.1", port: 7000) && map.slots[5461] == .tcp(host: "10.0.0.2", port: 7001))
+        #expect(map.slots[16383] == .tcp(host: "10.0.0.3", port: 7002))
+        #expect(throws: RedisError.self) { try RedisClusterSlotMap(.array([]), askedAt: .tcp(host: "h", port: 1)) }
+        #expect(RedisClusterRedirect(RedisServerError(message: "MOVED 3999 127.0.0.1:6381")) == .moved(slot: 3999, to: .tcp(host: "127.0.0.1", port: 6381)))
+        #expect(RedisClusterRedirect(RedisServerError(message: "ASK 3999 [::1]:6381")) == .ask(slot: 3999, to: .tcp(host: "::1", port: 6381)))
+        #expect(RedisClusterRedirect(RedisServerError(message: "TRYAGAIN Multiple keys request during rehashing of slot")) == .retry)
+        #expect(RedisClusterRedirect(RedisServerError(message: "ERR unknown command")) == nil)
     }
 
     @Test("cluster URLs: seeds, credentials, TLS; a database other than 0 and a query without TLS are refused")
@@ -144,6 +164,20 @@ struct ClusterClientTests {
             #expect(try await broker.complete(job.lease, result: Data("1".utf8)))
             #expect(try await broker.job(receipt.id)?.state == .succeeded)
         }
+        // A primary that lost the library (a new node, say) gets it again on first use.
+        let flushed = cluster.connection(cluster.nodes[0])
+        defer { flushed.close() }
+        try await flushed.send(RedisCommand("FUNCTION", "FLUSH"))
+        var onFlushed: QueueName?
+        for index in 0..<100 where onFlushed == nil {
+            let queue = try #require(QueueName("fl\(index)"))
+            if try await cluster.primary(of: RedisClusterSlot.of(queue.rawValue)) === cluster.nodes[0] { onFlushed = queue }
+        }
+        let queue = try #require(onFlushed)
+        let receipt = try #require(try await broker.enqueue([contractRequest(queue: queue)]).first)
+        #expect(receipt.created)
+        #expect(try await claimOne(broker, queue: queue).lease.id == receipt.id)
+        #expect(try await flushed.send(RedisCommand("FUNCTION", "LIST")).array?.count == 1)
         // A wrong CA is refused on every node, with the reason.
         var wrong = try RedisConfiguration(url: "rediss+cluster://\(seeds)?ca=\(certificates.otherCA)&sni=localhost")
         wrong.connectTimeout = .seconds(2)

@@ -217,17 +217,11 @@ extension HeavyProcessTests {
             try SampleTasks.register(in: &registry, includingTestTasks: false)
 
             let log = redis.server.directory + "/worker.log"
-            _ = FileManager.default.createFile(atPath: log, contents: nil)
-            let worker = Process()
-            worker.executableURL = URL(fileURLWithPath: WorkerBinary.path)
-            worker.arguments = [
-                "--redis-url", "rediss://localhost:\(redis.port)?ca=\(certificates.ca)", "--prefix", broker.keys.prefix,
-                "--concurrency", "4",
-            ]
-            worker.environment = WorkerBinary.testTasksEnvironment
-            worker.standardOutput = FileHandle.nullDevice
-            worker.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            try worker.run()
+            let worker = try WorkerBinary.launch(
+                [
+                    "--redis-url", "rediss://localhost:\(redis.port)?ca=\(certificates.ca)", "--prefix", broker.keys.prefix,
+                    "--concurrency", "4",
+                ], log: log)
             defer { if worker.isRunning { worker.terminate() } }
 
             let api = APIContext(broker: broker, registry: registry, configuration: APIConfiguration(), access: .none) {}

@@ -38,6 +38,20 @@ enum WorkerBinary {
         return (process.terminationStatus, output)
     }
 
+    /// Starts the worker with `arguments` (the test tasks registered), its standard error written
+    /// to a new file at `log`.
+    static func launch(_ arguments: [String], log: String) throws -> Process {
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.environment = testTasksEnvironment
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        try process.run()
+        return process
+    }
+
     /// Starts a worker process against `environment`'s Redis and key prefix.
     static func start(_ environment: JobEnvironment, _ extra: [String] = []) throws -> Process {
         let process = Process()

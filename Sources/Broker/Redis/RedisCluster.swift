@@ -337,7 +337,7 @@ final class RedisCluster: Sendable {
         for node in candidates {
             do {
                 let reply = try await pool(node).send(RedisCommand("CLUSTER", "SLOTS"), timeout: configuration.commandTimeout)
-                try apply(try Self.parseSlots(reply, askedAt: node))
+                try apply(try RedisClusterSlotMap(reply, askedAt: node))
                 return
             } catch let error as RedisError {
                 failures.append("\(node): \(error)")
@@ -347,7 +347,7 @@ final class RedisCluster: Sendable {
         throw RedisError.connectFailed("no node of the cluster gave its slot map: \(failures.joined(separator: "; "))")
     }
 
-    private func apply(_ map: SlotMap) throws(RedisError) {
+    private func apply(_ map: RedisClusterSlotMap) throws(RedisError) {
         let gone = try state.withLock { state throws(RedisError) -> [RedisNodePool] in
             if state.closed { throw .closed }
             state.slots = map.slots
@@ -359,36 +359,5 @@ final class RedisCluster: Sendable {
         // A node no longer in the cluster (or dead: CLUSTER SLOTS leaves failed nodes out).
         for pool in gone { pool.close() }
         logger.debug("Redis Cluster slot map loaded", metadata: ["primaries": "\(map.primaries)"])
-    }
-
-    struct SlotMap {
-        var slots = [Endpoint?](repeating: nil, count: RedisClusterSlot.count)
-        var primaries: [Endpoint] = []
-        var nodes: Set<Endpoint> = []
-    }
-
-    /// Reads a `CLUSTER SLOTS` reply: `[[start, end, [host, port, id, ...], replica...], ...]`. An
-    /// empty host means the node that answered.
-    static func parseSlots(_ reply: RedisValue, askedAt asked: Endpoint) throws(RedisError) -> SlotMap {
-        var map = SlotMap()
-        guard let ranges = try reply.throwingServerError().array else { throw .protocolError("CLUSTER SLOTS: not an array") }
-        for range in ranges {
-            guard let parts = range.array, parts.count >= 3, let start = parts[0].int, let end = parts[1].int,
-                0 <= start, start <= end, end < RedisClusterSlot.count
-            else { throw .protocolError("CLUSTER SLOTS: an unreadable slot range") }
-            for (position, entry) in parts[2...].enumerated() {
-                guard let fields = entry.array, fields.count >= 2, var host = fields[0].string, let port = fields[1].int else {
-                    throw .protocolError("CLUSTER SLOTS: an unreadable node")
-                }
-                if host.isEmpty || host == "?", case .tcp(let askedHost, _) = asked { host = askedHost }
-                let node = Endpoint.tcp(host: host, port: port)
-                map.nodes.insert(node)
-                guard position == 0 else { continue }
-                if !map.primaries.contains(node) { map.primaries.append(node) }
-                for slot in start...end { map.slots[slot] = node }
-            }
-        }
-        guard !map.primaries.isEmpty else { throw .protocolError("CLUSTER SLOTS: no slot is served") }
-        return map
     }
 }

@@ -67,7 +67,7 @@ public enum RedisError: Error, Sendable, Hashable, CustomStringConvertible {
         case .connectFailed, .notConnected, .connectionLost, .timeout, .protocolError:
             true
         case .server(let error):
-            ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "OOM", "CLUSTERDOWN", "MISCONF"].contains(error.code)
+            ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "OOM", "CLUSTERDOWN", "MISCONF", "ASK", "MOVED"].contains(error.code)
         case .authenticationFailed, .closed, .misuse, .invalidConfiguration, .unsupported:
             false
         }
