@@ -78,9 +78,14 @@ enum RedisStartup {
             return "\(command): \(error). Check the user name and password in --redis-url or TERN_REDIS_URL."
         case .server(let serverError) where serverError.code == "NOPERM":
             return "\(command): Redis at \(endpoint) denied a command: \(serverError.message). Grant the ACL user +info."
+        case .connectFailed, .notConnected, .connectionLost, .timeout:
+            if "\(error)".contains("TLS: ") {
+                return "\(command): cannot connect to Redis at \(endpoint) over TLS: \(error). Check ca, cert, key and sni in the rediss:// URL."
+            }
+            return "\(command): cannot reach Redis at \(endpoint): \(error). Is redis-server running? (scripts/dev starts one.)"
         default:
             if error.isTransient {
-                return "\(command): cannot reach Redis at \(endpoint): \(error). Is redis-server running? (scripts/dev starts one.)"
+                return "\(command): Redis at \(endpoint) is not ready: \(error). It usually passes by itself; try again."
             }
             return "\(command): Redis at \(endpoint): \(error)"
         }
