@@ -22,6 +22,10 @@ enum ChildProcess {
         for descriptor in [Int32(0), 1, 2] {
             posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
         }
+        // Nothing else is inherited. A descriptor opened without close-on-exec by another thread at
+        // that moment (Foundation's Process watches its child through a socket it expects only that
+        // child to hold) would otherwise live as long as this server, and its owner would wait for ever.
+        _ = closeFrom(&actions, 3)
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var pid: pid_t = 0
@@ -32,3 +36,11 @@ enum ChildProcess {
         return pid
     }
 }
+
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift's Glibc module
+/// does not export: looked up once; a no-op returning `ENOSYS` where it is missing.
+let closeFrom: @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32 = {
+    typealias Function = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
+    guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return { _, _ in ENOSYS } }
+    return unsafeBitCast(symbol, to: Function.self)
+}()
