@@ -167,23 +167,7 @@ extension HeavyProcessTests {
 
             let api = APIContext(broker: broker, registry: registry, configuration: APIConfiguration(), access: .none) {}
             try await Application(router: buildRouter(api)).test(.router) { http in
-                for index in 0..<20 {
-                    let queue = queues[index % queues.count]
-                    let id = try await http.execute(
-                        uri: "/v1/jobs", method: .post, headers: [.contentType: "application/json"],
-                        body: ByteBuffer(string: #"{"task":"echo","input":{"n":\#(index)},"queue":"\#(queue)"}"#)
-                    ) { response in
-                        #expect(response.status == .created)
-                        let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
-                        return try #require(object?["id"] as? String)
-                    }
-                    try await http.execute(uri: "/v1/jobs/\(id)?wait=30", method: .get) { response in
-                        let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
-                        #expect(object?["state"] as? String == "succeeded", "worker log: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-                        #expect(object?["queue"] as? String == queue)
-                        #expect((object?["result"] as? [String: Any])?["n"] as? Int == index)
-                    }
-                }
+                for index in 0..<20 { try await echoRoundTrip(http, n: index, queue: queues[index % queues.count], log: log) }
                 // Listings span the cluster: every queue is known, with its counts from its own node.
                 try await http.execute(uri: "/v1/queues", method: .get) { response in
                     let body = String(buffer: response.body)

@@ -226,26 +226,32 @@ extension HeavyProcessTests {
 
             let api = APIContext(broker: broker, registry: registry, configuration: APIConfiguration(), access: .none) {}
             try await Application(router: buildRouter(api)).test(.router) { http in
-                for index in 0..<20 {
-                    let id = try await http.execute(
-                        uri: "/v1/jobs", method: .post, headers: [.contentType: "application/json"],
-                        body: ByteBuffer(string: #"{"task":"echo","input":{"n":\#(index)}}"#)
-                    ) { response in
-                        #expect(response.status == .created)
-                        let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
-                        return try #require(object?["id"] as? String)
-                    }
-                    try await http.execute(uri: "/v1/jobs/\(id)?wait=30", method: .get) { response in
-                        let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
-                        #expect(object?["state"] as? String == "succeeded", "worker log: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-                        #expect((object?["result"] as? [String: Any])?["n"] as? Int == index)
-                    }
-                }
+                for index in 0..<20 { try await echoRoundTrip(http, n: index, log: log) }
             }
             #expect(api.jobChangesPushed)
             worker.terminate()
             await waitForExit(worker)
             #expect(worker.terminationStatus == 0)
         }
+    }
+}
+
+/// Posts an `echo` job of `n` (on `queue`, else the task's own) and reads it with `?wait=30`: it must
+/// have succeeded, on that queue, with `n` as its result. `log` is the worker's, shown on failure.
+func echoRoundTrip(_ http: some TestClientProtocol, n: Int, queue: String? = nil, log: String) async throws {
+    let queueField = queue.map { #","queue":"\#($0)""# } ?? ""
+    let id = try await http.execute(
+        uri: "/v1/jobs", method: .post, headers: [.contentType: "application/json"],
+        body: ByteBuffer(string: #"{"task":"echo","input":{"n":\#(n)}\#(queueField)}"#)
+    ) { response in
+        #expect(response.status == .created)
+        let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+        return try #require(object?["id"] as? String)
+    }
+    try await http.execute(uri: "/v1/jobs/\(id)?wait=30", method: .get) { response in
+        let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+        #expect(object?["state"] as? String == "succeeded", "worker log: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        if let queue { #expect(object?["queue"] as? String == queue) }
+        #expect((object?["result"] as? [String: Any])?["n"] as? Int == n)
     }
 }

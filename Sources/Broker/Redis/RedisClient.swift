@@ -82,12 +82,10 @@ public final class RedisClient: Sendable {
     public func pipelineEach(_ commands: [RedisCommand], timeout: Duration? = nil) async throws -> [Result<RedisValue, any Error>] {
         switch route {
         case .single(let pool):
-            if let blockingCommand = commands.first(where: \.isBlocking) {
-                throw RedisError.misuse("\(blockingCommand.name) blocks its connection and cannot be pipelined")
-            }
             do {
                 return try await pool.pipeline(commands, timeout: timeout).map { .success($0) }
             } catch RedisError.misuse(let text) {
+                // A blocking command or a malformed transaction is the caller's error, not an outcome.
                 throw RedisError.misuse(text)
             } catch {
                 return commands.map { _ in .failure(error) }
