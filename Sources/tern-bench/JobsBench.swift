@@ -77,7 +77,7 @@ struct JobsBench: AsyncParsableCommand {
 
         // Drain by one worker, with Redis command counts.
         let broker = try RedisJobBroker(client: client, prefix: "drain")
-        let before = try await commandCounts(client)
+        let before = try await commandStats(client)
         let cpuBefore = try await redisCPU(client)
         var registry = TaskRegistry()
         try SampleTasks.register(in: &registry, includingTestTasks: false)
@@ -94,17 +94,12 @@ struct JobsBench: AsyncParsableCommand {
         let rss = residentMegabytes()
         worker.shutdown()
         try await running.value
-        let after = try await commandCounts(client)
+        let after = try await commandStats(client)
         let cpuAfter = try await redisCPU(client)
         print(row("drain, 1 worker process", drainRate, "jobs/s"))
         print(row("worker RSS after the drain (concurrency \(concurrency))", rss, "MB"))
-        let calls = after.total - before.total
-        let fcalls = after.fcall - before.fcall
-        print(row("Redis round trips (top-level commands) per job", Double(after.topLevel - before.topLevel) / Double(jobs), ""))
-        print(row("  of which FCALL per job", Double(fcalls) / Double(jobs), ""))
-        print(row("  commands inside Functions too, per job", Double(calls) / Double(jobs), ""))
         print(row("Redis CPU per job during the drain", (cpuAfter - cpuBefore) / Double(jobs) * 1e6, "µs"))
-        print(row("  of which inside FCALL (commandstats)", Double(after.fcallMicroseconds - before.fcallMicroseconds) / Double(jobs), "µs"))
+        printCommands(before: before, after: after, jobs: jobs)
 
         // The data model's ceiling: claim 64, complete 64 in one pipeline, no worker logic.
         let ceiling = try await measureCeiling(client)
@@ -170,8 +165,8 @@ struct JobsBench: AsyncParsableCommand {
         for _ in 0..<latencyJobs {
             let sent = ContinuousClock.now
             let handle = try await tern.enqueue(Stamp.self, .null)
-            while Stamp.started(handle.id) == nil { await Task.yield() }
-            latencies.append(Double((Stamp.started(handle.id)! - sent).nanoseconds) / 1e6)
+            let started = await Stamp.started(handle.id)
+            latencies.append(Double((started - sent).nanoseconds) / 1e6)
             try await Task.sleep(for: .milliseconds(2))
         }
         worker.shutdown()
@@ -190,30 +185,41 @@ struct JobsBench: AsyncParsableCommand {
         return seconds
     }
 
-    private func commandCounts(
-        _ client: RedisClient
-    ) async throws -> (total: Int, fcall: Int, topLevel: Int, fcallMicroseconds: Int) {
+    /// `INFO commandstats` as calls and microseconds per command name.
+    private func commandStats(_ client: RedisClient) async throws -> [String: (calls: Int, usec: Int)] {
         let text = try await client.send("INFO", "commandstats").string ?? ""
-        var total = 0
-        var fcall = 0
-        var fcallMicroseconds = 0
-        var topLevel = 0
-        let scriptOnly: Set<String> = ["hget", "hset", "hmget", "hdel", "hincrby", "zadd", "zrem", "zpopmin", "zrangebyscore",
-            "pexpire", "lpush", "ltrim", "get", "set", "time", "zcard", "zremrangebyscore", "zrange", "del"]
+        var stats: [String: (calls: Int, usec: Int)] = [:]
         for line in text.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_") {
-            let name = line.dropFirst(8).prefix { $0 != ":" }
-            guard let callsField = line.split(separator: ",").first(where: { $0.contains("calls=") }),
-                let calls = Int(callsField.split(separator: "=").last ?? "")
-            else { continue }
-            total += calls
-            if name == "fcall" {
-                fcall += calls
-                let usecField = line.split(separator: ",").first { $0.hasPrefix("usec=") }
-                fcallMicroseconds += Int(usecField?.split(separator: "=").last ?? "") ?? 0
+            let name = String(line.dropFirst(8).prefix { $0 != ":" })
+            let fields = line.drop { $0 != ":" }.dropFirst().split(separator: ",")
+            func value(_ key: String) -> Int {
+                Int(fields.first { $0.hasPrefix(key + "=") }?.dropFirst(key.count + 1) ?? "") ?? 0
             }
-            if !scriptOnly.contains(String(name)) { topLevel += calls }
+            stats[name] = (value("calls"), value("usec"))
         }
-        return (total, fcall, topLevel, fcallMicroseconds)
+        return stats
+    }
+
+    /// Prints the drain's Redis commands: round trips, commands inside Functions, CPU, and the
+    /// costliest commands per job (the ones inside Functions included).
+    private func printCommands(
+        before: [String: (calls: Int, usec: Int)], after: [String: (calls: Int, usec: Int)], jobs: Int
+    ) {
+        let scriptOnly: Set<String> = ["hget", "hset", "hmget", "hdel", "hincrby", "zadd", "zrem", "zpopmin", "zrangebyscore",
+            "pexpire", "lpush", "ltrim", "get", "set", "time", "zcard", "zremrangebyscore", "zrange", "del", "publish",
+            "lpop", "rpush", "llen", "lrem", "unlink", "exists"]
+        let delta = after.map { name, stat in
+            (name: name, calls: stat.calls - (before[name]?.calls ?? 0), usec: stat.usec - (before[name]?.usec ?? 0))
+        }.filter { $0.calls > 0 && $0.name != "info" }
+        let perJob = { (value: Int) in Double(value) / Double(jobs) }
+        print(row("Redis round trips (top-level commands) per job", perJob(delta.filter { !scriptOnly.contains($0.name) }.map(\.calls).reduce(0, +)), ""))
+        print(row("  of which FCALL per job", perJob(delta.first { $0.name == "fcall" }?.calls ?? 0), ""))
+        print(row("  commands inside Functions too, per job", perJob(delta.map(\.calls).reduce(0, +)), ""))
+        print(row("  inside FCALL (commandstats)", perJob(delta.first { $0.name == "fcall" }?.usec ?? 0), "µs"))
+        for command in delta.filter({ $0.name != "fcall" }).sorted(by: { $0.usec > $1.usec }).prefix(8) {
+            let name = "    \(command.name) (\(String(format: "%.2f", perJob(command.calls))) per job)"
+            print(row(name, perJob(command.usec), "µs"))
+        }
     }
 
     private func seconds(since start: ContinuousClock.Instant) -> Double {
@@ -234,13 +240,31 @@ struct Stamp: TernTask {
     typealias Input = JSONValue
     typealias Output = JSONValue
     static let name = "bench.stamp"
-    private static let starts = Mutex<[JobID: ContinuousClock.Instant]>([:])
+    private struct Starts {
+        var times: [JobID: ContinuousClock.Instant] = [:]
+        var waiters: [JobID: CheckedContinuation<ContinuousClock.Instant, Never>] = [:]
+    }
+    private static let starts = Mutex(Starts())
 
-    static func started(_ id: JobID) -> ContinuousClock.Instant? { starts.withLock { $0[id] } }
+    /// Waits, without occupying a thread, until the job `id` has started; returns when it did.
+    static func started(_ id: JobID) async -> ContinuousClock.Instant {
+        await withCheckedContinuation { continuation in
+            let time = starts.withLock { starts -> ContinuousClock.Instant? in
+                if let time = starts.times[id] { return time }
+                starts.waiters[id] = continuation
+                return nil
+            }
+            if let time { continuation.resume(returning: time) }
+        }
+    }
 
     func run(_ input: JSONValue, context: JobContext) async throws -> JSONValue {
         let now = ContinuousClock.now
-        Self.starts.withLock { $0[context.id] = now }
+        let waiter = Self.starts.withLock { starts in
+            starts.times[context.id] = now
+            return starts.waiters.removeValue(forKey: context.id)
+        }
+        waiter?.resume(returning: now)
         return .null
     }
 }
