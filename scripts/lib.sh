@@ -72,3 +72,25 @@ run_example_tests() {
     echo "scripts/test: stage 3 (the example app, Examples/Shop: build and tests) took $(( $(date +%s) - started )) s"
     return "$status"
 }
+
+# Installs what the dashboard's browser test needs: Debian's chromium and chromium-driver, and
+# Selenium from PyPI.
+ensure_browser_tools() {
+    ensure_packages chromium chromium-driver
+    python3 -c "import selenium" >/dev/null 2>&1 && return 0
+    echo "Installing selenium ..." >&2
+    local user=""
+    [ "$(id -u)" -ne 0 ] && user="--user"
+    python3 -m pip install -q $user --disable-pip-version-check "selenium==4.50.0" >&2 \
+        || python3 -m pip install -q $user --break-system-packages --disable-pip-version-check "selenium==4.50.0" >&2
+}
+
+# Stage 4 of scripts/test: the dashboard in headless Chromium against a live API, worker and
+# redis-server (scripts/test-browser).
+run_browser_tests() {
+    local started status=0
+    started=$(date +%s)
+    scripts/test-browser || status=$?
+    echo "scripts/test: stage 4 (the dashboard in a browser) took $(( $(date +%s) - started )) s"
+    return "$status"
+}

@@ -35,5 +35,18 @@ public struct APIConfiguration: Sendable {
     /// The most connections served at once (default 1,024); more wait to be accepted.
     public var maxConnections = 1_024
 
+    /// Whether `/ui` serves the dashboard (default true; `api.dashboard`).
+    public var dashboard = true
+    /// How long a dashboard session lasts after login (default 8 hours; `api.session_hours`).
+    public var sessionLifetime = Duration.seconds(8 * 3600)
+    /// The key that signs dashboard session cookies, at least 32 bytes (`TERN_API_SESSION_SECRET`).
+    /// The default is random per process: sessions then end when the process restarts, and a
+    /// session made by one API replica is unknown to the others, so give replicas behind one
+    /// load balancer the same secret.
+    public var sessionSecret: [UInt8] = {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    }()
+
     public init() {}
 }

@@ -57,11 +57,12 @@ public func buildRouter(_ api: APIContext) -> Router<APIRequestContext> {
     // Outermost first: metrics see the final status; problems turn every error into problem+json.
     router.add(middleware: MetricsMiddleware(metrics: api.metrics))
     router.add(middleware: ProblemMiddleware())
-    router.add(middleware: AuthenticationMiddleware(policy: api.access))
+    router.add(middleware: AuthenticationMiddleware(policy: api.access, sessionSecret: api.configuration.sessionSecret))
     addPublicRoutes(router, api)
     addJobRoutes(router, api)
     addQueueRoutes(router, api)
     addScheduleRoutes(router, api)
+    if api.configuration.dashboard { addDashboardRoutes(router, api) }
     return router
 }
 

@@ -42,6 +42,27 @@ enum APISettings {
         configuration.maxConnections = try settings.value(
             names("max_connections"), flag: nil, file: file?.maxConnections, default: configuration.maxConnections,
             in: 1...1_000_000)
+        if let text: String = try settings.optional(names("dashboard", "TERN_API_DASHBOARD"), flag: nil, file: nil) {
+            switch text.lowercased() {
+            case "1", "true", "yes": configuration.dashboard = true
+            case "0", "false", "no": configuration.dashboard = false
+            default: throw ValidationError("TERN_API_DASHBOARD must be true or false, not '\(text)'")
+            }
+        } else {
+            configuration.dashboard = file?.dashboard ?? configuration.dashboard
+        }
+        let hours = try settings.value(
+            names("session_hours"), flag: nil, file: file?.sessionHours,
+            default: Double(configuration.sessionLifetime.components.seconds) / 3600, in: 0.01...720)
+        configuration.sessionLifetime = .seconds(Int64((hours * 3600).rounded()))
+        if let secret: String = try settings.optional(
+            names("session_secret", "TERN_API_SESSION_SECRET"), flag: nil, file: file?.sessionSecret)
+        {
+            guard secret.utf8.count >= 32 else {
+                throw ValidationError("api.session_secret (or TERN_API_SESSION_SECRET) must have at least 32 characters")
+            }
+            configuration.sessionSecret = Array(secret.utf8)
+        }
         return configuration
     }
 

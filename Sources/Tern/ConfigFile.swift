@@ -91,9 +91,14 @@ struct ConfigFile: Decodable, Sendable {
         var bodyTimeoutSeconds: Double?
         var maxHeaderBytes: Int?
         var maxConnections: Int?
+        var dashboard: Bool?
+        var sessionHours: Double?
+        var sessionSecret: String?
 
         enum CodingKeys: String, CodingKey {
-            case host, port, auth, tokens
+            case host, port, auth, tokens, dashboard
+            case sessionHours = "session_hours"
+            case sessionSecret = "session_secret"
             case maxBodyBytes = "max_body_bytes"
             case maxJSONDepth = "max_json_depth"
             case maxWaitSeconds = "max_wait_seconds"

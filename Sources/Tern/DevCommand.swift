@@ -114,6 +114,9 @@ struct DevCommand: AsyncParsableCommand {
             }
             let port = apiConfiguration.port
             print("tern dev: HTTP API on http://127.0.0.1:\(port), docs at http://127.0.0.1:\(port)/docs")
+            if apiConfiguration.dashboard {
+                print("tern dev: dashboard at http://127.0.0.1:\(port)/ui\(access.requiresToken ? " (log in with the token below)" : "")")
+            }
             if access.requiresToken {
                 print("tern dev: API token (admin, for this run\(tokenFile.map { "; also in \($0)" } ?? "")): \(devToken)")
                 print("tern dev: try: curl -s localhost:\(port)/v1/tasks -H 'authorization: Bearer \(devToken)'")

@@ -23,3 +23,11 @@ public enum SHA256 {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+/// HMAC-SHA-256 (swift-crypto's), for signing the dashboard's session cookies.
+public enum HMACSHA256 {
+    /// The 32-byte authentication code of `message` under `key`.
+    public static func mac(key: [UInt8], message: some Collection<UInt8>) -> [UInt8] {
+        Array(HMAC<Crypto.SHA256>.authenticationCode(for: Array(message), using: SymmetricKey(data: key)))
+    }
+}

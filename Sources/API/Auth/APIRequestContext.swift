@@ -11,6 +11,13 @@ public struct APIRequestContext: RequestContext {
     var requiresToken = true
     /// The caller sent a bearer token that matches none: 401 on every route that needs a token.
     var invalidToken = false
+    /// The caller sent a dashboard session cookie that is forged, expired or of a removed token.
+    var invalidSession = false
+    /// The caller's dashboard session, when the request was authenticated by its cookie.
+    var session: DashboardSession?
+    /// A state-changing request authenticated by a session cookie came without its CSRF token:
+    /// 403 on every route that needs a grant.
+    var csrfFailed = false
 
     /// The connection the request came on, to close it after an early refusal (see
     /// ``BodyReader``).
@@ -25,7 +32,17 @@ public struct APIRequestContext: RequestContext {
     /// - Throws: 401 ``Problem`` without a valid token, 403 with a token of the wrong role.
     @discardableResult
     func require(_ permission: Permission) throws -> TokenGrant {
-        guard let grant else { throw Problem.unauthenticated(invalid: invalidToken) }
+        if csrfFailed {
+            throw Problem(
+                .forbidden, "csrf_failed",
+                "a request of a dashboard session that changes something must carry the session's X-CSRF-Token header")
+        }
+        guard let grant else {
+            if invalidSession && !invalidToken {
+                throw Problem(.unauthorized, "unauthorized", "the dashboard session has ended or is not valid: log in again")
+            }
+            throw Problem.unauthenticated(invalid: invalidToken)
+        }
         guard grant.role.allows(permission) else {
             throw Problem(.forbidden, "forbidden", "this token's role (\(grant.role.rawValue)) cannot \(permission.rawValue); it needs \(permission.minimumRoles)")
         }
@@ -33,12 +50,16 @@ public struct APIRequestContext: RequestContext {
     }
 }
 
-/// Reads `Authorization: Bearer <token>` and sets the caller's grant. Without a valid bearer token
-/// the caller is anonymous: public routes (`/healthz`, `/readyz`, `/openapi.json`, `/docs`) still
-/// answer, so probes behind proxies that add other credentials work; every other route answers 401.
+/// Reads `Authorization: Bearer <token>`, or else the dashboard's session cookie, and sets the
+/// caller's grant. Without either the caller is anonymous: public routes (`/healthz`, `/readyz`,
+/// `/openapi.json`, `/docs`, the dashboard's pages) still answer, so probes behind proxies that add
+/// other credentials work; every other route answers 401. A session's state-changing request
+/// (any method but GET, HEAD and OPTIONS) counts only with the session's `X-CSRF-Token`.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
     let policy: AccessPolicy
+    /// The key that signs session cookies (``APIConfiguration/sessionSecret``).
+    let sessionSecret: [UInt8]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
@@ -53,6 +74,22 @@ struct AuthenticationMiddleware: RouterMiddleware {
                 context.logger[metadataKey: "token"] = .string(grant.name)
             } else {
                 context.invalidToken = true
+            }
+        } else if let cookie = DashboardSession.cookie(in: request.headers[.cookie]) {
+            if let session = DashboardSession.verify(cookie, secret: sessionSecret),
+                let grant = policy.grant(named: session.tokenName)
+            {
+                if [.get, .head, .options].contains(request.method)
+                    || session.acceptsCSRF(request.headers[DashboardRoutes.csrfHeader].map { Substring($0) }, secret: sessionSecret)
+                {
+                    context.grant = grant
+                    context.session = session
+                    context.logger[metadataKey: "token"] = .string(grant.name)
+                } else {
+                    context.csrfFailed = true
+                }
+            } else {
+                context.invalidSession = true
             }
         }
         return try await next(request, context)

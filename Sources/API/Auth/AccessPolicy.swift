@@ -114,6 +114,12 @@ public struct AccessPolicy: Sendable {
     /// Whether requests need a token.
     public var requiresToken: Bool { tokens != nil }
 
+    /// The grant of the configured token named `name` (a dashboard session names its token).
+    func grant(named name: String) -> TokenGrant? {
+        guard let tokens else { return TokenGrant(name: "anonymous", role: .admin) }
+        return tokens.first { $0.grant.name == name }?.grant
+    }
+
     /// The grant of the token `secret`, comparing its digest with every configured digest in
     /// constant time (the work does not depend on which, if any, matches).
     func grant(forSecret secret: Substring) -> TokenGrant? {

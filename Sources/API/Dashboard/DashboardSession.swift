@@ -1,0 +1,104 @@
+import Foundation
+import TernCore
+
+/// The dashboard's signed session: who logged in, until when, and the CSRF token that goes with it.
+///
+/// The cookie's value is `<payload>.<mac>`, both base64url: the payload is `v1|<token name>|<expiry
+/// in seconds since 1970>|<random nonce>`, the MAC is HMAC-SHA-256 of the payload under the
+/// server's session secret. Nothing secret is in it: the token itself never leaves the login
+/// request. A session names its token, so removing the token from the configuration ends its
+/// sessions, and changing the token's role changes theirs.
+struct DashboardSession: Sendable, Equatable {
+    /// The name of the cookie.
+    static let cookieName = "tern_session"
+
+    /// The name of the token that logged in.
+    var tokenName: String
+    /// The end of the session, in seconds since 1970.
+    var expires: Int64
+    /// Random, per session: the CSRF token is derived from it.
+    var nonce: String
+
+    /// A new session for `tokenName`, valid for `lifetime` from `now`.
+    static func start(tokenName: String, lifetime: Duration, now: Date = Date()) -> DashboardSession {
+        var generator = SystemRandomNumberGenerator()
+        let nonce = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        return DashboardSession(
+            tokenName: tokenName, expires: Int64(now.timeIntervalSince1970) + lifetime.components.seconds,
+            nonce: Base64URL.encode(nonce))
+    }
+
+    /// The signed cookie value.
+    func cookieValue(secret: [UInt8]) -> String {
+        let payload = Array("v1|\(tokenName)|\(expires)|\(nonce)".utf8)
+        return Base64URL.encode(payload) + "." + Base64URL.encode(HMACSHA256.mac(key: secret, message: payload))
+    }
+
+    /// The session in a cookie value, if its signature is the server's and it has not expired.
+    static func verify(_ value: Substring, secret: [UInt8], now: Date = Date()) -> DashboardSession? {
+        let parts = value.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, let payload = Base64URL.decode(parts[0]), let mac = Base64URL.decode(parts[1]),
+            constantTimeEqual(mac, HMACSHA256.mac(key: secret, message: payload))
+        else { return nil }
+        let fields = String(decoding: payload, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false)
+        // A token's name may itself contain `|`: it is everything between the version and the expiry.
+        guard fields.count >= 4, fields[0] == "v1", let expires = Int64(fields[fields.count - 2]),
+            expires > Int64(now.timeIntervalSince1970)
+        else { return nil }
+        let name = fields[1..<(fields.count - 2)].joined(separator: "|")
+        return DashboardSession(tokenName: name, expires: expires, nonce: String(fields[fields.count - 1]))
+    }
+
+    /// The CSRF token every state-changing request of this session must carry in `X-CSRF-Token`.
+    func csrfToken(secret: [UInt8]) -> String {
+        Base64URL.encode(HMACSHA256.mac(key: secret, message: Array("csrf|\(nonce)".utf8)))
+    }
+
+    /// Whether `candidate` is this session's CSRF token (compared in constant time).
+    func acceptsCSRF(_ candidate: Substring?, secret: [UInt8]) -> Bool {
+        guard let candidate else { return false }
+        return Self.constantTimeEqual(Array(candidate.utf8), Array(csrfToken(secret: secret).utf8))
+    }
+
+    /// The `Set-Cookie` value that stores this session: HttpOnly, SameSite=Strict, for the whole site.
+    func setCookie(secret: [UInt8], secure: Bool, now: Date = Date()) -> String {
+        let maxAge = max(0, expires - Int64(now.timeIntervalSince1970))
+        return "\(Self.cookieName)=\(cookieValue(secret: secret)); Path=/; Max-Age=\(maxAge); HttpOnly; SameSite=Strict"
+            + (secure ? "; Secure" : "")
+    }
+
+    /// The `Set-Cookie` value that deletes the session cookie.
+    static let clearCookie = "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
+
+    /// The session cookie's value in a `Cookie` header, if there is one.
+    static func cookie(in header: String?) -> Substring? {
+        guard let header else { return nil }
+        for pair in header.split(separator: ";") {
+            let trimmed = pair.drop { $0 == " " }
+            if trimmed.hasPrefix(cookieName + "=") { return trimmed.dropFirst(cookieName.count + 1) }
+        }
+        return nil
+    }
+
+    private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for (x, y) in zip(a, b) { difference |= x ^ y }
+        return difference == 0
+    }
+}
+
+/// Base64url without padding (RFC 4648 §5), for cookie values.
+enum Base64URL {
+    static func encode(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    static func decode(_ text: Substring) -> [UInt8]? {
+        guard text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else { return nil }
+        var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        standard += String(repeating: "=", count: (4 - standard.count % 4) % 4)
+        return Data(base64Encoded: standard).map(Array.init)
+    }
+}

@@ -1,0 +1,261 @@
+"""The dashboard in a real browser: headless Chromium (Debian's) driven by Selenium.
+
+Run by scripts/test-browser, which starts redis-server, `tern api` and `tern worker` and passes
+TERN_API, TERN_OPERATOR_TOKEN, TERN_READER_TOKEN, TERN_ADMIN_TOKEN and TERN_ARTIFACTS. Each check
+prints one line; the first failure stops the run with a non-zero exit and a screenshot.
+"""
+
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+BASE = os.environ["TERN_API"]
+OPERATOR = os.environ["TERN_OPERATOR_TOKEN"]
+READER = os.environ["TERN_READER_TOKEN"]
+ADMIN = os.environ["TERN_ADMIN_TOKEN"]
+ARTIFACTS = os.environ["TERN_ARTIFACTS"]
+WAIT = 45  # seconds; generous for a loaded CI machine
+
+# Hostile job data: markup, an attribute break-out with an onerror handler, control characters.
+XSS = '<script>alert("x")</script>"><img src=x onerror=alert(1)>\u0007\u001b[31m'
+
+
+def call(method, path, body=None, token=ADMIN):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(BASE + path, data=data, method=method)
+    request.add_header("Authorization", "Bearer " + token)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def wait_until(what, predicate, timeout=WAIT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting for " + what)
+
+
+def job_state(job_id):
+    return call("GET", "/v1/jobs/" + job_id)[1]["state"]
+
+
+def browser():
+    options = Options()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+class Dashboard:
+    def __init__(self, driver):
+        self.driver = driver
+
+    def wait(self, what, predicate):
+        try:
+            return WebDriverWait(self.driver, WAIT, poll_frequency=0.1).until(lambda d: predicate())
+        except TimeoutException:
+            raise AssertionError("timed out waiting for " + what) from None
+
+    def view(self):
+        return self.driver.execute_script("return document.getElementById('main').dataset.view")
+
+    def open(self, hash_route, view):
+        self.driver.execute_script("location.hash = arguments[0]", hash_route)
+        self.wait("the " + view + " view of " + hash_route, lambda: self.view() == view and self.driver.execute_script(
+            "return document.getElementById('main').dataset.route") == hash_route)
+
+    def status(self):
+        return self.driver.execute_script("return document.getElementById('status').textContent")
+
+    def login(self, token):
+        self.driver.get(BASE + "/ui")
+        self.wait("the login form", lambda: self.view() == "login")
+        self.driver.find_element(By.ID, "token").send_keys(token)
+        self.driver.find_element(By.CSS_SELECTOR, "#login button").click()
+        self.wait("the overview after login", lambda: self.view() == "overview")
+
+    # The page redraws its view every second, so elements are read and clicked by one script call
+    # each, never through a reference that a redraw may have replaced.
+    def buttons(self):
+        return self.driver.execute_script(
+            "return [...document.querySelectorAll('main button[data-action]')].map(b => b.dataset.action)")
+
+    def click(self, label):
+        self.wait("the button " + label, lambda: self.driver.execute_script(
+            "const b = document.querySelector('main button[data-action=\"' + arguments[0] + '\"]');"
+            "if (!b || b.disabled) return false; b.click(); return true", label))
+
+    def main_text(self):
+        return self.driver.execute_script("return document.getElementById('main').innerText")
+
+    def job_badge(self):
+        return self.driver.execute_script("const b = document.querySelector('main h1 .badge'); return b && b.dataset.state")
+
+    def count(self, selector):
+        return self.driver.execute_script("return document.querySelectorAll(arguments[0]).length", selector)
+
+    def screenshot(self, page):
+        self.driver.save_screenshot(os.path.join(ARTIFACTS, "dashboard-%s.png" % page))
+
+    def assert_no_alert(self):
+        try:
+            alert = self.driver.switch_to.alert
+            text = alert.text
+            alert.dismiss()
+            raise AssertionError("an alert opened: " + text)
+        except NoAlertPresentException:
+            pass
+
+
+def check(name, body):
+    body()
+    print("ok - " + name, flush=True)
+
+
+def main():
+    status, _ = call("POST", "/v1/jobs", {"task": "echo", "input": {"hello": "dashboard"}})
+    assert status == 201, status
+    driver = browser()
+    ui = Dashboard(driver)
+    try:
+        def login_page():
+            driver.get(BASE + "/ui")
+            ui.wait("the login form", lambda: ui.view() == "login")
+            ui.screenshot("login")
+            driver.find_element(By.ID, "token").send_keys("not-a-token")
+            driver.find_element(By.CSS_SELECTOR, "#login button").click()
+            ui.wait("the refusal", lambda: "not valid" in driver.find_element(By.ID, "login-error").text)
+        check("a wrong token is refused on the login page", login_page)
+
+        def login():
+            ui.login(OPERATOR)
+            ui.wait("the default queue on the overview", lambda: "default" in ui.main_text())
+            stored = driver.execute_script("return JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie")
+            assert OPERATOR not in stored and "tern_session" not in stored, "the token or the session is readable by scripts"
+            assert OPERATOR not in driver.current_url
+            ui.screenshot("overview")
+        check("log in with a token: an HttpOnly session, the token kept nowhere", login)
+
+        def live_job():
+            status, _ = call("POST", "/v1/queues/default/pause")
+            assert status == 200
+            status, job = call("POST", "/v1/jobs", {"task": "sleep", "input": {"ms": 300}})
+            assert status == 201, job
+            driver.execute_script("window.__sameDocument = true")
+            ui.open("#/jobs/" + job["id"], "job")
+            ui.wait("the job shown as queued", lambda: ui.job_badge() == "queued")
+            ui.open("#/queues/default", "queue")
+            ui.wait("the paused badge", lambda: ui.count("#paused"))
+            ui.click("Resume")
+            ui.wait("the queue resumed", lambda: not ui.count("#paused") and "Pause" in ui.buttons())
+            ui.open("#/jobs/" + job["id"], "job")
+            ui.wait("the job to succeed on the open page", lambda: ui.job_badge() == "succeeded")
+            assert driver.execute_script("return window.__sameDocument === true"), "the page was reloaded"
+            assert "sleptMs" in ui.main_text()
+            ui.screenshot("job")
+        check("a job goes from queued to succeeded without a reload (queue resumed from the page)", live_job)
+
+        def pause_queue():
+            ui.open("#/queues/default", "queue")
+            ui.click("Pause")
+            ui.wait("the paused badge", lambda: ui.count("#paused"))
+            assert call("GET", "/v1/queues/default")[1]["paused"] is True
+            ui.screenshot("queue")
+            ui.click("Resume")
+            ui.wait("the queue resumed", lambda: not ui.count("#paused"))
+            assert call("GET", "/v1/queues/default")[1]["paused"] is False
+        check("pause and resume a queue from its page", pause_queue)
+
+        def hostile_data():
+            status, failing = call("POST", "/v1/jobs", {"task": "fail", "input": {"message": XSS}})
+            assert status == 201, failing
+            status, echoed = call("POST", "/v1/jobs", {"task": "echo", "input": {"text": XSS}})
+            assert status == 201, echoed
+            wait_until("the failing job to fail", lambda: job_state(failing["id"]) == "failed")
+            wait_until("the echo job to succeed", lambda: job_state(echoed["id"]) == "succeeded")
+            for job_id in (failing["id"], echoed["id"]):
+                ui.open("#/jobs/" + job_id, "job")
+                ui.wait("the payload shown as text", lambda: "<script>alert(" in ui.main_text() and "onerror=alert(1)>" in ui.main_text())
+                ui.assert_no_alert()
+                assert ui.count("main img, main script") == 0, "job data became markup"
+                assert "\\u0007" in ui.main_text(), "control characters are not shown escaped"
+            ui.open("#/queues/default?state=failed", "queue")
+            ui.wait("the failed job listed", lambda: failing["id"] in ui.main_text())
+            ui.assert_no_alert()
+            assert ui.count("main img, main script") == 0
+            return failing["id"]
+        failed_id = []
+        check("hostile input, result and error render as text: no alert, no injected element",
+              lambda: failed_id.append(hostile_data()))
+
+        def retry_failed():
+            ui.open("#/jobs/" + failed_id[0], "job")
+            ui.click("Retry")
+            wait_until("the retried job to fail a second time", lambda: len(call("GET", "/v1/jobs/" + failed_id[0])[1]["errors"]) == 2)
+            ui.wait("the second error on the open page", lambda: ui.main_text().count("attempt") >= 1 and ui.count("main table tbody tr") >= 2)
+        check("retry a failed job from its page", retry_failed)
+
+        def schedule():
+            status, body = call("PUT", "/v1/schedules/browser-tick", {"name": "browser-tick", "task": "echo", "input": 1, "every_seconds": 3600})
+            assert status in (200, 201), body
+            ui.open("#/schedules", "schedules")
+            ui.wait("the schedule listed", lambda: "browser-tick" in ui.main_text())
+            ui.click("Pause")
+            ui.wait("the schedule paused", lambda: "paused" in ui.main_text() and "Resume" in ui.buttons())
+            assert call("GET", "/v1/schedules/browser-tick")[1]["enabled"] is False
+            ui.screenshot("schedules")
+        check("pause a schedule from the schedules page", schedule)
+
+        def other_pages():
+            ui.open("#/workers", "workers")
+            ui.wait("the worker listed", lambda: "/ 4" in ui.main_text())
+            ui.screenshot("workers")
+            ui.open("#/tasks", "tasks")
+            ui.wait("the tasks listed", lambda: "sleep" in ui.main_text() and "ms" in ui.main_text())
+            ui.screenshot("tasks")
+        check("the workers and tasks pages", other_pages)
+
+        def reader():
+            driver.find_element(By.ID, "logout").click()
+            ui.wait("the login form after logout", lambda: ui.view() == "login")
+            ui.login(READER)
+            for route, view in (("#/queues/default", "queue"), ("#/jobs/" + failed_id[0], "job"), ("#/schedules", "schedules")):
+                ui.open(route, view)
+                assert ui.buttons() == [], "a reader sees action buttons on " + route
+            refused = driver.execute_script(
+                "return fetch('/v1/queues/default/pause', {method: 'POST', headers: {'X-CSRF-Token': 'x'}}).then(r => r.status)")
+            assert refused == 403, refused
+            assert call("GET", "/v1/queues/default")[1]["paused"] is False
+        check("a reader sees everything but no action buttons, and its posts are refused", reader)
+    except Exception:
+        ui.screenshot("failure")
+        raise
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as error:
+        print("not ok - " + str(error), flush=True)
+        sys.exit(1)
