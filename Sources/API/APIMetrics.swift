@@ -1,8 +1,10 @@
+import Broker
 import Hummingbird
 import Prometheus
+import TernCore
 
 /// The API's Prometheus metrics, served at `/metrics`: requests by route, method and status,
-/// request latency by route, and jobs enqueued by task. Each application has its own registry.
+/// request latency by route, jobs enqueued by task, and each queue's jobs by state. Each application has its own registry.
 public final class APIMetrics: Sendable {
     /// The registry `/metrics` emits.
     public let registry = PrometheusCollectorRegistry()
@@ -37,6 +39,37 @@ public final class APIMetrics: Sendable {
                 helpText: "Jobs enqueued through the API, by task."),
             labels: [("task", task)]
         ).increment(by: Int64(count))
+    }
+
+    /// Sets the per-queue gauges from `stats`, read from Redis at each scrape, so every API replica
+    /// reports the same figures: `tern_queue_jobs{queue,state}`, `tern_queue_oldest_age_seconds`
+    /// (how long the next job in line has waited) and `tern_queue_paused`.
+    func queues(_ stats: [QueueStats]) {
+        for queue in stats {
+            let name = queue.queue.rawValue
+            let counts: [(String, Int)] = [
+                ("queued", queue.pending), ("scheduled", queue.scheduled), ("running", queue.running),
+                ("succeeded", queue.succeeded), ("failed", queue.failed), ("cancelled", queue.cancelled),
+                ("expired", queue.expired),
+            ]
+            for (state, count) in counts {
+                registry.makeGauge(
+                    descriptor: .init(namespace: "tern", subsystem: "queue", metricName: "jobs",
+                        helpText: "Jobs in each state by queue (scheduled includes retrying), read from Redis at each scrape."),
+                    labels: [("queue", name), ("state", state)]
+                ).set(Double(count))
+            }
+            registry.makeGauge(
+                descriptor: .init(namespace: "tern", subsystem: "queue", metricName: "oldest_age", unitName: "seconds",
+                    helpText: "How long the next job in line has waited since it was due; 0 when none waits."),
+                labels: [("queue", name)]
+            ).set(Double(queue.oldestPendingMilliseconds) / 1000)
+            registry.makeGauge(
+                descriptor: .init(namespace: "tern", subsystem: "queue", metricName: "paused",
+                    helpText: "1 while the queue is paused."),
+                labels: [("queue", name)]
+            ).set(queue.paused ? 1.0 : 0.0)
+        }
     }
 
     /// The text exposition format.

@@ -29,6 +29,11 @@ final class JobNotifier: Sendable {
         var next: UInt64 = 0
         var slots: [JobID: [UInt64: Slot]] = [:]
         var subscriber: RedisSubscriber?
+        /// Counts every change heard (and every start or loss of the subscription), for the
+        /// dashboard's live streams.
+        var generation: UInt64 = 0
+        /// Live streams waiting for the next change, by number.
+        var watchers: [UInt64: CheckedContinuation<Void, Never>] = [:]
     }
 
     private let state = Mutex(State())
@@ -54,7 +59,7 @@ final class JobNotifier: Sendable {
     /// A ticket that the next published change of `id` fires; `nil` while changes are not pushed
     /// (the caller polls instead). Starts the subscription on first use.
     func arm(_ id: JobID) -> Ticket? {
-        guard let start else { return nil }
+        guard start != nil else { return nil }
         let (ticket, starting) = state.withLock { state -> (Ticket?, Bool) in
             let starting = state.subscriber == nil
             guard state.live else { return (nil, starting) }
@@ -62,18 +67,70 @@ final class JobNotifier: Sendable {
             state.slots[id, default: [:]][state.next] = .armed
             return (Ticket(id: id, number: state.next), false)
         }
-        if starting {
-            let subscriber = start(self)
-            let extra: RedisSubscriber? = state.withLock { state in
-                if state.subscriber == nil {
-                    state.subscriber = subscriber
-                    return nil
-                }
-                return subscriber
-            }
-            extra?.close()
-        }
+        if starting { startSubscription() }
         return ticket
+    }
+
+    private func startSubscription() {
+        guard let start else { return }
+        let subscriber = start(self)
+        let extra: RedisSubscriber? = state.withLock { state in
+            if state.subscriber == nil {
+                state.subscriber = subscriber
+                return nil
+            }
+            return subscriber
+        }
+        extra?.close()
+    }
+
+    /// The number of changes heard so far, and whether changes are pushed now; starts the
+    /// subscription on first use. A broker without pushes answers `(0, false)`.
+    func generation() -> (UInt64, live: Bool) {
+        guard start != nil else { return (0, false) }
+        let (generation, live, starting) = state.withLock { ($0.generation, $0.live, $0.subscriber == nil) }
+        if starting { startSubscription() }
+        return (generation, live)
+    }
+
+    /// Waits until a change after `generation` is heard, the deadline passes, or the task is
+    /// cancelled.
+    func waitForChange(after generation: UInt64, until deadline: ContinuousClock.Instant) async {
+        let number = state.withLock { state in
+            state.next += 1
+            return state.next
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { continuation in
+                        let resume = self.state.withLock { state -> Bool in
+                            // A cancellation already delivered finds nothing to resume: look first.
+                            guard state.generation == generation, !Task.isCancelled else { return true }
+                            state.watchers[number] = continuation
+                            return false
+                        }
+                        if resume { continuation.resume() }
+                    }
+                } onCancel: {
+                    self.state.withLock { $0.watchers.removeValue(forKey: number) }?.resume()
+                }
+            }
+            group.addTask { try? await Task.sleep(until: deadline, clock: .continuous) }
+            await group.next()
+            group.cancelAll()
+        }
+        state.withLock { $0.watchers.removeValue(forKey: number) }?.resume()
+    }
+
+    /// Counts a change and wakes every live stream.
+    private func changed() {
+        let watchers = state.withLock { state in
+            state.generation &+= 1
+            defer { state.watchers = [:] }
+            return Array(state.watchers.values)
+        }
+        for watcher in watchers { watcher.resume() }
     }
 
     /// Waits until `ticket` fires (a change of its job, or the subscription came or went), the
@@ -102,7 +159,9 @@ final class JobNotifier: Sendable {
                 return Array(state.slots.keys)
             }
             for id in ids { fireAll(id) }
+            changed()
         case .message(_, let payload):
+            changed()
             // `<what> <id> [<id> ...]`
             for word in payload.split(separator: UInt8(ascii: " ")).dropFirst() {
                 if let id = JobID(String(decoding: word, as: UTF8.self)) { fireAll(id) }

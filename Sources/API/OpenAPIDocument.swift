@@ -155,6 +155,10 @@ enum OpenAPISchemas {
                 "oldest_pending_ms": ["type": "integer", "description": "How long the oldest queued job has waited."],
                 "lost_leases": integer, "stale_writes": integer,
             ]),
+            "Throughput": object([
+                "queue": string,
+                "minutes": ["type": "array", "items": object(["at": timestamp, "succeeded": integer, "failed": integer])],
+            ]),
             "QueueList": object(["queues": ["type": "array", "items": OpenAPIDocument.ref("Queue")]]),
             "Paused": object(["queue": string, "paused": ["type": "boolean"]]),
             "Retried": object(["queue": string, "retried": integer]),

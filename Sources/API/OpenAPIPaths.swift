@@ -74,6 +74,10 @@ enum OpenAPIPaths {
                     parameter("limit", in: "query", ["type": "integer"], "Page size; clamped to 1...100 (default 20)."),
                     parameter("cursor", in: "query", ["type": "string"], "The next_cursor of the previous page."),
                 ])],
+            "/v1/queues/{queue}/throughput": ["get": operation(
+                "queues", "Jobs of the queue that succeeded or failed for good, per minute, oldest first (the current minute last).", .read,
+                ["200": json("Throughput", "One entry per minute."), "400": problem("An invalid minutes."), "422": problem("An invalid queue name.")],
+                parameters: [queue, parameter("minutes", in: "query", ["type": "integer"], "How many minutes; clamped to 1...120 (default 60).")])],
             "/v1/queues/{queue}/pause": ["post": queueAction("Stop handing out the queue's jobs (running ones finish).", "Paused", queue)],
             "/v1/queues/{queue}/resume": ["post": queueAction("Hand out the queue's jobs again.", "Paused", queue)],
             "/v1/queues/{queue}/retry-failed": ["post": queueAction("Run every failed job of the queue again, oldest first.", "Retried", queue)],

@@ -8,15 +8,8 @@ func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
     let queues = router.group("v1/queues")
     queues.get { _, context in
         try context.require(.read)
-        let names = try await broker { try await api.broker.queues() }
-        // The stats of all queues at once rather than one round trip after another.
-        let stats = try await broker {
-            try await withThrowingTaskGroup(of: QueueStats.self) { group in
-                for name in names { group.addTask { try await api.broker.stats(name) } }
-                return try await group.reduce(into: [QueueName: QueueStats]()) { $0[$1.queue] = $1 }
-            }
-        }
-        return try JSONResponse.make(["queues": names.compactMap { stats[$0].map(queueObject) }])
+        let stats = try await broker { try await allQueueStats(api) }
+        return try JSONResponse.make(["queues": stats.map(queueObject)])
     }
     queues.get(":queue") { _, context in
         try context.require(.read)
@@ -37,6 +30,20 @@ func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         let cursor = request.uri.queryParameters.get("cursor")
         let page = try await broker { try await api.broker.jobs(queue: queue, state: state, cursor: cursor, limit: limit) }
         return try JSONResponse.make(["jobs": page.jobs.map(JobView.object), "next_cursor": JSONResponse.orNull(page.nextCursor)])
+    }
+    queues.get(":queue/throughput") { request, context in
+        try context.require(.read)
+        let queue = try queueName(context)
+        let text = request.uri.queryParameters.get("minutes")
+        guard let requested = text.map({ Int($0) }) ?? 60 else {
+            throw Problem(.badRequest, "invalid_minutes", "minutes must be an integer")
+        }
+        let minutes = min(max(requested, 1), JobLimits.throughputMinutes)
+        let counts = try await broker { try await api.broker.throughput(queue, minutes: minutes) }
+        return try JSONResponse.make([
+            "queue": queue.rawValue,
+            "minutes": counts.map { ["at": JobView.timestamp($0.minuteMilliseconds), "succeeded": $0.succeeded, "failed": $0.failed] },
+        ])
     }
     queues.post(":queue/pause") { _, context in
         try context.require(.operate)
@@ -86,6 +93,17 @@ func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         }
         return try JSONResponse.make(["tasks": tasks])
     }
+}
+
+/// The stats of every queue, in the order of `queues()`, read at once rather than one round trip
+/// after another.
+func allQueueStats(_ api: APIContext) async throws -> [QueueStats] {
+    let names = try await api.broker.queues()
+    let stats = try await withThrowingTaskGroup(of: QueueStats.self) { group in
+        for name in names { group.addTask { try await api.broker.stats(name) } }
+        return try await group.reduce(into: [QueueName: QueueStats]()) { $0[$1.queue] = $1 }
+    }
+    return names.compactMap { stats[$0] }
 }
 
 /// A queue that has been used; pausing a misspelt name must not create a queue (or any key).

@@ -87,6 +87,8 @@ private func addPublicRoutes(_ router: Router<APIRequestContext>, _ api: APICont
     }
     router.get("/metrics") { _, context in
         try context.require(.read)
+        // The queue gauges come from Redis; without it the process's own metrics still answer.
+        if let stats = try? await allQueueStats(api) { api.metrics.queues(stats) }
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(bytes: api.metrics.text())))

@@ -164,6 +164,26 @@ struct APIEndpointTests {
         }
     }
 
+    @Test("/metrics reports each queue's jobs by state, the wait of its next job and whether it is paused")
+    func queueGauges() async throws {
+        try await withAPI { client, broker in
+            for _ in 0..<2 {
+                try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: ByteBuffer(string: #"{"task":"echo","input":1}"#)) {
+                    #expect($0.status == .created)
+                }
+            }
+            let claimed = try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30))
+            #expect(claimed.count == 1)
+            try await client.execute(uri: "/v1/queues/default/pause", method: .post) { #expect($0.status == .ok) }
+            let text = try await client.execute(uri: "/metrics", method: .get) { String(buffer: $0.body) }
+            #expect(text.contains(#"tern_queue_jobs{queue="default",state="queued"} 1.0"#))
+            #expect(text.contains(#"tern_queue_jobs{queue="default",state="running"} 1.0"#))
+            #expect(text.contains(#"tern_queue_jobs{queue="default",state="failed"} 0.0"#))
+            #expect(text.contains(#"tern_queue_paused{queue="default"} 1.0"#))
+            #expect(text.contains(#"tern_queue_oldest_age_seconds{queue="default"}"#))
+        }
+    }
+
     @Test("unknown routes and wrong methods are problem+json 404s")
     func unknownRoutes() async throws {
         try await withAPI { client, _ in

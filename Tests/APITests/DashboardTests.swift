@@ -16,13 +16,15 @@ private let tokens: [String: TokenGrant] = [
 ]
 
 private func dashboardAPI(
-    tokens grants: [String: TokenGrant] = tokens, secret: [UInt8] = Array(repeating: 7, count: 32), dashboard: Bool = true
+    tokens grants: [String: TokenGrant] = tokens, secret: [UInt8] = Array(repeating: 7, count: 32), dashboard: Bool = true,
+    adjust: (inout APIConfiguration) -> Void = { _ in }
 ) throws -> APIContext {
     var registry = TaskRegistry()
     try SampleTasks.register(in: &registry, includingTestTasks: false)
     var configuration = APIConfiguration()
     configuration.sessionSecret = secret
     configuration.dashboard = dashboard
+    adjust(&configuration)
     let access = AccessPolicy.tokens(grants.map { AccessPolicy.Token(secret: $0.key, grant: $0.value) })
     return APIContext(broker: MemoryJobBroker(), registry: registry, configuration: configuration, access: access, checkReady: {})
 }
@@ -162,6 +164,31 @@ struct DashboardTests {
             }
             let loggedOut = try await client.execute(uri: "/ui/logout", method: .post) { $0.headers[.setCookie] }
             #expect(loggedOut?.contains("Max-Age=0") == true)
+        }
+    }
+
+    @Test("/ui/live: a hello saying whether changes are pushed, within the waiter cap, for sessions only")
+    func liveStream() async throws {
+        let api = try dashboardAPI { $0.maxEventStreamSeconds = 1 }
+        try await withDashboard(api) { client in
+            let anonymous = try await client.execute(uri: "/ui/live", method: .get) { $0.status }
+            #expect(anonymous == .unauthorized)
+            let session = try await login(client, token: "t-reader")
+            let started = ContinuousClock.now
+            let stream = try await client.execute(uri: "/ui/live", method: .get, headers: [.cookie: session.cookie]) { response in
+                (response.status, response.headers[.contentType], String(buffer: response.body))
+            }
+            #expect(stream.0 == .ok && stream.1 == "text/event-stream")
+            // The memory broker pushes nothing: the page keeps polling.
+            #expect(stream.2.hasPrefix("event: hello\ndata: {\"pushed\":false}\n\n"))
+            #expect(!stream.2.contains("event: change"))
+            #expect(ContinuousClock.now - started < .seconds(30), "the stream ends after maxEventStreamSeconds")
+        }
+        let full = try dashboardAPI { $0.maxWaiters = 0 }
+        try await withDashboard(full) { client in
+            let session = try await login(client, token: "t-reader")
+            let refused = try await client.execute(uri: "/ui/live", method: .get, headers: [.cookie: session.cookie]) { ($0.status, code($0)) }
+            #expect(refused.0 == .serviceUnavailable && refused.1 == "too_many_waiters")
         }
     }
 

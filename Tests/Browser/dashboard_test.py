@@ -152,8 +152,9 @@ def main():
             stored = driver.execute_script("return JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie")
             assert OPERATOR not in stored and "tern_session" not in stored, "the token or the session is readable by scripts"
             assert OPERATOR not in driver.current_url
+            ui.wait("the live stream's hello (changes pushed)", lambda: driver.execute_script("return document.body.dataset.pushed") == "true")
             ui.screenshot("overview")
-        check("log in with a token: an HttpOnly session, the token kept nowhere", login)
+        check("log in with a token: an HttpOnly session, the token kept nowhere; changes pushed over /ui/live", login)
 
         def live_job():
             status, _ = call("POST", "/v1/queues/default/pause")
@@ -172,6 +173,9 @@ def main():
             assert driver.execute_script("return window.__sameDocument === true"), "the page was reloaded"
             assert "sleptMs" in ui.main_text()
             ui.screenshot("job")
+            ui.open("#/queues/default", "queue")
+            ui.wait("the chart counting the finished jobs", lambda: driver.execute_script(
+                "const c = document.querySelector('main figcaption'); return c && Number(c.dataset.succeeded) >= 2"))
         check("a job goes from queued to succeeded without a reload (queue resumed from the page)", live_job)
 
         def pause_queue():

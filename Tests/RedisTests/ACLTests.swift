@@ -14,7 +14,7 @@ import Testing
 private let libraryCommands = [
     "+time", "+get", "+set", "+del", "+unlink", "+hget", "+hset", "+hmget", "+hdel", "+hincrby", "+lpush", "+ltrim",
     "+persist", "+zadd", "+zcard", "+zrange", "+zrangebyscore", "+zrem", "+zpopmin", "+zremrangebyrank", "+zremrangebyscore",
-    "+publish",
+    "+publish", "+pexpire",
 ]
 
 /// The ACL users of docs/operations.md, for `prefix`: each component's own commands, on its keys only.

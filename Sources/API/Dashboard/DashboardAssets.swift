@@ -68,13 +68,18 @@ enum DashboardAssets {
         dl.fields dd { margin: 0; word-break: break-all; }
         progress { width: 240px; }
         ul.schema { margin: 2px 0; padding-left: 18px; }
+        figure.chart { margin: 8px 0 16px; }
+        figure.chart svg { width: 100%; height: 110px; background: var(--soft); border: 1px solid var(--line); border-radius: 6px; }
+        figure.chart rect.ok { fill: var(--green); }
+        figure.chart rect.bad { fill: var(--red); }
+        figure.chart figcaption { font-size: 12px; margin-top: 4px; }
         """
 
     static let script = #"""
         'use strict';
         (function () {
           const STATES = ['queued', 'scheduled', 'running', 'retrying', 'succeeded', 'failed', 'cancelled', 'expired'];
-          const app = { session: null, busy: false, hold: 0 };
+          const app = { session: null, busy: false, hold: 0, pushed: false, rendered: 0, live: null };
           const main = document.getElementById('main');
 
           // Job data is hostile: control characters are shown escaped, and text is only ever text.
@@ -116,6 +121,42 @@ enum DashboardAssets {
             return el('dl', { class: 'fields' }, pairs.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, v)]));
           }
           const json = (value) => el('pre', {}, JSON.stringify(value, null, 2));
+
+          // Jobs finished per minute as bars: succeeded below, failed on top; a tooltip per minute.
+          function svg(tag, attributes, ...children) {
+            const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
+            for (const [key, value] of Object.entries(attributes || {})) node.setAttribute(key, String(value));
+            node.append(...children);
+            return node;
+          }
+          function chart(minutes) {
+            const width = 720, height = 110, step = width / Math.max(1, minutes.length);
+            const peak = Math.max(1, ...minutes.map((m) => m.succeeded + m.failed));
+            const scale = (count) => count / peak * (height - 10);
+            const bars = minutes.map((m, i) => {
+              const title = svg('title');
+              title.textContent = clean(time(m.at) + ': ' + m.succeeded + ' succeeded, ' + m.failed + ' failed');
+              const ok = scale(m.succeeded), bad = scale(m.failed), x = (i * step).toFixed(1), w = Math.max(1, step - 1).toFixed(1);
+              return svg('g', {}, title,
+                svg('rect', { x, y: (height - ok - bad).toFixed(1), width: w, height: ok.toFixed(1), class: 'ok' }),
+                svg('rect', { x, y: (height - bad).toFixed(1), width: w, height: bad.toFixed(1), class: 'bad' }));
+            });
+            const succeeded = minutes.reduce((n, m) => n + m.succeeded, 0), failed = minutes.reduce((n, m) => n + m.failed, 0);
+            return el('figure', { class: 'chart' },
+              svg('svg', { viewBox: '0 0 ' + width + ' ' + height, preserveAspectRatio: 'none', role: 'img', 'aria-label': 'Jobs finished per minute' }, ...bars),
+              el('figcaption', { class: 'muted', 'data-succeeded': succeeded, 'data-failed': failed },
+                'Last ' + minutes.length + ' minutes: ' + succeeded + ' succeeded, ' + failed + ' failed; peak ' + peak + ' a minute'));
+          }
+          // The per-minute counts of several queues, added up minute by minute.
+          function sumMinutes(lists) {
+            const byMinute = new Map();
+            for (const list of lists) for (const m of list.minutes) {
+              const sum = byMinute.get(m.at) || { at: m.at, succeeded: 0, failed: 0 };
+              sum.succeeded += m.succeeded; sum.failed += m.failed;
+              byMinute.set(m.at, sum);
+            }
+            return [...byMinute.values()].sort((a, b) => a.at < b.at ? -1 : 1).slice(-60);
+          }
           const stateBadge = (state) => el('span', { class: 'badge state-' + state, 'data-state': state }, state);
 
           async function api(path, method, body) {
@@ -162,9 +203,15 @@ enum DashboardAssets {
           const views = {
             async overview() {
               const [queues, workers] = await Promise.all([api('/v1/queues'), api('/v1/workers')]);
+              // The chart adds up the first 20 queues, to keep each redraw to a few requests.
+              const charted = queues.queues.slice(0, 20);
+              const throughput = await Promise.all(charted.map((q) => api('/v1/queues/' + encodeURIComponent(q.queue) + '/throughput?minutes=60')));
               const busy = workers.workers.reduce((n, w) => n + w.busy, 0);
               const slots = workers.workers.reduce((n, w) => n + w.concurrency, 0);
               return el('div', {},
+                el('h1', {}, 'Jobs finished per minute'),
+                chart(sumMinutes(throughput)),
+                queues.queues.length > charted.length ? el('p', { class: 'muted' }, 'The chart adds up the first ' + charted.length + ' queues.') : null,
                 el('h1', {}, 'Queues'),
                 table(['Queue', 'queued', 'scheduled', 'running', 'failed', 'succeeded', 'cancelled', 'expired', 'oldest waiting', 'paused'],
                   queues.queues.map((q) => [queueLink(q.queue), q.pending, q.scheduled, q.running, q.failed, q.succeeded,
@@ -176,8 +223,9 @@ enum DashboardAssets {
               const stateName = STATES.includes(params.get('state')) ? params.get('state') : 'queued';
               const cursor = params.get('cursor');
               const base = '#/queues/' + encodeURIComponent(name);
-              const [queue, page] = await Promise.all([
+              const [queue, throughput, page] = await Promise.all([
                 api('/v1/queues/' + encodeURIComponent(name)),
+                api('/v1/queues/' + encodeURIComponent(name) + '/throughput?minutes=60'),
                 api('/v1/queues/' + encodeURIComponent(name) + '/jobs?limit=20&state=' + stateName + (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''))]);
               const q = '/v1/queues/' + encodeURIComponent(name);
               return el('div', {},
@@ -185,6 +233,7 @@ enum DashboardAssets {
                 canOperate() ? el('div', { class: 'actions' },
                   queue.paused ? action('Resume', () => api(q + '/resume', 'POST')) : action('Pause', () => api(q + '/pause', 'POST')),
                   action('Retry all failed', () => api(q + '/retry-failed', 'POST'), { confirm: 'Confirm: retry all failed', danger: true })) : null,
+                chart(throughput.minutes),
                 el('div', { class: 'tabs' }, STATES.map((s) => el('a', { href: base + '?state=' + s, class: s === stateName ? 'current' : null }, s))),
                 table(['Job', 'task', 'state', 'attempts', 'created', 'error'],
                   page.jobs.map((j) => [jobLink(j.id), j.task, stateBadge(j.state), j.attempts + ' / ' + j.max_attempts, time(j.created_at), j.error || ''])),
@@ -296,6 +345,8 @@ enum DashboardAssets {
               main.replaceChildren(view);
               main.setAttribute('data-view', current.name);
               main.setAttribute('data-route', current.hash);
+              app.rendered = Date.now();
+              connectLive();
               setStatus('Updated ' + new Date().toLocaleTimeString());
             } catch (e) {
               if (e.status === 401) { app.session = null; showLogin('Your session has ended: log in again.'); }
@@ -331,6 +382,7 @@ enum DashboardAssets {
 
           async function logout() {
             try { await api('/ui/logout', 'POST'); } catch (e) { /* the cookie is cleared either way */ }
+            if (app.live) { app.live.close(); app.live = null; app.pushed = false; }
             app.session = null;
             showLogin('Logged out.');
           }
@@ -341,8 +393,29 @@ enum DashboardAssets {
             if (id) location.hash = '#/jobs/' + encodeURIComponent(id);
           });
           window.addEventListener('hashchange', render);
-          // Live: the open view is read again every second while the tab is visible.
-          setInterval(() => { if (document.visibilityState === 'visible') render(); }, 1000);
+
+          // Live: /ui/live says when jobs change (at most once a second) and the view is read again
+          // then, and every 5 s for what is not pushed (claims, workers). Without pushes (the stream
+          // is down, or the server has none), the view is read every second.
+          function connectLive() {
+            if (app.live || !window.EventSource || Date.now() < (app.liveRetryAt || 0)) return;
+            app.live = new EventSource('/ui/live');
+            app.live.addEventListener('hello', (event) => {
+              try { app.pushed = JSON.parse(event.data).pushed === true; } catch (e) { app.pushed = false; }
+              document.body.setAttribute('data-pushed', String(app.pushed));
+            });
+            app.live.addEventListener('change', () => { if (document.visibilityState === 'visible') render(); });
+            app.live.addEventListener('error', () => {
+              app.pushed = false;
+              document.body.setAttribute('data-pushed', 'false');
+              // A refused stream (logged out, or too many waiters) is not retried by the browser.
+              if (app.live && app.live.readyState === EventSource.CLOSED) { app.live = null; app.liveRetryAt = Date.now() + 30000; }
+            });
+          }
+          setInterval(() => {
+            if (document.visibilityState !== 'visible') return;
+            if (!app.pushed || Date.now() - app.rendered >= 5000) render();
+          }, 1000);
           api('/ui/session').then((session) => { app.session = session; render(); })
             .catch((e) => showLogin(e.status === 401 ? '' : e.message));
         })();

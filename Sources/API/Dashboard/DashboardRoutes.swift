@@ -72,6 +72,11 @@ func addDashboardRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) 
         return try JSONResponse.make(["logged_out": true], headers: headers)
     }
 
+    router.get("/ui/live") { request, context in
+        try context.require(.read)
+        return try DashboardLive.response(request: request, api: api)
+    }
+
     router.get("/ui/session") { _, context in
         let grant = try context.require(.read)
         let csrf = context.session?.csrfToken(secret: secret) ?? ""

@@ -202,6 +202,19 @@ public struct QueueStats: Sendable, Hashable, Codable {
     public init(queue: QueueName) { self.queue = queue }
 }
 
+/// Jobs of one queue that finished in one minute.
+public struct MinuteCount: Sendable, Hashable {
+    /// The minute's start, in milliseconds since 1970.
+    public var minuteMilliseconds: Int64
+    public var succeeded: Int
+    /// Jobs that failed for good (not retried).
+    public var failed: Int
+
+    public init(minuteMilliseconds: Int64, succeeded: Int = 0, failed: Int = 0) {
+        (self.minuteMilliseconds, self.succeeded, self.failed) = (minuteMilliseconds, succeeded, failed)
+    }
+}
+
 /// One page of a job listing.
 public struct JobPage: Sendable, Hashable {
     public var jobs: [JobRecord]
@@ -260,6 +273,9 @@ public protocol JobBroker: Sendable {
     func jobs(queue: QueueName, state: JobState, cursor: String?, limit: Int) async throws -> JobPage
     /// Counts for `queue`.
     func stats(_ queue: QueueName) async throws -> QueueStats
+    /// Jobs of `queue` that succeeded or failed for good in each of the last `minutes` minutes (at
+    /// most ``JobLimits/throughputMinutes``), oldest first, the current minute last.
+    func throughput(_ queue: QueueName, minutes: Int) async throws -> [MinuteCount]
     /// Pauses or resumes claiming from `queue`.
     func setPaused(_ queue: QueueName, _ paused: Bool) async throws
     /// Every queue that has been used.

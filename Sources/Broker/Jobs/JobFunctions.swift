@@ -35,6 +35,7 @@ enum JobFunctions {
             local HOLDING = {\(holding.joined(separator: ", "))}
             local FAILED_KEEP_MS = \(failedKeep)
             local EVENTS = '\(RedisJobKeys.eventsSuffix)'
+            local MINUTE_KEEP_MS = \(JobLimits.throughputMinutes * 60_000)
 
             """
     }()
@@ -90,6 +91,13 @@ enum JobFunctions {
           end
         end
 
+        -- Counts `n` jobs finished as `field` (succeeded or failed) in the current minute; each
+        -- minute's hash expires after MINUTE_KEEP_MS (set with its first count of each field).
+        local function count_minute(base, now, field, n)
+          local key = base .. K.minute .. I(math.floor(now / 60000))
+          if redis.call('HINCRBY', key, field, n) == n then redis.call('PEXPIRE', key, I(MINUTE_KEEP_MS)) end
+        end
+
         -- Moves a job to a terminal state. After its retention (a failed job: its failed retention)
         -- readers treat it as gone (`drop_ms`) and the reaper's sweep deletes it.
         local function finish(base, id, state, now, keep, ...)
@@ -102,6 +110,7 @@ enum JobFunctions {
           redis.call('HSET', job, 'state', state, 'finished_ms', I(now), 'drop_ms', drop, ...)
           redis.call('ZADD', base .. HOLDING[state], drop, id)
           redis.call('PUBLISH', base .. EVENTS, state .. ' ' .. id)
+          if state == 'failed' then count_minute(base, now, 'failed', 1) end
         end
 
         -- Deletes the failed jobs beyond `cap` that are due to be dropped first (with one retention: the oldest).
@@ -298,6 +307,7 @@ enum JobFunctions {
           if #done > 0 then
             redis.call('ZREM', base .. K.active, unpack(done))
             redis.call('PUBLISH', base .. EVENTS, 'succeeded ' .. table.concat(done, ' '))
+            count_minute(base, now, 'succeeded', #done)
           end
           zadd_all(base .. K.succeeded, finished)
           return out

@@ -130,6 +130,8 @@ public enum JobLimits {
     public static let defaultMaxResultBytes = 1 << 20
     /// The most errors kept per job (the newest).
     public static let errorsKept = 10
+    /// How many minutes of per-minute finished-job counts each queue keeps (2 hours).
+    public static let throughputMinutes = 120
     /// The most failed jobs kept per queue (the newest); older ones are deleted.
     public static let defaultFailedCap = 10_000
     /// How long a failed job is kept when neither its task nor the configuration says: 7 days.

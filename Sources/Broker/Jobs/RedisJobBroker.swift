@@ -505,6 +505,23 @@ public final class RedisJobBroker: JobBroker {
         return stats
     }
 
+    public func throughput(_ queue: QueueName, minutes: Int) async throws -> [MinuteCount] {
+        let count = min(max(minutes, 1), JobLimits.throughputMinutes)
+        guard let time = try await client.send("TIME").array, time.count == 2, let seconds = time[0].int else {
+            throw RedisError.protocolError("unexpected reply to TIME")
+        }
+        let current = Int64(seconds) / 60
+        let first = current - Int64(count) + 1
+        let base = keys.base(queue) + QueueItemKey.minute.rawValue
+        let replies = try await client.pipeline(
+            (first...current).map { RedisCommand("HMGET", base + String($0), "succeeded", "failed") })
+        return try zip(first...current, replies).map { minute, reply in
+            let fields = try reply.throwingServerError().array ?? []
+            return MinuteCount(
+                minuteMilliseconds: minute * 60_000, succeeded: fields.first?.int ?? 0, failed: fields.count > 1 ? fields[1].int ?? 0 : 0)
+        }
+    }
+
     public func setPaused(_ queue: QueueName, _ paused: Bool) async throws {
         var commands = [RedisCommand("HSET", keys.queueKey(queue, .meta), "paused", paused ? "1" : "0")]
         if !paused {

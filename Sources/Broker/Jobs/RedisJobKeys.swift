@@ -101,4 +101,7 @@ public enum QueueItemKey: String, Sendable, CaseIterable {
     case idempotency = "idem:"
     /// A schedule's last tick: `schedule:<name>`.
     case schedule = "schedule:"
+    /// Jobs finished in one minute: `minute:<minutes since 1970>`, a hash of `succeeded` and
+    /// `failed` counts that expires after ``JobLimits/throughputMinutes`` minutes.
+    case minute = "minute:"
 }

@@ -286,6 +286,13 @@ public final class MemoryJobBroker: JobBroker {
         withState { locked, now in locked.queues[queue]?.stats(queue, now: now) ?? QueueStats(queue: queue) }
     }
 
+    public func throughput(_ queue: QueueName, minutes: Int) async throws -> [MinuteCount] {
+        let count = min(max(minutes, 1), JobLimits.throughputMinutes)
+        return withState { locked, now in
+            (locked.queues[queue] ?? MemoryQueueState()).throughput(minutes: count, now: now)
+        }
+    }
+
     public func setPaused(_ queue: QueueName, _ paused: Bool) async throws {
         withState { locked, _ in
             locked.used.insert(queue)

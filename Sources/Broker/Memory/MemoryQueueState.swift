@@ -40,6 +40,9 @@ struct MemoryQueueState: Sendable {
     var paused = false
     var staleWrites = 0
     var lostLeases = 0
+    /// Jobs finished per minute (`minute:<m>`): minute → (succeeded, failed), the last
+    /// ``JobLimits/throughputMinutes`` minutes.
+    var minutes: [Int64: (succeeded: Int, failed: Int)] = [:]
     /// Wake tokens left for `waitForWork` (the `wake` list, at most 64).
     var wakeTokens = 0
     /// Wakes asked by the operation in progress; the broker delivers them when it ends.
@@ -64,9 +67,33 @@ struct MemoryQueueState: Sendable {
         pending.insert(id, score: (9 - clamped) * Self.band + sequence)
     }
 
+    /// Counts a job finished as `state` in the current minute (`count_minute`), forgetting minutes
+    /// past ``JobLimits/throughputMinutes``.
+    mutating func countMinute(_ state: JobState, now: Int64) {
+        guard state == .succeeded || state == .failed else { return }
+        let minute = now / 60_000
+        var count = minutes[minute] ?? (0, 0)
+        if state == .succeeded { count.succeeded += 1 } else { count.failed += 1 }
+        minutes[minute] = count
+        if minutes.count > JobLimits.throughputMinutes {
+            minutes = minutes.filter { $0.key > minute - Int64(JobLimits.throughputMinutes) }
+        }
+    }
+
+    /// The last `count` minutes' finished jobs, oldest first.
+    func throughput(minutes count: Int, now: Int64) -> [MinuteCount] {
+        let current = now / 60_000
+        return (0..<Int64(count)).map { offset in
+            let minute = current - Int64(count) + 1 + offset
+            let counted = minutes[minute] ?? (0, 0)
+            return MinuteCount(minuteMilliseconds: minute * 60_000, succeeded: counted.succeeded, failed: counted.failed)
+        }
+    }
+
     /// Moves a job to a terminal state; it is removed after its retention.
     mutating func finish(_ id: JobID, _ state: JobState, now: Int64) {
         guard let job = jobs[id] else { return }
+        countMinute(state, now: now)
         let dropAt = now + (state == .failed ? job.failedRetentionMilliseconds : job.retentionMilliseconds)
         jobs[id]?.record.state = state
         jobs[id]?.record.finishedMilliseconds = now
