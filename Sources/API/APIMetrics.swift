@@ -72,8 +72,27 @@ public final class APIMetrics: Sendable {
         }
     }
 
-    /// The text exposition format.
-    func text() -> [UInt8] { registry.emitToBuffer() }
+    /// The text exposition format; `latencies` (each queue's waits since it began, read from Redis
+    /// at the scrape) are added as the histogram `tern_queue_latency_seconds`.
+    func text(latencies: [(QueueName, LatencyHistogram)] = []) -> [UInt8] {
+        var buffer = registry.emitToBuffer()
+        guard !latencies.isEmpty else { return buffer }
+        var text = "# HELP tern_queue_latency_seconds How long jobs waited from due to their first start, by queue, read from Redis.\n"
+        text += "# TYPE tern_queue_latency_seconds histogram\n"
+        for (queue, histogram) in latencies {
+            let name = queue.rawValue
+            var cumulative = 0
+            for (index, bound) in LatencyHistogram.boundsMilliseconds.enumerated() {
+                cumulative += histogram.counts[index]
+                text += "tern_queue_latency_seconds_bucket{queue=\"\(name)\",le=\"\(Double(bound) / 1000)\"} \(cumulative)\n"
+            }
+            text += "tern_queue_latency_seconds_bucket{queue=\"\(name)\",le=\"+Inf\"} \(histogram.total)\n"
+            text += "tern_queue_latency_seconds_sum{queue=\"\(name)\"} \(Double(histogram.sumMilliseconds) / 1000)\n"
+            text += "tern_queue_latency_seconds_count{queue=\"\(name)\"} \(histogram.total)\n"
+        }
+        buffer += Array(text.utf8)
+        return buffer
+    }
 }
 
 /// Records every request, including unmatched routes (`route="NotFound"`), in ``APIMetrics``.

@@ -158,6 +158,11 @@ enum OpenAPISchemas {
             "Throughput": object([
                 "queue": string,
                 "minutes": ["type": "array", "items": object(["at": timestamp, "succeeded": integer, "failed": integer])],
+                "latency": object([
+                    "jobs": integer, "sum_ms": integer,
+                    "p50_ms": ["type": ["integer", "null"], "description": "The median wait from due to first start is at most this; null when no job started or above 300000."],
+                    "p99_ms": ["type": ["integer", "null"], "description": "The 99th percentile, likewise."],
+                ]),
             ]),
             "QueueList": object(["queues": ["type": "array", "items": OpenAPIDocument.ref("Queue")]]),
             "Paused": object(["queue": string, "paused": ["type": "boolean"]]),

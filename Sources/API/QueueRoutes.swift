@@ -39,10 +39,16 @@ func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
             throw Problem(.badRequest, "invalid_minutes", "minutes must be an integer")
         }
         let minutes = min(max(requested, 1), JobLimits.throughputMinutes)
-        let counts = try await broker { try await api.broker.throughput(queue, minutes: minutes) }
+        async let counts = broker { try await api.broker.throughput(queue, minutes: minutes) }
+        async let waits = broker { try await api.broker.latency(queue, minutes: minutes) }
+        let (perMinute, latency) = try await (counts, waits)
         return try JSONResponse.make([
             "queue": queue.rawValue,
-            "minutes": counts.map { ["at": JobView.timestamp($0.minuteMilliseconds), "succeeded": $0.succeeded, "failed": $0.failed] },
+            "minutes": perMinute.map { ["at": JobView.timestamp($0.minuteMilliseconds), "succeeded": $0.succeeded, "failed": $0.failed] },
+            "latency": [
+                "jobs": latency.total, "sum_ms": latency.sumMilliseconds,
+                "p50_ms": JSONResponse.orNull(latency.quantile(0.5)), "p99_ms": JSONResponse.orNull(latency.quantile(0.99)),
+            ] as [String: Any],
         ])
     }
     queues.post(":queue/pause") { _, context in

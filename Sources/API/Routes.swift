@@ -87,11 +87,18 @@ private func addPublicRoutes(_ router: Router<APIRequestContext>, _ api: APICont
     }
     router.get("/metrics") { _, context in
         try context.require(.read)
-        // The queue gauges come from Redis; without it the process's own metrics still answer.
-        if let stats = try? await allQueueStats(api) { api.metrics.queues(stats) }
+        // The queue figures come from Redis; without it the process's own metrics still answer.
+        var latencies: [(QueueName, LatencyHistogram)] = []
+        if let stats = try? await allQueueStats(api) {
+            api.metrics.queues(stats)
+            latencies = (try? await withThrowingTaskGroup(of: (QueueName, LatencyHistogram).self) { group in
+                for queue in stats.map(\.queue) { group.addTask { (queue, try await api.broker.latency(queue, minutes: nil)) } }
+                return try await group.reduce(into: []) { $0.append($1) }.sorted { $0.0.rawValue < $1.0.rawValue }
+            }) ?? []
+        }
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(bytes: api.metrics.text())))
+            body: .init(byteBuffer: ByteBuffer(bytes: api.metrics.text(latencies: latencies))))
     }
 }
 

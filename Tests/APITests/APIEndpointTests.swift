@@ -181,6 +181,18 @@ struct APIEndpointTests {
             #expect(text.contains(#"tern_queue_jobs{queue="default",state="failed"} 0.0"#))
             #expect(text.contains(#"tern_queue_paused{queue="default"} 1.0"#))
             #expect(text.contains(#"tern_queue_oldest_age_seconds{queue="default"}"#))
+            // One job started: the histogram of waits counts it in every bucket from its own up.
+            #expect(text.contains("# TYPE tern_queue_latency_seconds histogram"))
+            #expect(text.contains(#"tern_queue_latency_seconds_bucket{queue="default",le="+Inf"} 1"#))
+            #expect(text.contains(#"tern_queue_latency_seconds_bucket{queue="default",le="300.0"} 1"#))
+            #expect(text.contains(#"tern_queue_latency_seconds_count{queue="default"} 1"#))
+            let throughput = try await client.execute(uri: "/v1/queues/default/throughput?minutes=5", method: .get) { response in
+                try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+            }
+            #expect((throughput?["minutes"] as? [Any])?.count == 5)
+            let latency = throughput?["latency"] as? [String: Any]
+            #expect(latency?["jobs"] as? Int == 1)
+            #expect(latency?["p50_ms"] is Int)
         }
     }
 

@@ -176,6 +176,7 @@ def main():
             ui.open("#/queues/default", "queue")
             ui.wait("the chart counting the finished jobs", lambda: driver.execute_script(
                 "const c = document.querySelector('main figcaption'); return c && Number(c.dataset.succeeded) >= 2"))
+            ui.wait("the wait percentiles", lambda: "p50 / p99 ≤" in ui.main_text())
         check("a job goes from queued to succeeded without a reload (queue resumed from the page)", live_job)
 
         def pause_queue():
@@ -230,9 +231,14 @@ def main():
         check("pause a schedule from the schedules page", schedule)
 
         def other_pages():
+            status, sleeper = call("POST", "/v1/jobs", {"task": "sleep", "input": {"ms": 30000}})
+            assert status == 201, sleeper
             ui.open("#/workers", "workers")
             ui.wait("the worker listed", lambda: "/ 4" in ui.main_text())
+            ui.wait("the running job under its worker", lambda: sleeper["id"] in driver.execute_script(
+                "return [...document.querySelectorAll('main .running a')].map(a => a.textContent).join(' ')"))
             ui.screenshot("workers")
+            assert call("POST", "/v1/jobs/%s/cancel" % sleeper["id"])[0] == 200
             ui.open("#/tasks", "tasks")
             ui.wait("the tasks listed", lambda: "sleep" in ui.main_text() and "ms" in ui.main_text())
             ui.screenshot("tasks")

@@ -37,3 +37,48 @@ struct BrokerThroughputTests {
         #expect(try await broker.throughput("never-used", minutes: 3).allSatisfy { $0.succeeded == 0 && $0.failed == 0 })
     }
 }
+
+@Suite("Broker contract: enqueue→start latency")
+struct BrokerLatencyTests {
+    @Test("first starts are counted, in the last minutes and since the queue began; a retry's start is not", arguments: BrokerKind.allCases)
+    func firstStarts(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        #expect(try await broker.latency(.default, minutes: nil).total == 0)
+        #expect(try await broker.latency(.default, minutes: 5).quantile(0.5) == nil)
+        _ = try await broker.enqueue((0..<3).map { _ in contractRequest(maxAttempts: 3) })
+        let jobs = try await broker.claim(queue: .default, limit: 3, worker: "w", lease: .seconds(30))
+        #expect(jobs.count == 3)
+        // Retried at once: its second start is not a wait from enqueue.
+        #expect(try await broker.fail(jobs[0].lease, message: "again", retryAfter: .zero) == .retrying)
+        let again = try await eventually(within: .seconds(20)) {
+            guard let job = try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first
+            else { throw WaitError("the retry is not due yet") }
+            return job
+        }
+        #expect(again.attempt == 2)
+        for histogram in [try await broker.latency(.default, minutes: nil), try await broker.latency(.default, minutes: 2)] {
+            #expect(histogram.total == 3)
+            #expect(histogram.counts.count == LatencyHistogram.boundsMilliseconds.count + 1)
+            let median = try #require(histogram.quantile(0.5))
+            #expect(median <= 30_000, "jobs claimed right after enqueue waited less than 30 s")
+            #expect(histogram.sumMilliseconds >= 0 && histogram.sumMilliseconds < 3 * 30_000)
+        }
+        #expect(try await broker.latency("other", minutes: nil).total == 0)
+    }
+
+    @Test("quantiles are the bounds of the buckets that hold them")
+    func quantiles() {
+        var histogram = LatencyHistogram()
+        for wait in [0, 1, 3, 3, 7, 400, 400, 400, 900, 400_000] as [Int64] { histogram.record(wait) }
+        #expect(histogram.total == 10)
+        #expect(histogram.quantile(0.1) == 1)
+        #expect(histogram.quantile(0.5) == 10)
+        #expect(histogram.quantile(0.8) == 500)
+        #expect(histogram.quantile(0.9) == 1_000)
+        #expect(histogram.quantile(0.99) == nil, "above the last bound")
+        #expect(histogram.sumMilliseconds == 402_114)
+        #expect(LatencyHistogram(fieldValues: histogram.counts + [Int(histogram.sumMilliseconds)]) == histogram)
+    }
+}

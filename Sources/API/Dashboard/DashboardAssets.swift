@@ -106,6 +106,19 @@ enum DashboardAssets {
           const queueLink = (name) => link('#/queues/' + encodeURIComponent(name), name);
           const canOperate = () => app.session && (app.session.role === 'operator' || app.session.role === 'admin');
           const time = (text) => text ? new Date(text).toLocaleString() : '—';
+          // A time in the given IANA zone (a schedule's), with the zone's name.
+          function zoned(text, zone) {
+            try {
+              return new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium', timeZone: zone || 'UTC', timeZoneName: 'short' })
+                .format(new Date(text));
+            } catch (e) { return time(text); }
+          }
+          // Enqueue→start percentiles as the API gives them: "at most" a bucket's bound.
+          function waits(latency) {
+            if (!latency || latency.jobs === 0) return '—';
+            const bound = (ms) => ms === null ? '> 300 s' : '≤ ' + (ms < 1000 ? ms + ' ms' : ms / 1000 + ' s');
+            return bound(latency.p50_ms) + ' / ' + bound(latency.p99_ms);
+          }
           function age(ms) {
             if (ms === null || ms === undefined) return '—';
             const s = Math.max(0, Math.round(ms / 1000));
@@ -213,9 +226,10 @@ enum DashboardAssets {
                 chart(sumMinutes(throughput)),
                 queues.queues.length > charted.length ? el('p', { class: 'muted' }, 'The chart adds up the first ' + charted.length + ' queues.') : null,
                 el('h1', {}, 'Queues'),
-                table(['Queue', 'queued', 'scheduled', 'running', 'failed', 'succeeded', 'cancelled', 'expired', 'oldest waiting', 'paused'],
-                  queues.queues.map((q) => [queueLink(q.queue), q.pending, q.scheduled, q.running, q.failed, q.succeeded,
-                    q.cancelled, q.expired, age(q.pending ? q.oldest_pending_ms : null), q.paused ? 'paused' : ''])),
+                table(['Queue', 'queued', 'scheduled', 'running', 'failed', 'succeeded', 'cancelled', 'expired', 'oldest waiting', 'wait p50 / p99 (1 h)', 'paused'],
+                  queues.queues.map((q, i) => [queueLink(q.queue), q.pending, q.scheduled, q.running, q.failed, q.succeeded,
+                    q.cancelled, q.expired, age(q.pending ? q.oldest_pending_ms : null), i < throughput.length ? waits(throughput[i].latency) : '—',
+                    q.paused ? 'paused' : ''])),
                 el('h2', {}, 'Workers'),
                 el('p', { id: 'slots' }, workers.workers.length + ' workers, ' + busy + ' of ' + slots + ' slots busy'));
             },
@@ -234,6 +248,7 @@ enum DashboardAssets {
                   queue.paused ? action('Resume', () => api(q + '/resume', 'POST')) : action('Pause', () => api(q + '/pause', 'POST')),
                   action('Retry all failed', () => api(q + '/retry-failed', 'POST'), { confirm: 'Confirm: retry all failed', danger: true })) : null,
                 chart(throughput.minutes),
+                el('p', { id: 'latency' }, 'Wait from due to start, last hour (' + throughput.latency.jobs + ' jobs): p50 / p99 ' + waits(throughput.latency)),
                 el('div', { class: 'tabs' }, STATES.map((s) => el('a', { href: base + '?state=' + s, class: s === stateName ? 'current' : null }, s))),
                 table(['Job', 'task', 'state', 'attempts', 'created', 'error'],
                   page.jobs.map((j) => [jobLink(j.id), j.task, stateBadge(j.state), j.attempts + ' / ' + j.max_attempts, time(j.created_at), j.error || ''])),
@@ -265,11 +280,21 @@ enum DashboardAssets {
             async workers() {
               const data = await api('/v1/workers');
               const now = Date.now();
+              // The jobs running now, by worker: the running jobs of the workers' queues (the first 20
+              // queues, 100 jobs each).
+              const queues = [...new Set(data.workers.flatMap((w) => w.queues))].slice(0, 20);
+              const pages = await Promise.all(queues.map((q) => api('/v1/queues/' + encodeURIComponent(q) + '/jobs?state=running&limit=100')));
+              const running = new Map();
+              for (const job of pages.flatMap((p) => p.jobs)) {
+                if (!running.has(job.worker)) running.set(job.worker, []);
+                running.get(job.worker).push(job);
+              }
               return el('div', {}, el('h1', {}, 'Workers'),
-                table(['Worker', 'host', 'pid', 'queues', 'busy', 'processed', 'up', 'last seen', 'supervisor'],
+                table(['Worker', 'host', 'pid', 'queues', 'busy', 'processed', 'up', 'last seen', 'supervisor', 'running now'],
                   data.workers.map((w) => [w.id, w.host, w.pid, w.queues.join(', '), w.busy + ' / ' + w.concurrency, w.processed,
                     age(now - Date.parse(w.started_at)), age(now - Date.parse(w.last_seen_at)) + ' ago',
-                    w.supervisor_pid === null ? '—' : 'pid ' + w.supervisor_pid + (w.processes ? ', ' + w.processes + ' processes' : '')])));
+                    w.supervisor_pid === null ? (w.processes ? w.processes + ' processes' : '—') : 'pid ' + w.supervisor_pid,
+                    el('div', { class: 'running' }, (running.get(w.id) || []).map((j) => el('div', {}, jobLink(j.id), ' ', j.task)))])));
             },
             async schedules() {
               const data = await api('/v1/schedules');
@@ -277,7 +302,7 @@ enum DashboardAssets {
               return el('div', {}, el('h1', {}, 'Schedules'),
                 table(['Schedule', 'task', 'when', 'time zone', 'next runs', 'last run', 'state', ''],
                   data.schedules.map((s) => [s.name, s.task, s.cron ? 'cron ' + s.cron : 'every ' + s.every_seconds + ' s', s.timezone || 'UTC',
-                    el('div', {}, (s.next_runs || []).map((t) => el('div', {}, time(t)))),
+                    el('div', {}, (s.next_runs || []).map((t) => el('div', {}, zoned(t, s.timezone)))),
                     s.last_run ? el('span', {}, time(s.last_run.tick_at), ' ', s.last_run.job ? jobLink(s.last_run.job) : '') : '—',
                     s.enabled ? 'active' : 'paused',
                     canOperate() && s.source === 'api' ? (s.enabled ? action('Pause', () => api(path(s, 'pause'), 'POST'))

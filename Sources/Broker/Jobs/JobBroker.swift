@@ -215,6 +215,65 @@ public struct MinuteCount: Sendable, Hashable {
     }
 }
 
+/// How long jobs waited from their due time to their first start (enqueue→start), counted in
+/// buckets. A job counts once, when its first attempt starts.
+public struct LatencyHistogram: Sendable, Hashable {
+    /// The buckets' upper bounds, in milliseconds: a wait of `w` counts in the first bucket with
+    /// `w <= bound`, or in the last, open one above 300 s.
+    public static let boundsMilliseconds: [Int64] = [
+        1, 2, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000,
+    ]
+    /// The field names in Redis: `lat:<bound>`, then `lat:inf`, then `lat:sum`.
+    public static let fields = boundsMilliseconds.map { "lat:\($0)" } + ["lat:inf", "lat:sum"]
+
+    /// Jobs per bucket (not cumulative): one per bound, then the open bucket.
+    public var counts: [Int]
+    /// The waits added up, in milliseconds.
+    public var sumMilliseconds: Int64
+
+    public init(counts: [Int] = Array(repeating: 0, count: LatencyHistogram.boundsMilliseconds.count + 1), sumMilliseconds: Int64 = 0) {
+        (self.counts, self.sumMilliseconds) = (counts, sumMilliseconds)
+    }
+
+    /// Jobs counted.
+    public var total: Int { counts.reduce(0, +) }
+
+    /// Counts one wait.
+    public mutating func record(_ milliseconds: Int64) {
+        let wait = max(0, milliseconds)
+        counts[Self.boundsMilliseconds.firstIndex { wait <= $0 } ?? Self.boundsMilliseconds.count] += 1
+        sumMilliseconds += wait
+    }
+
+    /// Adds another histogram's counts.
+    public mutating func add(_ other: LatencyHistogram) {
+        for index in counts.indices where index < other.counts.count { counts[index] += other.counts[index] }
+        sumMilliseconds += other.sumMilliseconds
+    }
+
+    /// The upper bound of the bucket that holds the `q` quantile (0...1): the wait is at most this
+    /// many milliseconds. `nil` when nothing was counted or it lies above the last bound.
+    public func quantile(_ q: Double) -> Int64? {
+        let total = total
+        guard total > 0 else { return nil }
+        let rank = max(1, Int((q * Double(total)).rounded(.up)))
+        var seen = 0
+        for (index, count) in counts.enumerated() {
+            seen += count
+            if seen >= rank { return index < Self.boundsMilliseconds.count ? Self.boundsMilliseconds[index] : nil }
+        }
+        return nil
+    }
+
+    /// A histogram from the values of ``fields``, in order (missing values count as 0).
+    public init(fieldValues: [Int]) {
+        let bucketCount = Self.boundsMilliseconds.count + 1
+        var counts = Array(fieldValues.prefix(bucketCount))
+        counts += Array(repeating: 0, count: bucketCount - counts.count)
+        self.init(counts: counts, sumMilliseconds: Int64(fieldValues.count > bucketCount ? fieldValues[bucketCount] : 0))
+    }
+}
+
 /// One page of a job listing.
 public struct JobPage: Sendable, Hashable {
     public var jobs: [JobRecord]
@@ -276,6 +335,9 @@ public protocol JobBroker: Sendable {
     /// Jobs of `queue` that succeeded or failed for good in each of the last `minutes` minutes (at
     /// most ``JobLimits/throughputMinutes``), oldest first, the current minute last.
     func throughput(_ queue: QueueName, minutes: Int) async throws -> [MinuteCount]
+    /// How long the jobs of `queue` waited from due to first start: over the last `minutes`
+    /// minutes (at most ``JobLimits/throughputMinutes``), or, with `nil`, since the queue began.
+    func latency(_ queue: QueueName, minutes: Int?) async throws -> LatencyHistogram
     /// Pauses or resumes claiming from `queue`.
     func setPaused(_ queue: QueueName, _ paused: Bool) async throws
     /// Every queue that has been used.

@@ -36,6 +36,7 @@ enum JobFunctions {
             local FAILED_KEEP_MS = \(failedKeep)
             local EVENTS = '\(RedisJobKeys.eventsSuffix)'
             local MINUTE_KEEP_MS = \(JobLimits.throughputMinutes * 60_000)
+            local LATENCY_BOUNDS = {\(LatencyHistogram.boundsMilliseconds.map(String.init).joined(separator: ", "))}
 
             """
     }()
@@ -91,11 +92,32 @@ enum JobFunctions {
           end
         end
 
-        -- Counts `n` jobs finished as `field` (succeeded or failed) in the current minute; each
-        -- minute's hash expires after MINUTE_KEEP_MS (set with its first count of each field).
+        -- Adds `n` to `field` of the current minute's hash (succeeded, failed, the latency
+        -- buckets); each minute's hash expires after MINUTE_KEEP_MS (set with each field's first count).
         local function count_minute(base, now, field, n)
           local key = base .. K.minute .. I(math.floor(now / 60000))
           if redis.call('HINCRBY', key, field, n) == n then redis.call('PEXPIRE', key, I(MINUTE_KEEP_MS)) end
+        end
+
+        -- Records enqueue→start waits (ms) in the queue's histogram (`meta`, since the queue
+        -- began) and in the current minute's: `lat:<bound>` per bucket (`lat:inf` above the last
+        -- bound) and `lat:sum`.
+        local function record_latency(base, now, waits)
+          if #waits == 0 then return end
+          local buckets, sum = {}, 0
+          for _, wait in ipairs(waits) do
+            local label = 'inf'
+            for _, bound in ipairs(LATENCY_BOUNDS) do
+              if wait <= bound then label = I(bound) break end
+            end
+            buckets[label] = (buckets[label] or 0) + 1
+            sum = sum + wait
+          end
+          buckets['sum'] = sum
+          for label, n in pairs(buckets) do
+            redis.call('HINCRBY', base .. K.meta, 'lat:' .. label, I(n))
+            count_minute(base, now, 'lat:' .. label, n)
+          end
         end
 
         -- Moves a job to a terminal state. After its retention (a failed job: its failed retention)
@@ -233,7 +255,7 @@ enum JobFunctions {
           local now, nows = clock()
           promote_due(base, now, 1000)
           if redis.call('HGET', base .. K.meta, 'paused') == '1' then return {} end
-          local out, leases = {}, {}
+          local out, leases, waits = {}, {}, {}
           local deadline = I(now + lease)
           local batch = nil
           while #out < limit do
@@ -243,7 +265,7 @@ enum JobFunctions {
             for i = 1, #popped, 2 do
               local id = popped[i]
               local job = base .. K.job .. id
-              local f = redis.call('HMGET', job, 'task', 'input', 'attempts', 'max_attempts', 'expires_ms', 'state', 'suspect')
+              local f = redis.call('HMGET', job, 'task', 'input', 'attempts', 'max_attempts', 'expires_ms', 'state', 'suspect', 'due_ms')
               if f[6] == 'queued' then
                 if f[5] and tonumber(f[3]) == 0 and tonumber(f[5]) < now then
                   finish(base, id, 'expired', now, nil)
@@ -255,11 +277,13 @@ enum JobFunctions {
                   leases[#leases + 1] = deadline
                   leases[#leases + 1] = id
                   out[#out + 1] = {id, f[1], f[2], attempt, tonumber(f[4]), token, f[7] == '1' and 1 or 0}
+                  if attempt == 1 and f[8] then waits[#waits + 1] = math.max(0, now - tonumber(f[8])) end
                 end
               end
             end
           end
           zadd_all(base .. K.active, leases)
+          record_latency(base, now, waits)
           return out
         end
 

@@ -522,6 +522,27 @@ public final class RedisJobBroker: JobBroker {
         }
     }
 
+    public func latency(_ queue: QueueName, minutes: Int?) async throws -> LatencyHistogram {
+        let fields = LatencyHistogram.fields
+        guard let minutes else {
+            let reply = try await client.send(RedisCommand("HMGET", arguments: [keys.queueKey(queue, .meta)] + fields))
+            return LatencyHistogram(fieldValues: (reply.array ?? []).map { $0.int ?? 0 })
+        }
+        let count = min(max(minutes, 1), JobLimits.throughputMinutes)
+        guard let time = try await client.send("TIME").array, time.count == 2, let seconds = time[0].int else {
+            throw RedisError.protocolError("unexpected reply to TIME")
+        }
+        let current = Int64(seconds) / 60
+        let base = keys.base(queue) + QueueItemKey.minute.rawValue
+        let replies = try await client.pipeline(
+            ((current - Int64(count) + 1)...current).map { RedisCommand("HMGET", arguments: [base + String($0)] + fields) })
+        var histogram = LatencyHistogram()
+        for reply in replies {
+            histogram.add(LatencyHistogram(fieldValues: (try reply.throwingServerError().array ?? []).map { $0.int ?? 0 }))
+        }
+        return histogram
+    }
+
     public func setPaused(_ queue: QueueName, _ paused: Bool) async throws {
         var commands = [RedisCommand("HSET", keys.queueKey(queue, .meta), "paused", paused ? "1" : "0")]
         if !paused {

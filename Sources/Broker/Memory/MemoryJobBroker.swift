@@ -286,6 +286,11 @@ public final class MemoryJobBroker: JobBroker {
         withState { locked, now in locked.queues[queue]?.stats(queue, now: now) ?? QueueStats(queue: queue) }
     }
 
+    public func latency(_ queue: QueueName, minutes: Int?) async throws -> LatencyHistogram {
+        let count = minutes.map { min(max($0, 1), JobLimits.throughputMinutes) }
+        return withState { locked, now in (locked.queues[queue] ?? MemoryQueueState()).latency(minutes: count, now: now) }
+    }
+
     public func throughput(_ queue: QueueName, minutes: Int) async throws -> [MinuteCount] {
         let count = min(max(minutes, 1), JobLimits.throughputMinutes)
         return withState { locked, now in

@@ -43,6 +43,9 @@ struct MemoryQueueState: Sendable {
     /// Jobs finished per minute (`minute:<m>`): minute → (succeeded, failed), the last
     /// ``JobLimits/throughputMinutes`` minutes.
     var minutes: [Int64: (succeeded: Int, failed: Int)] = [:]
+    /// Enqueue→start waits: since the queue began (`meta`'s `lat:` fields), and per minute.
+    var latencyTotal = LatencyHistogram()
+    var latencyMinutes: [Int64: LatencyHistogram] = [:]
     /// Wake tokens left for `waitForWork` (the `wake` list, at most 64).
     var wakeTokens = 0
     /// Wakes asked by the operation in progress; the broker delivers them when it ends.
@@ -78,6 +81,27 @@ struct MemoryQueueState: Sendable {
         if minutes.count > JobLimits.throughputMinutes {
             minutes = minutes.filter { $0.key > minute - Int64(JobLimits.throughputMinutes) }
         }
+    }
+
+    /// Records a first attempt's wait since its due time (`record_latency`).
+    mutating func recordLatency(_ milliseconds: Int64, now: Int64) {
+        latencyTotal.record(milliseconds)
+        let minute = now / 60_000
+        latencyMinutes[minute, default: LatencyHistogram()].record(milliseconds)
+        if latencyMinutes.count > JobLimits.throughputMinutes {
+            latencyMinutes = latencyMinutes.filter { $0.key > minute - Int64(JobLimits.throughputMinutes) }
+        }
+    }
+
+    /// The waits of the last `count` minutes, or since the queue began.
+    func latency(minutes count: Int?, now: Int64) -> LatencyHistogram {
+        guard let count else { return latencyTotal }
+        let current = now / 60_000
+        var histogram = LatencyHistogram()
+        for (minute, counted) in latencyMinutes where minute > current - Int64(count) && minute <= current {
+            histogram.add(counted)
+        }
+        return histogram
     }
 
     /// The last `count` minutes' finished jobs, oldest first.
@@ -215,6 +239,7 @@ struct MemoryQueueState: Sendable {
             jobs[id]?.record.worker = worker
             jobs[id]?.token = token
             active.insert(id, score: now + leaseMilliseconds)
+            if attempt == 1 { recordLatency(now - (job.record.dueMilliseconds ?? job.record.createdMilliseconds), now: now) }
             out.append(
                 ClaimedJob(
                     lease: JobLease(id: id, token: token), task: job.record.task, input: job.record.input,
