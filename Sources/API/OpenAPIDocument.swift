@@ -167,6 +167,7 @@ enum OpenAPISchemas {
             "QueueList": object(["queues": ["type": "array", "items": OpenAPIDocument.ref("Queue")]]),
             "Paused": object(["queue": string, "paused": ["type": "boolean"]]),
             "Retried": object(["queue": string, "retried": integer]),
+            "Purged": object(["queue": string, "state": string, "purged": integer, "more": ["type": "boolean"]]),
             "Worker": object([
                 "id": string, "host": string, "pid": integer, "queues": ["type": "array", "items": string],
                 "concurrency": integer, "busy": integer, "processed": integer, "started_at": timestamp, "last_seen_at": timestamp,

@@ -78,6 +78,11 @@ enum OpenAPIPaths {
                 "queues", "Jobs of the queue that succeeded or failed for good, per minute, oldest first (the current minute last).", .read,
                 ["200": json("Throughput", "One entry per minute."), "400": problem("An invalid minutes."), "422": problem("An invalid queue name.")],
                 parameters: [queue, parameter("minutes", in: "query", ["type": "integer"], "How many minutes; clamped to 1...120 (default 60).")])],
+            "/v1/queues/{queue}/purge": ["post": operation(
+                "queues", "Delete the queue's jobs in one state (not running: cancel those), up to 100,000 per call.", .operate,
+                ["200": json("Purged", "How many were deleted; more is true when some may remain."), "400": problem("An invalid state."),
+                 "404": problem("No job was ever enqueued to this queue."), "422": problem("An invalid queue name.")],
+                parameters: [queue, parameter("state", in: "query", ["type": "string", "enum": OpenAPISchemas.states.filter { $0 != "running" }], "The state to purge.")])],
             "/v1/queues/{queue}/pause": ["post": queueAction("Stop handing out the queue's jobs (running ones finish).", "Paused", queue)],
             "/v1/queues/{queue}/resume": ["post": queueAction("Hand out the queue's jobs again.", "Paused", queue)],
             "/v1/queues/{queue}/retry-failed": ["post": queueAction("Run every failed job of the queue again, oldest first.", "Retried", queue)],

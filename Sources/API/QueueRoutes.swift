@@ -1,6 +1,7 @@
 import Broker
 import Foundation
 import Hummingbird
+import Logging
 import TernCore
 
 /// `/v1/queues`, `/v1/workers` and `/v1/tasks`.
@@ -50,6 +51,29 @@ func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
                 "p50_ms": JSONResponse.orNull(latency.quantile(0.5)), "p99_ms": JSONResponse.orNull(latency.quantile(0.99)),
             ] as [String: Any],
         ])
+    }
+    queues.post(":queue/purge") { request, context in
+        try context.require(.operate)
+        let queue = try await knownQueue(context, api)
+        let text = request.uri.queryParameters.get("state") ?? ""
+        guard let state = JobState(rawValue: text), state != .running else {
+            throw Problem(
+                .badRequest, "invalid_state",
+                "state must be one of \(JobState.allCases.filter { $0 != .running }.map(\.rawValue).joined(separator: ", ")); running jobs are cancelled, not purged")
+        }
+        // At most 100 calls of 1,000 jobs per request; `more` says whether to ask again.
+        var purged = 0
+        var more = true
+        for _ in 0..<100 {
+            let count = try await broker { try await api.broker.purge(queue, state: state, limit: 1_000) }
+            purged += count
+            if count == 0 {
+                more = false
+                break
+            }
+        }
+        context.logger.notice("queue purged", metadata: ["queue": "\(queue.rawValue)", "state": "\(state.rawValue)", "purged": "\(purged)"])
+        return try JSONResponse.make(["queue": queue.rawValue, "state": state.rawValue, "purged": purged, "more": more])
     }
     queues.post(":queue/pause") { _, context in
         try context.require(.operate)

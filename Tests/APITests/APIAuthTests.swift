@@ -58,6 +58,8 @@ struct APIAuthTests {
             #expect(cancel == ([.operator, .admin].contains(role) ? .ok : .forbidden))
             let pause = try await client.execute(uri: "/v1/queues/default/pause", method: .post, headers: headers(token)) { $0.status }
             #expect(pause == ([.operator, .admin].contains(role) ? .ok : .forbidden))
+            let purge = try await client.execute(uri: "/v1/queues/default/purge?state=failed", method: .post, headers: headers(token)) { $0.status }
+            #expect(purge == ([.operator, .admin].contains(role) ? .ok : .forbidden))
         }
     }
 

@@ -71,6 +71,33 @@ struct APIEndpointTests {
         }
     }
 
+    @Test("purge: one state's jobs deleted; running refused with 400; unknown queue 404")
+    func purge() async throws {
+        try await withAPI { client, broker in
+            for _ in 0..<3 { _ = try await enqueueEcho(broker) }
+            for job in try await broker.claim(queue: .default, limit: 2, worker: "w", lease: .seconds(30)) {
+                _ = try await broker.fail(job.lease, message: "boom", retryAfter: nil)
+            }
+            try await client.execute(uri: "/v1/queues/default/purge?state=failed", method: .post) { response in
+                #expect(response.status == .ok)
+                #expect(fields(response)["purged"] as? Int == 2)
+                #expect(fields(response)["more"] as? Bool == false)
+            }
+            for state in ["running", "nonsense", ""] {
+                try await client.execute(uri: "/v1/queues/default/purge?state=\(state)", method: .post) { response in
+                    #expect(response.status == .badRequest)
+                    #expect(fields(response)["code"] as? String == "invalid_state")
+                }
+            }
+            try await client.execute(uri: "/v1/queues/nosuch/purge?state=failed", method: .post) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/v1/queues/default", method: .get) { response in
+                let queue = try object(response)
+                #expect(queue["pending"] as? Int == 1)
+                #expect(queue["failed"] as? Int == 0)
+            }
+        }
+    }
+
     @Test("retry: a failed job is queued again; a queued one is a 409; retry-failed requeues a queue's failed jobs")
     func retry() async throws {
         try await withAPI { client, broker in

@@ -244,8 +244,19 @@ def main():
             ui.screenshot("tasks")
         check("the workers and tasks pages", other_pages)
 
+        def purge():
+            assert call("GET", "/v1/queues/default")[1]["succeeded"] > 0
+            ui.open("#/queues/default?state=succeeded", "queue")
+            ui.click("Purge succeeded")
+            ui.wait("the confirm step", lambda: "Confirm: delete every succeeded job" in ui.main_text())
+            assert call("GET", "/v1/queues/default")[1]["succeeded"] > 0, "one click must not purge"
+            ui.click("Purge succeeded")
+            wait_until("the succeeded jobs purged", lambda: call("GET", "/v1/queues/default")[1]["succeeded"] == 0)
+        check("purge a state from the queue page, after a confirm step", purge)
+
         def reader():
-            driver.find_element(By.ID, "logout").click()
+            ui.wait("the logout button", lambda: driver.execute_script(
+                "const b = document.getElementById('logout'); if (!b) return false; b.click(); return true"))
             ui.wait("the login form after logout", lambda: ui.view() == "login")
             ui.login(READER)
             for route, view in (("#/queues/default", "queue"), ("#/jobs/" + failed_id[0], "job"), ("#/schedules", "schedules")):
@@ -266,6 +277,6 @@ def main():
 if __name__ == "__main__":
     try:
         main()
-    except AssertionError as error:
-        print("not ok - " + str(error), flush=True)
+    except Exception as error:  # every failure, a timeout or a browser error too, is one clear line
+        print("not ok - %s: %s" % (type(error).__name__, error), flush=True)
         sys.exit(1)

@@ -324,6 +324,11 @@ public protocol JobBroker: Sendable {
     /// error history stays). Returns the state after the call (unchanged for a job that has not
     /// finished, or that succeeded), or `nil` for an unknown id.
     func retry(_ id: JobID) async throws -> JobState?
+    /// Deletes up to `limit` jobs of `queue` in `state`, first in the state's order (for finished
+    /// states, the soonest to be dropped); returns how many. `running` jobs cannot be purged: cancel
+    /// them. `scheduled` and `retrying` jobs share one set, of which a call looks at no more than
+    /// 10 × `limit` entries: call again until it returns 0.
+    func purge(_ queue: QueueName, state: JobState, limit: Int) async throws -> Int
     /// Retries up to `limit` failed jobs of `queue`, oldest first; returns how many.
     func retryFailed(_ queue: QueueName, limit: Int) async throws -> Int
     /// The job with `id`, or `nil`.

@@ -562,6 +562,36 @@ enum JobFunctions {
           return #requeued
         end
 
+        -- ARGV: state, limit. Deletes up to `limit` jobs of the queue in `state` (not `running`:
+        -- those are cancelled through their workers), oldest first in the state's order. A waiting
+        -- job (queued, scheduled, retrying) is gone at once, like one past its retention. Returns how
+        -- many were deleted.
+        local function purge(keys, args)
+          local base, state, limit = keys[1], args[1], tonumber(args[2])
+          local set = HOLDING[state]
+          if not set or state == 'running' then return redis.err_reply('ERR tern_purge: cannot purge ' .. tostring(state)) end
+          local gone, offset = {}, 0
+          -- The scheduled set holds scheduled and retrying jobs: take only those in `state`,
+          -- looking at no more than 10 × limit entries per call.
+          while #gone < limit and offset < 10 * limit do
+            local ids = redis.call('ZRANGE', base .. set, I(offset), I(offset + limit - 1))
+            if #ids == 0 then break end
+            for _, id in ipairs(ids) do
+              if #gone < limit and (set ~= HOLDING.scheduled or redis.call('HGET', base .. K.job .. id, 'state') == state) then
+                gone[#gone + 1] = id
+              end
+            end
+            if set ~= HOLDING.scheduled then break end
+            offset = offset + limit
+          end
+          if #gone == 0 then return 0 end
+          local jobs = {}
+          for i, id in ipairs(gone) do jobs[i] = base .. K.job .. id end
+          redis.call('UNLINK', unpack(jobs))
+          redis.call('ZREM', base .. set, unpack(gone))
+          return #gone
+        end
+
         -- ARGV: schedule, tick_ms, mark_ms, overlap ('allow'|'skip'), id, task, input, priority,
         -- max_attempts, delay_ms, retention_ms, failed_retention_ms. Emits one tick of a schedule at most once: the
         -- schedule's mark (`schedule:<name>` hash, field `mark`) only grows, and a tick at or below
@@ -612,5 +642,6 @@ enum JobFunctions {
         redis.register_function('tern_retry', retry)
         redis.register_function('tern_crashed', crashed)
         redis.register_function('tern_schedule', schedule)
+        redis.register_function('tern_purge', purge)
         """#
 }

@@ -445,6 +445,11 @@ public final class RedisJobBroker: JobBroker {
         try await call("tern_retry", id.queue, ["job", id.rawValue]).string.flatMap(JobState.init(rawValue:))
     }
 
+    public func purge(_ queue: QueueName, state: JobState, limit: Int) async throws -> Int {
+        precondition(state != .running, "running jobs are cancelled, not purged")
+        return try await call("tern_purge", queue, [state.rawValue, max(1, min(limit, Self.maxJobsPerCall))]).int ?? 0
+    }
+
     public func retryFailed(_ queue: QueueName, limit: Int) async throws -> Int {
         try await call("tern_retry", queue, ["failed", max(1, limit)]).int ?? 0
     }

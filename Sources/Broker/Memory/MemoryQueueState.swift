@@ -361,6 +361,25 @@ struct MemoryQueueState: Sendable {
         return ids.count
     }
 
+    /// Deletes up to `limit` jobs in `state`, first in its set's order (`tern_purge`).
+    mutating func purge(_ state: JobState, limit: Int, now: Int64) -> Int {
+        let ids: [JobID]
+        switch state {
+        case .queued: ids = pending.sortedMembers()
+        case .scheduled, .retrying: ids = scheduled.sortedMembers()
+        case .running: return 0
+        case .succeeded, .failed, .cancelled, .expired: ids = finished[state]?.sortedMembers() ?? []
+        }
+        let gone = ids.prefix(limit).filter { jobs[$0] == nil || jobs[$0]?.record.state == state }
+        for id in gone {
+            jobs[id] = nil
+            pending.remove(id)
+            scheduled.remove(id)
+            finished[state]?.remove(id)
+        }
+        return gone.count
+    }
+
     /// Puts finished jobs back in the queue as new, keeping their error history.
     private mutating func requeueFinished(_ ids: [JobID], now: Int64) {
         for id in ids {

@@ -1,0 +1,40 @@
+import Broker
+import Foundation
+import TernCore
+import Testing
+
+@Suite("Broker contract: purge")
+struct BrokerPurgeTests {
+    @Test("purge deletes the jobs of one state and no other, in batches", arguments: BrokerKind.allCases)
+    func purgeStates(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        // 3 failed, 1 running, 2 retrying, 2 scheduled, 4 queued.
+        _ = try await broker.enqueue((0..<6).map { _ in contractRequest(maxAttempts: 1) })
+        let first = try await broker.claim(queue: .default, limit: 6, worker: "w", lease: .seconds(30))
+        #expect(first.count == 6)
+        for job in first.prefix(3) { #expect(try await broker.fail(job.lease, message: "x", retryAfter: nil) == .failed) }
+        for job in first[3..<5] { #expect(try await broker.fail(job.lease, message: "x", retryAfter: .seconds(3600)) == .retrying) }
+        let running = first[5]
+        _ = try await broker.enqueue((0..<2).map { _ in contractRequest(timing: .after(.seconds(3600))) })
+        let waiting = try await broker.enqueue((0..<4).map { _ in contractRequest() })
+
+        #expect(try await broker.purge(.default, state: .failed, limit: 2) == 2)
+        #expect(try await broker.purge(.default, state: .failed, limit: 1_000) == 1)
+        #expect(try await broker.purge(.default, state: .failed, limit: 1_000) == 0)
+        #expect(try await broker.purge(.default, state: .retrying, limit: 1_000) == 2)
+        var stats = try await broker.stats(.default)
+        #expect(stats.failed == 0 && stats.scheduled == 2 && stats.pending == 4 && stats.running == 1)
+        #expect(try await broker.purge(.default, state: .scheduled, limit: 1_000) == 2)
+        #expect(try await broker.purge(.default, state: .queued, limit: 1_000) == 4)
+        stats = try await broker.stats(.default)
+        #expect(stats.scheduled == 0 && stats.pending == 0 && stats.running == 1)
+        #expect(try await broker.job(waiting[0].id) == nil, "a purged job is gone")
+        #expect(try await broker.job(first[0].id) == nil)
+        // The running job was left alone and still completes.
+        #expect(try await broker.complete(running.lease, result: Data("null".utf8)))
+        #expect(try await broker.purge(.default, state: .succeeded, limit: 10) == 1)
+        #expect(try await broker.claim(queue: .default, limit: 10, worker: "w", lease: .seconds(30)).isEmpty)
+    }
+}
