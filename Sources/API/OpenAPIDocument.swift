@@ -159,7 +159,7 @@ enum OpenAPISchemas {
                 "queue": string,
                 "minutes": ["type": "array", "items": object(["at": timestamp, "succeeded": integer, "failed": integer])],
                 "latency": object([
-                    "jobs": integer, "sum_ms": integer,
+                    "jobs": integer,
                     "p50_ms": ["type": ["integer", "null"], "description": "The median wait from due to first start is at most this; null when no job started or above 300000."],
                     "p99_ms": ["type": ["integer", "null"], "description": "The 99th percentile, likewise."],
                 ]),

@@ -47,7 +47,7 @@ func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
             "queue": queue.rawValue,
             "minutes": perMinute.map { ["at": JobView.timestamp($0.minuteMilliseconds), "succeeded": $0.succeeded, "failed": $0.failed] },
             "latency": [
-                "jobs": latency.total, "sum_ms": latency.sumMilliseconds,
+                "jobs": latency.total,
                 "p50_ms": JSONResponse.orNull(latency.quantile(0.5)), "p99_ms": JSONResponse.orNull(latency.quantile(0.99)),
             ] as [String: Any],
         ])

@@ -228,7 +228,8 @@ public struct LatencyHistogram: Sendable, Hashable {
 
     /// Jobs per bucket (not cumulative): one per bound, then the open bucket.
     public var counts: [Int]
-    /// The waits added up, in milliseconds.
+    /// The waits added up, in milliseconds: kept since the queue began, not per minute (0 in a
+    /// histogram of the last minutes).
     public var sumMilliseconds: Int64
 
     public init(counts: [Int] = Array(repeating: 0, count: LatencyHistogram.boundsMilliseconds.count + 1), sumMilliseconds: Int64 = 0) {

@@ -100,8 +100,8 @@ enum JobFunctions {
         end
 
         -- Records enqueue→start waits (ms) in the queue's histogram (`meta`, since the queue
-        -- began) and in the current minute's: `lat:<bound>` per bucket (`lat:inf` above the last
-        -- bound) and `lat:sum`.
+        -- began: `lat:<bound>` per bucket, `lat:inf` above the last bound, and `lat:sum`) and in
+        -- the current minute's (the buckets only).
         local function record_latency(base, now, waits)
           if #waits == 0 then return end
           local buckets, sum = {}, 0
@@ -113,11 +113,11 @@ enum JobFunctions {
             buckets[label] = (buckets[label] or 0) + 1
             sum = sum + wait
           end
-          buckets['sum'] = sum
           for label, n in pairs(buckets) do
             redis.call('HINCRBY', base .. K.meta, 'lat:' .. label, I(n))
             count_minute(base, now, 'lat:' .. label, n)
           end
+          redis.call('HINCRBY', base .. K.meta, 'lat:sum', I(sum))
         end
 
         -- Moves a job to a terminal state. After its retention (a failed job: its failed retention)

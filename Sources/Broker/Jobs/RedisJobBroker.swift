@@ -539,8 +539,9 @@ public final class RedisJobBroker: JobBroker {
         }
         let current = Int64(seconds) / 60
         let base = keys.base(queue) + QueueItemKey.minute.rawValue
+        let buckets = Array(fields.dropLast())
         let replies = try await client.pipeline(
-            ((current - Int64(count) + 1)...current).map { RedisCommand("HMGET", arguments: [base + String($0)] + fields) })
+            ((current - Int64(count) + 1)...current).map { RedisCommand("HMGET", arguments: [base + String($0)] + buckets) })
         var histogram = LatencyHistogram()
         for reply in replies {
             histogram.add(LatencyHistogram(fieldValues: (try reply.throwingServerError().array ?? []).map { $0.int ?? 0 }))

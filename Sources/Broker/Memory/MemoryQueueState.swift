@@ -88,6 +88,7 @@ struct MemoryQueueState: Sendable {
         latencyTotal.record(milliseconds)
         let minute = now / 60_000
         latencyMinutes[minute, default: LatencyHistogram()].record(milliseconds)
+        latencyMinutes[minute]?.sumMilliseconds = 0  // as in Redis: the sum is kept only since the queue began
         if latencyMinutes.count > JobLimits.throughputMinutes {
             latencyMinutes = latencyMinutes.filter { $0.key > minute - Int64(JobLimits.throughputMinutes) }
         }
