@@ -20,13 +20,9 @@ struct FunctionsBench: AsyncParsableCommand {
     var redisURL: String?
 
     func run() async throws {
-        var options = LocalRedisServer.Options()
-        options.appendOnly = true
-        options.executable = LocalRedisServer.findExecutable(searchPath: ProcessInfo.processInfo.environment["PATH"])
-        let server = redisURL == nil ? try await LocalRedisServer.start(options) : nil
-        defer { server?.stop() }
-        var configuration = try RedisConfiguration(url: redisURL ?? server!.url)
-        configuration.commandTimeout = .seconds(60)
+        let redis = try await BenchRedis.start(url: redisURL)
+        defer { redis.stop() }
+        let configuration = redis.configuration
         let client = RedisClient(configuration: configuration)
         defer { client.close() }
         print("tern-bench functions: Redis at \(configuration.endpointDescription); \(jobs) jobs per batch size")

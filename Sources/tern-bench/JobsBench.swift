@@ -37,13 +37,9 @@ struct JobsBench: AsyncParsableCommand {
         guard ["thread", "event-loop"].contains(transport) else {
             throw ValidationError("--transport must be thread or event-loop, not '\(transport)'")
         }
-        var options = LocalRedisServer.Options()
-        options.appendOnly = true
-        options.executable = LocalRedisServer.findExecutable(searchPath: ProcessInfo.processInfo.environment["PATH"])
-        let server = redisURL == nil ? try await LocalRedisServer.start(options) : nil
-        defer { server?.stop() }
-        var configuration = try RedisConfiguration(url: redisURL ?? server!.url)
-        configuration.commandTimeout = .seconds(60)
+        let redis = try await BenchRedis.start(url: redisURL)
+        defer { redis.stop() }
+        var configuration = redis.configuration
         if let busyPollMicroseconds { configuration.busyPoll = .microseconds(busyPollMicroseconds) }
         if transport == "event-loop" { configuration.transport = .eventLoop }
         let client = RedisClient(configuration: configuration)
