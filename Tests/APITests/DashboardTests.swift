@@ -92,7 +92,11 @@ struct DashboardTests {
                 uri: "/ui/login", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: #"{"token":"nope"}"#)
             ) { ($0.status, $0.headers[.setCookie]) }
             #expect(wrong.0 == .unauthorized && wrong.1 == nil)
-            let malformed = try await client.execute(uri: "/ui/login", method: .post, body: ByteBuffer(string: "token=t-operator")) { code($0) }
+            let form = try await client.execute(uri: "/ui/login", method: .post, body: ByteBuffer(string: "token=t-operator")) { code($0) }
+            #expect(form == "unsupported_media_type", "a cross-site form cannot log a browser in")
+            let malformed = try await client.execute(
+                uri: "/ui/login", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: #"{"key":"t-operator"}"#)
+            ) { code($0) }
             #expect(malformed == "invalid_login")
             let me = try await client.execute(uri: "/ui/session", method: .get, headers: [.cookie: session.cookie]) { response in
                 try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]

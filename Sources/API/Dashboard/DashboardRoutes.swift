@@ -51,7 +51,8 @@ func addDashboardRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) 
     let auth = api.access.requiresToken ? "tokens" : "none"
 
     router.post("/ui/login") { request, context in
-        let body = try await BodyReader(request: request, context: context, configuration: api.configuration).read()
+        // JSON only: a page on another site cannot send that without the browser asking first.
+        let body = try await readJSONBody(request, context, api)
         guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any], let token = object["token"] as? String
         else { throw Problem(.badRequest, "invalid_login", #"send {"token": "<an API token>"}"#) }
         guard let grant = api.access.grant(forSecret: Substring(token)) else {
