@@ -73,6 +73,7 @@ enum OpenAPIPaths {
                     parameter("state", in: "query", ["type": "string", "enum": OpenAPISchemas.states], "The state to list (default queued)."),
                     parameter("limit", in: "query", ["type": "integer"], "Page size; clamped to 1...100 (default 20)."),
                     parameter("cursor", in: "query", ["type": "string"], "The next_cursor of the previous page."),
+                    parameter("task", in: "query", ["type": "string"], "Only this task's jobs; a page may then hold fewer than limit (follow next_cursor)."),
                 ])],
             "/v1/queues/{queue}/throughput": ["get": operation(
                 "queues", "Jobs of the queue that succeeded or failed for good, per minute, oldest first (the current minute last).", .read,

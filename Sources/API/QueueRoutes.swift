@@ -29,7 +29,8 @@ func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         guard let requested else { throw Problem(.badRequest, "invalid_limit", "limit must be an integer") }
         let limit = min(max(requested, 1), api.configuration.maxPageSize)
         let cursor = request.uri.queryParameters.get("cursor")
-        let page = try await broker { try await api.broker.jobs(queue: queue, state: state, cursor: cursor, limit: limit) }
+        let task = request.uri.queryParameters.get("task").map { String($0) }
+        let page = try await broker { try await jobPage(api, queue: queue, state: state, task: task, cursor: cursor, limit: limit) }
         return try JSONResponse.make(["jobs": page.jobs.map(JobView.object), "next_cursor": JSONResponse.orNull(page.nextCursor)])
     }
     queues.get(":queue/throughput") { request, context in
@@ -123,6 +124,23 @@ func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         }
         return try JSONResponse.make(["tasks": tasks])
     }
+}
+
+/// A page of a listing; with `task`, only that task's jobs: pages of the state are read until one
+/// holds some of them, at most 10 pages per request, so a page may hold fewer than `limit` jobs
+/// (none, with a `next_cursor`, when 10 pages had none).
+func jobPage(
+    _ api: APIContext, queue: QueueName, state: JobState, task: String?, cursor: String?, limit: Int
+) async throws -> JobPage {
+    guard let task else { return try await api.broker.jobs(queue: queue, state: state, cursor: cursor, limit: limit) }
+    var cursor = cursor
+    for _ in 0..<10 {
+        let page = try await api.broker.jobs(queue: queue, state: state, cursor: cursor, limit: limit)
+        let matching = page.jobs.filter { $0.task == task }
+        cursor = page.nextCursor
+        if !matching.isEmpty || cursor == nil { return JobPage(jobs: matching, nextCursor: cursor) }
+    }
+    return JobPage(jobs: [], nextCursor: cursor)
 }
 
 /// The stats of every queue, in the order of `queues()`, read at once rather than one round trip

@@ -71,6 +71,31 @@ struct APIEndpointTests {
         }
     }
 
+    @Test("listing by task: only that task's jobs, pages followed by next_cursor until none is left")
+    func listByTask() async throws {
+        try await withAPI { client, broker in
+            // 25 echo jobs, then 3 sleep jobs: with limit 10, the sleep jobs are on the third page.
+            for _ in 0..<25 { _ = try await enqueueEcho(broker) }
+            let sleepers = try await broker.enqueue((0..<3).map { _ in
+                EnqueueRequest(task: "sleep", input: Data(#"{"ms":1}"#.utf8), options: TaskOptions())
+            }).map(\.id.rawValue)
+            var found: [String] = []
+            var cursor: String? = nil
+            var requests = 0
+            repeat {
+                let uri = "/v1/queues/default/jobs?state=queued&limit=10&task=sleep" + (cursor.map { "&cursor=\($0)" } ?? "")
+                let page = try await client.execute(uri: uri, method: .get) { try object($0) }
+                let jobs = page["jobs"] as? [[String: Any]] ?? []
+                #expect(jobs.allSatisfy { $0["task"] as? String == "sleep" })
+                found += jobs.compactMap { $0["id"] as? String }
+                cursor = page["next_cursor"] as? String
+                requests += 1
+            } while cursor != nil && requests < 10
+            #expect(found == sleepers)
+            #expect(requests == 1, "one request reads the pages it needs")
+        }
+    }
+
     @Test("purge: one state's jobs deleted; running refused with 400; unknown queue 404")
     func purge() async throws {
         try await withAPI { client, broker in

@@ -244,6 +244,15 @@ def main():
             ui.screenshot("tasks")
         check("the workers and tasks pages", other_pages)
 
+        def task_filter():
+            ui.open("#/queues/default?state=failed", "queue")
+            ui.wait("the task filter's links", lambda: ui.count("#task-filter a") >= 3)
+            driver.execute_script("[...document.querySelectorAll('#task-filter a')].find(a => a.textContent === 'fail').click()")
+            ui.wait("the failed job under task fail", lambda: "task=fail" in driver.current_url and failed_id[0] in ui.main_text())
+            ui.open("#/queues/default?state=failed&task=echo", "queue")
+            assert failed_id[0] not in ui.main_text(), "the filter let another task's job through"
+        check("filter a queue's jobs by task", task_filter)
+
         def purge():
             assert call("GET", "/v1/queues/default")[1]["succeeded"] > 0
             ui.open("#/queues/default?state=succeeded", "queue")

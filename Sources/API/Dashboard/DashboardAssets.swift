@@ -236,11 +236,21 @@ enum DashboardAssets {
             async queue(name, params) {
               const stateName = STATES.includes(params.get('state')) ? params.get('state') : 'queued';
               const cursor = params.get('cursor');
+              const task = params.get('task');
               const base = '#/queues/' + encodeURIComponent(name);
+              // Links keep the state and the task filter: `here({cursor})` and the like.
+              const here = (change) => {
+                const query = new URLSearchParams({ state: stateName });
+                if (task) query.set('task', task);
+                for (const [key, value] of Object.entries(change)) { if (value === null) query.delete(key); else query.set(key, value); }
+                return base + '?' + query.toString();
+              };
+              app.taskNames = app.taskNames || (await api('/v1/tasks')).tasks.map((t) => t.name);
               const [queue, throughput, page] = await Promise.all([
                 api('/v1/queues/' + encodeURIComponent(name)),
                 api('/v1/queues/' + encodeURIComponent(name) + '/throughput?minutes=60'),
-                api('/v1/queues/' + encodeURIComponent(name) + '/jobs?limit=20&state=' + stateName + (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''))]);
+                api('/v1/queues/' + encodeURIComponent(name) + '/jobs?limit=20&state=' + stateName + (cursor ? '&cursor=' + encodeURIComponent(cursor) : '')
+                  + (task ? '&task=' + encodeURIComponent(task) : ''))]);
               const q = '/v1/queues/' + encodeURIComponent(name);
               return el('div', {},
                 el('h1', {}, 'Queue ', name, ' ', queue.paused ? el('span', { class: 'badge', id: 'paused' }, 'paused') : null),
@@ -251,12 +261,15 @@ enum DashboardAssets {
                     { confirm: 'Confirm: delete every ' + stateName + ' job', danger: true }) : null) : null,
                 chart(throughput.minutes),
                 el('p', { id: 'latency' }, 'Wait from due to start, last hour (' + throughput.latency.jobs + ' jobs): p50 / p99 ' + waits(throughput.latency)),
-                el('div', { class: 'tabs' }, STATES.map((s) => el('a', { href: base + '?state=' + s, class: s === stateName ? 'current' : null }, s))),
+                el('div', { class: 'tabs' }, STATES.map((s) => el('a', { href: here({ state: s, cursor: null }), class: s === stateName ? 'current' : null }, s))),
+                el('div', { class: 'tabs', id: 'task-filter' }, 'Task: ',
+                  el('a', { href: here({ task: null, cursor: null }), class: task ? null : 'current' }, 'all'), ' ',
+                  app.taskNames.flatMap((t) => [el('a', { href: here({ task: t, cursor: null }), class: t === task ? 'current' : null }, t), ' '])),
                 table(['Job', 'task', 'state', 'attempts', 'created', 'error'],
                   page.jobs.map((j) => [jobLink(j.id), j.task, stateBadge(j.state), j.attempts + ' / ' + j.max_attempts, time(j.created_at), j.error || ''])),
                 el('div', { class: 'actions' },
-                  cursor ? link(base + '?state=' + stateName, 'First page') : null,
-                  page.next_cursor ? link(base + '?state=' + stateName + '&cursor=' + encodeURIComponent(page.next_cursor), 'Next page') : null));
+                  cursor ? link(here({ cursor: null }), 'First page') : null,
+                  page.next_cursor ? link(here({ cursor: page.next_cursor }), 'Next page') : null));
             },
             async job(id) {
               const job = await api('/v1/jobs/' + encodeURIComponent(id));

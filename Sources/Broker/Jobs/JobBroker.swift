@@ -280,6 +280,10 @@ public struct JobPage: Sendable, Hashable {
     public var jobs: [JobRecord]
     /// The cursor for the next page; `nil` on the last page.
     public var nextCursor: String?
+
+    public init(jobs: [JobRecord], nextCursor: String?) {
+        (self.jobs, self.nextCursor) = (jobs, nextCursor)
+    }
 }
 
 /// The operations on jobs that every broker provides: the Redis broker in production, the memory
