@@ -39,6 +39,10 @@ public struct APIConfiguration: Sendable {
     public var dashboard = true
     /// How long a dashboard session lasts after login (default 8 hours; `api.session_hours`).
     public var sessionLifetime = Duration.seconds(8 * 3600)
+    /// Whether the dashboard's session cookie carries `Secure` (default false; `api.secure_cookie`):
+    /// set it when browsers reach the API over HTTPS, through a TLS proxy, so that the cookie is never
+    /// sent over plain HTTP.
+    public var secureCookie = false
     /// The key that signs dashboard session cookies, at least 32 bytes (`TERN_API_SESSION_SECRET`).
     /// The default is random per process: sessions then end when the process restarts, and a
     /// session made by one API replica is unknown to the others, so give replicas behind one

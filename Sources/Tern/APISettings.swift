@@ -51,6 +51,8 @@ enum APISettings {
         } else {
             configuration.dashboard = file?.dashboard ?? configuration.dashboard
         }
+        configuration.secureCookie = try settings.enabled(
+            names("secure_cookie", "TERN_API_SECURE_COOKIE"), flag: false, file: file?.secureCookie)
         let hours = try settings.value(
             names("session_hours"), flag: nil, file: file?.sessionHours,
             default: Double(configuration.sessionLifetime.components.seconds) / 3600, in: 0.01...720)

@@ -94,11 +94,13 @@ struct ConfigFile: Decodable, Sendable {
         var dashboard: Bool?
         var sessionHours: Double?
         var sessionSecret: String?
+        var secureCookie: Bool?
 
         enum CodingKeys: String, CodingKey {
             case host, port, auth, tokens, dashboard
             case sessionHours = "session_hours"
             case sessionSecret = "session_secret"
+            case secureCookie = "secure_cookie"
             case maxBodyBytes = "max_body_bytes"
             case maxJSONDepth = "max_json_depth"
             case maxWaitSeconds = "max_wait_seconds"

@@ -196,6 +196,18 @@ struct DashboardTests {
         }
     }
 
+    @Test("api.secure_cookie: the session cookie carries Secure")
+    func secureCookie() async throws {
+        try await withDashboard(try dashboardAPI { $0.secureCookie = true }) { client in
+            let session = try await login(client, token: "t-reader")
+            #expect(session.setCookie.hasSuffix("; Secure"))
+        }
+        try await withDashboard(try dashboardAPI()) { client in
+            let session = try await login(client, token: "t-reader")
+            #expect(!session.setCookie.contains("Secure"), "off by default: the API serves plain HTTP")
+        }
+    }
+
     @Test("api.dashboard false: no /ui routes at all")
     func turnedOff() async throws {
         try await withDashboard(try dashboardAPI(dashboard: false)) { client in
