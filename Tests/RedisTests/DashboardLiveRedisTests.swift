@@ -9,16 +9,23 @@ import TernCore
 import TernTesting
 import Testing
 
+/// A real Redis with a broker, and the API on it whose live streams last `seconds`.
+private func withLiveAPI(
+    seconds: Int, _ body: @escaping @Sendable (JobEnvironment, APIContext, any TestClientProtocol) async throws -> Void
+) async throws {
+    let environment = try await JobEnvironment.start()
+    defer { environment.stop() }
+    var configuration = APIConfiguration()
+    configuration.maxEventStreamSeconds = seconds
+    let api = APIContext(broker: environment.broker, registry: environment.registry, configuration: configuration, access: .none) {}
+    try await Application(router: buildRouter(api)).test(.router) { http in try await body(environment, api, http) }
+}
+
 @Suite("Dashboard live stream on real Redis", .enabled(if: TestRedis.enabled, TestRedis.reason))
 struct DashboardLiveRedisTests {
     @Test("/ui/live says changes are pushed, and sends change when a job finishes")
     func pushedChange() async throws {
-        let environment = try await JobEnvironment.start()
-        defer { environment.stop() }
-        var configuration = APIConfiguration()
-        configuration.maxEventStreamSeconds = 4
-        let api = APIContext(broker: environment.broker, registry: environment.registry, configuration: configuration, access: .none) {}
-        try await Application(router: buildRouter(api)).test(.router) { http in
+        try await withLiveAPI(seconds: 4) { environment, api, http in
             _ = try await environment.broker.enqueue([EnqueueRequest(task: "echo", input: Data("1".utf8), options: TaskOptions())])
             let job = try #require(try await environment.broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(60)).first)
             async let body = http.execute(uri: "/ui/live", method: .get) { String(buffer: $0.body) }
@@ -34,12 +41,7 @@ struct DashboardLiveRedisTests {
 
     @Test("/ui/live sends at most one change a second, however many jobs change")
     func boundedRate() async throws {
-        let environment = try await JobEnvironment.start()
-        defer { environment.stop() }
-        var configuration = APIConfiguration()
-        configuration.maxEventStreamSeconds = 3
-        let api = APIContext(broker: environment.broker, registry: environment.registry, configuration: configuration, access: .none) {}
-        try await Application(router: buildRouter(api)).test(.router) { http in
+        try await withLiveAPI(seconds: 3) { environment, api, http in
             let started = ContinuousClock.now
             async let body = http.execute(uri: "/ui/live", method: .get) { String(buffer: $0.body) }
             try await eventually(within: .seconds(20)) { guard api.jobChangesPushed else { throw WaitError("not subscribed yet") } }

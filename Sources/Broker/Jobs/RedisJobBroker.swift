@@ -510,17 +510,22 @@ public final class RedisJobBroker: JobBroker {
         return stats
     }
 
-    public func throughput(_ queue: QueueName, minutes: Int) async throws -> [MinuteCount] {
-        let count = min(max(minutes, 1), JobLimits.throughputMinutes)
+    /// The last `minutes` whole minutes of Redis's clock (at most ``JobLimits/throughputMinutes``),
+    /// oldest first: the names of a queue's `minute:<m>` hashes.
+    private func recentMinutes(_ minutes: Int) async throws -> ClosedRange<Int64> {
+        let count = Int64(min(max(minutes, 1), JobLimits.throughputMinutes))
         guard let time = try await client.send("TIME").array, time.count == 2, let seconds = time[0].int else {
             throw RedisError.protocolError("unexpected reply to TIME")
         }
         let current = Int64(seconds) / 60
-        let first = current - Int64(count) + 1
+        return (current - count + 1)...current
+    }
+
+    public func throughput(_ queue: QueueName, minutes: Int) async throws -> [MinuteCount] {
+        let range = try await recentMinutes(minutes)
         let base = keys.base(queue) + QueueItemKey.minute.rawValue
-        let replies = try await client.pipeline(
-            (first...current).map { RedisCommand("HMGET", base + String($0), "succeeded", "failed") })
-        return try zip(first...current, replies).map { minute, reply in
+        let replies = try await client.pipeline(range.map { RedisCommand("HMGET", base + String($0), "succeeded", "failed") })
+        return try zip(range, replies).map { minute, reply in
             let fields = try reply.throwingServerError().array ?? []
             return MinuteCount(
                 minuteMilliseconds: minute * 60_000, succeeded: fields.first?.int ?? 0, failed: fields.count > 1 ? fields[1].int ?? 0 : 0)
@@ -533,15 +538,10 @@ public final class RedisJobBroker: JobBroker {
             let reply = try await client.send(RedisCommand("HMGET", arguments: [keys.queueKey(queue, .meta)] + fields))
             return LatencyHistogram(fieldValues: (reply.array ?? []).map { $0.int ?? 0 })
         }
-        let count = min(max(minutes, 1), JobLimits.throughputMinutes)
-        guard let time = try await client.send("TIME").array, time.count == 2, let seconds = time[0].int else {
-            throw RedisError.protocolError("unexpected reply to TIME")
-        }
-        let current = Int64(seconds) / 60
         let base = keys.base(queue) + QueueItemKey.minute.rawValue
         let buckets = Array(fields.dropLast())
         let replies = try await client.pipeline(
-            ((current - Int64(count) + 1)...current).map { RedisCommand("HMGET", arguments: [base + String($0)] + buckets) })
+            try await recentMinutes(minutes).map { RedisCommand("HMGET", arguments: [base + String($0)] + buckets) })
         var histogram = LatencyHistogram()
         for reply in replies {
             histogram.add(LatencyHistogram(fieldValues: (try reply.throwingServerError().array ?? []).map { $0.int ?? 0 }))
