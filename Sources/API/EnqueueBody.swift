@@ -8,10 +8,13 @@ import TernCore
 ///
 /// ```json
 /// {"task": "resize", "input": {"url": "…", "width": 100}, "queue": "images", "priority": 7,
-///  "max_attempts": 5, "delay_ms": 1000, "expires_after_ms": 60000}
+///  "max_attempts": 5, "delay_ms": 1000, "expires_after_ms": 60000,
+///  "unique": {"mode": "until", "window_ms": 60000}, "unique_key": "customer-42"}
 /// ```
 /// `delay_ms` and `run_at_ms` (milliseconds since 1970) exclude each other. The
-/// `Idempotency-Key` header maps repeats to one job for 24 hours.
+/// `Idempotency-Key` header maps repeats to one job for 24 hours. `unique` overrides the task's
+/// ``UniquePolicy`` (`key_fields` too); `unique_key` gives the key itself (under the task's rule,
+/// else `while_active`).
 struct EnqueueBody {
     /// The latest `run_at_ms`: 9999-12-31T23:59:59.999Z, the last time ISO 8601 timestamps can show.
     static let maxRunAtMilliseconds = 253_402_300_799_999
@@ -19,7 +22,8 @@ struct EnqueueBody {
     static let maxExpiresAfterMilliseconds = 3_155_760_000_000
 
     static let fields: Set<String> = [
-        "task", "input", "queue", "priority", "max_attempts", "delay_ms", "run_at_ms", "expires_after_ms",
+        "task", "input", "queue", "priority", "max_attempts", "delay_ms", "run_at_ms", "expires_after_ms", "unique",
+        "unique_key",
     ]
 
     /// Parses and validates a request body into a broker request, against the tasks of `tasks`.
@@ -132,6 +136,18 @@ struct EnqueueBody {
                 errors.append(.init(pointer: "/expires_after_ms", message: "must be a whole number of milliseconds from 0 to 100 years"))
             }
         }
+        var uniqueKey: String?
+        if let value = object["unique_key"] {
+            if case .string(let text) = value, (1...255).contains(text.utf8.count) { uniqueKey = text } else {
+                errors.append(.init(pointer: "/unique_key", message: "must be a string of 1 to 255 bytes"))
+            }
+        }
+        if let value = object["unique"] {
+            switch uniquePolicy(value) {
+            case .policy(let policy): options.unique = policy
+            case .problem(let error): errors.append(error)
+            }
+        }
         var inputData = Data()
         if let entry, let input {
             do {
@@ -152,7 +168,51 @@ struct EnqueueBody {
             let code = task != nil && entry == nil ? "unknown_task" : "invalid_request"
             throw Problem(.unprocessableContent, code, "the job request has \(errors.count) problem(s)", errors: located)
         }
-        return EnqueueRequest(task: task, input: inputData, options: options, timing: timing, idempotencyKey: idempotencyKey)
+        var request = EnqueueRequest(task: task, input: inputData, options: options, timing: timing, idempotencyKey: idempotencyKey)
+        if let uniqueKey {
+            request.unique = UniqueLock(key: UniquePolicy.key(task: task, explicit: uniqueKey), mode: options.unique?.mode ?? .whileActive)
+        }
+        return request
+    }
+
+    /// A parsed `unique` member, or what is wrong with it.
+    private enum UniqueField {
+        case policy(UniquePolicy)
+        case problem(Problem.FieldError)
+    }
+
+    /// `{"mode": "while_active" | "until" | "debounce", "window_ms": 1…30 days (until and debounce),
+    /// "key_fields": ["member", …]}`.
+    private static func uniquePolicy(_ value: JSONValue) -> UniqueField {
+        guard case .object(let members) = value else { return .problem(.init(pointer: "/unique", message: "must be an object")) }
+        if let extra = members.keys.sorted().first(where: { !["mode", "window_ms", "key_fields"].contains($0) }) {
+            return .problem(.init(pointer: "/unique/\(escape(extra))", message: "unknown field"))
+        }
+        let maxWindow = Int(UniquePolicy.maxWindow.components.seconds * 1000)
+        var window: Int64?
+        if let raw = members["window_ms"] {
+            guard let value = integer(raw), (1...maxWindow).contains(value) else {
+                return .problem(.init(pointer: "/unique/window_ms", message: "must be a whole number of milliseconds from 1 to 30 days"))
+            }
+            window = Int64(value)
+        }
+        guard case .string(let name)? = members["mode"], let mode = UniquePolicy.Mode(name: name, windowMilliseconds: window) else {
+            return .problem(.init(pointer: "/unique/mode",
+                message: "must be while_active, or until or debounce with window_ms"))
+        }
+        var fields: [String] = []
+        if let raw = members["key_fields"] {
+            guard case .array(let items) = raw, items.count <= UniquePolicy.maxKeyFields else {
+                return .problem(.init(pointer: "/unique/key_fields", message: "must be an array of at most \(UniquePolicy.maxKeyFields) member names"))
+            }
+            for (index, item) in items.enumerated() {
+                guard case .string(let field) = item, !field.isEmpty else {
+                    return .problem(.init(pointer: "/unique/key_fields/\(index)", message: "must be a member name"))
+                }
+                fields.append(field)
+            }
+        }
+        return .policy(UniquePolicy(mode, keyFields: fields))
     }
 
     /// A whole number from a JSON number (not a Boolean, not a fraction).

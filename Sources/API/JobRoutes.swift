@@ -128,7 +128,8 @@ private func enqueue(_ request: Request, _ context: APIRequestContext, _ api: AP
     // Written by hand: this is the hot path, and ids and states need no escaping.
     let id = receipt.id.rawValue
     let state = receipt.state.map { "\"\($0.rawValue)\"" } ?? "null"
-    let json = #"{"created":\#(receipt.created),"id":"\#(id)","links":{"self":"/v1/jobs/\#(id)"},"state":\#(state)}"#
+    let unique = receipt.duplicate ? #","unique":"duplicate""# : receipt.debounced ? #","unique":"debounced""# : ""
+    let json = #"{"created":\#(receipt.created),"id":"\#(id)","links":{"self":"/v1/jobs/\#(id)"},"state":\#(state)\#(unique)}"#
     return Response(
         status: receipt.created ? .created : .ok,
         headers: [.contentType: "application/json", .location: "/v1/jobs/\(id)"],
@@ -202,10 +203,13 @@ private func enqueueBatch(_ request: Request, _ context: APIRequestContext, _ ap
                 let problem = Problem.idempotencyKeyReused(key, job: receipt.id, pointer: "/jobs/\(index)/idempotency_key")
                 return ["index": index, "error": problemObject(problem)]
             }
-            return [
+            var result: [String: Any] = [
                 "index": index, "id": receipt.id.rawValue, "state": JSONResponse.orNull(receipt.state?.rawValue),
                 "created": receipt.created,
             ]
+            if receipt.duplicate { result["unique"] = "duplicate" }
+            if receipt.debounced { result["unique"] = "debounced" }
+            return result
         case .failure(let problem):
             return ["index": index, "error": problemObject(problem)]
         }

@@ -31,6 +31,11 @@ enum JobView {
         } else {
             object["schedule"] = NSNull()
         }
+        if let key = record.uniqueKey, let mode = record.uniqueMode {
+            object["unique"] = ["key": key, "mode": mode]
+        } else {
+            object["unique"] = NSNull()
+        }
         return object
     }
 

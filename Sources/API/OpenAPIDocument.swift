@@ -72,6 +72,23 @@ enum OpenAPISchemas {
         "delay_ms": ["type": "integer", "minimum": 0, "maximum": 31_536_000_000, "description": "Run after this delay. Not with run_at_ms."],
         "run_at_ms": ["type": "integer", "minimum": 0, "maximum": EnqueueBody.maxRunAtMilliseconds, "description": "Run at this time, in milliseconds since 1970. Not with delay_ms."],
         "expires_after_ms": ["type": "integer", "minimum": 0, "maximum": EnqueueBody.maxExpiresAfterMilliseconds, "description": "Expire if not started this long after it is due."],
+        "unique": uniquePolicy.merging(["description": "Overrides the task's unique policy for this job."]) { $1 },
+        "unique_key": [
+            "type": "string", "minLength": 1, "maxLength": 255,
+            "description": "The job's unique key, under the task's unique policy (else while_active): a held key answers its job instead.",
+        ],
+        ]
+    }
+
+    /// A task's or a job's unique policy (docs/tasks.md#unique-jobs).
+    static var uniquePolicy: [String: Any] {
+        [
+            "type": "object", "additionalProperties": false, "required": ["mode"],
+            "properties": [
+                "mode": ["type": "string", "enum": ["while_active", "until", "debounce"]],
+                "window_ms": ["type": "integer", "minimum": 1, "maximum": Int(UniquePolicy.maxWindow.components.seconds * 1000)],
+                "key_fields": ["type": "array", "maxItems": UniquePolicy.maxKeyFields, "items": ["type": "string", "minLength": 1]],
+            ],
         ]
     }
 
@@ -135,17 +152,25 @@ enum OpenAPISchemas {
                     "description": "A process died while running the job with others: not charged, but the job now runs alone in a process of its own.",
                 ],
                 "schedule": ["oneOf": [["type": "null"], object(["name": string, "tick_at": timestamp])], "description": "The schedule and tick that emitted the job."],
+                "unique": [
+                    "oneOf": [["type": "null"], object(["key": string, "mode": ["type": "string", "enum": ["while_active", "until", "debounce"]]])],
+                    "description": "The unique key the job was enqueued with (32 hex digits) and its rule.",
+                ],
             ]),
             "JobState": object(["id": string, "state": ["type": "string", "enum": states]]),
             "EnqueueReceipt": object([
                 "id": string, "state": ["type": ["string", "null"], "enum": states.map { $0 as Any } + [NSNull()]], "created": ["type": "boolean"],
                 "links": object(["self": string]),
-            ]),
+                "unique": [
+                    "type": "string", "enum": ["duplicate", "debounced"],
+                    "description": "Present when nothing was created because the unique key is held: duplicate (id is the holder) or debounced (the holder got this input and a new due time).",
+                ],
+            ], required: ["id", "state", "created", "links"]),
             "BatchResult": object([
                 "enqueued": integer, "rejected": integer,
                 "results": ["type": "array", "items": object([
                     "index": integer, "id": string, "state": ["type": ["string", "null"]], "created": ["type": "boolean"],
-                    "error": problemDetail,
+                    "error": problemDetail, "unique": ["type": "string", "enum": ["duplicate", "debounced"]],
                 ], required: ["index"])],
             ]),
             "JobPage": object(["jobs": ["type": "array", "items": OpenAPIDocument.ref("Job")], "next_cursor": ["type": ["string", "null"]]]),
@@ -187,6 +212,7 @@ enum OpenAPISchemas {
                         "description": "How long a failed job is kept; null: the deployment's default (queues.failed_retention_seconds, 7 days).",
                     ],
                     "expires_after_ms": ["type": ["integer", "null"]], "input_schema": ["type": "object"], "output_schema": ["type": "object"],
+                    "unique": ["oneOf": [["type": "null"], OpenAPISchemas.uniquePolicy], "description": "The task's unique policy, if any."],
                     "source": [
                         "type": "string", "enum": ["compiled", "published"],
                         "description": "compiled: this API process has the task's Swift type; published: a worker published it.",

@@ -194,6 +194,11 @@ private func taskObject(_ entry: TaskRegistry.Entry) -> [String: Any] {
         "result_retention_ms": milliseconds(options.resultRetention),
         "failed_retention_ms": JSONResponse.orNull(options.failedRetention.map(milliseconds)),
         "expires_after_ms": JSONResponse.orNull(options.expiresAfter.map(milliseconds)),
+        "unique": options.unique.map { policy -> Any in
+            var object: [String: Any] = ["mode": policy.mode.name, "key_fields": policy.keyFields]
+            if let window = policy.mode.windowMilliseconds { object["window_ms"] = window }
+            return object
+        } ?? NSNull(),
         "input_schema": entry.inputSchema.foundationObject, "output_schema": entry.outputSchema.foundationObject,
     ]
 }

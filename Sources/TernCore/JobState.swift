@@ -1,7 +1,8 @@
 /// Where a job is in its life.
 ///
 /// `scheduled` → `queued` → `running` → `succeeded` | `failed` | `cancelled`; `running` → `retrying`
-/// → `queued`; `expired` when its deadline passes before it starts.
+/// → `queued`; `expired` when its deadline passes before it starts; `waiting` → `queued` once the
+/// jobs it depends on have finished (or → `cancelled` when one of them failed).
 public enum JobState: String, Sendable, Hashable, Codable, CaseIterable {
     /// Waiting for its run time.
     case scheduled
@@ -19,12 +20,14 @@ public enum JobState: String, Sendable, Hashable, Codable, CaseIterable {
     case cancelled
     /// Not started before its deadline.
     case expired
+    /// Waiting for the jobs it depends on (a workflow's later step).
+    case waiting
 
     /// Whether the job has finished and will never change again.
     public var isTerminal: Bool {
         switch self {
         case .succeeded, .failed, .cancelled, .expired: true
-        case .scheduled, .queued, .running, .retrying: false
+        case .scheduled, .queued, .running, .retrying, .waiting: false
         }
     }
 }

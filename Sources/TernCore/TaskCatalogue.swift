@@ -14,6 +14,8 @@ public struct PublishedTask: Sendable, Hashable, Codable {
     /// `nil` when the task leaves it to the deployment (and in catalogues of older workers).
     public var failedRetentionMilliseconds: Int64?
     public var expiresAfterMilliseconds: Int64?
+    /// The task's ``UniquePolicy``; `nil` for none (and in catalogues of older workers).
+    public var unique: PublishedUnique?
     public var inputSchema: JSONValue
     public var outputSchema: JSONValue
 
@@ -25,6 +27,7 @@ public struct PublishedTask: Sendable, Hashable, Codable {
         case resultRetentionMilliseconds = "result_retention_ms"
         case failedRetentionMilliseconds = "failed_retention_ms"
         case expiresAfterMilliseconds = "expires_after_ms"
+        case unique
         case inputSchema = "input_schema"
         case outputSchema = "output_schema"
     }
@@ -42,6 +45,7 @@ public struct PublishedTask: Sendable, Hashable, Codable {
         resultRetentionMilliseconds = Self.milliseconds(options.resultRetention)
         failedRetentionMilliseconds = options.failedRetention.map(Self.milliseconds)
         expiresAfterMilliseconds = options.expiresAfter.map(Self.milliseconds)
+        unique = options.unique.map(PublishedUnique.init)
         inputSchema = entry.inputSchema
         outputSchema = entry.outputSchema
     }
@@ -55,10 +59,38 @@ public struct PublishedTask: Sendable, Hashable, Codable {
             resultRetention: .milliseconds(resultRetentionMilliseconds),
             expiresAfter: expiresAfterMilliseconds.map { .milliseconds($0) },
             hardTimeLimit: hardTimeLimitMilliseconds.map { .milliseconds($0) }, isolated: isolated,
-            failedRetention: failedRetentionMilliseconds.map { .milliseconds($0) })
+            failedRetention: failedRetentionMilliseconds.map { .milliseconds($0) }, unique: unique?.policy)
     }
 
     private static func milliseconds(_ duration: Duration) -> Int64 { duration.nanoseconds / 1_000_000 }
+}
+
+/// A ``UniquePolicy`` as a catalogue publishes it: `{"mode": "until", "window_ms": 60000,
+/// "key_fields": ["customer_id"]}`.
+public struct PublishedUnique: Sendable, Hashable, Codable {
+    /// `while_active`, `until` or `debounce`.
+    public var mode: String
+    /// The window of `until` and `debounce`, in milliseconds.
+    public var windowMilliseconds: Int64?
+    public var keyFields: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case mode
+        case windowMilliseconds = "window_ms"
+        case keyFields = "key_fields"
+    }
+
+    /// The published form of `policy`.
+    public init(_ policy: UniquePolicy) {
+        mode = policy.mode.name
+        windowMilliseconds = policy.mode.windowMilliseconds
+        keyFields = policy.keyFields
+    }
+
+    /// The policy; `nil` for a mode this build does not know.
+    public var policy: UniquePolicy? {
+        UniquePolicy.Mode(name: mode, windowMilliseconds: windowMilliseconds).map { UniquePolicy($0, keyFields: keyFields) }
+    }
 }
 
 /// Every task a worker runs, as it publishes them in Redis when it starts: how the plain `tern api`

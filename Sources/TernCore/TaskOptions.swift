@@ -30,14 +30,18 @@ public struct TaskOptions: Sendable, Hashable {
     /// A job whose first attempt has not started this long after it was due (for a job enqueued to
     /// run now: after it was enqueued) becomes `expired`; `nil` for never (default). Retries never expire.
     public var expiresAfter: Duration?
+    /// Keep the task's jobs unique by a key (see ``UniquePolicy``); `nil` for none (default).
+    public var unique: UniquePolicy?
 
     /// Creates options; every parameter has the default named on its property.
     public init(
         queue: QueueName = .default, priority: Int = 5, maxAttempts: Int = 3,
         retryBackoff: RetryBackoff = .exponential(), softTimeLimit: Duration? = .seconds(1800),
         resultRetention: Duration = .seconds(86_400), expiresAfter: Duration? = nil,
-        hardTimeLimit: Duration? = nil, isolated: Bool = false, failedRetention: Duration? = nil
+        hardTimeLimit: Duration? = nil, isolated: Bool = false, failedRetention: Duration? = nil,
+        unique: UniquePolicy? = nil
     ) {
+        self.unique = unique
         self.failedRetention = failedRetention
         self.hardTimeLimit = hardTimeLimit
         self.isolated = isolated

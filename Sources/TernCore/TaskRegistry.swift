@@ -59,6 +59,7 @@ public struct TaskRegistry: Sendable {
         if let hard = options.hardTimeLimit, hard < options.softTimeLimit ?? .zero || hard <= .zero {
             throw .invalidOptions(T.name, "hardTimeLimit must be positive and not below softTimeLimit")
         }
+        if let problem = options.unique?.problem { throw .invalidOptions(T.name, problem) }
         entries[T.name] = Entry(
             name: T.name, options: options,
             inputSchema: JSONSchema.of(T.Input.self), outputSchema: JSONSchema.of(T.Output.self),

@@ -218,6 +218,54 @@ struct APITests {
         }
     }
 
+    @Test("unique_key and unique: a held key answers its job (200, unique: duplicate or debounced); bad values are 422")
+    func uniqueJobs() async throws {
+        try await withAPI { client, _ in
+            func post(_ text: String, _ status: HTTPResponse.Status) async throws -> [String: Any] {
+                try await client.execute(uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: body(text)) { response in
+                    #expect(response.status == status, "\(text)")
+                    return try json(response)
+                }
+            }
+            let first = try await post(#"{"task":"echo","input":{"n":1},"unique_key":"customer-1"}"#, .created)
+            let id = try #require(first["id"] as? String)
+            #expect(first["unique"] == nil)
+            let again = try await post(#"{"task":"echo","input":{"n":2},"unique_key":"customer-1"}"#, .ok)
+            #expect(again["id"] as? String == id && again["created"] as? Bool == false && again["unique"] as? String == "duplicate")
+            #expect(again["state"] as? String == "queued")
+            try await client.execute(uri: "/v1/jobs/\(id)", method: .get) { response in
+                let unique = try #require(try json(response)["unique"] as? [String: Any])
+                #expect(unique["mode"] as? String == "while_active")
+                #expect(unique["key"] as? String == UniquePolicy.key(task: "echo", explicit: "customer-1"))
+            }
+
+            let debounce = #"{"task":"echo","input":{"n":N,"page":P},"unique":{"mode":"debounce","window_ms":60000,"key_fields":["n"]}}"#
+            let scheduled = try await post(debounce.replacingOccurrences(of: "N", with: "5").replacingOccurrences(of: "P", with: "1"), .created)
+            #expect(scheduled["state"] as? String == "scheduled")
+            let debounced = try await post(debounce.replacingOccurrences(of: "N", with: "5").replacingOccurrences(of: "P", with: "2"), .ok)
+            #expect(debounced["id"] as? String == scheduled["id"] as? String && debounced["unique"] as? String == "debounced")
+
+            for (text, pointer) in [
+                (#"{"task":"echo","input":1,"unique":{"mode":"until"}}"#, "/unique/mode"),
+                (#"{"task":"echo","input":1,"unique":{"mode":"until","window_ms":0}}"#, "/unique/window_ms"),
+                (#"{"task":"echo","input":1,"unique":{"mode":"while_active","ttl":3}}"#, "/unique/ttl"),
+                (#"{"task":"echo","input":1,"unique":{"mode":"while_active","key_fields":[1]}}"#, "/unique/key_fields/0"),
+                (#"{"task":"echo","input":1,"unique":"yes"}"#, "/unique"),
+                (#"{"task":"echo","input":1,"unique_key":""}"#, "/unique_key"),
+            ] {
+                let problem = try await post(text, .unprocessableContent)
+                #expect((problem["errors"] as? [[String: Any]])?.first?["pointer"] as? String == pointer, "\(text)")
+            }
+
+            let batch = #"{"jobs":[{"task":"echo","input":1,"unique_key":"b"},{"task":"echo","input":2,"unique_key":"b"}]}"#
+            try await client.execute(uri: "/v1/jobs/batch", method: .post, headers: jsonHeaders, body: body(batch)) { response in
+                let results = try #require(try json(response)["results"] as? [[String: Any]])
+                #expect(results[0]["created"] as? Bool == true && results[1]["created"] as? Bool == false)
+                #expect(results[1]["unique"] as? String == "duplicate" && results[1]["id"] as? String == results[0]["id"] as? String)
+            }
+        }
+    }
+
     @Test("422 answers name each problem by JSON pointer")
     func pointers() async throws {
         try await withAPI { client, _ in

@@ -92,6 +92,14 @@ struct CLIProcessTests {
                 #expect(try await tern(["pause", "default"], env).status == 0)
                 let held = try await tern(["enqueue", "sleep", "--input", #"{"ms":60000}"#], env).out.trimmingCharacters(in: .whitespacesAndNewlines)
                 #expect(try await tern(["cancel", held], env).out.contains("cancelled"))
+                // Unique keys: a held key prints its job and says so; status shows the rule.
+                let keyed = try await tern(["enqueue", "sleep", "--input", #"{"ms":1}"#, "--unique-key", "cli-1"], env)
+                let repeated = try await tern(["enqueue", "sleep", "--input", #"{"ms":2}"#, "--unique-key", "cli-1", "--unique", "while_active"], env)
+                #expect(keyed.status == 0 && repeated.status == 0 && repeated.out == keyed.out)
+                #expect(repeated.err.contains("the unique key is held"))
+                let keyedID = keyed.out.trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(try await tern(["status", keyedID], env).out.contains("unique:   while_active "))
+                #expect(try await tern(["enqueue", "sleep", "--unique", "until"], env).status == 2)
                 #expect(try await tern(["resume", "default"], env).status == 0)
 
                 // Exit codes: not found 3, usage 2, bad token 4, unreachable 4.

@@ -37,6 +37,12 @@ public struct EnqueueRequest: Sendable, Hashable {
     public var idempotencyKey: String?
     /// How long an idempotency key lives (default 24 h).
     public var idempotencyTTL: Duration
+    /// The unique key the job takes, and the rule it is held by (from the task's
+    /// ``TaskOptions/unique``); `nil` for none.
+    public var unique: UniqueLock?
+    /// The jobs this one waits for (``JobDependencies``); `nil` for none. A job with dependencies
+    /// takes no idempotency or unique key and is never refused by its queue's cap.
+    public var dependencies: JobDependencies?
 
     /// Creates a request with the task's options.
     public init(
@@ -54,6 +60,39 @@ public struct EnqueueRequest: Sendable, Hashable {
         self.failedRetention = options.failedRetention
         self.idempotencyKey = idempotencyKey
         self.idempotencyTTL = idempotencyTTL
+        self.unique = options.unique.map { UniqueLock(key: $0.key(task: task, input: input), mode: $0.mode) }
+    }
+}
+
+/// A job's unique key (see ``UniquePolicy``): while it is held, enqueues with the same key in the
+/// same queue create nothing and answer the job that holds it.
+public struct UniqueLock: Sendable, Hashable {
+    /// 32 hex digits (``UniquePolicy/key(task:input:)`` or ``UniquePolicy/key(task:explicit:)``).
+    public var key: String
+    public var mode: UniquePolicy.Mode
+
+    /// Creates a lock of `mode` on `key`.
+    public init(key: String, mode: UniquePolicy.Mode) {
+        (self.key, self.mode) = (key, mode)
+    }
+
+    /// The stored form, `<a|u|d> <key>` (the job hash's `unique` field).
+    var stored: String {
+        switch mode {
+        case .whileActive: "a \(key)"
+        case .until: "u \(key)"
+        case .debounce: "d \(key)"
+        }
+    }
+
+    /// The mode's name (``UniquePolicy/Mode/name``) of a stored letter.
+    static func modeName(stored letter: Substring) -> String? {
+        switch letter {
+        case "a": "while_active"
+        case "u": "until"
+        case "d": "debounce"
+        default: nil
+        }
     }
 }
 
@@ -72,6 +111,7 @@ extension EnqueueRequest {
         }
         text += "\n\(expiresAfter.map { "\($0.nanoseconds / 1_000_000)" } ?? "-")\n\(retention.nanoseconds / 1_000_000)\n"
         text += "\(failedRetention.map { "\($0.nanoseconds / 1_000_000)" } ?? "-")\n"
+        if let unique { text += "unique \(unique.stored) \(unique.mode.windowMilliseconds ?? 0)\n" }
         var bytes = Array(text.utf8)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -98,6 +138,12 @@ public struct EnqueueReceipt: Sendable, Hashable {
     /// The idempotency key is held by another request (another task, queue, input or options; see
     /// ``EnqueueRequest/fingerprint``): no job was created, and `id` names the job the key holds.
     public var keyReused = false
+    /// The job's unique key is held (``UniqueLock``): no job was created, and `id` names the job
+    /// that holds the key (`state` is `nil` if it is gone already).
+    public var duplicate = false
+    /// The job's debounce key is held by a job not yet started: that job, named by `id`, now has
+    /// this request's input and is due one window from now. Nothing was created.
+    public var debounced = false
 }
 
 /// Caps on the jobs waiting in each queue (queued, scheduled and retrying), checked atomically at
@@ -191,6 +237,8 @@ public struct QueueStats: Sendable, Hashable, Codable {
     public var failed = 0
     public var cancelled = 0
     public var expired = 0
+    /// Jobs waiting for the jobs they depend on.
+    public var waiting = 0
     public var paused = false
     /// How long the next job in line has waited, in milliseconds (0 when none is pending).
     public var oldestPendingMilliseconds: Int64 = 0

@@ -120,14 +120,53 @@ enum JobFunctions {
           redis.call('HINCRBY', base .. K.meta, 'lat:sum', I(sum))
         end
 
+        local function is_live(state)
+          return state == 'queued' or state == 'scheduled' or state == 'running' or state == 'retrying' or state == 'waiting'
+        end
+
+        -- Unique keys (`unique:<key>`, holding a job id; a job's `unique` field is '<a|u|d> <key>'):
+        -- the job that holds the key a new job with `unique` would take, and its state; nil when
+        -- the key is free. A key of while-active (a) is held while its job is waiting or running;
+        -- of debounce (d) while its job is scheduled (not started); of until (u) for its TTL.
+        local function unique_holder(base, unique, now)
+          local holder = redis.call('GET', base .. K.unique .. string.sub(unique, 3))
+          if not holder then return nil end
+          local state = state_of(base .. K.job .. holder, now)
+          local mode = string.sub(unique, 1, 1)
+          if mode == 'u' or (mode == 'd' and state == 'scheduled') or (mode == 'a' and is_live(state)) then
+            return holder, state
+          end
+          return nil
+        end
+
+        -- Releases the unique key of a job that finished or was deleted, if it still holds it
+        -- (an until key stays for its window).
+        local function unlock(base, id, unique)
+          if unique and string.sub(unique, 1, 1) ~= 'u' then
+            local lock = base .. K.unique .. string.sub(unique, 3)
+            if redis.call('GET', lock) == id then redis.call('DEL', lock) end
+          end
+        end
+
+        -- A retried job takes its while-active or debounce key back unless another live job holds
+        -- it (an operator's retry is never refused for uniqueness).
+        local function relock(base, id, unique, now)
+          if unique and string.sub(unique, 1, 1) ~= 'u' then
+            local lock = base .. K.unique .. string.sub(unique, 3)
+            local holder = redis.call('GET', lock)
+            if not holder or not is_live(state_of(base .. K.job .. holder, now)) then redis.call('SET', lock, id) end
+          end
+        end
+
         -- Moves a job to a terminal state. After its retention (a failed job: its failed retention)
         -- readers treat it as gone (`drop_ms`) and the reaper's sweep deletes it.
         local function finish(base, id, state, now, keep, ...)
           local job = base .. K.job .. id
-          if not keep and state == 'failed' then
-            keep = tonumber(redis.call('HGET', job, 'failed_retention_ms') or FAILED_KEEP_MS)
-          end
-          keep = keep or tonumber(redis.call('HGET', job, 'retention_ms') or '86400000')
+          local f = redis.call('HMGET', job, 'retention_ms', 'failed_retention_ms', 'unique', 'dependents')
+          if not keep and state == 'failed' then keep = tonumber(f[2] or FAILED_KEEP_MS) end
+          keep = keep or tonumber(f[1] or '86400000')
+          unlock(base, id, f[3])
+          if f[4] then redis.call('ZADD', base .. K.relay, I(now), id) end
           local drop = I(now + keep)
           redis.call('HSET', job, 'state', state, 'finished_ms', I(now), 'drop_ms', drop, ...)
           redis.call('ZADD', base .. HOLDING[state], drop, id)
@@ -140,7 +179,7 @@ enum JobFunctions {
           local excess = redis.call('ZCARD', base .. K.failed) - cap
           if excess > 0 then
             local oldest = redis.call('ZRANGE', base .. K.failed, 0, excess - 1)
-            for _, id in ipairs(oldest) do redis.call('DEL', base .. K.job .. id) end
+            for _, id in ipairs(oldest) do redis.call('DEL', base .. K.job .. id, base .. K.dependencies .. id) end
             redis.call('ZREMRANGEBYRANK', base .. K.failed, 0, excess - 1)
           end
         end
@@ -179,12 +218,262 @@ enum JobFunctions {
           return #due
         end
 
-        -- ARGV: the queue's cap on waiting jobs (-1 none), then 13 fields per job: id, task, input,
+        -- Dependencies (docs/workflows.md). A job that depends on others is created `waiting` by
+        -- tern_wait, with `parents` (their ids, space-separated), `deps_total`, `input_from`
+        -- (given, output, outputs, outcomes, summary), `on_fail` (cancel, run) and `join` ('1': no
+        -- task runs; it succeeds with its made input as its result). `deps:<id>` maps each
+        -- dependency's index to its outcome: 'o' .. output JSON, or 'e' .. message. A job others
+        -- depend on lists them in `dependents` ('<id> <index>' lines); whenever it finishes or is
+        -- retried it enters the `relay` set, which a worker or the API drains (tern_relay_take, then
+        -- tern_resolve on each dependent's queue, then tern_relay_done): resolving is idempotent, so
+        -- a crash anywhere only delays it until the next reaper pass.
+
+        local ORPHAN_KEEP_MS = '604800000' -- outcomes recorded for a job not created (yet): 7 days
+
+        -- A finished job's outcome for its dependents: 'o', output; or 'e', message.
+        local function outcome_of(id, state, result, err)
+          if state == 'succeeded' then return 'o', result or 'null' end
+          return 'e', id .. ' ' .. state .. (err and (': ' .. err) or '')
+        end
+
+        -- The made input of a job whose dependencies all finished.
+        local function made_input(base, id, from, total, given)
+          if from == 'given' then return given end
+          local raw = redis.call('HGETALL', base .. K.dependencies .. id)
+          local by_index = {}
+          for k = 1, #raw, 2 do by_index[tonumber(raw[k])] = raw[k + 1] end
+          if from == 'output' then return string.sub(by_index[0] or 'onull', 2) end
+          if from == 'summary' then
+            local ok = 0
+            for index = 0, total - 1 do
+              if string.sub(by_index[index] or 'e', 1, 1) == 'o' then ok = ok + 1 end
+            end
+            return '{"total":' .. I(total) .. ',"succeeded":' .. I(ok) .. ',"failed":' .. I(total - ok) .. '}'
+          end
+          local parts = {}
+          for index = 0, total - 1 do
+            local v = by_index[index] or 'onull'
+            local body = string.sub(v, 2)
+            if from == 'outputs' then
+              parts[#parts + 1] = string.sub(v, 1, 1) == 'o' and body or 'null'
+            elseif string.sub(v, 1, 1) == 'o' then
+              parts[#parts + 1] = '{"ok":' .. body .. '}'
+            else
+              parts[#parts + 1] = '{"error":' .. cjson.encode(body) .. '}'
+            end
+          end
+          return '[' .. table.concat(parts, ',') .. ']'
+        end
+
+        -- Cancels a waiting job because its dependency `index` failed ('<id> <state>: <error>').
+        local function cancel_for(base, id, index, message, now)
+          local job = base .. K.job .. id
+          redis.call('ZREM', base .. K.waiting, id)
+          redis.call('HSET', job, 'dep_cancel', index)
+          record_error(job, 0, 'dependency ' .. message, now, 10)
+          finish(base, id, 'cancelled', now, nil)
+        end
+
+        -- Releases a waiting job whose dependencies all finished: queued with its made input, or,
+        -- for a join, succeeded with it as its result. Returns the new state.
+        local function release_waiting(base, id, now)
+          local job = base .. K.job .. id
+          local f = redis.call('HMGET', job, 'input_from', 'deps_total', 'join', 'input', 'priority')
+          local input = made_input(base, id, f[1], tonumber(f[2]), f[4])
+          redis.call('ZREM', base .. K.waiting, id)
+          if f[3] == '1' then
+            finish(base, id, 'succeeded', now, nil, 'result', input)
+            return 'succeeded'
+          end
+          redis.call('HSET', job, 'state', 'queued', 'input', input, 'due_ms', I(now), 'released', '1')
+          pending_add_all(base, {id}, {tonumber(f[5])})
+          wake(base, 1)
+          return 'queued'
+        end
+
+        -- After an outcome is recorded or changed (`failed_index`, `failure`: a failure just
+        -- recorded; `scan`: look for any recorded failure): cancel (a failure under on_fail
+        -- cancel), release (all known), or keep waiting. Returns the state.
+        local function settle(base, id, now, failed_index, failure, scan)
+          local job = base .. K.job .. id
+          local f = redis.call('HMGET', job, 'state', 'on_fail', 'deps_total')
+          if f[1] ~= 'waiting' then return f[1] end
+          if scan and not failed_index and f[2] == 'cancel' then
+            local raw = redis.call('HGETALL', base .. K.dependencies .. id)
+            for k = 1, #raw, 2 do
+              if string.sub(raw[k + 1], 1, 1) == 'e' and not failed_index then
+                failed_index, failure = raw[k], string.sub(raw[k + 1], 2)
+              end
+            end
+          end
+          if failed_index and f[2] == 'cancel' then
+            cancel_for(base, id, failed_index, failure, now)
+            return 'cancelled'
+          end
+          if redis.call('HLEN', base .. K.dependencies .. id) >= tonumber(f[3]) then return release_waiting(base, id, now) end
+          return 'waiting'
+        end
+
+        -- A dependency's outcome is no longer what was recorded (it was retried): a job cancelled
+        -- because of it waits again, and its own dependents learn it through the relay. Returns
+        -- whether it entered the relay.
+        local function reopen(base, id, index, now)
+          local job = base .. K.job .. id
+          local f = redis.call('HMGET', job, 'state', 'dep_cancel', 'dependents')
+          if f[1] ~= 'cancelled' or f[2] ~= index then return false end
+          redis.call('ZREM', base .. K.cancelled, id)
+          redis.call('HDEL', job, 'finished_ms', 'drop_ms', 'dep_cancel', 'error', 'cancel_requested')
+          redis.call('HSET', job, 'state', 'waiting')
+          redis.call('ZADD', base .. K.waiting, I(now), id)
+          if f[3] then redis.call('ZADD', base .. K.relay, I(now), id) end
+          return f[3] ~= false
+        end
+
+        -- ARGV: parent id, reference ('<dependent id> <index>') pairs. Registers each dependent
+        -- with a parent that has not finished. Returns per pair {'live'}, {'o'|'e', payload} for a
+        -- finished parent, {'e', '<id> gone'} for an unknown one, or {'full'} (at 1000 dependents).
+        local function depend(keys, args)
+          local base = keys[1]
+          local now = now_ms()
+          local out = {}
+          for i = 1, #args, 2 do
+            local job = base .. K.job .. args[i]
+            local state = state_of(job, now)
+            if is_live(state) then
+              local f = redis.call('HMGET', job, 'dependents', 'dependents_n')
+              if tonumber(f[2] or '0') >= 1000 then
+                out[#out + 1] = {'full'}
+              else
+                redis.call('HSET', job, 'dependents', f[1] and (f[1] .. '\n' .. args[i + 1]) or args[i + 1])
+                redis.call('HINCRBY', job, 'dependents_n', 1)
+                out[#out + 1] = {'live'}
+              end
+            elseif state then
+              local f = redis.call('HMGET', job, 'result', 'error')
+              local kind, payload = outcome_of(args[i], state, f[1], f[2])
+              out[#out + 1] = {kind, payload}
+            else
+              out[#out + 1] = {'e', args[i] .. ' gone'}
+            end
+          end
+          return out
+        end
+
+        -- ARGV: 13 fields per job, then its known outcomes: id, task, input, priority,
+        -- max_attempts, retention_ms, failed_retention_ms, parents, input_from, on_fail, join,
+        -- workflow ('' none), n, then n × {index, kind, payload}. Creates jobs that wait for their
+        -- dependencies (registered with them before, by tern_depend). Returns {id, state} per job.
+        local function wait(keys, args)
+          local base = keys[1]
+          local now, nows = clock()
+          local out = {}
+          local i = 1
+          while i <= #args do
+            local id, parents = args[i], args[i + 7]
+            local job = base .. K.job .. id
+            local deps = base .. K.dependencies .. id
+            local total = select(2, string.gsub(parents, ' ', ' ')) + 1
+            local fields = {'v', '1', 'id', id, 'task', args[i + 1], 'input', args[i + 2], 'priority', args[i + 3],
+              'attempts', '0', 'max_attempts', args[i + 4], 'state', 'waiting', 'created_ms', nows,
+              'retention_ms', args[i + 5], 'failed_retention_ms', args[i + 6], 'parents', parents, 'deps_total', I(total),
+              'input_from', args[i + 8], 'on_fail', args[i + 9]}
+            if args[i + 10] == '1' then fields[#fields + 1] = 'join' fields[#fields + 1] = '1' end
+            if args[i + 11] ~= '' then fields[#fields + 1] = 'workflow' fields[#fields + 1] = args[i + 11] end
+            redis.call('HSET', job, unpack(fields))
+            redis.call('PERSIST', deps)
+            local n = tonumber(args[i + 12])
+            for k = 0, n - 1 do
+              local j = i + 13 + 3 * k
+              redis.call('HSETNX', deps, args[j], args[j + 1] .. args[j + 2])
+            end
+            redis.call('ZADD', base .. K.waiting, nows, id)
+            out[#out + 1] = {id, settle(base, id, now, nil, nil, true)}
+            i = i + 13 + 3 * n
+          end
+          return out
+        end
+
+        -- ARGV: dependent id, index, kind ('o', 'e' or 'reopen'), payload quadruples: makes each
+        -- dependent's record of a dependency match the dependency's current outcome. Returns the
+        -- ids of dependents that finished here and have dependents of their own (to relay next).
+        local function resolve(keys, args)
+          local base = keys[1]
+          local now = now_ms()
+          local cascade = {}
+          for i = 1, #args, 4 do
+            local id, index, kind = args[i], args[i + 1], args[i + 2]
+            local deps = base .. K.dependencies .. id
+            local old = redis.call('HGET', deps, index)
+            local new = kind ~= 'reopen' and (kind .. args[i + 3]) or nil
+            if old ~= new then
+              if old then
+                redis.call('HDEL', deps, index)
+                if reopen(base, id, index, now) then cascade[#cascade + 1] = id end
+              end
+              if new then
+                redis.call('HSET', deps, index, new)
+                local job = base .. K.job .. id
+                if redis.call('EXISTS', job) == 0 then
+                  redis.call('PEXPIRE', deps, ORPHAN_KEEP_MS)
+                else
+                  local state = settle(base, id, now, kind == 'e' and index or nil, args[i + 3])
+                  if state ~= 'waiting' and state ~= 'queued' and redis.call('HEXISTS', job, 'dependents') == 1 then
+                    cascade[#cascade + 1] = id
+                  end
+                end
+              end
+            end
+          end
+          return cascade
+        end
+
+        -- ARGV: limit, min_age_ms, then ids (none: the oldest entries at least min_age_ms old).
+        -- Returns {id, score, kind ('o', 'e', 'reopen'), payload, dependents} per relay entry.
+        local function relay_take(keys, args)
+          local base = keys[1]
+          local now = now_ms()
+          local ids = {}
+          if #args > 2 then
+            for i = 3, #args do ids[#ids + 1] = args[i] end
+          else
+            ids = redis.call('ZRANGEBYSCORE', base .. K.relay, '-inf', I(now - tonumber(args[2])), 'LIMIT', '0', args[1])
+          end
+          local out = {}
+          for _, id in ipairs(ids) do
+            local score = redis.call('ZSCORE', base .. K.relay, id)
+            if score then
+              local job = base .. K.job .. id
+              local state = state_of(job, now)
+              local f = redis.call('HMGET', job, 'dependents', 'result', 'error')
+              local kind, payload = 'e', id .. ' gone'
+              if state and is_live(state) then
+                kind, payload = 'reopen', ''
+              elseif state then
+                kind, payload = outcome_of(id, state, f[2], f[3])
+              end
+              out[#out + 1] = {id, score, kind, payload, f[1] or ''}
+            end
+          end
+          return out
+        end
+
+        -- ARGV: id, score pairs. Removes relay entries that have not changed since they were taken.
+        local function relay_done(keys, args)
+          local base = keys[1]
+          for i = 1, #args, 2 do
+            if redis.call('ZSCORE', base .. K.relay, args[i]) == args[i + 1] then redis.call('ZREM', base .. K.relay, args[i]) end
+          end
+          return 1
+        end
+
+        -- ARGV: the queue's cap on waiting jobs (-1 none), then 15 fields per job: id, task, input,
         -- priority, max_attempts, due_ms (-1 now, -2 after delay_ms), delay_ms, expires_after_ms
         -- (-1 never), retention_ms, idempotency hash ('' none), idempotency ttl ms, the request's
-        -- fingerprint, failed_retention_ms. An idempotency key holds '<id> <fingerprint>'. Returns {id, created (1
-        -- created, 0 the key's job, 2 refused: the queue is at its cap, 3 the key is held by another
-        -- request), state} per job.
+        -- fingerprint, failed_retention_ms, unique ('<a|u|d> <key>', '' none), the unique window ms.
+        -- An idempotency key holds '<id> <fingerprint>'. Returns {id, created (1 created, 0 the
+        -- key's job, 2 refused: the queue is at its cap, 3 the key is held by another request, 4 the
+        -- unique key's job, 5 the debounce key's job, given this input and a new due time), state}
+        -- per job. A debounced job is due one window after its last enqueue.
         local function enqueue(keys, args)
           local base = keys[1]
           local now, nows = clock()
@@ -195,9 +484,11 @@ enum JobFunctions {
           if cap >= 0 then
             room = cap - redis.call('ZCARD', base .. K.pending) - redis.call('ZCARD', base .. K.scheduled)
           end
-          for i = 2, #args, 13 do
-            local id, idem, fingerprint = args[i], args[i + 9], args[i + 11]
+          for i = 2, #args, 15 do
+            local id, idem, fingerprint, unique = args[i], args[i + 9], args[i + 11], args[i + 13]
             local existing = idem ~= '' and redis.call('GET', base .. K.idempotency .. idem)
+            local holder, holder_state = nil, nil
+            if not existing and unique ~= '' then holder, holder_state = unique_holder(base, unique, now) end
             if existing then
               local space = string.find(existing, ' ', 1, true)
               local held, status = existing, 0
@@ -207,6 +498,20 @@ enum JobFunctions {
               end
               local state = state_of(base .. K.job .. held, now)
               out[#out + 1] = {held, status, state or 'gone'}
+            elseif unique ~= '' and holder and string.sub(unique, 1, 1) == 'd' then
+              local due = now + tonumber(args[i + 14])
+              local fields = {'input', args[i + 2], 'due_ms', I(due)}
+              local expires_after = tonumber(args[i + 7])
+              if expires_after >= 0 then
+                fields[#fields + 1] = 'expires_ms'
+                fields[#fields + 1] = I(due + expires_after)
+              end
+              redis.call('HSET', base .. K.job .. holder, unpack(fields))
+              later[#later + 1] = I(due)
+              later[#later + 1] = holder
+              out[#out + 1] = {holder, 5, 'scheduled'}
+            elseif holder then
+              out[#out + 1] = {holder, 4, holder_state or 'gone'}
             elseif cap >= 0 and room <= 0 then
               out[#out + 1] = {id, 2, 'refused'}
             else
@@ -214,6 +519,7 @@ enum JobFunctions {
               local priority = tonumber(args[i + 3])
               local due = tonumber(args[i + 5])
               if due == -1 then due = now elseif due == -2 then due = now + tonumber(args[i + 6]) end
+              if string.sub(unique, 1, 1) == 'd' then due = now + tonumber(args[i + 14]) end
               local state = due > now and 'scheduled' or 'queued'
               local dues = due == now and nows or I(due)
               local keep, failed_keep = args[i + 8], args[i + 12]
@@ -230,6 +536,15 @@ enum JobFunctions {
               redis.call('HSET', base .. K.job .. id, unpack(fields))
               if idem ~= '' then
                 redis.call('SET', base .. K.idempotency .. idem, id .. ' ' .. fingerprint, 'PX', I(math.max(1, tonumber(args[i + 10]))))
+              end
+              if unique ~= '' then
+                redis.call('HSET', base .. K.job .. id, 'unique', unique)
+                local lock = base .. K.unique .. string.sub(unique, 3)
+                if string.sub(unique, 1, 1) == 'u' then
+                  redis.call('SET', lock, id, 'PX', args[i + 14])
+                else
+                  redis.call('SET', lock, id)
+                end
               end
               if state == 'queued' then
                 ready[#ready + 1] = id
@@ -307,7 +622,8 @@ enum JobFunctions {
           return {lost, cancels}
         end
 
-        -- ARGV: id, token, result triplets. Returns 1 per job, or 0 for a stale token.
+        -- ARGV: id, token, result triplets. Returns 1 per job (2 for a job with dependents, now in
+        -- the relay), or 0 for a stale token.
         local function complete(keys, args)
           local base = keys[1]
           local now, nows = clock()
@@ -315,14 +631,16 @@ enum JobFunctions {
           for i = 1, #args, 3 do
             local id = args[i]
             local job = base .. K.job .. id
-            local f = redis.call('HMGET', job, 'token', 'state', 'retention_ms')
+            local f = redis.call('HMGET', job, 'token', 'state', 'retention_ms', 'unique', 'dependents')
             if f[1] == args[i + 1] and f[2] == 'running' then
+              unlock(base, id, f[4])
+              if f[5] then redis.call('ZADD', base .. K.relay, nows, id) end
               local drop = I(now + tonumber(f[3] or '86400000'))
               redis.call('HSET', job, 'state', 'succeeded', 'finished_ms', nows, 'drop_ms', drop, 'result', args[i + 2])
               done[#done + 1] = id
               finished[#finished + 1] = drop
               finished[#finished + 1] = id
-              out[#out + 1] = 1
+              out[#out + 1] = f[5] and 2 or 1
             else
               redis.call('HINCRBY', base .. K.meta, 'stale_writes', 1)
               out[#out + 1] = 0
@@ -387,6 +705,8 @@ enum JobFunctions {
             redis.call('ZREM', base .. K.pending, id)
           elseif state == 'scheduled' or state == 'retrying' then
             redis.call('ZREM', base .. K.scheduled, id)
+          elseif state == 'waiting' then
+            redis.call('ZREM', base .. K.waiting, id)
           elseif state == 'running' then
             redis.call('HSET', job, 'cancel_requested', '1')
             return 'running'
@@ -513,7 +833,10 @@ enum JobFunctions {
             local gone = redis.call('ZRANGEBYSCORE', base .. HOLDING[state], '-inf', I(now), 'LIMIT', '0', I(limit))
             if #gone > 0 then
               local jobs = {}
-              for i, id in ipairs(gone) do jobs[i] = base .. K.job .. id end
+              for _, id in ipairs(gone) do
+                jobs[#jobs + 1] = base .. K.job .. id
+                jobs[#jobs + 1] = base .. K.dependencies .. id
+              end
               redis.call('UNLINK', unpack(jobs))
               redis.call('ZREM', base .. HOLDING[state], unpack(gone))
               dropped = math.max(dropped, #gone)
@@ -534,11 +857,13 @@ enum JobFunctions {
             local state = state_of(base .. K.job .. args[2], now)
             if not state then return false end
             if state ~= 'failed' and state ~= 'cancelled' and state ~= 'expired' then return state end
+            -- Cancelled because a job it depends on failed: retrying that job resumes this one.
+            if redis.call('HEXISTS', base .. K.job .. args[2], 'dep_cancel') == 1 then return state end
             ids[1] = args[2]
           else
             ids = redis.call('ZRANGE', base .. K.failed, '0', I(tonumber(args[2]) - 1))
           end
-          local requeued, priorities = {}, {}
+          local requeued, priorities, waiting = {}, {}, {}
           for _, id in ipairs(ids) do
             local job = base .. K.job .. id
             local f = redis.call('HMGET', job, 'state', 'priority', 'drop_ms')
@@ -551,15 +876,27 @@ enum JobFunctions {
               redis.call('PERSIST', job) -- jobs finished by Tern before 2026-12 carry a TTL
               redis.call('HDEL', job, 'finished_ms', 'drop_ms', 'result', 'error', 'cancel_requested', 'expires_ms', 'token',
                 'worker', 'progress', 'progress_message', 'started_ms')
-              redis.call('HSET', job, 'state', 'queued', 'attempts', '0', 'due_ms', nows)
-              requeued[#requeued + 1] = id
-              priorities[#priorities + 1] = tonumber(f[2])
+              local g = redis.call('HMGET', job, 'unique', 'dependents', 'parents', 'released')
+              relock(base, id, g[1], now)
+              if g[2] then redis.call('ZADD', base .. K.relay, nows, id) end
+              if g[3] and not g[4] then
+                -- Cancelled before its dependencies released it: it waits for them again.
+                redis.call('HSET', job, 'state', 'waiting', 'attempts', '0')
+                redis.call('ZADD', base .. K.waiting, nows, id)
+                waiting[#waiting + 1] = id
+              else
+                redis.call('HSET', job, 'state', 'queued', 'attempts', '0', 'due_ms', nows)
+                requeued[#requeued + 1] = id
+                priorities[#priorities + 1] = tonumber(f[2])
+              end
             end
           end
           pending_add_all(base, requeued, priorities)
           if #requeued > 0 then wake(base, #requeued) end
-          if args[1] == 'job' then return 'queued' end
-          return #requeued
+          local state = 'queued'
+          for _, id in ipairs(waiting) do state = settle(base, id, now, nil, nil, true) end
+          if args[1] == 'job' then return state end
+          return #requeued + #waiting
         end
 
         -- ARGV: state, limit. Deletes up to `limit` jobs of the queue in `state` (not `running`:
@@ -586,7 +923,12 @@ enum JobFunctions {
           end
           if #gone == 0 then return 0 end
           local jobs = {}
-          for i, id in ipairs(gone) do jobs[i] = base .. K.job .. id end
+          for _, id in ipairs(gone) do
+            local job = base .. K.job .. id
+            if is_live(state) then unlock(base, id, redis.call('HGET', job, 'unique')) end
+            jobs[#jobs + 1] = job
+            jobs[#jobs + 1] = base .. K.dependencies .. id
+          end
           redis.call('UNLINK', unpack(jobs))
           redis.call('ZREM', base .. set, unpack(gone))
           return #gone
@@ -643,5 +985,10 @@ enum JobFunctions {
         redis.register_function('tern_crashed', crashed)
         redis.register_function('tern_schedule', schedule)
         redis.register_function('tern_purge', purge)
+        redis.register_function('tern_depend', depend)
+        redis.register_function('tern_wait', wait)
+        redis.register_function('tern_resolve', resolve)
+        redis.register_function('tern_relay_take', relay_take)
+        redis.register_function('tern_relay_done', relay_done)
         """#
 }

@@ -54,6 +54,21 @@ public struct JobRecord: Sendable, Hashable {
     public var schedule: String?
     /// The schedule's tick the job is for, in milliseconds since 1970.
     public var tickMilliseconds: Int64?
+    /// The job's unique key (32 hex digits; see ``UniquePolicy``), if it was enqueued with one.
+    public var uniqueKey: String?
+    /// The rule of ``uniqueKey``: `while_active`, `until` or `debounce`.
+    public var uniqueMode: String?
+    /// The jobs this one depends on (``JobDependencies/parents``), in order.
+    public var dependsOn: [JobID] = []
+    /// The jobs that depend on this one.
+    public var dependents: [JobID] = []
+    /// The kind of workflow whose final job this is (`chain`, `group`, `chord`, `batch`).
+    public var workflow: String?
+    /// A join: no task runs; it succeeded with its dependencies' outputs as its result.
+    public var isJoin = false
+    /// Where the job's input comes from once its dependencies finished (`given`, `output`,
+    /// `outputs`, `outcomes`, `summary`), for a job with dependencies.
+    public var inputFrom: String?
 
     public var queue: QueueName { id.queue }
 
@@ -121,6 +136,17 @@ public struct JobRecord: Sendable, Hashable {
         self.suspect = text("suspect") == "1"
         self.schedule = text("schedule")
         self.tickMilliseconds = int("tick_ms")
+        self.dependsOn = (text("parents") ?? "").split(separator: " ").compactMap { JobID(String($0)) }
+        self.dependents = (text("dependents") ?? "").split(separator: "\n").compactMap { line in
+            line.split(separator: " ").first.flatMap { JobID(String($0)) }
+        }
+        self.workflow = text("workflow")
+        self.isJoin = text("join") == "1"
+        self.inputFrom = text("input_from")
+        if let unique = text("unique"), let space = unique.firstIndex(of: " ") {
+            self.uniqueMode = UniqueLock.modeName(stored: unique[..<space])
+            self.uniqueKey = String(unique[unique.index(after: space)...])
+        }
     }
 }
 

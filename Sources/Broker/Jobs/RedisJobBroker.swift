@@ -63,7 +63,7 @@ public final class RedisJobBroker: JobBroker {
         try await client.load(JobFunctions.library)
     }
 
-    private func call(_ function: String, _ queue: QueueName, _ arguments: [any RedisArgument]) async throws -> RedisValue {
+    func call(_ function: String, _ queue: QueueName, _ arguments: [any RedisArgument]) async throws -> RedisValue {
         try await client.call(JobFunctions.library, function, keys: [keys.base(queue)], arguments: arguments)
     }
 
@@ -71,6 +71,7 @@ public final class RedisJobBroker: JobBroker {
     /// ``Coalescer``), and large requests are split into calls of at most 1,000 jobs.
     public func enqueue(_ requests: [EnqueueRequest]) async throws -> [EnqueueReceipt] {
         guard !requests.isEmpty else { return [] }
+        if requests.contains(where: { $0.dependencies != nil }) { return try await enqueueMixed(requests) }
         if requests.count > Self.maxJobsPerCall {
             return try await Self.enqueueNow(
                 requests, client: client, keys: keys, known: knownQueues, caps: caps, failedRetention: failedRetention
@@ -131,6 +132,8 @@ public final class RedisJobBroker: JobBroker {
                 command.append(Int(request.idempotencyTTL.nanoseconds / 1_000_000))
                 command.append(request.idempotencyKey == nil ? "" : request.fingerprint)
                 command.append(Int((request.failedRetention ?? failedRetention).nanoseconds / 1_000_000))
+                command.append(request.unique?.stored ?? "")
+                command.append(Int(max(1, request.unique?.mode.windowMilliseconds ?? 1)))
             }
             commands.append(command)
         }
@@ -153,7 +156,8 @@ public final class RedisJobBroker: JobBroker {
                     receipts[index] = .success(
                         EnqueueReceipt(
                             id: id, created: fields[1].int == 1, state: fields[2].string.flatMap(JobState.init(rawValue:)),
-                            refused: fields[1].int == 2, keyReused: fields[1].int == 3))
+                            refused: fields[1].int == 2, keyReused: fields[1].int == 3, duplicate: fields[1].int == 4,
+                            debounced: fields[1].int == 5))
                 }
             } catch {
                 for index in call.indices { receipts[index] = .failure(error) }
@@ -215,7 +219,7 @@ public final class RedisJobBroker: JobBroker {
     /// Sends `commands` in one pipeline (on a cluster, one per node, each command with its own
     /// outcome); the commands answered `Function not found` (a Redis, or a cluster node, that lost
     /// the library) go again once the library is loaded.
-    private static func eachLoadingFunctions(
+    static func eachLoadingFunctions(
         _ commands: [RedisCommand], client: RedisClient
     ) async throws -> [Result<RedisValue, any Error>] {
         var results = try await client.pipelineEach(commands)
@@ -361,7 +365,10 @@ public final class RedisJobBroker: JobBroker {
                 let indices = groups[queue]!
                 switch reply {
                 case .success(.array(let flags)) where flags.count == indices.count:
-                    for (index, flag) in zip(indices, flags) { results[index] = .success(flag.int == 1) }
+                    for (index, flag) in zip(indices, flags) { results[index] = .success(flag.int == 1 || flag.int == 2) }
+                    let relayed = zip(indices, flags).filter { $0.1.int == 2 }.map { items[$0.0].0.id }
+                    // The dependents' turn; a failure here is the reaper's to retry (the relay keeps them).
+                    if !relayed.isEmpty { _ = try? await DependencyRelay(client: client, keys: keys).process(queue, ids: relayed) }
                 case .success(.error(let error)):
                     for index in indices { results[index] = .failure(RedisError.server(error)) }
                 case .failure(let error):
@@ -381,11 +388,15 @@ public final class RedisJobBroker: JobBroker {
         let reply = try await call(
             "tern_fail", lease.id.queue,
             [lease.id.rawValue, lease.token, String(message.prefix(4096)), delay, failedCap, JobLimits.errorsKept])
-        return reply.string.flatMap(JobState.init(rawValue:))
+        let state = reply.string.flatMap(JobState.init(rawValue:))
+        if state?.isTerminal == true { await relay(lease.id) }
+        return state
     }
 
     public func cancelled(_ lease: JobLease) async throws -> Bool {
-        try await call("tern_cancelled", lease.id.queue, [lease.id.rawValue, lease.token]).int == 1
+        let done = try await call("tern_cancelled", lease.id.queue, [lease.id.rawValue, lease.token]).int == 1
+        if done { await relay(lease.id) }
+        return done
     }
 
     public func release(_ leases: [JobLease]) async throws {
@@ -402,10 +413,12 @@ public final class RedisJobBroker: JobBroker {
     }
 
     public func crashed(_ lease: JobLease, reason: String, maxCrashes: Int, shared: Bool) async throws -> JobState? {
-        try await call("tern_crashed", lease.id.queue, [
+        let state = try await call("tern_crashed", lease.id.queue, [
             lease.id.rawValue, lease.token, String(reason.prefix(500)), max(1, maxCrashes), failedCap, JobLimits.errorsKept,
             shared ? 1 : 0,
         ]).string.flatMap(JobState.init(rawValue:))
+        if state?.isTerminal == true { await relay(lease.id) }
+        return state
     }
 
     public func progress(_ lease: JobLease, value: Double, message: String?) async throws -> Bool {
@@ -413,7 +426,9 @@ public final class RedisJobBroker: JobBroker {
     }
 
     public func cancel(_ id: JobID) async throws -> JobState? {
-        try await call("tern_cancel", id.queue, [id.rawValue]).string.flatMap(JobState.init(rawValue:))
+        let state = try await call("tern_cancel", id.queue, [id.rawValue]).string.flatMap(JobState.init(rawValue:))
+        if state == .cancelled { await relay(id) }
+        return state
     }
 
     /// Emits tick `tick` of schedule `name` as a job, at most once across all callers (see
@@ -442,7 +457,9 @@ public final class RedisJobBroker: JobBroker {
     }
 
     public func retry(_ id: JobID) async throws -> JobState? {
-        try await call("tern_retry", id.queue, ["job", id.rawValue]).string.flatMap(JobState.init(rawValue:))
+        let state = try await call("tern_retry", id.queue, ["job", id.rawValue]).string.flatMap(JobState.init(rawValue:))
+        if state == .queued || state == .waiting { await relay(id) }
+        return state
     }
 
     public func purge(_ queue: QueueName, state: JobState, limit: Int) async throws -> Int {
@@ -451,7 +468,9 @@ public final class RedisJobBroker: JobBroker {
     }
 
     public func retryFailed(_ queue: QueueName, limit: Int) async throws -> Int {
-        try await call("tern_retry", queue, ["failed", max(1, limit)]).int ?? 0
+        let count = try await call("tern_retry", queue, ["failed", max(1, limit)]).int ?? 0
+        if count > 0 { _ = try? await DependencyRelay(client: client, keys: keys).process(queue) }
+        return count
     }
 
     public func job(_ id: JobID) async throws -> JobRecord? {
@@ -486,7 +505,7 @@ public final class RedisJobBroker: JobBroker {
     }
 
     public func stats(_ queue: QueueName) async throws -> QueueStats {
-        let sets: [QueueKey] = [.pending, .scheduled, .active, .succeeded, .failed, .cancelled, .expired]
+        let sets: [QueueKey] = [.pending, .scheduled, .active, .succeeded, .failed, .cancelled, .expired, .waiting]
         var commands = sets.map { RedisCommand("ZCARD", keys.queueKey(queue, $0)) }
         commands.append(RedisCommand("HMGET", keys.queueKey(queue, .meta), "paused", "stale_writes", "lost_leases"))
         commands.append(RedisCommand("ZRANGE", keys.queueKey(queue, .pending), 0, 0))
@@ -496,6 +515,7 @@ public final class RedisJobBroker: JobBroker {
         var stats = QueueStats(queue: queue)
         (stats.pending, stats.scheduled, stats.running) = (counts[0], counts[1], counts[2])
         (stats.succeeded, stats.failed, stats.cancelled, stats.expired) = (counts[3], counts[4], counts[5], counts[6])
+        stats.waiting = counts[7]
         let meta = replies[sets.count].array ?? []
         stats.paused = meta.first?.string == "1"
         stats.staleWrites = meta.count > 1 ? meta[1].int ?? 0 : 0
@@ -566,6 +586,9 @@ public final class RedisJobBroker: JobBroker {
 
     public func reap(_ queue: QueueName, limit: Int) async throws -> ReapReport {
         let reply = try await call("tern_reap", queue, [limit, failedCap, JobLimits.errorsKept])
+        // Changes not relayed at once (a process died between a job's change and its relay, or
+        // Redis failed then) are relayed after a second.
+        _ = try await DependencyRelay(client: client, keys: keys).process(queue, minAge: .seconds(1), limit: limit)
         let counts = (reply.array ?? []).map { $0.int ?? 0 }
         var report = ReapReport()
         if counts.count == 5 {

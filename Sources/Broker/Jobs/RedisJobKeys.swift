@@ -77,6 +77,11 @@ public enum QueueKey: String, Sendable, CaseIterable {
     case wake
     /// Finished jobs by state, by finish time (sorted sets).
     case succeeded, failed, cancelled, expired
+    /// Jobs waiting for the jobs they depend on, by creation time (sorted set).
+    case waiting
+    /// Jobs whose dependents must learn of a change (they finished, or were retried), by the
+    /// time of the change (sorted set): see ``RedisJobBroker`` and docs/workflows.md.
+    case relay
 
     /// The key holding jobs in `state`.
     public init(holding state: JobState) {
@@ -88,6 +93,7 @@ public enum QueueKey: String, Sendable, CaseIterable {
         case .failed: self = .failed
         case .cancelled: self = .cancelled
         case .expired: self = .expired
+        case .waiting: self = .waiting
         }
     }
 }
@@ -104,4 +110,9 @@ public enum QueueItemKey: String, Sendable, CaseIterable {
     /// Jobs finished in one minute: `minute:<minutes since 1970>`, a hash of `succeeded` and
     /// `failed` counts that expires after ``JobLimits/throughputMinutes`` minutes.
     case minute = "minute:"
+    /// The outcomes of a waiting job's dependencies: `deps:<id>`, a hash from the dependency's
+    /// index to `o<output JSON>` or `e<error message>`.
+    case dependencies = "deps:"
+    /// A unique key's holder: `unique:<key>`, the id of the job that took it (see ``UniqueLock``).
+    case unique = "unique:"
 }

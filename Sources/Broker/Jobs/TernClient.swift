@@ -27,11 +27,18 @@ public struct TernClient: Sendable {
         /// Enqueues with the same key map to one job for ``idempotencyTTL``.
         public var idempotencyKey: String?
         public var idempotencyTTL: Duration = .seconds(86_400)
+        /// Overrides the task's ``TaskOptions/unique`` for this job.
+        public var unique: UniquePolicy?
+        /// The job's unique key, given by the caller instead of built from the input (1 to 255
+        /// bytes), held under the task's unique rule, else ``UniquePolicy/Mode/whileActive``.
+        public var uniqueKey: String?
 
         public init(
             queue: QueueName? = nil, priority: Int? = nil, maxAttempts: Int? = nil, timing: EnqueueRequest.Timing = .now,
-            expiresAfter: Duration? = nil, idempotencyKey: String? = nil
+            expiresAfter: Duration? = nil, idempotencyKey: String? = nil, unique: UniquePolicy? = nil, uniqueKey: String? = nil
         ) {
+            self.unique = unique
+            self.uniqueKey = uniqueKey
             self.queue = queue
             self.priority = priority
             self.maxAttempts = maxAttempts
@@ -45,6 +52,11 @@ public struct TernClient: Sendable {
     public static func request<T: TernTask>(
         _ task: T.Type, _ input: T.Input, options: JobOptions = JobOptions()
     ) throws -> EnqueueRequest {
+        try request(task, encoded: try TaskCodec.encoder.encode(input), options: options)
+    }
+
+    /// Builds the broker request for one job of `T` whose input is JSON already.
+    static func request<T: TernTask>(_ task: T.Type, encoded input: Data, options: JobOptions) throws -> EnqueueRequest {
         var taskOptions = T.options
         if let queue = options.queue { taskOptions.queue = queue }
         if let priority = options.priority { taskOptions.priority = priority }
@@ -60,13 +72,21 @@ public struct TernClient: Sendable {
         if let expiresAfter = taskOptions.expiresAfter, expiresAfter < .zero {
             throw TernClientError.invalidOption("expiresAfter must not be negative")
         }
-        return EnqueueRequest(
-            task: T.name, input: try TaskCodec.encoder.encode(input), options: taskOptions, timing: options.timing,
+        if let unique = options.unique { taskOptions.unique = unique }
+        if let problem = taskOptions.unique?.problem { throw TernClientError.invalidOption(problem) }
+        var request = EnqueueRequest(
+            task: T.name, input: input, options: taskOptions, timing: options.timing,
             idempotencyKey: options.idempotencyKey, idempotencyTTL: options.idempotencyTTL)
+        if let key = options.uniqueKey {
+            guard (1...255).contains(key.utf8.count) else { throw TernClientError.invalidOption("uniqueKey must be 1 to 255 bytes") }
+            request.unique = UniqueLock(key: UniquePolicy.key(task: T.name, explicit: key), mode: taskOptions.unique?.mode ?? .whileActive)
+        }
+        return request
     }
 
     /// Enqueues one job of task `T`. With an idempotency key that already holds a job made by the
-    /// same request, returns that job's handle.
+    /// same request, or a unique key that is held (``UniquePolicy``), returns that job's handle:
+    /// its ``JobHandle/receipt`` tells which.
     /// - Throws: ``TernClientError/queueFull(_:)`` if its queue is at its cap;
     ///   ``TernClientError/idempotencyKeyReused(_:_:)`` if the key holds a job of another request.
     public func enqueue<T: TernTask>(
@@ -76,7 +96,7 @@ public struct TernClient: Sendable {
         let receipt = try await broker.enqueue([request])[0]
         if receipt.refused { throw TernClientError.queueFull(request.queue) }
         if receipt.keyReused { throw TernClientError.idempotencyKeyReused(options.idempotencyKey ?? "", receipt.id) }
-        return JobHandle(id: receipt.id, broker: broker)
+        return JobHandle(id: receipt.id, broker: broker, receipt: receipt)
     }
 
     /// Enqueues many jobs of task `T` in one round trip per queue. One idempotency key in
@@ -96,7 +116,7 @@ public struct TernClient: Sendable {
         if let reused = receipts.first(where: \.keyReused) {
             throw TernClientError.idempotencyKeyReused(options.idempotencyKey ?? "", reused.id)
         }
-        return receipts.map { JobHandle(id: $0.id, broker: broker) }
+        return receipts.map { JobHandle(id: $0.id, broker: broker, receipt: $0) }
     }
 
     /// A handle for an existing job of task `T`.
@@ -111,6 +131,13 @@ public struct JobHandle<T: TernTask>: Sendable {
     /// The job's id.
     public let id: JobID
     let broker: any JobBroker
+    /// What the enqueue that returned this handle did (created the job, or found it by its
+    /// idempotency or unique key); `nil` for a handle made with ``TernClient/handle(_:id:)``.
+    public var receipt: EnqueueReceipt?
+
+    init(id: JobID, broker: any JobBroker, receipt: EnqueueReceipt? = nil) {
+        (self.id, self.broker, self.receipt) = (id, broker, receipt)
+    }
 
     /// The job's record.
     /// - Throws: ``TernClientError/notFound(_:)`` if the job does not exist (or was removed after
@@ -133,7 +160,7 @@ public struct JobHandle<T: TernTask>: Sendable {
             case .failed: throw TernClientError.failed(id, record.error ?? "failed")
             case .cancelled: throw TernClientError.cancelled(id)
             case .expired: throw TernClientError.expired(id)
-            case .scheduled, .queued, .running, .retrying:
+            case .scheduled, .queued, .running, .retrying, .waiting:
                 guard ContinuousClock.now < deadline else { throw TernClientError.timedOut(id) }
                 try await Task.sleep(for: pollInterval)
             }

@@ -62,6 +62,7 @@ public final class MemoryJobBroker: JobBroker {
         let (value, resumptions) = state.withLock { locked in
             let now = clock()
             let value = body(&locked, now)
+            locked.drainRelays(now: now)
             let resumptions = locked.resumptions
             locked.resumptions = []
             return (value, resumptions)
@@ -92,6 +93,20 @@ public final class MemoryJobBroker: JobBroker {
 
     public func enqueue(_ requests: [EnqueueRequest]) async throws -> [EnqueueReceipt] {
         guard !requests.isEmpty else { return [] }
+        if requests.contains(where: { $0.dependencies != nil }) {
+            // The others first, as usual; then those that wait for jobs (theirs, perhaps).
+            let plain = requests.indices.filter { requests[$0].dependencies == nil }
+            var receipts = [EnqueueReceipt?](repeating: nil, count: requests.count)
+            for (index, receipt) in zip(plain, try await enqueue(plain.map { requests[$0] })) { receipts[index] = receipt }
+            let failedRetention = failedRetention
+            for index in requests.indices where requests[index].dependencies != nil {
+                let outcome = withState { locked, now in
+                    Result { try locked.enqueueWaiting(requests[index], now: now, failedRetention: failedRetention) }
+                }
+                receipts[index] = try outcome.get()
+            }
+            return receipts.map { $0! }
+        }
         var order: [QueueName] = []
         var groups: [QueueName: [Int]] = [:]
         for (index, request) in requests.enumerated() {
@@ -366,14 +381,15 @@ struct MemoryBrokerState: Sendable {
         return id
     }
 
-    mutating func update<T>(_ name: QueueName, _ body: (inout MemoryQueueState) -> T) -> T {
+    mutating func update<T>(_ name: QueueName, _ body: (inout MemoryQueueState) throws -> T) rethrows -> T {
         var queue = queues.removeValue(forKey: name) ?? MemoryQueueState()
-        let value = body(&queue)
-        let wakes = queue.wakes
-        queue.wakes = 0
-        queues[name] = queue
-        for _ in 0..<wakes { wake(name) }
-        return value
+        defer {
+            let wakes = queue.wakes
+            queue.wakes = 0
+            queues[name] = queue
+            for _ in 0..<wakes { wake(name) }
+        }
+        return try body(&queue)
     }
 
     /// Hands a wake to the longest-waiting caller on `name`, or keeps it as a token (at most 64),

@@ -15,6 +15,16 @@ struct MemoryStoredJob: Sendable {
     var failedRetentionMilliseconds: Int64
     /// When the finished job disappears (the job hash's TTL in Redis).
     var removeAtMilliseconds: Int64?
+    /// The unique key it took (`unique`).
+    var unique: UniqueLock? = nil
+    /// What it waits for (`parents`, `input_from`, `on_fail`, `join`, `workflow`).
+    var dependencies: JobDependencies? = nil
+    /// The jobs that depend on it, each with this job's index among their dependencies.
+    var dependents: [(id: JobID, index: Int)] = []
+    /// Its dependencies released it (`released`).
+    var released = false
+    /// The index of the dependency whose failure cancelled it (`dep_cancel`).
+    var dependencyCancel: Int? = nil
 }
 
 /// One queue of ``MemoryJobBroker``: the counterpart of the keys under one queue's base in Redis,
@@ -34,6 +44,16 @@ struct MemoryQueueState: Sendable {
     /// Idempotency key hash → the job it holds and the fingerprint of the request that made it.
     var idempotency: [String: (id: JobID, fingerprint: String)] = [:]
     var idempotencyExpiry = MemorySortedSet<String>()
+    /// Unique keys to the job that took each (`unique:<key>`), and when `until` keys expire.
+    var uniqueHolders: [String: JobID] = [:]
+    var uniqueExpiry = MemorySortedSet<String>()
+    /// Jobs waiting for their dependencies, by creation time (`waiting`).
+    var waitingSet = MemorySortedSet<JobID>()
+    /// Each waiting (or not yet created) job's dependencies' outcomes by index (`deps:<id>`).
+    var outcomes: [JobID: [Int: DependencyOutcome]] = [:]
+    /// Jobs whose dependents must learn of a change (`relay`); the broker drains it after every
+    /// operation, under the same lock.
+    var relay: [JobID] = []
     /// `meta`: the pending sequence, the claim batch counter, pause and the counters.
     var sequence: Int64 = 0
     var batch: Int64 = 0
@@ -118,6 +138,8 @@ struct MemoryQueueState: Sendable {
     /// Moves a job to a terminal state; it is removed after its retention.
     mutating func finish(_ id: JobID, _ state: JobState, now: Int64) {
         guard let job = jobs[id] else { return }
+        unlock(id, job.unique)
+        if !job.dependents.isEmpty { relay.append(id) }
         countMinute(state, now: now)
         let dropAt = now + (state == .failed ? job.failedRetentionMilliseconds : job.retentionMilliseconds)
         jobs[id]?.record.state = state
@@ -164,6 +186,36 @@ struct MemoryQueueState: Sendable {
         return count
     }
 
+    /// The job holding the key `lock` would take, and its state; `nil` when the key is free
+    /// (`unique_holder`).
+    func uniqueHolder(_ lock: UniqueLock, now: Int64) -> (id: JobID, state: JobState?)? {
+        guard let holder = uniqueHolders[lock.key] else { return nil }
+        if case .until = lock.mode {
+            guard let expiry = uniqueExpiry.score(of: lock.key), now < expiry else { return nil }
+            return (holder, stored(holder, now: now)?.record.state)
+        }
+        guard let state = stored(holder, now: now)?.record.state else { return nil }
+        if case .debounce = lock.mode { return state == .scheduled ? (holder, state) : nil }
+        return state.isTerminal ? nil : (holder, state)
+    }
+
+    /// Releases the key of a job that finished or was deleted, if it still holds it (`unlock`).
+    mutating func unlock(_ id: JobID, _ lock: UniqueLock?) {
+        guard let lock, uniqueHolders[lock.key] == id else { return }
+        if case .until = lock.mode { return }
+        uniqueHolders[lock.key] = nil
+    }
+
+    /// A retried job takes its key back unless another live job holds it (`relock`).
+    mutating func relock(_ id: JobID, _ lock: UniqueLock?, now: Int64) {
+        guard let lock else { return }
+        if case .until = lock.mode { return }
+        if let holder = uniqueHolders[lock.key], holder != id, let state = stored(holder, now: now)?.record.state, !state.isTerminal {
+            return
+        }
+        uniqueHolders[lock.key] = id
+    }
+
     // MARK: Operations (the Lua library's registered functions)
 
     /// Jobs waiting: queued, scheduled and retrying (what a queue's cap counts).
@@ -178,28 +230,46 @@ struct MemoryQueueState: Sendable {
                 id: existing.id, created: false, state: stored(existing.id, now: now)?.record.state,
                 keyReused: existing.fingerprint != fingerprint)
         }
+        if let lock = request.unique, let holder = uniqueHolder(lock, now: now) {
+            guard case .debounce(let window) = lock.mode else {
+                return EnqueueReceipt(id: holder.id, created: false, state: holder.state, duplicate: true)
+            }
+            let due = now + window.nanoseconds / 1_000_000
+            jobs[holder.id]?.record.input = request.input
+            jobs[holder.id]?.record.dueMilliseconds = due
+            jobs[holder.id]?.expiresMilliseconds = request.expiresAfter.map { due + $0.nanoseconds / 1_000_000 }
+            scheduled.insert(holder.id, score: due)
+            return EnqueueReceipt(id: holder.id, created: false, state: .scheduled, debounced: true)
+        }
         let id = JobID.generate(queue: request.queue)
         if let left = room {
             guard left > 0 else { return EnqueueReceipt(id: id, created: false, state: nil, refused: true) }
             room = left - 1
         }
-        let due: Int64
+        var due: Int64
         switch request.timing {
         case .now: due = now
         case .after(let delay): due = now + max(0, delay.nanoseconds / 1_000_000)
         case .at(let milliseconds): due = max(0, milliseconds)
         }
+        if case .debounce(let window)? = request.unique?.mode { due = now + window.nanoseconds / 1_000_000 }
         let state: JobState = due > now ? .scheduled : .queued
         let expiresAfter = request.expiresAfter.map { $0.nanoseconds / 1_000_000 }
-        let record = JobRecord(
+        var record = JobRecord(
             id: id, task: request.task, state: state, input: request.input, priority: request.priority,
             maxAttempts: request.maxAttempts, createdMilliseconds: now, dueMilliseconds: due)
+        record.uniqueKey = request.unique?.key
+        record.uniqueMode = request.unique?.mode.name
         jobs[id] = MemoryStoredJob(
             record: record, token: nil,
             expiresMilliseconds: expiresAfter.flatMap { $0 >= 0 ? due + $0 : nil },
             retentionMilliseconds: max(1, request.retention.nanoseconds / 1_000_000),
             failedRetentionMilliseconds: max(1, (request.failedRetention ?? failedRetention).nanoseconds / 1_000_000),
-            removeAtMilliseconds: nil)
+            removeAtMilliseconds: nil, unique: request.unique)
+        if let lock = request.unique {
+            uniqueHolders[lock.key] = id
+            if case .until(let window) = lock.mode { uniqueExpiry.insert(lock.key, score: now + window.nanoseconds / 1_000_000) }
+        }
         if let key {
             idempotency[key] = (id, fingerprint)
             idempotencyExpiry.insert(key, score: now + max(1, request.idempotencyTTL.nanoseconds / 1_000_000))
@@ -339,6 +409,8 @@ struct MemoryQueueState: Sendable {
             pending.remove(id)
         case .scheduled, .retrying:
             scheduled.remove(id)
+        case .waiting:
+            waitingSet.remove(id)
         case .running:
             jobs[id]?.record.cancelRequested = true
             return .running
@@ -351,9 +423,9 @@ struct MemoryQueueState: Sendable {
 
     mutating func retry(_ id: JobID, now: Int64) -> JobState? {
         guard let job = stored(id, now: now) else { return nil }
-        guard [.failed, .cancelled, .expired].contains(job.record.state) else { return job.record.state }
+        guard [.failed, .cancelled, .expired].contains(job.record.state), job.dependencyCancel == nil else { return job.record.state }
         requeueFinished([id], now: now)
-        return .queued
+        return jobs[id]?.record.state ?? .queued
     }
 
     mutating func retryFailed(limit: Int, now: Int64) -> Int {
@@ -370,12 +442,16 @@ struct MemoryQueueState: Sendable {
         case .scheduled, .retrying: ids = scheduled.sortedMembers()
         case .running: return 0
         case .succeeded, .failed, .cancelled, .expired: ids = finished[state]?.sortedMembers() ?? []
+        case .waiting: ids = waitingSet.sortedMembers()
         }
         let gone = ids.prefix(limit).filter { jobs[$0] == nil || jobs[$0]?.record.state == state }
         for id in gone {
+            if !state.isTerminal { unlock(id, jobs[id]?.unique) }
             jobs[id] = nil
+            outcomes[id] = nil
             pending.remove(id)
             scheduled.remove(id)
+            waitingSet.remove(id)
             finished[state]?.remove(id)
         }
         return gone.count
@@ -398,9 +474,20 @@ struct MemoryQueueState: Sendable {
             record.progress = nil
             record.progressMessage = nil
             record.startedMilliseconds = nil
+            let waitsAgain = job.dependencies != nil && !job.released
+            if waitsAgain { record.state = .waiting }
             jobs[id] = MemoryStoredJob(
                 record: record, token: nil, expiresMilliseconds: nil, retentionMilliseconds: job.retentionMilliseconds,
-                failedRetentionMilliseconds: job.failedRetentionMilliseconds, removeAtMilliseconds: nil)
+                failedRetentionMilliseconds: job.failedRetentionMilliseconds, removeAtMilliseconds: nil, unique: job.unique,
+                dependencies: job.dependencies, dependents: job.dependents, released: job.released)
+            relock(id, job.unique, now: now)
+            if !job.dependents.isEmpty { relay.append(id) }
+            if waitsAgain {
+                // Cancelled before its dependencies released it: it waits for them again.
+                waitingSet.insert(id, score: now)
+                _ = settle(id, now: now, scan: true)
+                continue
+            }
             addPending(id, priority: record.priority)
         }
         if !ids.isEmpty { wakes += 1 }
@@ -465,11 +552,13 @@ struct MemoryQueueState: Sendable {
             var dropped = 0
             while dropped < limit, let entry = finished[state]?.popMin(maxScore: now) {
                 jobs.removeValue(forKey: entry.member)
+                outcomes.removeValue(forKey: entry.member)
                 dropped += 1
             }
             report.dropped = max(report.dropped, dropped)
         }
         while let key = idempotencyExpiry.popMin(maxScore: now) { idempotency.removeValue(forKey: key.member) }
+        while let key = uniqueExpiry.popMin(maxScore: now) { uniqueHolders.removeValue(forKey: key.member) }
         return report
     }
 
@@ -482,6 +571,7 @@ struct MemoryQueueState: Sendable {
         case .scheduled, .retrying: set = scheduled
         case .running: set = active
         case .succeeded, .failed, .cancelled, .expired: set = finished[state]
+        case .waiting: set = waitingSet
         }
         let page = (set?.sortedMembers() ?? []).dropFirst(offset).prefix(limit)
         let records = page.compactMap { stored($0, now: now)?.record }.filter { $0.state == state }
@@ -497,6 +587,7 @@ struct MemoryQueueState: Sendable {
         stats.failed = finished[.failed]?.count ?? 0
         stats.cancelled = finished[.cancelled]?.count ?? 0
         stats.expired = finished[.expired]?.count ?? 0
+        stats.waiting = waitingSet.count
         stats.paused = paused
         stats.staleWrites = staleWrites
         stats.lostLeases = lostLeases

@@ -20,6 +20,9 @@ func printJob(_ job: [String: Any]) {
     if let progress = job["progress"] as? [String: Any], let value = progress["value"] as? Double {
         lines.append(("progress", "\(Int((value * 100).rounded()))% \(Output.value(progress["message"]) == "-" ? "" : Output.value(progress["message"]))"))
     }
+    if let unique = job["unique"] as? [String: Any] {
+        lines.append(("unique", "\(Output.value(unique["mode"])) \(Output.value(unique["key"]))"))
+    }
     if let schedule = job["schedule"] as? [String: Any] {
         lines.append(("schedule", "\(Output.value(schedule["name"])) at \(Output.time(schedule["tick_at"]))"))
     }
@@ -134,6 +137,8 @@ struct EnqueueCommand: AsyncParsableCommand {
               tern enqueue sleep --input @job.json --delay 30 --priority 8
               echo '{"ms":100}' | tern enqueue sleep --input -
               tern enqueue echo --input 1 --idempotency-key order-42 --json
+              tern enqueue echo --input '{"customer":7}' --unique-key customer-7 --unique until:3600
+            A held unique key prints the id of the job that holds it, and says so on standard error.
             """)
     @OptionGroup var options: ClientOptions
     @Argument(help: "The task's name.") var task: String
@@ -144,6 +149,23 @@ struct EnqueueCommand: AsyncParsableCommand {
     @Option(help: "Priority 0-9, higher first (default: the task's).") var priority: Int?
     @Option(help: "Max attempts (default: the task's).") var maxAttempts: Int?
     @Option(help: "Repeats with this key within 24 h return the first job.") var idempotencyKey: String?
+    @Option(help: ArgumentHelp(
+        "The job's unique rule: while_active, until:<seconds> or debounce:<seconds> (default: the task's).", valueName: "rule"))
+    var unique: String?
+    @Option(help: "The job's unique key (default: built from the input, when the task or --unique has a rule).") var uniqueKey: String?
+
+    /// `--unique` as the API's `unique` object.
+    static func uniqueObject(_ text: String) throws -> [String: Any] {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        switch (parts.first, parts.count) {
+        case ("while_active", 1): return ["mode": "while_active"]
+        case (let mode?, 2) where mode == "until" || mode == "debounce":
+            guard let seconds = Double(parts[1]), seconds.isFinite, seconds > 0 else { break }
+            return ["mode": mode, "window_ms": Int((seconds * 1000).rounded())]
+        default: break
+        }
+        throw CLIFailure(.usage, "--unique must be while_active, until:<seconds> or debounce:<seconds>")
+    }
 
     func run() async throws {
         try await runClient {
@@ -173,8 +195,16 @@ struct EnqueueCommand: AsyncParsableCommand {
                 guard let date = Output.parseTime(at) else { throw CLIFailure(.usage, "--at must be an ISO 8601 time such as 2026-12-01T09:00:00Z") }
                 body["run_at_ms"] = Int(date.timeIntervalSince1970 * 1000)
             }
+            if let unique { body["unique"] = try Self.uniqueObject(unique) }
+            if let uniqueKey { body["unique_key"] = uniqueKey }
             let receipt = try await options.client().call(.POST, "/v1/jobs", body: body, headers: idempotencyKey.map { [("idempotency-key", $0)] } ?? [])
-            if options.json { Output.json(receipt) } else { print(Output.value((receipt as? [String: Any])?["id"])) }
+            let fields = receipt as? [String: Any]
+            if options.json { Output.json(receipt) } else { print(Output.value(fields?["id"])) }
+            switch fields?["unique"] as? String {
+            case "duplicate": FileHandle.standardError.write(Data("tern: the unique key is held: no new job; this is the job that holds it\n".utf8))
+            case "debounced": FileHandle.standardError.write(Data("tern: debounced: the waiting job now has this input and runs one window from now\n".utf8))
+            default: break
+            }
         }
     }
 }

@@ -42,6 +42,7 @@ final class JobEnvironment: Sendable {
         try SampleTasks.register(in: &registry, includingTestTasks: false)
         try registry.register(SlowTask.self)
         try registry.register(Spin.self)
+        try registry.register(UniqueSync.self)
         self.registry = registry
     }
 

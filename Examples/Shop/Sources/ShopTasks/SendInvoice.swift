@@ -1,7 +1,9 @@
 import Foundation
 import Tern
 
-/// `send-invoice`: mails an order's invoice through the process's ``Mailer``, a dependency.
+/// `send-invoice`: mails an order's invoice through the process's ``Mailer``, a dependency. One
+/// invoice per order at a time: a second enqueue for an order whose invoice waits or runs answers
+/// that job (a unique key built from `order`).
 public struct SendInvoice: TernTask {
     public struct Input: Codable, Sendable, Equatable {
         public var order: Int
@@ -22,7 +24,7 @@ public struct SendInvoice: TernTask {
     }
 
     public static let name = "send-invoice"
-    public static let options = TaskOptions(queue: "mail", maxAttempts: 5)
+    public static let options = TaskOptions(queue: "mail", maxAttempts: 5, unique: .whileActive.keyed(by: "order"))
 
     public init() {}
 

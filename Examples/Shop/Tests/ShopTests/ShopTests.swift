@@ -57,6 +57,20 @@ struct ShopTests {
         #expect(mailer.sent == ["ada@example.com | Invoice for order 42 | Total: 19.99 EUR"])
     }
 
+    @Test("one invoice per order at a time: a second enqueue answers the waiting job")
+    func oneInvoicePerOrder() async throws {
+        let mailer = RecordingMailer()
+        let tern = try TernTestHarness(Shop.self) { $0.register((any Mailer).self, value: mailer) }
+        let first = try await tern.client.enqueue(SendInvoice.self, .init(order: 7, email: "ada@example.com", totalCents: 100))
+        let again = try await tern.client.enqueue(SendInvoice.self, .init(order: 7, email: "bob@example.com", totalCents: 100))
+        #expect(again.id == first.id && again.receipt?.duplicate == true)
+        #expect(try await tern.enqueued(SendInvoice.self).count == 1)
+        #expect(try await tern.drain().succeeded == 1)
+        #expect(mailer.sent == ["ada@example.com | Invoice for order 7 | Total: 1.00 EUR"])
+        let later = try await tern.client.enqueue(SendInvoice.self, .init(order: 7, email: "bob@example.com", totalCents: 100))
+        #expect(later.receipt?.created == true, "once the invoice was sent, the order's key is free")
+    }
+
     @Test("a bad address fails the invoice at once, without retries")
     func badAddress() async throws {
         let tern = try TernTestHarness(Shop.self) { $0.register((any Mailer).self, value: RecordingMailer()) }

@@ -1,0 +1,108 @@
+import Foundation
+import TernCore
+
+/// Jobs and the links between them, untyped: what ``TernClient`` and the HTTP API submit. Built
+/// by ``Workflow`` in Swift (with the links' types checked by the compiler) or from a
+/// `POST /v1/workflows` body (checked against the tasks' JSON Schemas).
+public struct WorkflowPlan: Sendable {
+    /// The shape of a workflow.
+    public enum Kind: String, Sendable, Hashable, CaseIterable {
+        /// Steps one after the other; each step's output is the next one's input.
+        case chain
+        /// Members side by side; the result is the list of their outputs, in member order.
+        case group
+        /// A group, then a callback whose input is the list of the members' outputs.
+        case chord
+        /// Members with callbacks when all finished (`on_complete`) or all succeeded (`on_success`).
+        case batch
+    }
+
+    /// One job of the plan.
+    public struct Step: Sendable {
+        /// The job, with its task, input (ignored when made from dependencies) and options.
+        public var request: EnqueueRequest
+        /// The steps it waits for, by index (each lower than its own).
+        public var parents: [Int]
+        public var input: JobDependencies.Input
+        public var onFailure: JobDependencies.OnFailure
+        /// A join: no task runs (see ``JobDependencies/join``).
+        public var join: Bool
+
+        /// Creates a step.
+        public init(
+            request: EnqueueRequest, parents: [Int] = [], input: JobDependencies.Input = .given,
+            onFailure: JobDependencies.OnFailure = .cancel, join: Bool = false
+        ) {
+            self.request = request
+            self.parents = parents
+            self.input = input
+            self.onFailure = onFailure
+            self.join = join
+        }
+    }
+
+    /// The most jobs in one workflow.
+    public static let maxSteps = 10_002
+
+    public var kind: Kind
+    /// The jobs, each after the steps it waits for.
+    public var steps: [Step]
+    /// The step whose job names the workflow: its last step, its join or its callback.
+    public var final: Int
+
+    /// Creates a plan.
+    public init(kind: Kind, steps: [Step], final: Int? = nil) {
+        self.kind = kind
+        self.steps = steps
+        self.final = final ?? steps.count - 1
+    }
+
+    /// A plan's problem, if it has one: no steps, too many, or a link to a later step.
+    public var problem: String? {
+        if steps.isEmpty { return "a workflow has at least one job" }
+        if steps.count > Self.maxSteps { return "a workflow has at most \(Self.maxSteps - 2) members" }
+        for (index, step) in steps.enumerated() where step.parents.contains(where: { $0 < 0 || $0 >= index }) {
+            return "step \(index) waits for a step that does not come before it"
+        }
+        return nil
+    }
+}
+
+extension TernClient {
+    /// Enqueues the jobs of `plan`, each level of the plan in one ``JobBroker/enqueue(_:)`` call
+    /// (a chain of n steps: n calls; a group or chord: 2). Returns the ids of the jobs, in the
+    /// plan's order.
+    /// - Throws: ``TernClientError/invalidOption(_:)`` for a plan with a problem;
+    ///   ``TernClientError/queueFull(_:)`` when a first-level job's queue is at its cap (the jobs
+    ///   created before stay); a ``JobDependencyError`` or a broker error.
+    public func submit(_ plan: WorkflowPlan) async throws -> [JobID] {
+        if let problem = plan.problem { throw TernClientError.invalidOption(problem) }
+        var ids = [JobID?](repeating: nil, count: plan.steps.count)
+        while let first = ids.firstIndex(where: { $0 == nil }) {
+            let ready = (first..<plan.steps.count).filter { index in
+                ids[index] == nil && plan.steps[index].parents.allSatisfy { ids[$0] != nil }
+            }
+            let requests = ready.map { index -> EnqueueRequest in
+                let step = plan.steps[index]
+                var request = step.request
+                if !step.parents.isEmpty || step.join {
+                    request.idempotencyKey = nil
+                    request.unique = nil
+                    request.dependencies = JobDependencies(
+                        parents: step.parents.map { ids[$0]! }, input: step.input, onFailure: step.onFailure, join: step.join,
+                        workflow: index == plan.final ? plan.kind.rawValue : nil)
+                }
+                return request
+            }
+            let receipts = try await broker.enqueue(requests)
+            for (index, receipt) in zip(ready, receipts) {
+                if receipt.refused { throw TernClientError.queueFull(plan.steps[index].request.queue) }
+                if receipt.keyReused {
+                    throw TernClientError.idempotencyKeyReused(plan.steps[index].request.idempotencyKey ?? "", receipt.id)
+                }
+                ids[index] = receipt.id
+            }
+        }
+        return ids.map { $0! }
+    }
+}
