@@ -50,7 +50,7 @@ public final class APIMetrics: Sendable {
             let counts: [(String, Int)] = [
                 ("queued", queue.pending), ("scheduled", queue.scheduled), ("running", queue.running),
                 ("succeeded", queue.succeeded), ("failed", queue.failed), ("cancelled", queue.cancelled),
-                ("expired", queue.expired),
+                ("expired", queue.expired), ("waiting", queue.waiting),
             ]
             for (state, count) in counts {
                 registry.makeGauge(

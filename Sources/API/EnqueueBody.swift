@@ -84,7 +84,7 @@ struct EnqueueBody {
     /// Validates one job object; field pointers start with `pointerPrefix` (`/jobs/3` in a batch).
     static func parse(
         object: [String: JSONValue], input: Data?, registry: TaskRegistry, idempotencyKey: String?,
-        pointerPrefix: String, extraFields: Set<String> = []
+        pointerPrefix: String, extraFields: Set<String> = [], inputIsMade: Bool = false
     ) throws(Problem) -> EnqueueRequest {
         var errors: [Problem.FieldError] = []
         for key in object.keys.sorted() where !fields.contains(key) && !extraFields.contains(key) {
@@ -93,7 +93,7 @@ struct EnqueueBody {
         var task: String?
         if case .string(let name)? = object["task"] { task = name }
         if task == nil { errors.append(.init(pointer: "/task", message: object["task"] == nil ? "missing" : "must be a string")) }
-        if object["input"] == nil { errors.append(.init(pointer: "/input", message: "missing")) }
+        if object["input"] == nil && !inputIsMade { errors.append(.init(pointer: "/input", message: "missing")) }
         let entry = task.flatMap { registry[$0] }
         if let task, entry == nil {
             errors.append(.init(pointer: "/task", message: "unknown task '\(task.prefix(128))'"))
@@ -149,7 +149,9 @@ struct EnqueueBody {
             }
         }
         var inputData = Data()
-        if let entry, let input {
+        if inputIsMade {
+            inputData = Data("null".utf8)
+        } else if let entry, let input {
             do {
                 inputData = input
                 try entry.validate(inputData)

@@ -47,7 +47,10 @@ func addJobRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
             throw Problem(.conflict, "not_retryable", "the job is \(current.state.rawValue); only failed, cancelled and expired jobs can be retried")
         }
         guard let state = try await broker({ try await api.broker.retry(id) }) else { throw notFound(id) }
-        guard state == .queued else {
+        guard state == .queued || state == .waiting else {
+            if state == .cancelled, let error = current.error, error.hasPrefix("dependency ") {
+                throw Problem(.conflict, "not_retryable", "the job was cancelled because a job it depends on did not succeed (\(error)): retry that job, and this one follows")
+            }
             throw Problem(.conflict, "not_retryable", "the job is \(state.rawValue); only failed, cancelled and expired jobs can be retried")
         }
         return try JSONResponse.make(["id": id.rawValue, "state": state.rawValue])
@@ -137,7 +140,7 @@ private func enqueue(_ request: Request, _ context: APIRequestContext, _ api: AP
 }
 
 /// 403 unless the caller's grant covers the job's task and queue.
-private func checkGrant(_ grant: TokenGrant, _ request: EnqueueRequest, pointer: String = "") throws(Problem) {
+func checkGrant(_ grant: TokenGrant, _ request: EnqueueRequest, pointer: String = "") throws(Problem) {
     guard grant.mayEnqueue(task: request.task, queue: request.queue) else {
         let field = grant.tasks?.contains(request.task) == false ? "/task" : "/queue"
         throw Problem(.forbidden, "forbidden", "this token may not enqueue task '\(request.task)' to queue '\(request.queue.rawValue)'",

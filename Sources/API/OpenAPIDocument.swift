@@ -80,6 +80,26 @@ enum OpenAPISchemas {
         ]
     }
 
+    /// The body of `POST /v1/workflows` (each job is checked against its task when submitted).
+    static var workflowRequest: [String: Any] {
+        let job: [String: Any] = [
+            "type": "object", "required": ["task"],
+            "properties": ["task": ["type": "string"], "input": ["description": "The task's input; not on steps whose input is made."]],
+        ]
+        let jobs: [String: Any] = ["type": "array", "minItems": 1, "maxItems": 10_000, "items": job]
+        func one(_ name: String, _ schema: [String: Any]) -> [String: Any] {
+            ["type": "object", "additionalProperties": false, "required": [name], "properties": [name: schema]]
+        }
+        return ["oneOf": [
+            one("chain", ["type": "array", "minItems": 1, "maxItems": 100, "items": job]),
+            one("group", jobs),
+            one("chord", ["type": "object", "additionalProperties": false, "required": ["group", "callback"],
+                "properties": ["group": jobs, "callback": job, "allow_failures": ["type": "boolean"]]]),
+            one("batch", ["type": "object", "additionalProperties": false, "required": ["jobs"],
+                "properties": ["jobs": jobs, "on_complete": job, "on_success": job]]),
+        ]]
+    }
+
     /// A task's or a job's unique policy (docs/tasks.md#unique-jobs).
     static var uniquePolicy: [String: Any] {
         [
@@ -158,6 +178,23 @@ enum OpenAPISchemas {
                 ],
             ]),
             "JobState": object(["id": string, "state": ["type": "string", "enum": states]]),
+            "WorkflowRequest": workflowRequest,
+            "WorkflowReceipt": object([
+                "id": string, "kind": ["type": "string", "enum": ["chain", "group", "chord", "batch"]], "created": ["type": "boolean"],
+                "jobs": ["type": "array", "items": string], "links": object(["self": string]),
+            ]),
+            "Workflow": object([
+                "id": string, "kind": string, "state": ["type": "string", "enum": ["running", "succeeded", "failed", "cancelled"]],
+                "jobs_total": integer, "jobs_finished": integer, "current": ["type": "array", "items": string],
+                "result": ["description": "The final job's output once it succeeded, else null."],
+                "error": ["type": ["string", "null"], "description": "Why the workflow failed or was cancelled."],
+                "jobs": ["type": "array", "items": object([
+                    "id": string, "task": string, "state": ["type": "string", "enum": states], "depends_on": ["type": "array", "items": string],
+                    "error": ["type": ["string", "null"]],
+                ])],
+                "next_cursor": ["type": ["string", "null"]], "links": object(["self": string]),
+            ]),
+            "WorkflowCancelled": object(["id": string, "cancelled": integer]),
             "EnqueueReceipt": object([
                 "id": string, "state": ["type": ["string", "null"], "enum": states.map { $0 as Any } + [NSNull()]], "created": ["type": "boolean"],
                 "links": object(["self": string]),
@@ -177,6 +214,7 @@ enum OpenAPISchemas {
             "Queue": object([
                 "queue": string, "pending": integer, "scheduled": integer, "running": integer, "succeeded": integer,
                 "failed": integer, "cancelled": integer, "expired": integer, "paused": ["type": "boolean"],
+                "waiting": ["type": "integer", "description": "Jobs waiting for the jobs they depend on."],
                 "oldest_pending_ms": ["type": "integer", "description": "How long the oldest queued job has waited."],
                 "lost_leases": integer, "stale_writes": integer,
             ]),

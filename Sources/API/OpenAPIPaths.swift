@@ -60,6 +60,32 @@ enum OpenAPIPaths {
                 "jobs", "Run a failed, cancelled or expired job again, from attempt 1.", .operate,
                 ["200": json("JobState", "Queued again."), "404": problem("No job has this id."), "409": problem("The job is not failed, cancelled or expired.")],
                 parameters: [id])],
+            "/v1/workflows": ["post": operation(
+                "workflows", "Submit a chain, group, chord or batch of jobs (docs/workflows.md).", .enqueue,
+                [
+                    "201": json("WorkflowReceipt", "Submitted.", headers: ["Location": ["schema": ["type": "string"], "description": "The workflow's URL."]]),
+                    "200": json("WorkflowReceipt", "A workflow with this Idempotency-Key exists.", headers: ["Location": ["schema": ["type": "string"], "description": "The workflow's URL."]]),
+                    "400": problem("Malformed JSON, or an empty or unreadable body."),
+                    "409": problem("The Idempotency-Key names a workflow made only in part (workflow_incomplete)."),
+                    "413": problem("The body is too large."),
+                    "408": problem("The body did not arrive in time (body_timeout)."),
+                    "415": problem("The body is not application/json."),
+                    "422": problem("A job, or a link between jobs, is invalid; `errors` has one entry per problem."),
+                    "429": problem("A first job's queue is at its cap."),
+                ],
+                parameters: [parameter("Idempotency-Key", in: "header", ["type": "string", "minLength": 1, "maxLength": 255], "Repeats with the same key while it lives return the first workflow.")],
+                body: "WorkflowRequest")],
+            "/v1/workflows/{id}": ["get": operation(
+                "workflows", "A workflow (named by its final job's id): its state, its current jobs, its result, and a page of its jobs.", .read,
+                ["200": json("Workflow", "The workflow."), "404": problem("No job has this id.")],
+                parameters: [
+                    id, parameter("limit", in: "query", ["type": "integer"], "Jobs per page; clamped to 1...1000 (default 100)."),
+                    parameter("cursor", in: "query", ["type": "string"], "The next_cursor of the previous page."),
+                ])],
+            "/v1/workflows/{id}/cancel": ["post": operation(
+                "workflows", "Cancel every job of the workflow that has not finished, the later ones first.", .operate,
+                ["200": json("WorkflowCancelled", "How many jobs were asked to stop."), "404": problem("No job has this id.")],
+                parameters: [id])],
             "/v1/queues": ["get": operation("queues", "Every queue with its counts, oldest waiting job and paused flag.", .read, ["200": json("QueueList", "The queues.")])],
             "/v1/queues/{queue}": ["get": operation(
                 "queues", "One queue's counts.", .read,

@@ -167,7 +167,7 @@ private func knownQueue(_ context: APIRequestContext, _ api: APIContext) async t
 private func queueObject(_ stats: QueueStats) -> [String: Any] {
     [
         "queue": stats.queue.rawValue, "pending": stats.pending, "scheduled": stats.scheduled, "running": stats.running,
-        "succeeded": stats.succeeded, "failed": stats.failed, "cancelled": stats.cancelled, "expired": stats.expired,
+        "succeeded": stats.succeeded, "failed": stats.failed, "cancelled": stats.cancelled, "expired": stats.expired, "waiting": stats.waiting,
         "paused": stats.paused, "oldest_pending_ms": stats.oldestPendingMilliseconds,
         "lost_leases": stats.lostLeases, "stale_writes": stats.staleWrites,
     ]

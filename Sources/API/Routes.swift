@@ -62,6 +62,7 @@ public func buildRouter(_ api: APIContext) -> Router<APIRequestContext> {
     addJobRoutes(router, api)
     addQueueRoutes(router, api)
     addScheduleRoutes(router, api)
+    addWorkflowRoutes(router, api)
     if api.configuration.dashboard { addDashboardRoutes(router, api) }
     return router
 }

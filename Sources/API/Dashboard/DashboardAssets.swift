@@ -78,7 +78,7 @@ enum DashboardAssets {
     static let script = #"""
         'use strict';
         (function () {
-          const STATES = ['queued', 'scheduled', 'running', 'retrying', 'succeeded', 'failed', 'cancelled', 'expired'];
+          const STATES = ['queued', 'scheduled', 'running', 'retrying', 'waiting', 'succeeded', 'failed', 'cancelled', 'expired'];
           const app = { session: null, busy: false, hold: 0, pushed: false, rendered: 0, live: null };
           const main = document.getElementById('main');
 
@@ -226,8 +226,8 @@ enum DashboardAssets {
                 chart(sumMinutes(throughput)),
                 queues.queues.length > charted.length ? el('p', { class: 'muted' }, 'The chart adds up the first ' + charted.length + ' queues.') : null,
                 el('h1', {}, 'Queues'),
-                table(['Queue', 'queued', 'scheduled', 'running', 'failed', 'succeeded', 'cancelled', 'expired', 'oldest waiting', 'wait p50 / p99 (1 h)', 'paused'],
-                  queues.queues.map((q, i) => [queueLink(q.queue), q.pending, q.scheduled, q.running, q.failed, q.succeeded,
+                table(['Queue', 'queued', 'scheduled', 'running', 'waiting', 'failed', 'succeeded', 'cancelled', 'expired', 'oldest queued', 'wait p50 / p99 (1 h)', 'paused'],
+                  queues.queues.map((q, i) => [queueLink(q.queue), q.pending, q.scheduled, q.running, q.waiting, q.failed, q.succeeded,
                     q.cancelled, q.expired, age(q.pending ? q.oldest_pending_ms : null), i < throughput.length ? waits(throughput[i].latency) : '—',
                     q.paused ? 'paused' : ''])),
                 el('h2', {}, 'Workers'),

@@ -189,6 +189,10 @@ public enum TernClientError: Error, Sendable, Hashable, CustomStringConvertible 
     /// The idempotency key already holds this job, made by a different request (another task,
     /// queue, input or options): nothing was enqueued. Use a new key for a new job.
     case idempotencyKeyReused(String, JobID)
+    /// An idempotency key names a workflow whose submission stopped part way (the process died
+    /// or Redis failed): only some of its jobs exist, the first named here. Cancel them
+    /// (``TernClient/submit(_:)`` made no final job) and submit again with a new key.
+    case workflowIncomplete(JobID)
 
     public var description: String {
         switch self {
@@ -200,6 +204,7 @@ public enum TernClientError: Error, Sendable, Hashable, CustomStringConvertible 
         case .invalidOption(let text): "invalid job option: \(text)"
         case .queueFull(let queue): "queue \(queue) is full: it is at its cap on waiting jobs"
         case .idempotencyKeyReused(let key, let id): "idempotency key '\(key)' already holds job \(id), made by a different request"
+        case .workflowIncomplete(let id): "the idempotency key names a workflow made only in part (its first job is \(id)): cancel it and use a new key"
         }
     }
 }

@@ -132,9 +132,8 @@ extension TernClient {
     /// let summary = try await report.result(timeout: .seconds(300))
     /// ```
     public func enqueue<Output>(_ workflow: Workflow<Output>) async throws -> WorkflowHandle<Output> {
-        let plan = try workflow.plan()
-        let ids = try await submit(plan)
-        return WorkflowHandle(id: ids[plan.final], jobs: ids, broker: broker)
+        let submission = try await submit(try workflow.plan())
+        return WorkflowHandle(id: submission.final, jobs: submission.jobs, broker: broker)
     }
 
     /// A handle for an existing workflow, named by its final job's id.

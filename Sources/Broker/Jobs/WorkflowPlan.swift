@@ -75,9 +75,10 @@ extension TernClient {
     /// - Throws: ``TernClientError/invalidOption(_:)`` for a plan with a problem;
     ///   ``TernClientError/queueFull(_:)`` when a first-level job's queue is at its cap (the jobs
     ///   created before stay); a ``JobDependencyError`` or a broker error.
-    public func submit(_ plan: WorkflowPlan) async throws -> [JobID] {
+    public func submit(_ plan: WorkflowPlan) async throws -> WorkflowSubmission {
         if let problem = plan.problem { throw TernClientError.invalidOption(problem) }
         var ids = [JobID?](repeating: nil, count: plan.steps.count)
+        var level = 0
         while let first = ids.firstIndex(where: { $0 == nil }) {
             let ready = (first..<plan.steps.count).filter { index in
                 ids[index] == nil && plan.steps[index].parents.allSatisfy { ids[$0] != nil }
@@ -100,9 +101,44 @@ extension TernClient {
                 if receipt.keyReused {
                     throw TernClientError.idempotencyKeyReused(plan.steps[index].request.idempotencyKey ?? "", receipt.id)
                 }
+                if level == 0, !receipt.created {
+                    // An idempotency key that made this workflow before: answer that workflow.
+                    let final = try await existingFinal(from: receipt.id, steps: plan.steps.count)
+                    let jobs = try await WorkflowStatus.load(final, broker: broker)?.jobs.map(\.id) ?? [final]
+                    return WorkflowSubmission(final: final, jobs: jobs, created: false)
+                }
                 ids[index] = receipt.id
             }
+            level += 1
         }
-        return ids.map { $0! }
+        let jobs = ids.map { $0! }
+        return WorkflowSubmission(final: jobs[plan.final], jobs: jobs, created: true)
     }
+
+    /// The final job of the workflow whose first job is `first`: the job that names its kind,
+    /// found through the jobs' dependents.
+    private func existingFinal(from first: JobID, steps: Int) async throws -> JobID {
+        var frontier = [first]
+        var seen: Set<JobID> = []
+        while !frontier.isEmpty, seen.count < WorkflowPlan.maxSteps {
+            var next: [JobID] = []
+            for id in frontier where seen.insert(id).inserted {
+                guard let record = try await broker.job(id) else { continue }
+                if record.workflow != nil || steps == 1 { return id }
+                next += record.dependents
+            }
+            frontier = next
+        }
+        throw TernClientError.workflowIncomplete(first)
+    }
+}
+
+/// What submitting a workflow did.
+public struct WorkflowSubmission: Sendable, Hashable {
+    /// The final job, which names the workflow.
+    public var final: JobID
+    /// Its jobs: in the plan's order when created, else each after the jobs it depends on.
+    public var jobs: [JobID]
+    /// `false` when an idempotency key on its first job named a workflow made before.
+    public var created: Bool
 }

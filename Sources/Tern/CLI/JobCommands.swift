@@ -102,7 +102,7 @@ struct JobsCommand: AsyncParsableCommand {
         discussion: "Examples:\n  tern jobs --queue default --state failed\n  tern jobs --state succeeded --task echo --limit 50 --json")
     @OptionGroup var options: ClientOptions
     @Option(help: "The queue. (default: default)") var queue = "default"
-    @Option(help: "queued, scheduled, retrying, running, succeeded, failed, cancelled or expired. (default: queued)") var state = "queued"
+    @Option(help: "queued, scheduled, retrying, running, waiting, succeeded, failed, cancelled or expired. (default: queued)") var state = "queued"
     @Option(help: "Only jobs of this task (filters the page).") var task: String?
     @Option(help: "Page size, 1-100. (default: 20)") var limit = 20
     @Option(help: "The cursor a previous page printed.") var cursor: String?

@@ -121,7 +121,7 @@ struct StatsCommand: AsyncParsableCommand {
             // A supervisor's entry totals its processes, which are listed too: count the processes.
             let workers = listed.filter { !($0["processes"] is Int) }
             var totals: [String: Int] = [:]
-            for key in ["pending", "scheduled", "running", "succeeded", "failed", "cancelled", "expired"] {
+            for key in ["pending", "scheduled", "running", "succeeded", "failed", "cancelled", "expired", "waiting"] {
                 totals[key] = queues.reduce(0) { $0 + ($1[key] as? Int ?? 0) }
             }
             let stats: [String: Any] = [
@@ -130,7 +130,7 @@ struct StatsCommand: AsyncParsableCommand {
             ]
             if options.json { return Output.json(stats) }
             print("queues: \(queues.count)   workers: \(workers.count) (\(stats["busy"]!)/\(stats["concurrency"]!) busy)")
-            print(["pending", "scheduled", "running", "succeeded", "failed", "cancelled", "expired"].map { "\($0): \(totals[$0]!)" }.joined(separator: "   "))
+            print(["pending", "scheduled", "running", "succeeded", "failed", "cancelled", "expired", "waiting"].map { "\($0): \(totals[$0]!)" }.joined(separator: "   "))
         }
     }
 }
