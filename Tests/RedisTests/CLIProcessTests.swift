@@ -102,6 +102,20 @@ struct CLIProcessTests {
                 #expect(try await tern(["enqueue", "sleep", "--unique", "until"], env).status == 2)
                 #expect(try await tern(["resume", "default"], env).status == 0)
 
+                // Workflows: submit a chain, show it until it succeeded; cancel an unknown one exits 3.
+                let submitted = try await tern(["workflow", "submit", #"{"chain": [{"task": "echo", "input": {"n": 1}}, {"task": "echo"}]}"#], env)
+                #expect(submitted.status == 0, "\(submitted.err)")
+                let flowID = submitted.out.trimmingCharacters(in: .whitespacesAndNewlines)
+                let shown = try await eventually(within: .seconds(30)) {
+                    let shown = try await tern(["workflow", flowID], env)
+                    guard shown.out.split(separator: "\n").contains(where: { $0.hasPrefix("state:") && $0.hasSuffix(" succeeded") }) else { throw WaitError("the workflow has not succeeded yet: \(shown.out)") }
+                    return shown.out
+                }
+                #expect(shown.contains(#"result: {"n":1}"#) && shown.contains("2 of 2 finished"))
+                #expect(json(try await tern(["workflow", "show", flowID, "--json"], env).out)["kind"] as? String == "chain")
+                #expect(try await tern(["workflow", "cancel", JobID.generate(queue: .default).rawValue], env).status == 3)
+                #expect(try await tern(["workflow", "submit", #"{"chain": []}"#], env).status == 2)
+
                 // Exit codes: not found 3, usage 2, bad token 4, unreachable 4.
                 let missing = try await tern(["status", JobID.generate(queue: .default).rawValue], env)
                 #expect(missing.status == 3)

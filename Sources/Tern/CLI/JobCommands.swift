@@ -169,20 +169,7 @@ struct EnqueueCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runClient {
-            let text: String
-            if input == "-" {
-                text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-            } else if input.hasPrefix("@") {
-                guard let data = FileManager.default.contents(atPath: String(input.dropFirst())) else {
-                    throw CLIFailure(.usage, "cannot read \(input.dropFirst())")
-                }
-                text = String(decoding: data, as: UTF8.self)
-            } else {
-                text = input
-            }
-            guard let value = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
-                throw CLIFailure(.usage, "--input is not JSON (quote strings: --input '\"text\"')")
-            }
+            let value = try readJSONArgument(input, name: "--input")
             var body: [String: Any] = ["task": task, "input": value]
             if let queue { body["queue"] = queue }
             if let priority { body["priority"] = priority }
@@ -252,4 +239,23 @@ struct RetryCommand: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// A JSON argument: the JSON itself, `@<path>` to read a file, or `-` to read standard input.
+func readJSONArgument(_ argument: String, name: String) throws -> Any {
+    let text: String
+    if argument == "-" {
+        text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+    } else if argument.hasPrefix("@") {
+        guard let data = FileManager.default.contents(atPath: String(argument.dropFirst())) else {
+            throw CLIFailure(.usage, "cannot read \(argument.dropFirst())")
+        }
+        text = String(decoding: data, as: UTF8.self)
+    } else {
+        text = argument
+    }
+    guard let value = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
+        throw CLIFailure(.usage, "\(name) is not JSON (quote strings: \(name) '\"text\"')")
+    }
+    return value
 }
