@@ -7,6 +7,7 @@ public struct Shop: TernApplication {
         try tasks.register(ResizeImage.self)
         try tasks.register(ImportCatalog.self)
         try tasks.register(SendInvoice.self)
+        try tasks.register(BuildGallery.self)
         // Made once per worker process, on the first invoice; closed when the worker stops.
         let outbox = ProcessInfo.processInfo.environment["SHOP_OUTBOX"] ?? ".data/outbox"
         dependencies.register((any Mailer).self) {

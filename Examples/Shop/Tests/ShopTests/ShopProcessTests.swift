@@ -66,7 +66,7 @@ struct ShopProcessTests {
         #expect(unknownErrors.compactMap { $0["pointer"] as? String } == ["/task"])
         #expect(unknownErrors.compactMap { $0["message"] as? String } == ["unknown task 'echo'"])
         let (_, tasks) = try await system.getArray("/v1/tasks")
-        #expect(tasks.compactMap { $0["name"] as? String }.sorted() == ["import-catalog", "resize-image", "send-invoice"])
+        #expect(tasks.compactMap { $0["name"] as? String }.sorted() == ["build-gallery", "import-catalog", "resize-image", "send-invoice"])
         #expect(await api.stop() == 0)
     }
 

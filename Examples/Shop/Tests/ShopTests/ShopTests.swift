@@ -71,6 +71,21 @@ struct ShopTests {
         #expect(later.receipt?.created == true, "once the invoice was sent, the order's key is free")
     }
 
+    @Test("a gallery is a chord: every image resized, then one build-gallery with the thumbnails in order")
+    func galleryChord() async throws {
+        let tern = try TernTestHarness(Shop.self) { $0.register((any Mailer).self, value: RecordingMailer()) }
+        let images = [4, 8, 6].map { width in
+            ResizeImage.Input(width: width, height: 2, pixels: Array(repeating: 100, count: width * 2), targetWidth: width / 2)
+        }
+        let gallery = try await tern.client.enqueue(.chord(images.map { ResizeImage.job($0) }, then: BuildGallery.self))
+        #expect(try await gallery.status().jobs.map(\.state) == [.queued, .queued, .queued, .waiting])
+        let report = try await tern.drain()
+        #expect(report.succeeded == 4)
+        let layout = try await gallery.result(timeout: .seconds(5))
+        #expect(layout == BuildGallery.Output(images: 3, width: 9, height: 1, offsets: [0, 2, 6]))
+        #expect(try await gallery.status().state == .succeeded)
+    }
+
     @Test("a bad address fails the invoice at once, without retries")
     func badAddress() async throws {
         let tern = try TernTestHarness(Shop.self) { $0.register((any Mailer).self, value: RecordingMailer()) }
