@@ -41,8 +41,8 @@ public struct WorkflowPlan: Sendable {
         }
     }
 
-    /// The most jobs in one workflow.
-    public static let maxSteps = 10_002
+    /// The most jobs in one workflow: 10,000 members, a join and two callbacks.
+    public static let maxSteps = 10_003
 
     public var kind: Kind
     /// The jobs, each after the steps it waits for.
@@ -60,7 +60,7 @@ public struct WorkflowPlan: Sendable {
     /// A plan's problem, if it has one: no steps, too many, or a link to a later step.
     public var problem: String? {
         if steps.isEmpty { return "a workflow has at least one job" }
-        if steps.count > Self.maxSteps { return "a workflow has at most \(Self.maxSteps - 2) members" }
+        if steps.count > Self.maxSteps { return "a workflow has at most \(Self.maxSteps) jobs" }
         for (index, step) in steps.enumerated() where step.parents.contains(where: { $0 < 0 || $0 >= index }) {
             return "step \(index) waits for a step that does not come before it"
         }
