@@ -31,6 +31,9 @@ enum JobView {
         } else {
             object["schedule"] = NSNull()
         }
+        object["depends_on"] = record.dependsOn.map(\.rawValue)
+        object["dependents"] = record.dependents.map(\.rawValue)
+        object["workflow"] = JSONResponse.orNull(record.workflow)
         if let key = record.uniqueKey, let mode = record.uniqueMode {
             object["unique"] = ["key": key, "mode": mode]
         } else {

@@ -172,6 +172,9 @@ enum OpenAPISchemas {
                     "description": "A process died while running the job with others: not charged, but the job now runs alone in a process of its own.",
                 ],
                 "schedule": ["oneOf": [["type": "null"], object(["name": string, "tick_at": timestamp])], "description": "The schedule and tick that emitted the job."],
+                "depends_on": ["type": "array", "items": string, "description": "The jobs this one waits for (docs/workflows.md)."],
+                "dependents": ["type": "array", "items": string, "description": "The jobs that wait for this one."],
+                "workflow": ["type": ["string", "null"], "description": "The kind of workflow this job ends (chain, group, chord, batch); its id is this job's."],
                 "unique": [
                     "oneOf": [["type": "null"], object(["key": string, "mode": ["type": "string", "enum": ["while_active", "until", "debounce"]]])],
                     "description": "The unique key the job was enqueued with (32 hex digits) and its rule.",

@@ -253,6 +253,25 @@ def main():
             assert failed_id[0] not in ui.main_text(), "the filter let another task's job through"
         check("filter a queue's jobs by task", task_filter)
 
+        def workflow():
+            status, flow = call("POST", "/v1/workflows", {"chain": [{"task": "echo", "input": {"step": 1}}, {"task": "echo"}, {"task": "echo"}]})
+            assert status == 201, flow
+            wait_until("the chain succeeded", lambda: call("GET", "/v1/workflows/" + flow["id"])[1]["state"] == "succeeded")
+            ui.open("#/jobs/" + flow["id"], "job")
+            ui.wait("the link to the workflow", lambda: "chain (this job ends it)" in ui.main_text())
+            driver.execute_script("[...document.querySelectorAll('main a')].find(a => a.textContent === 'chain (this job ends it)').click()")
+            ui.wait("the workflow page", lambda: ui.view() == "workflow" and "3 of 3 jobs finished" in ui.main_text())
+            assert all(job_id in ui.main_text() for job_id in flow["jobs"]), "a job of the chain is missing"
+            ui.screenshot("workflow")
+            status, slow = call("POST", "/v1/workflows", {"chain": [{"task": "sleep", "input": {"ms": 30000}}, {"task": "echo"}]})
+            assert status == 201, slow
+            ui.open("#/workflows/" + slow["id"], "workflow")
+            ui.click("Cancel workflow")
+            ui.wait("the confirm step", lambda: "Confirm: cancel every unfinished job" in ui.main_text())
+            ui.click("Cancel workflow")
+            wait_until("the workflow cancelled", lambda: call("GET", "/v1/workflows/" + slow["id"])[1]["state"] == "cancelled")
+        check("a workflow's page from its final job; cancel a workflow after a confirm step", workflow)
+
         def purge():
             assert call("GET", "/v1/queues/default")[1]["succeeded"] > 0
             ui.open("#/queues/default?state=succeeded", "queue")

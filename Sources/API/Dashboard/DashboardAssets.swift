@@ -278,19 +278,47 @@ enum DashboardAssets {
               return el('div', {},
                 el('h1', {}, 'Job ', el('span', { class: 'mono' }, job.id), ' ', stateBadge(job.state)),
                 canOperate() ? el('div', { class: 'actions' },
-                  ['queued', 'scheduled', 'retrying', 'running'].includes(job.state) && !job.cancel_requested
+                  ['queued', 'scheduled', 'retrying', 'running', 'waiting'].includes(job.state) && !job.cancel_requested
                     ? action('Cancel', () => api(path + '/cancel', 'POST'), { danger: true }) : null,
                   ['failed', 'cancelled', 'expired'].includes(job.state) ? action('Retry', () => api(path + '/retry', 'POST')) : null) : null,
                 fields([['task', job.task], ['queue', queueLink(job.queue)], ['state', job.state + (job.cancel_requested ? ' (cancel requested)' : '')],
                   ['attempts', job.attempts + ' of ' + job.max_attempts], ['priority', job.priority], ['worker', job.worker || '—'],
                   ['created', time(job.created_at)], ['due', time(job.due_at)], ['started', time(job.started_at)], ['finished', time(job.finished_at)],
                   ['schedule', job.schedule ? job.schedule.name + ' (tick ' + time(job.schedule.tick_at) + ')' : '—'],
+                  ['workflow', job.depends_on.length || job.workflow
+                    ? link('#/workflows/' + encodeURIComponent(job.id), job.workflow ? job.workflow + ' (this job ends it)' : 'this job and the jobs it waits for')
+                    : '—'],
+                  ['waits for', job.depends_on.length ? el('span', {}, job.depends_on.slice(0, 20).flatMap((d) => [jobLink(d), ' '])) : '—'],
+                  ['waited for by', job.dependents.length ? el('span', {}, job.dependents.slice(0, 20).flatMap((d) => [jobLink(d), ' '])) : '—'],
                   ['progress', progress ? el('span', {}, el('progress', { max: '1', value: String(Math.min(1, Math.max(0, progress.value))) }), ' ',
                     String(Math.round(progress.value * 100)) + ' % ', progress.message || '') : '—']]),
                 el('h2', {}, 'Input'), json(job.input),
                 job.state === 'succeeded' ? [el('h2', {}, 'Result'), json(job.result)] : null,
                 el('h2', {}, 'Errors'),
                 table(['attempt', 'at', 'message'], (job.errors || []).map((e) => [e.attempt, time(e.at), el('pre', {}, e.message)])));
+            },
+            async workflow(id, params) {
+              const cursor = params.get('cursor');
+              const flow = await api('/v1/workflows/' + encodeURIComponent(id) + '?limit=50' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
+              const here = (c) => '#/workflows/' + encodeURIComponent(id) + (c ? '?cursor=' + encodeURIComponent(c) : '');
+              return el('div', {},
+                el('h1', {}, 'Workflow ', el('span', { class: 'mono' }, flow.id), ' ', stateBadge(flow.state)),
+                canOperate() && flow.state === 'running' ? el('div', { class: 'actions' },
+                  action('Cancel workflow', () => api('/v1/workflows/' + encodeURIComponent(id) + '/cancel', 'POST'),
+                    { confirm: 'Confirm: cancel every unfinished job', danger: true })) : null,
+                fields([['kind', flow.kind], ['final job', jobLink(flow.id)],
+                  ['progress', el('span', { id: 'workflow-progress' }, el('progress', { max: String(flow.jobs_total), value: String(flow.jobs_finished) }),
+                    ' ', flow.jobs_finished + ' of ' + flow.jobs_total + ' jobs finished')],
+                  ['current', flow.current.length ? el('span', {}, flow.current.slice(0, 20).flatMap((c) => [jobLink(c), ' '])) : '—'],
+                  ['error', flow.error || '—']]),
+                flow.state === 'succeeded' ? [el('h2', {}, 'Result'), json(flow.result)] : null,
+                el('h2', {}, 'Jobs'),
+                table(['Job', 'task', 'state', 'waits for', 'error'],
+                  flow.jobs.map((j) => [jobLink(j.id), j.task, stateBadge(j.state),
+                    j.depends_on.length === 1 ? jobLink(j.depends_on[0]) : j.depends_on.length ? j.depends_on.length + ' jobs' : '—', j.error || ''])),
+                el('div', { class: 'actions' },
+                  cursor ? link(here(null), 'First page') : null,
+                  flow.next_cursor ? link(here(flow.next_cursor), 'Next page') : null));
             },
             async workers() {
               const data = await api('/v1/workers');
@@ -359,7 +387,8 @@ enum DashboardAssets {
             const params = new URLSearchParams(query || '');
             if (parts[0] === 'queues' && parts[1]) return { name: 'queue', run: () => views.queue(parts[1], params) };
             if (parts[0] === 'jobs' && parts[1]) return { name: 'job', run: () => views.job(parts[1]) };
-            if (views[parts[0]] && parts[0] !== 'queue' && parts[0] !== 'job') return { name: parts[0], run: () => views[parts[0]]() };
+            if (parts[0] === 'workflows' && parts[1]) return { name: 'workflow', run: () => views.workflow(parts[1], params) };
+            if (views[parts[0]] && !['queue', 'job', 'workflow'].includes(parts[0])) return { name: parts[0], run: () => views[parts[0]]() };
             return { name: 'overview', run: () => views.overview() };
           }
 
