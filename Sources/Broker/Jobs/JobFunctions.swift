@@ -297,6 +297,7 @@ enum JobFunctions {
         local function settle(base, id, now, failed_index, failure, scan)
           local job = base .. K.job .. id
           local f = redis.call('HMGET', job, 'state', 'on_fail', 'deps_total')
+          if not f[1] then return nil end
           if f[1] ~= 'waiting' then return f[1] end
           if scan and not failed_index and f[2] == 'cancel' then
             local raw = redis.call('HGETALL', base .. K.dependencies .. id)
@@ -338,14 +339,15 @@ enum JobFunctions {
           local out = {}
           for i = 1, #args, 2 do
             local job = base .. K.job .. args[i]
-            local state = state_of(job, now)
+            local f = redis.call('HMGET', job, 'state', 'drop_ms', 'dependents', 'dependents_n')
+            local state = f[1] or nil
+            if f[2] and tonumber(f[2]) <= now then state = nil end
             if is_live(state) then
-              local f = redis.call('HMGET', job, 'dependents', 'dependents_n')
-              if tonumber(f[2] or '0') >= 1000 then
+              local n = tonumber(f[4] or '0')
+              if n >= 1000 then
                 out[#out + 1] = {'full'}
               else
-                redis.call('HSET', job, 'dependents', f[1] and (f[1] .. '\n' .. args[i + 1]) or args[i + 1])
-                redis.call('HINCRBY', job, 'dependents_n', 1)
+                redis.call('HSET', job, 'dependents', f[3] and (f[3] .. '\n' .. args[i + 1]) or args[i + 1], 'dependents_n', I(n + 1))
                 out[#out + 1] = {'live'}
               end
             elseif state then
@@ -403,24 +405,26 @@ enum JobFunctions {
           for i = 1, #args, 4 do
             local id, index, kind = args[i], args[i + 1], args[i + 2]
             local deps = base .. K.dependencies .. id
-            local old = redis.call('HGET', deps, index)
             local new = kind ~= 'reopen' and (kind .. args[i + 3]) or nil
-            if old ~= new then
-              if old then
+            -- The usual case, a first outcome, costs one HSETNX; otherwise compare with the old.
+            local changed = new ~= nil and redis.call('HSETNX', deps, index, new) == 1
+            if not changed then
+              local old = redis.call('HGET', deps, index)
+              if old and old ~= new then
                 redis.call('HDEL', deps, index)
                 if reopen(base, id, index, now) then cascade[#cascade + 1] = id end
-              end
-              if new then
-                redis.call('HSET', deps, index, new)
-                local job = base .. K.job .. id
-                if redis.call('EXISTS', job) == 0 then
-                  redis.call('PEXPIRE', deps, ORPHAN_KEEP_MS)
-                else
-                  local state = settle(base, id, now, kind == 'e' and index or nil, args[i + 3])
-                  if state ~= 'waiting' and state ~= 'queued' and redis.call('HEXISTS', job, 'dependents') == 1 then
-                    cascade[#cascade + 1] = id
-                  end
+                if new then
+                  redis.call('HSET', deps, index, new)
+                  changed = true
                 end
+              end
+            end
+            if changed then
+              local state = settle(base, id, now, kind == 'e' and index or nil, args[i + 3])
+              if state == nil then
+                redis.call('PEXPIRE', deps, ORPHAN_KEEP_MS) -- not created (yet)
+              elseif state ~= 'waiting' and state ~= 'queued' and redis.call('HEXISTS', base .. K.job .. id, 'dependents') == 1 then
+                cascade[#cascade + 1] = id
               end
             end
           end
@@ -442,16 +446,16 @@ enum JobFunctions {
           for _, id in ipairs(ids) do
             local score = redis.call('ZSCORE', base .. K.relay, id)
             if score then
-              local job = base .. K.job .. id
-              local state = state_of(job, now)
-              local f = redis.call('HMGET', job, 'dependents', 'result', 'error')
+              local f = redis.call('HMGET', base .. K.job .. id, 'state', 'drop_ms', 'dependents', 'result', 'error')
+              local state = f[1] or nil
+              if f[2] and tonumber(f[2]) <= now then state = nil end
               local kind, payload = 'e', id .. ' gone'
               if state and is_live(state) then
                 kind, payload = 'reopen', ''
               elseif state then
-                kind, payload = outcome_of(id, state, f[2], f[3])
+                kind, payload = outcome_of(id, state, f[4], f[5])
               end
-              out[#out + 1] = {id, score, kind, payload, f[1] or ''}
+              out[#out + 1] = {id, score, kind, payload, f[3] or ''}
             end
           end
           return out
@@ -627,14 +631,17 @@ enum JobFunctions {
         local function complete(keys, args)
           local base = keys[1]
           local now, nows = clock()
-          local out, done, finished = {}, {}, {}
+          local out, done, finished, relayed = {}, {}, {}, {}
           for i = 1, #args, 3 do
             local id = args[i]
             local job = base .. K.job .. id
             local f = redis.call('HMGET', job, 'token', 'state', 'retention_ms', 'unique', 'dependents')
             if f[1] == args[i + 1] and f[2] == 'running' then
               unlock(base, id, f[4])
-              if f[5] then redis.call('ZADD', base .. K.relay, nows, id) end
+              if f[5] then
+                relayed[#relayed + 1] = nows
+                relayed[#relayed + 1] = id
+              end
               local drop = I(now + tonumber(f[3] or '86400000'))
               redis.call('HSET', job, 'state', 'succeeded', 'finished_ms', nows, 'drop_ms', drop, 'result', args[i + 2])
               done[#done + 1] = id
@@ -652,6 +659,7 @@ enum JobFunctions {
             count_minute(base, now, 'succeeded', #done)
           end
           zadd_all(base .. K.succeeded, finished)
+          zadd_all(base .. K.relay, relayed)
           return out
         end
 
