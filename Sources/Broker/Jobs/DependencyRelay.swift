@@ -3,8 +3,9 @@ import TernCore
 /// Carries jobs' changes to the jobs that depend on them, across queues (and so across Cluster
 /// slots).
 ///
-/// A job with dependents enters its queue's `relay` set in the same atomic step that finishes it
-/// or retries it. Draining the relay takes entries with their job's current outcome
+/// A job's dependents on its own queue learn its outcome in the atomic step that finishes it. For
+/// dependents on other queues, the job enters its queue's `relay` set in that same step (and when it
+/// is retried). Draining the relay takes entries with their job's current outcome
 /// (`tern_relay_take`), makes each dependent's record of that outcome match it on the dependent's
 /// own queue (`tern_resolve`: idempotent, so an entry resolved twice changes nothing), then removes
 /// the entries that did not change meanwhile (`tern_relay_done`). Whoever changed the job drains at
@@ -96,9 +97,11 @@ struct DependencyRelay {
 }
 
 extension RedisJobBroker {
-    /// Relays a job's change to its dependents at once; a failure is left to the reaper's pass.
+    /// Drains the relay of the queue of a job that changed, at once: its dependents on other
+    /// queues, and those of its dependents that changed in turn. A failure is left to the
+    /// reaper's pass.
     func relay(_ id: JobID) async {
-        _ = try? await DependencyRelay(client: client, keys: keys).process(id.queue, ids: [id])
+        _ = try? await DependencyRelay(client: client, keys: keys).process(id.queue)
     }
 
     /// Enqueues requests of which some have dependencies: the others first, as usual, then those.

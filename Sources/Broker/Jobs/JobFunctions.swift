@@ -158,20 +158,63 @@ enum JobFunctions {
           end
         end
 
+        -- A finished job's outcome for its dependents: 'o', output; or 'e', message.
+        local function outcome_of(id, state, result, err)
+          if state == 'succeeded' then return 'o', result or 'null' end
+          return 'e', id .. ' ' .. state .. (err and (': ' .. err) or '')
+        end
+
+        -- Per call (reset by `entry`): how deep dependents are being resolved in this call, and
+        -- the jobs it added to the relay.
+        local CALL = {depth = 0, relayed = {}}
+        local resolve_one -- defined with the dependencies, below
+
+        local function relay_add(base, id, now)
+          redis.call('ZADD', base .. K.relay, I(now), id)
+          CALL.relayed[#CALL.relayed + 1] = id
+        end
+
+        -- Tells a changed job's dependents its outcome: those on this queue at once, in this
+        -- atomic step (up to 32 levels deep), the others through the relay.
+        local function notify(base, id, dependents, kind, payload, now)
+          local suffix = string.match(id, '%.[^.]+$')
+          local remote = CALL.depth >= 32
+          if not remote then
+            CALL.depth = CALL.depth + 1
+            for line in string.gmatch(dependents, '[^\n]+') do
+              local dependent, index = string.match(line, '^(%S+) (%S+)$')
+              if dependent and suffix and string.sub(dependent, -#suffix) == suffix then
+                resolve_one(base, dependent, index, kind, payload, now)
+              else
+                remote = true
+              end
+            end
+            CALL.depth = CALL.depth - 1
+          end
+          if remote then relay_add(base, id, now) end
+        end
+
         -- Moves a job to a terminal state. After its retention (a failed job: its failed retention)
         -- readers treat it as gone (`drop_ms`) and the reaper's sweep deletes it.
         local function finish(base, id, state, now, keep, ...)
           local job = base .. K.job .. id
-          local f = redis.call('HMGET', job, 'retention_ms', 'failed_retention_ms', 'unique', 'dependents')
+          local f = redis.call('HMGET', job, 'retention_ms', 'failed_retention_ms', 'unique', 'dependents', 'error')
           if not keep and state == 'failed' then keep = tonumber(f[2] or FAILED_KEEP_MS) end
           keep = keep or tonumber(f[1] or '86400000')
           unlock(base, id, f[3])
-          if f[4] then redis.call('ZADD', base .. K.relay, I(now), id) end
           local drop = I(now + keep)
           redis.call('HSET', job, 'state', state, 'finished_ms', I(now), 'drop_ms', drop, ...)
           redis.call('ZADD', base .. HOLDING[state], drop, id)
           redis.call('PUBLISH', base .. EVENTS, state .. ' ' .. id)
           if state == 'failed' then count_minute(base, now, 'failed', 1) end
+          if f[4] then
+            local extra, result = {...}, nil
+            for k = 1, #extra - 1, 2 do
+              if extra[k] == 'result' then result = extra[k + 1] end
+            end
+            local kind, payload = outcome_of(id, state, result, f[5])
+            notify(base, id, f[4], kind, payload, now)
+          end
         end
 
         -- Deletes the failed jobs beyond `cap` that are due to be dropped first (with one retention: the oldest).
@@ -229,12 +272,6 @@ enum JobFunctions {
         -- a crash anywhere only delays it until the next reaper pass.
 
         local ORPHAN_KEEP_MS = '604800000' -- outcomes recorded for a job not created (yet): 7 days
-
-        -- A finished job's outcome for its dependents: 'o', output; or 'e', message.
-        local function outcome_of(id, state, result, err)
-          if state == 'succeeded' then return 'o', result or 'null' end
-          return 'e', id .. ' ' .. state .. (err and (': ' .. err) or '')
-        end
 
         -- The made input of a job whose dependencies all finished.
         local function made_input(base, id, from, total, given)
@@ -326,7 +363,7 @@ enum JobFunctions {
           redis.call('HDEL', job, 'finished_ms', 'drop_ms', 'dep_cancel', 'error', 'cancel_requested')
           redis.call('HSET', job, 'state', 'waiting')
           redis.call('ZADD', base .. K.waiting, I(now), id)
-          if f[3] then redis.call('ZADD', base .. K.relay, I(now), id) end
+          if f[3] then relay_add(base, id, now) end
           return f[3] ~= false
         end
 
@@ -397,38 +434,34 @@ enum JobFunctions {
 
         -- ARGV: dependent id, index, kind ('o', 'e' or 'reopen'), payload quadruples: makes each
         -- dependent's record of a dependency match the dependency's current outcome. Returns the
-        -- ids of dependents that finished here and have dependents of their own (to relay next).
-        local function resolve(keys, args)
-          local base = keys[1]
-          local now = now_ms()
-          local cascade = {}
-          for i = 1, #args, 4 do
-            local id, index, kind = args[i], args[i + 1], args[i + 2]
-            local deps = base .. K.dependencies .. id
-            local new = kind ~= 'reopen' and (kind .. args[i + 3]) or nil
-            -- The usual case, a first outcome, costs one HSETNX; otherwise compare with the old.
-            local changed = new ~= nil and redis.call('HSETNX', deps, index, new) == 1
-            if not changed then
-              local old = redis.call('HGET', deps, index)
-              if old and old ~= new then
-                redis.call('HDEL', deps, index)
-                if reopen(base, id, index, now) then cascade[#cascade + 1] = id end
-                if new then
-                  redis.call('HSET', deps, index, new)
-                  changed = true
-                end
-              end
-            end
-            if changed then
-              local state = settle(base, id, now, kind == 'e' and index or nil, args[i + 3])
-              if state == nil then
-                redis.call('PEXPIRE', deps, ORPHAN_KEEP_MS) -- not created (yet)
-              elseif state ~= 'waiting' and state ~= 'queued' and redis.call('HEXISTS', base .. K.job .. id, 'dependents') == 1 then
-                cascade[#cascade + 1] = id
+        -- jobs this call added to the relay (dependents that finished or reopened here and have
+        -- dependents on other queues), to drain next.
+        resolve_one = function(base, id, index, kind, payload, now)
+          local deps = base .. K.dependencies .. id
+          local new = kind ~= 'reopen' and (kind .. payload) or nil
+          -- The usual case, a first outcome, costs one HSETNX; otherwise compare with the old.
+          local changed = new ~= nil and redis.call('HSETNX', deps, index, new) == 1
+          if not changed then
+            local old = redis.call('HGET', deps, index)
+            if old and old ~= new then
+              redis.call('HDEL', deps, index)
+              reopen(base, id, index, now)
+              if new then
+                redis.call('HSET', deps, index, new)
+                changed = true
               end
             end
           end
-          return cascade
+          if changed and settle(base, id, now, kind == 'e' and index or nil, payload) == nil then
+            redis.call('PEXPIRE', deps, ORPHAN_KEEP_MS) -- not created (yet)
+          end
+        end
+
+        local function resolve(keys, args)
+          local base = keys[1]
+          local now = now_ms()
+          for i = 1, #args, 4 do resolve_one(base, args[i], args[i + 1], args[i + 2], args[i + 3], now) end
+          return CALL.relayed
         end
 
         -- ARGV: limit, min_age_ms, then ids (none: the oldest entries at least min_age_ms old).
@@ -626,28 +659,27 @@ enum JobFunctions {
           return {lost, cancels}
         end
 
-        -- ARGV: id, token, result triplets. Returns 1 per job (2 for a job with dependents, now in
-        -- the relay), or 0 for a stale token.
+        -- ARGV: id, token, result triplets. Returns 1 per job (2 when its dependents on other
+        -- queues, or a dependent's own, need the relay drained), or 0 for a stale token. Dependents
+        -- on this queue get the job's output in this call.
         local function complete(keys, args)
           local base = keys[1]
           local now, nows = clock()
-          local out, done, finished, relayed = {}, {}, {}, {}
+          local out, done, finished = {}, {}, {}
           for i = 1, #args, 3 do
             local id = args[i]
             local job = base .. K.job .. id
             local f = redis.call('HMGET', job, 'token', 'state', 'retention_ms', 'unique', 'dependents')
             if f[1] == args[i + 1] and f[2] == 'running' then
               unlock(base, id, f[4])
-              if f[5] then
-                relayed[#relayed + 1] = nows
-                relayed[#relayed + 1] = id
-              end
               local drop = I(now + tonumber(f[3] or '86400000'))
               redis.call('HSET', job, 'state', 'succeeded', 'finished_ms', nows, 'drop_ms', drop, 'result', args[i + 2])
               done[#done + 1] = id
               finished[#finished + 1] = drop
               finished[#finished + 1] = id
-              out[#out + 1] = f[5] and 2 or 1
+              local relayed = #CALL.relayed
+              if f[5] then notify(base, id, f[5], 'o', args[i + 2], now) end
+              out[#out + 1] = #CALL.relayed > relayed and 2 or 1
             else
               redis.call('HINCRBY', base .. K.meta, 'stale_writes', 1)
               out[#out + 1] = 0
@@ -659,7 +691,6 @@ enum JobFunctions {
             count_minute(base, now, 'succeeded', #done)
           end
           zadd_all(base .. K.succeeded, finished)
-          zadd_all(base .. K.relay, relayed)
           return out
         end
 
@@ -886,7 +917,7 @@ enum JobFunctions {
                 'worker', 'progress', 'progress_message', 'started_ms')
               local g = redis.call('HMGET', job, 'unique', 'dependents', 'parents', 'released')
               relock(base, id, g[1], now)
-              if g[2] then redis.call('ZADD', base .. K.relay, nows, id) end
+              if g[2] then relay_add(base, id, now) end
               if g[3] and not g[4] then
                 -- Cancelled before its dependencies released it: it waits for them again.
                 redis.call('HSET', job, 'state', 'waiting', 'attempts', '0')
@@ -979,24 +1010,33 @@ enum JobFunctions {
           return {'emitted', id}
         end
 
-        redis.register_function('tern_enqueue', enqueue)
-        redis.register_function('tern_claim', claim)
-        redis.register_function('tern_heartbeat', heartbeat)
-        redis.register_function('tern_complete', complete)
-        redis.register_function('tern_fail', fail)
-        redis.register_function('tern_cancelled', cancelled)
-        redis.register_function('tern_cancel', cancel)
-        redis.register_function('tern_release', release)
-        redis.register_function('tern_progress', progress)
-        redis.register_function('tern_reap', reap)
-        redis.register_function('tern_retry', retry)
-        redis.register_function('tern_crashed', crashed)
-        redis.register_function('tern_schedule', schedule)
-        redis.register_function('tern_purge', purge)
-        redis.register_function('tern_depend', depend)
-        redis.register_function('tern_wait', wait)
-        redis.register_function('tern_resolve', resolve)
-        redis.register_function('tern_relay_take', relay_take)
-        redis.register_function('tern_relay_done', relay_done)
+        -- Each call starts with no dependents being resolved and nothing relayed.
+        local function entry(f)
+          return function(keys, args)
+            CALL.depth = 0
+            if #CALL.relayed > 0 then CALL.relayed = {} end
+            return f(keys, args)
+          end
+        end
+
+        redis.register_function('tern_enqueue', entry(enqueue))
+        redis.register_function('tern_claim', entry(claim))
+        redis.register_function('tern_heartbeat', entry(heartbeat))
+        redis.register_function('tern_complete', entry(complete))
+        redis.register_function('tern_fail', entry(fail))
+        redis.register_function('tern_cancelled', entry(cancelled))
+        redis.register_function('tern_cancel', entry(cancel))
+        redis.register_function('tern_release', entry(release))
+        redis.register_function('tern_progress', entry(progress))
+        redis.register_function('tern_reap', entry(reap))
+        redis.register_function('tern_retry', entry(retry))
+        redis.register_function('tern_crashed', entry(crashed))
+        redis.register_function('tern_schedule', entry(schedule))
+        redis.register_function('tern_purge', entry(purge))
+        redis.register_function('tern_depend', entry(depend))
+        redis.register_function('tern_wait', entry(wait))
+        redis.register_function('tern_resolve', entry(resolve))
+        redis.register_function('tern_relay_take', entry(relay_take))
+        redis.register_function('tern_relay_done', entry(relay_done))
         """#
 }

@@ -366,9 +366,9 @@ public final class RedisJobBroker: JobBroker {
                 switch reply {
                 case .success(.array(let flags)) where flags.count == indices.count:
                     for (index, flag) in zip(indices, flags) { results[index] = .success(flag.int == 1 || flag.int == 2) }
-                    let relayed = zip(indices, flags).filter { $0.1.int == 2 }.map { items[$0.0].0.id }
-                    // The dependents' turn; a failure here is the reaper's to retry (the relay keeps them).
-                    if !relayed.isEmpty { _ = try? await DependencyRelay(client: client, keys: keys).process(queue, ids: relayed) }
+                    // Dependents on other queues: their turn now. A failure here is the reaper's
+                    // to retry (the relay keeps them).
+                    if flags.contains(where: { $0.int == 2 }) { _ = try? await DependencyRelay(client: client, keys: keys).process(queue) }
                 case .success(.error(let error)):
                     for index in indices { results[index] = .failure(RedisError.server(error)) }
                 case .failure(let error):
