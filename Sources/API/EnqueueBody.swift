@@ -23,7 +23,7 @@ struct EnqueueBody {
 
     static let fields: Set<String> = [
         "task", "input", "queue", "priority", "max_attempts", "delay_ms", "run_at_ms", "expires_after_ms", "unique",
-        "unique_key",
+        "unique_key", "depends_on", "on_dependency_failure",
     ]
 
     /// Parses and validates a request body into a broker request, against the tasks of `tasks`.
@@ -148,6 +148,34 @@ struct EnqueueBody {
             case .problem(let error): errors.append(error)
             }
         }
+        var dependencies: JobDependencies?
+        if let value = object["depends_on"] {
+            var parents: [JobID] = []
+            if case .array(let items) = value, (1...JobDependencies.maxParents).contains(items.count) {
+                for (index, item) in items.enumerated() {
+                    if case .string(let text) = item, let id = JobID(text) { parents.append(id) } else {
+                        errors.append(.init(pointer: "/depends_on/\(index)", message: "must be a job id"))
+                    }
+                }
+            } else {
+                errors.append(.init(pointer: "/depends_on", message: "must be an array of 1 to \(JobDependencies.maxParents) job ids"))
+            }
+            dependencies = JobDependencies(parents: parents)
+        }
+        if let value = object["on_dependency_failure"] {
+            if case .string(let text) = value, let policy = JobDependencies.OnFailure(rawValue: text), dependencies != nil {
+                dependencies?.onFailure = policy
+            } else {
+                errors.append(.init(pointer: "/on_dependency_failure", message: "must be cancel or run, with depends_on"))
+            }
+        }
+        if dependencies != nil {
+            let excluded = ["delay_ms", "run_at_ms", "expires_after_ms", "unique", "unique_key"].filter { object[$0] != nil }
+            if !excluded.isEmpty || idempotencyKey != nil {
+                errors.append(.init(pointer: "/depends_on",
+                    message: "a job with depends_on takes no " + (excluded + (idempotencyKey != nil ? ["Idempotency-Key"] : [])).joined(separator: ", ")))
+            }
+        }
         var inputData = Data()
         if inputIsMade {
             inputData = Data("null".utf8)
@@ -171,6 +199,7 @@ struct EnqueueBody {
             throw Problem(.unprocessableContent, code, "the job request has \(errors.count) problem(s)", errors: located)
         }
         var request = EnqueueRequest(task: task, input: inputData, options: options, timing: timing, idempotencyKey: idempotencyKey)
+        request.dependencies = dependencies
         if let uniqueKey {
             request.unique = UniqueLock(key: UniquePolicy.key(task: task, explicit: uniqueKey), mode: options.unique?.mode ?? .whileActive)
         }

@@ -73,6 +73,14 @@ enum OpenAPISchemas {
         "run_at_ms": ["type": "integer", "minimum": 0, "maximum": EnqueueBody.maxRunAtMilliseconds, "description": "Run at this time, in milliseconds since 1970. Not with delay_ms."],
         "expires_after_ms": ["type": "integer", "minimum": 0, "maximum": EnqueueBody.maxExpiresAfterMilliseconds, "description": "Expire if not started this long after it is due."],
         "unique": uniquePolicy.merging(["description": "Overrides the task's unique policy for this job."]) { $1 },
+        "depends_on": [
+            "type": "array", "minItems": 1, "maxItems": 10_000, "items": ["type": "string"],
+            "description": "Jobs that must finish first: this one waits, then runs with its own input once they succeeded (docs/workflows.md).",
+        ],
+        "on_dependency_failure": [
+            "type": "string", "enum": ["cancel", "run"],
+            "description": "With depends_on: cancel this job when one of them fails (the default), or run it anyway.",
+        ],
         "unique_key": [
             "type": "string", "minLength": 1, "maxLength": 255,
             "description": "The job's unique key, under the task's unique policy (else while_active): a held key answers its job instead.",

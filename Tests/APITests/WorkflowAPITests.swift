@@ -89,6 +89,30 @@ struct WorkflowAPITests {
         }
     }
 
+    @Test("POST /v1/jobs with depends_on: the job waits, then runs with its own input; bad combinations are 422")
+    func dependsOn() async throws {
+        try await withAPI { client, broker in
+            let parent = try await post(client, "/v1/jobs", #"{"task": "echo", "input": 1}"#, .created)
+            let parentID = try #require(parent["id"] as? String)
+            let child = try await post(client, "/v1/jobs", #"{"task": "echo", "input": "mine", "depends_on": ["\#(parentID)"], "on_dependency_failure": "run"}"#, .created)
+            #expect(child["state"] as? String == "waiting")
+            let job = try #require(try await broker.claim(queue: .default, limit: 10, worker: "w", lease: .seconds(30)).first)
+            #expect(try await broker.complete(job.lease, result: job.input))
+            let released = try await get(client, "/v1/jobs/\(child["id"] as! String)")
+            #expect(released["state"] as? String == "queued" && released["input"] as? String == "mine")
+            #expect(released["depends_on"] as? [String] == [parentID])
+            for (text, pointer) in [
+                (#"{"task": "echo", "input": 1, "depends_on": ["\#(parentID)"], "delay_ms": 10}"#, "/depends_on"),
+                (#"{"task": "echo", "input": 1, "depends_on": ["nope"]}"#, "/depends_on/0"),
+                (#"{"task": "echo", "input": 1, "depends_on": []}"#, "/depends_on"),
+                (#"{"task": "echo", "input": 1, "on_dependency_failure": "run"}"#, "/on_dependency_failure"),
+            ] {
+                let problem = try await post(client, "/v1/jobs", text, .unprocessableContent)
+                #expect((problem["errors"] as? [[String: Any]])?.first?["pointer"] as? String == pointer, "\(text)")
+            }
+        }
+    }
+
     @Test("a chord, a group and a batch; cancelling a workflow; an unknown one is a 404")
     func shapes() async throws {
         try await withAPI { client, broker in

@@ -157,6 +157,35 @@ struct BrokerDependencyTests {
         #expect(try await handle.status().jobs.map(\.state) == [.failed, .cancelled, .cancelled])
     }
 
+    @Test("an outcome delivered twice, or late and out of order, counts once: the callback is released once", arguments: [BrokerKind.redis, .cluster])
+    func injectedInterleaving(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = try #require(subject.broker as? RedisJobBroker)
+        let tern = TernClient(broker: broker)
+        // Members on another queue than the callback: their outcomes travel through the relay, and
+        // the test delivers them by hand, as two racing relays (or a worker and a reaper) would.
+        let handle = try await tern.enqueue(.chord([Inc.job(1, options: .init(queue: "members")), Inc.job(2, options: .init(queue: "members"))], then: Sum.self))
+        let base = broker.keys.base(handle.id.queue)
+        func resolve(_ index: Int, _ output: String) async throws {
+            _ = try await broker.client.send(RedisCommand("FCALL", "tern_resolve", 1, base, handle.id.rawValue, index, "o", output))
+        }
+        try await resolve(1, "3")
+        try await resolve(1, "3")
+        #expect(try await broker.job(handle.id)?.state == .waiting, "one member of two counted, twice")
+        try await resolve(0, "2")
+        try await resolve(0, "2")
+        try await resolve(1, "3")
+        #expect(try await broker.job(handle.id)?.state == .queued)
+        #expect(try await broker.stats(.default).pending == 1, "queued once")
+        let callback = try #require(try await broker.claim(queue: .default, limit: 10, worker: "w", lease: .seconds(30)).first)
+        #expect(String(decoding: callback.input, as: UTF8.self) == "[2,3]")
+        // The members' real completions arrive late: nothing changes.
+        try await drain(broker, ["members"])
+        #expect(try await broker.claim(queue: .default, limit: 10, worker: "w", lease: .seconds(30)).isEmpty)
+        #expect(try await broker.job(handle.id)?.state == .running)
+    }
+
     @Test("a chord that allows failures gets every outcome; a batch's callbacks run by its outcome", arguments: BrokerKind.allCases)
     func allowFailuresAndBatch(_ kind: BrokerKind) async throws {
         guard let subject = try await ContractBroker.make(kind) else { return }
@@ -203,6 +232,19 @@ struct BrokerDependencyTests {
         await #expect(throws: JobDependencyError.self) { try await broker.enqueue([dependent([])]) }
 
         let tern = TernClient(broker: broker)
+        // From the typed client: a job with its own input that waits for two others.
+        let first = try await tern.enqueue(Inc.self, 1)
+        let second = try await tern.enqueue(Inc.self, 2)
+        var options = TernClient.JobOptions()
+        options.dependsOn = [first.id, second.id]
+        let after = try await tern.enqueue(Inc.self, 40, options: options)
+        #expect(try await after.status().state == .waiting)
+        options.timing = .after(.seconds(1))
+        await #expect(throws: TernClientError.self) { try await tern.enqueue(Inc.self, 1, options: options) }
+        try await drain(broker)
+        #expect(try await after.result(timeout: .seconds(10)) == 41)
+        #expect(try await after.status().dependsOn == [first.id, second.id])
+
         let flow = try await tern.enqueue(.chain(Inc.job(1), Inc.self, Inc.self))
         #expect(try await flow.cancel() == 3)
         let status = try await flow.status()

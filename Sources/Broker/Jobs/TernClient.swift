@@ -32,6 +32,12 @@ public struct TernClient: Sendable {
         /// The job's unique key, given by the caller instead of built from the input (1 to 255
         /// bytes), held under the task's unique rule, else ``UniquePolicy/Mode/whileActive``.
         public var uniqueKey: String?
+        /// Jobs that must finish before this one runs (see ``JobDependencies``): it waits
+        /// (``JobState/waiting``) until they succeeded, with the input given here; if one fails,
+        /// it is cancelled, unless ``runIfDependencyFails``. At most 10,000.
+        public var dependsOn: [JobID] = []
+        /// Run once the ``dependsOn`` jobs finished, however they did (default `false`).
+        public var runIfDependencyFails = false
 
         public init(
             queue: QueueName? = nil, priority: Int? = nil, maxAttempts: Int? = nil, timing: EnqueueRequest.Timing = .now,
@@ -80,6 +86,17 @@ public struct TernClient: Sendable {
         if let key = options.uniqueKey {
             guard (1...255).contains(key.utf8.count) else { throw TernClientError.invalidOption("uniqueKey must be 1 to 255 bytes") }
             request.unique = UniqueLock(key: UniquePolicy.key(task: T.name, explicit: key), mode: taskOptions.unique?.mode ?? .whileActive)
+        }
+        if !options.dependsOn.isEmpty {
+            guard options.idempotencyKey == nil, options.uniqueKey == nil, options.unique == nil, options.timing == .now,
+                options.expiresAfter == nil
+            else {
+                throw TernClientError.invalidOption("a job with dependsOn takes no idempotency key, unique key, timing or expiresAfter")
+            }
+            guard options.dependsOn.count <= JobDependencies.maxParents else {
+                throw TernClientError.invalidOption("dependsOn names at most \(JobDependencies.maxParents) jobs")
+            }
+            request.dependencies = JobDependencies(parents: options.dependsOn, onFailure: options.runIfDependencyFails ? .run : .cancel)
         }
         return request
     }

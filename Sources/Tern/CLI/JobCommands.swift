@@ -153,6 +153,9 @@ struct EnqueueCommand: AsyncParsableCommand {
         "The job's unique rule: while_active, until:<seconds> or debounce:<seconds> (default: the task's).", valueName: "rule"))
     var unique: String?
     @Option(help: "The job's unique key (default: built from the input, when the task or --unique has a rule).") var uniqueKey: String?
+    @Option(help: ArgumentHelp("A job that must finish first (repeat for more): this one waits for them.", valueName: "id"))
+    var dependsOn: [String] = []
+    @Flag(help: "With --depends-on: run even if one of them fails (default: cancelled).") var runIfDependencyFails = false
 
     /// `--unique` as the API's `unique` object.
     static func uniqueObject(_ text: String) throws -> [String: Any] {
@@ -184,6 +187,8 @@ struct EnqueueCommand: AsyncParsableCommand {
             }
             if let unique { body["unique"] = try Self.uniqueObject(unique) }
             if let uniqueKey { body["unique_key"] = uniqueKey }
+            if !dependsOn.isEmpty { body["depends_on"] = dependsOn }
+            if runIfDependencyFails { body["on_dependency_failure"] = "run" }
             let receipt = try await options.client().call(.POST, "/v1/jobs", body: body, headers: idempotencyKey.map { [("idempotency-key", $0)] } ?? [])
             let fields = receipt as? [String: Any]
             if options.json { Output.json(receipt) } else { print(Output.value(fields?["id"])) }
