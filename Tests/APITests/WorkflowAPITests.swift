@@ -127,6 +127,13 @@ struct WorkflowAPITests {
                 #"{"batch": {"jobs": [{"task": "echo", "input": 1}], "on_complete": {"task": "echo"}, "on_success": {"task": "echo"}}}"#, .created)
             #expect((batch["jobs"] as? [String])?.count == 4)
             let groupID = try #require(group["id"] as? String)
+            // A repeated key answers the first group, and makes none of its members again.
+            let keyed = #"{"group": [{"task": "echo", "input": 7}, {"task": "echo", "input": 8}]}"#
+            let first = try await post(client, "/v1/workflows", keyed, .created, key: "g-1")
+            let pendingBefore = try await broker.stats(.default).pending
+            let repeated = try await post(client, "/v1/workflows", keyed, .ok, key: "g-1")
+            #expect(repeated["id"] as? String == first["id"] as? String && (repeated["jobs"] as? [String])?.count == 3)
+            #expect(try await broker.stats(.default).pending == pendingBefore)
             #expect(try await get(client, "/v1/workflows/\(groupID)")["kind"] as? String == "group")
             let cancelled = try await post(client, "/v1/workflows/\(chord["id"] as! String)/cancel", "", .ok)
             #expect(cancelled["cancelled"] as? Int == 3)
@@ -135,7 +142,7 @@ struct WorkflowAPITests {
             try await client.execute(uri: "/v1/workflows/\(JobID.generate(queue: .default).rawValue)", method: .get) { response in
                 #expect(response.status == .notFound)
             }
-            #expect(try await broker.stats(.default).waiting == 4, "the group's join, and the batch's join and both callbacks, wait")
+            #expect(try await broker.stats(.default).waiting == 5, "the two groups' joins, and the batch's join and both callbacks, wait")
         }
     }
 }

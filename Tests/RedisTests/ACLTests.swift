@@ -14,7 +14,7 @@ import Testing
 private let libraryCommands = [
     "+time", "+get", "+set", "+del", "+unlink", "+hget", "+hset", "+hmget", "+hdel", "+hincrby", "+lpush", "+ltrim",
     "+persist", "+zadd", "+zcard", "+zrange", "+zrangebyscore", "+zrem", "+zpopmin", "+zremrangebyrank", "+zremrangebyscore",
-    "+publish", "+pexpire",
+    "+publish", "+pexpire", "+hsetnx", "+hlen", "+hgetall", "+hexists", "+zscore",
 ]
 
 /// The ACL users of docs/operations.md, for `prefix`: each component's own commands, on its keys only.
@@ -80,6 +80,15 @@ struct ACLTests {
             }
             let record = try await environment.waitFor(id, .succeeded)
             #expect(record.result == Data(#""acl""#.utf8))
+            // A group: the API registers and creates its join; the worker's completions fan in.
+            let group = ByteBuffer(string: #"{"group": [{"task": "echo", "input": 1}, {"task": "echo", "input": 2}]}"#)
+            let flowText = try await http.execute(uri: "/v1/workflows", method: .post, headers: json, body: group) { response -> String? in
+                #expect(response.status == .created, "\(String(buffer: response.body))")
+                let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+                return object?["id"] as? String
+            }
+            let flow = try #require(flowText.flatMap { JobID($0) })
+            #expect(try await environment.waitFor(flow, .succeeded).result == Data("[1,2]".utf8))
             for (uri, method) in [
                 ("/readyz", HTTPRequest.Method.get), ("/v1/jobs/\(id.rawValue)", .get), ("/v1/queues", .get), ("/v1/queues/default", .get),
                 ("/v1/queues/default/jobs?state=succeeded", .get), ("/v1/workers", .get), ("/v1/queues/default/pause", .post),

@@ -68,56 +68,62 @@ struct APIRedisTests {
             }
         }
     }
+}
 
-    @Test("?wait= answers as soon as Redis publishes the job's end, and keeps answering across a Redis restart")
-    func pushedWait() async throws {
-        let environment = try await JobEnvironment.start()
-        defer { environment.stop() }
-        let api = APIContext(broker: environment.broker, registry: environment.registry, configuration: APIConfiguration(), access: .none) {}
-        let app = Application(router: buildRouter(api))
-        try await app.test(.router) { http in
-            /// Enqueues and claims an echo job, waits on it over HTTP, completes it after `after`;
-            /// returns the state the wait answered and how long after the completion it came.
-            func waitedFinish(after: Duration) async throws -> (String?, Duration) {
-                let id = try await environment.broker.enqueue([
-                    EnqueueRequest(task: "echo", input: Data("1".utf8), options: TaskOptions())
-                ])[0].id
-                let job = try #require(try await environment.broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(60)).first)
-                #expect(job.id == id)
-                async let answer = http.execute(uri: "/v1/jobs/\(id)?wait=10", method: .get) { response in
-                    let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
-                    return (object?["state"] as? String, ContinuousClock.now)
+extension HeavyProcessTests {
+    /// Timed: in the serial stage, so that the parallel tests' load does not decide it.
+    @Suite("Pushed waits on real Redis", .enabled(if: TestRedis.enabled, TestRedis.reason))
+    struct PushedWaitTests {
+        @Test("?wait= answers as soon as Redis publishes the job's end, and keeps answering across a Redis restart")
+        func pushedWait() async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let api = APIContext(broker: environment.broker, registry: environment.registry, configuration: APIConfiguration(), access: .none) {}
+            let app = Application(router: buildRouter(api))
+            try await app.test(.router) { http in
+                /// Enqueues and claims an echo job, waits on it over HTTP, completes it after `after`;
+                /// returns the state the wait answered and how long after the completion it came.
+                func waitedFinish(after: Duration) async throws -> (String?, Duration) {
+                    let id = try await environment.broker.enqueue([
+                        EnqueueRequest(task: "echo", input: Data("1".utf8), options: TaskOptions())
+                    ])[0].id
+                    let job = try #require(try await environment.broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(60)).first)
+                    #expect(job.id == id)
+                    async let answer = http.execute(uri: "/v1/jobs/\(id)?wait=10", method: .get) { response in
+                        let object = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any]
+                        return (object?["state"] as? String, ContinuousClock.now)
+                    }
+                    // Long enough for a polling waiter to be between reads of 250 ms; a pushed one answers at once.
+                    try await Task.sleep(for: after)
+                    let finished = ContinuousClock.now
+                    #expect(try await environment.broker.complete(job.lease, result: Data("1".utf8)))
+                    let (state, answered) = try await answer
+                    return (state, answered - finished)
                 }
-                // Long enough for a polling waiter to be between reads of 250 ms; a pushed one answers at once.
-                try await Task.sleep(for: after)
-                let finished = ContinuousClock.now
-                #expect(try await environment.broker.complete(job.lease, result: Data("1".utf8)))
-                let (state, answered) = try await answer
-                return (state, answered - finished)
-            }
-            // The first waiter starts the subscription.
-            #expect(!api.jobChangesPushed)
-            _ = try await waitedFinish(after: .milliseconds(50))
-            try await eventually(within: .seconds(20)) { guard api.jobChangesPushed else { throw WaitError("not subscribed yet") } }
-            // 600 ms into a wait, a polling waiter reads every 250 ms (125 ms late on average); a
-            // pushed one answers at once. The median of 5 keeps one slow wake-up of a loaded machine
-            // from deciding.
-            var latencies: [Duration] = []
-            for _ in 0..<5 {
-                let (state, latency) = try await waitedFinish(after: .milliseconds(600))
+                // The first waiter starts the subscription.
+                #expect(!api.jobChangesPushed)
+                _ = try await waitedFinish(after: .milliseconds(50))
+                try await eventually(within: .seconds(20)) { guard api.jobChangesPushed else { throw WaitError("not subscribed yet") } }
+                // 600 ms into a wait, a polling waiter reads every 250 ms (125 ms late on average); a
+                // pushed one answers at once. The median of 5 keeps one slow wake-up of a loaded machine
+                // from deciding.
+                var latencies: [Duration] = []
+                for _ in 0..<5 {
+                    let (state, latency) = try await waitedFinish(after: .milliseconds(600))
+                    #expect(state == "succeeded")
+                    latencies.append(latency)
+                }
+                recordTiming("?wait= answer after the job's end (pushed), median of 5", latencies.sorted()[2], bound: .milliseconds(100))
+                // A Redis restart breaks the subscription: waiters poll until it is back, and no answer is lost.
+                await environment.server.kill()
+                try await environment.server.restart()
+                try await eventually(within: .seconds(20)) { _ = try await environment.client.send(RedisCommand("PING")) }
+                let (state, latency) = try await waitedFinish(after: .milliseconds(50))
                 #expect(state == "succeeded")
-                latencies.append(latency)
+                recordTiming("?wait= answer right after a Redis restart", latency, bound: .seconds(5))
+                try await eventually(within: .seconds(20)) { guard api.jobChangesPushed else { throw WaitError("not subscribed again yet") } }
+                #expect(try await waitedFinish(after: .milliseconds(50)).0 == "succeeded")
             }
-            recordTiming("?wait= answer after the job's end (pushed), median of 5", latencies.sorted()[2], bound: .milliseconds(100))
-            // A Redis restart breaks the subscription: waiters poll until it is back, and no answer is lost.
-            await environment.server.kill()
-            try await environment.server.restart()
-            try await eventually(within: .seconds(20)) { _ = try await environment.client.send(RedisCommand("PING")) }
-            let (state, latency) = try await waitedFinish(after: .milliseconds(50))
-            #expect(state == "succeeded")
-            recordTiming("?wait= answer right after a Redis restart", latency, bound: .seconds(5))
-            try await eventually(within: .seconds(20)) { guard api.jobChangesPushed else { throw WaitError("not subscribed again yet") } }
-            #expect(try await waitedFinish(after: .milliseconds(50)).0 == "succeeded")
         }
     }
 }

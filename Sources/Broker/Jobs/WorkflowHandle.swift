@@ -42,9 +42,13 @@ public struct WorkflowStatus: Sendable {
         var frontier = final.dependsOn
         while !frontier.isEmpty, records.count < maxJobs {
             let wanted = Array(Set(frontier.filter { records[$0] == nil }).prefix(maxJobs - records.count))
-            let found = try await withThrowingTaskGroup(of: JobRecord?.self) { group in
-                for id in wanted { group.addTask { try await broker.job(id) } }
-                return try await group.reduce(into: [JobRecord]()) { if let record = $1 { $0.append(record) } }
+            var found: [JobRecord] = []
+            // At most 256 reads in flight: a 10,000-member group is 40 rounds, not 10,000 tasks.
+            for start in stride(from: 0, to: wanted.count, by: 256) {
+                found += try await withThrowingTaskGroup(of: JobRecord?.self) { group in
+                    for id in wanted[start..<min(start + 256, wanted.count)] { group.addTask { try await broker.job(id) } }
+                    return try await group.reduce(into: [JobRecord]()) { if let record = $1 { $0.append(record) } }
+                }
             }
             for record in found { records[record.id] = record }
             frontier = found.flatMap(\.dependsOn)

@@ -80,9 +80,12 @@ extension TernClient {
         var ids = [JobID?](repeating: nil, count: plan.steps.count)
         var level = 0
         while let first = ids.firstIndex(where: { $0 == nil }) {
-            let ready = (first..<plan.steps.count).filter { index in
+            var ready = (first..<plan.steps.count).filter { index in
                 ids[index] == nil && plan.steps[index].parents.allSatisfy { ids[$0] != nil }
             }
+            // A first job with an idempotency key goes alone: if it names a workflow made before,
+            // nothing else is made.
+            if level == 0, plan.steps[0].request.idempotencyKey != nil { ready = [0] }
             let requests = ready.map { index -> EnqueueRequest in
                 let step = plan.steps[index]
                 var request = step.request
