@@ -186,6 +186,24 @@ struct BrokerDependencyTests {
         #expect(try await broker.job(handle.id)?.state == .running)
     }
 
+    @Test("two members fail; retrying one does not release the callback while the other stays failed", arguments: BrokerKind.allCases)
+    func twoFailures(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let tern = TernClient(broker: broker)
+        let handle = try await tern.enqueue(.chord([Inc.job(-1), Inc.job(-2)], then: Sum.self))
+        try await drain(broker)
+        #expect(try await handle.status().jobs.map(\.state) == [.failed, .failed, .cancelled])
+        // The first member again: it fails again, and meanwhile the callback is cancelled by the second.
+        #expect(try await broker.retry(handle.jobs[0]) == .queued)
+        let callback = try #require(try await broker.job(handle.id))
+        #expect(callback.state == .cancelled && callback.error == "dependency \(handle.jobs[1]) failed: negative")
+        try await drain(broker)
+        #expect(try await broker.claim(queue: .default, limit: 10, worker: "w", lease: .seconds(30)).isEmpty, "the callback never ran")
+        #expect(try await handle.status().state == .failed)
+    }
+
     @Test("a chord that allows failures gets every outcome; a batch's callbacks run by its outcome", arguments: BrokerKind.allCases)
     func allowFailuresAndBatch(_ kind: BrokerKind) async throws {
         guard let subject = try await ContractBroker.make(kind) else { return }

@@ -266,10 +266,12 @@ enum JobFunctions {
         -- (given, output, outputs, outcomes, summary), `on_fail` (cancel, run) and `join` ('1': no
         -- task runs; it succeeds with its made input as its result). `deps:<id>` maps each
         -- dependency's index to its outcome: 'o' .. output JSON, or 'e' .. message. A job others
-        -- depend on lists them in `dependents` ('<id> <index>' lines); whenever it finishes or is
-        -- retried it enters the `relay` set, which a worker or the API drains (tern_relay_take, then
-        -- tern_resolve on each dependent's queue, then tern_relay_done): resolving is idempotent, so
-        -- a crash anywhere only delays it until the next reaper pass.
+        -- depend on lists them in `dependents` ('<id> <index>' lines). When it finishes, its
+        -- dependents on this queue learn its outcome in the same call (`notify`); for those on
+        -- other queues, and when it is retried, it enters the `relay` set, which a worker or the API
+        -- drains (tern_relay_take, then tern_resolve on each dependent's queue, then
+        -- tern_relay_done): resolving is idempotent, so a crash anywhere only delays it until the
+        -- next reaper pass.
 
         local ORPHAN_KEEP_MS = '604800000' -- outcomes recorded for a job not created (yet): 7 days
 
@@ -337,6 +339,16 @@ enum JobFunctions {
           if not f[1] then return nil end
           if f[1] ~= 'waiting' then return f[1] end
           if scan and not failed_index and f[2] == 'cancel' then
+            local raw = redis.call('HGETALL', base .. K.dependencies .. id)
+            for k = 1, #raw, 2 do
+              if string.sub(raw[k + 1], 1, 1) == 'e' and not failed_index then
+                failed_index, failure = raw[k], string.sub(raw[k + 1], 2)
+              end
+            end
+          end
+          if not failed_index and f[2] == 'cancel' and redis.call('HLEN', base .. K.dependencies .. id) >= tonumber(f[3]) then
+            -- All known: none may have failed (one recorded while the job was cancelled and then
+            -- reopened would not have been seen).
             local raw = redis.call('HGETALL', base .. K.dependencies .. id)
             for k = 1, #raw, 2 do
               if string.sub(raw[k + 1], 1, 1) == 'e' and not failed_index then
@@ -441,18 +453,21 @@ enum JobFunctions {
           local new = kind ~= 'reopen' and (kind .. payload) or nil
           -- The usual case, a first outcome, costs one HSETNX; otherwise compare with the old.
           local changed = new ~= nil and redis.call('HSETNX', deps, index, new) == 1
+          local replaced = false
           if not changed then
             local old = redis.call('HGET', deps, index)
             if old and old ~= new then
               redis.call('HDEL', deps, index)
               reopen(base, id, index, now)
+              replaced = true
               if new then
                 redis.call('HSET', deps, index, new)
                 changed = true
               end
             end
           end
-          if changed and settle(base, id, now, kind == 'e' and index or nil, payload) == nil then
+          -- After a replaced outcome, another dependency's failure may be what decides.
+          if (changed or replaced) and settle(base, id, now, kind == 'e' and index or nil, payload, replaced) == nil then
             redis.call('PEXPIRE', deps, ORPHAN_KEEP_MS) -- not created (yet)
           end
         end
@@ -503,6 +518,14 @@ enum JobFunctions {
           return 1
         end
 
+        -- Adds `expires_ms` (due + expires_after) to a job's fields, unless it never expires (-1).
+        local function add_expiry(fields, due, expires_after)
+          if expires_after >= 0 then
+            fields[#fields + 1] = 'expires_ms'
+            fields[#fields + 1] = I(due + expires_after)
+          end
+        end
+
         -- ARGV: the queue's cap on waiting jobs (-1 none), then 15 fields per job: id, task, input,
         -- priority, max_attempts, due_ms (-1 now, -2 after delay_ms), delay_ms, expires_after_ms
         -- (-1 never), retention_ms, idempotency hash ('' none), idempotency ttl ms, the request's
@@ -538,11 +561,7 @@ enum JobFunctions {
             elseif unique ~= '' and holder and string.sub(unique, 1, 1) == 'd' then
               local due = now + tonumber(args[i + 14])
               local fields = {'input', args[i + 2], 'due_ms', I(due)}
-              local expires_after = tonumber(args[i + 7])
-              if expires_after >= 0 then
-                fields[#fields + 1] = 'expires_ms'
-                fields[#fields + 1] = I(due + expires_after)
-              end
+              add_expiry(fields, due, tonumber(args[i + 7]))
               redis.call('HSET', base .. K.job .. holder, unpack(fields))
               later[#later + 1] = I(due)
               later[#later + 1] = holder
@@ -565,11 +584,7 @@ enum JobFunctions {
               local fields = {'v', '1', 'id', id, 'task', args[i + 1], 'input', args[i + 2], 'priority', args[i + 3],
                 'attempts', '0', 'max_attempts', args[i + 4], 'state', state, 'created_ms', nows, 'due_ms', dues,
                 'retention_ms', keep, 'failed_retention_ms', failed_keep}
-              local expires_after = tonumber(args[i + 7])
-              if expires_after >= 0 then
-                fields[#fields + 1] = 'expires_ms'
-                fields[#fields + 1] = I(due + expires_after)
-              end
+              add_expiry(fields, due, tonumber(args[i + 7]))
               redis.call('HSET', base .. K.job .. id, unpack(fields))
               if idem ~= '' then
                 redis.call('SET', base .. K.idempotency .. idem, id .. ' ' .. fingerprint, 'PX', I(math.max(1, tonumber(args[i + 10]))))

@@ -54,12 +54,16 @@ extension MemoryQueueState {
             outcomes[id]?[index] = nil
             reopen(id, index: index, now: now)
         }
-        guard let new else { return false }
+        guard let new else {
+            if old != nil, jobs[id] != nil { _ = settle(id, now: now, scan: true) }
+            return false
+        }
         outcomes[id, default: [:]][index] = new
         guard jobs[id] != nil else { return false }
         var failure: (Int, String)?
         if case .error(let message) = new { failure = (index, message) }
-        let state = settle(id, now: now, failure: failure)
+        // After a replaced outcome, another dependency's failure may be what decides.
+        let state = settle(id, now: now, failure: failure, scan: old != nil)
         return state != .waiting && state != .queued && !(jobs[id]?.dependents.isEmpty ?? true)
     }
 
@@ -69,7 +73,9 @@ extension MemoryQueueState {
         guard job.record.state == .waiting else { return job.record.state }
         let known = outcomes[id] ?? [:]
         var failure = failure
-        if scan, failure == nil, dependencies.onFailure == .cancel {
+        // All known, or asked: none may have failed (one recorded while the job was cancelled and
+        // then reopened would not have been seen).
+        if scan || known.count >= dependencies.parents.count, failure == nil, dependencies.onFailure == .cancel {
             for (index, outcome) in known.sorted(by: { $0.key < $1.key }) {
                 if case .error(let message) = outcome { failure = (index, message); break }
             }

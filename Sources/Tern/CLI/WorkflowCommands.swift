@@ -8,7 +8,7 @@ struct WorkflowCommand: AsyncParsableCommand {
         commandName: "workflow", abstract: "Submit, show or cancel a workflow (a chain, group, chord or batch of jobs).",
         discussion: """
             Examples:
-              tern workflow submit '{"chain": [{"task": "echo", "input": 1}, {"task": "echo"}]}'
+              tern workflow submit '{"chain": [{"task": "fetch-page", "input": "https://example.com"}, {"task": "store-links"}]}'
               tern workflow submit @flow.json --idempotency-key nightly-2026-12-07
               tern workflow 01JD0Q6V8M4T5R2K1N3B7C9X0Y.default
               tern workflow cancel 01JD0Q6V8M4T5R2K1N3B7C9X0Y.default
