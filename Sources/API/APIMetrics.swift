@@ -32,6 +32,33 @@ public final class APIMetrics: Sendable {
         ).record(duration)
     }
 
+    /// Counts a request refused for `reason` (``SecurityEventsMiddleware/FailureReason``).
+    func authFailure(_ reason: String) {
+        registry.makeCounter(
+            descriptor: .init(namespace: "tern", subsystem: "auth", metricName: "failures", unitName: "total",
+                helpText: "Requests refused: missing_token, invalid_token, invalid_session, csrf_failed, forbidden."),
+            labels: [("reason", reason)]
+        ).increment()
+    }
+
+    /// Counts an operator or admin action that succeeded.
+    func adminAction(_ action: String) {
+        registry.makeCounter(
+            descriptor: .init(namespace: "tern", subsystem: "admin", metricName: "actions", unitName: "total",
+                helpText: "Operator and admin actions that succeeded, by action."),
+            labels: [("action", action)]
+        ).increment()
+    }
+
+    /// Counts a request authenticated by the token named `name`.
+    func tokenRequest(name: String) {
+        registry.makeCounter(
+            descriptor: .init(namespace: "tern", subsystem: "token", metricName: "requests", unitName: "total",
+                helpText: "Requests authenticated by each API token, by its name."),
+            labels: [("token", name)]
+        ).increment()
+    }
+
     /// Counts jobs newly enqueued of `task` (repeats of an idempotency key are not counted).
     func enqueued(task: String, count: Int = 1) {
         registry.makeCounter(

@@ -1,6 +1,7 @@
 import Broker
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
 import Scheduler
 import Synchronization
@@ -19,6 +20,8 @@ public struct APIContext: Sendable {
     public var access: AccessPolicy
     /// The metrics `/metrics` serves.
     public var metrics: APIMetrics
+    /// Where security events go (label `tern.security`; see ``SecurityEventsMiddleware``).
+    public var securityLogger = Logger(label: "tern.security")
     /// Throws when the job store cannot serve requests (for `/readyz`).
     public var checkReady: @Sendable () async throws -> Void
     /// Schedules created over the API.
@@ -58,6 +61,7 @@ public func buildRouter(_ api: APIContext) -> Router<APIRequestContext> {
     router.add(middleware: MetricsMiddleware(metrics: api.metrics))
     router.add(middleware: ProblemMiddleware())
     router.add(middleware: AuthenticationMiddleware(policy: api.access, sessionSecret: api.configuration.sessionSecret))
+    router.add(middleware: SecurityEventsMiddleware(logger: api.securityLogger, metrics: api.metrics))
     addPublicRoutes(router, api)
     addJobRoutes(router, api)
     addQueueRoutes(router, api)
