@@ -1,11 +1,11 @@
 # Shared helpers for scripts/dev and scripts/test. Source it; do not run it.
 
 # Installs the Debian packages Tern needs when any is missing: hiredis (the C client), redis-server
-# and redis-tools (redis-cli, redis-benchmark), pkg-config (to find hiredis), openssl (the TLS tests' CA); and any package named
+# and redis-tools (redis-cli, redis-benchmark), pkg-config (to find hiredis), openssl (the TLS tests' CA), curl (the HTTPS tests); and any package named
 # as an argument (the benchmarks' peers, say).
 ensure_packages() {
     local missing=()
-    for package in libhiredis-dev redis-server redis-tools pkg-config openssl "$@"; do
+    for package in libhiredis-dev redis-server redis-tools pkg-config openssl curl "$@"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
     done
     [ ${#missing[@]} -eq 0 ] && return 0

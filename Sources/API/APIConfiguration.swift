@@ -43,6 +43,17 @@ public struct APIConfiguration: Sendable {
     /// set it when browsers reach the API over HTTPS, through a TLS proxy, so that the cookie is never
     /// sent over plain HTTP.
     public var secureCookie = false
+    /// Serve HTTPS on the API's port with this certificate and key (`api.tls.cert_file` and
+    /// `api.tls.key_file`); `nil` (the default) for plain HTTP. Answers then carry
+    /// `Strict-Transport-Security`, and the dashboard's cookie `Secure`.
+    public var tls: APITLS?
+    /// Refuse requests to `/v1` and `/ui` that did not come over TLS (`api.tls.required`, default
+    /// false): with ``tls`` every request does; without it (TLS ends at a proxy), a request must
+    /// carry `X-Forwarded-Proto: https`, else it is answered 403 `tls_required`.
+    public var tlsRequired = false
+
+    /// Whether the session cookie carries `Secure`: ``secureCookie``, or HTTPS (served or required).
+    var cookieSecure: Bool { secureCookie || tls != nil || tlsRequired }
     /// The key that signs dashboard session cookies, at least 32 bytes (`TERN_API_SESSION_SECRET`).
     /// The default is random per process: sessions then end when the process restarts, and a
     /// session made by one API replica is unknown to the others, so give replicas behind one

@@ -60,6 +60,7 @@ public func buildRouter(_ api: APIContext) -> Router<APIRequestContext> {
     // Outermost first: metrics see the final status; problems turn every error into problem+json.
     router.add(middleware: MetricsMiddleware(metrics: api.metrics))
     router.add(middleware: ProblemMiddleware())
+    router.add(middleware: TransportSecurityMiddleware(servesTLS: api.configuration.tls != nil, required: api.configuration.tlsRequired))
     router.add(middleware: AuthenticationMiddleware(policy: api.access, sessionSecret: api.configuration.sessionSecret))
     router.add(middleware: SecurityEventsMiddleware(logger: api.securityLogger, metrics: api.metrics))
     addPublicRoutes(router, api)

@@ -53,6 +53,21 @@ enum APISettings {
         }
         configuration.secureCookie = try settings.enabled(
             names("secure_cookie", "TERN_API_SECURE_COOKIE"), flag: false, file: file?.secureCookie)
+        let certificate: String? = try settings.optional(
+            names("tls.cert_file", "TERN_API_TLS_CERT_FILE"), flag: nil, file: file?.tls?.certFile)
+        let key: String? = try settings.optional(names("tls.key_file", "TERN_API_TLS_KEY_FILE"), flag: nil, file: file?.tls?.keyFile)
+        switch (certificate, key) {
+        case (let certificate?, let key?):
+            do {
+                configuration.tls = try APITLS(certificateFile: certificate, keyFile: key)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        case (nil, nil): break
+        default: throw ValidationError("api.tls.cert_file and api.tls.key_file go together: give both, or neither")
+        }
+        configuration.tlsRequired = try settings.enabled(
+            names("tls.required", "TERN_API_TLS_REQUIRED"), flag: false, file: file?.tls?.required)
         let hours = try settings.value(
             names("session_hours"), flag: nil, file: file?.sessionHours,
             default: Double(configuration.sessionLifetime.components.seconds) / 3600, in: 0.01...720)

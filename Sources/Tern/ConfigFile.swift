@@ -95,9 +95,23 @@ struct ConfigFile: Decodable, Sendable {
         var sessionHours: Double?
         var sessionSecret: String?
         var secureCookie: Bool?
+        var tls: TLS?
+
+        /// `api.tls`: HTTPS served by the API itself, or required of requests.
+        struct TLS: Decodable, Sendable {
+            var certFile: String?
+            var keyFile: String?
+            var required: Bool?
+
+            enum CodingKeys: String, CodingKey {
+                case required
+                case certFile = "cert_file"
+                case keyFile = "key_file"
+            }
+        }
 
         enum CodingKeys: String, CodingKey {
-            case host, port, auth, tokens, dashboard
+            case host, port, auth, tokens, dashboard, tls
             case sessionHours = "session_hours"
             case sessionSecret = "session_secret"
             case secureCookie = "secure_cookie"

@@ -62,7 +62,7 @@ func addDashboardRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) 
         let session = DashboardSession.start(tokenName: grant.name, lifetime: api.configuration.sessionLifetime)
         context.logger.info("dashboard login", metadata: ["token": .string(grant.name)])
         var headers = DashboardRoutes.securityHeaders
-        headers[.setCookie] = session.setCookie(secret: secret, secure: api.configuration.secureCookie)
+        headers[.setCookie] = session.setCookie(secret: secret, secure: api.configuration.cookieSecure)
         return try JSONResponse.make(
             DashboardRoutes.sessionObject(grant, csrf: session.csrfToken(secret: secret), auth: auth), headers: headers)
     }
