@@ -21,8 +21,8 @@ enum WorkflowBody {
     static let maxChain = 100
     static let maxMembers = 10_000
 
-    /// The plan of `bytes`, and the task names it uses (for the token's grant).
-    static func parse(_ bytes: Data, tasks: TaskDirectory) async throws(Problem) -> WorkflowPlan {
+    /// The plan of `bytes`, and each step's JSON pointer in the body (a join's is its group's).
+    static func parse(_ bytes: Data, tasks: TaskDirectory) async throws(Problem) -> (plan: WorkflowPlan, pointers: [String]) {
         let body = try EnqueueBody.parseObject(bytes)
         guard body.object.count == 1, let kindName = body.object.keys.first, let kind = WorkflowPlan.Kind(rawValue: kindName) else {
             throw Problem(.unprocessableContent, "invalid_request", "the body must have exactly one of chain, group, chord and batch",
@@ -38,7 +38,7 @@ enum WorkflowBody {
             let code = parser.unknownTask ? "unknown_task" : "invalid_request"
             throw Problem(.unprocessableContent, code, "the workflow has \(parser.errors.count) problem(s)", errors: parser.errors)
         }
-        return plan
+        return (plan, parser.pointers)
     }
 
     /// Every `task` string in the body, for loading the published tasks once.
@@ -58,6 +58,8 @@ enum WorkflowBody {
         var errors: [Problem.FieldError] = []
         var unknownTask = false
         var steps: [WorkflowPlan.Step] = []
+        /// Each step's JSON pointer, in step order.
+        var pointers: [String] = []
 
         init(bytes: [UInt8], registry: TaskRegistry) {
             (self.bytes, self.registry) = (bytes, registry)
@@ -154,6 +156,7 @@ enum WorkflowBody {
             if let first = members.first { options.resultRetention = steps[first].request.retention }
             let request = EnqueueRequest(task: JobDependencies.joinTask, input: Data("null".utf8), options: options)
             steps.append(WorkflowPlan.Step(request: request, parents: members, input: input, onFailure: onFailure, join: true))
+            pointers.append("")
         }
 
         /// Adds one job; `made`: where its input comes from (`nil`: it is given).
@@ -164,6 +167,7 @@ enum WorkflowBody {
             guard case .object(var fields) = value, let members = JSONSlices.members(bytes, in: range) else {
                 errors.append(.init(pointer: pointer, message: "expected a job object"))
                 steps.append(WorkflowPlan.Step(request: EnqueueRequest(task: "-", input: Data(), options: TaskOptions())))
+                pointers.append(pointer)
                 return
             }
             for key in ["unique", "unique_key"] where fields[key] != nil {
@@ -194,6 +198,7 @@ enum WorkflowBody {
                 checkLink(step.request.task, made: made, parents: parents, at: pointer)
             }
             steps.append(step)
+            pointers.append(pointer)
         }
 
         /// A problem when the input schema of `task` does not accept what its parents make.

@@ -10,9 +10,9 @@ func addWorkflowRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
     workflows.post { request, context in
         let grant = try await refusingEarly(request, context, api) { try context.require(.enqueue) }
         let bytes = try await readJSONBody(request, context, api)
-        var plan = try await WorkflowBody.parse(bytes, tasks: api.tasks)
-        for (index, step) in plan.steps.enumerated() where !step.join {
-            try checkGrant(grant, step.request, pointer: "/steps/\(index)")
+        var (plan, pointers) = try await WorkflowBody.parse(bytes, tasks: api.tasks)
+        for (step, pointer) in zip(plan.steps, pointers) where !step.join {
+            try checkGrant(grant, step.request, pointer: pointer)
         }
         if let key = request.headers[.init("Idempotency-Key")!] {
             guard (1...255).contains(key.utf8.count) else {

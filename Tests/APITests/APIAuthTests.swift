@@ -97,7 +97,7 @@ struct APIAuthTests {
 
     @Test("a producer limited to tasks and queues gets 403 outside them, per job in a batch")
     func limitedProducer() async throws {
-        try await withSecuredAPI { client, _ in
+        try await withSecuredAPI { client, broker in
             let token = headers("t-sleep-only")
             try await client.execute(uri: "/v1/jobs", method: .post, headers: token, body: ByteBuffer(string: #"{"task":"sleep","input":{"ms":1}}"#)) {
                 #expect($0.status == .created)
@@ -117,6 +117,14 @@ struct APIAuthTests {
                 let results = try #require(object["results"] as? [[String: Any]])
                 #expect((results[1]["error"] as? [String: Any])?["status"] as? Int == 403)
             }
+            // A workflow: every job must be within the token's tasks and queues; the pointer names the one that is not.
+            let flow = #"{"chain": [{"task": "sleep", "input": {"ms": 1}}, {"task": "echo"}]}"#
+            try await client.execute(uri: "/v1/workflows", method: .post, headers: token, body: ByteBuffer(string: flow)) { response in
+                #expect(response.status == .forbidden)
+                let object = try #require(JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+                #expect((object["errors"] as? [[String: Any]])?.first?["pointer"] as? String == "/chain/1/task")
+            }
+            #expect(try await broker.stats(.default).waiting == 0, "nothing of the refused workflow was made")
         }
     }
 
