@@ -175,12 +175,17 @@ func refusingEarly<T>(
 
 private struct BodyTimeout: Error {}
 
-/// Runs a broker call; any store failure becomes a 503 with `Retry-After`.
+/// Runs a broker call; any store failure becomes a 503 with `Retry-After`. A request the broker or
+/// the client refuses (dependencies, a workflow's queue at its cap) keeps its own answer.
 func broker<T>(_ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
     } catch let problem as Problem {
         throw problem
+    } catch let error as JobDependencyError {
+        throw Problem(.unprocessableContent, "invalid_request", error.description, errors: [.init(pointer: "/depends_on", message: error.description)])
+    } catch let error as TernClientError {
+        throw Problem(workflowError: error)
     } catch {
         throw Problem.unavailable(error)
     }

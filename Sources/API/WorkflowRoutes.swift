@@ -21,14 +21,7 @@ func addWorkflowRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
             }
             plan.steps[0].request.idempotencyKey = key
         }
-        let submission: WorkflowSubmission
-        do {
-            submission = try await broker { try await TernClient(broker: api.broker).submit(plan) }
-        } catch let error as TernClientError {
-            throw Problem(workflowError: error)
-        } catch let error as JobDependencyError {
-            throw Problem(.unprocessableContent, "invalid_request", error.description)
-        }
+        let submission = try await broker { try await TernClient(broker: api.broker).submit(plan) }
         if submission.created {
             for step in plan.steps where !step.join { api.metrics.enqueued(task: step.request.task) }
         }
@@ -81,7 +74,7 @@ private func workflowObject(_ status: WorkflowStatus, offset: Int, limit: Int) -
 }
 
 extension Problem {
-    /// The answer to a workflow the client refused.
+    /// The answer to a job or workflow the client refused.
     init(workflowError error: TernClientError) {
         switch error {
         case .queueFull(let queue): self = Problem.queueFull(queue)

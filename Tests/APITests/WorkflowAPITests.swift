@@ -113,6 +113,25 @@ struct WorkflowAPITests {
         }
     }
 
+    @Test("a workflow whose first queue is full is a 429; depends_on on a job with 1,000 dependents is a 422, not a 503")
+    func refusals() async throws {
+        let broker = MemoryJobBroker(caps: QueueCaps(maxPending: 1))
+        var registry = TaskRegistry()
+        try SampleTasks.register(in: &registry, includingTestTasks: false)
+        let api = APIContext(broker: broker, registry: registry, configuration: APIConfiguration(), access: .none, checkReady: {})
+        let parent = try await broker.enqueue([EnqueueRequest(task: "echo", input: Data("1".utf8), options: TaskOptions())])[0].id
+        var dependent = EnqueueRequest(task: "echo", input: Data("1".utf8), options: TaskOptions())
+        dependent.dependencies = JobDependencies(parents: [parent])
+        _ = try await broker.enqueue(Array(repeating: dependent, count: JobDependencies.maxDependents))
+        try await Application(router: buildRouter(api)).test(.router) { client in
+            let full = try await post(client, "/v1/workflows", #"{"group": [{"task": "echo", "input": 2}]}"#, .tooManyRequests)
+            #expect(full["code"] as? String == "queue_full")
+            let crowded = try await post(client, "/v1/jobs", #"{"task": "echo", "input": 3, "depends_on": ["\#(parent.rawValue)"]}"#, .unprocessableContent)
+            #expect((crowded["errors"] as? [[String: Any]])?.first?["pointer"] as? String == "/depends_on")
+            #expect((crowded["detail"] as? String)?.contains("already has 1000 dependents") == true)
+        }
+    }
+
     @Test("a chord, a group and a batch; cancelling a workflow; an unknown one is a 404")
     func shapes() async throws {
         try await withAPI { client, broker in
