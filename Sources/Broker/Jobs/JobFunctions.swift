@@ -36,6 +36,8 @@ enum JobFunctions {
             local FAILED_KEEP_MS = \(failedKeep)
             local EVENTS = '\(RedisJobKeys.eventsSuffix)'
             local MINUTE_KEEP_MS = \(JobLimits.throughputMinutes * 60_000)
+            local MAX_DEPENDENTS = \(JobDependencies.maxDependents)
+            local ERRORS_KEPT = \(JobLimits.errorsKept)
             local LATENCY_BOUNDS = {\(LatencyHistogram.boundsMilliseconds.map(String.init).joined(separator: ", "))}
 
             """
@@ -309,7 +311,7 @@ enum JobFunctions {
           local job = base .. K.job .. id
           redis.call('ZREM', base .. K.waiting, id)
           redis.call('HSET', job, 'dep_cancel', index)
-          record_error(job, 0, 'dependency ' .. message, now, 10)
+          record_error(job, 0, 'dependency ' .. message, now, ERRORS_KEPT)
           finish(base, id, 'cancelled', now, nil)
         end
 
@@ -338,17 +340,10 @@ enum JobFunctions {
           local f = redis.call('HMGET', job, 'state', 'on_fail', 'deps_total')
           if not f[1] then return nil end
           if f[1] ~= 'waiting' then return f[1] end
-          if scan and not failed_index and f[2] == 'cancel' then
-            local raw = redis.call('HGETALL', base .. K.dependencies .. id)
-            for k = 1, #raw, 2 do
-              if string.sub(raw[k + 1], 1, 1) == 'e' and not failed_index then
-                failed_index, failure = raw[k], string.sub(raw[k + 1], 2)
-              end
-            end
-          end
-          if not failed_index and f[2] == 'cancel' and redis.call('HLEN', base .. K.dependencies .. id) >= tonumber(f[3]) then
-            -- All known: none may have failed (one recorded while the job was cancelled and then
-            -- reopened would not have been seen).
+          local all_known = redis.call('HLEN', base .. K.dependencies .. id) >= tonumber(f[3])
+          -- Asked, or all known: none may have failed (one recorded while the job was cancelled
+          -- and then reopened would not have been seen).
+          if not failed_index and f[2] == 'cancel' and (scan or all_known) then
             local raw = redis.call('HGETALL', base .. K.dependencies .. id)
             for k = 1, #raw, 2 do
               if string.sub(raw[k + 1], 1, 1) == 'e' and not failed_index then
@@ -360,7 +355,7 @@ enum JobFunctions {
             cancel_for(base, id, failed_index, failure, now)
             return 'cancelled'
           end
-          if redis.call('HLEN', base .. K.dependencies .. id) >= tonumber(f[3]) then return release_waiting(base, id, now) end
+          if all_known then return release_waiting(base, id, now) end
           return 'waiting'
         end
 
@@ -381,7 +376,7 @@ enum JobFunctions {
 
         -- ARGV: parent id, reference ('<dependent id> <index>') pairs. Registers each dependent
         -- with a parent that has not finished. Returns per pair {'live'}, {'o'|'e', payload} for a
-        -- finished parent, {'e', '<id> gone'} for an unknown one, or {'full'} (at 1000 dependents).
+        -- finished parent, {'e', '<id> gone'} for an unknown one, or {'full'} (at MAX_DEPENDENTS).
         local function depend(keys, args)
           local base = keys[1]
           local now = now_ms()
@@ -393,7 +388,7 @@ enum JobFunctions {
             if f[2] and tonumber(f[2]) <= now then state = nil end
             if is_live(state) then
               local n = tonumber(f[4] or '0')
-              if n >= 1000 then
+              if n >= MAX_DEPENDENTS then
                 out[#out + 1] = {'full'}
               else
                 redis.call('HSET', job, 'dependents', f[3] and (f[3] .. '\n' .. args[i + 1]) or args[i + 1], 'dependents_n', I(n + 1))
