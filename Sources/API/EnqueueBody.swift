@@ -14,7 +14,8 @@ import TernCore
 /// `delay_ms` and `run_at_ms` (milliseconds since 1970) exclude each other. The
 /// `Idempotency-Key` header maps repeats to one job for 24 hours. `unique` overrides the task's
 /// ``UniquePolicy`` (`key_fields` too); `unique_key` gives the key itself (under the task's rule,
-/// else `while_active`).
+/// else `while_active`). `headers` is an object of strings that travels with the job
+/// (``JobHeaders``).
 struct EnqueueBody {
     /// The latest `run_at_ms`: 9999-12-31T23:59:59.999Z, the last time ISO 8601 timestamps can show.
     static let maxRunAtMilliseconds = 253_402_300_799_999
@@ -23,7 +24,7 @@ struct EnqueueBody {
 
     static let fields: Set<String> = [
         "task", "input", "queue", "priority", "max_attempts", "delay_ms", "run_at_ms", "expires_after_ms", "unique",
-        "unique_key", "depends_on", "on_dependency_failure",
+        "unique_key", "depends_on", "on_dependency_failure", "headers",
     ]
 
     /// Parses and validates a request body into a broker request, against the tasks of `tasks`.
@@ -176,6 +177,19 @@ struct EnqueueBody {
                     message: "a job with depends_on takes no " + (excluded + (idempotencyKey != nil ? ["Idempotency-Key"] : [])).joined(separator: ", ")))
             }
         }
+        var headers: [String: String] = [:]
+        if let value = object["headers"] {
+            if case .object(let members) = value {
+                for (name, member) in members.sorted(by: { $0.key < $1.key }) {
+                    if case .string(let text) = member { headers[name] = text } else {
+                        errors.append(.init(pointer: "/headers/\(escape(name))", message: "must be a string"))
+                    }
+                }
+                if let problem = JobHeaders.problem(headers) { errors.append(.init(pointer: "/headers", message: problem)) }
+            } else {
+                errors.append(.init(pointer: "/headers", message: "must be an object of strings"))
+            }
+        }
         var inputData = Data()
         if inputIsMade {
             inputData = Data("null".utf8)
@@ -200,6 +214,7 @@ struct EnqueueBody {
         }
         var request = EnqueueRequest(task: task, input: inputData, options: options, timing: timing, idempotencyKey: idempotencyKey)
         request.dependencies = dependencies
+        request.headers = headers
         if let uniqueKey {
             request.unique = UniqueLock(key: UniquePolicy.key(task: task, explicit: uniqueKey), mode: options.unique?.mode ?? .whileActive)
         }

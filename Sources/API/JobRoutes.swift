@@ -119,9 +119,10 @@ struct JobWatch {
 private func enqueue(_ request: Request, _ context: APIRequestContext, _ api: APIContext) async throws -> Response {
     let grant = try await refusingEarly(request, context, api) { try context.require(.enqueue) }
     let bytes = try await readJSONBody(request, context, api)
-    let enqueueRequest = try await EnqueueBody.parse(
+    var enqueueRequest = try await EnqueueBody.parse(
         bytes, tasks: api.tasks, idempotencyKey: request.headers[.init("Idempotency-Key")!])
     try checkGrant(grant, enqueueRequest)
+    try await prepare(&enqueueRequest, api)
     let receipt = try await broker { try await api.broker.enqueue([enqueueRequest])[0] }
     if receipt.refused { throw Problem.queueFull(enqueueRequest.queue) }
     if receipt.keyReused, let key = enqueueRequest.idempotencyKey {
@@ -189,6 +190,15 @@ private func enqueueBatch(_ request: Request, _ context: APIRequestContext, _ ap
             try checkGrant(grant, parsed, pointer: "/jobs/\(index)")
             return parsed
         })
+    }
+    for index in outcomes.indices {
+        guard case .success(var parsed) = outcomes[index] else { continue }
+        do throws(Problem) {
+            try await prepare(&parsed, api, pointer: "/jobs/\(index)")
+            outcomes[index] = .success(parsed)
+        } catch {
+            outcomes[index] = .failure(error)
+        }
     }
     let valid = outcomes.compactMap { try? $0.get() }
     let receipts = try await broker { try await api.broker.enqueue(valid) }

@@ -39,6 +39,7 @@ enum JobView {
         } else {
             object["unique"] = NSNull()
         }
+        object["headers"] = record.headers
         return object
     }
 

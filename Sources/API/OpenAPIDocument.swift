@@ -81,6 +81,12 @@ enum OpenAPISchemas {
             "type": "string", "enum": ["cancel", "run"],
             "description": "With depends_on: cancel this job when one of them fails (the default), or run it anyway.",
         ],
+        "headers": [
+            "type": "object", "maxProperties": JobHeaders.maxCount,
+            "propertyNames": ["pattern": "^[a-z0-9._-]{1,\(JobHeaders.maxNameBytes)}$"],
+            "additionalProperties": ["type": "string", "maxLength": JobHeaders.maxValueBytes],
+            "description": "String metadata that travels with the job (at most \(JobHeaders.maxTotalBytes) bytes in all; docs/tasks.md#headers-and-middleware).",
+        ],
         "unique_key": [
             "type": "string", "minLength": 1, "maxLength": 255,
             "description": "The job's unique key, under the task's unique policy (else while_active): a held key answers its job instead.",
@@ -187,6 +193,7 @@ enum OpenAPISchemas {
                     "oneOf": [["type": "null"], object(["key": string, "mode": ["type": "string", "enum": ["while_active", "until", "debounce"]]])],
                     "description": "The unique key the job was enqueued with (32 hex digits) and its rule.",
                 ],
+                "headers": ["type": "object", "additionalProperties": string, "description": "The job's headers, as enqueued."],
             ]),
             "JobState": object(["id": string, "state": ["type": "string", "enum": states]]),
             "WorkflowRequest": workflowRequest,

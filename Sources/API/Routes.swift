@@ -28,6 +28,10 @@ public struct APIContext: Sendable {
     public var scheduleStore: any ScheduleStoring
     /// Schedules of the config file: listed, but not changed over the API.
     public var configuredSchedules: [ScheduleDefinition]
+    /// The application's middleware: its enqueue middleware runs on every job the API enqueues.
+    public var middleware = Middleware()
+    /// A client on ``broker`` that runs ``middleware``.
+    var client: TernClient { TernClient(broker: broker, middleware: middleware) }
     /// Requests holding a connection open (`?wait=` and event streams), against their cap.
     let waiters = WaiterCount()
     /// Wakes those requests when Redis publishes a change of their job.
@@ -188,6 +192,20 @@ func broker<T>(_ body: () async throws -> T) async throws -> T {
         throw Problem(workflowError: error)
     } catch {
         throw Problem.unavailable(error)
+    }
+}
+
+/// Runs the enqueue middleware on `request`: 422 `invalid_request` at `pointer`/headers for headers
+/// beyond their limits, 422 `enqueue_refused` with the error's description for a refusal.
+func prepare(_ request: inout EnqueueRequest, _ api: APIContext, pointer: String = "") async throws(Problem) {
+    do {
+        try await api.client.prepare(&request)
+    } catch TernClientError.invalidOption(let problem) {
+        throw Problem(.unprocessableContent, "invalid_request", "the job request has 1 problem(s)",
+            errors: [.init(pointer: pointer + "/headers", message: problem)])
+    } catch {
+        throw Problem(.unprocessableContent, "enqueue_refused", "the job was refused: \(error)",
+            errors: [.init(pointer: pointer.isEmpty ? "" : pointer, message: "\(error)")])
     }
 }
 

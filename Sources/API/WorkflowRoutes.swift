@@ -14,6 +14,11 @@ func addWorkflowRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         for (step, pointer) in zip(plan.steps, pointers) where !step.join {
             try checkGrant(grant, step.request, pointer: pointer)
         }
+        // The enqueue middleware runs here, where a refusal can name the job; the submission then
+        // runs none again.
+        for (index, pointer) in zip(plan.steps.indices, pointers) where !plan.steps[index].join {
+            try await prepare(&plan.steps[index].request, api, pointer: pointer)
+        }
         if let key = request.headers[.init("Idempotency-Key")!] {
             guard (1...255).contains(key.utf8.count) else {
                 throw Problem(.unprocessableContent, "invalid_request", "the Idempotency-Key header must be 1-255 bytes",

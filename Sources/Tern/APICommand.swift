@@ -64,20 +64,21 @@ struct APICommand: AsyncParsableCommand {
             settings, busyPoll: APICommand.defaultBusyPoll, transport: APICommand.defaultTransport)
         let keyPrefix = try redis.prefix(settings)
         let store = try file.storePolicy()
-        let registry = try ApplicationTasks.load().registry
-        let access = try APISettings.access(settings, logger: logger)
+        let (registry, _, middleware) = try ApplicationTasks.load()
+        let access = try await APISettings.access(settings, logger: logger)
         // A request must learn of a Redis failure within a second (503 + Retry-After), never hang.
         redisConfiguration.commandTimeout = .milliseconds(800)
         redisConfiguration.connectTimeout = .milliseconds(500)
         let client = RedisClient(configuration: redisConfiguration, logger: logger)
         defer { client.close() }
         let broker = try store.broker(client: client, prefix: keyPrefix)
-        let api = APIContext(
+        var api = APIContext(
             broker: broker, registry: registry, configuration: configuration, access: access,
             scheduleStore: ScheduleStore(client: client, keys: broker.keys), configuredSchedules: file.schedules ?? []
         ) {
             _ = try await client.send(RedisCommand("PING"))
         }
+        api.middleware = middleware
         logger.info("API listening", metadata: ["address": "\(configuration.host):\(configuration.port)"])
         try await TernServices.buildAPIServices(api, logger: logger).run()
     }

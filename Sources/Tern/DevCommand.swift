@@ -73,14 +73,15 @@ struct DevCommand: AsyncParsableCommand {
 
         let broker = try storePolicy.broker(client: client, prefix: keyPrefix)
         try await broker.prepare()
-        let (registry, dependencies) = try ApplicationTasks.load()
+        let (registry, dependencies, middleware) = try ApplicationTasks.load()
         var workerConfiguration = WorkerConfiguration()
         workerConfiguration.concurrency = concurrency
         var workerLogger = logger
         workerLogger.logLevel = .warning
-        let store = DependencyStore(dependencies.addingClient(broker), logger: logger)
+        let store = DependencyStore(dependencies.addingClient(broker, middleware: middleware), logger: logger)
         let worker = JobWorker(
-            broker: broker, registry: registry, configuration: workerConfiguration, logger: workerLogger, dependencies: store)
+            broker: broker, registry: registry, configuration: workerConfiguration, logger: workerLogger, dependencies: store,
+            middleware: middleware)
         let schedules = try ScheduleSettings.schedules(file.schedules)
         let scheduler: SchedulerService
         do {
@@ -96,14 +97,15 @@ struct DevCommand: AsyncParsableCommand {
         print("tern dev: worker \(workerConfiguration.workerID) running tasks \(registry.names.joined(separator: ", ")) on queue default")
         // A fresh admin token each run, besides any tokens of the config file.
         let devToken = APISettings.newToken()
-        let access = try APISettings.access(settings, devToken: devToken, logger: logger)
+        let access = try await APISettings.access(settings, devToken: devToken, logger: logger)
         if access.requiresToken, let tokenFile { try Self.writeSecret(devToken + "\n", to: tokenFile) }
-        let api = APIContext(
+        var api = APIContext(
             broker: broker, registry: registry, configuration: apiConfiguration, access: access,
             scheduleStore: ScheduleStore(client: client, keys: broker.keys), configuredSchedules: file.schedules ?? []
         ) {
             _ = try await client.send(RedisCommand("PING"))
         }
+        api.middleware = middleware
         // One group: the API and the scheduler start first and stop last, after the worker drained.
         var services: [any Service] = []
         if !once {
@@ -124,7 +126,7 @@ struct DevCommand: AsyncParsableCommand {
         }
         let (once, noDemo) = (self.once, self.noDemo)
         services.append(DemoService {
-            if !noDemo { try await ApplicationTasks.demo(TernClient(broker: broker)) }
+            if !noDemo { try await ApplicationTasks.demo(TernClient(broker: broker, middleware: middleware)) }
             if once {
                 worker.shutdown()
             } else {

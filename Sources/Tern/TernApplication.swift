@@ -27,6 +27,11 @@ public protocol TernApplication: Sendable {
     /// resources are only made when a job first asks for one (see ``Dependencies``).
     static func tasks(_ tasks: inout TaskRegistry, _ dependencies: inout Dependencies) throws
 
+    /// Adds the application's enqueue and execution middleware and its lifecycle observers (see
+    /// ``Middleware``); by default, none. Called once per process at start-up: the API and every
+    /// ``TernClient`` the runtime makes run the enqueue middleware, workers the rest.
+    static func middleware(_ middleware: inout Middleware)
+
     /// Enqueues and prints a few example jobs when `dev` starts (skipped with `--no-demo`); by
     /// default, none.
     static func demo(_ client: TernClient) async throws
@@ -34,6 +39,7 @@ public protocol TernApplication: Sendable {
 
 extension TernApplication {
     public static func demo(_ client: TernClient) async throws {}
+    public static func middleware(_ middleware: inout Middleware) {}
 
     /// Runs the subcommand the process's arguments name: the entry point of `@main`.
     public static func main() async {
@@ -54,10 +60,10 @@ extension TernApplication {
 extension Dependencies {
     /// These declarations plus, unless the application declares its own, a ``TernClient`` on
     /// `broker`: how a job enqueues follow-up jobs (`context.dependency(TernClient.self)`).
-    func addingClient(_ broker: any JobBroker) -> Dependencies {
+    func addingClient(_ broker: any JobBroker, middleware: Middleware) -> Dependencies {
         guard !declares(TernClient.self) else { return self }
         var dependencies = self
-        dependencies.register(TernClient.self, value: TernClient(broker: broker))
+        dependencies.register(TernClient.self, value: TernClient(broker: broker, middleware: middleware))
         return dependencies
     }
 }
@@ -68,12 +74,15 @@ enum ApplicationTasks {
     /// no tasks).
     @TaskLocal static var current: (any TernApplication.Type)? = nil
 
-    /// A registry and the declared resources of the current application (empty without one).
-    static func load() throws -> (registry: TaskRegistry, dependencies: Dependencies) {
+    /// A registry, the declared resources and the middleware of the current application (empty
+    /// without one).
+    static func load() throws -> (registry: TaskRegistry, dependencies: Dependencies, middleware: Middleware) {
         var registry = TaskRegistry()
         var dependencies = Dependencies()
+        var middleware = Middleware()
         try current?.tasks(&registry, &dependencies)
-        return (registry, dependencies)
+        current?.middleware(&middleware)
+        return (registry, dependencies, middleware)
     }
 
     /// Runs the current application's demo, if it has one.

@@ -103,7 +103,7 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let settings = try redis.resolver()
         let logger = try LogSetup.make(label: "tern.worker", settings, flag: logFormat, level: logLevel)
-        let (registry, dependencies) = try ApplicationTasks.load()
+        let (registry, dependencies, middleware) = try ApplicationTasks.load()
         if runIsolatedJob {
             // A TernClient as in the worker, connected only if the job asks for it.
             let (redisConfiguration, keyPrefix) = (try redis.configuration(settings), try redis.prefix(settings, flag: prefix))
@@ -111,7 +111,9 @@ struct WorkerCommand: AsyncParsableCommand {
             var dependencies = dependencies
             if !dependencies.declares(TernClient.self) {
                 dependencies.register(TernClient.self) {
-                    TernClient(broker: try store.broker(client: RedisClient(configuration: redisConfiguration, logger: logger), prefix: keyPrefix))
+                    TernClient(
+                        broker: try store.broker(client: RedisClient(configuration: redisConfiguration, logger: logger), prefix: keyPrefix),
+                        middleware: middleware)
                 }
             }
             Foundation.exit(await IsolatedJob.main(registry: registry, dependencies: dependencies, logger: logger))
@@ -140,7 +142,8 @@ struct WorkerCommand: AsyncParsableCommand {
             // Writing to a dead supervisor's pipe must fail, not kill the process with its jobs.
             signal(SIGPIPE, SIG_IGN)
         }
-        let group = try TernServices.buildWorkerServices(workerSettings, registry: registry, dependencies: dependencies, logger: logger)
+        let group = try TernServices.buildWorkerServices(
+            workerSettings, registry: registry, dependencies: dependencies, middleware: middleware, logger: logger)
         try await group.run()
     }
 }

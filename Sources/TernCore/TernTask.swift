@@ -72,16 +72,21 @@ public struct JobContext: Sendable {
     public let attempt: Int
     /// The attempts allowed in all.
     public let maxAttempts: Int
+    /// The task's name.
+    public let task: String
+    /// The job's headers (``JobHeaders``), as enqueued.
+    public let headers: [String: String]
     /// A logger for the task: its metadata already carries `job`, `task`, `attempt` and `worker`,
-    /// and it writes where the worker's log goes, in the worker's format and level.
-    public let logger: Logger
+    /// and it writes where the worker's log goes, in the worker's format and level. Execution
+    /// middleware may add metadata before calling `next`.
+    public var logger: Logger
     private let dependencies: DependencyStore
     private let reportProgress: @Sendable (Double, String?) async throws -> Void
 
     /// Creates a context; `reportProgress` stores a progress update, `dependencies` serves
     /// ``dependency(_:)`` (none by default) and `logger` is the task's (one that discards by default).
     public init(
-        id: JobID, attempt: Int, maxAttempts: Int,
+        id: JobID, attempt: Int, maxAttempts: Int, task: String = "", headers: [String: String] = [:],
         logger: Logger = Logger(label: "tern.task", factory: { _ in SwiftLogNoOpLogHandler() }),
         dependencies: DependencyStore = .empty,
         reportProgress: @escaping @Sendable (Double, String?) async throws -> Void
@@ -89,6 +94,8 @@ public struct JobContext: Sendable {
         self.id = id
         self.attempt = attempt
         self.maxAttempts = maxAttempts
+        self.task = task
+        self.headers = headers
         self.logger = logger
         self.dependencies = dependencies
         self.reportProgress = reportProgress

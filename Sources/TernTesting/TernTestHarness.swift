@@ -39,6 +39,9 @@ public final class TernTestHarness: Sendable {
     public let dependencies: DependencyStore
     /// The logger tasks get (it discards by default).
     public let logger: Logger
+    /// The middleware: ``client`` runs its enqueue middleware, ``drain(advancingTime:limit:)`` its
+    /// execution middleware and observers (``run(_:_:attempt:maxAttempts:)`` runs the task alone).
+    public let middleware: Middleware
     private let reports = Mutex<[ProgressReport]>([])
 
     /// A harness for the tasks and dependencies `tasks` declares; `replacing` then swaps resources
@@ -46,13 +49,15 @@ public final class TernTestHarness: Sendable {
     public init(
         tasks: (inout TaskRegistry, inout Dependencies) throws -> Void,
         replacing: (inout Dependencies) -> Void = { _ in },
+        middleware: Middleware = Middleware(),
         clock: TestClock = TestClock(),
         logger: Logger = Logger(label: "tern.test", factory: { _ in SwiftLogNoOpLogHandler() })
     ) throws {
         var registry = TaskRegistry()
         var declared = Dependencies()
         let broker = MemoryJobBroker(clock: { clock.nowMilliseconds })
-        let client = TernClient(broker: broker)
+        let client = TernClient(broker: broker, middleware: middleware)
+        self.middleware = middleware
         // As a worker does: a job that enqueues follow-up jobs asks for a TernClient.
         declared.register(TernClient.self, value: client)
         try tasks(&registry, &declared)
@@ -65,13 +70,16 @@ public final class TernTestHarness: Sendable {
         self.client = client
     }
 
-    /// A harness for `application`'s tasks and dependencies; `replacing` swaps in test doubles.
+    /// A harness for `application`'s tasks, dependencies and middleware; `replacing` swaps in test
+    /// doubles.
     public convenience init<Application: TernApplication>(
         _ application: Application.Type,
         replacing: (inout Dependencies) -> Void = { _ in },
         clock: TestClock = TestClock()
     ) throws {
-        try self.init(tasks: { try Application.tasks(&$0, &$1) }, replacing: replacing, clock: clock)
+        var middleware = Middleware()
+        Application.middleware(&middleware)
+        try self.init(tasks: { try Application.tasks(&$0, &$1) }, replacing: replacing, middleware: middleware, clock: clock)
     }
 
     // MARK: Running one task
@@ -207,25 +215,37 @@ public final class TernTestHarness: Sendable {
             report.failed += 1
             return
         }
-        let context = self.context(id: job.id, task: job.task, attempt: job.attempt, maxAttempts: job.maxAttempts)
+        let context = self.context(
+            id: job.id, task: job.task, attempt: job.attempt, maxAttempts: job.maxAttempts, headers: job.headers)
+        func event(_ kind: JobLifecycleEvent.Kind, error: String? = nil, retryIn: Duration? = nil) -> JobLifecycleEvent {
+            JobLifecycleEvent(
+                kind, id: job.id, task: job.task, attempt: job.attempt, headers: job.headers,
+                duration: kind == .started ? nil : .zero, error: error, retryIn: retryIn)
+        }
+        middleware.emit(event(.started))
         do {
-            let output = try await entry.run(job.input, context)
+            let output = try await middleware.run(context) { try await entry.run(job.input, $0) }
             _ = try await broker.complete(job.lease, result: output)
             report.succeeded += 1
+            middleware.emit(event(.succeeded))
         } catch {
             let delay = entry.retryDelay(afterAttempt: job.attempt, of: job.maxAttempts, error: error)
-            let state = try await broker.fail(job.lease, message: JobWorker.describe(error), retryAfter: delay)
+            let message = JobWorker.describe(error)
+            let state = try await broker.fail(job.lease, message: message, retryAfter: delay)
             if state == .retrying { report.retried += 1 } else { report.failed += 1 }
+            middleware.emit(event(state == .retrying ? .retrying : .failed, error: message, retryIn: state == .retrying ? delay : nil))
         }
     }
 
-    private func context(id: JobID, task: String, attempt: Int, maxAttempts: Int) -> JobContext {
+    private func context(id: JobID, task: String, attempt: Int, maxAttempts: Int, headers: [String: String] = [:]) -> JobContext {
         var logger = self.logger
         logger[metadataKey: "job"] = "\(id)"
         logger[metadataKey: "task"] = "\(task)"
         logger[metadataKey: "attempt"] = "\(attempt)"
         logger[metadataKey: "worker"] = "tern-test"
-        return JobContext(id: id, attempt: attempt, maxAttempts: maxAttempts, logger: logger, dependencies: dependencies) {
+        return JobContext(
+            id: id, attempt: attempt, maxAttempts: maxAttempts, task: task, headers: headers, logger: logger, dependencies: dependencies
+        ) {
             [self] value, message in
             self.reports.withLock { $0.append(ProgressReport(job: id, value: value, message: message)) }
         }

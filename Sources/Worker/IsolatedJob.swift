@@ -7,8 +7,8 @@ import TernCore
 /// The child side of an isolated job: a process started by ``IsolatedRunner`` that runs one job and
 /// reports its outcome on its standard output, then exits.
 ///
-/// Protocol: the parent writes `<id> <attempt> <max attempts> <task> <worker id>` and the input in base64, a
-/// line each, then `cancel` to cancel the job (end of input means the parent is gone: the child
+/// Protocol: the parent writes `<id> <attempt> <max attempts> <task> <worker id>`, the input in
+/// base64 and the headers' JSON in base64 (empty for none), a line each, then `cancel` to cancel the job (end of input means the parent is gone: the child
 /// exits at once). The child writes `progress <value> <base64 message|->` lines, then
 /// `result <base64 output>` or `error <permanent 0|1> <retry delay ms|-> <base64 message>`. The
 /// task's own writes to standard output go to standard error, so they cannot disturb the protocol.
@@ -22,7 +22,9 @@ public enum IsolatedJob {
     public static func main(registry: TaskRegistry, dependencies: Dependencies, logger: Logger) async -> Int32 {
         let channel = ProtocolChannel()
         let reader = LineReader(fd: 0)
-        guard let header = reader.line(), let encoded = reader.line(), let input = Data(base64Encoded: encoded) else {
+        guard let header = reader.line(), let encoded = reader.line(), let input = Data(base64Encoded: encoded),
+            let encodedHeaders = reader.line(), let headers = Data(base64Encoded: encodedHeaders)
+        else {
             FileHandle.standardError.write(Data("tern: \(flag) expects a job on standard input\n".utf8))
             return 64
         }
@@ -40,7 +42,8 @@ public enum IsolatedJob {
         logger[metadataKey: "worker"] = "\(fields[4])"
         let store = DependencyStore(dependencies, logger: logger)
         let context = JobContext(
-            id: id, attempt: attempt, maxAttempts: maxAttempts, logger: logger, dependencies: store
+            id: id, attempt: attempt, maxAttempts: maxAttempts, task: entry.name, headers: JobHeaders.decode([UInt8](headers)),
+            logger: logger, dependencies: store
         ) { value, message in
             let text = message.map { Data($0.utf8).base64EncodedString() } ?? "-"
             channel.write("progress \(value) \(text)")

@@ -125,7 +125,8 @@ final class IsolatedChild: Sendable {
             executable: isolation.executable, arguments: isolation.arguments + [IsolatedJob.flag], pipeInput: true, pipeErrors: false)
         let child = IsolatedChild(process: launched.process, input: launched.input!)
         try launched.process.run()
-        let header = "\(job.id.rawValue) \(job.attempt) \(job.maxAttempts) \(job.task) \(workerID)\n\(job.input.base64EncodedString())\n"
+        let headers = Data(JobHeaders.encode(job.headers).utf8).base64EncodedString()
+        let header = "\(job.id.rawValue) \(job.attempt) \(job.maxAttempts) \(job.task) \(workerID)\n\(job.input.base64EncodedString())\n\(headers)\n"
         child.send(header)
         let output = launched.output
         Thread { child.read(output) }.start()

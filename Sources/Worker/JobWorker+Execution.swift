@@ -32,7 +32,8 @@ extension JobWorker {
         let lease = job.lease
         let progressLogger = logger
         let context = JobContext(
-            id: job.id, attempt: job.attempt, maxAttempts: job.maxAttempts, logger: logger, dependencies: dependencies
+            id: job.id, attempt: job.attempt, maxAttempts: job.maxAttempts, task: job.task, headers: job.headers,
+            logger: logger, dependencies: dependencies
         ) { value, message in
             // Progress is best effort: a Redis outage must not fail the job that reports it.
             do {
@@ -42,6 +43,8 @@ extension JobWorker {
             }
         }
         logger.debug("job started")
+        let middleware = self.middleware
+        middleware.emit(JobLifecycleEvent(.started, id: job.id, task: job.task, attempt: job.attempt, headers: job.headers))
         let started = ContinuousClock.now
         var result: Result<Data, any Error>?
         var stop: JobStop?
@@ -53,11 +56,14 @@ extension JobWorker {
                 // The task's own Redis calls are cancellable as usual; only the worker's are shielded.
                 await RedisCancellationShield.unshielded { () async -> Event in
                     do {
-                        if let isolation {
-                            let runner = IsolatedRunner(isolation: isolation, killGrace: killGrace, workerID: workerID)
-                            return .finished(.success(try await runner.run(job, entry: entry, context: context, control: control)))
+                        let output = try await middleware.run(context) { context in
+                            if let isolation {
+                                let runner = IsolatedRunner(isolation: isolation, killGrace: killGrace, workerID: workerID)
+                                return try await runner.run(job, entry: entry, context: context, control: control)
+                            }
+                            return try await entry.run(job.input, context)
                         }
-                        return .finished(.success(try await entry.run(job.input, context)))
+                        return .finished(.success(output))
                     } catch {
                         return .finished(.failure(error))
                     }
@@ -88,14 +94,21 @@ extension JobWorker {
             events?(.finished(JobOutcome(task: job.task, outcome: .released, duration: elapsed)))
             return
         }
-        let outcome = await settle(job, entry: entry, result: result, stop: stop ?? stopAtSettling, logger: logger)
+        let outcome = await settle(
+            job, entry: entry, result: result, stop: stop ?? stopAtSettling, logger: logger, elapsed: elapsed)
         events?(.finished(JobOutcome(task: job.task, outcome: outcome, duration: elapsed)))
     }
 
     /// Reports the job's outcome; returns its label for metrics.
     private func settle(
-        _ job: ClaimedJob, entry: TaskRegistry.Entry, result: Result<Data, any Error>?, stop: JobStop?, logger: Logger
+        _ job: ClaimedJob, entry: TaskRegistry.Entry, result: Result<Data, any Error>?, stop: JobStop?, logger: Logger,
+        elapsed: Duration
     ) async -> JobOutcome.Kind {
+        let emit = { @Sendable (kind: JobLifecycleEvent.Kind, error: String?, retryIn: Duration?) in
+            self.middleware.emit(JobLifecycleEvent(
+                kind, id: job.id, task: job.task, attempt: job.attempt, headers: job.headers, duration: elapsed, error: error,
+                retryIn: retryIn))
+        }
         switch (stop, result) {
         case (.leaseLost?, _):
             logger.info("job stopped without a report", metadata: ["reason": "\(stop!)"])
@@ -105,38 +118,49 @@ extension JobWorker {
             return .released
         case (_, .success(let output)?) where output.count > configuration.maxResultBytes:
             logger.warning("result too large")
-            await report("fail", id: job.id) {
-                _ = try await self.broker.fail(
-                    job.lease,
-                    message: "result of \(output.count) bytes exceeds the limit of \(self.configuration.maxResultBytes) bytes",
-                    retryAfter: nil)
-            }
+            let message = "result of \(output.count) bytes exceeds the limit of \(configuration.maxResultBytes) bytes"
+            let state = await reportFailure(job, message: message, retryAfter: nil)
+            if let state { emit(state == .cancelled ? .cancelled : .failed, message, nil) }
             return .failed
         case (_, .success(let output)?):
             logger.info("job succeeded")
-            await report("complete", id: job.id) { _ = try await self.broker.complete(job.lease, result: output) }
+            let stored = Mutex(false)
+            await report("complete", id: job.id) {
+                let fresh = try await self.broker.complete(job.lease, result: output)
+                stored.withLock { $0 = fresh }
+            }
+            if stored.withLock({ $0 }) { emit(.succeeded, nil, nil) }
             return .succeeded
         case (nil, .failure(let crash as IsolatedProcessCrashed)?):
             logger.error("the process running this isolated job died", metadata: ["reason": "\(crash.reason)"])
+            let state = Mutex<JobState?>(nil)
             await report("crashed", id: job.id) {
-                _ = try await self.broker.crashed(
+                let after = try await self.broker.crashed(
                     job.lease, reason: crash.reason, maxCrashes: self.configuration.maxCrashes, shared: false)
+                state.withLock { $0 = after }
             }
+            if let after = state.withLock({ $0 }) { emit(Self.eventKind(after), crash.reason, nil) }
             return .crashed
         case (_, .failure(let error as HardTimeLimitExceeded)?):
             // Killed at the hard limit, also after a cancel request or the soft limit: recorded as the
             // kill (a job whose cancellation was asked then ends cancelled, see JobBroker.fail).
-            _ = await fail(job, entry: entry, error: error, permanent: entry.isPermanent(error), logger: logger)
+            _ = await fail(job, entry: entry, error: error, permanent: entry.isPermanent(error), logger: logger, emit: emit)
             return .timedOut
         case (.cancelRequested?, _):
             logger.info("job cancelled")
-            await report("cancelled", id: job.id) { _ = try await self.broker.cancelled(job.lease) }
+            let stored = Mutex(false)
+            await report("cancelled", id: job.id) {
+                let fresh = try await self.broker.cancelled(job.lease)
+                stored.withLock { $0 = fresh }
+            }
+            if stored.withLock({ $0 }) { emit(.cancelled, nil, nil) }
             return .cancelled
         case (.softTimeLimit(let limit)?, _):
-            _ = await fail(job, entry: entry, error: SoftTimeLimitExceeded(limit: limit), permanent: false, logger: logger)
+            _ = await fail(
+                job, entry: entry, error: SoftTimeLimitExceeded(limit: limit), permanent: false, logger: logger, emit: emit)
             return .timedOut
         case (nil, .failure(let error)?):
-            return await fail(job, entry: entry, error: error, permanent: entry.isPermanent(error), logger: logger)
+            return await fail(job, entry: entry, error: error, permanent: entry.isPermanent(error), logger: logger, emit: emit)
         case (nil, nil):
             logger.error("job ended without an outcome")
             return .failed
@@ -145,7 +169,8 @@ extension JobWorker {
 
     /// Reports a failed attempt; `.retrying` or `.failed`.
     private func fail(
-        _ job: ClaimedJob, entry: TaskRegistry.Entry, error: any Error, permanent: Bool, logger: Logger
+        _ job: ClaimedJob, entry: TaskRegistry.Entry, error: any Error, permanent: Bool, logger: Logger,
+        emit: (JobLifecycleEvent.Kind, String?, Duration?) -> Void
     ) async -> JobOutcome.Kind {
         let message = Self.describe(error)
         let isolated = error as? IsolatedTaskFailure
@@ -154,10 +179,30 @@ extension JobWorker {
         logger.info(
             retry ? "job failed; will retry" : "job failed",
             metadata: ["error": "\(message)", "retry_in": "\(delay.map { "\($0)" } ?? "never")"])
-        await report("fail", id: job.id) {
-            _ = try await self.broker.fail(job.lease, message: message, retryAfter: delay)
+        if let state = await reportFailure(job, message: message, retryAfter: delay) {
+            emit(Self.eventKind(state), message, state == .retrying ? delay : nil)
         }
         return retry ? .retrying : .failed
+    }
+
+    /// Reports a failed attempt; the job's state after it, or `nil` if it was not stored (a stale
+    /// lease, or Redis failing for a whole lease).
+    private func reportFailure(_ job: ClaimedJob, message: String, retryAfter: Duration?) async -> JobState? {
+        let state = Mutex<JobState?>(nil)
+        await report("fail", id: job.id) {
+            let after = try await self.broker.fail(job.lease, message: message, retryAfter: retryAfter)
+            state.withLock { $0 = after }
+        }
+        return state.withLock { $0 }
+    }
+
+    /// The lifecycle event of a failed attempt that left the job in `state`.
+    private static func eventKind(_ state: JobState) -> JobLifecycleEvent.Kind {
+        switch state {
+        case .retrying, .queued, .scheduled: .retrying
+        case .cancelled: .cancelled
+        default: .failed
+        }
     }
 
     /// The message stored for a failed attempt's error: a decoding error as the field that did not

@@ -45,6 +45,8 @@ public final class JobWorker: Sendable {
     let logger: Logger
     /// The process's application resources, which jobs reach through their context.
     let dependencies: DependencyStore
+    /// The application's execution middleware and lifecycle observers.
+    let middleware: Middleware
     let state = Mutex(State())
     /// Signalled by ``shutdown()`` so that an idle wait on Redis ends at once.
     let stopSignal = JobControl()
@@ -53,13 +55,16 @@ public final class JobWorker: Sendable {
     let events: (@Sendable (WorkerEvent) -> Void)?
 
     /// Creates a worker; jobs reach `dependencies` through their context (the caller owns the store
-    /// and shuts it down after ``run()`` returns); `events`, if given, hears of every job claimed and
-    /// settled.
+    /// and shuts it down after ``run()`` returns), and run inside `middleware`'s execution
+    /// middleware, whose observers see their lifecycle; `events`, if given, hears of every job
+    /// claimed and settled.
     public init(
         broker: any JobBroker, registry: TaskRegistry, configuration: WorkerConfiguration, logger: Logger,
-        dependencies: DependencyStore = .empty, events: (@Sendable (WorkerEvent) -> Void)? = nil
+        dependencies: DependencyStore = .empty, middleware: Middleware = Middleware(),
+        events: (@Sendable (WorkerEvent) -> Void)? = nil
     ) {
         self.events = events
+        self.middleware = middleware
         self.dependencies = dependencies
         self.broker = broker
         self.registry = registry

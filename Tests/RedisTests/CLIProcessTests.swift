@@ -100,6 +100,11 @@ struct CLIProcessTests {
                 let keyedID = keyed.out.trimmingCharacters(in: .whitespacesAndNewlines)
                 #expect(try await tern(["status", keyedID], env).out.contains("unique:   while_active "))
                 #expect(try await tern(["enqueue", "sleep", "--unique", "until"], env).status == 2)
+                // Headers: sent with the job, shown by status; a header without = is a usage error.
+                let headed = try await tern(["enqueue", "sleep", "--input", #"{"ms":1}"#, "--header", "tenant=acme", "--header", "b=x=y"], env)
+                let headedID = headed.out.trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(try await tern(["status", headedID], env).out.contains("headers:  b=x=y tenant=acme"))
+                #expect(try await tern(["enqueue", "sleep", "--header", "tenant"], env).status == 2)
                 #expect(try await tern(["resume", "default"], env).status == 0)
 
                 // Workflows: submit a chain, show it until it succeeded; cancel an unknown one exits 3.

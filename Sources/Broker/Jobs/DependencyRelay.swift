@@ -189,6 +189,7 @@ extension RedisJobBroker {
                 command.append(dependencies.onFailure.rawValue)
                 command.append(dependencies.join ? "1" : "0")
                 command.append(dependencies.workflow ?? "")
+                command.append(request.storedHeaders)
                 command.append(known[job].count)
                 for (index, outcome) in known[job] {
                     command.append(index)

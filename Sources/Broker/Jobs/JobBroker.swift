@@ -43,6 +43,10 @@ public struct EnqueueRequest: Sendable, Hashable {
     /// The jobs this one waits for (``JobDependencies``); `nil` for none. A job with dependencies
     /// takes no idempotency or unique key and is never refused by its queue's cap.
     public var dependencies: JobDependencies?
+    /// The job's headers (``JobHeaders``), checked against their limits by whoever builds the
+    /// request. Not part of the ``fingerprint``: a repeat of an idempotency key with other headers
+    /// (another `traceparent`) is the same request.
+    public var headers: [String: String] = [:]
 
     /// Creates a request with the task's options.
     public init(
@@ -62,6 +66,11 @@ public struct EnqueueRequest: Sendable, Hashable {
         self.idempotencyTTL = idempotencyTTL
         self.unique = options.unique.map { UniqueLock(key: $0.key(task: task, input: input), mode: $0.mode) }
     }
+}
+
+extension EnqueueRequest {
+    /// The headers as stored in the job hash: a JSON object with sorted keys, or empty for none.
+    var storedHeaders: String { JobHeaders.encode(headers) }
 }
 
 /// A job's unique key (see ``UniquePolicy``): while it is held, enqueues with the same key in the
@@ -193,6 +202,8 @@ public struct ClaimedJob: Sendable, Hashable {
     /// A process died while running this job together with others: the job is suspected of the
     /// crash, and a worker runs it alone in a process of its own (see ``JobBroker/crashed(_:reason:maxCrashes:shared:)``).
     public var suspect = false
+    /// The job's headers (``JobHeaders``).
+    public var headers: [String: String] = [:]
     public var id: JobID { lease.id }
 }
 

@@ -405,9 +405,9 @@ enum JobFunctions {
           return out
         end
 
-        -- ARGV: 13 fields per job, then its known outcomes: id, task, input, priority,
+        -- ARGV: 14 fields per job, then its known outcomes: id, task, input, priority,
         -- max_attempts, retention_ms, failed_retention_ms, parents, input_from, on_fail, join,
-        -- workflow ('' none), n, then n × {index, kind, payload}. Creates jobs that wait for their
+        -- workflow ('' none), headers ('' none), n, then n × {index, kind, payload}. Creates jobs that wait for their
         -- dependencies (registered with them before, by tern_depend). Returns {id, state} per job.
         local function wait(keys, args)
           local base = keys[1]
@@ -425,16 +425,17 @@ enum JobFunctions {
               'input_from', args[i + 8], 'on_fail', args[i + 9]}
             if args[i + 10] == '1' then fields[#fields + 1] = 'join' fields[#fields + 1] = '1' end
             if args[i + 11] ~= '' then fields[#fields + 1] = 'workflow' fields[#fields + 1] = args[i + 11] end
+            if args[i + 12] ~= '' then fields[#fields + 1] = 'headers' fields[#fields + 1] = args[i + 12] end
             redis.call('HSET', job, unpack(fields))
             redis.call('PERSIST', deps)
-            local n = tonumber(args[i + 12])
+            local n = tonumber(args[i + 13])
             for k = 0, n - 1 do
-              local j = i + 13 + 3 * k
+              local j = i + 14 + 3 * k
               redis.call('HSETNX', deps, args[j], args[j + 1] .. args[j + 2])
             end
             redis.call('ZADD', base .. K.waiting, nows, id)
             out[#out + 1] = {id, settle(base, id, now, nil, nil, true)}
-            i = i + 13 + 3 * n
+            i = i + 14 + 3 * n
           end
           return out
         end
@@ -521,10 +522,11 @@ enum JobFunctions {
           end
         end
 
-        -- ARGV: the queue's cap on waiting jobs (-1 none), then 15 fields per job: id, task, input,
+        -- ARGV: the queue's cap on waiting jobs (-1 none), then 16 fields per job: id, task, input,
         -- priority, max_attempts, due_ms (-1 now, -2 after delay_ms), delay_ms, expires_after_ms
         -- (-1 never), retention_ms, idempotency hash ('' none), idempotency ttl ms, the request's
-        -- fingerprint, failed_retention_ms, unique ('<a|u|d> <key>', '' none), the unique window ms.
+        -- fingerprint, failed_retention_ms, unique ('<a|u|d> <key>', '' none), the unique window ms,
+        -- headers (a JSON object, '' none).
         -- An idempotency key holds '<id> <fingerprint>'. Returns {id, created (1 created, 0 the
         -- key's job, 2 refused: the queue is at its cap, 3 the key is held by another request, 4 the
         -- unique key's job, 5 the debounce key's job, given this input and a new due time), state}
@@ -539,7 +541,7 @@ enum JobFunctions {
           if cap >= 0 then
             room = cap - redis.call('ZCARD', base .. K.pending) - redis.call('ZCARD', base .. K.scheduled)
           end
-          for i = 2, #args, 15 do
+          for i = 2, #args, 16 do
             local id, idem, fingerprint, unique = args[i], args[i + 9], args[i + 11], args[i + 13]
             local existing = idem ~= '' and redis.call('GET', base .. K.idempotency .. idem)
             local holder, holder_state = nil, nil
@@ -557,6 +559,12 @@ enum JobFunctions {
               local due = now + tonumber(args[i + 14])
               local fields = {'input', args[i + 2], 'due_ms', I(due)}
               add_expiry(fields, due, tonumber(args[i + 7]))
+              if args[i + 15] ~= '' then
+                fields[#fields + 1] = 'headers'
+                fields[#fields + 1] = args[i + 15]
+              else
+                redis.call('HDEL', base .. K.job .. holder, 'headers')
+              end
               redis.call('HSET', base .. K.job .. holder, unpack(fields))
               later[#later + 1] = I(due)
               later[#later + 1] = holder
@@ -580,6 +588,10 @@ enum JobFunctions {
                 'attempts', '0', 'max_attempts', args[i + 4], 'state', state, 'created_ms', nows, 'due_ms', dues,
                 'retention_ms', keep, 'failed_retention_ms', failed_keep}
               add_expiry(fields, due, tonumber(args[i + 7]))
+              if args[i + 15] ~= '' then
+                fields[#fields + 1] = 'headers'
+                fields[#fields + 1] = args[i + 15]
+              end
               redis.call('HSET', base .. K.job .. id, unpack(fields))
               if idem ~= '' then
                 redis.call('SET', base .. K.idempotency .. idem, id .. ' ' .. fingerprint, 'PX', I(math.max(1, tonumber(args[i + 10]))))
@@ -610,7 +622,8 @@ enum JobFunctions {
           return out
         end
 
-        -- ARGV: limit, worker, lease_ms. Returns {id, task, input, attempt, max_attempts, token} per job.
+        -- ARGV: limit, worker, lease_ms. Returns {id, task, input, attempt, max_attempts, token,
+        -- suspect, headers} per job.
         local function claim(keys, args)
           local base = keys[1]
           local limit, worker, lease = tonumber(args[1]), args[2], tonumber(args[3])
@@ -627,7 +640,7 @@ enum JobFunctions {
             for i = 1, #popped, 2 do
               local id = popped[i]
               local job = base .. K.job .. id
-              local f = redis.call('HMGET', job, 'task', 'input', 'attempts', 'max_attempts', 'expires_ms', 'state', 'suspect', 'due_ms')
+              local f = redis.call('HMGET', job, 'task', 'input', 'attempts', 'max_attempts', 'expires_ms', 'state', 'suspect', 'due_ms', 'headers')
               if f[6] == 'queued' then
                 if f[5] and tonumber(f[3]) == 0 and tonumber(f[5]) < now then
                   finish(base, id, 'expired', now, nil)
@@ -638,7 +651,7 @@ enum JobFunctions {
                     'worker', worker, 'token', token)
                   leases[#leases + 1] = deadline
                   leases[#leases + 1] = id
-                  out[#out + 1] = {id, f[1], f[2], attempt, tonumber(f[4]), token, f[7] == '1' and 1 or 0}
+                  out[#out + 1] = {id, f[1], f[2], attempt, tonumber(f[4]), token, f[7] == '1' and 1 or 0, f[9] or ''}
                   if attempt == 1 and f[8] then waits[#waits + 1] = math.max(0, now - tonumber(f[8])) end
                 end
               end

@@ -69,6 +69,8 @@ public struct JobRecord: Sendable, Hashable {
     /// Where the job's input comes from once its dependencies finished (`given`, `output`,
     /// `outputs`, `outcomes`, `summary`), for a job with dependencies.
     public var inputFrom: String?
+    /// The job's headers (``JobHeaders``).
+    public var headers: [String: String] = [:]
 
     public var queue: QueueName { id.queue }
 
@@ -143,6 +145,7 @@ public struct JobRecord: Sendable, Hashable {
         self.workflow = text("workflow")
         self.isJoin = text("join") == "1"
         self.inputFrom = text("input_from")
+        self.headers = JobHeaders.decode(fields["headers"] ?? [])
         if let unique = text("unique"), let space = unique.firstIndex(of: " ") {
             self.uniqueMode = UniqueLock.modeName(stored: unique[..<space])
             self.uniqueKey = String(unique[unique.index(after: space)...])

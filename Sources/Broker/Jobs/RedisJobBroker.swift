@@ -134,6 +134,7 @@ public final class RedisJobBroker: JobBroker {
                 command.append(Int((request.failedRetention ?? failedRetention).nanoseconds / 1_000_000))
                 command.append(request.unique?.stored ?? "")
                 command.append(Int(max(1, request.unique?.mode.windowMilliseconds ?? 1)))
+                command.append(request.storedHeaders)
             }
             commands.append(command)
         }
@@ -240,13 +241,13 @@ public final class RedisJobBroker: JobBroker {
         let reply = try await call(
             "tern_claim", queue, [min(limit, Self.maxJobsPerCall), worker, Int(lease.nanoseconds / 1_000_000)])
         return try (reply.array ?? []).map { row in
-            guard let fields = row.array, fields.count == 7, let id = fields[0].string.flatMap(JobID.init),
+            guard let fields = row.array, fields.count == 8, let id = fields[0].string.flatMap(JobID.init),
                 let task = fields[1].string, let input = fields[2].bytes, let attempt = fields[3].int,
                 let maxAttempts = fields[4].int, let token = fields[5].string
             else { throw RedisError.protocolError("unexpected reply from tern_claim") }
             return ClaimedJob(
                 lease: JobLease(id: id, token: token), task: task, input: Data(input), attempt: attempt,
-                maxAttempts: maxAttempts, suspect: fields[6].int == 1)
+                maxAttempts: maxAttempts, suspect: fields[6].int == 1, headers: JobHeaders.decode(fields[7].bytes ?? []))
         }
     }
 

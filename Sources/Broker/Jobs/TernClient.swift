@@ -11,10 +11,25 @@ import TernCore
 public struct TernClient: Sendable {
     /// The broker jobs go through.
     public let broker: any JobBroker
+    /// The enqueue middleware every job goes through (``Middleware/enqueue``).
+    public let middleware: Middleware
 
-    /// Creates a client on `broker`.
-    public init(broker: any JobBroker) {
+    /// Creates a client on `broker`, whose enqueues run `middleware`'s enqueue middleware.
+    public init(broker: any JobBroker, middleware: Middleware = Middleware()) {
         self.broker = broker
+        self.middleware = middleware
+    }
+
+    /// Runs the enqueue middleware on `request` and checks its headers (``JobHeaders``).
+    /// - Throws: what a middleware throws; ``TernClientError/invalidOption(_:)`` for headers
+    ///   beyond their limits.
+    public func prepare(_ request: inout EnqueueRequest) async throws {
+        if !middleware.enqueue.isEmpty {
+            var job = OutgoingJob(task: request.task, queue: request.queue, input: request.input, headers: request.headers)
+            try await middleware.prepare(&job)
+            request.headers = job.headers
+        }
+        if let problem = JobHeaders.problem(request.headers) { throw TernClientError.invalidOption(problem) }
     }
 
     /// Per-job overrides of a task's options.
@@ -38,6 +53,8 @@ public struct TernClient: Sendable {
         public var dependsOn: [JobID] = []
         /// Run once the ``dependsOn`` jobs finished, however they did (default `false`).
         public var runIfDependencyFails = false
+        /// The job's headers (``JobHeaders``); enqueue middleware may add more.
+        public var headers: [String: String] = [:]
 
         public init(
             queue: QueueName? = nil, priority: Int? = nil, maxAttempts: Int? = nil, timing: EnqueueRequest.Timing = .now,
@@ -83,6 +100,7 @@ public struct TernClient: Sendable {
         var request = EnqueueRequest(
             task: T.name, input: input, options: taskOptions, timing: options.timing,
             idempotencyKey: options.idempotencyKey, idempotencyTTL: options.idempotencyTTL)
+        request.headers = options.headers
         if let key = options.uniqueKey {
             guard (1...255).contains(key.utf8.count) else { throw TernClientError.invalidOption("uniqueKey must be 1 to 255 bytes") }
             request.unique = UniqueLock(key: UniquePolicy.key(task: T.name, explicit: key), mode: taskOptions.unique?.mode ?? .whileActive)
@@ -109,7 +127,8 @@ public struct TernClient: Sendable {
     public func enqueue<T: TernTask>(
         _ task: T.Type, _ input: T.Input, options: JobOptions = JobOptions()
     ) async throws -> JobHandle<T> {
-        let request = try Self.request(task, input, options: options)
+        var request = try Self.request(task, input, options: options)
+        try await prepare(&request)
         let receipt = try await broker.enqueue([request])[0]
         if receipt.refused { throw TernClientError.queueFull(request.queue) }
         if receipt.keyReused { throw TernClientError.idempotencyKeyReused(options.idempotencyKey ?? "", receipt.id) }
@@ -125,7 +144,8 @@ public struct TernClient: Sendable {
     public func enqueueBatch<T: TernTask>(
         _ task: T.Type, _ inputs: [T.Input], options: JobOptions = JobOptions()
     ) async throws -> [JobHandle<T>] {
-        let requests = try inputs.map { try Self.request(task, $0, options: options) }
+        var requests = try inputs.map { try Self.request(task, $0, options: options) }
+        for index in requests.indices { try await prepare(&requests[index]) }
         let receipts = try await broker.enqueue(requests)
         // The jobs before the refused ones were created; a caller retrying the rest should resend
         // from the first refused one (idempotency keys make resending the whole batch safe).

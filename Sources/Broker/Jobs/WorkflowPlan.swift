@@ -77,6 +77,9 @@ extension TernClient {
     ///   created before stay); a ``JobDependencyError`` or a broker error.
     public func submit(_ plan: WorkflowPlan) async throws -> WorkflowSubmission {
         if let problem = plan.problem { throw TernClientError.invalidOption(problem) }
+        var plan = plan
+        // A join runs no task: middleware sees the jobs that do.
+        for index in plan.steps.indices where !plan.steps[index].join { try await prepare(&plan.steps[index].request) }
         var ids = [JobID?](repeating: nil, count: plan.steps.count)
         var level = 0
         while let first = ids.firstIndex(where: { $0 == nil }) {

@@ -34,6 +34,7 @@ extension MemoryQueueState {
         record.workflow = dependencies.workflow
         record.isJoin = dependencies.join
         record.inputFrom = dependencies.input.rawValue
+        record.headers = request.headers
         jobs[id] = MemoryStoredJob(
             record: record, token: nil, expiresMilliseconds: nil,
             retentionMilliseconds: max(1, request.retention.nanoseconds / 1_000_000),

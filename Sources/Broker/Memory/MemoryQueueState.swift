@@ -236,6 +236,7 @@ struct MemoryQueueState: Sendable {
             }
             let due = now + window.nanoseconds / 1_000_000
             jobs[holder.id]?.record.input = request.input
+            jobs[holder.id]?.record.headers = request.headers
             jobs[holder.id]?.record.dueMilliseconds = due
             jobs[holder.id]?.expiresMilliseconds = request.expiresAfter.map { due + $0.nanoseconds / 1_000_000 }
             scheduled.insert(holder.id, score: due)
@@ -260,6 +261,7 @@ struct MemoryQueueState: Sendable {
             maxAttempts: request.maxAttempts, createdMilliseconds: now, dueMilliseconds: due)
         record.uniqueKey = request.unique?.key
         record.uniqueMode = request.unique?.mode.name
+        record.headers = request.headers
         jobs[id] = MemoryStoredJob(
             record: record, token: nil,
             expiresMilliseconds: expiresAfter.flatMap { $0 >= 0 ? due + $0 : nil },
@@ -314,7 +316,8 @@ struct MemoryQueueState: Sendable {
             out.append(
                 ClaimedJob(
                     lease: JobLease(id: id, token: token), task: job.record.task, input: job.record.input,
-                    attempt: attempt, maxAttempts: job.record.maxAttempts, suspect: job.record.suspect))
+                    attempt: attempt, maxAttempts: job.record.maxAttempts, suspect: job.record.suspect,
+                    headers: job.record.headers))
         }
         return out
     }

@@ -23,6 +23,9 @@ func printJob(_ job: [String: Any]) {
     if let unique = job["unique"] as? [String: Any] {
         lines.append(("unique", "\(Output.value(unique["mode"])) \(Output.value(unique["key"]))"))
     }
+    if let headers = job["headers"] as? [String: Any], !headers.isEmpty {
+        lines.append(("headers", headers.keys.sorted().map { "\($0)=\(Output.value(headers[$0]))" }.joined(separator: " ")))
+    }
     if let schedule = job["schedule"] as? [String: Any] {
         lines.append(("schedule", "\(Output.value(schedule["name"])) at \(Output.time(schedule["tick_at"]))"))
     }
@@ -138,6 +141,7 @@ struct EnqueueCommand: AsyncParsableCommand {
               echo '{"ms":100}' | tern enqueue sleep --input -
               tern enqueue echo --input 1 --idempotency-key order-42 --json
               tern enqueue echo --input '{"customer":7}' --unique-key customer-7 --unique until:3600
+              tern enqueue echo --input 1 --header tenant=acme --header request-id=r-17
             A held unique key prints the id of the job that holds it, and says so on standard error.
             """)
     @OptionGroup var options: ClientOptions
@@ -153,6 +157,8 @@ struct EnqueueCommand: AsyncParsableCommand {
         "The job's unique rule: while_active, until:<seconds> or debounce:<seconds> (default: the task's).", valueName: "rule"))
     var unique: String?
     @Option(help: "The job's unique key (default: built from the input, when the task or --unique has a rule).") var uniqueKey: String?
+    @Option(help: ArgumentHelp("A header that travels with the job, name=value (repeat for more).", valueName: "name=value"))
+    var header: [String] = []
     @Option(help: ArgumentHelp("A job that must finish first (repeat for more): this one waits for them.", valueName: "id"))
     var dependsOn: [String] = []
     @Flag(help: "With --depends-on: run even if one of them fails (default: cancelled).") var runIfDependencyFails = false
@@ -187,6 +193,16 @@ struct EnqueueCommand: AsyncParsableCommand {
             }
             if let unique { body["unique"] = try Self.uniqueObject(unique) }
             if let uniqueKey { body["unique_key"] = uniqueKey }
+            if !header.isEmpty {
+                var headers: [String: String] = [:]
+                for item in header {
+                    guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
+                        throw CLIFailure(.usage, "--header must be name=value, not '\(item)'")
+                    }
+                    headers[String(item[..<equals])] = String(item[item.index(after: equals)...])
+                }
+                body["headers"] = headers
+            }
             if !dependsOn.isEmpty { body["depends_on"] = dependsOn }
             if runIfDependencyFails { body["on_dependency_failure"] = "run" }
             let receipt = try await options.client().call(.POST, "/v1/jobs", body: body, headers: idempotencyKey.map { [("idempotency-key", $0)] } ?? [])

@@ -48,8 +48,8 @@ extension TernServices {
     /// process cleanly. With `handlingSignals` false the group traps no signal: call its
     /// `triggerGracefulShutdown()`.
     public static func buildWorkerServices(
-        _ settings: WorkerSettings, registry: TaskRegistry, dependencies: Dependencies, logger: Logger,
-        handlingSignals: Bool = true
+        _ settings: WorkerSettings, registry: TaskRegistry, dependencies: Dependencies, middleware: Middleware = Middleware(),
+        logger: Logger, handlingSignals: Bool = true
     ) throws -> ServiceGroup {
         let client = RedisClient(configuration: settings.redis, logger: logger)
         let broker = try settings.store.broker(client: client, prefix: settings.prefix)
@@ -106,9 +106,10 @@ extension TernServices {
             }
         }
         // The application's resources: made on first use by a job, closed once the worker has stopped.
-        let store = DependencyStore(dependencies.addingClient(broker), logger: logger)
+        let store = DependencyStore(dependencies.addingClient(broker, middleware: middleware), logger: logger)
         let worker = JobWorker(
-            broker: broker, registry: registry, configuration: configuration, logger: logger, dependencies: store, events: events)
+            broker: broker, registry: registry, configuration: configuration, logger: logger, dependencies: store,
+            middleware: middleware, events: events)
         recycling.worker = worker
         if !settings.child, let metrics, let endpoint = settings.metrics {
             let concurrency = configuration.concurrency

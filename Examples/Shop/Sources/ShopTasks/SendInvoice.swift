@@ -3,7 +3,8 @@ import Tern
 
 /// `send-invoice`: mails an order's invoice through the process's ``Mailer``, a dependency. One
 /// invoice per order at a time: a second enqueue for an order whose invoice waits or runs answers
-/// that job (a unique key built from `order`).
+/// that job (a unique key built from `order`). An invoice enqueued for a storefront
+/// (``Storefront``) names it in its subject.
 public struct SendInvoice: TernTask {
     public struct Input: Codable, Sendable, Equatable {
         public var order: Int
@@ -32,7 +33,7 @@ public struct SendInvoice: TernTask {
         guard input.email.contains("@") else { throw PermanentError("not an email address: \(input.email)") }
         let mailer = try await context.dependency((any Mailer).self)
         let total = "\(input.totalCents / 100).\(String(format: "%02d", input.totalCents % 100))"
-        let id = try await mailer.send(to: input.email, subject: "Invoice for order \(input.order)", body: "Total: \(total) EUR")
+        let id = try await mailer.send(to: input.email, subject: "Invoice for order \(input.order)\(Storefront.current.map { " (\($0) store)" } ?? "")", body: "Total: \(total) EUR")
         context.logger.info("invoice sent", metadata: ["order": "\(input.order)"])
         return Output(messageID: id)
     }

@@ -16,4 +16,10 @@ public struct Shop: TernApplication {
             try await mailer.close()
         }
     }
+
+    /// Every job carries the storefront it was enqueued for (docs/tasks.md#headers-and-middleware).
+    public static func middleware(_ middleware: inout Middleware) {
+        middleware.enqueue.append(StorefrontMiddleware())
+        middleware.execution.append(StorefrontMiddleware())
+    }
 }

@@ -57,6 +57,18 @@ struct ShopTests {
         #expect(mailer.sent == ["ada@example.com | Invoice for order 42 | Total: 19.99 EUR"])
     }
 
+    @Test("an invoice enqueued for a storefront carries it in a header to the worker, which names it in the subject")
+    func storefront() async throws {
+        let mailer = RecordingMailer()
+        let tern = try TernTestHarness(Shop.self) { $0.register((any Mailer).self, value: mailer) }
+        let handle = try await Storefront.$current.withValue("eu") {
+            try await tern.client.enqueue(SendInvoice.self, .init(order: 5, email: "ada@example.com", totalCents: 250))
+        }
+        #expect(try await handle.status().headers == ["storefront": "eu"])
+        #expect(try await tern.drain().succeeded == 1)
+        #expect(mailer.sent == ["ada@example.com | Invoice for order 5 (eu store) | Total: 2.50 EUR"])
+    }
+
     @Test("one invoice per order at a time: a second enqueue answers the waiting job")
     func oneInvoicePerOrder() async throws {
         let mailer = RecordingMailer()
