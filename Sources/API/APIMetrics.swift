@@ -36,7 +36,7 @@ public final class APIMetrics: Sendable {
     func authFailure(_ reason: String) {
         registry.makeCounter(
             descriptor: .init(namespace: "tern", subsystem: "auth", metricName: "failures", unitName: "total",
-                helpText: "Requests refused: missing_token, invalid_token, invalid_session, csrf_failed, forbidden."),
+                helpText: "Requests refused: missing_token, invalid_token, invalid_session, csrf_failed, forbidden, and jwt_* for JWTs."),
             labels: [("reason", reason)]
         ).increment()
     }

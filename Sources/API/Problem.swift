@@ -42,6 +42,9 @@ public struct Problem: HTTPResponseError, Sendable {
     public var headers: HTTPFields = [:]
     /// The job the problem is about, as the member `job` (for `idempotency_key_reused`).
     public var job: JobID?
+    /// For a 401 or 403, the reason the security event counts, when the request context cannot
+    /// tell it (a refused dashboard login's JWT); not sent.
+    var securityReason: String?
 
     public init(_ status: HTTPResponse.Status, _ code: String, _ detail: String, errors: [FieldError] = [], retryAfter: Int? = nil) {
         self.status = status

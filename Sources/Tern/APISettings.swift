@@ -84,9 +84,9 @@ enum APISettings {
     }
 
     /// The access policy: `TERN_API_AUTH` (or `api.auth`) `none` turns authentication off; else
-    /// the tokens of `api.tokens`, of which there must be at least one. `devToken` adds an admin
-    /// token (what `tern dev` prints).
-    static func access(_ settings: SettingsResolver, devToken: String? = nil, logger: Logger) throws -> AccessPolicy {
+    /// the tokens of `api.tokens` and the JWTs of `api.jwt`, at least one of the two. `devToken`
+    /// adds an admin token (what `tern dev` prints).
+    static func access(_ settings: SettingsResolver, devToken: String? = nil, logger: Logger) async throws -> AccessPolicy {
         let file = settings.file.api
         let mode = try settings.value(
             SettingNames(environment: "TERN_API_AUTH", file: "api.auth"), flag: nil, file: file?.auth, default: "tokens")
@@ -97,7 +97,16 @@ enum APISettings {
         case "tokens":
             var tokens = try (file?.tokens ?? []).map(token)
             if let devToken { tokens.append(.init(secret: devToken, grant: TokenGrant(name: "tern-dev (generated)", role: .admin))) }
-            guard !tokens.isEmpty else {
+            let jwtConfiguration = try jwt(settings)
+            var jwt: JWTAuthenticator?
+            if jwtConfiguration.isEnabled {
+                do {
+                    jwt = try await JWTAuthenticator(configuration: jwtConfiguration, logger: logger)
+                } catch {
+                    throw ValidationError("api.jwt: \(error)")
+                }
+            }
+            guard !tokens.isEmpty || jwt != nil else {
                 throw ValidationError("""
                     no API tokens are configured. Create one with `tern token create --name NAME --role admin` and \
                     add what it prints under api.tokens in config/tern.yaml, or set api.auth: none (or TERN_API_AUTH=none) \
@@ -106,10 +115,43 @@ enum APISettings {
             }
             guard Set(tokens.map(\.grant.name)).count == tokens.count else { throw ValidationError("api.tokens: two tokens share a name") }
             guard Set(tokens.map(\.sha256)).count == tokens.count else { throw ValidationError("api.tokens: two tokens share a sha256") }
-            return .tokens(tokens)
+            return .tokens(tokens, jwt: jwt)
         default:
             throw ValidationError("api.auth (or TERN_API_AUTH) must be tokens or none, not '\(mode)'")
         }
+    }
+
+    /// `api.jwt` and its `TERN_API_JWT_*` variables, each checked.
+    static func jwt(_ settings: SettingsResolver) throws -> JWTConfiguration {
+        let file = settings.file.api?.jwt
+        func names(_ key: String, _ variable: String? = nil) -> SettingNames {
+            SettingNames(environment: variable, file: "api.jwt." + key)
+        }
+        var configuration = JWTConfiguration()
+        configuration.secret = try settings.optional(names("secret", "TERN_API_JWT_SECRET"), flag: nil, file: file?.secret)
+        if let secret = configuration.secret, secret.utf8.count < 32 {
+            throw ValidationError("api.jwt.secret (or TERN_API_JWT_SECRET) must have at least 32 bytes")
+        }
+        configuration.jwksFile = try settings.optional(names("jwks_file", "TERN_API_JWT_JWKS_FILE"), flag: nil, file: file?.jwksFile)
+        configuration.jwksURL = try settings.optional(names("jwks_url", "TERN_API_JWT_JWKS_URL"), flag: nil, file: file?.jwksURL)
+        if let url = configuration.jwksURL, !(url.hasPrefix("https://") || url.hasPrefix("http://")) {
+            throw ValidationError("api.jwt.jwks_url must be an http:// or https:// URL, not '\(url)'")
+        }
+        configuration.issuer = try settings.optional(names("issuer", "TERN_API_JWT_ISSUER"), flag: nil, file: file?.issuer)
+        configuration.audience = try settings.optional(names("audience", "TERN_API_JWT_AUDIENCE"), flag: nil, file: file?.audience)
+        configuration.jwksRefresh = try settings.seconds(
+            names("jwks_refresh_seconds"), flag: nil, file: file?.jwksRefreshSeconds, default: configuration.jwksRefresh, in: 30...86_400)
+        configuration.leeway = try settings.seconds(
+            names("leeway_seconds"), flag: nil, file: file?.leewaySeconds, default: configuration.leeway, in: 0...600)
+        for (key, value, keyPath) in [
+            ("role_claim", file?.roleClaim, \JWTConfiguration.roleClaim), ("tasks_claim", file?.tasksClaim, \.tasksClaim),
+            ("queues_claim", file?.queuesClaim, \.queuesClaim),
+        ] {
+            guard let value else { continue }
+            guard !value.isEmpty, value.utf8.count <= 128 else { throw ValidationError("api.jwt.\(key) must be 1 to 128 bytes") }
+            configuration[keyPath: keyPath] = value
+        }
+        return configuration
     }
 
     private static func token(_ entry: ConfigFile.API.Token) throws -> AccessPolicy.Token {

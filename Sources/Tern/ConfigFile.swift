@@ -96,6 +96,32 @@ struct ConfigFile: Decodable, Sendable {
         var sessionSecret: String?
         var secureCookie: Bool?
         var tls: TLS?
+        var jwt: JWT?
+
+        /// `api.jwt`: JWT bearer tokens, beside the static ones (docs/http-api.md#jwt-bearer-tokens).
+        struct JWT: Decodable, Sendable {
+            var secret: String?
+            var jwksFile: String?
+            var jwksURL: String?
+            var jwksRefreshSeconds: Double?
+            var issuer: String?
+            var audience: String?
+            var leewaySeconds: Double?
+            var roleClaim: String?
+            var tasksClaim: String?
+            var queuesClaim: String?
+
+            enum CodingKeys: String, CodingKey {
+                case secret, issuer, audience
+                case jwksFile = "jwks_file"
+                case jwksURL = "jwks_url"
+                case jwksRefreshSeconds = "jwks_refresh_seconds"
+                case leewaySeconds = "leeway_seconds"
+                case roleClaim = "role_claim"
+                case tasksClaim = "tasks_claim"
+                case queuesClaim = "queues_claim"
+            }
+        }
 
         /// `api.tls`: HTTPS served by the API itself, or required of requests.
         struct TLS: Decodable, Sendable {
@@ -111,7 +137,7 @@ struct ConfigFile: Decodable, Sendable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case host, port, auth, tokens, dashboard, tls
+            case host, port, auth, tokens, dashboard, tls, jwt
             case sessionHours = "session_hours"
             case sessionSecret = "session_secret"
             case secureCookie = "secure_cookie"

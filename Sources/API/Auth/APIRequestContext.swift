@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import Logging
 import NIOCore
@@ -11,6 +12,8 @@ public struct APIRequestContext: RequestContext {
     var requiresToken = true
     /// The caller sent a bearer token that matches none: 401 on every route that needs a token.
     var invalidToken = false
+    /// Why the caller's JWT was refused, for the 401's `WWW-Authenticate` and the security event.
+    var jwtFailure: JWTFailure?
     /// The caller sent a dashboard session cookie that is forged, expired or of a removed token.
     var invalidSession = false
     /// The caller's dashboard session, when the request was authenticated by its cookie.
@@ -41,7 +44,7 @@ public struct APIRequestContext: RequestContext {
             if invalidSession && !invalidToken {
                 throw Problem(.unauthorized, "unauthorized", "the dashboard session has ended or is not valid: log in again")
             }
-            throw Problem.unauthenticated(invalid: invalidToken)
+            throw Problem.unauthenticated(invalid: invalidToken, jwtFailure: jwtFailure)
         }
         guard grant.role.allows(permission) else {
             throw Problem(.forbidden, "forbidden", "this token's role (\(grant.role.rawValue)) cannot \(permission.rawValue); it needs \(permission.minimumRoles)")
@@ -67,17 +70,18 @@ struct AuthenticationMiddleware: RouterMiddleware {
         if !policy.requiresToken {
             context.grant = policy.grant(forSecret: "")
         } else if let header = request.headers[.authorization] {
-            if header.count > 7, header.prefix(7).lowercased() == "bearer ",
-                let grant = policy.grant(forSecret: header.dropFirst(7).drop(while: { $0 == " " }))
-            {
+            let authentication = header.count > 7 && header.prefix(7).lowercased() == "bearer "
+                ? await policy.authenticate(header.dropFirst(7).drop(while: { $0 == " " })) : AccessPolicy.Authentication()
+            if let grant = authentication.grant {
                 context.grant = grant
                 context.logger[metadataKey: "token"] = .string(grant.name)
             } else {
                 context.invalidToken = true
+                context.jwtFailure = authentication.jwtFailure
             }
         } else if let cookie = DashboardSession.cookie(in: request.headers[.cookie]) {
             if let session = DashboardSession.verify(cookie, secret: sessionSecret),
-                let grant = policy.grant(named: session.tokenName)
+                let grant = session.grant ?? policy.grant(named: session.tokenName)
             {
                 if [.get, .head, .options].contains(request.method)
                     || session.acceptsCSRF(request.headers[DashboardRoutes.csrfHeader].map { Substring($0) }, secret: sessionSecret)
@@ -97,8 +101,15 @@ struct AuthenticationMiddleware: RouterMiddleware {
 }
 
 extension Problem {
-    /// 401 with `WWW-Authenticate`, never saying which part of a token was wrong.
-    static func unauthenticated(invalid: Bool) -> Problem {
+    /// 401 with `WWW-Authenticate`. A static token's answer never says what was wrong (it matches
+    /// none); a JWT's says why it was refused (``JWTFailure/description``), never a key or secret.
+    static func unauthenticated(invalid: Bool, jwtFailure: JWTFailure? = nil) -> Problem {
+        if let jwtFailure {
+            var problem = Problem(.unauthorized, "unauthorized", "the bearer token is not valid: \(jwtFailure.description)")
+            problem.headers[.wwwAuthenticate] = #"Bearer realm="tern", error="invalid_token", error_description=""#
+                + jwtFailure.description.replacingOccurrences(of: "\"", with: "'") + "\""
+            return problem
+        }
         var problem = Problem(
             .unauthorized, "unauthorized",
             invalid ? "the bearer token is not valid" : "send a token: Authorization: Bearer <token>")

@@ -1,3 +1,4 @@
+import Foundation
 import TernCore
 
 /// What a token may do. Each role includes reading.
@@ -105,11 +106,36 @@ public struct AccessPolicy: Sendable {
 
     /// `nil` when authentication is off.
     let tokens: [Token]?
+    /// Verifies JWT bearer tokens, when they are configured.
+    let jwt: JWTAuthenticator?
 
-    /// Every request must carry one of `tokens`.
-    public static func tokens(_ tokens: [Token]) -> AccessPolicy { AccessPolicy(tokens: tokens) }
+    /// Every request must carry one of `tokens`, or a JWT that `jwt` accepts.
+    public static func tokens(_ tokens: [Token], jwt: JWTAuthenticator? = nil) -> AccessPolicy {
+        AccessPolicy(tokens: tokens, jwt: jwt)
+    }
     /// No authentication: every caller is an admin. For local development only.
-    public static let none = AccessPolicy(tokens: nil)
+    public static let none = AccessPolicy(tokens: nil, jwt: nil)
+
+    /// What a bearer credential proves.
+    struct Authentication: Sendable {
+        var grant: TokenGrant?
+        /// Why a JWT was refused.
+        var jwtFailure: JWTFailure?
+        /// The end of a JWT's validity (its `exp`).
+        var expires: Date?
+    }
+
+    /// The grant of a bearer credential: a JWT when JWTs are configured and it has a JWT's shape,
+    /// else a static token.
+    func authenticate(_ credential: Substring) async -> Authentication {
+        if let jwt, JWTAuthenticator.looksLikeJWT(credential) {
+            switch await jwt.verify(credential) {
+            case .success(let identity): return Authentication(grant: identity.grant, expires: identity.expires)
+            case .failure(let failure): return Authentication(jwtFailure: failure)
+            }
+        }
+        return Authentication(grant: grant(forSecret: credential))
+    }
 
     /// Whether requests need a token.
     public var requiresToken: Bool { tokens != nil }

@@ -14,7 +14,8 @@ struct SecurityEventsMiddleware: RouterMiddleware {
     let logger: Logger
     let metrics: APIMetrics
 
-    /// Why a request was refused: the reasons `tern_auth_failures_total` counts.
+    /// Why a request was refused: the reasons `tern_auth_failures_total` counts, and for JWTs,
+    /// ``JWTFailure/reason`` (`jwt_expired`, `jwt_bad_signature`, …).
     enum FailureReason: String, CaseIterable {
         /// No token or session on a route that needs one.
         case missingToken = "missing_token"
@@ -43,10 +44,10 @@ struct SecurityEventsMiddleware: RouterMiddleware {
             }
             return response
         } catch let problem as Problem where problem.status == .unauthorized || problem.status == .forbidden {
-            let reason = Self.reason(problem, context)
-            metrics.authFailure(reason.rawValue)
+            let reason = problem.securityReason ?? context.jwtFailure.map(\.reason) ?? Self.reason(problem, context).rawValue
+            metrics.authFailure(reason)
             var metadata = event("auth_failure", request, context)
-            metadata["reason"] = .string(reason.rawValue)
+            metadata["reason"] = .string(reason)
             metadata["status"] = .stringConvertible(problem.status.code)
             logger.warning("security event", metadata: metadata)
             throw problem

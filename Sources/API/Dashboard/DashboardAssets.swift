@@ -429,10 +429,10 @@ enum DashboardAssets {
             document.getElementById('nav').replaceChildren();
             document.getElementById('who').replaceChildren();
             document.getElementById('find').hidden = true;
-            const input = el('input', { id: 'token', type: 'password', placeholder: 'API token', autocomplete: 'off', 'aria-label': 'API token' });
+            const input = el('input', { id: 'token', type: 'password', placeholder: 'API token or JWT', autocomplete: 'off', 'aria-label': 'API token or JWT' });
             const error = el('p', { class: 'error', id: 'login-error' }, message || '');
             const form = el('form', { class: 'login', id: 'login' }, el('h1', {}, 'Log in to Tern'),
-              el('p', { class: 'muted' }, 'Paste an API token. The dashboard keeps a session cookie, never the token.'),
+              el('p', { class: 'muted' }, 'Paste an API token or a JWT. The dashboard keeps a session cookie, never the token.'),
               input, el('button', { type: 'submit' }, 'Log in'), error);
             form.addEventListener('submit', async (event) => {
               event.preventDefault();

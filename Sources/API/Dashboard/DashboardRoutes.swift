@@ -55,11 +55,21 @@ func addDashboardRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) 
         let body = try await readJSONBody(request, context, api)
         guard let object = try? JSONSerialization.jsonObject(with: body) as? [String: Any], let token = object["token"] as? String
         else { throw Problem(.badRequest, "invalid_login", #"send {"token": "<an API token>"}"#) }
-        guard let grant = api.access.grant(forSecret: Substring(token)) else {
+        let authentication = await api.access.authenticate(Substring(token))
+        guard let grant = authentication.grant else {
+            if let failure = authentication.jwtFailure {
+                context.logger.notice("dashboard login refused", metadata: ["reason": .string(failure.reason)])
+                var problem = Problem(.unauthorized, "unauthorized", "the token is not valid: \(failure.description)")
+                problem.securityReason = failure.reason
+                throw problem
+            }
             context.logger.notice("dashboard login refused: the token matches none")
             throw Problem(.unauthorized, "unauthorized", "the token is not valid")
         }
-        let session = DashboardSession.start(tokenName: grant.name, lifetime: api.configuration.sessionLifetime)
+        // A JWT's session carries its grant, and ends when the JWT does.
+        let session = DashboardSession.start(
+            tokenName: grant.name, lifetime: api.configuration.sessionLifetime,
+            grant: authentication.expires == nil ? nil : grant, until: authentication.expires)
         context.logger.info("dashboard login", metadata: ["token": .string(grant.name)])
         var headers = DashboardRoutes.securityHeaders
         headers[.setCookie] = session.setCookie(secret: secret, secure: api.configuration.cookieSecure)

@@ -8,6 +8,9 @@ import TernCore
 /// server's session secret. Nothing secret is in it: the token itself never leaves the login
 /// request. A session names its token, so removing the token from the configuration ends its
 /// sessions, and changing the token's role changes theirs.
+///
+/// A session opened with a JWT carries the grant its claims made instead (payload `v2|<base64url
+/// JSON of name, role, tasks, queues>|<expiry>|<nonce>`), and ends no later than the JWT.
 struct DashboardSession: Sendable, Equatable {
     /// The name of the cookie.
     static let cookieName = "tern_session"
@@ -18,20 +21,45 @@ struct DashboardSession: Sendable, Equatable {
     var expires: Int64
     /// Random, per session: the CSRF token is derived from it.
     var nonce: String
+    /// The grant of a session opened with a JWT; `nil` for a static token's (looked up by name).
+    var grant: TokenGrant? = nil
 
-    /// A new session for `tokenName`, valid for `lifetime` from `now`.
-    static func start(tokenName: String, lifetime: Duration, now: Date = Date()) -> DashboardSession {
+    /// A new session for `tokenName`, valid for `lifetime` from `now`; for a JWT's `grant`, no
+    /// longer than the JWT (`until`).
+    static func start(
+        tokenName: String, lifetime: Duration, grant: TokenGrant? = nil, until: Date? = nil, now: Date = Date()
+    ) -> DashboardSession {
         var generator = SystemRandomNumberGenerator()
         let nonce = (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        return DashboardSession(
-            tokenName: tokenName, expires: Int64(now.timeIntervalSince1970) + lifetime.components.seconds,
-            nonce: Base64URL.encode(nonce))
+        var expires = Int64(now.timeIntervalSince1970) + lifetime.components.seconds
+        if let until { expires = min(expires, Int64(until.timeIntervalSince1970)) }
+        return DashboardSession(tokenName: tokenName, expires: expires, nonce: Base64URL.encode(nonce), grant: grant)
     }
 
     /// The signed cookie value.
     func cookieValue(secret: [UInt8]) -> String {
-        let payload = Array("v1|\(tokenName)|\(expires)|\(nonce)".utf8)
+        let payload: [UInt8]
+        if let grant {
+            var fields: [String: Any] = ["name": grant.name, "role": grant.role.rawValue]
+            if let tasks = grant.tasks { fields["tasks"] = tasks.sorted() }
+            if let queues = grant.queues { fields["queues"] = queues.map(\.rawValue).sorted() }
+            let json = (try? JSONWriter.bytes(fields)) ?? []
+            payload = Array("v2|\(Base64URL.encode(json))|\(expires)|\(nonce)".utf8)
+        } else {
+            payload = Array("v1|\(tokenName)|\(expires)|\(nonce)".utf8)
+        }
         return Base64URL.encode(payload) + "." + Base64URL.encode(HMACSHA256.mac(key: secret, message: payload))
+    }
+
+    /// The grant of a `v2` payload's JSON.
+    private static func grant(_ encoded: Substring) -> TokenGrant? {
+        guard let json = Base64URL.decode(encoded),
+            let fields = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any],
+            let name = fields["name"] as? String, let role = (fields["role"] as? String).flatMap(Role.init(rawValue:))
+        else { return nil }
+        return TokenGrant(
+            name: name, role: role, tasks: (fields["tasks"] as? [String]).map(Set.init),
+            queues: (fields["queues"] as? [String]).map { Set($0.compactMap(QueueName.init)) })
     }
 
     /// The session in a cookie value, if its signature is the server's and it has not expired.
@@ -42,9 +70,13 @@ struct DashboardSession: Sendable, Equatable {
         else { return nil }
         let fields = String(decoding: payload, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false)
         // A token's name may itself contain `|`: it is everything between the version and the expiry.
-        guard fields.count >= 4, fields[0] == "v1", let expires = Int64(fields[fields.count - 2]),
+        guard fields.count >= 4, fields[0] == "v1" || fields[0] == "v2", let expires = Int64(fields[fields.count - 2]),
             expires > Int64(now.timeIntervalSince1970)
         else { return nil }
+        if fields[0] == "v2" {
+            guard fields.count == 4, let grant = grant(fields[1]) else { return nil }
+            return DashboardSession(tokenName: grant.name, expires: expires, nonce: String(fields[3]), grant: grant)
+        }
         let name = fields[1..<(fields.count - 2)].joined(separator: "|")
         return DashboardSession(tokenName: name, expires: expires, nonce: String(fields[fields.count - 1]))
     }
