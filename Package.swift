@@ -43,6 +43,10 @@ let package = Package(
         // JWT bearer tokens for the API (HS256, RS256, ES256, JWKS): Vapor's maintained JWT library,
         // on the swift-crypto we already build; signature checks are not something to write by hand.
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.8.0"),
+        // Tracing: the API every Swift server library traces with (Hummingbird already uses it), and
+        // OpenTelemetry's Swift SDK to export it over OTLP/HTTP only (no gRPC in the build).
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0", traits: ["OTLPHTTP"]),
     ],
     targets: [
         .systemLibrary(
@@ -52,7 +56,10 @@ let package = Package(
         ),
         .target(
             name: "TernCore",
-            dependencies: [.product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -79,6 +86,7 @@ let package = Package(
             name: "Scheduler",
             dependencies: [
                 "TernCore", "Broker", .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -115,6 +123,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -133,6 +143,9 @@ let package = Package(
                 "Broker", "TernCore", "Worker", "Tasks", "TernTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -170,6 +183,8 @@ let package = Package(
             dependencies: [
                 "Broker", "TernCore", "Worker", "Tasks", "API", "Scheduler", "TernTesting", "Tern",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],

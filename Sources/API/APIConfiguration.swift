@@ -4,6 +4,9 @@ public struct APIConfiguration: Sendable {
     public var host = "127.0.0.1"
     /// The port (default 8080).
     public var port = 8080
+    /// Whether each request gets a server span (Hummingbird's `TracingMiddleware`, with the
+    /// process's tracer), continuing a caller's W3C `traceparent`; on with `tracing.otlp_endpoint`.
+    public var tracing = false
     /// The largest request body, in bytes (default 256 KiB); a larger one is refused with 413
     /// before it is read in full.
     public var maxBodyBytes = 256 * 1024

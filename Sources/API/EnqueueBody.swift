@@ -24,7 +24,7 @@ struct EnqueueBody {
 
     static let fields: Set<String> = [
         "task", "input", "queue", "priority", "max_attempts", "delay_ms", "run_at_ms", "expires_after_ms", "unique",
-        "unique_key", "depends_on", "on_dependency_failure", "headers",
+        "unique_key", "depends_on", "on_dependency_failure", "headers", "limit_key",
     ]
 
     /// Parses and validates a request body into a broker request, against the tasks of `tasks`.
@@ -177,6 +177,12 @@ struct EnqueueBody {
                     message: "a job with depends_on takes no " + (excluded + (idempotencyKey != nil ? ["Idempotency-Key"] : [])).joined(separator: ", ")))
             }
         }
+        var limitKey: String?
+        if let value = object["limit_key"] {
+            if case .string(let text) = value, JobLimit.isValidKey(text) { limitKey = text } else {
+                errors.append(.init(pointer: "/limit_key", message: "must be a string of 1 to \(JobLimit.maxKeyBytes) bytes without control characters"))
+            }
+        }
         var headers: [String: String] = [:]
         if let value = object["headers"] {
             if case .object(let members) = value {
@@ -215,6 +221,7 @@ struct EnqueueBody {
         var request = EnqueueRequest(task: task, input: inputData, options: options, timing: timing, idempotencyKey: idempotencyKey)
         request.dependencies = dependencies
         request.headers = headers
+        if let limitKey { request.limitKey = limitKey }
         if let uniqueKey {
             request.unique = UniqueLock(key: UniquePolicy.key(task: task, explicit: uniqueKey), mode: options.unique?.mode ?? .whileActive)
         }

@@ -40,6 +40,8 @@ enum JobView {
             object["unique"] = NSNull()
         }
         object["headers"] = record.headers
+        object["limit_key"] = JSONResponse.orNull(record.limitKey)
+        object["throttled"] = record.throttled
         return object
     }
 

@@ -81,6 +81,10 @@ enum OpenAPISchemas {
             "type": "string", "enum": ["cancel", "run"],
             "description": "With depends_on: cancel this job when one of them fails (the default), or run it anyway.",
         ],
+        "limit_key": [
+            "type": "string", "minLength": 1, "maxLength": JobLimit.maxKeyBytes,
+            "description": "The job's limit key, instead of the one the task's limit builds from the input (docs/limits.md).",
+        ],
         "headers": [
             "type": "object", "maxProperties": JobHeaders.maxCount,
             "propertyNames": ["pattern": "^[a-z0-9._-]{1,\(JobHeaders.maxNameBytes)}$"],
@@ -91,6 +95,39 @@ enum OpenAPISchemas {
             "type": "string", "minLength": 1, "maxLength": 255,
             "description": "The job's unique key, under the task's unique policy (else while_active): a held key answers its job instead.",
         ],
+        ]
+    }
+
+    /// The body of `PUT /v1/queues/{queue}/limits`: a scope (`queue`, or `task` and `key` with a
+    /// task), and a rate, a concurrency or both, or `none`.
+    static var limitRequest: [String: Any] {
+        func whole(_ low: Int, _ high: Int) -> [String: Any] { ["type": "integer", "minimum": low, "maximum": high] }
+        let rate: [String: Any] = [
+            "type": "object", "additionalProperties": false, "required": ["count", "per_ms"],
+            "properties": ["count": whole(1, JobLimit.maxCount), "per_ms": whole(1, Int(JobLimit.maxPeriod.components.seconds) * 1000)],
+        ]
+        let scopes: [[String: Any]] = [
+            ["properties": ["scope": ["const": "queue"]], "not": ["required": ["task"]]],
+            ["properties": ["scope": ["enum": ["task", "key"]], "task": ["type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"]], "required": ["task"]],
+        ]
+        let kinds: [[String: Any]] = [
+            [
+                "properties": ["none": ["const": true]], "required": ["none"],
+                "not": ["anyOf": [["required": ["rate"]], ["required": ["burst"]], ["required": ["concurrency"]]]],
+            ],
+            [
+                "not": ["required": ["none"]], "anyOf": [["required": ["rate"]], ["required": ["concurrency"]]],
+                "dependentRequired": ["burst": ["rate"]],
+            ],
+        ]
+        return [
+            "type": "object", "additionalProperties": false, "required": ["scope"],
+            "properties": [
+                "scope": ["type": "string", "enum": ["queue", "task", "key"]], "task": ["type": "string"], "rate": rate,
+                "burst": whole(1, JobLimit.maxCount), "concurrency": whole(1, JobLimit.maxConcurrency),
+                "none": ["type": "boolean", "description": "true: no limit in this scope, whatever workers declared."],
+            ],
+            "allOf": [["oneOf": scopes], ["oneOf": kinds]],
         ]
     }
 
@@ -159,6 +196,15 @@ enum OpenAPISchemas {
     static func common(_ configuration: APIConfiguration) -> [String: Any] {
         let string: [String: Any] = ["type": "string"]
         let integer: [String: Any] = ["type": "integer"]
+        let limitSchema: [String: Any] = [
+            "oneOf": [
+                ["type": "null"],
+                object([
+                    "rate": ["oneOf": [["type": "null"], object(["count": integer, "per_ms": integer])]], "burst": integer,
+                    "concurrency": ["type": ["integer", "null"]],
+                ]),
+            ],
+        ]
         let problemDetail = object([
             "status": integer, "code": string, "detail": string,
             "errors": ["type": "array", "items": object(["pointer": string, "message": string])],
@@ -194,6 +240,8 @@ enum OpenAPISchemas {
                     "description": "The unique key the job was enqueued with (32 hex digits) and its rule.",
                 ],
                 "headers": ["type": "object", "additionalProperties": string, "description": "The job's headers, as enqueued."],
+                "limit_key": ["type": ["string", "null"], "description": "The job's limit key (docs/limits.md)."],
+                "throttled": ["type": "boolean", "description": "A queued job held back by a limit."],
             ]),
             "JobState": object(["id": string, "state": ["type": "string", "enum": states]]),
             "WorkflowRequest": workflowRequest,
@@ -235,7 +283,15 @@ enum OpenAPISchemas {
                 "waiting": ["type": "integer", "description": "Jobs waiting for the jobs they depend on."],
                 "oldest_pending_ms": ["type": "integer", "description": "How long the oldest queued job has waited."],
                 "lost_leases": integer, "stale_writes": integer,
+                "throttled": ["type": "integer", "description": "Queued jobs held back by a limit (docs/limits.md)."],
+                "limits": ["type": "array", "items": OpenAPIDocument.ref("QueueLimit")],
             ]),
+            "QueueLimit": object([
+                "scope": ["type": "string", "enum": ["queue", "task", "key"]], "task": ["type": ["string", "null"]],
+                "declared": limitSchema, "set": ["oneOf": [limitSchema, ["type": "string", "enum": ["none"]]]], "effective": limitSchema,
+            ]),
+            "Limits": object(["queue": string, "limits": ["type": "array", "items": OpenAPIDocument.ref("QueueLimit")]]),
+            "LimitRequest": limitRequest,
             "Throughput": object([
                 "queue": string,
                 "minutes": ["type": "array", "items": object(["at": timestamp, "succeeded": integer, "failed": integer])],

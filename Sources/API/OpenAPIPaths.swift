@@ -110,6 +110,25 @@ enum OpenAPIPaths {
                 ["200": json("Purged", "How many were deleted; more is true when some may remain."), "400": problem("An invalid state."),
                  "404": problem("No job was ever enqueued to this queue."), "422": problem("An invalid queue name.")],
                 parameters: [queue, parameter("state", in: "query", ["type": "string", "enum": OpenAPISchemas.states.filter { $0 != "running" }], "The state to purge.")])],
+            "/v1/queues/{queue}/limits": [
+                "get": operation(
+                    "queues", "The queue's rate and concurrency limits: declared by workers, set by operators, and in force.", .read,
+                    ["200": json("Limits", "The limits."), "422": problem("An invalid queue name.")], parameters: [queue]),
+                "put": operation(
+                    "queues", "Set an operator's limit on one scope (the queue, a task, or each key of a task); it wins over the declared one.", .operate,
+                    ["200": json("Limits", "The queue's limits now."), "400": problem("Malformed JSON."), "415": problem("The body is not application/json."),
+                     "422": problem("An invalid queue name or limit.")],
+                    parameters: [queue], body: "LimitRequest"),
+                "delete": operation(
+                    "queues", "Remove an operator's limit, so the declared one applies again (with declared=true, that one too).", .operate,
+                    ["200": json("Limits", "The queue's limits now."), "422": problem("An invalid queue name or scope.")],
+                    parameters: [
+                        queue,
+                        parameter("scope", in: "query", ["type": "string", "enum": ["queue", "task", "key"]], "The scope."),
+                        parameter("task", in: "query", ["type": "string"], "The task, for scopes task and key."),
+                        parameter("declared", in: "query", ["type": "string", "enum": ["true", "false"]], "Also remove the declared limit (workers declare theirs again when they start)."),
+                    ]),
+            ],
             "/v1/queues/{queue}/pause": ["post": queueAction("Stop handing out the queue's jobs (running ones finish).", "Paused", queue)],
             "/v1/queues/{queue}/resume": ["post": queueAction("Hand out the queue's jobs again.", "Paused", queue)],
             "/v1/queues/{queue}/retry-failed": ["post": queueAction("Run every failed job of the queue again, oldest first.", "Retried", queue)],

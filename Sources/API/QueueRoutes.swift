@@ -10,12 +10,19 @@ func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
     queues.get { _, context in
         try context.require(.read)
         let stats = try await broker { try await allQueueStats(api) }
-        return try JSONResponse.make(["queues": stats.map(queueObject)])
+        let limits = try await broker {
+            try await withThrowingTaskGroup(of: (QueueName, [QueueLimit]).self) { group in
+                for queue in stats.map(\.queue) { group.addTask { (queue, try await api.broker.limits(queue)) } }
+                return try await group.reduce(into: [QueueName: [QueueLimit]]()) { $0[$1.0] = $1.1 }
+            }
+        }
+        return try JSONResponse.make(["queues": stats.map { queueObject($0, limits: limits[$0.queue] ?? []) }])
     }
     queues.get(":queue") { _, context in
         try context.require(.read)
         let queue = try await knownQueue(context, api)
-        return try JSONResponse.make(queueObject(try await broker { try await api.broker.stats(queue) }))
+        let (stats, limits) = try await broker { (try await api.broker.stats(queue), try await api.broker.limits(queue)) }
+        return try JSONResponse.make(queueObject(stats, limits: limits))
     }
     queues.get(":queue/jobs") { request, context in
         try context.require(.read)
@@ -164,12 +171,13 @@ private func knownQueue(_ context: APIRequestContext, _ api: APIContext) async t
     return queue
 }
 
-private func queueObject(_ stats: QueueStats) -> [String: Any] {
+private func queueObject(_ stats: QueueStats, limits: [QueueLimit]) -> [String: Any] {
     [
         "queue": stats.queue.rawValue, "pending": stats.pending, "scheduled": stats.scheduled, "running": stats.running,
         "succeeded": stats.succeeded, "failed": stats.failed, "cancelled": stats.cancelled, "expired": stats.expired, "waiting": stats.waiting,
+        "throttled": stats.throttled,
         "paused": stats.paused, "oldest_pending_ms": stats.oldestPendingMilliseconds,
-        "lost_leases": stats.lostLeases, "stale_writes": stats.staleWrites,
+        "lost_leases": stats.lostLeases, "stale_writes": stats.staleWrites, "limits": limits.map(LimitView.object),
     ]
 }
 
@@ -194,6 +202,11 @@ private func taskObject(_ entry: TaskRegistry.Entry) -> [String: Any] {
         "result_retention_ms": milliseconds(options.resultRetention),
         "failed_retention_ms": JSONResponse.orNull(options.failedRetention.map(milliseconds)),
         "expires_after_ms": JSONResponse.orNull(options.expiresAfter.map(milliseconds)),
+        "limit": options.limit.map { limit -> Any in
+            var object = LimitView.limit(limit) as? [String: Any] ?? [:]
+            object["key_fields"] = limit.keyFields
+            return object
+        } ?? NSNull(),
         "unique": options.unique.map { policy -> Any in
             var object: [String: Any] = ["mode": policy.mode.name, "key_fields": policy.keyFields]
             if let window = policy.mode.windowMilliseconds { object["window_ms"] = window }

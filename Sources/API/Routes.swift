@@ -62,6 +62,7 @@ public struct APIContext: Sendable {
 public func buildRouter(_ api: APIContext) -> Router<APIRequestContext> {
     let router = Router(context: APIRequestContext.self)
     // Outermost first: metrics see the final status; problems turn every error into problem+json.
+    if api.configuration.tracing { router.add(middleware: TracingMiddleware()) }
     router.add(middleware: MetricsMiddleware(metrics: api.metrics))
     router.add(middleware: ProblemMiddleware())
     router.add(middleware: TransportSecurityMiddleware(servesTLS: api.configuration.tls != nil, required: api.configuration.tlsRequired))
@@ -70,6 +71,7 @@ public func buildRouter(_ api: APIContext) -> Router<APIRequestContext> {
     addPublicRoutes(router, api)
     addJobRoutes(router, api)
     addQueueRoutes(router, api)
+    addLimitRoutes(router, api)
     addScheduleRoutes(router, api)
     addWorkflowRoutes(router, api)
     if api.configuration.dashboard { addDashboardRoutes(router, api) }

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 import TernCore
+import Tracing
 
 /// How a scheduler looks for due ticks.
 public struct SchedulerConfiguration: Sendable {
@@ -121,8 +122,20 @@ public final class SchedulerService: Sendable {
             let due = Self.dueTicks(schedule, from: start, hasMark: mark != nil, now: now, lateness: configuration.lateness)
             for (tick, newMark) in due {
                 guard let request = schedule.request(registry: registry) else { continue }
-                let result = try await broker.emitTick(
-                    schedule: schedule.name, tick: tick, mark: newMark, skipIfRunning: schedule.skipIfRunning, request: request)
+                // A span per tick (docs/operations.md#tracing): which schedule, which tick, what came of it.
+                let result = try await withSpan("schedule \(schedule.name)", ofKind: .producer) { span in
+                    span.attributes["tern.schedule"] = schedule.name
+                    span.attributes["tern.tick_ms"] = Int(tick)
+                    span.attributes["tern.task"] = request.task
+                    let result = try await broker.emitTick(
+                        schedule: schedule.name, tick: tick, mark: newMark, skipIfRunning: schedule.skipIfRunning, request: request)
+                    switch result {
+                    case .emitted(let id): span.attributes["messaging.message.id"] = id.rawValue
+                    case .duplicate: span.attributes["tern.tick"] = "duplicate"
+                    case .overlapped: span.attributes["tern.tick"] = "overlapped"
+                    }
+                    return result
+                }
                 emitted[schedule.name, default: []].append(result)
                 if case .emitted(let id) = result {
                     onEmit?(schedule, tick, id)

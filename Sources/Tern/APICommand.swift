@@ -64,7 +64,8 @@ struct APICommand: AsyncParsableCommand {
             settings, busyPoll: APICommand.defaultBusyPoll, transport: APICommand.defaultTransport)
         let keyPrefix = try redis.prefix(settings)
         let store = try file.storePolicy()
-        let (registry, _, middleware) = try ApplicationTasks.load()
+        let tracing = try TracingSettings.resolve(settings, service: "tern-api")
+        let (registry, _, middleware) = try ApplicationTasks.load(tracing: tracing != nil)
         let access = try await APISettings.access(settings, logger: logger)
         // A request must learn of a Redis failure within a second (503 + Retry-After), never hang.
         redisConfiguration.commandTimeout = .milliseconds(800)
@@ -80,6 +81,7 @@ struct APICommand: AsyncParsableCommand {
         }
         api.middleware = middleware
         logger.info("API listening", metadata: ["address": "\(configuration.host):\(configuration.port)"])
-        try await TernServices.buildAPIServices(api, logger: logger).run()
+        api.configuration.tracing = tracing != nil
+        try await TernServices.buildAPIServices(api, logger: logger, first: try tracing.map { [try $0.bootstrap(logger: logger)] } ?? []).run()
     }
 }

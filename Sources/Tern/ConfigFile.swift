@@ -175,8 +175,25 @@ struct ConfigFile: Decodable, Sendable {
         var maxPendingByQueue: [String: Int]?
         var maxFailed: Int?
         var failedRetentionSeconds: Double?
+        var limits: [Limit]?
+
+        /// One entry of `queues.limits` (docs/limits.md).
+        struct Limit: Decodable, Sendable {
+            var queue: String
+            var task: String?
+            var perKey: Bool?
+            var rate: String?
+            var burst: Int?
+            var concurrency: Int?
+
+            enum CodingKeys: String, CodingKey {
+                case queue, task, rate, burst, concurrency
+                case perKey = "per_key"
+            }
+        }
 
         enum CodingKeys: String, CodingKey {
+            case limits
             case maxPending = "max_pending"
             case maxPendingByQueue = "max_pending_by_queue"
             case maxFailed = "max_failed"
@@ -184,8 +201,22 @@ struct ConfigFile: Decodable, Sendable {
         }
     }
 
+    /// `tracing:`: OpenTelemetry export (docs/operations.md#tracing).
+    struct TracingSection: Decodable, Sendable {
+        var otlpEndpoint: String?
+        var serviceName: String?
+        var sampleRatio: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case otlpEndpoint = "otlp_endpoint"
+            case serviceName = "service_name"
+            case sampleRatio = "sample_ratio"
+        }
+    }
+
     var redis: Redis?
     var worker: Worker?
+    var tracing: TracingSection?
     var api: API?
     var scheduler: SchedulerSection?
     var schedules: [ScheduleDefinition]?
@@ -237,6 +268,30 @@ extension ConfigFile {
 }
 
 extension ConfigFile {
+    /// The limits of `queues.limits`, which workers declare when they start.
+    func limitDeclarations() throws -> [LimitDeclaration] {
+        try (queues?.limits ?? []).enumerated().map { index, entry in
+            let name = "queues.limits[\(index)]"
+            guard let queue = QueueName(entry.queue) else { throw ValidationError("\(name): invalid queue name '\(entry.queue)'") }
+            let scope: LimitScope
+            switch (entry.task, entry.perKey ?? false) {
+            case (nil, false): scope = .queue
+            case (let task?, let perKey) where TaskRegistry.isValidName(task): scope = perKey ? .perKey(task) : .task(task)
+            case (nil, true): throw ValidationError("\(name): per_key needs a task")
+            case (let task?, _): throw ValidationError("\(name): invalid task name '\(task)'")
+            }
+            var limit = JobLimit(burst: entry.burst ?? 1, concurrency: entry.concurrency)
+            if let text = entry.rate {
+                guard let rate = JobLimit.Rate(text: text) else {
+                    throw ValidationError("\(name).rate must be <count>/<period>, such as 10/s or 100/min, not '\(text)'")
+                }
+                limit.rate = rate
+            }
+            if let problem = limit.problem { throw ValidationError("\(name): \(problem)") }
+            return LimitDeclaration(queue: queue, scope: scope, limit: limit)
+        }
+    }
+
     /// What the job store keeps and refuses: the caps of ``queueCaps()``, and of failed jobs
     /// `queues.max_failed` per queue (default 10,000) for `queues.failed_retention_seconds`
     /// (default 7 days) unless a task sets its own.

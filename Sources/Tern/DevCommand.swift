@@ -73,9 +73,11 @@ struct DevCommand: AsyncParsableCommand {
 
         let broker = try storePolicy.broker(client: client, prefix: keyPrefix)
         try await broker.prepare()
-        let (registry, dependencies, middleware) = try ApplicationTasks.load()
+        let tracing = try TracingSettings.resolve(settings, service: "tern-dev")
+        let (registry, dependencies, middleware) = try ApplicationTasks.load(tracing: tracing != nil)
         var workerConfiguration = WorkerConfiguration()
         workerConfiguration.concurrency = concurrency
+        workerConfiguration.limits = try file.limitDeclarations()
         var workerLogger = logger
         workerLogger.logLevel = .warning
         let store = DependencyStore(dependencies.addingClient(broker, middleware: middleware), logger: logger)
@@ -106,8 +108,10 @@ struct DevCommand: AsyncParsableCommand {
             _ = try await client.send(RedisCommand("PING"))
         }
         api.middleware = middleware
-        // One group: the API and the scheduler start first and stop last, after the worker drained.
-        var services: [any Service] = []
+        api.configuration.tracing = tracing != nil
+        // One group: the API and the scheduler start first and stop last, after the worker drained
+        // (and the tracing exporter before them all, after them all).
+        var services: [any Service] = try tracing.map { [try $0.bootstrap(logger: logger)] } ?? []
         if !once {
             services.append(buildApplication(api, logger: workerLogger))
             services.append(scheduler)

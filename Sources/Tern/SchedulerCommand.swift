@@ -45,7 +45,9 @@ struct SchedulerCommand: AsyncParsableCommand {
         schedulerSettings.store = try file.storePolicy()
         let group: ServiceGroup
         do {
-            group = try TernServices.buildSchedulerServices(schedulerSettings, registry: registry, logger: logger)
+            let tracing = try TracingSettings.resolve(settings, service: "tern-scheduler")
+            group = try TernServices.buildSchedulerServices(
+                schedulerSettings, registry: registry, logger: logger, first: try tracing.map { [try $0.bootstrap(logger: logger)] } ?? [])
         } catch {
             throw ValidationError("\(error)")
         }

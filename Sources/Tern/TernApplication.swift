@@ -75,13 +75,14 @@ enum ApplicationTasks {
     @TaskLocal static var current: (any TernApplication.Type)? = nil
 
     /// A registry, the declared resources and the middleware of the current application (empty
-    /// without one).
-    static func load() throws -> (registry: TaskRegistry, dependencies: Dependencies, middleware: Middleware) {
+    /// without one); with `tracing`, the middleware traces jobs too (``JobTracing``).
+    static func load(tracing: Bool = false) throws -> (registry: TaskRegistry, dependencies: Dependencies, middleware: Middleware) {
         var registry = TaskRegistry()
         var dependencies = Dependencies()
         var middleware = Middleware()
         try current?.tasks(&registry, &dependencies)
         current?.middleware(&middleware)
+        if tracing { middleware.addTracing() }
         return (registry, dependencies, middleware)
     }
 

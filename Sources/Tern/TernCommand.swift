@@ -9,7 +9,7 @@ public struct TernCommand: AsyncParsableCommand {
         subcommands: [
             StatusCommand.self, WaitCommand.self, JobsCommand.self, EnqueueCommand.self, CancelCommand.self, RetryCommand.self,
             QueuesCommand.self, PauseCommand.self, ResumeCommand.self, WorkersCommand.self, SchedulesCommand.self,
-            TasksCommand.self, StatsCommand.self, TopCommand.self, WorkflowCommand.self,
+            TasksCommand.self, StatsCommand.self, TopCommand.self, WorkflowCommand.self, LimitsCommand.self,
             DevCommand.self, WorkerCommand.self, APICommand.self, SchedulerCommand.self, TokenCommand.self, RedisCheckCommand.self,
         ]
     )
@@ -54,7 +54,7 @@ public struct TernCommand: AsyncParsableCommand {
     /// The subcommands that talk to the HTTP API.
     static let clientCommands: Set<String> = [
         "status", "wait", "jobs", "enqueue", "cancel", "retry", "queues", "pause", "resume", "workers", "schedules", "tasks", "stats", "top",
-        "workflow",
+        "workflow", "limits",
     ]
 
     /// Runs one subcommand with the process's arguments after it: the entry of the thin `worker`,

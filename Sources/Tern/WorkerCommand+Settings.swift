@@ -60,6 +60,7 @@ extension WorkerCommand {
         }
         configuration.isolation = ProcessIsolation(
             executable: Self.executablePath, arguments: Self.childArguments(adding: nil), tasks: Set(isolated))
+        configuration.limits = try settings.file.limitDeclarations()
 
         var result = WorkerSettings(
             configuration: configuration, redis: try redis.configuration(settings), prefix: try redis.prefix(settings, flag: prefix))

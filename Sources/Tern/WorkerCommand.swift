@@ -103,7 +103,8 @@ struct WorkerCommand: AsyncParsableCommand {
     func run() async throws {
         let settings = try redis.resolver()
         let logger = try LogSetup.make(label: "tern.worker", settings, flag: logFormat, level: logLevel)
-        let (registry, dependencies, middleware) = try ApplicationTasks.load()
+        let tracing = try TracingSettings.resolve(settings, service: "tern-worker")
+        let (registry, dependencies, middleware) = try ApplicationTasks.load(tracing: tracing != nil)
         if runIsolatedJob {
             // A TernClient as in the worker, connected only if the job asks for it.
             let (redisConfiguration, keyPrefix) = (try redis.configuration(settings), try redis.prefix(settings, flag: prefix))
@@ -143,7 +144,8 @@ struct WorkerCommand: AsyncParsableCommand {
             signal(SIGPIPE, SIG_IGN)
         }
         let group = try TernServices.buildWorkerServices(
-            workerSettings, registry: registry, dependencies: dependencies, middleware: middleware, logger: logger)
+            workerSettings, registry: registry, dependencies: dependencies, middleware: middleware, logger: logger,
+            first: try tracing.map { [try $0.bootstrap(logger: logger)] } ?? [])
         try await group.run()
     }
 }

@@ -116,6 +116,13 @@ public struct Middleware: Sendable {
     /// An empty chain.
     public init() {}
 
+    /// Adds ``JobTracing`` to the enqueue middleware, and as the outermost execution middleware
+    /// (so that spans of other middleware are children of the job's run span).
+    public mutating func addTracing() {
+        enqueue.append(JobTracing())
+        execution.insert(JobTracing(), at: 0)
+    }
+
     /// Adds an observer given as a closure.
     public mutating func observe(_ body: @escaping @Sendable (JobLifecycleEvent) -> Void) {
         observers.append(ClosureObserver(body: body))

@@ -16,6 +16,8 @@ public struct PublishedTask: Sendable, Hashable, Codable {
     public var expiresAfterMilliseconds: Int64?
     /// The task's ``UniquePolicy``; `nil` for none (and in catalogues of older workers).
     public var unique: PublishedUnique?
+    /// The task's ``JobLimit``; `nil` for none (and in catalogues of older workers).
+    public var limit: PublishedLimit?
     public var inputSchema: JSONValue
     public var outputSchema: JSONValue
 
@@ -27,7 +29,7 @@ public struct PublishedTask: Sendable, Hashable, Codable {
         case resultRetentionMilliseconds = "result_retention_ms"
         case failedRetentionMilliseconds = "failed_retention_ms"
         case expiresAfterMilliseconds = "expires_after_ms"
-        case unique
+        case unique, limit
         case inputSchema = "input_schema"
         case outputSchema = "output_schema"
     }
@@ -46,6 +48,7 @@ public struct PublishedTask: Sendable, Hashable, Codable {
         failedRetentionMilliseconds = options.failedRetention.map(Self.milliseconds)
         expiresAfterMilliseconds = options.expiresAfter.map(Self.milliseconds)
         unique = options.unique.map(PublishedUnique.init)
+        limit = options.limit.map(PublishedLimit.init)
         inputSchema = entry.inputSchema
         outputSchema = entry.outputSchema
     }
@@ -59,10 +62,50 @@ public struct PublishedTask: Sendable, Hashable, Codable {
             resultRetention: .milliseconds(resultRetentionMilliseconds),
             expiresAfter: expiresAfterMilliseconds.map { .milliseconds($0) },
             hardTimeLimit: hardTimeLimitMilliseconds.map { .milliseconds($0) }, isolated: isolated,
-            failedRetention: failedRetentionMilliseconds.map { .milliseconds($0) }, unique: unique?.policy)
+            failedRetention: failedRetentionMilliseconds.map { .milliseconds($0) }, unique: unique?.policy,
+            limit: limit?.limit)
     }
 
     private static func milliseconds(_ duration: Duration) -> Int64 { duration.nanoseconds / 1_000_000 }
+}
+
+/// A ``JobLimit`` as a catalogue publishes it: `{"rate": {"count": 10, "per_ms": 1000}, "burst": 1,
+/// "concurrency": 3, "key_fields": ["customer_id"]}`.
+public struct PublishedLimit: Sendable, Hashable, Codable {
+    public struct Rate: Sendable, Hashable, Codable {
+        public var count: Int
+        public var perMilliseconds: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case count
+            case perMilliseconds = "per_ms"
+        }
+    }
+
+    public var rate: Rate?
+    public var burst: Int
+    public var concurrency: Int?
+    public var keyFields: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case rate, burst, concurrency
+        case keyFields = "key_fields"
+    }
+
+    /// The published form of `limit`.
+    public init(_ limit: JobLimit) {
+        rate = limit.rate.map { Rate(count: $0.count, perMilliseconds: $0.period.nanoseconds / 1_000_000) }
+        burst = limit.burst
+        concurrency = limit.concurrency
+        keyFields = limit.keyFields
+    }
+
+    /// The limit.
+    public var limit: JobLimit {
+        JobLimit(
+            rate: rate.map { JobLimit.Rate(count: $0.count, period: .milliseconds($0.perMilliseconds)) }, burst: burst,
+            concurrency: concurrency, keyFields: keyFields)
+    }
 }
 
 /// A ``UniquePolicy`` as a catalogue publishes it: `{"mode": "until", "window_ms": 60000,

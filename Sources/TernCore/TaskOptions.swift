@@ -32,6 +32,10 @@ public struct TaskOptions: Sendable, Hashable {
     public var expiresAfter: Duration?
     /// Keep the task's jobs unique by a key (see ``UniquePolicy``); `nil` for none (default).
     public var unique: UniquePolicy?
+    /// A rate and/or concurrency limit on the task's jobs in its queue, or on each limit key
+    /// (see ``JobLimit``); `nil` for none (default). Workers declare it when they start; an
+    /// operator's `tern limits set` overrides it.
+    public var limit: JobLimit?
 
     /// Creates options; every parameter has the default named on its property.
     public init(
@@ -39,9 +43,10 @@ public struct TaskOptions: Sendable, Hashable {
         retryBackoff: RetryBackoff = .exponential(), softTimeLimit: Duration? = .seconds(1800),
         resultRetention: Duration = .seconds(86_400), expiresAfter: Duration? = nil,
         hardTimeLimit: Duration? = nil, isolated: Bool = false, failedRetention: Duration? = nil,
-        unique: UniquePolicy? = nil
+        unique: UniquePolicy? = nil, limit: JobLimit? = nil
     ) {
         self.unique = unique
+        self.limit = limit
         self.failedRetention = failedRetention
         self.hardTimeLimit = hardTimeLimit
         self.isolated = isolated

@@ -60,6 +60,7 @@ public struct TaskRegistry: Sendable {
             throw .invalidOptions(T.name, "hardTimeLimit must be positive and not below softTimeLimit")
         }
         if let problem = options.unique?.problem { throw .invalidOptions(T.name, problem) }
+        if let problem = options.limit?.problem { throw .invalidOptions(T.name, problem) }
         entries[T.name] = Entry(
             name: T.name, options: options,
             inputSchema: JSONSchema.of(T.Input.self), outputSchema: JSONSchema.of(T.Output.self),

@@ -132,6 +132,7 @@ public final class JobWorker: Sendable {
         defer { duties.stop() }
         // Listed (and its catalogue published) before it claims: a job's `worker` always names a
         // worker that `tern workers` has shown.
+        await declareLimits()
         await announce()
         await withTaskGroup(of: Void.self) { group in
             group.addTask(executorPreference: duties) { await self.heartbeatLoop(duties) }
@@ -309,6 +310,31 @@ public final class JobWorker: Sendable {
             processed: processed, startedMilliseconds: started,
             lastSeenMilliseconds: Int64(WallClock.nowMilliseconds()), supervisorPID: configuration.supervisorPID,
             catalogue: catalogue?.version)
+    }
+
+    /// The limits this worker declares: its tasks' own, then the configured ones (which win).
+    var declaredLimits: [LimitDeclaration] {
+        var byScope: [String: LimitDeclaration] = [:]
+        for name in registry.names {
+            guard let entry = registry[name], let limit = entry.options.limit else { continue }
+            let declaration = LimitDeclaration(queue: entry.options.queue, scope: .of(task: name, limit), limit: limit)
+            byScope[declaration.queue.rawValue + " " + declaration.scope.field] = declaration
+        }
+        for declaration in configuration.limits { byScope[declaration.queue.rawValue + " " + declaration.scope.field] = declaration }
+        return byScope.keys.sorted().map { byScope[$0]! }
+    }
+
+    /// Stores the declared limits in their queues (an operator's `tern limits set` still wins).
+    private func declareLimits() async {
+        for declaration in declaredLimits {
+            do {
+                try await broker.setLimit(.some(declaration.limit), scope: declaration.scope, queue: declaration.queue, declared: true)
+            } catch {
+                logger.warning(
+                    "limit not declared; jobs run under the limits Redis holds",
+                    metadata: ["queue": "\(declaration.queue)", "scope": "\(declaration.scope)", "error": "\(error)"])
+            }
+        }
     }
 
     private func announce() async {

@@ -48,6 +48,9 @@ public struct WorkerConfiguration: Sendable {
     public var maxCrashes = 3
     /// The pid of the supervisor running this worker process, if one does (`worker --processes`).
     public var supervisorPID: Int32?
+    /// Limits to declare when the worker starts, besides its tasks' own (``TaskOptions/limit``):
+    /// the config file's `limits`. Declared limits win over a task's in the same scope.
+    public var limits: [LimitDeclaration] = []
 
     /// Creates a configuration with the defaults.
     public init() {

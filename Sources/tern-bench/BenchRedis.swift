@@ -25,3 +25,16 @@ struct BenchRedis {
 
     func stop() { server?.stop() }
 }
+
+/// Redis's process CPU (user + system, seconds) that `body` took.
+func redisCPU(_ client: RedisClient, _ body: () async throws -> Void) async throws -> Double {
+    func read() async throws -> Double {
+        let text = try await client.send("INFO", "cpu").string ?? ""
+        return text.split(whereSeparator: \.isNewline)
+            .filter { $0.hasPrefix("used_cpu_sys:") || $0.hasPrefix("used_cpu_user:") }
+            .compactMap { Double($0.split(separator: ":").last ?? "") }.reduce(0, +)
+    }
+    let before = try await read()
+    try await body()
+    return try await read() - before
+}

@@ -33,18 +33,18 @@ struct WorkflowsBench: AsyncParsableCommand {
             let broker = try RedisJobBroker(client: client, prefix: "wfbench\(run)")
             try await broker.prepare()
             let tern = TernClient(broker: broker)
-            plain.append(try await cpu(client) {
+            plain.append(try await redisCPU(client) {
                 for start in stride(from: 0, to: members, by: 1000) {
                     _ = try await tern.enqueueBatch(Echo.self, Array(repeating: .null, count: min(1000, members - start)))
                 }
                 try await drain(broker)
             } * 1e6 / Double(members))
             var handle: WorkflowHandle<[JSONValue]>?
-            submit.append(try await cpu(client) {
+            submit.append(try await redisCPU(client) {
                 handle = try await tern.enqueue(.group(Array(repeating: Echo.job(.null), count: members)))
             } * 1e6 / Double(members))
             var last = ContinuousClock.now
-            grouped.append(try await cpu(client) {
+            grouped.append(try await redisCPU(client) {
                 last = try await drain(broker)
                 _ = try await handle!.result(timeout: .seconds(600), pollInterval: .milliseconds(1))
             } * 1e6 / Double(members) + submit[run])
@@ -75,19 +75,6 @@ struct WorkflowsBench: AsyncParsableCommand {
             }
             last = ContinuousClock.now
         }
-    }
-
-    /// Redis's process CPU (user + system, seconds) that `body` took.
-    private func cpu(_ client: RedisClient, _ body: () async throws -> Void) async throws -> Double {
-        func read() async throws -> Double {
-            let text = try await client.send("INFO", "cpu").string ?? ""
-            return text.split(whereSeparator: \.isNewline)
-                .filter { $0.hasPrefix("used_cpu_sys:") || $0.hasPrefix("used_cpu_user:") }
-                .compactMap { Double($0.split(separator: ":").last ?? "") }.reduce(0, +)
-        }
-        let before = try await read()
-        try await body()
-        return try await read() - before
     }
 
     private func row(_ name: String, _ value: Double, _ unit: String) -> String {

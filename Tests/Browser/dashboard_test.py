@@ -190,6 +190,20 @@ def main():
             assert call("GET", "/v1/queues/default")[1]["paused"] is False
         check("pause and resume a queue from its page", pause_queue)
 
+        def limits():
+            status, _ = call("PUT", "/v1/queues/default/limits", {"scope": "task", "task": "sleep", "concurrency": 1})
+            assert status == 200, status
+            ids = [call("POST", "/v1/jobs", {"task": "sleep", "input": {"ms": 60000}})[1]["id"] for _ in range(2)]
+            wait_until("the worker holds one back", lambda: call("GET", "/v1/queues/default")[1]["throttled"] == 1)
+            ui.open("#/queues/default", "queue")
+            ui.wait("the limits table", lambda: ui.count("#limits") and "1 at once" in ui.main_text())
+            ui.wait("one job held back", lambda: "(1 jobs held back)" in ui.main_text() and "held back" in ui.main_text())
+            ui.screenshot("queue-limits")
+            for job_id in ids:
+                assert call("POST", "/v1/jobs/%s/cancel" % job_id)[0] == 200
+            assert call("DELETE", "/v1/queues/default/limits?scope=task&task=sleep")[0] == 200
+        check("a queue's limits and its held-back jobs show on its page", limits)
+
         def hostile_data():
             status, failing = call("POST", "/v1/jobs", {"task": "fail", "input": {"message": XSS}})
             assert status == 201, failing

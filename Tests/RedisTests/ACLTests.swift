@@ -14,7 +14,8 @@ import Testing
 private let libraryCommands = [
     "+time", "+get", "+set", "+del", "+unlink", "+hget", "+hset", "+hmget", "+hdel", "+hincrby", "+lpush", "+ltrim",
     "+persist", "+zadd", "+zcard", "+zrange", "+zrangebyscore", "+zrem", "+zpopmin", "+zremrangebyrank", "+zremrangebyscore",
-    "+publish", "+pexpire", "+hsetnx", "+hlen", "+hgetall", "+hexists", "+zscore",
+    "+publish", "+pexpire", "+hsetnx", "+hlen", "+hgetall", "+hexists", "+zscore", "+sadd", "+srem", "+scard", "+lpop",
+    "+rpush", "+exists",
 ]
 
 /// The ACL users of docs/operations.md, for `prefix`: each component's own commands, on its keys only.

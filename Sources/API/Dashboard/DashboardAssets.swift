@@ -104,6 +104,9 @@ enum DashboardAssets {
           const link = (hash, text) => el('a', { href: hash }, text);
           const jobLink = (id) => link('#/jobs/' + encodeURIComponent(id), id);
           const queueLink = (name) => link('#/queues/' + encodeURIComponent(name), name);
+          // A limit as `10 per 1000 ms (burst 2), 3 at once`; '—' for none.
+          const limitText = (l) => !l ? '—' : [l.rate ? l.rate.count + ' per ' + l.rate.per_ms + ' ms' + (l.burst > 1 ? ' (burst ' + l.burst + ')' : '') : null,
+            l.concurrency ? l.concurrency + ' at once' : null].filter((x) => x).join(', ');
           const canOperate = () => app.session && (app.session.role === 'operator' || app.session.role === 'admin');
           const time = (text) => text ? new Date(text).toLocaleString() : '—';
           // A time in the given IANA zone (a schedule's), with the zone's name.
@@ -260,13 +263,18 @@ enum DashboardAssets {
                   stateName !== 'running' ? action('Purge ' + stateName, () => api(q + '/purge?state=' + stateName, 'POST'),
                     { confirm: 'Confirm: delete every ' + stateName + ' job', danger: true }) : null) : null,
                 chart(throughput.minutes),
+                queue.limits.length ? el('div', { id: 'limits' }, el('h2', {}, 'Limits (' + queue.throttled + ' jobs held back)'),
+                  table(['scope', 'in force', 'declared', 'set by an operator'],
+                    queue.limits.map((l) => [l.scope === 'queue' ? 'queue' : (l.scope === 'key' ? 'each key of ' : 'task ') + l.task,
+                      limitText(l.effective), limitText(l.declared), l.set === 'none' ? 'no limit' : limitText(l.set)]))) : null,
                 el('p', { id: 'latency' }, 'Wait from due to start, last hour (' + throughput.latency.jobs + ' jobs): p50 / p99 ' + waits(throughput.latency)),
                 el('div', { class: 'tabs' }, STATES.map((s) => el('a', { href: here({ state: s, cursor: null }), class: s === stateName ? 'current' : null }, s))),
                 el('div', { class: 'tabs', id: 'task-filter' }, 'Task: ',
                   el('a', { href: here({ task: null, cursor: null }), class: task ? null : 'current' }, 'all'), ' ',
                   app.taskNames.flatMap((t) => [el('a', { href: here({ task: t, cursor: null }), class: t === task ? 'current' : null }, t), ' '])),
                 table(['Job', 'task', 'state', 'attempts', 'created', 'error'],
-                  page.jobs.map((j) => [jobLink(j.id), j.task, stateBadge(j.state), j.attempts + ' / ' + j.max_attempts, time(j.created_at), j.error || ''])),
+                  page.jobs.map((j) => [jobLink(j.id), j.task, j.throttled ? [stateBadge(j.state), ' held back'] : stateBadge(j.state),
+                    j.attempts + ' / ' + j.max_attempts, time(j.created_at), j.error || ''])),
                 el('div', { class: 'actions' },
                   cursor ? link(here({ cursor: null }), 'First page') : null,
                   page.next_cursor ? link(here({ cursor: page.next_cursor }), 'Next page') : null));

@@ -190,6 +190,7 @@ extension RedisJobBroker {
                 command.append(dependencies.join ? "1" : "0")
                 command.append(dependencies.workflow ?? "")
                 command.append(request.storedHeaders)
+                command.append(request.limitKey ?? "")
                 command.append(known[job].count)
                 for (index, outcome) in known[job] {
                     command.append(index)

@@ -47,6 +47,8 @@ public struct EnqueueRequest: Sendable, Hashable {
     /// request. Not part of the ``fingerprint``: a repeat of an idempotency key with other headers
     /// (another `traceparent`) is the same request.
     public var headers: [String: String] = [:]
+    /// The job's limit key (see ``JobLimit``): from the task's limit's key fields, or given.
+    public var limitKey: String?
 
     /// Creates a request with the task's options.
     public init(
@@ -65,6 +67,7 @@ public struct EnqueueRequest: Sendable, Hashable {
         self.idempotencyKey = idempotencyKey
         self.idempotencyTTL = idempotencyTTL
         self.unique = options.unique.map { UniqueLock(key: $0.key(task: task, input: input), mode: $0.mode) }
+        self.limitKey = options.limit?.key(input: input)
     }
 }
 
@@ -250,6 +253,8 @@ public struct QueueStats: Sendable, Hashable, Codable {
     public var expired = 0
     /// Jobs waiting for the jobs they depend on.
     public var waiting = 0
+    /// Queued jobs held back by a limit (counted in none of the other counts).
+    public var throttled = 0
     public var paused = false
     /// How long the next job in line has waited, in milliseconds (0 when none is pending).
     public var oldestPendingMilliseconds: Int64 = 0
@@ -411,8 +416,46 @@ public protocol JobBroker: Sendable {
     func setPaused(_ queue: QueueName, _ paused: Bool) async throws
     /// Every queue that has been used.
     func queues() async throws -> [QueueName]
+    /// The limits of `queue` (``JobLimit``), each scope's declared and set limit.
+    func limits(_ queue: QueueName) async throws -> [QueueLimit]
+    /// Sets the limit of `scope` in `queue`: the one declared (by workers, from task options and
+    /// the config file), or the one set by an operator, which wins (`.some(nil)`: explicitly no
+    /// limit). `nil` removes it. Jobs held back are looked at again at once.
+    func setLimit(_ limit: JobLimit??, scope: LimitScope, queue: QueueName, declared: Bool) async throws
     /// One reaper pass on `queue`.
     func reap(_ queue: QueueName, limit: Int) async throws -> ReapReport
+}
+
+/// One scope's limits in a queue.
+public struct QueueLimit: Sendable, Hashable {
+    public var scope: LimitScope
+    /// The limit workers declared (task options, config file); `nil` for none.
+    public var declared: JobLimit?
+    /// The limit an operator set, which wins: `.some(nil)` means explicitly none; `nil` for not set.
+    public var set: JobLimit??
+
+    public init(scope: LimitScope, declared: JobLimit? = nil, set: JobLimit?? = nil) {
+        (self.scope, self.declared, self.set) = (scope, declared, set)
+    }
+
+    /// The limit in force.
+    public var effective: JobLimit? {
+        if let set { return set }
+        return declared
+    }
+
+    /// Reads a queue's stored limits (`d:<scope>` and `o:<scope>` fields), ordered by scope.
+    static func parse(_ fields: [String: String]) -> [QueueLimit] {
+        var byScope: [String: QueueLimit] = [:]
+        for (field, value) in fields {
+            let kind = field.prefix(2)
+            guard kind == "d:" || kind == "o:", let scope = LimitScope(field: String(field.dropFirst(2))) else { continue }
+            var entry = byScope[scope.field] ?? QueueLimit(scope: scope)
+            if kind == "d:" { entry.declared = JobLimit(stored: value) } else { entry.set = .some(JobLimit(stored: value)) }
+            byScope[scope.field] = entry
+        }
+        return byScope.keys.sorted().map { byScope[$0]! }
+    }
 }
 
 /// What emitting a schedule's tick did.

@@ -263,6 +263,182 @@ enum JobFunctions {
           return #due
         end
 
+        -- Limits (docs/limits.md). A queue's `limits` hash maps 'd:<scope>' (declared by workers)
+        -- and 'o:<scope>' (set by operators; wins) to '<count> <period ms> <burst> <concurrency>'
+        -- (0: none). Scopes: '*' (every job of the queue), '<task>', and '<task>#' (each limit key
+        -- of the task's jobs: bucket '<task>#<lkey>'). A job over a limit at claim time is held
+        -- back, still 'queued', in its bucket's `lwait:` list (and `throttled`), and the bucket in
+        -- `limit_due` at the time its first job may run: the claim promotes it then (field `thr`
+        -- '1'). Rate: GCRA on `lrate:<bucket>`. Concurrency: `lhold:<bucket>` holds the running
+        -- jobs; every way out of `running` releases them (`held` lists the job's buckets) and makes
+        -- the bucket due at once.
+
+        -- The queue's limits by scope: {count, period, burst, conc}; nil without any.
+        local function load_limits(base)
+          local raw = redis.call('HGETALL', base .. K.limits)
+          if #raw == 0 then return nil end
+          local L = {}
+          for i = 1, #raw, 2 do
+            local kind, scope = string.sub(raw[i], 1, 1), string.sub(raw[i], 3)
+            if kind == 'o' or L[scope] == nil then
+              local v = {}
+              for n in string.gmatch(raw[i + 1], '%S+') do v[#v + 1] = tonumber(n) end
+              L[scope] = {count = v[1] or 0, period = v[2] or 0, burst = math.max(1, v[3] or 1), conc = v[4] or 0, own = kind == 'o'}
+            end
+          end
+          return L
+        end
+
+        -- The buckets a job of `task` with limit key `lkey` counts in: {{bucket, spec}, ...}.
+        local function buckets_of(L, task, lkey)
+          local out = {}
+          local function add(bucket, spec)
+            if spec and (spec.count > 0 or spec.conc > 0) then out[#out + 1] = {bucket, spec} end
+          end
+          add('*', L['*'])
+          add(task, L[task])
+          if lkey and lkey ~= '' then add(task .. '#' .. lkey, L[task .. '#']) end
+          return out
+        end
+
+        -- nil if a job may run in `bucket` now; else when it may ('inf': once a slot frees).
+        local function limit_wait(base, bucket, spec, now)
+          if spec.conc > 0 and redis.call('SCARD', base .. K.limitHold .. bucket) >= spec.conc then return 'inf' end
+          if spec.count > 0 and spec.period > 0 then
+            local interval = spec.period / spec.count
+            local tat = math.max(tonumber(redis.call('GET', base .. K.limitRate .. bucket) or '0'), now)
+            local at = tat - (spec.burst - 1) * interval
+            if at > now then return I(math.ceil(at)) end
+          end
+          return nil
+        end
+
+        -- A job starts in `bucket`: takes its rate and slot.
+        local function limit_take(base, bucket, spec, now, id)
+          if spec.conc > 0 then redis.call('SADD', base .. K.limitHold .. bucket, id) end
+          if spec.count > 0 and spec.period > 0 then
+            local interval = spec.period / spec.count
+            local key = base .. K.limitRate .. bucket
+            -- Starts keep to a grid of `interval`: one that comes late (less than an interval)
+            -- keeps its place, so lateness does not slow the rate down over time.
+            local tat = tonumber(redis.call('GET', key) or '0')
+            tat = (tat >= now - interval and tat or now) + interval
+            redis.call('SET', key, string.format('%.3f', tat), 'PX', I(math.ceil(tat - now + spec.burst * interval) + 1000))
+          end
+        end
+
+        -- Holds `id` back in `bucket` until `at` (ms, or 'inf'); `front` keeps a promoted job
+        -- first in line.
+        local function limit_hold(base, id, bucket, at, now, front)
+          local list = base .. K.limitWait .. bucket
+          if front then redis.call('LPUSH', list, id) else redis.call('RPUSH', list, id) end
+          redis.call('ZADD', base .. K.throttled, I(now), id)
+          redis.call('HSET', base .. K.job .. id, 'thr', '0')
+          if at == 'inf' and front then
+            redis.call('ZADD', base .. K.limitDue, '+inf', bucket)
+          elseif at == 'inf' then
+            redis.call('ZADD', base .. K.limitDue, 'NX', '+inf', bucket)
+          elseif at then
+            redis.call('ZADD', base .. K.limitDue, at, bucket)
+          end
+        end
+
+        -- Whether `bucket` is still under a limit.
+        local function limited(L, bucket)
+          local hash = string.find(bucket, '#', 1, true)
+          local spec = L[hash and string.sub(bucket, 1, hash) or bucket]
+          return spec ~= nil and (spec.count > 0 or spec.conc > 0)
+        end
+
+        -- Moves the first held-back job of each due bucket to `pending` (all of them, up to 1,000,
+        -- for a bucket whose limit was lifted); a bucket stays due a second later in case its job
+        -- never comes back (cancelled), sooner when it runs.
+        local function promote_limited(base, now, L)
+          local due = redis.call('ZRANGEBYSCORE', base .. K.limitDue, '-inf', I(now), 'LIMIT', '0', '32')
+          for _, bucket in ipairs(due) do
+            local list = base .. K.limitWait .. bucket
+            local budget = limited(L, bucket) and 1 or 1000
+            local id = redis.call('LPOP', list)
+            while id do
+              redis.call('ZREM', base .. K.throttled, id)
+              local f = redis.call('HMGET', base .. K.job .. id, 'state', 'priority')
+              if f[1] == 'queued' then
+                redis.call('HSET', base .. K.job .. id, 'thr', '1')
+                -- First in its priority band (in the order promoted): its turn has come, whatever
+                -- else is queued.
+                redis.call('ZADD', base .. K.pending, I((9 - tonumber(f[2])) * BAND - budget), id)
+                budget = budget - 1
+                if budget == 0 then break end
+              end
+              id = redis.call('LPOP', list)
+            end
+            if redis.call('EXISTS', list) == 1 then
+              redis.call('ZADD', base .. K.limitDue, I(now + 1000), bucket)
+            else
+              redis.call('ZREM', base .. K.limitDue, bucket)
+            end
+          end
+        end
+
+        -- Gives back the concurrency slots a job held (`held`: its buckets, '\n'-separated).
+        local function release_slots(base, id, held, now)
+          if not held then return end
+          for bucket in string.gmatch(held, '[^\n]+') do
+            redis.call('SREM', base .. K.limitHold .. bucket, id)
+            if redis.call('EXISTS', base .. K.limitWait .. bucket) == 1 then
+              redis.call('ZADD', base .. K.limitDue, I(now), bucket)
+            end
+          end
+          redis.call('HDEL', base .. K.job .. id, 'held')
+        end
+
+        -- The limit check of one popped job: true if it may run (its buckets taken, `held`
+        -- set), false if it was held back.
+        local function limit_admit(base, L, id, task, lkey, promoted, now)
+          local buckets = buckets_of(L, task, lkey)
+          if #buckets == 0 then return true end
+          for _, b in ipairs(buckets) do
+            -- A job that was not promoted waits behind those held back already.
+            if not promoted and redis.call('EXISTS', base .. K.limitWait .. b[1]) == 1 then
+              limit_hold(base, id, b[1], nil, now, false)
+              return false
+            end
+            local at = limit_wait(base, b[1], b[2], now)
+            if at then
+              limit_hold(base, id, b[1], at, now, promoted)
+              return false
+            end
+          end
+          local held = {}
+          for _, b in ipairs(buckets) do
+            limit_take(base, b[1], b[2], now, id)
+            if b[2].conc > 0 then held[#held + 1] = b[1] end
+            -- The next held-back job's turn.
+            if redis.call('EXISTS', base .. K.limitWait .. b[1]) == 1 then
+              redis.call('ZADD', base .. K.limitDue, limit_wait(base, b[1], b[2], now) or I(now), b[1])
+            end
+          end
+          if #held > 0 then redis.call('HSET', base .. K.job .. id, 'held', table.concat(held, '\n')) end
+          if promoted then redis.call('HDEL', base .. K.job .. id, 'thr') end
+          return true
+        end
+
+        -- ARGV: field ('d:<scope>' or 'o:<scope>'), value ('' deletes it). Every held-back bucket
+        -- becomes due, so a looser limit applies at once. Returns 1.
+        local function limit(keys, args)
+          local base = keys[1]
+          if args[2] == '' then
+            redis.call('HDEL', base .. K.limits, args[1])
+          else
+            redis.call('HSET', base .. K.limits, args[1], args[2])
+          end
+          local buckets = redis.call('ZRANGE', base .. K.limitDue, '0', '-1')
+          local now = now_ms()
+          for _, bucket in ipairs(buckets) do redis.call('ZADD', base .. K.limitDue, I(now), bucket) end
+          if #buckets > 0 then wake(base, #buckets) end
+          return 1
+        end
+
         -- Dependencies (docs/workflows.md). A job that depends on others is created `waiting` by
         -- tern_wait, with `parents` (their ids, space-separated), `deps_total`, `input_from`
         -- (given, output, outputs, outcomes, summary), `on_fail` (cancel, run) and `join` ('1': no
@@ -405,9 +581,9 @@ enum JobFunctions {
           return out
         end
 
-        -- ARGV: 14 fields per job, then its known outcomes: id, task, input, priority,
+        -- ARGV: 15 fields per job, then its known outcomes: id, task, input, priority,
         -- max_attempts, retention_ms, failed_retention_ms, parents, input_from, on_fail, join,
-        -- workflow ('' none), headers ('' none), n, then n × {index, kind, payload}. Creates jobs that wait for their
+        -- workflow ('' none), headers ('' none), limit key ('' none), n, then n × {index, kind, payload}. Creates jobs that wait for their
         -- dependencies (registered with them before, by tern_depend). Returns {id, state} per job.
         local function wait(keys, args)
           local base = keys[1]
@@ -426,16 +602,17 @@ enum JobFunctions {
             if args[i + 10] == '1' then fields[#fields + 1] = 'join' fields[#fields + 1] = '1' end
             if args[i + 11] ~= '' then fields[#fields + 1] = 'workflow' fields[#fields + 1] = args[i + 11] end
             if args[i + 12] ~= '' then fields[#fields + 1] = 'headers' fields[#fields + 1] = args[i + 12] end
+            if args[i + 13] ~= '' then fields[#fields + 1] = 'lkey' fields[#fields + 1] = args[i + 13] end
             redis.call('HSET', job, unpack(fields))
             redis.call('PERSIST', deps)
-            local n = tonumber(args[i + 13])
+            local n = tonumber(args[i + 14])
             for k = 0, n - 1 do
-              local j = i + 14 + 3 * k
+              local j = i + 15 + 3 * k
               redis.call('HSETNX', deps, args[j], args[j + 1] .. args[j + 2])
             end
             redis.call('ZADD', base .. K.waiting, nows, id)
             out[#out + 1] = {id, settle(base, id, now, nil, nil, true)}
-            i = i + 14 + 3 * n
+            i = i + 15 + 3 * n
           end
           return out
         end
@@ -522,11 +699,11 @@ enum JobFunctions {
           end
         end
 
-        -- ARGV: the queue's cap on waiting jobs (-1 none), then 16 fields per job: id, task, input,
+        -- ARGV: the queue's cap on waiting jobs (-1 none), then 17 fields per job: id, task, input,
         -- priority, max_attempts, due_ms (-1 now, -2 after delay_ms), delay_ms, expires_after_ms
         -- (-1 never), retention_ms, idempotency hash ('' none), idempotency ttl ms, the request's
         -- fingerprint, failed_retention_ms, unique ('<a|u|d> <key>', '' none), the unique window ms,
-        -- headers (a JSON object, '' none).
+        -- headers (a JSON object, '' none), limit key ('' none).
         -- An idempotency key holds '<id> <fingerprint>'. Returns {id, created (1 created, 0 the
         -- key's job, 2 refused: the queue is at its cap, 3 the key is held by another request, 4 the
         -- unique key's job, 5 the debounce key's job, given this input and a new due time), state}
@@ -540,8 +717,9 @@ enum JobFunctions {
           local room = -1
           if cap >= 0 then
             room = cap - redis.call('ZCARD', base .. K.pending) - redis.call('ZCARD', base .. K.scheduled)
+              - redis.call('ZCARD', base .. K.throttled)
           end
-          for i = 2, #args, 16 do
+          for i = 2, #args, 17 do
             local id, idem, fingerprint, unique = args[i], args[i + 9], args[i + 11], args[i + 13]
             local existing = idem ~= '' and redis.call('GET', base .. K.idempotency .. idem)
             local holder, holder_state = nil, nil
@@ -592,6 +770,10 @@ enum JobFunctions {
                 fields[#fields + 1] = 'headers'
                 fields[#fields + 1] = args[i + 15]
               end
+              if args[i + 16] ~= '' then
+                fields[#fields + 1] = 'lkey'
+                fields[#fields + 1] = args[i + 16]
+              end
               redis.call('HSET', base .. K.job .. id, unpack(fields))
               if idem ~= '' then
                 redis.call('SET', base .. K.idempotency .. idem, id .. ' ' .. fingerprint, 'PX', I(math.max(1, tonumber(args[i + 10]))))
@@ -630,6 +812,8 @@ enum JobFunctions {
           local now, nows = clock()
           promote_due(base, now, 1000)
           if redis.call('HGET', base .. K.meta, 'paused') == '1' then return {} end
+          local L = load_limits(base)
+          if L then promote_limited(base, now, L) end
           local out, leases, waits = {}, {}, {}
           local deadline = I(now + lease)
           local batch = nil
@@ -640,10 +824,12 @@ enum JobFunctions {
             for i = 1, #popped, 2 do
               local id = popped[i]
               local job = base .. K.job .. id
-              local f = redis.call('HMGET', job, 'task', 'input', 'attempts', 'max_attempts', 'expires_ms', 'state', 'suspect', 'due_ms', 'headers')
+              local f = redis.call('HMGET', job, 'task', 'input', 'attempts', 'max_attempts', 'expires_ms', 'state', 'suspect', 'due_ms', 'headers', 'lkey', 'thr')
               if f[6] == 'queued' then
                 if f[5] and tonumber(f[3]) == 0 and tonumber(f[5]) < now then
                   finish(base, id, 'expired', now, nil)
+                elseif L and not limit_admit(base, L, id, f[1], f[10], f[11] == '1', now) then
+                  -- Held back by a limit: another job may run instead.
                 else
                   local attempt = tonumber(f[3]) + 1
                   local token = batch .. I(#out)
@@ -692,9 +878,10 @@ enum JobFunctions {
           for i = 1, #args, 3 do
             local id = args[i]
             local job = base .. K.job .. id
-            local f = redis.call('HMGET', job, 'token', 'state', 'retention_ms', 'unique', 'dependents')
+            local f = redis.call('HMGET', job, 'token', 'state', 'retention_ms', 'unique', 'dependents', 'held')
             if f[1] == args[i + 1] and f[2] == 'running' then
               unlock(base, id, f[4])
+              release_slots(base, id, f[6], now)
               local drop = I(now + tonumber(f[3] or '86400000'))
               redis.call('HSET', job, 'state', 'succeeded', 'finished_ms', nows, 'drop_ms', drop, 'result', args[i + 2])
               done[#done + 1] = id
@@ -726,6 +913,7 @@ enum JobFunctions {
           local now = now_ms()
           record_error(job, tonumber(redis.call('HGET', job, 'attempts')), args[3], now, tonumber(args[6]))
           redis.call('ZREM', base .. K.active, id)
+          release_slots(base, id, redis.call('HGET', job, 'held'), now)
           if redis.call('HGET', job, 'cancel_requested') == '1' then
             -- Cancellation was asked while it ran: the failure stops it for good.
             finish(base, id, 'cancelled', now, nil)
@@ -751,7 +939,9 @@ enum JobFunctions {
           local job = base .. K.job .. id
           if not token_matches(base, job, args[2]) then return 0 end
           redis.call('ZREM', base .. K.active, id)
-          finish(base, id, 'cancelled', now_ms(), nil)
+          local now = now_ms()
+          release_slots(base, id, redis.call('HGET', job, 'held'), now)
+          finish(base, id, 'cancelled', now, nil)
           return 1
         end
 
@@ -764,7 +954,9 @@ enum JobFunctions {
           local state = state_of(job, now)
           if not state then return false end
           if state == 'queued' then
+            -- A job held back by a limit stays in its bucket's list, which skips it.
             redis.call('ZREM', base .. K.pending, id)
+            redis.call('ZREM', base .. K.throttled, id)
           elseif state == 'scheduled' or state == 'retrying' then
             redis.call('ZREM', base .. K.scheduled, id)
           elseif state == 'waiting' then
@@ -788,6 +980,7 @@ enum JobFunctions {
             local job = base .. K.job .. id
             if token_matches(base, job, args[i + 1]) then
               redis.call('ZREM', base .. K.active, id)
+              release_slots(base, id, redis.call('HGET', job, 'held'), now_ms())
               if redis.call('HGET', job, 'cancel_requested') == '1' then
                 -- Cancellation was asked while it ran: released means stopped, so it is cancelled.
                 finish(base, id, 'cancelled', now_ms(), nil)
@@ -828,6 +1021,7 @@ enum JobFunctions {
           end
           record_error(job, tonumber(redis.call('HGET', job, 'attempts')), message, now, tonumber(args[6]))
           redis.call('ZREM', base .. K.active, id)
+          release_slots(base, id, redis.call('HGET', job, 'held'), now)
           redis.call('HDEL', job, 'token', 'worker')
           if crashes >= tonumber(args[4]) or redis.call('HGET', job, 'cancel_requested') == '1' then
             local state = redis.call('HGET', job, 'cancel_requested') == '1' and 'cancelled' or 'failed'
@@ -861,13 +1055,17 @@ enum JobFunctions {
           local limit = tonumber(args[1])
           local now = now_ms()
           local promoted = promote_due(base, now, limit)
+          local L = load_limits(base)
+          if L then promote_limited(base, now, L) end
           local failed, repaired = 0, 0
           local ids, priorities = {}, {}
           local expired = redis.call('ZRANGEBYSCORE', base .. K.active, '-inf', I(now), 'LIMIT', '0', I(limit))
           for _, id in ipairs(expired) do
             local job = base .. K.job .. id
-            local f = redis.call('HMGET', job, 'state', 'attempts', 'max_attempts', 'priority', 'cancel_requested')
+            local f = redis.call('HMGET', job, 'state', 'attempts', 'max_attempts', 'priority', 'cancel_requested', 'held')
             redis.call('ZREM', base .. K.active, id)
+            -- A lost lease gives its limit slots back.
+            release_slots(base, id, f[6], now)
             if f[1] ~= 'running' then
               repaired = repaired + 1
             else
@@ -983,6 +1181,10 @@ enum JobFunctions {
             if set ~= HOLDING.scheduled then break end
             offset = offset + limit
           end
+          -- Queued jobs held back by a limit go too (their buckets' lists skip what is gone).
+          if state == 'queued' and #gone < limit then
+            for _, id in ipairs(redis.call('ZRANGE', base .. K.throttled, '0', I(limit - #gone - 1))) do gone[#gone + 1] = id end
+          end
           if #gone == 0 then return 0 end
           local jobs = {}
           for _, id in ipairs(gone) do
@@ -993,6 +1195,7 @@ enum JobFunctions {
           end
           redis.call('UNLINK', unpack(jobs))
           redis.call('ZREM', base .. set, unpack(gone))
+          if state == 'queued' then redis.call('ZREM', base .. K.throttled, unpack(gone)) end
           return #gone
         end
 
@@ -1061,5 +1264,6 @@ enum JobFunctions {
         redis.register_function('tern_resolve', entry(resolve))
         redis.register_function('tern_relay_take', entry(relay_take))
         redis.register_function('tern_relay_done', entry(relay_done))
+        redis.register_function('tern_limit', entry(limit))
         """#
 }

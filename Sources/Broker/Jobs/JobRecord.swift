@@ -71,6 +71,10 @@ public struct JobRecord: Sendable, Hashable {
     public var inputFrom: String?
     /// The job's headers (``JobHeaders``).
     public var headers: [String: String] = [:]
+    /// The job's limit key (``JobLimit``), if it has one.
+    public var limitKey: String?
+    /// A queued job held back by a limit.
+    public var throttled = false
 
     public var queue: QueueName { id.queue }
 
@@ -146,6 +150,8 @@ public struct JobRecord: Sendable, Hashable {
         self.isJoin = text("join") == "1"
         self.inputFrom = text("input_from")
         self.headers = JobHeaders.decode(fields["headers"] ?? [])
+        self.limitKey = text("lkey")
+        self.throttled = state == .queued && text("thr") == "0"
         if let unique = text("unique"), let space = unique.firstIndex(of: " ") {
             self.uniqueMode = UniqueLock.modeName(stored: unique[..<space])
             self.uniqueKey = String(unique[unique.index(after: space)...])

@@ -135,6 +135,7 @@ public final class RedisJobBroker: JobBroker {
                 command.append(request.unique?.stored ?? "")
                 command.append(Int(max(1, request.unique?.mode.windowMilliseconds ?? 1)))
                 command.append(request.storedHeaders)
+                command.append(request.limitKey ?? "")
             }
             commands.append(command)
         }
@@ -253,8 +254,11 @@ public final class RedisJobBroker: JobBroker {
 
     public func nextDue(queues: [QueueName]) async throws -> Duration? {
         guard !queues.isEmpty else { return nil }
+        // A limit bucket's next held-back job counts as due then (`limit_due`; +inf: a slot must free).
         let commands =
-            queues.map { RedisCommand("ZRANGE", keys.queueKey($0, .scheduled), 0, 0, "WITHSCORES") } + [RedisCommand("TIME")]
+            queues.flatMap { queue in
+                [QueueKey.scheduled, .limitDue].map { RedisCommand("ZRANGE", keys.queueKey(queue, $0), 0, 0, "WITHSCORES") }
+            } + [RedisCommand("TIME")]
         let replies = try await client.pipeline(commands)
         guard let time = try replies.last?.throwingServerError().array, time.count == 2, let seconds = time[0].int,
             let micros = time[1].int
@@ -262,7 +266,7 @@ public final class RedisJobBroker: JobBroker {
         let now = seconds * 1000 + micros / 1000
         let due = try replies.dropLast().compactMap { reply -> Int? in
             guard let pair = try reply.throwingServerError().array, pair.count == 2 else { return nil }
-            return pair[1].string.flatMap(Double.init).map { Int($0) }
+            return pair[1].string.flatMap(Double.init).flatMap { $0.isFinite ? Int($0) : nil }
         }.min()
         return due.map { .milliseconds(max(0, $0 - now)) }
     }
@@ -495,9 +499,17 @@ public final class RedisJobBroker: JobBroker {
         let limit = min(max(limit, 1), 1000)
         // A cursor is an offset; one that is not a plausible offset starts from the beginning.
         let offset = cursor.flatMap(Int.init).flatMap { (0...10_000_000).contains($0) ? $0 : nil } ?? 0
-        let ids = try await client.send(
+        var ids = try await client.send(
             RedisCommand("ZRANGE", keys.queueKey(queue, QueueKey(holding: state)), offset, offset + limit - 1)
         ).array ?? []
+        if state == .queued && ids.count < limit {
+            // Queued jobs held back by a limit come after the others, in the order they were held back.
+            let pending = try await client.send(RedisCommand("ZCARD", keys.queueKey(queue, .pending))).int ?? 0
+            let start = max(0, offset + ids.count - pending)
+            ids += try await client.send(
+                RedisCommand("ZRANGE", keys.queueKey(queue, .throttled), start, start + limit - ids.count - 1)
+            ).array ?? []
+        }
         let records = try await client.pipeline(
             ids.compactMap { $0.string.flatMap(JobID.init) }.map { RedisCommand("HGETALL", keys.job($0)) })
         let now = Int64(WallClock.nowMilliseconds())
@@ -506,7 +518,7 @@ public final class RedisJobBroker: JobBroker {
     }
 
     public func stats(_ queue: QueueName) async throws -> QueueStats {
-        let sets: [QueueKey] = [.pending, .scheduled, .active, .succeeded, .failed, .cancelled, .expired, .waiting]
+        let sets: [QueueKey] = [.pending, .scheduled, .active, .succeeded, .failed, .cancelled, .expired, .waiting, .throttled]
         var commands = sets.map { RedisCommand("ZCARD", keys.queueKey(queue, $0)) }
         commands.append(RedisCommand("HMGET", keys.queueKey(queue, .meta), "paused", "stale_writes", "lost_leases"))
         commands.append(RedisCommand("ZRANGE", keys.queueKey(queue, .pending), 0, 0))
@@ -516,7 +528,7 @@ public final class RedisJobBroker: JobBroker {
         var stats = QueueStats(queue: queue)
         (stats.pending, stats.scheduled, stats.running) = (counts[0], counts[1], counts[2])
         (stats.succeeded, stats.failed, stats.cancelled, stats.expired) = (counts[3], counts[4], counts[5], counts[6])
-        stats.waiting = counts[7]
+        (stats.waiting, stats.throttled) = (counts[7], counts[8])
         let meta = replies[sets.count].array ?? []
         stats.paused = meta.first?.string == "1"
         stats.staleWrites = meta.count > 1 ? meta[1].int ?? 0 : 0
@@ -578,6 +590,23 @@ public final class RedisJobBroker: JobBroker {
         }
         commands.append(RedisCommand("SADD", keys.queues, queue.rawValue))
         for reply in try await client.pipeline(commands) { try reply.throwingServerError() }
+    }
+
+    public func limits(_ queue: QueueName) async throws -> [QueueLimit] {
+        let reply = try await client.send(RedisCommand("HGETALL", keys.queueKey(queue, .limits))).throwingServerError()
+        let items = reply.array ?? []
+        var fields: [String: String] = [:]
+        for index in stride(from: 0, to: items.count - 1, by: 2) {
+            if let field = items[index].string, let value = items[index + 1].string { fields[field] = value }
+        }
+        return QueueLimit.parse(fields)
+    }
+
+    public func setLimit(_ limit: JobLimit??, scope: LimitScope, queue: QueueName, declared: Bool) async throws {
+        let field = (declared ? "d:" : "o:") + scope.field
+        let value = limit.map { $0?.stored ?? "0 0 1 0" } ?? ""
+        _ = try await call("tern_limit", queue, [field, value])
+        _ = try await client.send(RedisCommand("SADD", keys.queues, queue.rawValue))
     }
 
     public func queues() async throws -> [QueueName] {

@@ -82,6 +82,13 @@ public enum QueueKey: String, Sendable, CaseIterable {
     /// Jobs whose dependents must learn of a change (they finished, or were retried), by the
     /// time of the change (sorted set): see ``RedisJobBroker`` and docs/workflows.md.
     case relay
+    /// The queue's limits (hash): `d:<scope>` declared by workers, `o:<scope>` set by operators
+    /// (wins), each `<count> <period ms> <burst> <concurrency>` (see ``JobLimit``).
+    case limits
+    /// Queued jobs held back by a limit, by when (sorted set).
+    case throttled
+    /// Limit buckets whose first held-back job may run, by when (sorted set).
+    case limitDue = "limit_due"
 
     /// The key holding jobs in `state`.
     public init(holding state: JobState) {
@@ -115,4 +122,10 @@ public enum QueueItemKey: String, Sendable, CaseIterable {
     case dependencies = "deps:"
     /// A unique key's holder: `unique:<key>`, the id of the job that took it (see ``UniqueLock``).
     case unique = "unique:"
+    /// A limit bucket's held-back jobs, in order: `lwait:<bucket>` (list).
+    case limitWait = "lwait:"
+    /// A limit bucket's rate state (GCRA theoretical arrival time, ms): `lrate:<bucket>`.
+    case limitRate = "lrate:"
+    /// The running jobs holding a limit bucket's concurrency slots: `lhold:<bucket>` (set).
+    case limitHold = "lhold:"
 }

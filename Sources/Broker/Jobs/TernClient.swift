@@ -55,6 +55,9 @@ public struct TernClient: Sendable {
         public var runIfDependencyFails = false
         /// The job's headers (``JobHeaders``); enqueue middleware may add more.
         public var headers: [String: String] = [:]
+        /// The job's limit key (1 to 128 bytes, no control characters), instead of the one the
+        /// task's limit builds from the input (see ``JobLimit``).
+        public var limitKey: String?
 
         public init(
             queue: QueueName? = nil, priority: Int? = nil, maxAttempts: Int? = nil, timing: EnqueueRequest.Timing = .now,
@@ -101,6 +104,12 @@ public struct TernClient: Sendable {
             task: T.name, input: input, options: taskOptions, timing: options.timing,
             idempotencyKey: options.idempotencyKey, idempotencyTTL: options.idempotencyTTL)
         request.headers = options.headers
+        if let key = options.limitKey {
+            guard JobLimit.isValidKey(key) else {
+                throw TernClientError.invalidOption("limitKey must be 1 to \(JobLimit.maxKeyBytes) bytes without control characters")
+            }
+            request.limitKey = key
+        }
         if let key = options.uniqueKey {
             guard (1...255).contains(key.utf8.count) else { throw TernClientError.invalidOption("uniqueKey must be 1 to 255 bytes") }
             request.unique = UniqueLock(key: UniquePolicy.key(task: T.name, explicit: key), mode: taskOptions.unique?.mode ?? .whileActive)

@@ -161,8 +161,10 @@ public final class MemoryJobBroker: JobBroker {
         return withState { (locked, now) -> Duration? in
             var earliest: Int64?
             for name in queues {
-                guard let due = locked.queues[name]?.scheduled.peekMin()?.score else { continue }
-                earliest = min(earliest ?? due, due)
+                // A limit bucket's next held-back job counts as due then.
+                let limited = locked.queues[name]?.limitBuckets.values.compactMap(\.due).filter { $0 < .max }.min()
+                let scheduled = locked.queues[name]?.scheduled.peekMin()?.score
+                for due in [scheduled, limited].compactMap({ $0 }) { earliest = min(earliest ?? due, due) }
             }
             return earliest.map { Duration.milliseconds(max(0, $0 - now)) }
         }
@@ -330,6 +332,20 @@ public final class MemoryJobBroker: JobBroker {
 
     public func queues() async throws -> [QueueName] {
         withState { locked, _ in locked.used.sorted { $0.rawValue < $1.rawValue } }
+    }
+
+    public func limits(_ queue: QueueName) async throws -> [QueueLimit] {
+        withState { locked, _ in
+            (locked.queues[queue]?.limits ?? [:]).sorted { $0.key < $1.key }.map(\.value)
+        }
+    }
+
+    public func setLimit(_ limit: JobLimit??, scope: LimitScope, queue: QueueName, declared: Bool) async throws {
+        withState { locked, _ in
+            locked.used.insert(queue)
+            locked.update(queue) { state in state.wakes += 1 }
+        }
+        _ = withQueue(queue) { state, now in state.setLimit(limit, scope: scope, declared: declared, now: now) }
     }
 
     public func reap(_ queue: QueueName, limit: Int) async throws -> ReapReport {

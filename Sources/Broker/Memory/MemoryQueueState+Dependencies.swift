@@ -35,6 +35,7 @@ extension MemoryQueueState {
         record.isJoin = dependencies.join
         record.inputFrom = dependencies.input.rawValue
         record.headers = request.headers
+        record.limitKey = request.limitKey
         jobs[id] = MemoryStoredJob(
             record: record, token: nil, expiresMilliseconds: nil,
             retentionMilliseconds: max(1, request.retention.nanoseconds / 1_000_000),

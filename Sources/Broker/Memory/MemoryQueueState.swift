@@ -25,6 +25,10 @@ struct MemoryStoredJob: Sendable {
     var released = false
     /// The index of the dependency whose failure cancelled it (`dep_cancel`).
     var dependencyCancel: Int? = nil
+    /// The limit buckets whose concurrency slots it holds while running (`held`).
+    var held: [String] = []
+    /// It was promoted from a limit bucket's held-back jobs (`thr` 1).
+    var promoted = false
 }
 
 /// One queue of ``MemoryJobBroker``: the counterpart of the keys under one queue's base in Redis,
@@ -32,6 +36,12 @@ struct MemoryStoredJob: Sendable {
 struct MemoryQueueState: Sendable {
     /// Jobs by id (`job:<id>`).
     var jobs: [JobID: MemoryStoredJob] = [:]
+    /// Limits by scope field (`limits`).
+    var limits: [String: QueueLimit] = [:]
+    /// Limit buckets by name (`lrate:`, `lhold:`, `lwait:`, `limit_due`).
+    var limitBuckets: [String: MemoryLimitBucket] = [:]
+    /// Queued jobs held back by a limit (`throttled`).
+    var throttled: Set<JobID> = []
     /// Queued jobs by priority band × 2^40 + sequence (`pending`).
     var pending = MemorySortedSet<JobID>()
     /// Scheduled and retrying jobs by due time (`scheduled`).
@@ -219,7 +229,7 @@ struct MemoryQueueState: Sendable {
     // MARK: Operations (the Lua library's registered functions)
 
     /// Jobs waiting: queued, scheduled and retrying (what a queue's cap counts).
-    var waiting: Int { pending.count + scheduled.count }
+    var waiting: Int { pending.count + scheduled.count + throttled.count }
 
     /// `room`: how many more jobs the queue's cap allows (`nil`: no cap); a created job takes one.
     mutating func enqueue(_ request: EnqueueRequest, now: Int64, room: inout Int?, failedRetention: Duration) -> EnqueueReceipt {
@@ -261,6 +271,7 @@ struct MemoryQueueState: Sendable {
             maxAttempts: request.maxAttempts, createdMilliseconds: now, dueMilliseconds: due)
         record.uniqueKey = request.unique?.key
         record.uniqueMode = request.unique?.mode.name
+        record.limitKey = request.limitKey
         record.headers = request.headers
         jobs[id] = MemoryStoredJob(
             record: record, token: nil,
@@ -287,6 +298,7 @@ struct MemoryQueueState: Sendable {
     mutating func claim(limit: Int, worker: String, leaseMilliseconds: Int64, now: Int64) -> [ClaimedJob] {
         _ = promoteDue(now: now, limit: 1000)
         if paused { return [] }
+        if !limits.isEmpty { promoteLimited(now: now) }
         var out: [ClaimedJob] = []
         var batchNumber: Int64?
         while out.count < limit, let entry = pending.popMin() {
@@ -304,6 +316,8 @@ struct MemoryQueueState: Sendable {
                 finish(id, .expired, now: now)
                 continue
             }
+            // Held back by a limit: another job may run instead.
+            if !limits.isEmpty && !admit(id, now: now) { continue }
             let attempt = job.record.attempts + 1
             let token = "\(worker)/\(number)/\(out.count)"
             jobs[id]?.record.state = .running
@@ -339,7 +353,7 @@ struct MemoryQueueState: Sendable {
     mutating func complete(_ lease: JobLease, result: Data, now: Int64) -> Bool {
         guard holds(lease, now: now) else { return false }
         jobs[lease.id]?.record.result = result
-        active.remove(lease.id)
+        leaveRunning(lease.id, now: now)
         finish(lease.id, .succeeded, now: now)
         return true
     }
@@ -350,7 +364,7 @@ struct MemoryQueueState: Sendable {
     ) -> JobState? {
         guard holds(lease, now: now), let job = jobs[lease.id] else { return nil }
         recordError(lease.id, attempt: job.record.attempts, message: message, now: now)
-        active.remove(lease.id)
+        leaveRunning(lease.id, now: now)
         // Cancellation was asked while it ran: the failure stops it for good.
         if job.record.cancelRequested {
             finish(lease.id, .cancelled, now: now)
@@ -374,7 +388,7 @@ struct MemoryQueueState: Sendable {
         let charged = !shared || job.record.suspect
         let recorded = charged ? message : message + " (the process ran other jobs too: not counted; the job runs alone from now on)"
         recordError(lease.id, attempt: job.record.attempts, message: recorded, now: now)
-        active.remove(lease.id)
+        leaveRunning(lease.id, now: now)
         jobs[lease.id]?.token = nil
         jobs[lease.id]?.record.worker = nil
         if charged {
@@ -400,7 +414,7 @@ struct MemoryQueueState: Sendable {
 
     mutating func cancelled(_ lease: JobLease, now: Int64) -> Bool {
         guard holds(lease, now: now) else { return false }
-        active.remove(lease.id)
+        leaveRunning(lease.id, now: now)
         finish(lease.id, .cancelled, now: now)
         return true
     }
@@ -409,7 +423,9 @@ struct MemoryQueueState: Sendable {
         guard let job = stored(id, now: now) else { return nil }
         switch job.record.state {
         case .queued:
+            // A job held back by a limit stays in its bucket's list, which skips it.
             pending.remove(id)
+            throttled.remove(id)
         case .scheduled, .retrying:
             scheduled.remove(id)
         case .waiting:
@@ -441,7 +457,7 @@ struct MemoryQueueState: Sendable {
     mutating func purge(_ state: JobState, limit: Int, now: Int64) -> Int {
         let ids: [JobID]
         switch state {
-        case .queued: ids = pending.sortedMembers()
+        case .queued: ids = pending.sortedMembers() + throttled.sorted { $0.rawValue < $1.rawValue }
         case .scheduled, .retrying: ids = scheduled.sortedMembers()
         case .running: return 0
         case .succeeded, .failed, .cancelled, .expired: ids = finished[state]?.sortedMembers() ?? []
@@ -453,6 +469,7 @@ struct MemoryQueueState: Sendable {
             jobs[id] = nil
             outcomes[id] = nil
             pending.remove(id)
+            throttled.remove(id)
             scheduled.remove(id)
             waitingSet.remove(id)
             finished[state]?.remove(id)
@@ -500,7 +517,7 @@ struct MemoryQueueState: Sendable {
         var released = 0
         for lease in leases {
             guard holds(lease, now: now), let job = jobs[lease.id] else { continue }
-            active.remove(lease.id)
+            leaveRunning(lease.id, now: now)
             if job.record.cancelRequested {
                 // Cancellation was asked while it ran: released means stopped, so it is cancelled.
                 finish(lease.id, .cancelled, now: now)
@@ -526,10 +543,13 @@ struct MemoryQueueState: Sendable {
     mutating func reap(limit: Int, failedCap: Int, now: Int64) -> ReapReport {
         var report = ReapReport()
         report.promoted = promoteDue(now: now, limit: limit)
+        if !limits.isEmpty { promoteLimited(now: now) }
         var examined = 0
         while examined < limit, let expired = active.popMin(maxScore: now) {
             examined += 1
             let id = expired.member
+            // A lost lease gives its limit slots back.
+            leaveRunning(id, now: now)
             guard let job = stored(id, now: now), job.record.state == .running else {
                 report.repaired += 1
                 continue
@@ -576,7 +596,9 @@ struct MemoryQueueState: Sendable {
         case .succeeded, .failed, .cancelled, .expired: set = finished[state]
         case .waiting: set = waitingSet
         }
-        let page = (set?.sortedMembers() ?? []).dropFirst(offset).prefix(limit)
+        // Queued jobs held back by a limit come after the others, oldest first.
+        let held = state == .queued ? throttled.sorted { $0.rawValue < $1.rawValue } : []
+        let page = ((set?.sortedMembers() ?? []) + held).dropFirst(offset).prefix(limit)
         let records = page.compactMap { stored($0, now: now)?.record }.filter { $0.state == state }
         return JobPage(jobs: records, nextCursor: page.count == limit ? String(offset + limit) : nil)
     }
@@ -586,6 +608,7 @@ struct MemoryQueueState: Sendable {
         stats.pending = pending.count
         stats.scheduled = scheduled.count
         stats.running = active.count
+        stats.throttled = throttled.count
         stats.succeeded = finished[.succeeded]?.count ?? 0
         stats.failed = finished[.failed]?.count ?? 0
         stats.cancelled = finished[.cancelled]?.count ?? 0

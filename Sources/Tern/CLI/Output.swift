@@ -20,6 +20,14 @@ enum Output {
     }
 
     /// Any JSON value as one clean line.
+    /// A period in milliseconds, short: `1s`, `1min`, `1h`, `1500ms`.
+    static func duration(milliseconds: Int) -> String {
+        for (unit, scale) in [("h", 3_600_000), ("min", 60_000), ("s", 1_000)] where milliseconds % scale == 0 {
+            return milliseconds == scale ? unit : "\(milliseconds / scale)\(unit)"
+        }
+        return "\(milliseconds)ms"
+    }
+
     static func value(_ value: Any?) -> String {
         switch value {
         case nil, is NSNull: return "-"

@@ -29,7 +29,8 @@ extension TernServices {
     /// The services of `tern scheduler`: the scheduler, which loads the Functions library when it
     /// starts (again on first use if Redis is down then).
     public static func buildSchedulerServices(
-        _ settings: SchedulerSettings, registry: TaskRegistry, logger: Logger, handlingSignals: Bool = true
+        _ settings: SchedulerSettings, registry: TaskRegistry, logger: Logger, handlingSignals: Bool = true,
+        first: [any Service] = []
     ) throws -> ServiceGroup {
         let client = RedisClient(configuration: settings.redis, logger: logger)
         let broker = try settings.store.broker(client: client, prefix: settings.prefix)
@@ -38,18 +39,21 @@ extension TernServices {
             logger: logger, store: ScheduleStore(client: client, keys: broker.keys))
         let service = PreparedService(prepare: { _ = try? await broker.prepare() }, service: scheduler)
         return StopSignals.group(
-            [service], grace: .zero, logger: logger, handlingSignals: handlingSignals,
+            first + [service], grace: .zero, logger: logger, handlingSignals: handlingSignals,
             secondSignal: "tern: second signal; the scheduler stops after the pass under way")
     }
 
     /// The services of `tern api`: the HTTP server for `api`, which loads the Functions library
     /// when it starts (again on first use if Redis is down then). A graceful shutdown gives
     /// requests in flight 10 s.
-    public static func buildAPIServices(_ api: APIContext, logger: Logger, handlingSignals: Bool = true) -> ServiceGroup {
+    /// `first` run before the server and stop after it (the tracing exporter).
+    public static func buildAPIServices(
+        _ api: APIContext, logger: Logger, handlingSignals: Bool = true, first: [any Service] = []
+    ) -> ServiceGroup {
         let broker = api.broker as? RedisJobBroker
         let server = PreparedService(prepare: { _ = try? await broker?.prepare() }, service: buildApplication(api, logger: logger))
         return StopSignals.group(
-            [server], grace: .zero, logger: logger, handlingSignals: handlingSignals,
+            first + [server], grace: .zero, logger: logger, handlingSignals: handlingSignals,
             secondSignal: "tern: second signal; requests in flight get at most 10 s")
     }
 }

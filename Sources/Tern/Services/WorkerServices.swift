@@ -49,7 +49,7 @@ extension TernServices {
     /// `triggerGracefulShutdown()`.
     public static func buildWorkerServices(
         _ settings: WorkerSettings, registry: TaskRegistry, dependencies: Dependencies, middleware: Middleware = Middleware(),
-        logger: Logger, handlingSignals: Bool = true
+        logger: Logger, handlingSignals: Bool = true, first: [any Service] = []
     ) throws -> ServiceGroup {
         let client = RedisClient(configuration: settings.redis, logger: logger)
         let broker = try settings.store.broker(client: client, prefix: settings.prefix)
@@ -60,7 +60,7 @@ extension TernServices {
             try await broker.prepare()
         }
         let metrics = settings.metrics.map { _ in WorkerMetrics() }
-        var services: [any Service] = []
+        var services: [any Service] = first
         if let processes = settings.processes, !settings.child, let command = settings.childCommand {
             let supervisor = WorkerSupervisor(
                 executable: command.executable, arguments: command.arguments, count: processes, broker: broker,
