@@ -418,6 +418,9 @@ enum DashboardAssets {
             current.hash = location.hash;
             try {
               const view = await current.run();
+              // A confirm step armed while the page was fetched stays as it is: the next render
+              // after it comes from the click or the timeout.
+              if (app.hold > 0) return;
               renderNav(current.name);
               main.replaceChildren(view);
               main.setAttribute('data-view', current.name);
