@@ -25,6 +25,9 @@ struct TracingBench: AsyncParsableCommand {
     @Option(help: "Worker concurrency.")
     var concurrency: Int = 64
 
+    @Option(help: "The share of traces recorded (the sampler's ratio), 0 to 1.")
+    var sampleRatio: Double = 1
+
     @Option(help: "Use this Redis instead of starting one; keys go under the prefix trbench.")
     var redisURL: String?
 
@@ -34,7 +37,7 @@ struct TracingBench: AsyncParsableCommand {
         let client = RedisClient(configuration: redis.configuration)
         defer { client.close() }
         let (sink, port) = try Self.startSink()
-        defer { sink.terminate() }
+        defer { kill(sink.processIdentifier, SIGKILL) }
         print("tern-bench tracing: Redis at \(redis.configuration.endpointDescription); \(jobs) jobs, concurrency \(concurrency), median of \(runs)")
         var off: [(Double, Double)] = []
         for run in 0..<runs { off.append(try await drain(client, prefix: "trbench-off\(run)", tracing: false)) }
@@ -46,6 +49,7 @@ struct TracingBench: AsyncParsableCommand {
         configuration.traces.otlpExporter.endpoint = "http://127.0.0.1:\(port)/v1/traces"
         configuration.traces.otlpExporter.protocol = .httpProtobuf
         configuration.diagnosticLogLevel = .error
+        if sampleRatio < 1 { configuration.traces.sampler = .parentBasedTraceIDRatio(ratio: sampleRatio) ?? .parentBasedAlwaysOn }
         let backend = try OTel.makeTracingBackend(configuration: configuration)
         InstrumentationSystem.bootstrap(backend.factory)
         let group = ServiceGroup(services: [backend.service], logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() }))
@@ -55,7 +59,7 @@ struct TracingBench: AsyncParsableCommand {
         await group.triggerGracefulShutdown()
         _ = await exporter.result
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
-        for (name, results) in [("tracing off", off), ("tracing on (OTLP/HTTP export)", on)] {
+        for (name, results) in [("tracing off", off), ("tracing on, \(Int(sampleRatio * 100)) % sampled", on)] {
             print(name.padding(toLength: 34, withPad: " ", startingAt: 0)
                 + String(format: "%10.0f jobs/s %10.1f µs of worker CPU per job", median(results.map(\.0)), median(results.map(\.1))))
         }
@@ -117,6 +121,7 @@ struct TracingBench: AsyncParsableCommand {
         process.arguments = ["-c", script]
         let output = Pipe()
         process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
         try process.run()
         var line = Data()
         while !line.contains(UInt8(ascii: "\n")) {

@@ -25,12 +25,7 @@ private struct RegionStamp: EnqueueMiddleware {
 @Suite("HTTP API: job headers and enqueue middleware")
 struct HeadersAPITests {
     private func withAPI(_ test: @escaping @Sendable (any TestClientProtocol, MemoryJobBroker) async throws -> Void) async throws {
-        let broker = MemoryJobBroker()
-        var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingTestTasks: false)
-        var api = APIContext(broker: broker, registry: registry, configuration: APIConfiguration(), access: .none, checkReady: {})
-        api.middleware.enqueue.append(RegionStamp())
-        try await Application(router: buildRouter(api)).test(.router) { client in try await test(client, broker) }
+        try await withSampleAPI(configure: { $0.middleware.enqueue.append(RegionStamp()) }, test)
     }
 
     private func post(

@@ -12,11 +12,7 @@ import Testing
 @Suite("HTTP API: limits")
 struct LimitAPITests {
     private func withAPI(_ test: @escaping @Sendable (any TestClientProtocol, MemoryJobBroker) async throws -> Void) async throws {
-        let broker = MemoryJobBroker()
-        var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingTestTasks: false)
-        let api = APIContext(broker: broker, registry: registry, configuration: APIConfiguration(), access: .none, checkReady: {})
-        try await Application(router: buildRouter(api)).test(.router) { client in try await test(client, broker) }
+        try await withSampleAPI(test)
     }
 
     private func call(

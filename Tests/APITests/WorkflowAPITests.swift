@@ -11,13 +11,8 @@ import Testing
 
 @Suite("HTTP API: workflows")
 struct WorkflowAPITests {
-    /// The API over the memory broker with the sample tasks.
     private func withAPI(_ test: @escaping @Sendable (any TestClientProtocol, MemoryJobBroker) async throws -> Void) async throws {
-        let broker = MemoryJobBroker()
-        var registry = TaskRegistry()
-        try SampleTasks.register(in: &registry, includingTestTasks: false)
-        let api = APIContext(broker: broker, registry: registry, configuration: APIConfiguration(), access: .none, checkReady: {})
-        try await Application(router: buildRouter(api)).test(.router) { client in try await test(client, broker) }
+        try await withSampleAPI(test)
     }
 
     private func post(
