@@ -118,6 +118,12 @@ extension MemoryQueueState {
         jobs[id]?.held = []
     }
 
+    /// Forgets buckets with nothing left in them: no slot held, no job held back, no rate state
+    /// still ahead of `now` (Redis lets the same keys expire or vanish when empty).
+    mutating func dropIdleBuckets(now: Int64) {
+        limitBuckets = limitBuckets.filter { !$0.value.holders.isEmpty || !$0.value.waiting.isEmpty || $0.value.arrival > Double(now) }
+    }
+
     /// Sets a scope's declared or operator's limit (`tern_limit`); every held-back bucket is due.
     mutating func setLimit(_ limit: JobLimit??, scope: LimitScope, declared: Bool, now: Int64) {
         var entry = limits[scope.field] ?? QueueLimit(scope: scope)

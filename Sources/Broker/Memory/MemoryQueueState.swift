@@ -544,6 +544,7 @@ struct MemoryQueueState: Sendable {
         var report = ReapReport()
         report.promoted = promoteDue(now: now, limit: limit)
         if !limits.isEmpty { promoteLimited(now: now) }
+        if !limitBuckets.isEmpty { dropIdleBuckets(now: now) }
         var examined = 0
         while examined < limit, let expired = active.popMin(maxScore: now) {
             examined += 1
