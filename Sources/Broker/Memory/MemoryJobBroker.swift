@@ -341,11 +341,13 @@ public final class MemoryJobBroker: JobBroker {
     }
 
     public func setLimit(_ limit: JobLimit??, scope: LimitScope, queue: QueueName, declared: Bool) async throws {
-        withState { locked, _ in
+        withState { locked, now in
             locked.used.insert(queue)
-            locked.update(queue) { state in state.wakes += 1 }
+            locked.update(queue) { state in
+                state.setLimit(limit, scope: scope, declared: declared, now: now)
+                state.wakes += 1
+            }
         }
-        _ = withQueue(queue) { state, now in state.setLimit(limit, scope: scope, declared: declared, now: now) }
     }
 
     public func reap(_ queue: QueueName, limit: Int) async throws -> ReapReport {
