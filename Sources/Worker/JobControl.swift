@@ -61,16 +61,16 @@ final class JobControl: Sendable {
     /// Returns the stop reason when the job is signalled or `limit` passes; `nil` if the waiting
     /// task is cancelled first (the job finished).
     func waitForStop(limit: Duration?) async -> JobStop? {
-        await withTaskGroup(of: JobStop?.self) { group in
+        // Without a limit no timer is needed, nor a group to race it (this runs beside every job).
+        guard let limit else { return await waitForSignal() }
+        return await withTaskGroup(of: JobStop?.self) { group in
             group.addTask { await self.waitForSignal() }
-            if let limit {
-                group.addTask {
-                    do {
-                        try await Task.sleep(for: limit)
-                        return .softTimeLimit(limit)
-                    } catch {
-                        return nil
-                    }
+            group.addTask {
+                do {
+                    try await Task.sleep(for: limit)
+                    return .softTimeLimit(limit)
+                } catch {
+                    return nil
                 }
             }
             let first = await group.next() ?? nil

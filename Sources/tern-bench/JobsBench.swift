@@ -82,17 +82,20 @@ struct JobsBench: AsyncParsableCommand {
         let logger = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
         let worker = JobWorker(broker: broker, registry: registry, configuration: workerConfiguration, logger: logger)
         let start = ContinuousClock.now
+        let processCPUBefore = TracingBench.processCPU()
         let running = Task { try await worker.run() }
         while try await broker.stats(.default).succeeded < jobs {
             try await Task.sleep(for: .milliseconds(5))
         }
         let drainRate = Double(jobs) / seconds(since: start)
+        let processCPU = TracingBench.processCPU() - processCPUBefore
         let rss = residentMegabytes()
         worker.shutdown()
         try await running.value
         let after = try await commandStats(client)
         let cpuAfter = try await redisCPU(client)
         print(row("drain, 1 worker process", drainRate, "jobs/s"))
+        print(row("worker CPU per job (this process, with 5 ms polls)", processCPU / Double(jobs) * 1e6, "µs"))
         print(row("worker RSS after the drain (concurrency \(concurrency))", rss, "MB"))
         print(row("Redis CPU per job during the drain", (cpuAfter - cpuBefore) / Double(jobs) * 1e6, "µs"))
         printCommands(before: before, after: after, jobs: jobs)

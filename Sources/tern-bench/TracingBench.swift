@@ -97,7 +97,7 @@ struct TracingBench: AsyncParsableCommand {
     }
 
     /// This process's CPU time (user + system), in seconds.
-    private static func processCPU() -> Double {
+    static func processCPU() -> Double {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
         return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
