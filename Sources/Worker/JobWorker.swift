@@ -191,15 +191,8 @@ public final class JobWorker: Sendable {
                             metadata: ["queue": "\(queue)", "error": "\(error)", "retry_in": "\(delay)"])
                         continue
                     }
-                    // Every claim is reported before any of these jobs starts: a job that kills the
-                    // process at once must not take along a job its supervisor never heard of.
-                    for job in jobsOfQueue { events?(.claimed(job)) }
                     // Start them at once: a failing claim on the next queue must not strand these.
-                    for job in jobsOfQueue {
-                        let control = JobControl()
-                        state.withLock { $0.running[job.id] = Running(job: job, control: control) }
-                        jobs.addTask { await self.execute(job, control: control, threads: threads) }
-                    }
+                    start(jobsOfQueue, in: &jobs, threads: threads)
                     claimed += jobsOfQueue.count
                 }
                 failures = 0
@@ -209,7 +202,12 @@ public final class JobWorker: Sendable {
                         var wait = configuration.idleWait
                         let ready = failing.open(configuration.queues)
                         if let due = try await broker.nextDue(queues: ready) { wait = min(wait, due) }
-                        if wait >= .milliseconds(1) { try await waitForWorkOrShutdown(wait, queues: ready) }
+                        if wait >= .milliseconds(1), ready.count == 1, broker.claimsWhileWaiting {
+                            let found = try await waitAndClaimOrShutdown(wait, queue: ready[0], limit: free)
+                            start(found, in: &jobs, threads: threads)
+                        } else if wait >= .milliseconds(1) {
+                            try await waitForWorkOrShutdown(wait, queues: ready)
+                        }
                     }
                     continue
                 }
@@ -220,6 +218,35 @@ public final class JobWorker: Sendable {
                 try? await Task.sleep(for: delay)
             }
         }
+    }
+
+    /// Starts claimed jobs. Every claim is reported before any of these jobs starts: a job that
+    /// kills the process at once must not take along a job its supervisor never heard of.
+    private func start(_ claimed: [ClaimedJob], in jobs: inout DiscardingTaskGroup, threads: JobThreads?) {
+        for job in claimed { events?(.claimed(job)) }
+        for job in claimed {
+            let control = JobControl()
+            state.withLock { $0.running[job.id] = Running(job: job, control: control) }
+            jobs.addTask { await self.execute(job, control: control, threads: threads) }
+        }
+    }
+
+    /// Blocks on Redis until work may be there or `timeout` passes, and claims up to `limit` jobs
+    /// in the same round trip. ``shutdown()`` ends the wait through Redis rather than by cancelling
+    /// it: a cancelled wait closes its connection, and jobs its claim took in that instant would
+    /// wait out their lease. What a stopping worker claimed is released at once.
+    private func waitAndClaimOrShutdown(_ timeout: Duration, queue: QueueName, limit: Int) async throws -> [ClaimedJob] {
+        let broker = self.broker, workerID = configuration.workerID, stopSignal = self.stopSignal
+        let interrupter = Task {
+            guard await stopSignal.waitForStop(limit: nil) != nil else { return }
+            try? await broker.interruptWait(worker: workerID, queue: queue)
+        }
+        defer { interrupter.cancel() }
+        let found = try await broker.waitAndClaim(
+            queue: queue, limit: limit, worker: workerID, lease: configuration.lease, timeout: timeout)
+        guard isStopping, !found.isEmpty else { return found }
+        await report("release", id: nil) { try await broker.release(found.map(\.lease)) }
+        return []
     }
 
     /// Blocks on Redis until work may be there, `timeout` passes, or ``shutdown()`` is called.

@@ -363,6 +363,15 @@ public protocol JobBroker: Sendable {
     /// Waits until jobs may be available on any of `queues`, or `timeout` passes. Returns `true`
     /// when woken by new work.
     func waitForWork(queues: [QueueName], timeout: Duration) async throws -> Bool
+    /// Whether ``waitAndClaim(queue:limit:worker:lease:timeout:)`` claims in the wait's own round
+    /// trip, and ``interruptWait(worker:queue:)`` ends that wait early.
+    var claimsWhileWaiting: Bool { get }
+    /// Waits as ``waitForWork(queues:timeout:)`` does for one queue, then claims as
+    /// ``claim(queue:limit:worker:lease:)`` does (also after the timeout).
+    func waitAndClaim(queue: QueueName, limit: Int, worker: String, lease: Duration, timeout: Duration) async throws -> [ClaimedJob]
+    /// Ends `worker`'s current ``waitAndClaim(queue:limit:worker:lease:timeout:)`` on `queue` early;
+    /// its claim still runs, and its caller releases what it took if it is stopping.
+    func interruptWait(worker: String, queue: QueueName) async throws
     /// Extends the leases by `lease` from now, in one call per queue.
     func heartbeat(_ leases: [JobLease], lease: Duration) async throws -> HeartbeatOutcome
     /// Records success with `result` (JSON). Returns `false` if the lease was stale.
@@ -466,4 +475,17 @@ public enum TickEmission: Sendable, Hashable {
     case duplicate(lastJob: JobID?)
     /// The tick was skipped: the schedule's last job has not finished (overlap policy `skip`).
     case overlapped(lastJob: JobID?)
+}
+
+extension JobBroker {
+    public var claimsWhileWaiting: Bool { false }
+
+    public func waitAndClaim(
+        queue: QueueName, limit: Int, worker: String, lease: Duration, timeout: Duration
+    ) async throws -> [ClaimedJob] {
+        _ = try await waitForWork(queues: [queue], timeout: timeout)
+        return try await claim(queue: queue, limit: limit, worker: worker, lease: lease)
+    }
+
+    public func interruptWait(worker: String, queue: QueueName) async throws {}
 }

@@ -241,7 +241,48 @@ public final class RedisJobBroker: JobBroker {
         guard limit > 0 else { return [] }
         let reply = try await call(
             "tern_claim", queue, [min(limit, Self.maxJobsPerCall), worker, Int(lease.nanoseconds / 1_000_000)])
-        return try (reply.array ?? []).map { row in
+        return try Self.claimedJobs(reply)
+    }
+
+    /// On a single server (or Sentinel's primary) the claim is pipelined behind the wait's `BLPOP`;
+    /// on a cluster, where a redirect could split the two, it is a second round trip.
+    public var claimsWhileWaiting: Bool { !client.isCluster }
+
+    /// Blocks on the queue's `wake` list and this worker's `stop:` list, with `tern_claim` sent in
+    /// the same write: Redis runs the claim the moment the pop returns, which saves an idle
+    /// worker a round trip between a new job and its start.
+    public func waitAndClaim(
+        queue: QueueName, limit: Int, worker: String, lease: Duration, timeout: Duration
+    ) async throws -> [ClaimedJob] {
+        guard claimsWhileWaiting, limit > 0 else {
+            _ = try await waitForWork(queues: [queue], timeout: timeout)
+            return try await claim(queue: queue, limit: limit, worker: worker, lease: lease)
+        }
+        let seconds = String(format: "%.3f", max(0.01, Double(timeout.nanoseconds) / 1e9))
+        var claim = RedisCommand("FCALL", "tern_claim", 1, keys.base(queue))
+        claim.append(min(limit, Self.maxJobsPerCall))
+        claim.append(worker)
+        claim.append(Int(lease.nanoseconds / 1_000_000))
+        let replies = try await client.pipelineBlocking(
+            [RedisCommand("BLPOP", keys.queueKey(queue, .wake), keys.interrupt(queue, worker: worker), seconds), claim],
+            blockFor: timeout)
+        guard replies.count == 2 else { throw RedisError.protocolError("unexpected replies to a blocking claim") }
+        if case .error(let error) = replies[1], RedisClient.isMissingFunction(error) {
+            // A Redis restarted without its Functions (no persistence): the plain claim loads them.
+            return try await self.claim(queue: queue, limit: limit, worker: worker, lease: lease)
+        }
+        return try Self.claimedJobs(replies[1].throwingServerError())
+    }
+
+    /// Ends `worker`'s blocked ``waitAndClaim(queue:limit:worker:lease:timeout:)`` with a token on
+    /// its `stop:` list, which expires in 10 s if no wait takes it.
+    public func interruptWait(worker: String, queue: QueueName) async throws {
+        let key = keys.interrupt(queue, worker: worker)
+        _ = try await client.pipeline([RedisCommand("LPUSH", key, "1"), RedisCommand("PEXPIRE", key, 10_000)])
+    }
+
+    private static func claimedJobs(_ reply: RedisValue) throws -> [ClaimedJob] {
+        try (reply.array ?? []).map { row in
             guard let fields = row.array, fields.count == 8, let id = fields[0].string.flatMap(JobID.init),
                 let task = fields[1].string, let input = fields[2].bytes, let attempt = fields[3].int,
                 let maxAttempts = fields[4].int, let token = fields[5].string

@@ -33,6 +33,9 @@ public struct RedisJobKeys: Sendable, Hashable {
     public func job(_ id: JobID) -> String { base(id.queue) + QueueItemKey.job.rawValue + id.rawValue }
     /// One of a queue's keys.
     public func queueKey(_ queue: QueueName, _ suffix: QueueKey) -> String { base(queue) + suffix.rawValue }
+    /// Ends `worker`'s blocked wait for `queue`'s work (a list it pops beside `wake`; see
+    /// ``RedisJobBroker/interruptWait(worker:queue:)``).
+    public func interrupt(_ queue: QueueName, worker: String) -> String { base(queue) + "stop:" + worker }
     /// Where a schedule records its last tick on `queue` (a hash: `mark`, `tick`, `job`).
     public func scheduleMark(_ queue: QueueName, _ schedule: String) -> String { base(queue) + QueueItemKey.schedule.rawValue + schedule }
     /// Which queue an idempotency key belongs to: the id of the first job made with it (a string,

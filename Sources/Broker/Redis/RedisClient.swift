@@ -111,6 +111,18 @@ public final class RedisClient: Sendable {
         }
     }
 
+    /// Sends `commands` in one write on a dedicated connection, a blocking command among them: the
+    /// commands after it run as soon as it returns, with no round trip of their own. Replies as
+    /// ``pipeline(_:timeout:)``. Cancelling closes the connection (see
+    /// ``sendBlocking(_:blockFor:)``), and the commands after the blocking one may then have run.
+    /// - Throws: ``RedisError/unsupported(_:)`` on a cluster, where a redirect could split them.
+    public func pipelineBlocking(_ commands: [RedisCommand], blockFor: Duration) async throws -> [RedisValue] {
+        switch route {
+        case .single(let pool): try await pool.pipelineBlocking(commands, blockFor: blockFor)
+        case .cluster: throw RedisError.unsupported("a blocking pipeline on a cluster")
+        }
+    }
+
     /// Whether at least one shared connection is up.
     public var isConnected: Bool {
         switch route {

@@ -82,13 +82,23 @@ final class RedisNodePool: Sendable {
     ///   - blockFor: the block time the command carries.
     /// A blocking command is never shielded from cancellation (see ``RedisCancellationShield``).
     func sendBlocking(_ command: RedisCommand, blockFor: Duration) async throws -> RedisValue {
-        try await RedisCancellationShield.unshielded { try await sendBlockingUnshielded(command, blockFor: blockFor) }
+        try await RedisCancellationShield.unshielded {
+            try await onBlockingConnection { try await $0.send(command, timeout: blockFor + self.configuration.commandTimeout) }
+        }
     }
 
-    private func sendBlockingUnshielded(_ command: RedisCommand, blockFor: Duration) async throws -> RedisValue {
+    /// Sends `commands` in one write on a dedicated connection, as ``sendBlocking(_:blockFor:)``
+    /// does for one: the commands after a blocking one run when it returns, in the same round trip.
+    func pipelineBlocking(_ commands: [RedisCommand], blockFor: Duration) async throws -> [RedisValue] {
+        try await RedisCancellationShield.unshielded {
+            try await onBlockingConnection { try await $0.pipeline(commands, timeout: blockFor + self.configuration.commandTimeout) }
+        }
+    }
+
+    private func onBlockingConnection<T: Sendable>(_ body: (RedisConnection) async throws -> T) async throws -> T {
         let connection = try await leaseBlocking()
         do {
-            let value = try await connection.send(command, timeout: blockFor + configuration.commandTimeout)
+            let value = try await body(connection)
             returnBlocking(connection, healthy: true)
             return value
         } catch let error as RedisError {
