@@ -161,6 +161,8 @@ public final class JobWorker: Sendable {
         // With several queues, a queue whose claim fails (its Redis Cluster node is down) is
         // skipped until its own backoff ends, so the other queues' nodes keep being served.
         var failing = FailingQueues()
+        // Set when a wait's own claim found nothing: the next round goes straight back to waiting.
+        var claimedWhileWaiting = false
         while !isStopping {
             if Task.isCancelled {
                 shutdown()
@@ -178,7 +180,9 @@ public final class JobWorker: Sendable {
                     try? await Task.sleep(until: failing.nextRetry, clock: .continuous)
                     continue
                 }
-                for queue in queueVisitOrder() where claimed < free && !isStopping && open.contains(queue) {
+                let skipClaims = claimedWhileWaiting
+                claimedWhileWaiting = false
+                for queue in queueVisitOrder() where !skipClaims && claimed < free && !isStopping && open.contains(queue) {
                     let jobsOfQueue: [ClaimedJob]
                     do {
                         jobsOfQueue = try await broker.claim(
@@ -205,6 +209,7 @@ public final class JobWorker: Sendable {
                         if wait >= .milliseconds(1), ready.count == 1, broker.claimsWhileWaiting {
                             let found = try await waitAndClaimOrShutdown(wait, queue: ready[0], limit: free)
                             start(found, in: &jobs, threads: threads)
+                            claimedWhileWaiting = found.isEmpty
                         } else if wait >= .milliseconds(1) {
                             try await waitForWorkOrShutdown(wait, queues: ready)
                         }
