@@ -82,14 +82,14 @@ struct JobsBench: AsyncParsableCommand {
         let logger = Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() })
         let worker = JobWorker(broker: broker, registry: registry, configuration: workerConfiguration, logger: logger)
         let start = ContinuousClock.now
-        let processCPUBefore = TracingBench.processCPU()
+        let processCPUBefore = BenchProcess.cpuSeconds()
         let running = Task { try await worker.run() }
         while try await broker.stats(.default).succeeded < jobs {
             try await Task.sleep(for: .milliseconds(5))
         }
         let drainRate = Double(jobs) / seconds(since: start)
-        let processCPU = TracingBench.processCPU() - processCPUBefore
-        let rss = residentMegabytes()
+        let processCPU = BenchProcess.cpuSeconds() - processCPUBefore
+        let rss = BenchProcess.residentMegabytes()
         worker.shutdown()
         try await running.value
         let after = try await commandStats(client)
@@ -223,14 +223,6 @@ struct JobsBench: AsyncParsableCommand {
 
     private func seconds(since start: ContinuousClock.Instant) -> Double {
         Double((ContinuousClock.now - start).nanoseconds) / 1e9
-    }
-
-    private func residentMegabytes() -> Double {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-            let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "")
-        else { return 0 }
-        return kilobytes / 1024
     }
 }
 

@@ -83,24 +83,17 @@ struct TracingBench: AsyncParsableCommand {
         let worker = JobWorker(
             broker: broker, registry: registry, configuration: workerConfiguration,
             logger: Logger(label: "bench", factory: { _ in SwiftLogNoOpLogHandler() }), middleware: middleware)
-        let cpuBefore = Self.processCPU()
+        let cpuBefore = BenchProcess.cpuSeconds()
         let start = ContinuousClock.now
         let running = Task { try await worker.run() }
         while try await broker.stats(.default).succeeded < jobs { try await Task.sleep(for: .milliseconds(5)) }
         let elapsed = ContinuousClock.now - start
-        let cpu = Self.processCPU() - cpuBefore
+        let cpu = BenchProcess.cpuSeconds() - cpuBefore
         worker.shutdown()
         try await running.value
         _ = try await client.send("FLUSHDB")
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         return (Double(jobs) / seconds, cpu / Double(jobs) * 1e6)
-    }
-
-    /// This process's CPU time (user + system), in seconds.
-    static func processCPU() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
     }
 
     /// A collector that accepts and drops OTLP/HTTP posts: a small Python HTTP server on a free port.

@@ -259,10 +259,9 @@ public final class RedisJobBroker: JobBroker {
             return try await claim(queue: queue, limit: limit, worker: worker, lease: lease)
         }
         let seconds = String(format: "%.3f", max(0.01, Double(timeout.nanoseconds) / 1e9))
-        var claim = RedisCommand("FCALL", "tern_claim", 1, keys.base(queue))
-        claim.append(min(limit, Self.maxJobsPerCall))
-        claim.append(worker)
-        claim.append(Int(lease.nanoseconds / 1_000_000))
+        let claim = RedisClient.functionCall(
+            "tern_claim", keys: [keys.base(queue)],
+            arguments: [min(limit, Self.maxJobsPerCall), worker, Int(lease.nanoseconds / 1_000_000)])
         let replies = try await client.pipelineBlocking(
             [RedisCommand("BLPOP", keys.queueKey(queue, .wake), keys.interrupt(queue, worker: worker), seconds), claim],
             blockFor: timeout)

@@ -95,15 +95,24 @@ extension RedisClient {
         _ verb: String, _ library: RedisFunctionLibrary, _ function: String, keys: [any RedisArgument],
         arguments: [any RedisArgument]
     ) async throws -> RedisValue {
-        var command = RedisCommand(verb, function, keys.count)
-        for key in keys { command.append(key) }
-        for argument in arguments { command.append(argument) }
+        let command = Self.functionCall(function, keys: keys, arguments: arguments, verb: verb)
         do {
             return try await send(command)
         } catch RedisError.server(let error) where Self.isMissingFunction(error) {
             try await load(library)
             return try await send(command)
         }
+    }
+
+    /// The `FCALL` (or `FCALL_RO`) command that calls `function`, for callers that send it
+    /// themselves, in a pipeline; they handle a missing library (``isMissingFunction(_:)``).
+    static func functionCall(
+        _ function: String, keys: [any RedisArgument], arguments: [any RedisArgument], verb: String = "FCALL"
+    ) -> RedisCommand {
+        var command = RedisCommand(verb, function, keys.count)
+        for key in keys { command.append(key) }
+        for argument in arguments { command.append(argument) }
+        return command
     }
 
     static func isMissingFunction(_ error: RedisServerError) -> Bool {
