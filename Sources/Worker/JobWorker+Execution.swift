@@ -84,6 +84,7 @@ extension JobWorker {
             }
         }
         let stopAtSettling = control.markSettling()
+        taskEnded(job.id)
         let elapsed = ContinuousClock.now - started
         logger[metadataKey: "duration_ms"] = "\(elapsed.nanoseconds / 1_000_000)"
         if stop == nil && stopAtSettling == nil && Task.isCancelled, case .failure? = result {

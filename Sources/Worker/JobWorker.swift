@@ -19,16 +19,24 @@ public final class JobWorker: Sendable {
     struct Running {
         let job: ClaimedJob
         let control: JobControl
+        /// Its task has ended; its outcome is being reported.
+        var reporting = false
     }
 
     struct State {
+        /// Every job this worker holds: running, or reporting its outcome.
         var running: [JobID: Running] = [:]
+        /// How many of `running` have ended their task and are reporting their outcome: they no
+        /// longer take a slot of ``WorkerConfiguration/concurrency``.
+        var reporting = 0
         var startedMilliseconds = Int64(WallClock.nowMilliseconds())
         var stopping = false
         /// Release running jobs now instead of waiting out the grace period.
         var hurry = false
         var slotWaiter: CheckedContinuation<Void, Never>?
         var processed = 0
+        /// Jobs claimed since the worker started (see ``WorkerConfiguration/maxJobs``).
+        var claimed = 0
         /// The most a heartbeat came later than its interval (see ``worstHeartbeatDelay``).
         var worstHeartbeatDelay: Duration = .zero
         /// When the task catalogue was last stored in the broker.
@@ -75,8 +83,20 @@ public final class JobWorker: Sendable {
         self.logger = logger
     }
 
-    /// Jobs running now.
-    public var busy: Int { state.withLock { $0.running.count } }
+    /// Jobs whose task is running now: the slots of ``WorkerConfiguration/concurrency`` in use. A
+    /// job whose task has ended frees its slot while its outcome is being reported.
+    public var busy: Int { state.withLock { $0.running.count - $0.reporting } }
+
+    /// How many more jobs may start now: the free slots, no more than one concurrency's worth of
+    /// outcomes still being reported (so that a slow Redis cannot make them pile up), and no more
+    /// than ``WorkerConfiguration/maxJobs`` allows.
+    private func freeSlots(_ state: State) -> Int {
+        let free = min(
+            configuration.concurrency - (state.running.count - state.reporting),
+            2 * configuration.concurrency - state.running.count)
+        guard let maxJobs = configuration.maxJobs else { return free }
+        return min(free, maxJobs - state.claimed)
+    }
 
     /// Jobs this worker has finished (any outcome) since it started.
     public var processed: Int { state.withLock { $0.processed } }
@@ -168,7 +188,7 @@ public final class JobWorker: Sendable {
                 shutdown()
                 break
             }
-            let free = configuration.concurrency - busy
+            let free = state.withLock { freeSlots($0) }
             if free <= 0 {
                 await waitForSlot()
                 continue
@@ -231,7 +251,10 @@ public final class JobWorker: Sendable {
         for job in claimed { events?(.claimed(job)) }
         for job in claimed {
             let control = JobControl()
-            state.withLock { $0.running[job.id] = Running(job: job, control: control) }
+            state.withLock { state in
+                state.running[job.id] = Running(job: job, control: control)
+                state.claimed += 1
+            }
             jobs.addTask { await self.execute(job, control: control, threads: threads) }
         }
     }
@@ -295,7 +318,7 @@ public final class JobWorker: Sendable {
     private func waitForSlot() async {
         await withCheckedContinuation { continuation in
             let ready = state.withLock { state in
-                if state.stopping || state.running.count < configuration.concurrency { return true }
+                if state.stopping || freeSlots(state) > 0 { return true }
                 state.slotWaiter = continuation
                 return false
             }
@@ -303,10 +326,23 @@ public final class JobWorker: Sendable {
         }
     }
 
+    /// Frees the slot of a job whose task has ended, while its outcome is being reported.
+    func taskEnded(_ id: JobID) {
+        events?(.taskEnded(id))
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard state.running[id]?.reporting == false else { return nil }
+            state.running[id]?.reporting = true
+            state.reporting += 1
+            defer { state.slotWaiter = nil }
+            return state.slotWaiter
+        }
+        waiter?.resume()
+    }
+
     func finished(_ id: JobID) {
         events?(.settled(id))
         let waiter = state.withLock { state in
-            state.running[id] = nil
+            if state.running.removeValue(forKey: id)?.reporting == true { state.reporting -= 1 }
             state.processed += 1
             defer { state.slotWaiter = nil }
             return state.slotWaiter
@@ -319,7 +355,7 @@ public final class JobWorker: Sendable {
     /// Waits for running jobs up to the grace period, then releases the rest at once.
     private func drain() async {
         let deadline = ContinuousClock.now + configuration.shutdownGrace
-        while busy > 0 && ContinuousClock.now < deadline && !Task.isCancelled && !state.withLock({ $0.hurry }) {
+        while state.withLock({ !$0.running.isEmpty }) && ContinuousClock.now < deadline && !Task.isCancelled && !state.withLock({ $0.hurry }) {
             try? await Task.sleep(for: .milliseconds(20))
         }
         // Jobs whose task has ended are reporting their outcome: let them, never release them.
@@ -335,7 +371,7 @@ public final class JobWorker: Sendable {
 
     /// This worker as it describes itself to the registry.
     public var info: WorkerInfo {
-        let (busy, processed, started) = state.withLock { ($0.running.count, $0.processed, $0.startedMilliseconds) }
+        let (busy, processed, started) = state.withLock { ($0.running.count - $0.reporting, $0.processed, $0.startedMilliseconds) }
         return WorkerInfo(
             id: configuration.workerID, host: ProcessInfo.processInfo.hostName, pid: getpid(),
             queues: configuration.queues.map(\.rawValue), concurrency: configuration.concurrency, busy: busy,
@@ -494,6 +530,8 @@ public final class JobWorker: Sendable {
 public enum WorkerEvent: Sendable {
     /// The worker claimed the job and is about to run it.
     case claimed(ClaimedJob)
+    /// The job's task has ended (it no longer takes a slot); its outcome is being reported.
+    case taskEnded(JobID)
     /// The job's attempt ended with this outcome (sent just before ``settled(_:)``).
     case finished(JobOutcome)
     /// The job's outcome is reported (or it was released): the worker no longer holds it.

@@ -51,6 +51,10 @@ public struct WorkerConfiguration: Sendable {
     /// Limits to declare when the worker starts, besides its tasks' own (``TaskOptions/limit``):
     /// the config file's `limits`. Declared limits win over a task's in the same scope.
     public var limits: [LimitDeclaration] = []
+    /// The most jobs the worker claims in all (`nil`, the default: no limit). Once it has claimed
+    /// that many it claims no more; a supervised process recycled by `--max-jobs-per-process`
+    /// (``Recycler``) runs exactly that many before it is replaced.
+    public var maxJobs: Int?
 
     /// Creates a configuration with the defaults.
     public init() {

@@ -42,18 +42,7 @@ struct FunctionsBench: AsyncParsableCommand {
                 print(row("  Redis CPU (process)", enqueueCPU, "µs/job"))
             }
             let (fcall, cpu) = try await measured(client, jobs: jobs) {
-                var done = 0
-                while done < jobs {
-                    let claimed = try await client.send("FCALL", "tern_claim", "1", base, String(batch), "bench", "60000").array ?? []
-                    if claimed.isEmpty { break }
-                    var arguments: [any RedisArgument] = ["tern_complete", "1", base]
-                    for job in claimed {
-                        let fields = job.array ?? []
-                        arguments += [fields[0].string ?? "", fields[5].string ?? "", "null"]
-                    }
-                    _ = try await client.send(RedisCommand("FCALL", arguments: arguments))
-                    done += claimed.count
-                }
+                try await Self.claimAndComplete(client, base: base, jobs: jobs, batch: batch)
             }
             print(row("claim + complete, batches of \(batch): inside FCALL", fcall, "µs/job"))
             print(row("  Redis CPU (process)", cpu, "µs/job"))
@@ -75,6 +64,23 @@ struct FunctionsBench: AsyncParsableCommand {
             print(row("Lua: \(label)", fcall, "µs/call"))
         }
         try await client.send("FUNCTION", "DELETE", "ternprobes")
+    }
+
+    /// Claims and completes up to `jobs` jobs of the queue at `base` with raw calls of Tern's
+    /// Functions, `batch` at a time, as one busy worker would.
+    static func claimAndComplete(_ client: RedisClient, base: String, jobs: Int, batch: Int) async throws {
+        var done = 0
+        while done < jobs {
+            let claimed = try await client.send("FCALL", "tern_claim", "1", base, String(batch), "bench", "60000").array ?? []
+            if claimed.isEmpty { break }
+            var arguments: [any RedisArgument] = ["tern_complete", "1", base]
+            for job in claimed {
+                let fields = job.array ?? []
+                arguments += [fields[0].string ?? "", fields[5].string ?? "", "null"]
+            }
+            _ = try await client.send(RedisCommand("FCALL", arguments: arguments))
+            done += claimed.count
+        }
     }
 
     /// Runs `body` and returns the microseconds per job inside `FCALL` and of Redis's process CPU.

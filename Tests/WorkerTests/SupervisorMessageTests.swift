@@ -14,6 +14,7 @@ struct SupervisorMessageTests {
             .claimed(JobLease(id: id, token: "t0k"), killAfter: .milliseconds(12_000), retryAfter: .milliseconds(250)),
             .claimed(JobLease(id: id, token: "t0k"), killAfter: nil, retryAfter: nil),
             .outcome(task: "resize-image", outcome: .succeeded, duration: .microseconds(1_234)),
+            .ended(id),
             .settled(id),
         ]
         for message in messages {
@@ -23,13 +24,14 @@ struct SupervisorMessageTests {
         }
         #expect(messages[1].line == "claimed 01M8VN7WFK0MEM7HV1RC35V5D4.default t0k 12000 250\n")
         #expect(messages[2].line == "claimed 01M8VN7WFK0MEM7HV1RC35V5D4.default t0k - -\n")
+        #expect(messages[4].line == "ended 01M8VN7WFK0MEM7HV1RC35V5D4.default\n")
     }
 
     @Test("anything else (a task's stray print, a malformed field) is not a message")
     func rejectsOtherLines() {
         for line in [
             "", "hello world", "worker host:1:x many", "claimed not-an-id t 1 2", "claimed 01M8VN7WFK0MEM7HV1RC35V5D4.default t 1",
-            "outcome echo exploded 12", "outcome echo succeeded soon", "settled", "settled nope",
+            "outcome echo exploded 12", "outcome echo succeeded soon", "settled", "settled nope", "ended", "ended nope x",
         ] {
             #expect(SupervisorMessage(line: line) == nil, "\(line)")
         }

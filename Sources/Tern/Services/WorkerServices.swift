@@ -93,6 +93,9 @@ extension TernServices {
             // A child reports each job it claims and settles on standard output, for its supervisor,
             // which counts attempts only when it serves metrics (it resolves the same endpoint).
             configuration.supervisorPID = getppid()
+            // Exactly that many: a process whose slot frees while an outcome is reported must not
+            // start one more before the last report settles.
+            configuration.maxJobs = settings.maxJobsPerProcess
             let report = SupervisorReport(registry: registry, configuration: configuration, reportsOutcomes: settings.metrics != nil)
             report.introduce()
             events = { @Sendable (event: WorkerEvent) in

@@ -11,11 +11,14 @@ import TernCore
 ///   process for the job's hard time limit (plus the kill grace), and the retry delay to record then.
 /// - `outcome <task> <outcome> <microseconds>`: an attempt finished (only when the supervisor serves
 ///   metrics).
+/// - `ended <id>`: the job's task has ended and its outcome is being reported: if the process dies
+///   now, the job did not crash it.
 /// - `settled <id>`: the job's outcome is stored; the process no longer holds it.
 public enum SupervisorMessage: Sendable, Equatable {
     case worker(id: String, concurrency: Int)
     case claimed(JobLease, killAfter: Duration?, retryAfter: Duration?)
     case outcome(task: String, outcome: JobOutcome.Kind, duration: Duration)
+    case ended(JobID)
     case settled(JobID)
 
     /// The line, newline included.
@@ -27,6 +30,7 @@ public enum SupervisorMessage: Sendable, Equatable {
             return "claimed \(lease.id.rawValue) \(lease.token) \(milliseconds(killAfter)) \(milliseconds(retryAfter))\n"
         case .outcome(let task, let outcome, let duration):
             return "outcome \(task) \(outcome.rawValue) \(duration.nanoseconds / 1_000)\n"
+        case .ended(let id): return "ended \(id.rawValue)\n"
         case .settled(let id): return "settled \(id.rawValue)\n"
         }
     }
@@ -46,6 +50,9 @@ public enum SupervisorMessage: Sendable, Equatable {
         case ("outcome", 4):
             guard let kind = JobOutcome.Kind(rawValue: parts[2]), let micros = Int64(parts[3]) else { return nil }
             self = .outcome(task: parts[1], outcome: kind, duration: .microseconds(micros))
+        case ("ended", 2):
+            guard let id = JobID(parts[1]) else { return nil }
+            self = .ended(id)
         case ("settled", 2):
             guard let id = JobID(parts[1]) else { return nil }
             self = .settled(id)

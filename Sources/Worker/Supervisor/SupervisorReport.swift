@@ -41,6 +41,8 @@ public struct SupervisorReport: Sendable {
                 }
             }
             Self.send(.claimed(job.lease, killAfter: killAfter, retryAfter: retry))
+        case .taskEnded(let id):
+            Self.send(.ended(id))
         case .settled(let id):
             Self.send(.settled(id))
         case .finished(let outcome):

@@ -31,6 +31,8 @@ public final class WorkerSupervisor: Service, Sendable {
         /// When to kill the process for this job's hard time limit, and the retry delay to record.
         let killAfter: Duration?
         let retryAfter: Duration?
+        /// The job's task has ended; the process is reporting its outcome.
+        var ended = false
     }
 
     struct Child {
@@ -240,6 +242,8 @@ public final class WorkerSupervisor: Service, Sendable {
                     case .worker(let id, let concurrency):
                         state.children[pid]?.workerID = id
                         state.children[pid]?.concurrency = concurrency
+                    case .ended(let id):
+                        state.children[pid]?.held[id]?.ended = true
                     case .settled(let id):
                         state.children[pid]?.held[id] = nil
                         state.processed += 1
@@ -272,7 +276,7 @@ public final class WorkerSupervisor: Service, Sendable {
         let overdue = state.withLock { state -> [(Int32, Held)] in
             var found: [(Int32, Held)] = []
             for (pid, child) in state.children where !child.killedForTimeLimit {
-                let late = child.held.values.filter { held in held.killAfter.map { now - held.claimed >= $0 } ?? false }
+                let late = child.held.values.filter { held in !held.ended && (held.killAfter.map { now - held.claimed >= $0 } ?? false) }
                 guard !late.isEmpty else { continue }
                 state.children[pid]?.killedForTimeLimit = true
                 for held in late {
@@ -300,7 +304,7 @@ public final class WorkerSupervisor: Service, Sendable {
             let current = state.children.values.filter { !$0.retiring }
             return (
                 state.count, current.reduce(0) { $0 + ($1.concurrency ?? configuration.concurrency) },
-                current.reduce(0) { $0 + $1.held.count }, state.processed
+                current.reduce(0) { $0 + $1.held.values.filter { !$0.ended }.count }, state.processed
             )
         }
     }
@@ -386,7 +390,7 @@ public final class WorkerSupervisor: Service, Sendable {
             if let workerID = child.workerID, let registry = broker as? any WorkerRegistry {
                 try? await registry.unregister(workerID)
             }
-            await settleHeld(child.held.values.map(\.lease), crashed: crashed && !child.killedForTimeLimit, reason: reason)
+            await settleHeld(Array(child.held.values), crashed: crashed && !child.killedForTimeLimit, reason: reason)
             state.withLock { $0.unsettledExits -= 1 }
             if stopping || child.retiring { return finishIfDone() }
             if delay > .zero {
@@ -403,23 +407,25 @@ public final class WorkerSupervisor: Service, Sendable {
         }
     }
 
-    /// The jobs a dead process held: crashed (counted) when it died on its own, else released.
-    private func settleHeld(_ held: [JobLease], crashed: Bool, reason: String) async {
-        guard !held.isEmpty else { return }
-        guard crashed else {
-            do { try await broker.release(held) } catch {
+    /// The jobs a dead process held: crashed (counted) when it died on its own, else released. A job
+    /// whose task had ended (its outcome was being reported) did not crash the process: it is
+    /// released, and the crash is charged to the jobs still running, shared if there were several.
+    private func settleHeld(_ held: [Held], crashed: Bool, reason: String) async {
+        let released = crashed ? held.filter(\.ended) : held
+        let running = crashed ? held.filter { !$0.ended }.map(\.lease) : []
+        if !released.isEmpty {
+            do { try await broker.release(released.map(\.lease)) } catch {
                 logger.error("could not release the jobs of a stopped process; their leases will expire", metadata: ["error": "\(error)"])
             }
-            return
         }
-        for lease in held {
+        for lease in running {
             // Retried through a Redis blip for up to a lease, so that the crash is counted.
             let deadline = ContinuousClock.now + configuration.lease
             var attempt = 0
             while true {
                 do {
                     let state = try await broker.crashed(
-                        lease, reason: reason, maxCrashes: configuration.maxCrashes, shared: held.count > 1)
+                        lease, reason: reason, maxCrashes: configuration.maxCrashes, shared: running.count > 1)
                     logger.warning("job of a dead worker process", metadata: ["job": "\(lease.id)", "now": "\(state.map(\.rawValue) ?? "stale")"])
                     break
                 } catch let error as RedisError where error.isTransient && ContinuousClock.now < deadline {
