@@ -43,6 +43,9 @@ public final class JobWorker: Sendable {
         var catalogueStored: ContinuousClock.Instant?
         /// Whether the last attempt to store it failed.
         var catalogueFailing = false
+
+        /// The slots in use: jobs whose task is running.
+        var busy: Int { running.count - reporting }
     }
 
     let broker: any JobBroker
@@ -85,14 +88,14 @@ public final class JobWorker: Sendable {
 
     /// Jobs whose task is running now: the slots of ``WorkerConfiguration/concurrency`` in use. A
     /// job whose task has ended frees its slot while its outcome is being reported.
-    public var busy: Int { state.withLock { $0.running.count - $0.reporting } }
+    public var busy: Int { state.withLock { $0.busy } }
 
     /// How many more jobs may start now: the free slots, no more than one concurrency's worth of
     /// outcomes still being reported (so that a slow Redis cannot make them pile up), and no more
     /// than ``WorkerConfiguration/maxJobs`` allows.
     private func freeSlots(_ state: State) -> Int {
         let free = min(
-            configuration.concurrency - (state.running.count - state.reporting),
+            configuration.concurrency - state.busy,
             2 * configuration.concurrency - state.running.count)
         guard let maxJobs = configuration.maxJobs else { return free }
         return min(free, maxJobs - state.claimed)
@@ -371,7 +374,7 @@ public final class JobWorker: Sendable {
 
     /// This worker as it describes itself to the registry.
     public var info: WorkerInfo {
-        let (busy, processed, started) = state.withLock { ($0.running.count - $0.reporting, $0.processed, $0.startedMilliseconds) }
+        let (busy, processed, started) = state.withLock { ($0.busy, $0.processed, $0.startedMilliseconds) }
         return WorkerInfo(
             id: configuration.workerID, host: ProcessInfo.processInfo.hostName, pid: getpid(),
             queues: configuration.queues.map(\.rawValue), concurrency: configuration.concurrency, busy: busy,
