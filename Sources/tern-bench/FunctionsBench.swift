@@ -71,15 +71,15 @@ struct FunctionsBench: AsyncParsableCommand {
     static func claimAndComplete(_ client: RedisClient, base: String, jobs: Int, batch: Int) async throws {
         var done = 0
         while done < jobs {
-            let claimed = try await client.send("FCALL", "tern_claim", "1", base, String(batch), "bench", "60000").array ?? []
+            let claimed = try await client.send("FCALL", "tern_claim", "1", base, String(batch), "bench", "60000", "flat").array ?? []
             if claimed.isEmpty { break }
             var arguments: [any RedisArgument] = ["tern_complete", "1", base]
-            for job in claimed {
-                let fields = job.array ?? []
-                arguments += [fields[0].string ?? "", fields[5].string ?? "", "null"]
+            // 8 values per job: the id first, the token sixth.
+            for start in stride(from: 0, to: claimed.count, by: 8) {
+                arguments += [claimed[start].string ?? "", claimed[start + 5].string ?? "", "null"]
             }
             _ = try await client.send(RedisCommand("FCALL", arguments: arguments))
-            done += claimed.count
+            done += claimed.count / 8
         }
     }
 

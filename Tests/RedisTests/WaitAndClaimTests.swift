@@ -64,6 +64,24 @@ struct WaitAndClaimTests {
         #expect(jobs.map(\.id) == [receipt.id])
     }
 
+    @Test("tern_claim answers a worker that does not ask for a flat reply (an earlier version) with a table per job")
+    func claimReplyShapes() async throws {
+        guard TestRedis.enabled else { return }
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let receipts = try await environment.broker.enqueue((0..<4).map { _ in contractRequest(input: "5") })
+        let base = environment.broker.keys.base(.default)
+        let tables = try await environment.client.send("FCALL", "tern_claim", 1, base, 2, "w-old", 30_000).array ?? []
+        #expect(tables.count == 2)
+        #expect(tables.compactMap { $0.array?.count } == [8, 8])
+        #expect(tables.first?.array?.first?.string == receipts[0].id.rawValue)
+        #expect(tables.first?.array?[2].string == "5")
+        let flat = try await environment.client.send("FCALL", "tern_claim", 1, base, 2, "w-new", 30_000, "flat").array ?? []
+        #expect(flat.count == 16)
+        #expect(flat[0].string == receipts[2].id.rawValue && flat[8].string == receipts[3].id.rawValue)
+        #expect(flat[2].string == "5" && flat[3].int == 1)
+    }
+
     @Test("an idle worker stops at once, though its wait is long; a job enqueued while it idles runs")
     func idleShutdown() async throws {
         guard TestRedis.enabled else { return }

@@ -804,27 +804,30 @@ enum JobFunctions {
           return out
         end
 
-        -- ARGV: limit, worker, lease_ms. Returns {id, task, input, attempt, max_attempts, token,
-        -- suspect, headers} per job.
+        -- ARGV: limit, worker, lease_ms, and 'flat' (optional). Returns {id, task, input, attempt,
+        -- max_attempts, token, suspect, headers} per job; with 'flat', the same 8 values per job in
+        -- one list, which costs Redis less than a table per job (workers before it ask for tables).
         local function claim(keys, args)
           local base = keys[1]
-          local limit, worker, lease = tonumber(args[1]), args[2], tonumber(args[3])
+          local limit, worker, lease, flat = tonumber(args[1]), args[2], tonumber(args[3]), args[4] == 'flat'
           local now, nows = clock()
           promote_due(base, now, 1000)
           if redis.call('HGET', base .. K.meta, 'paused') == '1' then return {} end
           local L = load_limits(base)
           if L then promote_limited(base, now, L) end
-          local out, leases, waits = {}, {}, {}
+          local out, leases, waits, claimed = {}, {}, {}, 0
           local deadline = I(now + lease)
           local batch = nil
-          while #out < limit do
-            local popped = redis.call('ZPOPMIN', base .. K.pending, I(limit - #out))
+          while claimed < limit do
+            local popped = redis.call('ZPOPMIN', base .. K.pending, I(limit - claimed))
             if #popped == 0 then break end
             batch = batch or worker .. '/' .. I(redis.call('HINCRBY', base .. K.meta, 'token', 1)) .. '/'
             for i = 1, #popped, 2 do
               local id = popped[i]
               local job = base .. K.job .. id
-              local f = redis.call('HMGET', job, 'task', 'input', 'attempts', 'max_attempts', 'expires_ms', 'state', 'suspect', 'due_ms', 'headers', 'lkey', 'thr')
+              -- The limit fields only when the queue has limits: each field read costs the claim.
+              local f = L and redis.call('HMGET', job, 'task', 'input', 'attempts', 'max_attempts', 'expires_ms', 'state', 'suspect', 'due_ms', 'headers', 'lkey', 'thr')
+                or redis.call('HMGET', job, 'task', 'input', 'attempts', 'max_attempts', 'expires_ms', 'state', 'suspect', 'due_ms', 'headers')
               if f[6] == 'queued' then
                 if f[5] and tonumber(f[3]) == 0 and tonumber(f[5]) < now then
                   finish(base, id, 'expired', now, nil)
@@ -832,12 +835,20 @@ enum JobFunctions {
                   -- Held back by a limit: another job may run instead.
                 else
                   local attempt = tonumber(f[3]) + 1
-                  local token = batch .. I(#out)
+                  local token = batch .. I(claimed)
                   redis.call('HSET', job, 'state', 'running', 'attempts', I(attempt), 'started_ms', nows,
                     'worker', worker, 'token', token)
                   leases[#leases + 1] = deadline
                   leases[#leases + 1] = id
-                  out[#out + 1] = {id, f[1], f[2], attempt, tonumber(f[4]), token, f[7] == '1' and 1 or 0, f[9] or ''}
+                  local suspect, headers = f[7] == '1' and 1 or 0, f[9] or ''
+                  if flat then
+                    local n = #out
+                    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, f[1], f[2], attempt
+                    out[n + 5], out[n + 6], out[n + 7], out[n + 8] = tonumber(f[4]), token, suspect, headers
+                  else
+                    out[#out + 1] = {id, f[1], f[2], attempt, tonumber(f[4]), token, suspect, headers}
+                  end
+                  claimed = claimed + 1
                   if attempt == 1 and f[8] then waits[#waits + 1] = math.max(0, now - tonumber(f[8])) end
                 end
               end

@@ -240,7 +240,7 @@ public final class RedisJobBroker: JobBroker {
     public func claim(queue: QueueName, limit: Int, worker: String, lease: Duration) async throws -> [ClaimedJob] {
         guard limit > 0 else { return [] }
         let reply = try await call(
-            "tern_claim", queue, [min(limit, Self.maxJobsPerCall), worker, Int(lease.nanoseconds / 1_000_000)])
+            "tern_claim", queue, [min(limit, Self.maxJobsPerCall), worker, Int(lease.nanoseconds / 1_000_000), "flat"])
         return try Self.claimedJobs(reply)
     }
 
@@ -261,7 +261,7 @@ public final class RedisJobBroker: JobBroker {
         let seconds = String(format: "%.3f", max(0.01, Double(timeout.nanoseconds) / 1e9))
         let claim = RedisClient.functionCall(
             "tern_claim", keys: [keys.base(queue)],
-            arguments: [min(limit, Self.maxJobsPerCall), worker, Int(lease.nanoseconds / 1_000_000)])
+            arguments: [min(limit, Self.maxJobsPerCall), worker, Int(lease.nanoseconds / 1_000_000), "flat"])
         let replies = try await client.pipelineBlocking(
             [RedisCommand("BLPOP", keys.queueKey(queue, .wake), keys.interrupt(queue, worker: worker), seconds), claim],
             blockFor: timeout)
@@ -280,15 +280,20 @@ public final class RedisJobBroker: JobBroker {
         _ = try await client.pipeline([RedisCommand("LPUSH", key, "1"), RedisCommand("PEXPIRE", key, 10_000)])
     }
 
+    /// The jobs of a `tern_claim` reply asked for `flat`: 8 values per job, one list.
     private static func claimedJobs(_ reply: RedisValue) throws -> [ClaimedJob] {
-        try (reply.array ?? []).map { row in
-            guard let fields = row.array, fields.count == 8, let id = fields[0].string.flatMap(JobID.init),
-                let task = fields[1].string, let input = fields[2].bytes, let attempt = fields[3].int,
-                let maxAttempts = fields[4].int, let token = fields[5].string
+        let values = reply.array ?? []
+        guard values.count % 8 == 0 else { throw RedisError.protocolError("unexpected reply from tern_claim") }
+        return try stride(from: 0, to: values.count, by: 8).map { start in
+            let fields = values[start..<start + 8]
+            guard let id = fields[start].string.flatMap(JobID.init), let task = fields[start + 1].string,
+                let input = fields[start + 2].bytes, let attempt = fields[start + 3].int,
+                let maxAttempts = fields[start + 4].int, let token = fields[start + 5].string
             else { throw RedisError.protocolError("unexpected reply from tern_claim") }
             return ClaimedJob(
                 lease: JobLease(id: id, token: token), task: task, input: Data(input), attempt: attempt,
-                maxAttempts: maxAttempts, suspect: fields[6].int == 1, headers: JobHeaders.decode(fields[7].bytes ?? []))
+                maxAttempts: maxAttempts, suspect: fields[start + 6].int == 1,
+                headers: JobHeaders.decode(fields[start + 7].bytes ?? []))
         }
     }
 
