@@ -1,4 +1,4 @@
-import Broker
+@testable import Broker
 import Foundation
 import Tasks
 import TernCore
@@ -64,7 +64,7 @@ struct WaitAndClaimTests {
         #expect(jobs.map(\.id) == [receipt.id])
     }
 
-    @Test("tern_claim answers a worker that does not ask for a flat reply (an earlier version) with a table per job")
+    @Test("tern_claim answers a worker that does not ask for a flat reply (an earlier version) with a table per job; workers read both")
     func claimReplyShapes() async throws {
         guard TestRedis.enabled else { return }
         let environment = try await JobEnvironment.start()
@@ -80,6 +80,14 @@ struct WaitAndClaimTests {
         #expect(flat.count == 16)
         #expect(flat[0].string == receipts[2].id.rawValue && flat[8].string == receipts[3].id.rawValue)
         #expect(flat[2].string == "5" && flat[3].int == 1)
+        // The worker reads both: a library of an earlier version, loaded by an older process, answers with tables.
+        let fromTables = try RedisJobBroker.claimedJobs(.array(tables))
+        #expect(fromTables.map(\.id) == receipts.prefix(2).map(\.id))
+        #expect(fromTables.allSatisfy { $0.input == Data("5".utf8) && $0.attempt == 1 && $0.lease.token.hasPrefix("w-old/") })
+        let fromFlat = try RedisJobBroker.claimedJobs(.array(flat))
+        #expect(fromFlat.map(\.id) == receipts.suffix(2).map(\.id))
+        #expect(fromFlat.allSatisfy { $0.input == Data("5".utf8) && $0.attempt == 1 && $0.lease.token.hasPrefix("w-new/") })
+        #expect(throws: RedisError.self) { try RedisJobBroker.claimedJobs(.array([.array([.integer(1)])])) }
     }
 
     @Test("an idle worker stops at once, though its wait is long; a job enqueued while it idles runs")

@@ -280,9 +280,18 @@ public final class RedisJobBroker: JobBroker {
         _ = try await client.pipeline([RedisCommand("LPUSH", key, "1"), RedisCommand("PEXPIRE", key, 10_000)])
     }
 
-    /// The jobs of a `tern_claim` reply asked for `flat`: 8 values per job, one list.
-    private static func claimedJobs(_ reply: RedisValue) throws -> [ClaimedJob] {
-        let values = reply.array ?? []
+    /// The jobs of a `tern_claim` reply asked for `flat`: 8 values per job, one list. A library of
+    /// an earlier version (loaded by an older process sharing this Redis) ignores `flat` and
+    /// answers with a table per job, which is read too.
+    static func claimedJobs(_ reply: RedisValue) throws -> [ClaimedJob] {
+        var values = reply.array ?? []
+        if values.first?.array != nil {
+            let rows = values.compactMap(\.array)
+            guard rows.count == values.count, rows.allSatisfy({ $0.count == 8 }) else {
+                throw RedisError.protocolError("unexpected reply from tern_claim")
+            }
+            values = rows.flatMap { $0 }
+        }
         guard values.count % 8 == 0 else { throw RedisError.protocolError("unexpected reply from tern_claim") }
         return try stride(from: 0, to: values.count, by: 8).map { start in
             let fields = values[start..<start + 8]
