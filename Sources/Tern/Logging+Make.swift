@@ -8,7 +8,7 @@ enum LogSetup {
     /// A logger writing to standard error as text or as one JSON object per line, at `info`.
     private static func make(label: String, format: String?) throws -> Logger {
         switch format ?? "text" {
-        case "text": return Logger(label: label, factory: { StreamLogHandler.standardError(label: $0) })
+        case "text": return Logger(label: label, factory: { TextLogHandler(label: $0) })
         case "json": return Logger(label: label, factory: { JSONLogHandler(label: $0) })
         default: throw ValidationError("--log-format must be text or json")
         }
@@ -40,26 +40,52 @@ enum LogSetup {
 
 }
 
-/// Writes one JSON object per line to standard error: `ts`, `level`, `label`, `message`, and the
-/// metadata (job, task, attempt, worker, ...).
-struct JSONLogHandler: LogHandler {
+/// A handler that keeps its logger's metadata as it is set and formats it only when it writes a line.
+protocol MetadataKeepingLogHandler: LogHandler {}
+
+extension MetadataKeepingLogHandler {
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    /// The logger's metadata with the event's own, which wins.
+    func merged(_ event: LogEvent) -> Logger.Metadata { metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) }
+}
+
+/// Writes lines to standard error as swift-log's `StreamLogHandler` does (`<time> <level> <label>:
+/// <metadata> [<source>] <message>`), but formats the logger's metadata only when it writes a line.
+/// `StreamLogHandler` formats all of it again each time a key is set, and the API sets keys on
+/// every request (Hummingbird's request id, the token's name), logged or not.
+struct TextLogHandler: MetadataKeepingLogHandler {
     let label: String
     var metadata: Logger.Metadata = [:]
     var logLevel: Logger.Level = .info
 
     init(label: String) { self.label = label }
 
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
+    func log(event: LogEvent) {
+        var event = event
+        if !metadata.isEmpty { event.metadata = merged(event) }
+        StreamLogHandler.standardError(label: label).log(event: event)
     }
+}
+
+/// Writes one JSON object per line to standard error: `ts`, `level`, `label`, `message`, and the
+/// metadata (job, task, attempt, worker, ...).
+struct JSONLogHandler: MetadataKeepingLogHandler {
+    let label: String
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+
+    init(label: String) { self.label = label }
 
     func log(event: LogEvent) {
         var object: [String: String] = [
             "ts": Self.timestamp(), "level": "\(event.level)", "label": label,
             "message": "\(event.message)",
         ]
-        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) {
+        for (key, value) in merged(event) {
             object[key] = "\(value)"
         }
         guard var data = try? JSONWriter.bytes(object) else { return }
