@@ -16,8 +16,11 @@ public struct APIContext: Sendable {
     /// These and the tasks workers published: what the API accepts, lists and documents.
     public let tasks: TaskDirectory
     public var configuration: APIConfiguration
-    /// Who may call: tokens with roles, or nobody checked (`.none`, development only).
-    public var access: AccessPolicy
+    /// Who may call: tokens with roles, or nobody checked (`.none`, development only). `tern api`
+    /// replaces its tokens on SIGHUP through it.
+    public let accessControl: AccessControl
+    /// The access policy in force.
+    public var access: AccessPolicy { accessControl.current }
     /// The metrics `/metrics` serves.
     public var metrics: APIMetrics
     /// Where security events go (label `tern.security`; see ``SecurityEventsMiddleware``).
@@ -52,7 +55,7 @@ public struct APIContext: Sendable {
         tasks = TaskDirectory(compiled: registry, broker: broker)
         notifier = JobNotifier(broker: broker)
         self.configuration = configuration
-        self.access = access
+        accessControl = AccessControl(access)
         self.metrics = metrics
         self.checkReady = checkReady
     }
@@ -66,7 +69,7 @@ public func buildRouter(_ api: APIContext) -> Router<APIRequestContext> {
     router.add(middleware: MetricsMiddleware(metrics: api.metrics))
     router.add(middleware: ProblemMiddleware())
     router.add(middleware: TransportSecurityMiddleware(servesTLS: api.configuration.tls != nil, required: api.configuration.tlsRequired))
-    router.add(middleware: AuthenticationMiddleware(policy: api.access, sessionSecret: api.configuration.sessionSecret))
+    router.add(middleware: AuthenticationMiddleware(access: api.accessControl, sessionSecret: api.configuration.sessionSecret))
     router.add(middleware: SecurityEventsMiddleware(logger: api.securityLogger, metrics: api.metrics))
     addPublicRoutes(router, api)
     addJobRoutes(router, api)

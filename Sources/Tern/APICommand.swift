@@ -23,7 +23,8 @@ struct APICommand: AsyncParsableCommand {
             Serves /v1 (jobs, queues, workers, tasks), /openapi.json, /docs, /metrics, /healthz and \
             /readyz. Every /v1 call needs a bearer token from api.tokens in config/tern.yaml (create \
             one with `tern token create`), unless api.auth is none. Redis failures answer 503 with \
-            Retry-After. SIGTERM and SIGINT stop it gracefully.
+            Retry-After. SIGTERM and SIGINT stop it gracefully; SIGHUP reads the tokens and JWT \
+            settings of the config file again.
 
             Examples:
               swift run api
@@ -82,6 +83,12 @@ struct APICommand: AsyncParsableCommand {
         api.middleware = middleware
         logger.info("API listening", metadata: ["address": "\(configuration.host):\(configuration.port)"])
         api.configuration.tracing = tracing != nil
-        try await TernServices.buildAPIServices(api, logger: logger, first: try tracing.map { [try $0.bootstrap(logger: logger)] } ?? []).run()
+        // SIGHUP re-reads the tokens and JWT settings (docs/http-api.md, "Changing tokens without a restart").
+        let redis = self.redis
+        let reload = AccessReloadService(control: api.accessControl, logger: logger) {
+            try await APISettings.access(try redis.resolver(), reload: true, logger: logger)
+        }
+        let tracer: [any Service] = try tracing.map { [try $0.bootstrap(logger: logger)] } ?? []
+        try await TernServices.buildAPIServices(api, logger: logger, first: tracer + [reload]).run()
     }
 }

@@ -85,14 +85,17 @@ enum APISettings {
 
     /// The access policy: `TERN_API_AUTH` (or `api.auth`) `none` turns authentication off; else
     /// the tokens of `api.tokens` and the JWTs of `api.jwt`, at least one of the two. `devToken`
-    /// adds an admin token (what `tern dev` prints).
-    static func access(_ settings: SettingsResolver, devToken: String? = nil, logger: Logger) async throws -> AccessPolicy {
+    /// adds an admin token (what `tern dev` prints). A `reload` (SIGHUP) does not warn again that
+    /// authentication is off.
+    static func access(
+        _ settings: SettingsResolver, devToken: String? = nil, reload: Bool = false, logger: Logger
+    ) async throws -> AccessPolicy {
         let file = settings.file.api
         let mode = try settings.value(
             SettingNames(environment: "TERN_API_AUTH", file: "api.auth"), flag: nil, file: file?.auth, default: "tokens")
         switch mode {
         case "none":
-            logger.warning("API authentication is off (auth: none): anyone who can reach the port is an admin")
+            if !reload { logger.warning("API authentication is off (auth: none): anyone who can reach the port is an admin") }
             return .none
         case "tokens":
             var tokens = try (file?.tokens ?? []).map(token)

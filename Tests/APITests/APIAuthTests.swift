@@ -136,3 +136,38 @@ struct APIAuthTests {
         #expect(AccessPolicy.Token(sha256Hex: String(repeating: "g", count: 64), grant: TokenGrant(name: "x", role: .reader)) == nil)
     }
 }
+
+@Suite("HTTP API: tokens replaced while it serves")
+struct AccessReplacementTests {
+    @Test("a replaced policy applies from the next request: a token taken out is a 401, its dashboard session ends, a new one works; turning authentication off is refused")
+    func replace() async throws {
+        var registry = TaskRegistry()
+        try SampleTasks.register(in: &registry, includingTestTasks: false)
+        let grant = TokenGrant(name: "old", role: .admin)
+        let api = APIContext(
+            broker: MemoryJobBroker(), registry: registry, configuration: APIConfiguration(),
+            access: .tokens([.init(secret: "t-old", grant: grant)]), checkReady: {})
+        try await Application(router: buildRouter(api)).test(.router) { client in
+            let login = try await client.execute(
+                uri: "/ui/login", method: .post, headers: [.contentType: "application/json"], body: ByteBuffer(string: #"{"token":"t-old"}"#)
+            ) { String(($0.headers[.setCookie] ?? "").split(separator: ";").first ?? "") }
+            #expect(login.hasPrefix("tern_session="))
+            func status(_ fields: HTTPFields) async throws -> HTTPResponse.Status {
+                try await client.execute(uri: "/v1/queues", method: .get, headers: fields) { $0.status }
+            }
+            #expect(try await status(headers("t-old")) == .ok)
+            #expect(try await status([.cookie: login]) == .ok)
+            #expect(try await status(headers("t-new")) == .unauthorized)
+
+            try api.accessControl.replace(with: .tokens([.init(secret: "t-new", grant: TokenGrant(name: "new", role: .reader))]))
+            #expect(try await status(headers("t-old")) == .unauthorized)
+            #expect(try await status([.cookie: login]) == .unauthorized)
+            #expect(try await status(headers("t-new")) == .ok)
+            #expect(api.access.tokenCount == 1)
+
+            #expect(throws: AccessControlError.authenticationModeChanged) { try api.accessControl.replace(with: .none) }
+            #expect(try await status(headers(nil)) == .unauthorized)
+            #expect(try await status(headers("t-new")) == .ok)
+        }
+    }
+}

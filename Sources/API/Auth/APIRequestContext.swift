@@ -60,11 +60,13 @@ public struct APIRequestContext: RequestContext {
 /// (any method but GET, HEAD and OPTIONS) counts only with the session's `X-CSRF-Token`.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
-    let policy: AccessPolicy
+    /// Read once per request: the policy in force when the request arrived.
+    let access: AccessControl
     /// The key that signs session cookies (``APIConfiguration/sessionSecret``).
     let sessionSecret: [UInt8]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let policy = access.current
         var context = context
         context.requiresToken = policy.requiresToken
         if !policy.requiresToken {

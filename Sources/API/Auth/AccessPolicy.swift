@@ -140,6 +140,12 @@ public struct AccessPolicy: Sendable {
     /// Whether requests need a token.
     public var requiresToken: Bool { tokens != nil }
 
+    /// How many static tokens are configured.
+    public var tokenCount: Int { tokens?.count ?? 0 }
+
+    /// Whether JWT bearer tokens are accepted.
+    public var acceptsJWTs: Bool { jwt != nil }
+
     /// The grant of the configured token named `name` (a dashboard session names its token).
     func grant(named name: String) -> TokenGrant? {
         guard let tokens else { return TokenGrant(name: "anonymous", role: .admin) }
