@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Synchronization
 import TernCore
 
 /// Builds the executables' loggers.
@@ -54,9 +55,10 @@ extension MetadataKeepingLogHandler {
 }
 
 /// Writes lines to standard error as swift-log's `StreamLogHandler` does (`<time> <level> <label>:
-/// <metadata> [<source>] <message>`), but formats the logger's metadata only when it writes a line.
-/// `StreamLogHandler` formats all of it again each time a key is set, and the API sets keys on
-/// every request (Hummingbird's request id, the token's name), logged or not.
+/// <metadata> [<source>] <message>`, the metadata sorted by key), but formats the logger's
+/// metadata only when it writes a line, reuses the time's text within a second, and writes each
+/// line with one `write(2)`. `StreamLogHandler` formats all the metadata again each time a key is
+/// set, and the API sets keys on every request (Hummingbird's request id, the token's name).
 struct TextLogHandler: MetadataKeepingLogHandler {
     let label: String
     var metadata: Logger.Metadata = [:]
@@ -64,10 +66,58 @@ struct TextLogHandler: MetadataKeepingLogHandler {
 
     init(label: String) { self.label = label }
 
-    func log(event: LogEvent) {
-        var event = event
-        if !metadata.isEmpty { event.metadata = merged(event) }
-        StreamLogHandler.standardError(label: label).log(event: event)
+    func log(event: LogEvent) { LogClock.write(line(event, time: LogClock.shared.text())) }
+
+    /// The line `event` makes at `time`, with its newline.
+    func line(_ event: LogEvent, time: String) -> String {
+        var metadata = merged(event)
+        if let error = event.error {
+            metadata["error.message"] = "\(error)"
+            metadata["error.type"] = "\(String(reflecting: type(of: error)))"
+        }
+        var line = time
+        line += " \(event.level)"
+        if !label.isEmpty { line += " " + label }
+        line += ":"
+        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
+        line += " [\(event.source)] \(event.message)\n"
+        return line
+    }
+}
+
+/// The local time as `StreamLogHandler` writes it (`2026-12-07T12:01:45+0000`), formatted once per
+/// second.
+final class LogClock: Sendable {
+    static let shared = LogClock()
+
+    private let last = Mutex<(second: Int, text: String)>((-1, ""))
+
+    func text() -> String {
+        let now = time(nil)
+        if let cached = last.withLock({ $0.second == now ? $0.text : nil }) { return cached }
+        var seconds = now
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        var buffer = [CChar](repeating: 0, count: 64)
+        let length = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%S%z", &parts)
+        let text = String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        last.withLock { $0 = (now, text) }
+        return text
+    }
+
+    /// Writes `line` to standard error whole (one `write(2)`, repeated only for what a short write
+    /// left).
+    static func write(_ line: String) {
+        var line = line
+        line.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Foundation.write(2, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                guard written > 0 else { return }
+                offset += written
+            }
+        }
     }
 }
 

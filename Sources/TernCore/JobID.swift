@@ -11,10 +11,13 @@ public struct JobID: Sendable, Hashable, Codable, CustomStringConvertible, Compa
 
     /// Parses an id; `nil` if it is not a ULID, a dot and a valid queue name.
     public init?(_ text: String) {
-        guard let dot = text.firstIndex(of: "."), text.distance(from: text.startIndex, to: dot) == 26 else { return nil }
-        let ulid = text[..<dot]
-        let queue = String(text[text.index(after: dot)...])
-        guard ulid.utf8.allSatisfy({ Self.alphabetIndex[Int($0)] != 255 }), QueueName.isValid(queue) else { return nil }
+        // Read as UTF-8 bytes: the ULID's 26 characters are ASCII, and a walk by `Character` cost
+        // the worker about 1 % of its CPU per job.
+        let bytes = text.utf8
+        guard bytes.count > 27, bytes[bytes.index(bytes.startIndex, offsetBy: 26)] == UInt8(ascii: "."),
+            bytes.prefix(26).allSatisfy({ Self.alphabetIndex[Int($0)] != 255 }),
+            QueueName.isValid(String(Substring(bytes.dropFirst(27))))
+        else { return nil }
         rawValue = text
     }
 
@@ -53,7 +56,8 @@ public struct JobID: Sendable, Hashable, Codable, CustomStringConvertible, Compa
 
     /// The queue the job belongs to.
     public var queue: QueueName {
-        QueueName(unchecked: String(rawValue[rawValue.index(after: rawValue.firstIndex(of: ".")!)...]))
+        // Every id is 26 ASCII characters of ULID, a dot, then the queue.
+        QueueName(unchecked: String(Substring(rawValue.utf8.dropFirst(27))))
     }
 
     /// The creation time encoded in the id, in milliseconds since 1970.

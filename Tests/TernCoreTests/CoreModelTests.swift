@@ -51,7 +51,11 @@ struct CoreModelTests {
         #expect(early.milliseconds == 1_700_000_000_000)
         #expect(JobID(early.rawValue) == early)
         #expect(early.rawValue.count == 26 + 1 + 6)
-        for bad in ["", "abc.default", "01J00000000000000000000000", "01J00000000000000000000000.Bad", "01J0000000000000000000000U.default"] {
+        for bad in [
+            "", "abc.default", "01J00000000000000000000000", "01J00000000000000000000000.Bad", "01J0000000000000000000000U.default",
+            "01J00000000000000000000000.", "01J0000000000000000000000.default", "01J000000000000000000000000.default",
+            "01J00000000000000000000000.défaut", "01J0000000000000000000000é.default",
+        ] {
             #expect(JobID(bad) == nil, "\(bad)")
         }
         let encoded = try JSONEncoder().encode(early)
