@@ -66,7 +66,7 @@ struct TextLogHandler: MetadataKeepingLogHandler {
 
     init(label: String) { self.label = label }
 
-    func log(event: LogEvent) { LogClock.write(line(event, time: LogClock.shared.text())) }
+    func log(event: LogEvent) { LogOutput.write(line(event, time: LogOutput.shared.time())) }
 
     /// The line `event` makes at `time`, with its newline.
     func line(_ event: LogEvent, time: String) -> String {
@@ -85,15 +85,15 @@ struct TextLogHandler: MetadataKeepingLogHandler {
     }
 }
 
-/// The local time as `StreamLogHandler` writes it (`2026-12-07T12:01:45+0000`), formatted once per
-/// second.
-final class LogClock: Sendable {
-    static let shared = LogClock()
+/// Where text lines go: standard error, each line in one `write(2)`, stamped with the local time as
+/// `StreamLogHandler` writes it (`2026-12-07T12:01:45+0000`), formatted once per second.
+final class LogOutput: Sendable {
+    static let shared = LogOutput()
 
     private let last = Mutex<(second: Int, text: String)>((-1, ""))
 
-    func text() -> String {
-        let now = time(nil)
+    func time() -> String {
+        let now = Foundation.time(nil)
         if let cached = last.withLock({ $0.second == now ? $0.text : nil }) { return cached }
         var seconds = now
         var parts = tm()

@@ -31,7 +31,7 @@ struct TextLogHandlerTests {
 
     @Test("the time is the local time as StreamLogHandler writes it")
     func time() {
-        let text = LogClock.shared.text()
+        let text = LogOutput.shared.time()
         #expect(text.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4}$"#, options: .regularExpression) != nil, "\(text)")
     }
 }
