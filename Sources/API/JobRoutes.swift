@@ -3,7 +3,8 @@ import Foundation
 import Hummingbird
 import TernCore
 
-/// `/v1/jobs`: enqueue one or many, read (and wait for) a job, stream its events, cancel, retry.
+/// `/v1/jobs`: enqueue one or many, read (and wait for) a job, stream its events, cancel, retry,
+/// delete.
 func addJobRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
     let jobs = router.group("v1/jobs")
     jobs.post { request, context in try await enqueue(request, context, api) }
@@ -26,6 +27,17 @@ func addJobRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
                 }
                 try await watch.pause(until: deadline)
             }
+        }
+    }
+    jobs.delete(":id") { _, context in
+        try context.require(.operate)
+        let id = try jobID(context)
+        switch try await broker({ try await api.broker.delete(id) }) {
+        case nil: throw notFound(id)
+        case .notFinished(let state)?:
+            throw Problem(.conflict, "not_finished", "the job is \(state.rawValue); only a finished job (succeeded, failed, cancelled or expired) can be deleted: cancel it first")
+        case .deleted?:
+            return Response(status: .noContent)
         }
     }
     jobs.get(":id/events") { request, context in

@@ -38,7 +38,12 @@ enum OpenAPIPaths {
             "/v1/jobs/{id}": ["get": operation(
                 "jobs", "A job: state, attempts, times, progress, result or error.", .read,
                 ["200": json("Job", "The job."), "400": problem("An invalid wait."), "404": problem("No job has this id.")],
-                parameters: [id, parameter("wait", in: "query", ["type": "number", "minimum": 0], "Hold the answer up to this many seconds (at most the server's cap, 30 by default) until the job finishes.")])],
+                parameters: [id, parameter("wait", in: "query", ["type": "number", "minimum": 0], "Hold the answer up to this many seconds (at most the server's cap, 30 by default) until the job finishes.")]),
+                "delete": operation(
+                    "jobs", "Delete a finished job (succeeded, failed, cancelled or expired) before its retention ends.", .operate,
+                    ["204": ["description": "Deleted."], "404": problem("No job has this id."), "409": problem("The job has not finished (not_finished): cancel it first.")],
+                    parameters: [id]),
+            ],
             "/v1/jobs/{id}/events": ["get": operation(
                 "jobs", "The job's state changes, progress and final state, as Server-Sent Events.", .read,
                 [

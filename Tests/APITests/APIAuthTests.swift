@@ -60,6 +60,9 @@ struct APIAuthTests {
             #expect(pause == ([.operator, .admin].contains(role) ? .ok : .forbidden))
             let purge = try await client.execute(uri: "/v1/queues/default/purge?state=failed", method: .post, headers: headers(token)) { $0.status }
             #expect(purge == ([.operator, .admin].contains(role) ? .ok : .forbidden))
+            // The job was cancelled above by the roles that may: then it can be deleted.
+            let delete = try await client.execute(uri: "/v1/jobs/\(job.id.rawValue)", method: .delete, headers: headers(token)) { $0.status }
+            #expect(delete == ([.operator, .admin].contains(role) ? .noContent : .forbidden))
         }
     }
 

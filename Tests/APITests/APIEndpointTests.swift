@@ -154,6 +154,34 @@ struct APIEndpointTests {
         }
     }
 
+    @Test("delete: a finished job is gone (204, then 404); one that has not finished is a 409 not_finished")
+    func delete() async throws {
+        try await withAPI { client, broker in
+            let done = try await enqueueEcho(broker)
+            let job = try #require(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first)
+            #expect(try await broker.complete(job.lease, result: Data("1".utf8)))
+            let queued = try await enqueueEcho(broker)
+            try await client.execute(uri: "/v1/jobs/\(done.rawValue)", method: .delete) { #expect($0.status == .noContent) }
+            try await client.execute(uri: "/v1/jobs/\(done.rawValue)", method: .get) { #expect($0.status == .notFound) }
+            try await client.execute(uri: "/v1/jobs/\(done.rawValue)", method: .delete) { response in
+                #expect(response.status == .notFound)
+                #expect(fields(response)["code"] as? String == "not_found")
+            }
+            try await client.execute(uri: "/v1/jobs/\(queued.rawValue)", method: .delete) { response in
+                #expect(response.status == .conflict)
+                #expect(fields(response)["code"] as? String == "not_finished")
+                #expect(fields(response)["detail"] as? String
+                    == "the job is queued; only a finished job (succeeded, failed, cancelled or expired) can be deleted: cancel it first")
+            }
+            try await client.execute(uri: "/v1/jobs/\(queued.rawValue)", method: .get) { #expect($0.status == .ok) }
+            try await client.execute(uri: "/v1/queues/default", method: .get) { response in
+                let queue = try object(response)
+                #expect(queue["succeeded"] as? Int == 0)
+                #expect(queue["pending"] as? Int == 1)
+            }
+        }
+    }
+
     @Test("events: the state, the progress, then the whole finished job, and the stream ends")
     func events() async throws {
         try await withAPI { client, broker in

@@ -37,4 +37,37 @@ struct BrokerPurgeTests {
         #expect(try await broker.purge(.default, state: .succeeded, limit: 10) == 1)
         #expect(try await broker.claim(queue: .default, limit: 10, worker: "w", lease: .seconds(30)).isEmpty)
     }
+
+    @Test("delete removes one finished job before its retention, and leaves a job that has not finished", arguments: BrokerKind.allCases)
+    func deleteOne(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        // succeeded, failed, running; a cancelled one and a queued one.
+        _ = try await broker.enqueue((0..<3).map { _ in contractRequest(maxAttempts: 1) })
+        let claimed = try await broker.claim(queue: .default, limit: 3, worker: "w", lease: .seconds(30))
+        #expect(claimed.count == 3)
+        #expect(try await broker.complete(claimed[0].lease, result: Data("1".utf8)))
+        #expect(try await broker.fail(claimed[1].lease, message: "x", retryAfter: nil) == .failed)
+        let running = claimed[2]
+        let later = try await broker.enqueue((0..<2).map { _ in contractRequest() })
+        #expect(try await broker.cancel(later[0].id) == .cancelled)
+        let queued = later[1]
+
+        for (id, state) in [(claimed[0].id, JobState.succeeded), (claimed[1].id, .failed), (later[0].id, .cancelled)] {
+            #expect(try await broker.delete(id) == .deleted(state))
+            #expect(try await broker.job(id) == nil, "a deleted job is gone")
+            #expect(try await broker.delete(id) == nil, "deleting it again finds nothing")
+        }
+        let stats = try await broker.stats(.default)
+        #expect(stats.succeeded == 0 && stats.failed == 0 && stats.cancelled == 0)
+        #expect(try await broker.jobs(queue: .default, state: .succeeded, cursor: nil, limit: 10).jobs.isEmpty)
+
+        // Not finished: left as it is.
+        #expect(try await broker.delete(running.id) == .notFinished(.running))
+        #expect(try await broker.delete(queued.id) == .notFinished(.queued))
+        #expect(try await broker.complete(running.lease, result: Data("2".utf8)))
+        #expect(try await broker.claim(queue: .default, limit: 10, worker: "w", lease: .seconds(30)).map(\.id) == [queued.id])
+        #expect(try await broker.delete(JobID.generate(queue: .default)) == nil)
+    }
 }

@@ -92,6 +92,13 @@ struct CLIProcessTests {
                 #expect(try await tern(["pause", "default"], env).status == 0)
                 let held = try await tern(["enqueue", "sleep", "--input", #"{"ms":60000}"#], env).out.trimmingCharacters(in: .whitespacesAndNewlines)
                 #expect(try await tern(["cancel", held], env).out.contains("cancelled"))
+                // Delete: a finished job goes (then exits 3 for it); one that has not finished is refused (2).
+                #expect(try await tern(["delete", held], env).out == "\(held): deleted\n")
+                #expect(try await tern(["delete", held], env).status == 3)
+                let unfinished = try await tern(["enqueue", "sleep", "--input", #"{"ms":60000}"#], env).out.trimmingCharacters(in: .whitespacesAndNewlines)
+                let refused = try await tern(["delete", unfinished], env)
+                #expect(refused.status == 2 && refused.err.contains("cancel it first"), "\(refused.err)")
+                #expect(try await tern(["cancel", unfinished], env).status == 0)
                 // Unique keys: a held key prints its job and says so; status shows the rule.
                 let keyed = try await tern(["enqueue", "sleep", "--input", #"{"ms":1}"#, "--unique-key", "cli-1"], env)
                 let repeated = try await tern(["enqueue", "sleep", "--input", #"{"ms":2}"#, "--unique-key", "cli-1", "--unique", "while_active"], env)

@@ -402,6 +402,10 @@ public protocol JobBroker: Sendable {
     /// error history stays). Returns the state after the call (unchanged for a job that has not
     /// finished, or that succeeded), or `nil` for an unknown id.
     func retry(_ id: JobID) async throws -> JobState?
+    /// Deletes a finished job (succeeded, failed, cancelled or expired) before its retention ends:
+    /// every reader then finds no such job. A job that has not finished is left as it is (cancel it
+    /// first). Returns what the call did, or `nil` for an unknown id.
+    func delete(_ id: JobID) async throws -> JobDeletion?
     /// Deletes up to `limit` jobs of `queue` in `state`, first in the state's order (for finished
     /// states, the soonest to be dropped); returns how many. `running` jobs cannot be purged: cancel
     /// them. `scheduled` and `retrying` jobs share one set, of which a call looks at no more than
@@ -465,6 +469,14 @@ public struct QueueLimit: Sendable, Hashable {
         }
         return byScope.keys.sorted().map { byScope[$0]! }
     }
+}
+
+/// What deleting a job did (``JobBroker/delete(_:)``).
+public enum JobDeletion: Sendable, Hashable {
+    /// The job had finished in this state, and is deleted.
+    case deleted(JobState)
+    /// The job has not finished (it is in this state) and was left as it is.
+    case notFinished(JobState)
 }
 
 /// What emitting a schedule's tick did.

@@ -1174,6 +1174,21 @@ enum JobFunctions {
         -- those are cancelled through their workers), oldest first in the state's order. A waiting
         -- job (queued, scheduled, retrying) is gone at once, like one past its retention. Returns how
         -- many were deleted.
+        -- ARGV: id. Deletes a finished job (succeeded, failed, cancelled or expired) before its
+        -- retention ends: its hash, its dependencies' hash and its entry in its state's set.
+        -- Returns {1, state} when it deleted the job, {0, state} for a job that has not finished
+        -- (left as it is), or {} when there is no such job.
+        local function delete(keys, args)
+          local base, id = keys[1], args[1]
+          local job = base .. K.job .. id
+          local state = state_of(job, now_ms())
+          if not state then return {} end
+          if is_live(state) then return {0, state} end
+          redis.call('ZREM', base .. HOLDING[state], id)
+          redis.call('UNLINK', job, base .. K.dependencies .. id)
+          return {1, state}
+        end
+
         local function purge(keys, args)
           local base, state, limit = keys[1], args[1], tonumber(args[2])
           local set = HOLDING[state]
@@ -1270,6 +1285,7 @@ enum JobFunctions {
         redis.register_function('tern_crashed', entry(crashed))
         redis.register_function('tern_schedule', entry(schedule))
         redis.register_function('tern_purge', entry(purge))
+        redis.register_function('tern_delete', entry(delete))
         redis.register_function('tern_depend', entry(depend))
         redis.register_function('tern_wait', entry(wait))
         redis.register_function('tern_resolve', entry(resolve))

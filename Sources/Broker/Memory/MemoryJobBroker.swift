@@ -282,6 +282,10 @@ public final class MemoryJobBroker: JobBroker {
         withQueue(id.queue) { queue, now in queue.retry(id, now: now) }
     }
 
+    public func delete(_ id: JobID) async throws -> JobDeletion? {
+        withQueue(id.queue) { queue, now in queue.delete(id, now: now) }
+    }
+
     public func purge(_ queue: QueueName, state: JobState, limit: Int) async throws -> Int {
         precondition(state != .running, "running jobs are cancelled, not purged")
         return withQueue(queue) { queueState, now in queueState.purge(state, limit: max(1, min(limit, 1_000)), now: now) }

@@ -453,6 +453,17 @@ struct MemoryQueueState: Sendable {
         return ids.count
     }
 
+    /// Deletes a finished job before its retention ends (`tern_delete`).
+    mutating func delete(_ id: JobID, now: Int64) -> JobDeletion? {
+        guard let job = stored(id, now: now) else { return nil }
+        let state = job.record.state
+        guard state.isTerminal else { return .notFinished(state) }
+        jobs[id] = nil
+        outcomes[id] = nil
+        finished[state]?.remove(id)
+        return .deleted(state)
+    }
+
     /// Deletes up to `limit` jobs in `state`, first in its set's order (`tern_purge`).
     mutating func purge(_ state: JobState, limit: Int, now: Int64) -> Int {
         let ids: [JobID]

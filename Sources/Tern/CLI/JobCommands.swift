@@ -233,6 +233,22 @@ struct CancelCommand: AsyncParsableCommand {
     }
 }
 
+/// `tern delete <id>`: deletes a finished job before its retention ends.
+struct DeleteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delete", abstract: "Delete a finished job before its retention ends.",
+        discussion: "Only a succeeded, failed, cancelled or expired job can be deleted; cancel a job that has not finished first.\n\nExample:\n  tern delete $ID")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The job's id.") var id: String
+
+    func run() async throws {
+        try await runClient {
+            _ = try await options.client().call(.DELETE, "/v1/jobs/\(segment(id))")
+            if options.json { Output.json(["id": id, "deleted": true]) } else { print("\(id): deleted") }
+        }
+    }
+}
+
 /// `tern retry <id>` or `tern retry --failed --queue Q`.
 struct RetryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
