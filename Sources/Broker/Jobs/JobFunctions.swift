@@ -1170,10 +1170,6 @@ enum JobFunctions {
           return #requeued + #waiting
         end
 
-        -- ARGV: state, limit. Deletes up to `limit` jobs of the queue in `state` (not `running`:
-        -- those are cancelled through their workers), oldest first in the state's order. A waiting
-        -- job (queued, scheduled, retrying) is gone at once, like one past its retention. Returns how
-        -- many were deleted.
         -- ARGV: id. Deletes a finished job (succeeded, failed, cancelled or expired) before its
         -- retention ends: its hash, its dependencies' hash and its entry in its state's set.
         -- Returns {1, state} when it deleted the job, {0, state} for a job that has not finished
@@ -1189,6 +1185,10 @@ enum JobFunctions {
           return {1, state}
         end
 
+        -- ARGV: state, limit. Deletes up to `limit` jobs of the queue in `state` (not `running`:
+        -- those are cancelled through their workers), oldest first in the state's order. A waiting
+        -- job (queued, scheduled, retrying) is gone at once, like one past its retention. Returns how
+        -- many were deleted.
         local function purge(keys, args)
           local base, state, limit = keys[1], args[1], tonumber(args[2])
           local set = HOLDING[state]
