@@ -233,6 +233,20 @@ def main():
             ui.wait("the second error on the open page", lambda: ui.main_text().count("attempt") >= 1 and ui.count("main table tbody tr") >= 2)
         check("retry a failed job from its page", retry_failed)
 
+        def delete_finished():
+            status, done = call("POST", "/v1/jobs", {"task": "echo", "input": "to delete"})
+            assert status == 201, done
+            wait_until("the job to succeed", lambda: call("GET", "/v1/jobs/" + done["id"])[1]["state"] == "succeeded")
+            ui.open("#/jobs/" + done["id"], "job")
+            ui.click("Delete")
+            ui.wait("the delete confirmation", lambda: "Confirm: delete this job" in ui.main_text())
+            assert call("GET", "/v1/jobs/" + done["id"])[0] == 200, "one click deleted the job"
+            ui.click("Delete")
+            wait_until("the job deleted", lambda: call("GET", "/v1/jobs/" + done["id"])[0] == 404)
+            ui.wait("the queue's succeeded jobs shown, without it",
+                    lambda: "#/queues/default?state=succeeded" in ui.driver.current_url and done["id"] not in ui.main_text())
+        check("delete a finished job from its page, after a confirmation", delete_finished)
+
         def schedule():
             status, body = call("PUT", "/v1/schedules/browser-tick", {"name": "browser-tick", "task": "echo", "input": 1, "every_seconds": 3600})
             assert status in (200, 201), body

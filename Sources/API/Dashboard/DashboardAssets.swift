@@ -288,7 +288,12 @@ enum DashboardAssets {
                 canOperate() ? el('div', { class: 'actions' },
                   ['queued', 'scheduled', 'retrying', 'running', 'waiting'].includes(job.state) && !job.cancel_requested
                     ? action('Cancel', () => api(path + '/cancel', 'POST'), { danger: true }) : null,
-                  ['failed', 'cancelled', 'expired'].includes(job.state) ? action('Retry', () => api(path + '/retry', 'POST')) : null) : null,
+                  ['failed', 'cancelled', 'expired'].includes(job.state) ? action('Retry', () => api(path + '/retry', 'POST')) : null,
+                  ['succeeded', 'failed', 'cancelled', 'expired'].includes(job.state)
+                    ? action('Delete', async () => {
+                      await api(path, 'DELETE');
+                      location.hash = '#/queues/' + encodeURIComponent(job.queue) + '?state=' + job.state;
+                    }, { confirm: 'Confirm: delete this job', danger: true }) : null) : null,
                 fields([['task', job.task], ['queue', queueLink(job.queue)], ['state', job.state + (job.cancel_requested ? ' (cancel requested)' : '')],
                   ['attempts', job.attempts + ' of ' + job.max_attempts], ['priority', job.priority], ['worker', job.worker || '—'],
                   ['created', time(job.created_at)], ['due', time(job.due_at)], ['started', time(job.started_at)], ['finished', time(job.finished_at)],
