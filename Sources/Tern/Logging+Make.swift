@@ -50,8 +50,16 @@ extension MetadataKeepingLogHandler {
         set { metadata[key] = newValue }
     }
 
-    /// The logger's metadata with the event's own, which wins.
-    func merged(_ event: LogEvent) -> Logger.Metadata { metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) }
+    /// The logger's metadata with the event's own, which wins, and the event's error as
+    /// `error.message` and `error.type` (as `StreamLogHandler` writes them).
+    func merged(_ event: LogEvent) -> Logger.Metadata {
+        var merged = metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 })
+        if let error = event.error {
+            merged["error.message"] = "\(error)"
+            merged["error.type"] = "\(String(reflecting: type(of: error)))"
+        }
+        return merged
+    }
 }
 
 /// Writes lines to standard error as swift-log's `StreamLogHandler` does (`<time> <level> <label>:
@@ -70,11 +78,7 @@ struct TextLogHandler: MetadataKeepingLogHandler {
 
     /// The line `event` makes at `time`, with its newline.
     func line(_ event: LogEvent, time: String) -> String {
-        var metadata = merged(event)
-        if let error = event.error {
-            metadata["error.message"] = "\(error)"
-            metadata["error.type"] = "\(String(reflecting: type(of: error)))"
-        }
+        let metadata = merged(event)
         var line = time
         line += " \(event.level)"
         if !label.isEmpty { line += " " + label }

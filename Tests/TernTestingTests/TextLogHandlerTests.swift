@@ -29,6 +29,16 @@ struct TextLogHandlerTests {
             level: .warning, message: "m", metadata: nil, source: "S", file: "", function: "", line: 0), time: "T") == "T warning: [S] m\n")
     }
 
+    @Test("a JSON handler's line carries the event's error too")
+    func jsonError() {
+        var handler = JSONLogHandler(label: "tern.api")
+        handler[metadataKey: "token"] = "t"
+        let event = LogEvent(level: .error, message: "m", error: Refused(), metadata: nil, source: "S", file: "", function: "", line: 0)
+        let merged = handler.merged(event)
+        #expect(merged["token"] == "t" && merged["error.message"] == "refused")
+        #expect(merged["error.type"].map { "\($0)".hasSuffix("Refused") } == true)
+    }
+
     @Test("the time is the local time as StreamLogHandler writes it")
     func time() {
         let text = LogOutput.shared.time()
