@@ -119,13 +119,15 @@ struct DevCommand: AsyncParsableCommand {
                 print("tern dev: scheduler running \(schedules.map(\.name).joined(separator: ", ")) (schedules: in config/tern.yaml)")
             }
             let port = apiConfiguration.port
-            print("tern dev: HTTP API on http://127.0.0.1:\(port), docs at http://127.0.0.1:\(port)/docs")
+            // With api.tls the port speaks HTTPS only.
+            let base = (apiConfiguration.tls != nil ? "https" : "http") + "://127.0.0.1:\(port)"
+            print("tern dev: HTTP API on \(base), docs at \(base)/docs")
             if apiConfiguration.dashboard {
-                print("tern dev: dashboard at http://127.0.0.1:\(port)/ui\(access.requiresToken ? " (log in with the token below)" : "")")
+                print("tern dev: dashboard at \(base)/ui\(access.requiresToken ? " (log in with the token below)" : "")")
             }
             if access.requiresToken {
                 print("tern dev: API token (admin, for this run\(tokenFile.map { "; also in \($0)" } ?? "")): \(devToken)")
-                print("tern dev: try: curl -s localhost:\(port)/v1/tasks -H 'authorization: Bearer \(devToken)'")
+                print("tern dev: try: curl -s \(apiConfiguration.tls != nil ? base : "localhost:\(port)")/v1/tasks -H 'authorization: Bearer \(devToken)'")
             }
         }
         let (once, noDemo) = (self.once, self.noDemo)
