@@ -16,9 +16,10 @@ extension HeavyProcessTests {
             let log = directory + "/tern-api.log"
             try Self.tokens([("first", "token-first")]).write(toFile: config, atomically: true, encoding: .utf8)
             let port = try LocalRedisServer.freePort()
-            let api = try Self.launch(
-                ["--config", config, "--redis-url", environment.server.url, "--port", String(port)],
-                prefix: environment.broker.keys.prefix, log: log)
+            let api = try WorkerBinary.launch(
+                ["--config", config, "--redis-url", environment.server.url, "--port", String(port)], log: log, executable: "api",
+                environment: ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TERN_") }
+                    .merging(["TERN_PREFIX": environment.broker.keys.prefix]) { $1 })
             defer { if api.isRunning { api.terminate() } }
             let url = "http://127.0.0.1:\(port)"
 
@@ -67,22 +68,6 @@ extension HeavyProcessTests {
         /// `tern queues` against `url` with `token`: its exit status and output.
         static func queues(_ url: String, token: String) async throws -> (status: Int32, output: String) {
             try await runTool([WorkerBinary.path.replacingOccurrences(of: "/worker", with: "/tern"), "queues", "--api", url, "--token", token])
-        }
-
-        /// Starts the `api` executable with `arguments` and the key prefix `prefix`, its standard
-        /// error written to `log`.
-        static func launch(_ arguments: [String], prefix: String, log: String) throws -> Process {
-            _ = FileManager.default.createFile(atPath: log, contents: nil)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: WorkerBinary.path.replacingOccurrences(of: "/worker", with: "/api"))
-            process.arguments = arguments
-            process.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TERN_") }
-                .merging(["TERN_PREFIX": prefix]) { $1 }
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            process.standardInput = FileHandle.nullDevice
-            try process.run()
-            return process
         }
 
         static func text(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }

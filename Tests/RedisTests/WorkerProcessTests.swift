@@ -38,14 +38,17 @@ enum WorkerBinary {
         return (process.terminationStatus, output)
     }
 
-    /// Starts the worker with `arguments` (the test tasks registered), its standard error written
-    /// to a new file at `log`.
-    static func launch(_ arguments: [String], log: String) throws -> Process {
+    /// Starts the worker (or another executable built beside it, such as `api`) with `arguments`
+    /// and `environment` (by default: the test tasks registered), its standard error written to a
+    /// new file at `log`.
+    static func launch(
+        _ arguments: [String], log: String, executable: String = "worker", environment: [String: String] = testTasksEnvironment
+    ) throws -> Process {
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
+        process.executableURL = URL(fileURLWithPath: path.replacingOccurrences(of: "/worker", with: "/" + executable))
         process.arguments = arguments
-        process.environment = testTasksEnvironment
+        process.environment = environment
         process.standardOutput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         try process.run()
