@@ -156,6 +156,15 @@ enum OpenAPIPaths {
             ],
             "/v1/schedules/{name}/pause": ["post": scheduleAction("Stop emitting a schedule's ticks.", scheduleName)],
             "/v1/schedules/{name}/resume": ["post": scheduleAction("Emit a schedule's ticks again.", scheduleName)],
+            "/v1/schedules/{name}/run": ["post": operation(
+                "schedules", "Run a schedule now, paused or not: enqueue its job, which becomes its last run; its ticks go on as before.", .operate,
+                [
+                    "201": json("EnqueueReceipt", "Enqueued.", headers: ["Location": ["schema": ["type": "string"], "description": "The job's URL."]]),
+                    "404": problem("No schedule has this name."),
+                    "409": problem("The schedule has overlap `skip` and its last job, named in `job`, has not finished."),
+                    "422": problem("An invalid name, or a schedule that no longer fits its task."),
+                ],
+                parameters: [scheduleName])],
             "/v1/workers": ["get": operation("workers", "The live worker processes.", .read, ["200": json("WorkerList", "The workers.")])],
             "/v1/tasks": ["get": operation("tasks", "The registered tasks with their options and input and output schemas.", .read, ["200": json("TaskList", "The tasks.")])],
         ]

@@ -1,3 +1,4 @@
+import Broker
 import Foundation
 import Hummingbird
 import Scheduler
@@ -37,6 +38,11 @@ func addScheduleRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         guard try await broker({ try await api.scheduleStore.delete(name) }) else { throw noSchedule(name) }
         return Response(status: .noContent)
     }
+    schedules.post(":name/run") { _, context in
+        try context.require(.operate)
+        let (definition, _) = try await find(try scheduleName(context), api)
+        return try await runNow(definition, api)
+    }
     for (action, enabled) in [("pause", false), ("resume", true)] {
         schedules.post(":name/\(action)") { _, context in
             try context.require(.operate)
@@ -47,6 +53,46 @@ func addScheduleRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
             return try await JSONResponse.make(scheduleObject(definition, source: "api", api))
         }
     }
+}
+
+/// `POST /v1/schedules/{name}/run`: enqueues the schedule's job now, paused or not, with no jitter.
+/// On Redis the job is the schedule's (its `schedule` and, as its tick, the time it was run) and
+/// becomes its last run; the schedule's own ticks go on as before. With overlap `skip`, a schedule
+/// whose last job has not finished is a 409 naming that job. 201 with the job, as `POST /v1/jobs`.
+private func runNow(_ definition: ScheduleDefinition, _ api: APIContext) async throws -> Response {
+    let schedule: Schedule
+    do {
+        schedule = try definition.schedule()
+        try schedule.validate(against: api.registry)
+    } catch {
+        throw Problem(.unprocessableContent, "invalid_schedule", String("\(error)".prefix(500)))
+    }
+    guard let request = schedule.request(registry: api.registry, jittered: false) else {
+        throw Problem(.unprocessableContent, "invalid_schedule", "unknown task '\(schedule.task)'")
+    }
+    let id: JobID
+    var state = JobState.queued  // due now, with no jitter
+    if let redis = api.broker as? RedisJobBroker {
+        switch try await broker({ try await redis.runSchedule(schedule.name, skipIfRunning: schedule.skipIfRunning, request: request) }) {
+        case .emitted(let emitted):
+            id = emitted
+        case .overlapped(let last), .duplicate(let last):
+            var problem = Problem(.conflict, "schedule_overlap",
+                "schedule '\(schedule.name)' has overlap 'skip' and its last job \(last?.rawValue ?? "") has not finished")
+            problem.job = last
+            throw problem
+        }
+    } else {
+        // A broker without schedules (the memory broker): a plain job.
+        let receipt = try await broker { try await api.broker.enqueue([request])[0] }
+        if receipt.refused { throw Problem.queueFull(request.queue) }
+        id = receipt.id
+        state = receipt.state ?? .queued
+    }
+    api.metrics.enqueued(task: request.task)
+    return try JSONResponse.make(
+        ["created": true, "id": id.rawValue, "links": ["self": "/v1/jobs/\(id)"], "state": state.rawValue],
+        status: .created, headers: [.location: "/v1/jobs/\(id)"])
 }
 
 private func scheduleName(_ context: APIRequestContext) throws -> String {

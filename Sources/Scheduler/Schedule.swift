@@ -91,13 +91,15 @@ public struct Schedule: Sendable, Hashable {
         guard next(after: 0) != nil else { throw .invalid(name, "the cron expression never matches") }
     }
 
-    /// The job request for one tick.
-    func request(registry: TaskRegistry) -> EnqueueRequest? {
+    /// The job request for one tick: the task's options with the schedule's queue and priority,
+    /// delayed by a random jitter unless `jittered` is false (a run now). `nil` for a task that
+    /// `registry` does not have.
+    public func request(registry: TaskRegistry, jittered: Bool = true) -> EnqueueRequest? {
         guard let entry = registry[task] else { return nil }
         var options = entry.options
         if let queue { options.queue = queue }
         if let priority { options.priority = priority }
-        let delay = jitter > .zero ? Duration.milliseconds(Int64.random(in: 0...(jitter.nanoseconds / 1_000_000))) : nil
+        let delay = jittered && jitter > .zero ? Duration.milliseconds(Int64.random(in: 0...(jitter.nanoseconds / 1_000_000))) : nil
         return EnqueueRequest(task: task, input: input, options: options, timing: delay.map { .after($0) } ?? .now)
     }
 }

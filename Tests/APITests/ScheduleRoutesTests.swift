@@ -94,4 +94,24 @@ struct ScheduleRoutesTests {
             try await client.execute(uri: "/v1/schedules/from-config", method: .get) { #expect(fields($0)["source"] as? String == "config") }
         }
     }
+
+    @Test("run now enqueues the schedule's job, from the config file too; an unknown schedule is 404")
+    func runNow() async throws {
+        try await withAPI { client in
+            let id = try await client.execute(uri: "/v1/schedules/from-config/run", method: .post) { response in
+                #expect(response.status == .created)
+                #expect(fields(response)["state"] as? String == "queued")
+                return fields(response)["id"] as? String ?? ""
+            }
+            try await client.execute(uri: "/v1/jobs/\(id)", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(fields(response)["task"] as? String == "echo")
+                #expect(fields(response)["input"] as? String == "x")
+            }
+            try await client.execute(uri: "/v1/schedules/absent/run", method: .post) { response in
+                #expect(response.status == .notFound)
+                #expect(fields(response)["detail"] as? String == "no schedule is named 'absent'")
+            }
+        }
+    }
 }

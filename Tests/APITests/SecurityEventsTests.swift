@@ -104,6 +104,7 @@ struct SecurityEventsTests {
             (.post, "/v1/workflows/X.default/cancel", "workflow_cancel"), (.post, "/v1/queues/q/purge", "queue_purge"),
             (.post, "/v1/queues/q/retry-failed", "queue_retry_failed"), (.put, "/v1/schedules/nightly", "schedule_put"),
             (.delete, "/v1/schedules/nightly", "schedule_delete"), (.post, "/v1/schedules/nightly/pause", "schedule_pause"),
+            (.post, "/v1/schedules/nightly/run", "schedule_run"),
             (.post, "/ui/login", "dashboard_login"), (.post, "/v1/jobs", nil), (.get, "/v1/queues/q/pause", nil),
         ]
         for (method, path, action) in cases {

@@ -256,7 +256,13 @@ def main():
             ui.wait("the schedule paused", lambda: "paused" in ui.main_text() and "Resume" in ui.buttons())
             assert call("GET", "/v1/schedules/browser-tick")[1]["enabled"] is False
             ui.screenshot("schedules")
-        check("pause a schedule from the schedules page", schedule)
+            ui.click("Run now")
+            ui.wait("the run's job page", lambda: "#/jobs/" in ui.driver.current_url and "browser-tick (tick " in ui.main_text())
+            job_id = ui.driver.current_url.split("#/jobs/")[1]
+            last_run = call("GET", "/v1/schedules/browser-tick")[1]["last_run"]
+            assert last_run and last_run["job"] == job_id, last_run
+            wait_until("the run's job succeeded", lambda: call("GET", "/v1/jobs/" + job_id)[1].get("state") == "succeeded")
+        check("pause a schedule, and run it now, from the schedules page", schedule)
 
         def other_pages():
             status, sleeper = call("POST", "/v1/jobs", {"task": "sleep", "input": {"ms": 30000}})

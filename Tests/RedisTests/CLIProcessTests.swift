@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import Scheduler
 import TernCore
 import Testing
 
@@ -47,7 +48,12 @@ struct CLIProcessTests {
         var configuration = APIConfiguration()
         configuration.port = 0
         let access = AccessPolicy.tokens([.init(secret: "cli-token", grant: TokenGrant(name: "cli", role: .admin))])
-        let api = APIContext(broker: environment.broker, registry: environment.registry, configuration: configuration, access: access) {}
+        var hourly = ScheduleDefinition(name: "cli-hourly", task: "sleep", input: .object(["ms": .number(60_000)]), everySeconds: 3600)
+        hourly.overlap = "skip"
+        let api = APIContext(
+            broker: environment.broker, registry: environment.registry, configuration: configuration, access: access,
+            scheduleStore: ScheduleStore(client: environment.client, keys: environment.broker.keys), configuredSchedules: [hourly]
+        ) {}
         try await buildApplication(api, logger: Logger(label: "cli")).test(.live) { client in
             let env = ["TERN_API_URL": "http://127.0.0.1:\(try #require(client.port))", "TERN_TOKEN": "cli-token", "NO_COLOR": "1"]
             try await environment.withWorker { _ in
@@ -86,6 +92,14 @@ struct CLIProcessTests {
                 #expect((json(try await tern(["tasks", "--json"], env).out)["tasks"] as? [[String: Any]])?.contains { $0["name"] as? String == "echo" } == true)
                 #expect((json(try await tern(["stats", "--json"], env).out)["jobs"] as? [String: Any])?["succeeded"] as? Int == 1)
                 #expect(json(try await tern(["schedules", "--json"], env).out)["schedules"] is [Any])
+                // Run a schedule now: prints the job; with overlap skip, again while it runs exits 2 naming it.
+                let ran = try await tern(["schedules", "run", "cli-hourly"], env)
+                let ranID = ran.out.trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(ran.status == 0 && JobID(ranID) != nil, "\(ran.err)")
+                let overlapping = try await tern(["schedules", "run", "cli-hourly"], env)
+                #expect(overlapping.status == 2 && overlapping.err.contains("its last job \(ranID) has not finished"), "\(overlapping.err)")
+                #expect(try await tern(["cancel", ranID], env).status == 0)
+                #expect(try await tern(["schedules", "run", "absent"], env).status == 3)
 
                 // Control: retry the failed job, pause and resume, cancel.
                 #expect(try await tern(["retry", "--failed", "--queue", "default"], env).out.contains("1 job(s) retried"))

@@ -84,7 +84,7 @@ public enum SecurityEvents {
     /// The operator or admin action a request names, if it is one (`tern_admin_actions_total`'s
     /// `action`): `job_cancel`, `job_retry`, `job_delete`, `workflow_cancel`, `queue_pause`, `queue_resume`,
     /// `queue_purge`, `queue_retry_failed`, `schedule_put`, `schedule_delete`, `schedule_pause`,
-    /// `schedule_resume`, `limit_set`, `limit_clear`, `dashboard_login`, `dashboard_logout`.
+    /// `schedule_resume`, `schedule_run`, `limit_set`, `limit_clear`, `dashboard_login`, `dashboard_logout`.
     public static func action(_ method: HTTPRequest.Method, _ path: String) -> String? {
         let parts = path.split(separator: "/").map(String.init)
         switch (method, parts.count, parts.first, parts.count > 1 ? parts[1] : "", parts.last ?? "") {
@@ -98,7 +98,7 @@ public enum SecurityEvents {
         case (.delete, 4, "v1", "queues", "limits"): return "limit_clear"
         case (.put, 3, "v1", "schedules", _): return "schedule_put"
         case (.delete, 3, "v1", "schedules", _): return "schedule_delete"
-        case (.post, 4, "v1", "schedules", let verb) where verb == "pause" || verb == "resume": return "schedule_" + verb
+        case (.post, 4, "v1", "schedules", let verb) where ["pause", "resume", "run"].contains(verb): return "schedule_" + verb
         case (.post, 2, "ui", "login", _): return "dashboard_login"
         case (.post, 2, "ui", "logout", _): return "dashboard_logout"
         default: return nil

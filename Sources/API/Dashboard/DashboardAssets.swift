@@ -361,8 +361,13 @@ enum DashboardAssets {
                     el('div', {}, (s.next_runs || []).map((t) => el('div', {}, zoned(t, s.timezone)))),
                     s.last_run ? el('span', {}, time(s.last_run.tick_at), ' ', s.last_run.job ? jobLink(s.last_run.job) : '') : '—',
                     s.enabled ? 'active' : 'paused',
-                    canOperate() && s.source === 'api' ? (s.enabled ? action('Pause', () => api(path(s, 'pause'), 'POST'))
-                      : action('Resume', () => api(path(s, 'resume'), 'POST'))) : (s.source === 'api' ? '' : 'config file')])));
+                    el('div', { class: 'actions' },
+                      canOperate() && s.source === 'api' ? (s.enabled ? action('Pause', () => api(path(s, 'pause'), 'POST'))
+                        : action('Resume', () => api(path(s, 'resume'), 'POST'))) : (s.source === 'api' ? '' : 'config file'),
+                      canOperate() ? action('Run now', async () => {
+                        const job = await api(path(s, 'run'), 'POST');
+                        location.hash = '#/jobs/' + encodeURIComponent(job.id);
+                      }) : null)])));
             },
             async tasks() {
               const data = await api('/v1/tasks');

@@ -1231,17 +1231,21 @@ enum JobFunctions {
         -- it is refused. On success the mark becomes max(tick, mark_ms). Returns {status, job id}:
         -- 'emitted' (the new job), 'duplicate' (already emitted: the last job), 'overlap' (skipped
         -- because the schedule's last job has not finished; the mark still moves).
+        -- tick_ms 'now' runs the schedule now, outside its ticks: the job's tick is Redis time, the
+        -- mark is left as it is, and an overlap skip moves nothing.
         local function schedule(keys, args)
           local base = keys[1]
           local state = base .. K.schedule .. args[1]
-          local tick, mark = tonumber(args[2]), math.max(tonumber(args[2]), tonumber(args[3]))
-          local f = redis.call('HMGET', state, 'mark', 'job')
-          if f[1] and tonumber(f[1]) >= tick then return {'duplicate', f[2] or ''} end
           local now = now_ms()
+          local manual = args[2] == 'now'
+          local tick = manual and now or tonumber(args[2])
+          local mark = not manual and math.max(tick, tonumber(args[3])) or nil
+          local f = redis.call('HMGET', state, 'mark', 'job')
+          if not manual and f[1] and tonumber(f[1]) >= tick then return {'duplicate', f[2] or ''} end
           if args[4] == 'skip' and f[2] then
             local last = state_of(base .. K.job .. f[2], now)
             if last == 'queued' or last == 'scheduled' or last == 'retrying' or last == 'running' then
-              redis.call('HSET', state, 'mark', mark)
+              if mark then redis.call('HSET', state, 'mark', mark) end
               return {'overlap', f[2]}
             end
           end
@@ -1258,7 +1262,11 @@ enum JobFunctions {
             redis.call('ZADD', base .. K.scheduled, due, id)
           end
           wake(base, 1)
-          redis.call('HSET', state, 'mark', mark, 'job', id, 'tick', tick)
+          if mark then
+            redis.call('HSET', state, 'mark', mark, 'job', id, 'tick', tick)
+          else
+            redis.call('HSET', state, 'job', id, 'tick', tick)
+          end
           return {'emitted', id}
         end
 

@@ -496,12 +496,26 @@ public final class RedisJobBroker: JobBroker {
     public func emitTick(
         schedule name: String, tick: Int64, mark: Int64, skipIfRunning: Bool, request: EnqueueRequest
     ) async throws -> TickEmission {
+        try await schedule(name, tick: String(tick), mark: mark, skipIfRunning: skipIfRunning, request: request)
+    }
+
+    /// Runs schedule `name` now, outside its ticks: enqueues its job (a schedule's job, whose tick is
+    /// Redis time) and records it as the schedule's last job, without moving the mark, so the
+    /// schedule's own ticks go on as before. With `skipIfRunning`, nothing is enqueued while the
+    /// schedule's last job has not finished: the answer is then ``TickEmission/overlapped(lastJob:)``.
+    public func runSchedule(_ name: String, skipIfRunning: Bool, request: EnqueueRequest) async throws -> TickEmission {
+        try await schedule(name, tick: "now", mark: 0, skipIfRunning: skipIfRunning, request: request)
+    }
+
+    private func schedule(
+        _ name: String, tick: String, mark: Int64, skipIfRunning: Bool, request: EnqueueRequest
+    ) async throws -> TickEmission {
         if !knownQueues.unknown([request.queue]).isEmpty {
             _ = try await client.send(RedisCommand("SADD", keys.queues, request.queue.rawValue))
             knownQueues.add([request.queue])
         }
         let reply = try await call("tern_schedule", request.queue, [
-            name, Int(tick), Int(mark), skipIfRunning ? "skip" : "allow", JobID.generate(queue: request.queue).rawValue,
+            name, tick, Int(mark), skipIfRunning ? "skip" : "allow", JobID.generate(queue: request.queue).rawValue,
             request.task, request.input, request.priority, request.maxAttempts,
             request.timing.delay.map { Int($0.nanoseconds / 1_000_000) } ?? 0, Int(request.retention.nanoseconds / 1_000_000),
             Int((request.failedRetention ?? failedRetention).nanoseconds / 1_000_000),

@@ -135,12 +135,12 @@ struct StatsCommand: AsyncParsableCommand {
     }
 }
 
-/// `tern schedules [pause|resume <name>]`.
+/// `tern schedules [pause|resume|run <name>]`.
 struct SchedulesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "schedules", abstract: "The schedules with their next runs; pause or resume one.",
-        discussion: "Examples:\n  tern schedules\n  tern schedules pause nightly-report\n  tern schedules resume nightly-report",
-        subcommands: [List.self, Pause.self, Resume.self], defaultSubcommand: List.self)
+        commandName: "schedules", abstract: "The schedules with their next runs; pause, resume or run one now.",
+        discussion: "Examples:\n  tern schedules\n  tern schedules pause nightly-report\n  tern schedules resume nightly-report\n  tern schedules run nightly-report",
+        subcommands: [List.self, Pause.self, Resume.self, Run.self], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "List the schedules (the default).")
@@ -174,6 +174,20 @@ struct SchedulesCommand: AsyncParsableCommand {
         @OptionGroup var options: ClientOptions
         @Argument(help: "The schedule.") var name: String
         func run() async throws { try await setScheduleEnabled(options, name, "resume") }
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "run", abstract: "Enqueue a schedule's job now, paused or not; prints its id.",
+            discussion: "Its ticks go on as before. A schedule with overlap 'skip' whose last job has not finished exits 2 and names that job.")
+        @OptionGroup var options: ClientOptions
+        @Argument(help: "The schedule.") var name: String
+        func run() async throws {
+            try await runClient {
+                let answer = try await options.client().call(.POST, "/v1/schedules/\(segment(name))/run")
+                if options.json { Output.json(answer) } else { print(Output.value((answer as? [String: Any])?["id"])) }
+            }
+        }
     }
 }
 

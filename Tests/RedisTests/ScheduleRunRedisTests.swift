@@ -1,0 +1,85 @@
+import API
+import Broker
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Scheduler
+import TernCore
+import Testing
+
+@Suite("Running a schedule now, on real Redis", .enabled(if: TestRedis.enabled, TestRedis.reason))
+struct ScheduleRunRedisTests {
+    @Test("a run now is the schedule's job and its last run, leaves the mark alone, and counts for overlap")
+    func brokerRun() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let broker = environment.broker
+        let request = EnqueueRequest(task: "echo", input: Data("7".utf8), options: TaskOptions())
+        guard case .emitted(let tick) = try await broker.emitTick(schedule: "s", tick: 10_000, mark: 10_000, skipIfRunning: false, request: request)
+        else { Issue.record("tick not emitted"); return }
+        let before = Int64(Date().timeIntervalSince1970 * 1000) - 60_000
+        guard case .emitted(let manual) = try await broker.runSchedule("s", skipIfRunning: false, request: request)
+        else { Issue.record("run not emitted"); return }
+        #expect(manual != tick)
+        let record = try #require(try await broker.job(manual))
+        #expect(record.schedule == "s")
+        #expect(record.state == .queued)
+        #expect(record.input == Data("7".utf8))
+        #expect((record.tickMilliseconds ?? 0) > before)
+        // The last run is the manual one; the mark is where the tick left it, so tick 10000 is
+        // still a duplicate and the next tick is emitted.
+        let store = ScheduleStore(client: environment.client, keys: broker.keys)
+        #expect(try await store.lastRun("s", queue: .default)?.job == manual.rawValue)
+        #expect(try await broker.emitTick(schedule: "s", tick: 10_000, mark: 10_000, skipIfRunning: false, request: request) == .duplicate(lastJob: manual))
+        // Overlap skip: the manual job has not run, so a run now and the next tick are both skipped.
+        #expect(try await broker.runSchedule("s", skipIfRunning: true, request: request) == .overlapped(lastJob: manual))
+        #expect(try await broker.emitTick(schedule: "s", tick: 20_000, mark: 20_000, skipIfRunning: true, request: request) == .overlapped(lastJob: manual))
+        #expect(try await emittedTicks(environment).count == 2)
+        // Once it finished, a run now with skip goes ahead.
+        #expect(try await broker.cancel(manual) == .cancelled)
+        guard case .emitted = try await broker.runSchedule("s", skipIfRunning: true, request: request)
+        else { Issue.record("run after the last job ended not emitted"); return }
+    }
+
+    @Test("POST /v1/schedules/{name}/run: 201 with the job, paused or not; overlap skip is a 409 naming the job; 404 unknown")
+    func route() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let store = ScheduleStore(client: environment.client, keys: environment.broker.keys)
+        var definition = ScheduleDefinition(name: "nightly", task: "echo", input: .string("hi"), cron: "0 3 * * *")
+        definition.overlap = "skip"
+        definition.enabled = false
+        try await store.put(definition)
+        let api = APIContext(
+            broker: environment.broker, registry: environment.registry, configuration: APIConfiguration(), access: .none,
+            scheduleStore: store, checkReady: {})
+        try await Application(router: buildRouter(api)).test(.router) { http in
+            let id = try await http.execute(uri: "/v1/schedules/nightly/run", method: .post) { response in
+                #expect(response.status == .created)
+                let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any] ?? [:]
+                #expect(body["state"] as? String == "queued")
+                #expect(response.headers[.location] == "/v1/jobs/\(body["id"] as? String ?? "")")
+                return try #require((body["id"] as? String).flatMap(JobID.init))
+            }
+            let record = try #require(try await environment.broker.job(id))
+            #expect(record.schedule == "nightly")
+            #expect(record.input == Data(#""hi""#.utf8))
+            try await http.execute(uri: "/v1/schedules/nightly", method: .get) { response in
+                let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any] ?? [:]
+                #expect((body["last_run"] as? [String: Any])?["job"] as? String == id.rawValue)
+                #expect(body["enabled"] as? Bool == false)
+            }
+            try await http.execute(uri: "/v1/schedules/nightly/run", method: .post) { response in
+                #expect(response.status == .conflict)
+                let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any] ?? [:]
+                #expect(body["code"] as? String == "schedule_overlap")
+                #expect(body["job"] as? String == id.rawValue)
+                #expect((body["detail"] as? String ?? "").contains("has not finished"))
+            }
+            try await http.execute(uri: "/v1/schedules/absent/run", method: .post) { #expect($0.status == .notFound) }
+        }
+        #expect(try await emittedTicks(environment).count == 1)
+    }
+}
