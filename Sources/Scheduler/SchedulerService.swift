@@ -18,6 +18,17 @@ public struct SchedulerConfiguration: Sendable {
     public init() {}
 }
 
+/// Hears what a scheduler does, for its metrics. Called on the scheduler's task: keep it short.
+public protocol SchedulerObserver: Sendable {
+    /// A due tick was handled: emitted, a duplicate (another replica emitted it) or skipped for
+    /// overlap. `delay` is how long after its time, on Redis's clock, it was handled.
+    func ticked(schedule: String, result: TickEmission, delay: Duration)
+    /// A pass ended, or failed (Redis unreachable: it is retried on the next interval). `schedules`
+    /// is the number of enabled schedules followed, `leftOut` the stored ones that do not fit the
+    /// tasks compiled in.
+    func passEnded(failed: Bool, schedules: Int, leftOut: Int)
+}
+
 /// Emits the ticks of schedules as jobs. Run any number of replicas: every replica computes the
 /// due ticks from Redis time and emits them through `tern_schedule`, which enqueues a tick's job at
 /// most once (the schedule's mark in Redis only grows), so replicas add availability, never
@@ -29,7 +40,7 @@ public final class SchedulerService: Sendable {
     /// Where schedules created over the API are kept, if this scheduler follows them.
     let store: ScheduleStore?
     /// The stored schedules as last loaded, and the store version they were loaded at.
-    private let stored = Mutex<(loaded: Bool, version: String?, schedules: [Schedule])>((false, nil, []))
+    private let stored = Mutex<(loaded: Bool, version: String?, schedules: [Schedule], leftOut: Int)>((false, nil, [], 0))
     let registry: TaskRegistry
     let configuration: SchedulerConfiguration
     let logger: Logger
@@ -38,13 +49,16 @@ public final class SchedulerService: Sendable {
     private let stopping = Atomic<Bool>(false)
     /// Called for each job this replica emitted: the schedule, the tick and the job.
     let onEmit: (@Sendable (Schedule, Int64, JobID) -> Void)?
+    /// Hears each tick handled and each pass, for metrics.
+    let observer: (any SchedulerObserver)?
 
     /// Validates `schedules` against `registry`.
     /// - Throws: ``ScheduleError`` for the first invalid schedule, or two sharing a name.
     public init(
         broker: RedisJobBroker, schedules: [Schedule], registry: TaskRegistry,
         configuration: SchedulerConfiguration = SchedulerConfiguration(), logger: Logger,
-        store: ScheduleStore? = nil, onEmit: (@Sendable (Schedule, Int64, JobID) -> Void)? = nil
+        store: ScheduleStore? = nil, onEmit: (@Sendable (Schedule, Int64, JobID) -> Void)? = nil,
+        observer: (any SchedulerObserver)? = nil
     ) throws(ScheduleError) {
         var names: Set<String> = []
         for schedule in schedules {
@@ -58,6 +72,7 @@ public final class SchedulerService: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.onEmit = onEmit
+        self.observer = observer
     }
 
     /// Runs passes every poll interval until ``shutdown()``, cancellation or, in a `ServiceGroup`,
@@ -69,9 +84,11 @@ public final class SchedulerService: Sendable {
             while !stopping.load(ordering: .relaxed) && !Task.isCancelled {
                 do {
                     _ = try await pass()
+                    observed(failed: false)
                 } catch is CancellationError {
                     break
                 } catch {
+                    observed(failed: true)
                     logger.warning("scheduler pass failed; retrying", metadata: ["error": "\(error)"])
                 }
                 let interval = configuration.pollInterval
@@ -81,6 +98,12 @@ public final class SchedulerService: Sendable {
             self.shutdown()
         }
         logger.info("scheduler stopped")
+    }
+
+    private func observed(failed: Bool) {
+        guard let observer else { return }
+        let leftOut = stored.withLock { $0.leftOut }
+        observer.passEnded(failed: failed, schedules: schedules.filter(\.enabled).count, leftOut: leftOut)
     }
 
     /// Ends ``run()`` after the pass in progress.
@@ -137,6 +160,7 @@ public final class SchedulerService: Sendable {
                     return result
                 }
                 emitted[schedule.name, default: []].append(result)
+                observer?.ticked(schedule: schedule.name, result: result, delay: .milliseconds(max(0, now - tick)))
                 if case .emitted(let id) = result {
                     onEmit?(schedule, tick, id)
                     logger.debug("tick emitted", metadata: ["schedule": "\(schedule.name)", "tick": "\(tick)", "job": "\(id)"])
@@ -189,16 +213,18 @@ public final class SchedulerService: Sendable {
     /// registered tasks is logged and left out.
     private func reload(_ store: ScheduleStore, version: String?) async throws {
         var loaded: [Schedule] = []
+        var leftOut = 0
         for definition in try await store.all() {
             do {
                 let schedule = try definition.schedule()
                 try schedule.validate(against: registry)
                 loaded.append(schedule)
             } catch {
+                leftOut += 1
                 logger.warning("stored schedule left out", metadata: ["schedule": "\(definition.name)", "error": "\(error)"])
             }
         }
-        stored.withLock { $0 = (true, version, loaded) }
+        stored.withLock { $0 = (true, version, loaded, leftOut) }
         logger.info("stored schedules loaded", metadata: ["schedules": "\(loaded.map(\.name))", "version": "\(version ?? "0")"])
     }
 

@@ -156,10 +156,14 @@ struct ConfigFile: Decodable, Sendable {
     struct SchedulerSection: Decodable, Sendable {
         var pollMilliseconds: Int?
         var latenessSeconds: Double?
+        var metricsPort: Int?
+        var metricsHost: String?
 
         enum CodingKeys: String, CodingKey {
             case pollMilliseconds = "poll_ms"
             case latenessSeconds = "lateness_seconds"
+            case metricsPort = "metrics_port"
+            case metricsHost = "metrics_host"
         }
     }
 

@@ -32,4 +32,17 @@ enum ScheduleSettings {
         }
         return configuration
     }
+
+    /// `--metrics-port` (`TERN_SCHEDULER_METRICS_PORT`, `scheduler.metrics_port`) and
+    /// `--metrics-host` (`scheduler.metrics_host`, default 127.0.0.1); `nil` without a port.
+    static func metrics(_ settings: SettingsResolver, port: Int?, host: String?) throws -> MetricsEndpoint? {
+        let section = settings.file.scheduler
+        let port = try settings.optional(
+            SettingNames(flag: "--metrics-port", environment: "TERN_SCHEDULER_METRICS_PORT", file: "scheduler.metrics_port"),
+            flag: port, file: section?.metricsPort, in: 1...65_535)
+        let host = try settings.value(
+            SettingNames(flag: "--metrics-host", file: "scheduler.metrics_host"), flag: host, file: section?.metricsHost,
+            default: MetricsEndpoint.defaultHost)
+        return port.map { MetricsEndpoint(host: host, port: $0) }
+    }
 }

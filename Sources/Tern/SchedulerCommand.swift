@@ -32,6 +32,12 @@ struct SchedulerCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error or critical. Environment: TERN_LOG_LEVEL. (default: info)")
     var logLevel: String?
 
+    @Option(help: "Serve Prometheus metrics at /metrics on this port. Environment: TERN_SCHEDULER_METRICS_PORT. (default: none)")
+    var metricsPort: Int?
+
+    @Option(help: "The address the metrics endpoint binds. (default: 127.0.0.1)")
+    var metricsHost: String?
+
     func run() async throws {
         let settings = try redis.resolver()
         let file = settings.file
@@ -43,6 +49,7 @@ struct SchedulerCommand: AsyncParsableCommand {
             redis: try redis.configuration(settings), prefix: try redis.prefix(settings),
             schedules: schedules, configuration: configuration)
         schedulerSettings.store = try file.storePolicy()
+        schedulerSettings.metrics = try ScheduleSettings.metrics(settings, port: metricsPort, host: metricsHost)
         let group: ServiceGroup
         do {
             let tracing = try TracingSettings.resolve(settings, service: "tern-scheduler")

@@ -5,20 +5,6 @@ import Prometheus
 import ServiceLifecycle
 import Worker
 
-/// Where a worker serves its metrics (`--metrics-host`, `--metrics-port`).
-public struct MetricsEndpoint: Sendable {
-    public var host: String
-    public var port: Int
-
-    /// The address when none is configured: `127.0.0.1`, this machine only.
-    public static let defaultHost = "127.0.0.1"
-
-    public init(host: String = MetricsEndpoint.defaultHost, port: Int) {
-        self.host = host
-        self.port = port
-    }
-}
-
 /// A worker's Prometheus metrics, served at `/metrics` on `--metrics-port`: job attempts by task and
 /// outcome, their durations, busy slots and, for a supervisor, its processes and their restarts.
 /// A supervisor records the attempts its processes report, so one endpoint covers them all.
@@ -81,30 +67,6 @@ final class WorkerMetrics: SupervisorObserver, Sendable {
     /// `beforeScrape` refreshes the gauges. A failure to serve (the port is taken) is logged and the
     /// worker runs on without metrics.
     func service(_ endpoint: MetricsEndpoint, logger: Logger, beforeScrape: @escaping @Sendable () -> Void) -> some Service {
-        let router = Router()
-        router.get("/metrics") { _, _ in
-            beforeScrape()
-            return Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                body: .init(byteBuffer: ByteBuffer(bytes: self.registry.emitToBuffer())))
-        }
-        let app = Application(router: router, configuration: .init(address: .hostname(endpoint.host, port: endpoint.port)), logger: logger)
-        return MetricsService(app: app, address: "\(endpoint.host):\(endpoint.port)", logger: logger)
-    }
-}
-
-private struct MetricsService<App: Service>: Service {
-    let app: App
-    let address: String
-    let logger: Logger
-
-    func run() async throws {
-        logger.info("worker metrics listening", metadata: ["address": "\(address)/metrics"])
-        do {
-            try await app.run()
-        } catch {
-            logger.error("cannot serve worker metrics", metadata: ["error": "\(error)"])
-            try? await gracefulShutdown()
-        }
+        MetricsServer.service(registry, at: endpoint, of: "worker", logger: logger, beforeScrape: beforeScrape)
     }
 }
