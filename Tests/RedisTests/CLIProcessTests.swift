@@ -100,6 +100,21 @@ struct CLIProcessTests {
                 #expect(overlapping.status == 2 && overlapping.err.contains("its last job \(ranID) has not finished"), "\(overlapping.err)")
                 #expect(try await tern(["cancel", ranID], env).status == 0)
                 #expect(try await tern(["schedules", "run", "absent"], env).status == 3)
+                // Create, replace and delete a schedule; the config file's cannot be deleted here.
+                let created = try await tern(["schedules", "put", "cli-nightly", "echo", "--cron", "30 2 * * *", "--timezone", "Europe/Paris", "--input", #"{"n":1}"#], env)
+                #expect(created.status == 0 && created.out.hasPrefix("cli-nightly: created; next run "), "\(created.out)\(created.err)")
+                let replaced = try await tern(["schedules", "put", "cli-nightly", "--definition", #"{"task":"echo","every_seconds":90,"enabled":false}"#], env)
+                #expect(replaced.status == 0 && replaced.out.hasPrefix("cli-nightly: replaced"), "\(replaced.out)\(replaced.err)")
+                let stored = json(try await tern(["schedules", "--json"], env).out)["schedules"] as? [[String: Any]] ?? []
+                let nightly = try #require(stored.first { $0["name"] as? String == "cli-nightly" })
+                #expect(nightly["every_seconds"] as? Double == 90 && nightly["enabled"] as? Bool == false && nightly["cron"] is NSNull)
+                let badCron = try await tern(["schedules", "put", "cli-bad", "echo", "--cron", "61 * * * *"], env)
+                #expect(badCron.status == 2 && badCron.err.contains("minute"), "\(badCron.err)")
+                #expect(try await tern(["schedules", "put", "cli-both", "echo", "--definition", "{}"], env).status == 2)
+                #expect(try await tern(["schedules", "delete", "cli-nightly"], env).out == "cli-nightly: deleted\n")
+                #expect(try await tern(["schedules", "delete", "cli-nightly"], env).status == 3)
+                let configured = try await tern(["schedules", "delete", "cli-hourly"], env)
+                #expect(configured.status == 2 && configured.err.contains("defined in the config file"), "\(configured.err)")
 
                 // Control: retry the failed job, pause and resume, cancel.
                 #expect(try await tern(["retry", "--failed", "--queue", "default"], env).out.contains("1 job(s) retried"))

@@ -80,6 +80,13 @@ struct APIClient {
 
     /// Sends a request; returns the JSON answer (or `nil` for an empty one).
     func call(_ method: HTTPMethod, _ path: String, body: Any? = nil, headers extra: [(String, String)] = [], timeout: TimeAmount = .seconds(60)) async throws -> Any? {
+        try await exchange(method, path, body: body, headers: extra, timeout: timeout).answer
+    }
+
+    /// Sends a request; returns the status of a 2xx answer and its JSON.
+    func exchange(
+        _ method: HTTPMethod, _ path: String, body: Any? = nil, headers extra: [(String, String)] = [], timeout: TimeAmount = .seconds(60)
+    ) async throws -> (status: Int, answer: Any?) {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
         if let token { request.headers.add(name: "authorization", value: "Bearer \(token)") }
@@ -100,7 +107,7 @@ struct APIClient {
         let object = data.isEmpty ? nil : try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
         switch response.status.code {
         case 200..<300:
-            return object
+            return (Int(response.status.code), object)
         default:
             throw failure(status: Int(response.status.code), problem: object as? [String: Any])
         }
