@@ -43,6 +43,11 @@ public final class JobWorker: Sendable {
         var catalogueStored: ContinuousClock.Instant?
         /// Whether the last attempt to store it failed.
         var catalogueFailing = false
+        /// When the duty thread last began a round of heartbeats and registration (see ``health``).
+        var lastDutyRound: ContinuousClock.Instant?
+        /// When the worker last registered itself, and why the last registration failed, if it did.
+        var lastRegistered: ContinuousClock.Instant?
+        var registrationError: String?
 
         /// The slots in use: jobs whose task is running.
         var busy: Int { running.count - reporting }
@@ -412,8 +417,14 @@ public final class JobWorker: Sendable {
         await publishCatalogue()
         guard let registry = broker as? any WorkerRegistry else { return }
         do {
-            try await registry.register(info, ttl: configuration.heartbeatInterval * 5 + .seconds(2))
+            try await registry.register(info, ttl: Self.registrationTTL(configuration))
+            state.withLock {
+                $0.lastRegistered = .now
+                $0.lastDutyRound = .now
+                $0.registrationError = nil
+            }
         } catch {
+            state.withLock { $0.registrationError = "\(error)" }
             logger.debug("worker registration failed", metadata: ["error": "\(error)"])
         }
     }
@@ -447,9 +458,12 @@ public final class JobWorker: Sendable {
         // The previous heartbeat, if it succeeded: a Redis outage is reported as such, not as a delay.
         var last: ContinuousClock.Instant? = .now
         while !Task.isCancelled {
+            dutyProgress()
             await duties.sleep(for: configuration.heartbeatInterval)
             if Task.isCancelled { break }
-            switch await extendLeases() {
+            let extended = await extendLeases()
+            dutyProgress()
+            switch extended {
             case true?:
                 let now = ContinuousClock.now
                 if let last { noteHeartbeat(delay: now - last - configuration.heartbeatInterval) }
@@ -463,6 +477,10 @@ public final class JobWorker: Sendable {
             await announce()
         }
     }
+
+    /// Marks the duty thread as making progress, for the liveness probe (``health``): at each round
+    /// and after each of its calls to Redis, so that a slow Redis does not look like a stuck thread.
+    private func dutyProgress() { state.withLock { $0.lastDutyRound = .now } }
 
     /// Records how late a heartbeat was, and warns when leases were at risk (over half a lease).
     private func noteHeartbeat(delay: Duration) {

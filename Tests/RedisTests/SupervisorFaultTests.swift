@@ -231,7 +231,7 @@ extension HeavyProcessTests {
             #expect(try await later.status().state == .queued)
         }
 
-        @Test("--metrics-port: a worker, and a supervisor for all its processes, count attempts by task and outcome", arguments: [false, true])
+        @Test("--metrics-port: a worker, and a supervisor for all its processes, count attempts by task and outcome; /healthz and /readyz", arguments: [false, true])
         func workerMetrics(supervised: Bool) async throws {
             let environment = try await JobEnvironment.start()
             defer { environment.stop() }
@@ -253,6 +253,20 @@ extension HeavyProcessTests {
             #expect(text.contains(#"tern_worker_job_duration_seconds_count{task="echo"} 3"#))
             #expect(text.contains("tern_worker_slots \(supervised ? 4 : 2)"))
             #expect(text.contains("tern_supervisor_processes 2") == supervised)
+            // The probes: alive and ready; a single worker whose Redis is gone is no longer ready.
+            #expect(try await httpGet(port: port, "/healthz").contains(#"{"status":"ok"}"#))
+            #expect(try await httpGet(port: port, "/readyz").contains(#"{"status":"ready"}"#))
+            if !supervised {
+                await environment.server.stopAndWait(keepingData: true)
+                let notReady = try await eventually(within: .seconds(30)) {
+                    let answer = try await httpGet(port: port, "/readyz")
+                    guard answer.contains("not_ready") else { throw WaitError("still ready: \(answer)") }
+                    return answer
+                }
+                #expect(notReady.contains(#""detail":"the worker has not registered in Redis for "#), "\(notReady)")
+                #expect(notReady.contains(#""status":"not_ready""#), "\(notReady)")
+                #expect(try await httpGet(port: port, "/healthz").contains(#"{"status":"ok"}"#))
+            }
             #expect(await worker.stop())
         }
 

@@ -63,10 +63,13 @@ final class WorkerMetrics: SupervisorObserver, Sendable {
         ).increment()
     }
 
-    /// The endpoint as a `Service`: `GET /metrics` on `endpoint` until the group shuts down;
-    /// `beforeScrape` refreshes the gauges. A failure to serve (the port is taken) is logged and the
-    /// worker runs on without metrics.
-    func service(_ endpoint: MetricsEndpoint, logger: Logger, beforeScrape: @escaping @Sendable () -> Void) -> some Service {
-        MetricsServer.service(registry, at: endpoint, of: "worker", logger: logger, beforeScrape: beforeScrape)
+    /// The endpoint as a `Service`: `GET /metrics` on `endpoint` until the group shuts down, and
+    /// the probes `/healthz` and `/readyz` from `health`; `beforeScrape` refreshes the gauges. A
+    /// failure to serve (the port is taken) is logged and the worker runs on without metrics.
+    func service(
+        _ endpoint: MetricsEndpoint, logger: Logger, health: @escaping @Sendable () -> HealthReport,
+        beforeScrape: @escaping @Sendable () -> Void
+    ) -> some Service {
+        MetricsServer.service(registry, at: endpoint, of: "worker", logger: logger, beforeScrape: beforeScrape, health: health)
     }
 }

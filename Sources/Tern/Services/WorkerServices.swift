@@ -66,7 +66,11 @@ extension TernServices {
                 executable: command.executable, arguments: command.arguments, count: processes, broker: broker,
                 configuration: settings.configuration, logger: logger, observer: metrics, reloadCount: settings.reload ?? { nil })
             if let metrics, let endpoint = settings.metrics {
-                services.append(metrics.service(endpoint, logger: logger) {
+                // Alive while it answers; ready while at least one worker process runs.
+                let health: @Sendable () -> HealthReport = {
+                    HealthReport(notReady: supervisor.slots.processes > 0 ? nil : "no worker process is running")
+                }
+                services.append(metrics.service(endpoint, logger: logger, health: health) {
                     let slots = supervisor.slots
                     metrics.processes(slots.processes)
                     metrics.slots(busy: slots.busy, concurrency: slots.concurrency)
@@ -116,7 +120,11 @@ extension TernServices {
         recycling.worker = worker
         if !settings.child, let metrics, let endpoint = settings.metrics {
             let concurrency = configuration.concurrency
-            services.append(metrics.service(endpoint, logger: logger) { metrics.slots(busy: worker.busy, concurrency: concurrency) })
+            let health: @Sendable () -> HealthReport = {
+                let health = worker.health
+                return HealthReport(notAlive: health.notAlive(), notReady: health.notReady())
+            }
+            services.append(metrics.service(endpoint, logger: logger, health: health) { metrics.slots(busy: worker.busy, concurrency: concurrency) })
         }
         if settings.child {
             services.append(ChildWatchService(recycler: recycler, supervisorPID: configuration.supervisorPID, worker: worker, logger: logger))
