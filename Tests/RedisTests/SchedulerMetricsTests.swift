@@ -48,6 +48,8 @@ extension HeavyProcessTests {
             #expect(metrics.contains("tern_scheduler_last_pass_timestamp_seconds "), "\(metrics)")
             #expect(!metrics.contains(#"result="failed""#), "\(metrics)")
             #expect(try await emittedTicks(environment).count >= 1)
+            #expect(try await httpGet(port: port, "/readyz").contains(#"{"status":"ready"}"#))
+            #expect(try await httpGet(port: port, "/healthz").contains(#"{"status":"ok"}"#))
 
             // Redis gone: passes fail, and say so.
             environment.server.stop()
@@ -56,6 +58,8 @@ extension HeavyProcessTests {
                 guard metrics.contains(#"tern_scheduler_passes_total{result="failed"}"#) else { throw WaitError("no failed pass yet:\n\(metrics)") }
                 return metrics
             }
+            #expect(try await httpGet(port: port, "/readyz").contains(#""detail":"the last scheduler pass failed (Redis unreachable?)","status":"not_ready""#))
+            #expect(try await httpGet(port: port, "/healthz").contains(#"{"status":"ok"}"#))
             scheduler.terminate()
             await waitForExit(scheduler)
             #expect(scheduler.terminationStatus == 0, "\(text())")

@@ -4,12 +4,18 @@ import Logging
 import Prometheus
 import Scheduler
 import ServiceLifecycle
+import Synchronization
 
 /// A scheduler's Prometheus metrics, served at `/metrics` on `--metrics-port`: ticks by schedule
 /// and result, how late ticks were emitted, passes by result, the time of the last good pass, and
 /// the schedules followed and left out. Each replica counts what it did.
 final class SchedulerMetrics: SchedulerObserver, Sendable {
     let registry = PrometheusCollectorRegistry()
+    /// When a pass last ended, and whether it failed, for the health probes.
+    private let lastPass = Mutex<(at: ContinuousClock.Instant, failed: Bool)?>(nil)
+    /// A scheduler is stuck when no pass has ended for this long: passes end every poll interval,
+    /// a failed one within the Redis command timeout.
+    static let stuckAfter = Duration.seconds(60)
 
     /// How late emitted ticks were, in seconds: 10 ms to 1 day (catch-up ticks are the late ones).
     static let buckets: [Duration] = [
@@ -37,6 +43,7 @@ final class SchedulerMetrics: SchedulerObserver, Sendable {
     }
 
     func passEnded(failed: Bool, schedules: Int, leftOut: Int) {
+        lastPass.withLock { $0 = (.now, failed) }
         registry.makeCounter(
             descriptor: .init(namespace: "tern", subsystem: "scheduler", metricName: "passes", unitName: "total",
                 helpText: "Passes over the schedules, by result: ok, or failed (Redis unreachable; retried on the next interval)."),
@@ -58,8 +65,20 @@ final class SchedulerMetrics: SchedulerObserver, Sendable {
         ).set(Int64(leftOut))
     }
 
-    /// The endpoint as a `Service` (see ``MetricsServer``).
+    /// What the probes answer: alive until no pass has ended for ``stuckAfter`` (alive while
+    /// starting), ready once the last pass succeeded.
+    func health(at now: ContinuousClock.Instant = .now) -> HealthReport {
+        guard let (at, failed) = lastPass.withLock({ $0 }) else {
+            return HealthReport(notReady: "the scheduler has not completed a pass yet")
+        }
+        let silent = now - at
+        return HealthReport(
+            notAlive: silent > Self.stuckAfter ? "no scheduler pass has ended for \(silent.components.seconds) s" : nil,
+            notReady: failed ? "the last scheduler pass failed (Redis unreachable?)" : nil)
+    }
+
+    /// The endpoint as a `Service` (see ``MetricsServer``), with the probes `/healthz` and `/readyz`.
     func service(_ endpoint: MetricsEndpoint, logger: Logger) -> some Service {
-        MetricsServer.service(registry, at: endpoint, of: "scheduler", logger: logger)
+        MetricsServer.service(registry, at: endpoint, of: "scheduler", logger: logger, health: { self.health() })
     }
 }
