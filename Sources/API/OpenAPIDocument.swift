@@ -336,7 +336,7 @@ enum OpenAPISchemas {
             "Schedule": object(scheduleFields.merging([
                 "source": ["type": "string", "enum": ["config", "api"]],
                 "next_runs": ["type": "array", "items": timestamp],
-                "last_run": ["oneOf": [["type": "null"], object(["tick_at": timestamp, "job": string])], "description": "The last tick emitted and its job."],
+                "last_run": ["oneOf": [["type": "null"], object(["tick_at": timestamp, "job": string])], "description": "The last tick emitted, or run now, and its job."],
             ]) { $1 }),
             "ScheduleList": object(["schedules": ["type": "array", "items": OpenAPIDocument.ref("Schedule")]]),
         ]

@@ -299,27 +299,27 @@ public final class WorkerSupervisor: Service, Sendable {
     }
 
     /// The process count, and the slots, busy slots and settled jobs of the current (not retiring) processes.
-    private func totals() -> (count: Int, concurrency: Int, busy: Int, processed: Int) {
+    private func totals() -> (count: Int, running: Int, concurrency: Int, busy: Int, processed: Int) {
         state.withLock { state in
             let current = state.children.values.filter { !$0.retiring }
             return (
-                state.count, current.reduce(0) { $0 + ($1.concurrency ?? configuration.concurrency) },
+                state.count, current.count, current.reduce(0) { $0 + ($1.concurrency ?? configuration.concurrency) },
                 current.reduce(0) { $0 + $1.held.values.filter { !$0.ended }.count }, state.processed
             )
         }
     }
 
-    /// The process count, and the slots and busy slots of its current (not retiring) processes,
-    /// for the metrics' gauges.
+    /// The current (running, not retiring) processes, their slots and their busy slots, for the
+    /// metrics' gauges and the readiness probe.
     public var slots: (processes: Int, concurrency: Int, busy: Int) {
         let totals = totals()
-        return (totals.count, totals.concurrency, totals.busy)
+        return (totals.running, totals.concurrency, totals.busy)
     }
 
     /// The supervisor's own entry in the worker registry: its processes and their totals.
     private func announce() async {
         guard let registry = broker as? any WorkerRegistry else { return }
-        let (count, concurrency, busy, processed) = totals()
+        let (count, _, concurrency, busy, processed) = totals()
         let info = WorkerInfo(
             id: id, host: ProcessInfo.processInfo.hostName, pid: getpid(), queues: configuration.queues.map(\.rawValue),
             concurrency: concurrency, busy: busy, processed: processed,
