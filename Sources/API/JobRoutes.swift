@@ -50,6 +50,17 @@ func addJobRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         guard let state = try await broker({ try await api.broker.cancel(id) }) else { throw notFound(id) }
         return try JSONResponse.make(["id": id.rawValue, "state": state.rawValue])
     }
+    jobs.post(":id/run") { _, context in
+        try context.require(.operate)
+        let id = try jobID(context)
+        switch try await broker({ try await api.broker.promote(id) }) {
+        case nil: throw notFound(id)
+        case .notDelayed(let state)?:
+            throw Problem(.conflict, "not_scheduled", "the job is \(state.rawValue); only a scheduled or retrying job can be run now")
+        case .promoted?:
+            return try JSONResponse.make(["id": id.rawValue, "state": JobState.queued.rawValue])
+        }
+    }
     jobs.post(":id/retry") { _, context in
         try context.require(.operate)
         let id = try jobID(context)

@@ -65,6 +65,10 @@ enum OpenAPIPaths {
                 "jobs", "Run a failed, cancelled or expired job again, from attempt 1.", .operate,
                 ["200": json("JobState", "Queued again."), "404": problem("No job has this id."), "409": problem("The job is not failed, cancelled or expired.")],
                 parameters: [id])],
+            "/v1/jobs/{id}/run": ["post": operation(
+                "jobs", "Run a scheduled or retrying job now instead of at its due time: it is queued at once.", .operate,
+                ["200": json("JobState", "Queued."), "404": problem("No job has this id."), "409": problem("The job is not scheduled or retrying.")],
+                parameters: [id])],
             "/v1/workflows": ["post": operation(
                 "workflows", "Submit a chain, group, chord or batch of jobs (docs/workflows.md).", .enqueue,
                 [

@@ -7,7 +7,7 @@ public struct TernCommand: AsyncParsableCommand {
         commandName: "tern",
         abstract: "Tern: typed background jobs for Swift, on Redis.",
         subcommands: [
-            StatusCommand.self, WaitCommand.self, JobsCommand.self, EnqueueCommand.self, CancelCommand.self, RetryCommand.self, DeleteCommand.self,
+            StatusCommand.self, WaitCommand.self, JobsCommand.self, EnqueueCommand.self, CancelCommand.self, RetryCommand.self, RunCommand.self, DeleteCommand.self,
             QueuesCommand.self, PauseCommand.self, ResumeCommand.self, WorkersCommand.self, SchedulesCommand.self,
             TasksCommand.self, StatsCommand.self, TopCommand.self, WorkflowCommand.self, LimitsCommand.self,
             DevCommand.self, WorkerCommand.self, APICommand.self, SchedulerCommand.self, TokenCommand.self, RedisCheckCommand.self,

@@ -182,6 +182,28 @@ struct APIEndpointTests {
         }
     }
 
+    @Test("run: a scheduled job is queued now (200); again, or a job in another state, is a 409 not_scheduled; unknown 404")
+    func runNow() async throws {
+        try await withAPI { client, broker in
+            let later = try await broker.enqueue([
+                EnqueueRequest(task: "echo", input: Data("1".utf8), options: TaskOptions(), timing: .after(.seconds(3600)))
+            ])[0].id
+            try await client.execute(uri: "/v1/jobs/\(later.rawValue)/run", method: .post) { response in
+                #expect(response.status == .ok)
+                #expect(fields(response)["state"] as? String == "queued")
+            }
+            try await client.execute(uri: "/v1/jobs/\(later.rawValue)/run", method: .post) { response in
+                #expect(response.status == .conflict)
+                #expect(fields(response)["code"] as? String == "not_scheduled")
+                #expect(fields(response)["detail"] as? String == "the job is queued; only a scheduled or retrying job can be run now")
+            }
+            #expect(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first?.id == later)
+            try await client.execute(uri: "/v1/jobs/\(JobID.generate(queue: .default).rawValue)/run", method: .post) {
+                #expect($0.status == .notFound)
+            }
+        }
+    }
+
     @Test("events: the state, the progress, then the whole finished job, and the stream ends")
     func events() async throws {
         try await withAPI { client, broker in

@@ -101,6 +101,7 @@ struct SecurityEventsTests {
     func actions() {
         let cases: [(HTTPRequest.Method, String, String?)] = [
             (.post, "/v1/jobs/X.default/cancel", "job_cancel"), (.post, "/v1/jobs/X.default/retry", "job_retry"),
+            (.post, "/v1/jobs/X.default/run", "job_run"),
             (.post, "/v1/workflows/X.default/cancel", "workflow_cancel"), (.post, "/v1/queues/q/purge", "queue_purge"),
             (.post, "/v1/queues/q/retry-failed", "queue_retry_failed"), (.put, "/v1/schedules/nightly", "schedule_put"),
             (.delete, "/v1/schedules/nightly", "schedule_delete"), (.post, "/v1/schedules/nightly/pause", "schedule_pause"),

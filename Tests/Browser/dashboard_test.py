@@ -233,6 +233,15 @@ def main():
             ui.wait("the second error on the open page", lambda: ui.main_text().count("attempt") >= 1 and ui.count("main table tbody tr") >= 2)
         check("retry a failed job from its page", retry_failed)
 
+        def run_scheduled():
+            status, later = call("POST", "/v1/jobs", {"task": "echo", "input": "run me now", "delay_ms": 3600000})
+            assert status == 201 and later["state"] == "scheduled", later
+            ui.open("#/jobs/" + later["id"], "job")
+            ui.click("Run now")
+            wait_until("the job to run now and succeed", lambda: call("GET", "/v1/jobs/" + later["id"])[1]["state"] == "succeeded")
+            ui.wait("the page to show it succeeded", lambda: ui.job_badge() == "succeeded")
+        check("run a scheduled job now from its page", run_scheduled)
+
         def delete_finished():
             status, done = call("POST", "/v1/jobs", {"task": "echo", "input": "to delete"})
             assert status == 201, done

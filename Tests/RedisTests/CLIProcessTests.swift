@@ -128,6 +128,11 @@ struct CLIProcessTests {
                 let refused = try await tern(["delete", unfinished], env)
                 #expect(refused.status == 2 && refused.err.contains("cancel it first"), "\(refused.err)")
                 #expect(try await tern(["cancel", unfinished], env).status == 0)
+                // Run a delayed job now: it is queued; a queued one is refused (2).
+                let delayed = try await tern(["enqueue", "sleep", "--input", #"{"ms":1}"#, "--delay", "3600"], env).out.trimmingCharacters(in: .whitespacesAndNewlines)
+                #expect(try await tern(["run", delayed], env).out == "\(delayed): queued\n")
+                let again = try await tern(["run", delayed], env)
+                #expect(again.status == 2 && again.err.contains("only a scheduled or retrying job can be run now"), "\(again.err)")
                 // Unique keys: a held key prints its job and says so; status shows the rule.
                 let keyed = try await tern(["enqueue", "sleep", "--input", #"{"ms":1}"#, "--unique-key", "cli-1"], env)
                 let repeated = try await tern(["enqueue", "sleep", "--input", #"{"ms":2}"#, "--unique-key", "cli-1", "--unique", "while_active"], env)

@@ -79,6 +79,7 @@ private final class HeldReports: JobBroker {
     func cancel(_ id: JobID) async throws -> JobState? { try await inner.cancel(id) }
     func retry(_ id: JobID) async throws -> JobState? { try await inner.retry(id) }
     func delete(_ id: JobID) async throws -> JobDeletion? { try await inner.delete(id) }
+    func promote(_ id: JobID) async throws -> JobPromotion? { try await inner.promote(id) }
     func purge(_ queue: QueueName, state: JobState, limit: Int) async throws -> Int {
         try await inner.purge(queue, state: state, limit: limit)
     }

@@ -289,6 +289,7 @@ enum DashboardAssets {
                   ['queued', 'scheduled', 'retrying', 'running', 'waiting'].includes(job.state) && !job.cancel_requested
                     ? action('Cancel', () => api(path + '/cancel', 'POST'), { danger: true }) : null,
                   ['failed', 'cancelled', 'expired'].includes(job.state) ? action('Retry', () => api(path + '/retry', 'POST')) : null,
+                  ['scheduled', 'retrying'].includes(job.state) ? action('Run now', () => api(path + '/run', 'POST')) : null,
                   ['succeeded', 'failed', 'cancelled', 'expired'].includes(job.state)
                     ? action('Delete', async () => {
                       await api(path, 'DELETE');

@@ -406,6 +406,10 @@ public protocol JobBroker: Sendable {
     /// every reader then finds no such job. A job that has not finished is left as it is (cancel it
     /// first). Returns what the call did, or `nil` for an unknown id.
     func delete(_ id: JobID) async throws -> JobDeletion?
+    /// Makes a `scheduled` or `retrying` job due now: it is `queued` at once, behind the jobs of its
+    /// priority already queued, and its due time becomes now. A job in another state is left as it
+    /// is. Returns what the call did, or `nil` for an unknown id.
+    func promote(_ id: JobID) async throws -> JobPromotion?
     /// Deletes up to `limit` jobs of `queue` in `state`, first in the state's order (for finished
     /// states, the soonest to be dropped); returns how many. `running` jobs cannot be purged: cancel
     /// them. `scheduled` and `retrying` jobs share one set, of which a call looks at no more than
@@ -477,6 +481,14 @@ public enum JobDeletion: Sendable, Hashable {
     case deleted(JobState)
     /// The job has not finished (it is in this state) and was left as it is.
     case notFinished(JobState)
+}
+
+/// What promoting a job did (``JobBroker/promote(_:)``).
+public enum JobPromotion: Sendable, Hashable {
+    /// The job was in this state (`scheduled` or `retrying`) and is `queued` now.
+    case promoted(from: JobState)
+    /// The job is in this state, neither `scheduled` nor `retrying`, and was left as it is.
+    case notDelayed(JobState)
 }
 
 /// What emitting a schedule's tick did.

@@ -1185,6 +1185,24 @@ enum JobFunctions {
           return {1, state}
         end
 
+        -- ARGV: id. Makes a scheduled or retrying job due now: `queued`, behind the jobs of its
+        -- priority already queued, with `due_ms` now. Returns {1, state before} when it did, {0,
+        -- state} for a job in another state (left as it is), or {} when there is no such job.
+        local function promote(keys, args)
+          local base, id = keys[1], args[1]
+          local job = base .. K.job .. id
+          local now, nows = clock()
+          local state = state_of(job, now)
+          if not state then return {} end
+          if (state ~= 'scheduled' and state ~= 'retrying') or redis.call('ZREM', base .. K.scheduled, id) == 0 then
+            return {0, state}
+          end
+          redis.call('HSET', job, 'state', 'queued', 'due_ms', nows)
+          pending_add_all(base, {id}, {tonumber(redis.call('HGET', job, 'priority'))})
+          wake(base, 1)
+          return {1, state}
+        end
+
         -- ARGV: state, limit. Deletes up to `limit` jobs of the queue in `state` (not `running`:
         -- those are cancelled through their workers), oldest first in the state's order. A waiting
         -- job (queued, scheduled, retrying) is gone at once, like one past its retention. Returns how
@@ -1294,6 +1312,7 @@ enum JobFunctions {
         redis.register_function('tern_schedule', entry(schedule))
         redis.register_function('tern_purge', entry(purge))
         redis.register_function('tern_delete', entry(delete))
+        redis.register_function('tern_promote', entry(promote))
         redis.register_function('tern_depend', entry(depend))
         redis.register_function('tern_wait', entry(wait))
         redis.register_function('tern_resolve', entry(resolve))

@@ -541,6 +541,12 @@ public final class RedisJobBroker: JobBroker {
         return reply[0].int == 1 ? .deleted(state) : .notFinished(state)
     }
 
+    public func promote(_ id: JobID) async throws -> JobPromotion? {
+        let reply = try await call("tern_promote", id.queue, [id.rawValue]).array ?? []
+        guard reply.count == 2, let state = reply[1].string.flatMap(JobState.init(rawValue:)) else { return nil }
+        return reply[0].int == 1 ? .promoted(from: state) : .notDelayed(state)
+    }
+
     public func purge(_ queue: QueueName, state: JobState, limit: Int) async throws -> Int {
         precondition(state != .running, "running jobs are cancelled, not purged")
         return try await call("tern_purge", queue, [state.rawValue, max(1, min(limit, Self.maxJobsPerCall))]).int ?? 0

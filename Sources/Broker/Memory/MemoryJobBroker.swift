@@ -286,6 +286,10 @@ public final class MemoryJobBroker: JobBroker {
         withQueue(id.queue) { queue, now in queue.delete(id, now: now) }
     }
 
+    public func promote(_ id: JobID) async throws -> JobPromotion? {
+        withQueue(id.queue) { queue, now in queue.promote(id, now: now) }
+    }
+
     public func purge(_ queue: QueueName, state: JobState, limit: Int) async throws -> Int {
         precondition(state != .running, "running jobs are cancelled, not purged")
         return withQueue(queue) { queueState, now in queueState.purge(state, limit: max(1, min(limit, 1_000)), now: now) }

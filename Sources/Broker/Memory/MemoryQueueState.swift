@@ -464,6 +464,18 @@ struct MemoryQueueState: Sendable {
         return .deleted(state)
     }
 
+    /// Makes a scheduled or retrying job due now (`tern_promote`).
+    mutating func promote(_ id: JobID, now: Int64) -> JobPromotion? {
+        guard let job = stored(id, now: now) else { return nil }
+        let state = job.record.state
+        guard state == .scheduled || state == .retrying, scheduled.remove(id) else { return .notDelayed(state) }
+        jobs[id]?.record.state = .queued
+        jobs[id]?.record.dueMilliseconds = now
+        addPending(id, priority: job.record.priority)
+        wakes += 1
+        return .promoted(from: state)
+    }
+
     /// Deletes up to `limit` jobs in `state`, first in its set's order (`tern_purge`).
     mutating func purge(_ state: JobState, limit: Int, now: Int64) -> Int {
         let ids: [JobID]

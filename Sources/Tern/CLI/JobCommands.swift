@@ -233,6 +233,22 @@ struct CancelCommand: AsyncParsableCommand {
     }
 }
 
+/// `tern run <id>`: runs a scheduled or retrying job now.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run a scheduled or retrying job now instead of at its due time.",
+        discussion: "The job is queued at once, behind the jobs of its priority already queued.\n\nExample:\n  tern run $ID")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The job's id.") var id: String
+
+    func run() async throws {
+        try await runClient {
+            let answer = try await options.client().call(.POST, "/v1/jobs/\(segment(id))/run")
+            if options.json { Output.json(answer) } else { print("\(id): \(Output.state(Output.value((answer as? [String: Any])?["state"])))") }
+        }
+    }
+}
+
 /// `tern delete <id>`: deletes a finished job before its retention ends.
 struct DeleteCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
