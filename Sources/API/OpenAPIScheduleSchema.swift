@@ -28,6 +28,11 @@ enum OpenAPIScheduleSchema {
             "catch_up": ["type": ["string", "null"], "enum": ["skip", "once", "all", NSNull()]],
             "catch_up_limit": ["type": ["integer", "null"], "minimum": 1, "maximum": 10_000],
             "overlap": ["type": ["string", "null"], "enum": ["allow", "skip", NSNull()]],
+            "max_attempts": ["type": ["integer", "null"], "minimum": 1, "maximum": 100, "description": "Attempts of each job (default: the task's)."],
+            "expires_after_seconds": [
+                "type": ["number", "null"], "minimum": 0, "maximum": 3_155_760_000,
+                "description": "Each job expires if it has not started this long after it was due (default: the task's expiresAfter, else never).",
+            ],
         ]
         let names = registry.names
         properties["task"] = names.isEmpty ? ["type": "string"] : ["type": "string", "enum": names]

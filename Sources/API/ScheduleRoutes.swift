@@ -123,7 +123,7 @@ private func changeable(_ name: String, _ api: APIContext) async throws -> Strin
 
 private let definitionFields: Set<String> = [
     "name", "task", "input", "cron", "timezone", "every_seconds", "queue", "priority", "jitter_seconds", "enabled",
-    "catch_up", "catch_up_limit", "overlap",
+    "catch_up", "catch_up_limit", "overlap", "max_attempts", "expires_after_seconds",
 ]
 
 /// Decodes a definition, naming each problem by JSON pointer.

@@ -38,11 +38,17 @@ public struct Schedule: Sendable, Hashable {
     public var catchUp: CatchUp
     /// Skip a tick while the previous job of this schedule has not finished.
     public var skipIfRunning: Bool
+    /// Overrides of the task's attempts and expiry.
+    public var maxAttempts: Int?
+    public var expiresAfter: Duration?
 
     public init(
         name: String, trigger: Trigger, task: String, input: Data, queue: QueueName? = nil, priority: Int? = nil,
-        jitter: Duration = .zero, enabled: Bool = true, catchUp: CatchUp = .skip, skipIfRunning: Bool = false
+        jitter: Duration = .zero, enabled: Bool = true, catchUp: CatchUp = .skip, skipIfRunning: Bool = false,
+        maxAttempts: Int? = nil, expiresAfter: Duration? = nil
     ) {
+        self.maxAttempts = maxAttempts
+        self.expiresAfter = expiresAfter
         self.name = name
         self.trigger = trigger
         self.task = task
@@ -83,6 +89,8 @@ public struct Schedule: Sendable, Hashable {
             throw .invalid(name, "input is not JSON")
         }
         if let priority, !(0...9).contains(priority) { throw .invalid(name, "priority must be 0-9") }
+        if let maxAttempts, !(1...100).contains(maxAttempts) { throw .invalid(name, "max_attempts must be 1 to 100") }
+        if let expiresAfter, expiresAfter < .zero { throw .invalid(name, "expires_after_seconds must be 0 or more") }
         guard jitter >= .zero, jitter <= .seconds(86_400) else { throw .invalid(name, "jitter must be 0 to 86400 seconds") }
         if case .interval(let interval) = trigger, interval < .seconds(1) || interval > .seconds(366 * 86_400) {
             throw .invalid(name, "the interval must be 1 second to 366 days")
@@ -91,7 +99,8 @@ public struct Schedule: Sendable, Hashable {
         guard next(after: 0) != nil else { throw .invalid(name, "the cron expression never matches") }
     }
 
-    /// The job request for one tick: the task's options with the schedule's queue and priority,
+    /// The job request for one tick: the task's options with the schedule's queue, priority,
+    /// attempts and expiry,
     /// delayed by a random jitter unless `jittered` is false (a run now). `nil` for a task that
     /// `registry` does not have.
     public func request(registry: TaskRegistry, jittered: Bool = true) -> EnqueueRequest? {
@@ -99,6 +108,8 @@ public struct Schedule: Sendable, Hashable {
         var options = entry.options
         if let queue { options.queue = queue }
         if let priority { options.priority = priority }
+        if let maxAttempts { options.maxAttempts = maxAttempts }
+        if let expiresAfter { options.expiresAfter = expiresAfter }
         let delay = jittered && jitter > .zero ? Duration.milliseconds(Int64.random(in: 0...(jitter.nanoseconds / 1_000_000))) : nil
         return EnqueueRequest(task: task, input: input, options: options, timing: delay.map { .after($0) } ?? .now)
     }

@@ -32,9 +32,16 @@ public struct ScheduleDefinition: Codable, Sendable, Hashable {
     public var catchUpLimit: Int?
     /// `allow` (default) or `skip`.
     public var overlap: String?
+    /// Attempts of each job, 1 to 100 (default: the task's).
+    public var maxAttempts: Int?
+    /// Each job expires if it has not started this many seconds after it was due (default: the
+    /// task's `expiresAfter`, else never).
+    public var expiresAfterSeconds: Double?
 
     enum CodingKeys: String, CodingKey {
         case name, task, input, cron, timezone, queue, priority, enabled, overlap
+        case maxAttempts = "max_attempts"
+        case expiresAfterSeconds = "expires_after_seconds"
         case everySeconds = "every_seconds"
         case jitterSeconds = "jitter_seconds"
         case catchUp = "catch_up"
@@ -95,9 +102,17 @@ public struct ScheduleDefinition: Codable, Sendable, Hashable {
         }
         let jitter = jitterSeconds ?? 0
         guard jitter.isFinite, (0...86_400).contains(jitter) else { throw invalid("jitter_seconds must be 0 to 86400") }
+        if let maxAttempts, !(1...100).contains(maxAttempts) { throw invalid("max_attempts must be 1 to 100") }
+        if let expires = expiresAfterSeconds, !expires.isFinite || !(0...Self.maxExpiresAfterSeconds).contains(expires) {
+            throw invalid("expires_after_seconds must be 0 to 3155760000 (100 years)")
+        }
         let inputData = (try? JSONEncoder().encode(input ?? .null)) ?? Data("null".utf8)
         return Schedule(
             name: name, trigger: trigger, task: task, input: inputData, queue: queueName, priority: priority,
-            jitter: .milliseconds(Int64(jitter * 1000)), enabled: enabled ?? true, catchUp: policy, skipIfRunning: skipIfRunning)
+            jitter: .milliseconds(Int64(jitter * 1000)), enabled: enabled ?? true, catchUp: policy, skipIfRunning: skipIfRunning,
+            maxAttempts: maxAttempts, expiresAfter: expiresAfterSeconds.map { .milliseconds(Int64($0 * 1000)) })
     }
+
+    /// The longest `expires_after_seconds`: 100 years.
+    public static let maxExpiresAfterSeconds: Double = 3_155_760_000
 }

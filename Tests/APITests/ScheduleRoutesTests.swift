@@ -65,6 +65,8 @@ struct ScheduleRoutesTests {
         (#"{"task":"nope","every_seconds":5}"#, "schedule 'x': unknown task 'nope'"),
         (#"{"task":"echo","every_seconds":0.5}"#, "schedule 'x': every_seconds must be 1 to 31622400 (366 days)"),
         (#"{"task":"echo","every_seconds":5,"catch_up":"sometimes"}"#, "schedule 'x': catch_up must be skip, once or all, not 'sometimes'"),
+        (#"{"task":"echo","every_seconds":5,"max_attempts":0}"#, "schedule 'x': max_attempts must be 1 to 100"),
+        (#"{"task":"echo","every_seconds":5,"expires_after_seconds":-1}"#, "schedule 'x': expires_after_seconds must be 0 to 3155760000 (100 years)"),
     ])
     func invalid(body: String, detail: String) async throws {
         try await withAPI { client in

@@ -43,6 +43,31 @@ struct ScheduleRunRedisTests {
         else { Issue.record("run after the last job ended not emitted"); return }
     }
 
+    @Test("a schedule's max_attempts and expires_after_seconds reach its jobs: a job not started in time expires")
+    func jobOptions() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        var definition = ScheduleDefinition(name: "fresh", task: "echo", input: .number(1), everySeconds: 60)
+        definition.maxAttempts = 7
+        definition.expiresAfterSeconds = 0.001
+        let schedule = try definition.schedule()
+        let request = try #require(schedule.request(registry: environment.registry, jittered: false))
+        guard case .emitted(let id) = try await environment.broker.emitTick(schedule: "fresh", tick: 60_000, mark: 60_000, skipIfRunning: false, request: request)
+        else { Issue.record("tick not emitted"); return }
+        #expect(try await environment.broker.job(id)?.maxAttempts == 7)
+        // Its first attempt has not started 1 ms after it was due: a claim finds it expired.
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(try await environment.broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).isEmpty)
+        #expect(try await environment.broker.job(id)?.state == .expired)
+        // Without them, the task's own options apply (echo: 3 attempts, no expiry).
+        let plain = try #require(try ScheduleDefinition(name: "plain", task: "echo", everySeconds: 60).schedule().request(registry: environment.registry))
+        guard case .emitted(let other) = try await environment.broker.emitTick(schedule: "plain", tick: 60_000, mark: 60_000, skipIfRunning: false, request: plain)
+        else { Issue.record("tick not emitted"); return }
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(try await environment.broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first?.id == other)
+        #expect(try await environment.broker.job(other)?.maxAttempts == 3)
+    }
+
     @Test("POST /v1/schedules/{name}/run: 201 with the job, paused or not; overlap skip is a 409 naming the job; 404 unknown")
     func route() async throws {
         let environment = try await JobEnvironment.start()

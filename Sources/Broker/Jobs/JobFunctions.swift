@@ -1244,7 +1244,8 @@ enum JobFunctions {
         end
 
         -- ARGV: schedule, tick_ms, mark_ms, overlap ('allow'|'skip'), id, task, input, priority,
-        -- max_attempts, delay_ms, retention_ms, failed_retention_ms. Emits one tick of a schedule at most once: the
+        -- max_attempts, delay_ms, retention_ms, failed_retention_ms, and expires_after_ms (-1 or
+        -- absent: never). Emits one tick of a schedule at most once: the
         -- schedule's mark (`schedule:<name>` hash, field `mark`) only grows, and a tick at or below
         -- it is refused. On success the mark becomes max(tick, mark_ms). Returns {status, job id}:
         -- 'emitted' (the new job), 'duplicate' (already emitted: the last job), 'overlap' (skipped
@@ -1274,6 +1275,9 @@ enum JobFunctions {
             'priority', priority, 'attempts', 0, 'max_attempts', args[9], 'state', job_state, 'created_ms', now,
             'due_ms', due, 'retention_ms', math.max(1, tonumber(args[11])),
             'failed_retention_ms', math.max(1, tonumber(args[12])), 'schedule', args[1], 'tick_ms', tick)
+          if args[13] and tonumber(args[13]) >= 0 then
+            redis.call('HSET', base .. K.job .. id, 'expires_ms', I(due + tonumber(args[13])))
+          end
           if job_state == 'queued' then
             pending_add_all(base, {id}, {priority})
           else

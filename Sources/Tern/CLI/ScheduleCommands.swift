@@ -59,7 +59,9 @@ struct SchedulesCommand: AsyncParsableCommand {
         @Option(help: "A random delay of each job, up to this many seconds. (default: 0)") var jitter: Double?
         @Option(help: "allow or skip: whether a tick makes a job while the last one has not finished. (default: allow)") var overlap: String?
         @Option(help: "skip, once or all: what to do with ticks missed while no scheduler ran. (default: skip)") var catchUp: String?
-        @Option(help: "With --catch-up all, the most missed ticks run. (default: 10)") var catchUpLimit: Int?
+        @Option(help: "With --catch-up all, the most missed ticks run. (default: 100)") var catchUpLimit: Int?
+        @Option(help: "Attempts of each job, 1-100. (default: the task's)") var maxAttempts: Int?
+        @Option(help: "Each job expires if it has not started this many seconds after it was due. (default: the task's, else never)") var expiresAfter: Double?
         @Flag(help: "Store it paused.") var paused = false
         @Option(help: "The whole definition as JSON (@file, - for standard input), instead of the other options.") var definition: String?
 
@@ -77,6 +79,7 @@ struct SchedulesCommand: AsyncParsableCommand {
             if let definition {
                 let flagsGiven = task != nil || cron != nil || timezone != nil || every != nil || input != nil || queue != nil
                     || priority != nil || jitter != nil || overlap != nil || catchUp != nil || catchUpLimit != nil || paused
+                    || maxAttempts != nil || expiresAfter != nil
                 guard !flagsGiven else { throw CLIFailure(.usage, "give either --definition or the task and its options, not both") }
                 guard let object = try readJSONArgument(definition, name: "--definition") as? [String: Any] else {
                     throw CLIFailure(.usage, "--definition must be a JSON object")
@@ -89,6 +92,7 @@ struct SchedulesCommand: AsyncParsableCommand {
             let optional: [(String, Any?)] = [
                 ("cron", cron), ("timezone", timezone), ("every_seconds", every), ("queue", queue), ("priority", priority),
                 ("jitter_seconds", jitter), ("overlap", overlap), ("catch_up", catchUp), ("catch_up_limit", catchUpLimit),
+                ("max_attempts", maxAttempts), ("expires_after_seconds", expiresAfter),
             ]
             for (key, value) in optional { if let value { body[key] = value } }
             if paused { body["enabled"] = false }
