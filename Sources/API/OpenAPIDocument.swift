@@ -310,6 +310,10 @@ enum OpenAPISchemas {
                 "concurrency": integer, "busy": integer, "processed": integer, "started_at": timestamp, "last_seen_at": timestamp,
                 "supervisor_pid": ["type": ["integer", "null"], "description": "The supervisor running this worker process, if one does."],
                 "processes": ["type": ["integer", "null"], "description": "Set on a supervisor: its worker processes. Its concurrency and busy are their totals."],
+                "process_exits": [
+                    "oneOf": [["type": "null"], object(["crashed": integer, "killed": integer, "recycled": integer])],
+                    "description": "Set on a supervisor: its processes that ended and were replaced since it started, by reason.",
+                ],
             ]),
             "WorkerList": object(["workers": ["type": "array", "items": OpenAPIDocument.ref("Worker")]]),
             "Task": object(

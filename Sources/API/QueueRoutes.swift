@@ -188,6 +188,9 @@ private func workerObject(_ worker: WorkerInfo) -> [String: Any] {
         "started_at": JobView.timestamp(worker.startedMilliseconds), "last_seen_at": JobView.timestamp(worker.lastSeenMilliseconds),
         "supervisor_pid": worker.supervisorPID.map { Int($0) as Any } ?? NSNull(),
         "processes": worker.processes.map { $0 as Any } ?? NSNull(),
+        "process_exits": worker.processes == nil ? NSNull() : ["crashed", "killed", "recycled"].reduce(into: [String: Int]()) {
+            $0[$1] = worker.processExits?[$1] ?? 0
+        },
     ]
 }
 

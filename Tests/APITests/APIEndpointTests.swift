@@ -204,6 +204,27 @@ struct APIEndpointTests {
         }
     }
 
+    @Test("workers: a supervisor's entry counts its replaced processes by reason; a worker's is null")
+    func workerExits() async throws {
+        try await withAPI { client, broker in
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            try await broker.register(
+                WorkerInfo(id: "s", host: "h", pid: 10, queues: ["default"], concurrency: 8, busy: 0, processed: 0,
+                    startedMilliseconds: now, lastSeenMilliseconds: now, processes: 2, processExits: ["crashed": 2, "recycled": 1]),
+                ttl: .seconds(60))
+            try await broker.register(
+                WorkerInfo(id: "w", host: "h", pid: 11, queues: ["default"], concurrency: 4, busy: 0, processed: 0,
+                    startedMilliseconds: now, lastSeenMilliseconds: now, supervisorPID: 10),
+                ttl: .seconds(60))
+            try await client.execute(uri: "/v1/workers", method: .get) { response in
+                let workers = try object(response)["workers"] as? [[String: Any]] ?? []
+                let supervisor = try #require(workers.first { $0["id"] as? String == "s" })
+                #expect(supervisor["process_exits"] as? [String: Int] == ["crashed": 2, "killed": 0, "recycled": 1])
+                #expect(workers.first { $0["id"] as? String == "w" }?["process_exits"] is NSNull)
+            }
+        }
+    }
+
     @Test("events: the state, the progress, then the whole finished job, and the stream ends")
     func events() async throws {
         try await withAPI { client, broker in

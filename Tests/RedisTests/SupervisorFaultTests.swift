@@ -50,6 +50,13 @@ extension HeavyProcessTests {
             // Both killed processes were replaced.
             let live = try await supervisor.waitForChildren(environment.broker, count: 4)
             #expect(Set(live.map(\.pid)).isDisjoint(with: children.prefix(2).map(\.pid)))
+            // The supervisor's entry counts them (`tern workers`, GET /v1/workers).
+            let exits = try await eventually(within: .seconds(30)) {
+                let entry = try await environment.broker.workers().first { $0.pid == supervisor.pid }
+                guard let exits = entry?.processExits, exits["crashed"] == 2 else { throw WaitError("exits so far: \(String(describing: entry?.processExits))") }
+                return exits
+            }
+            #expect(exits == ["crashed": 2])
             #expect(await supervisor.stop())
         }
 

@@ -25,12 +25,16 @@ public struct WorkerInfo: Sendable, Hashable, Codable {
     public var processes: Int?
     /// The version of the task catalogue it publishes (``TaskCatalogue/version``), if it has tasks.
     public var catalogue: String?
+    /// Set on a supervisor's own entry: its worker processes that ended and were replaced since it
+    /// started, by reason (`crashed`, `killed` at a hard time limit, `recycled`).
+    public var processExits: [String: Int]?
 
     public init(
         id: String, host: String, pid: Int32, queues: [String], concurrency: Int, busy: Int, processed: Int,
         startedMilliseconds: Int64, lastSeenMilliseconds: Int64, supervisorPID: Int32? = nil, processes: Int? = nil,
-        catalogue: String? = nil
+        catalogue: String? = nil, processExits: [String: Int]? = nil
     ) {
+        self.processExits = processExits
         self.catalogue = catalogue
         self.processes = processes
         self.supervisorPID = supervisorPID

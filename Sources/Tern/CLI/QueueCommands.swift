@@ -66,6 +66,16 @@ struct WorkersCommand: AsyncParsableCommand {
     }
 }
 
+/// A supervisor's replaced processes, as ` (2 crashed, 1 recycled)`; empty when none.
+private func exits(_ supervisor: [String: Any]) -> String {
+    let counts = supervisor["process_exits"] as? [String: Any] ?? [:]
+    let parts = ["crashed", "killed", "recycled"].compactMap { reason -> String? in
+        guard let count = counts[reason] as? Int, count > 0 else { return nil }
+        return "\(count) \(reason)"
+    }
+    return parts.isEmpty ? "" : " (\(parts.joined(separator: ", ")))"
+}
+
 /// Prints workers with each supervisor followed by its processes.
 func printWorkers(_ workers: [[String: Any]]) {
     func key(_ worker: [String: Any], _ pid: Any?) -> String { "\(Output.value(worker["host"]))/\(Output.value(pid))" }
@@ -77,7 +87,7 @@ func printWorkers(_ workers: [[String: Any]]) {
     }
     var ordered: [(role: String, worker: [String: Any])] = []
     for supervisor in supervisors {
-        ordered.append(("supervisor of \(Output.value(supervisor["processes"]))", supervisor))
+        ordered.append(("supervisor of \(Output.value(supervisor["processes"]))\(exits(supervisor))", supervisor))
         ordered += (children[key(supervisor, supervisor["pid"])] ?? []).map { ("  process", $0) }
     }
     ordered += (children[""] ?? []).map { ($0["supervisor_pid"] is Int ? "process" : "worker", $0) }

@@ -58,6 +58,8 @@ public final class WorkerSupervisor: Service, Sendable {
         var count: Int
         var quickDeaths: [Int: Int] = [:]
         var processed = 0
+        /// Processes that ended and were replaced, by reason, since the supervisor started.
+        var exits: [String: Int] = [:]
         var stopping = false
         var finished: CheckedContinuation<Void, Never>?
         /// Processes that exited and whose jobs are not settled yet.
@@ -323,7 +325,8 @@ public final class WorkerSupervisor: Service, Sendable {
         let info = WorkerInfo(
             id: id, host: ProcessInfo.processInfo.hostName, pid: getpid(), queues: configuration.queues.map(\.rawValue),
             concurrency: concurrency, busy: busy, processed: processed,
-            startedMilliseconds: startedMilliseconds, lastSeenMilliseconds: Int64(WallClock.nowMilliseconds()), processes: count)
+            startedMilliseconds: startedMilliseconds, lastSeenMilliseconds: Int64(WallClock.nowMilliseconds()), processes: count,
+            processExits: state.withLock { $0.exits })
         try? await registry.register(info, ttl: configuration.heartbeatInterval * 5 + .seconds(2))
     }
 
@@ -362,7 +365,9 @@ public final class WorkerSupervisor: Service, Sendable {
         let reason = Signals.exitReason(process)
         let held = child.held.values.map(\.lease)
         if !stopping && !child.retiring {
-            observer?.processEnded(child.killedForTimeLimit ? "killed" : crashed ? "crashed" : "recycled")
+            let why = child.killedForTimeLimit ? "killed" : crashed ? "crashed" : "recycled"
+            state.withLock { $0.exits[why, default: 0] += 1 }
+            observer?.processEnded(why)
         }
         if (crashed && !child.killedForTimeLimit) || !held.isEmpty {
             logger.error("worker process died", metadata: [
