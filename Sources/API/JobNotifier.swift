@@ -38,14 +38,20 @@ final class JobNotifier: Sendable {
 
     private let state = Mutex(State())
     private let start: (@Sendable (JobNotifier) -> RedisSubscriber)?
+    /// The events channel of a queue, on a broker that publishes changes.
+    private let channel: (@Sendable (QueueName) -> String)?
+    /// The live streams of queues' changes (`GET /v1/queues/{queue}/events`).
+    let queueFeeds = QueueFeeds()
 
     /// A notifier for `broker`'s jobs; pushes only from a ``RedisJobBroker``.
     init(broker: any JobBroker) {
         guard let redis = broker as? RedisJobBroker else {
             start = nil
+            channel = nil
             return
         }
-        let configuration = redis.client.configuration, pattern = redis.keys.eventsPattern
+        let configuration = redis.client.configuration, pattern = redis.keys.eventsPattern, keys = redis.keys
+        channel = { keys.events($0) }
         start = { notifier in
             RedisSubscriber(configuration: configuration, patterns: [pattern]) { [weak notifier] event in notifier?.handle(event) }
         }
@@ -91,6 +97,14 @@ final class JobNotifier: Sendable {
         let (generation, live, starting) = state.withLock { ($0.generation, $0.live, $0.subscriber == nil) }
         if starting { startSubscription() }
         return (generation, live)
+    }
+
+    /// A feed of `queue`'s published changes, and whether changes are pushed now; `nil` for a broker
+    /// that publishes none (the memory broker). Starts the subscription on first use.
+    func follow(_ queue: QueueName) -> (feed: QueueFeeds.Feed, pushed: Bool)? {
+        guard let channel else { return nil }
+        let feed = queueFeeds.follow(channel(queue))
+        return (feed, generation().live)
     }
 
     /// Waits until a change after `generation` is heard, the deadline passes, or the task is
@@ -160,8 +174,10 @@ final class JobNotifier: Sendable {
             }
             for id in ids { fireAll(id) }
             changed()
-        case .message(_, let payload):
+            queueFeeds.pushed(live)
+        case .message(let channel, let payload):
             changed()
+            queueFeeds.publish(channel, payload)
             // `<what> <id> [<id> ...]`
             for word in payload.split(separator: UInt8(ascii: " ")).dropFirst() {
                 if let id = JobID(String(decoding: word, as: UTF8.self)) { fireAll(id) }

@@ -100,6 +100,20 @@ enum OpenAPIPaths {
                 "queues", "One queue's counts.", .read,
                 ["200": json("Queue", "The queue."), "404": problem("No job was ever enqueued to this queue."), "422": problem("An invalid queue name.")],
                 parameters: [queue])],
+            "/v1/queues/{queue}/events": ["get": operation(
+                "queues", "The changes Redis publishes for the queue's jobs (ends, retries, progress), as Server-Sent Events.", .read,
+                [
+                    "200": ["description": "`hello` (`{\"pushed\": bool}`), then `succeeded`, `failed`, `cancelled`, `expired`, `retrying` or `progress` with `{\"ids\": [...]}`; `lost` (`{\"events\": n}`) after events a slow reader lost.", "content": ["text/event-stream": ["schema": [
+                        "type": "object", "required": ["event", "data"],
+                        "properties": [
+                            "event": ["type": "string", "enum": ["hello", "succeeded", "failed", "cancelled", "expired", "retrying", "progress", "lost"]],
+                            "data": ["type": "string", "contentMediaType": "application/json"],
+                        ],
+                    ]]]],
+                    "404": problem("No job was ever enqueued to this queue."), "422": problem("An invalid queue name."),
+                    "503": problem("The API has as many waits and streams open as it allows (too_many_waiters)."),
+                ],
+                parameters: [queue])],
             "/v1/queues/{queue}/jobs": ["get": operation(
                 "queues", "A page of the queue's jobs in one state.", .read,
                 ["200": json("JobPage", "The jobs, and the cursor of the next page (null at the end)."), "400": problem("An invalid state or limit."), "422": problem("An invalid queue name.")],

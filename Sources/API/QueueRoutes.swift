@@ -24,6 +24,10 @@ func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         let (stats, limits) = try await broker { (try await api.broker.stats(queue), try await api.broker.limits(queue)) }
         return try JSONResponse.make(queueObject(stats, limits: limits))
     }
+    queues.get(":queue/events") { request, context in
+        try context.require(.read)
+        return try QueueEvents.response(for: try await knownQueue(context, api), request: request, api: api)
+    }
     queues.get(":queue/jobs") { request, context in
         try context.require(.read)
         let queue = try queueName(context)
