@@ -60,13 +60,7 @@ func addScheduleRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
 /// becomes its last run; the schedule's own ticks go on as before. With overlap `skip`, a schedule
 /// whose last job has not finished is a 409 naming that job. 201 with the job, as `POST /v1/jobs`.
 private func runNow(_ definition: ScheduleDefinition, _ api: APIContext) async throws -> Response {
-    let schedule: Schedule
-    do {
-        schedule = try definition.schedule()
-        try schedule.validate(against: api.registry)
-    } catch {
-        throw Problem(.unprocessableContent, "invalid_schedule", String("\(error)".prefix(500)))
-    }
+    let schedule = try check(definition, api)
     guard let request = schedule.request(registry: api.registry, jittered: false) else {
         throw Problem(.unprocessableContent, "invalid_schedule", "unknown task '\(schedule.task)'")
     }
@@ -159,9 +153,13 @@ private func parseDefinition(_ bytes: Data, name: String) throws -> ScheduleDefi
 
 /// 422 unless the definition makes a schedule that fits the tasks compiled into this process: the
 /// scheduler emits only tasks it has the code of, so a published task cannot be scheduled here.
-private func check(_ definition: ScheduleDefinition, _ api: APIContext) throws {
+/// Returns the schedule the definition makes.
+@discardableResult
+private func check(_ definition: ScheduleDefinition, _ api: APIContext) throws -> Schedule {
     do {
-        try definition.schedule().validate(against: api.registry)
+        let schedule = try definition.schedule()
+        try schedule.validate(against: api.registry)
+        return schedule
     } catch {
         throw Problem(.unprocessableContent, "invalid_schedule", String(error.description.prefix(500)))
     }

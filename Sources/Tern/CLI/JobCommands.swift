@@ -226,10 +226,15 @@ struct CancelCommand: AsyncParsableCommand {
     @Argument(help: "The job's id.") var id: String
 
     func run() async throws {
-        try await runClient {
-            let answer = try await options.client().call(.POST, "/v1/jobs/\(segment(id))/cancel")
-            if options.json { Output.json(answer) } else { print("\(id): \(Output.state(Output.value((answer as? [String: Any])?["state"])))") }
-        }
+        try await postJobAction(options, id, "cancel")
+    }
+}
+
+/// `POST /v1/jobs/{id}/<action>`; prints `<id>: <state>`, or the answer with `--json`.
+private func postJobAction(_ options: ClientOptions, _ id: String, _ action: String) async throws {
+    try await runClient {
+        let answer = try await options.client().call(.POST, "/v1/jobs/\(segment(id))/\(action)")
+        if options.json { Output.json(answer) } else { print("\(id): \(Output.state(Output.value((answer as? [String: Any])?["state"])))") }
     }
 }
 
@@ -242,10 +247,7 @@ struct RunCommand: AsyncParsableCommand {
     @Argument(help: "The job's id.") var id: String
 
     func run() async throws {
-        try await runClient {
-            let answer = try await options.client().call(.POST, "/v1/jobs/\(segment(id))/run")
-            if options.json { Output.json(answer) } else { print("\(id): \(Output.state(Output.value((answer as? [String: Any])?["state"])))") }
-        }
+        try await postJobAction(options, id, "run")
     }
 }
 
