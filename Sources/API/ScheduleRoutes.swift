@@ -28,7 +28,7 @@ func addScheduleRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
             return try await changeable(try scheduleName(context), api)
         }
         let definition = try parseDefinition(try await readJSONBody(request, context, api), name: name)
-        try check(definition, api)
+        try await check(definition, api)
         let created = try await broker { try await api.scheduleStore.put(definition) }
         return try await JSONResponse.make(scheduleObject(definition, source: "api", api), status: created ? .created : .ok)
     }
@@ -60,8 +60,8 @@ func addScheduleRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
 /// becomes its last run; the schedule's own ticks go on as before. With overlap `skip`, a schedule
 /// whose last job has not finished is a 409 naming that job. 201 with the job, as `POST /v1/jobs`.
 private func runNow(_ definition: ScheduleDefinition, _ api: APIContext) async throws -> Response {
-    let schedule = try check(definition, api)
-    guard let request = schedule.request(registry: api.registry, jittered: false) else {
+    let (schedule, registry) = try await check(definition, api)
+    guard let request = schedule.request(registry: registry, jittered: false) else {
         throw Problem(.unprocessableContent, "invalid_schedule", "unknown task '\(schedule.task)'")
     }
     let id: JobID
@@ -151,15 +151,16 @@ private func parseDefinition(_ bytes: Data, name: String) throws -> ScheduleDefi
     }
 }
 
-/// 422 unless the definition makes a schedule that fits the tasks compiled into this process: the
-/// scheduler emits only tasks it has the code of, so a published task cannot be scheduled here.
-/// Returns the schedule the definition makes.
+/// 422 unless the definition makes a schedule that fits a task compiled into this process or
+/// published by a worker (schedulers read the catalogues too); 503 while the catalogues were never
+/// read. Returns the schedule the definition makes and the tasks it was checked against.
 @discardableResult
-private func check(_ definition: ScheduleDefinition, _ api: APIContext) throws -> Schedule {
+private func check(_ definition: ScheduleDefinition, _ api: APIContext) async throws -> (Schedule, TaskRegistry) {
+    let registry = try await api.tasks.registry(for: definition.task)
     do {
         let schedule = try definition.schedule()
-        try schedule.validate(against: api.registry)
-        return schedule
+        try schedule.validate(against: registry)
+        return (schedule, registry)
     } catch {
         throw Problem(.unprocessableContent, "invalid_schedule", String(error.description.prefix(500)))
     }
@@ -174,7 +175,9 @@ private func scheduleObject(_ definition: ScheduleDefinition, source: String, _ 
     let now = Int64(Date().timeIntervalSince1970 * 1000)
     let upcoming = (try? definition.schedule())?.upcoming(after: now, count: 5) ?? []
     object["next_runs"] = upcoming.map(JobView.timestamp)
-    let queue = definition.queue.flatMap(QueueName.init) ?? api.registry[definition.task]?.options.queue ?? .default
+    var task = api.registry[definition.task]
+    if task == nil { task = await api.tasks.current().registry[definition.task] }
+    let queue = definition.queue.flatMap(QueueName.init) ?? task?.options.queue ?? .default
     let last = try await broker { try await api.scheduleStore.lastRun(definition.name, queue: queue) }
     object["last_run"] = last.map { ["tick_at": JobView.timestamp($0.tick), "job": $0.job] } ?? NSNull()
     return object

@@ -77,7 +77,8 @@ public struct Schedule: Sendable, Hashable {
     }
 
     /// Checks the schedule against the registered tasks: the name, the task, its input (decoded as
-    /// the task's input type), the priority, the jitter and the catch-up limit.
+    /// the task's input type, or checked against a published task's schema), and then as
+    /// ``validateOwnFields()``.
     public func validate(against registry: TaskRegistry) throws(ScheduleError) {
         guard TaskRegistry.isValidName(name) else { throw .invalid(name, "names are 1-128 characters of a-z A-Z 0-9 . _ -") }
         guard let entry = registry[task] else { throw .invalid(name, "unknown task '\(task)'") }
@@ -88,6 +89,13 @@ public struct Schedule: Sendable, Hashable {
         } catch {
             throw .invalid(name, "input is not JSON")
         }
+        try validateOwnFields()
+    }
+
+    /// Checks what needs no task: the name, the priority, the attempts, the expiry, the jitter,
+    /// the interval, the catch-up limit and whether the cron expression ever matches.
+    public func validateOwnFields() throws(ScheduleError) {
+        guard TaskRegistry.isValidName(name) else { throw .invalid(name, "names are 1-128 characters of a-z A-Z 0-9 . _ -") }
         if let priority, !(0...9).contains(priority) { throw .invalid(name, "priority must be 0-9") }
         if let maxAttempts, !(1...100).contains(maxAttempts) { throw .invalid(name, "max_attempts must be 1 to 100") }
         if let expiresAfter, expiresAfter < .zero { throw .invalid(name, "expires_after_seconds must be 0 or more") }

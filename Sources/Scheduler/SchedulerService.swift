@@ -24,8 +24,8 @@ public protocol SchedulerObserver: Sendable {
     /// overlap. `delay` is how long after its time, on Redis's clock, it was handled.
     func ticked(schedule: String, result: TickEmission, delay: Duration)
     /// A pass ended, or failed (Redis unreachable: it is retried on the next interval). `schedules`
-    /// is the number of enabled schedules followed, `leftOut` the stored ones that do not fit the
-    /// tasks compiled in.
+    /// is the number of enabled schedules followed, `leftOut` the configured and stored ones that do
+    /// not fit the tasks compiled in or published.
     func passEnded(failed: Bool, schedules: Int, leftOut: Int)
 }
 
@@ -33,15 +33,34 @@ public protocol SchedulerObserver: Sendable {
 /// due ticks from Redis time and emits them through `tern_schedule`, which enqueues a tick's job at
 /// most once (the schedule's mark in Redis only grows), so replicas add availability, never
 /// duplicates, and while one replica runs no tick is skipped.
+///
+/// A schedule may name a task compiled into this process or one that a worker published in its
+/// task catalogue (``TaskCatalogueStore``, any catalogue still stored): a scheduler without an
+/// application's code runs its schedules. The compiled task wins over a published one of the same
+/// name; between two catalogues, the one announced last when the catalogues were read wins. The
+/// catalogues are read again when their versions change.
 public final class SchedulerService: Sendable {
     public let broker: RedisJobBroker
     /// The schedules given at start-up (the config file's).
     public let configured: [Schedule]
     /// Where schedules created over the API are kept, if this scheduler follows them.
     let store: ScheduleStore?
-    /// The stored schedules as last loaded, and the store version they were loaded at.
-    private let stored = Mutex<(loaded: Bool, version: String?, schedules: [Schedule], leftOut: Int)>((false, nil, [], 0))
-    let registry: TaskRegistry
+    /// The tasks compiled into this process.
+    let compiled: TaskRegistry
+    /// What was loaded last: the tasks (compiled and published), the schedules that fit them.
+    private struct Loaded {
+        var loaded = false
+        /// The stored schedules' version and the published catalogues' versions, when loaded.
+        var version: String?
+        var catalogues: String?
+        var registry: TaskRegistry
+        /// The configured schedules of published tasks, and the stored schedules, that fit the tasks.
+        var schedules: [Schedule] = []
+        var leftOut = 0
+    }
+    private let loaded: Mutex<Loaded>
+    /// Configured schedules whose task is not compiled in: they wait for a catalogue that has it.
+    private let awaitingCatalogue: [Schedule]
     let configuration: SchedulerConfiguration
     let logger: Logger
     /// When this replica first saw each schedule with no mark in Redis (a new schedule starts there).
@@ -52,7 +71,9 @@ public final class SchedulerService: Sendable {
     /// Hears each tick handled and each pass, for metrics.
     let observer: (any SchedulerObserver)?
 
-    /// Validates `schedules` against `registry`.
+    /// Validates `schedules`: fully those of a task in `registry` (the tasks compiled in); those of
+    /// another task only in their own fields, and against the published catalogues when they are
+    /// read (a schedule of a task that no catalogue has is left out and logged until one has it).
     /// - Throws: ``ScheduleError`` for the first invalid schedule, or two sharing a name.
     public init(
         broker: RedisJobBroker, schedules: [Schedule], registry: TaskRegistry,
@@ -61,14 +82,22 @@ public final class SchedulerService: Sendable {
         observer: (any SchedulerObserver)? = nil
     ) throws(ScheduleError) {
         var names: Set<String> = []
+        var awaiting: [Schedule] = []
         for schedule in schedules {
-            try schedule.validate(against: registry)
+            if registry[schedule.task] != nil {
+                try schedule.validate(against: registry)
+            } else {
+                try schedule.validateOwnFields()
+                awaiting.append(schedule)
+            }
             guard names.insert(schedule.name).inserted else { throw .duplicateName(schedule.name) }
         }
         self.broker = broker
         self.configured = schedules
+        self.awaitingCatalogue = awaiting
         self.store = store
-        self.registry = registry
+        self.compiled = registry
+        self.loaded = Mutex(Loaded(registry: registry))
         self.configuration = configuration
         self.logger = logger
         self.onEmit = onEmit
@@ -102,30 +131,34 @@ public final class SchedulerService: Sendable {
 
     private func observed(failed: Bool) {
         guard let observer else { return }
-        let leftOut = stored.withLock { $0.leftOut }
+        let leftOut = loaded.withLock { $0.leftOut }
         observer.passEnded(failed: failed, schedules: schedules.filter(\.enabled).count, leftOut: leftOut)
     }
 
     /// Ends ``run()`` after the pass in progress.
     public func shutdown() { stopping.store(true, ordering: .relaxed) }
 
-    /// One pass: reads Redis time, the stored schedules' version and each schedule's mark in one
-    /// round trip, and emits every due tick. When the stored schedules changed, they are loaded
-    /// again first. Returns what was emitted, by schedule name.
+    /// One pass: reads Redis time, the stored schedules' version, the published catalogues'
+    /// versions and each schedule's mark in one round trip, and emits every due tick. When the
+    /// stored schedules or the catalogues changed, they are loaded again first. Returns what was
+    /// emitted, by schedule name.
     @discardableResult
     public func pass() async throws -> [String: [TickEmission]] {
-        let enabled = schedules.filter(\.enabled)
-        guard store != nil || !enabled.isEmpty else { return [:] }
+        let (registry, enabled) = loaded.withLock { ($0.registry, schedules(with: $0).filter(\.enabled)) }
+        let followsCatalogues = store != nil || !awaitingCatalogue.isEmpty
+        guard followsCatalogues || !enabled.isEmpty else { return [:] }
         var commands = [RedisCommand("TIME")]
         if let store { commands.append(store.versionCommand) }
+        if followsCatalogues { commands.append(RedisCommand("ZRANGE", broker.keys.catalogues, 0, -1)) }
         for schedule in enabled {
-            commands.append(RedisCommand("HGET", broker.keys.scheduleMark(queue(of: schedule), schedule.name), "mark"))
+            commands.append(RedisCommand("HGET", broker.keys.scheduleMark(queue(of: schedule, registry), schedule.name), "mark"))
         }
         var replies = try await broker.client.pipeline(commands)
-        if let store {
-            let version = replies.remove(at: 1).string
-            if stored.withLock({ !$0.loaded || $0.version != version }) {
-                try await reload(store, version: version)
+        let version = store == nil ? nil : replies.remove(at: 1).string
+        if followsCatalogues {
+            let catalogues = (replies.remove(at: 1).array ?? []).compactMap(\.string).sorted().joined(separator: " ")
+            if loaded.withLock({ !$0.loaded || $0.version != version || $0.catalogues != catalogues }) {
+                try await reload(version: version, catalogues: catalogues)
                 return try await pass()
             }
         }
@@ -202,33 +235,57 @@ public final class SchedulerService: Sendable {
         return result
     }
 
-    /// The configured schedules and the stored ones; a configured schedule wins over a stored one
-    /// of the same name.
-    public var schedules: [Schedule] {
+    /// The schedules followed now: the configured ones that fit the tasks, then the stored ones;
+    /// a configured schedule wins over a stored one of the same name.
+    public var schedules: [Schedule] { loaded.withLock { schedules(with: $0) } }
+
+    private func schedules(with loaded: Loaded) -> [Schedule] {
+        let awaiting = Set(awaitingCatalogue.map(\.name))
+        let ready = configured.filter { !awaiting.contains($0.name) }
         let names = Set(configured.map(\.name))
-        return configured + stored.withLock { $0.schedules }.filter { !names.contains($0.name) }
+        return ready + loaded.schedules.filter { awaiting.contains($0.name) || !names.contains($0.name) }
     }
 
-    /// Loads the stored schedules, found at `version`. A stored schedule that no longer fits the
-    /// registered tasks is logged and left out.
-    private func reload(_ store: ScheduleStore, version: String?) async throws {
-        var loaded: [Schedule] = []
+    /// Reads the published catalogues and the stored schedules (at `version`; the catalogues at
+    /// `catalogues`), and keeps the schedules that fit the tasks. A schedule that does not fit is
+    /// logged and left out.
+    private func reload(version: String?, catalogues: String) async throws {
+        var registry = compiled
+        for seen in try await broker.catalogues(seenSince: 0) {
+            for task in seen.catalogue.tasks { _ = registry.add(published: task) }
+        }
+        var schedules: [Schedule] = []
         var leftOut = 0
-        for definition in try await store.all() {
+        for schedule in awaitingCatalogue {
+            do {
+                try schedule.validate(against: registry)
+                schedules.append(schedule)
+            } catch {
+                leftOut += 1
+                logger.warning(
+                    "configured schedule left out until a worker publishes its task",
+                    metadata: ["schedule": "\(schedule.name)", "error": "\(error)"])
+            }
+        }
+        for definition in try await store?.all() ?? [] {
             do {
                 let schedule = try definition.schedule()
                 try schedule.validate(against: registry)
-                loaded.append(schedule)
+                schedules.append(schedule)
             } catch {
                 leftOut += 1
                 logger.warning("stored schedule left out", metadata: ["schedule": "\(definition.name)", "error": "\(error)"])
             }
         }
-        stored.withLock { $0 = (true, version, loaded, leftOut) }
-        logger.info("stored schedules loaded", metadata: ["schedules": "\(loaded.map(\.name))", "version": "\(version ?? "0")"])
+        loaded.withLock {
+            $0 = Loaded(loaded: true, version: version, catalogues: catalogues, registry: registry, schedules: schedules, leftOut: leftOut)
+        }
+        logger.info(
+            "schedules loaded",
+            metadata: ["schedules": "\(schedules.map(\.name))", "version": "\(version ?? "0")", "catalogues": "\(catalogues)"])
     }
 
-    private func queue(of schedule: Schedule) -> QueueName {
+    private func queue(of schedule: Schedule, _ registry: TaskRegistry) -> QueueName {
         schedule.queue ?? registry[schedule.task]?.options.queue ?? .default
     }
 }

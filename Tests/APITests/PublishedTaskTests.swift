@@ -122,4 +122,37 @@ struct PublishedTaskTests {
             }
         }
     }
+
+    @Test("a schedule may name a published task: its input is checked against the published schema, and run now uses its options")
+    func schedules() async throws {
+        try await withPublishedAPI { client, broker in
+            func put(_ body: String) async throws -> (HTTPResponse.Status, [String: Any]) {
+                try await client.execute(
+                    uri: "/v1/schedules/charge-nightly", method: .put, headers: [.contentType: "application/json"],
+                    body: ByteBuffer(string: body)
+                ) { response in (response.status, try json(response)) }
+            }
+            let (badStatus, bad) = try await put(#"{"task":"charge-card","cron":"0 3 * * *","input":{"order":1,"cents":-5}}"#)
+            #expect(badStatus == .unprocessableContent)
+            #expect((bad["detail"] as? String ?? "").hasPrefix("schedule 'charge-nightly': input does not fit task 'charge-card': /cents: "), "\(bad)")
+            let (status, created) = try await put(#"{"task":"charge-card","cron":"0 3 * * *","input":{"order":1,"cents":250}}"#)
+            #expect(status == .created, "\(created)")
+            #expect(created["task"] as? String == "charge-card")
+
+            let (runStatus, run) = try await client.execute(uri: "/v1/schedules/charge-nightly/run", method: .post) { response in
+                (response.status, try json(response))
+            }
+            #expect(runStatus == .created, "\(run)")
+            let id = try #require((run["id"] as? String).flatMap(JobID.init))
+            let record = try #require(try await broker.job(id))
+            #expect(record.task == "charge-card" && record.queue == "payments" && record.priority == 8 && record.maxAttempts == 7)
+
+            let (unknownStatus, unknown) = try await client.execute(
+                uri: "/v1/schedules/refund-nightly", method: .put, headers: [.contentType: "application/json"],
+                body: ByteBuffer(string: #"{"task":"refund","cron":"0 3 * * *","input":{}}"#)
+            ) { response in (response.status, try json(response)) }
+            #expect(unknownStatus == .unprocessableContent)
+            #expect(unknown["detail"] as? String == "schedule 'refund-nightly': unknown task 'refund'")
+        }
+    }
 }

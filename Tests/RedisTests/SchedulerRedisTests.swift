@@ -106,7 +106,6 @@ struct SchedulerRedisTests {
         let cases: [(Schedule, String)] = [
             (Schedule(name: "bad input", trigger: .interval(.seconds(5)), task: "sleep", input: Data(#"{"ms":"x"}"#.utf8)), "schedule 'bad input': names are 1-128 characters of a-z A-Z 0-9 . _ -"),
             (Schedule(name: "s", trigger: .interval(.seconds(5)), task: "sleep", input: Data(#"{"ms":"x"}"#.utf8)), "schedule 's': input does not fit task 'sleep': /ms: Expected to decode Int but found a string instead."),
-            (Schedule(name: "s", trigger: .interval(.seconds(5)), task: "nope", input: Data("1".utf8)), "schedule 's': unknown task 'nope'"),
             (Schedule(name: "s", trigger: .interval(.milliseconds(10)), task: "echo", input: Data("1".utf8)), "schedule 's': the interval must be 1 second to 366 days"),
             (Schedule(name: "s", trigger: .cron(CronSchedule(try CronExpression("0 0 30 2 *"), timeZone: .gmt)), task: "echo", input: Data("1".utf8)), "schedule 's': the cron expression never matches"),
         ]
@@ -155,5 +154,68 @@ struct StoredScheduleTests {
         #expect(try await emittedTicks(environment).count == afterDelete)
         service.shutdown()
         try await run.value
+    }
+}
+
+/// A task of an application this scheduler has no code for: only its workers' catalogue names it.
+private struct ShopReport: TernTask {
+    struct Input: Codable, Sendable { var day: Int }
+    typealias Output = Bool
+    static let name = "shop.report"
+    static let options = TaskOptions(queue: "reports", priority: 7, maxAttempts: 4)
+    func run(_ input: Input, context: JobContext) async throws -> Bool { true }
+}
+
+@Suite("Scheduler and published tasks", .enabled(if: TestRedis.enabled, TestRedis.reason))
+struct PublishedScheduleTests {
+    @Test("schedules of a task with no code here wait for a worker to publish it, then run with its published options")
+    func publishedTask() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let store = ScheduleStore(client: environment.client, keys: environment.broker.keys)
+        let configured = Schedule(name: "report-config", trigger: .interval(.seconds(1)), task: "shop.report", input: Data(#"{"day":3}"#.utf8))
+        let service = try SchedulerService(
+            broker: environment.broker, schedules: [configured], registry: environment.registry, logger: quiet, store: store)
+        try await store.put(ScheduleDefinition(name: "report-stored", task: "shop.report", input: .object(["day": .number(4)]), everySeconds: 1))
+        try await store.put(ScheduleDefinition(name: "report-bad", task: "shop.report", input: .object(["day": .string("x")]), everySeconds: 1))
+
+        // No catalogue has the task yet: every schedule of it is left out, and nothing is emitted.
+        try await service.pass()
+        #expect(service.schedules.isEmpty)
+        #expect(try await emittedTicks(environment, queue: "reports").isEmpty)
+
+        var published = TaskRegistry()
+        try published.register(ShopReport.self)
+        try await environment.broker.publish(TaskCatalogue(published))
+        // The next pass sees a new catalogue version, reads it and emits one tick of each schedule
+        // that fits; the one whose input does not fit the published schema stays out.
+        let emitted = try await service.pass()
+        #expect(Set(service.schedules.map(\.name)) == ["report-config", "report-stored"])
+        #expect(Set(emitted.keys) == ["report-config", "report-stored"], "\(emitted)")
+        let page = try await environment.broker.jobs(queue: "reports", state: .queued, cursor: nil, limit: 10)
+        #expect(page.jobs.count == 2)
+        for job in page.jobs {
+            #expect(job.task == "shop.report" && job.priority == 7 && job.maxAttempts == 4)
+            let input = String(decoding: job.input, as: UTF8.self)
+            #expect(job.schedule == "report-config" ? input == #"{"day":3}"# : input == #"{"day":4}"#, "\(input)")
+        }
+    }
+
+    @Test("a configured schedule of a task compiled in is still checked when the scheduler starts")
+    func compiledStillStrict() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let bad = Schedule(name: "s", trigger: .interval(.seconds(5)), task: "sleep", input: Data(#"{"ms":"x"}"#.utf8))
+        #expect(throws: ScheduleError.self) {
+            try SchedulerService(broker: environment.broker, schedules: [bad], registry: environment.registry, logger: quiet)
+        }
+        // A task compiled nowhere: its own fields are checked at once, its input once a catalogue has it.
+        let badPriority = Schedule(name: "p", trigger: .interval(.seconds(5)), task: "shop.report", input: Data("{}".utf8), priority: 12)
+        do {
+            _ = try SchedulerService(broker: environment.broker, schedules: [badPriority], registry: environment.registry, logger: quiet)
+            Issue.record("a priority of 12 was accepted")
+        } catch {
+            #expect(error.description == "schedule 'p': priority must be 0-9")
+        }
     }
 }
