@@ -308,12 +308,20 @@ enum OpenAPISchemas {
             "Worker": object([
                 "id": string, "host": string, "pid": integer, "queues": ["type": "array", "items": string],
                 "concurrency": integer, "busy": integer, "processed": integer, "started_at": timestamp, "last_seen_at": timestamp,
+                "state": [
+                    "type": "string", "enum": ["running", "quiet", "stopping"],
+                    "description": "quiet: claims no jobs, after an operator's quiet order; stopping: finishing its jobs before it exits.",
+                ],
                 "supervisor_pid": ["type": ["integer", "null"], "description": "The supervisor running this worker process, if one does."],
                 "processes": ["type": ["integer", "null"], "description": "Set on a supervisor: its worker processes. Its concurrency and busy are their totals."],
                 "process_exits": [
                     "oneOf": [["type": "null"], object(["crashed": integer, "killed": integer, "recycled": integer])],
                     "description": "Set on a supervisor: its processes that ended and were replaced since it started, by reason.",
                 ],
+            ]),
+            "WorkerOrder": object([
+                "worker": string,
+                "order": ["type": ["string", "null"], "enum": ["quiet", "stop", NSNull()], "description": "The order given; null: withdrawn (resume)."],
             ]),
             "WorkerList": object(["workers": ["type": "array", "items": OpenAPIDocument.ref("Worker")]]),
             "Task": object(

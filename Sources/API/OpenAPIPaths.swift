@@ -4,6 +4,7 @@ enum OpenAPIPaths {
     static func all(requiresToken: Bool) -> [String: Any] {
         let id = parameter("id", in: "path", ["type": "string"], "The job's id.")
         let queue = parameter("queue", in: "path", OpenAPISchemas.queueName, "The queue's name.")
+        let workerID = parameter("id", in: "path", ["type": "string"], "The worker's id, as GET /v1/workers lists it.")
         let scheduleName = parameter("name", in: "path", ["type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"], "The schedule's name.")
         let paths: [String: Any] = [
             "/healthz": ["get": operation("service", "The process is alive.", nil, ["200": json("Status", "Alive.")])],
@@ -184,6 +185,11 @@ enum OpenAPIPaths {
                 ],
                 parameters: [scheduleName])],
             "/v1/workers": ["get": operation("workers", "The live worker processes.", .read, ["200": json("WorkerList", "The workers.")])],
+            "/v1/workers/{id}/quiet": ["post": workerAction("Ask a worker (or a supervisor and all its processes) to claim no more jobs; running jobs go on.", workerID)],
+            "/v1/workers/{id}/resume": ["post": workerAction("Withdraw a quiet order: the worker claims jobs again.", workerID)],
+            "/v1/workers/{id}/stop": ["post": workerAction(
+                "Ask a worker or a supervisor to stop as on SIGTERM: it finishes its running jobs within its grace period and exits.",
+                workerID, conflict: "The worker runs under a supervisor (supervised_worker): stop the supervisor instead.")],
             "/v1/tasks": ["get": operation("tasks", "The registered tasks with their options and input and output schemas.", .read, ["200": json("TaskList", "The tasks.")])],
         ]
         return requiresToken ? paths : withoutAuthAnswers(paths)
@@ -208,6 +214,15 @@ enum OpenAPIPaths {
             "schedules", summary, .operate,
             ["200": json("Schedule", "Done."), "404": problem("No schedule has this name."), "409": problem("The schedule is defined in the config file."), "422": problem("An invalid name.")],
             parameters: [name])
+    }
+
+    private static func workerAction(_ summary: String, _ id: [String: Any], conflict: String? = nil) -> [String: Any] {
+        var responses: [String: Any] = [
+            "202": json("WorkerOrder", "Given: the worker follows it when it next registers, within its heartbeat interval (1 s by default)."),
+            "404": problem("No live worker has this id."),
+        ]
+        if let conflict { responses["409"] = problem(conflict) }
+        return operation("workers", summary, .operate, responses, parameters: [id])
     }
 
     private static func queueAction(_ summary: String, _ schema: String, _ queue: [String: Any]) -> [String: Any] {

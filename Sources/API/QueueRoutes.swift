@@ -4,7 +4,7 @@ import Hummingbird
 import Logging
 import TernCore
 
-/// `/v1/queues`, `/v1/workers` and `/v1/tasks`.
+/// `/v1/queues` and `/v1/tasks`.
 func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
     let queues = router.group("v1/queues")
     queues.get { _, context in
@@ -111,12 +111,6 @@ func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         }
         return try JSONResponse.make(["queue": queue.rawValue, "retried": retried])
     }
-    router.get("v1/workers") { _, context in
-        try context.require(.read)
-        guard let registry = api.broker as? any WorkerRegistry else { return try JSONResponse.make(["workers": [Any]()]) }
-        let workers = try await broker { try await registry.workers() }
-        return try JSONResponse.make(["workers": workers.map(workerObject)])
-    }
     router.get("v1/tasks") { _, context in
         try context.require(.read)
         let current = await api.tasks.current()
@@ -185,18 +179,6 @@ private func queueObject(_ stats: QueueStats, limits: [QueueLimit]) -> [String: 
     ]
 }
 
-private func workerObject(_ worker: WorkerInfo) -> [String: Any] {
-    [
-        "id": worker.id, "host": worker.host, "pid": Int(worker.pid), "queues": worker.queues,
-        "concurrency": worker.concurrency, "busy": worker.busy, "processed": worker.processed,
-        "started_at": JobView.timestamp(worker.startedMilliseconds), "last_seen_at": JobView.timestamp(worker.lastSeenMilliseconds),
-        "supervisor_pid": worker.supervisorPID.map { Int($0) as Any } ?? NSNull(),
-        "processes": worker.processes.map { $0 as Any } ?? NSNull(),
-        "process_exits": worker.processes == nil ? NSNull() : ["crashed", "killed", "recycled"].reduce(into: [String: Int]()) {
-            $0[$1] = worker.processExits?[$1] ?? 0
-        },
-    ]
-}
 
 private func taskObject(_ entry: TaskRegistry.Entry) -> [String: Any] {
     let options = entry.options

@@ -74,6 +74,7 @@ public func buildRouter(_ api: APIContext) -> Router<APIRequestContext> {
     addPublicRoutes(router, api)
     addJobRoutes(router, api)
     addQueueRoutes(router, api)
+    addWorkerRoutes(router, api)
     addLimitRoutes(router, api)
     addScheduleRoutes(router, api)
     addWorkflowRoutes(router, api)

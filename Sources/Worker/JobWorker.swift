@@ -48,6 +48,10 @@ public final class JobWorker: Sendable {
         /// When the worker last registered itself, and why the last registration failed, if it did.
         var lastRegistered: ContinuousClock.Instant?
         var registrationError: String?
+        /// An operator's quiet order holds: the worker claims nothing (``WorkerOrder/quiet``).
+        var quiet = false
+        /// Ends the idle wait under way, when the worker stops or goes quiet.
+        var idleInterrupt: JobControl?
 
         /// The slots in use: jobs whose task is running.
         var busy: Int { running.count - reporting }
@@ -64,8 +68,6 @@ public final class JobWorker: Sendable {
     /// The application's execution middleware and lifecycle observers.
     let middleware: Middleware
     let state = Mutex(State())
-    /// Signalled by ``shutdown()`` so that an idle wait on Redis ends at once.
-    let stopSignal = JobControl()
     /// Told of each job claimed (before it starts) and settled (after its outcome is reported):
     /// how a supervisor knows which jobs a worker process holds.
     let events: (@Sendable (WorkerEvent) -> Void)?
@@ -98,7 +100,8 @@ public final class JobWorker: Sendable {
     /// How many more jobs may start now: the free slots, no more than one concurrency's worth of
     /// outcomes still being reported (so that a slow Redis cannot make them pile up), and no more
     /// than ``WorkerConfiguration/maxJobs`` allows.
-    private func freeSlots(_ state: State) -> Int {
+    func freeSlots(_ state: State) -> Int {
+        if state.quiet { return 0 }
         let free = min(
             configuration.concurrency - state.busy,
             2 * configuration.concurrency - state.running.count)
@@ -119,13 +122,13 @@ public final class JobWorker: Sendable {
     /// grace period ends and the rest are released. With `waitingForJobs` false (a second signal),
     /// running jobs are released at once instead of being waited for.
     public func shutdown(waitingForJobs: Bool = true) {
-        stopSignal.signal(.shutdown)
-        let waiter = state.withLock { state in
+        let (waiter, interrupt) = state.withLock { state in
             state.stopping = true
             if !waitingForJobs { state.hurry = true }
             defer { state.slotWaiter = nil }
-            return state.slotWaiter
+            return (state.slotWaiter, state.idleInterrupt)
         }
+        interrupt?.signal(.shutdown)
         waiter?.resume()
     }
 
@@ -159,7 +162,8 @@ public final class JobWorker: Sendable {
         let duties = DutyThread()
         defer { duties.stop() }
         // Listed (and its catalogue published) before it claims: a job's `worker` always names a
-        // worker that `tern workers` has shown.
+        // worker that `tern workers` has shown. An order given to this id before it started is not its.
+        await withdrawOldOrder()
         await declareLimits()
         await announce()
         await withTaskGroup(of: Void.self) { group in
@@ -268,25 +272,28 @@ public final class JobWorker: Sendable {
     }
 
     /// Blocks on Redis until work may be there or `timeout` passes, and claims up to `limit` jobs
-    /// in the same round trip. ``shutdown()`` ends the wait through Redis rather than by cancelling
-    /// it: a cancelled wait closes its connection, and jobs its claim took in that instant would
-    /// wait out their lease. What a stopping worker claimed is released at once.
+    /// in the same round trip. ``shutdown()`` and a quiet order end the wait through Redis rather
+    /// than by cancelling it: a cancelled wait closes its connection, and jobs its claim took in
+    /// that instant would wait out their lease. What a stopping or quiet worker claimed is released
+    /// at once.
     private func waitAndClaimOrShutdown(_ timeout: Duration, queue: QueueName, limit: Int) async throws -> [ClaimedJob] {
-        let broker = self.broker, workerID = configuration.workerID, stopSignal = self.stopSignal
+        let broker = self.broker, workerID = configuration.workerID, interrupt = idleInterrupt()
         let interrupter = Task {
-            guard await stopSignal.waitForStop(limit: nil) != nil else { return }
+            guard await interrupt.waitForStop(limit: nil) != nil else { return }
             try? await broker.interruptWait(worker: workerID, queue: queue)
         }
         defer { interrupter.cancel() }
         let found = try await broker.waitAndClaim(
             queue: queue, limit: limit, worker: workerID, lease: configuration.lease, timeout: timeout)
-        guard isStopping, !found.isEmpty else { return found }
+        guard state.withLock({ $0.stopping || $0.quiet }), !found.isEmpty else { return found }
         await report("release", id: nil) { try await broker.release(found.map(\.lease)) }
         return []
     }
 
-    /// Blocks on Redis until work may be there, `timeout` passes, or ``shutdown()`` is called.
+    /// Blocks on Redis until work may be there, `timeout` passes, ``shutdown()`` is called or a quiet
+    /// order comes.
     private func waitForWorkOrShutdown(_ timeout: Duration, queues: [QueueName]) async throws {
+        let interrupt = idleInterrupt()
         let outcome: Result<Void, any Error>? = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
             group.addTask {
                 do {
@@ -297,7 +304,7 @@ public final class JobWorker: Sendable {
                 }
             }
             group.addTask {
-                _ = await self.stopSignal.waitForStop(limit: nil)
+                _ = await interrupt.waitForStop(limit: nil)
                 return nil
             }
             let first = await group.next() ?? nil
@@ -385,7 +392,7 @@ public final class JobWorker: Sendable {
             queues: configuration.queues.map(\.rawValue), concurrency: configuration.concurrency, busy: busy,
             processed: processed, startedMilliseconds: started,
             lastSeenMilliseconds: Int64(WallClock.nowMilliseconds()), supervisorPID: configuration.supervisorPID,
-            catalogue: catalogue?.version)
+            catalogue: catalogue?.version, mode: mode)
     }
 
     /// The limits this worker declares: its tasks' own, then the configured ones (which win).
@@ -417,12 +424,16 @@ public final class JobWorker: Sendable {
         await publishCatalogue()
         guard let registry = broker as? any WorkerRegistry else { return }
         do {
-            try await registry.register(info, ttl: Self.registrationTTL(configuration))
+            let order = try await registry.register(info, ttl: Self.registrationTTL(configuration))
             state.withLock {
                 $0.lastRegistered = .now
                 $0.lastDutyRound = .now
                 $0.registrationError = nil
             }
+            // The entry shows the order followed at once, not a heartbeat later.
+            let mode = self.mode
+            follow(order)
+            if self.mode != mode { try await registry.register(info, ttl: Self.registrationTTL(configuration)) }
         } catch {
             state.withLock { $0.registrationError = "\(error)" }
             logger.debug("worker registration failed", metadata: ["error": "\(error)"])

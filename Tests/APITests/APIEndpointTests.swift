@@ -225,6 +225,52 @@ struct APIEndpointTests {
         }
     }
 
+    @Test("worker orders: quiet, resume and stop are 202 and reach the worker's next registration; unknown 404; a supervised process cannot be stopped alone")
+    func workerOrders() async throws {
+        try await withAPI { client, broker in
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            let solo = WorkerInfo(
+                id: "h:7:abc", host: "h", pid: 7, queues: ["default"], concurrency: 4, busy: 0, processed: 0,
+                startedMilliseconds: now, lastSeenMilliseconds: now)
+            var child = solo
+            child.id = "h:8:def"
+            child.supervisorPID = 6
+            for info in [solo, child] { try await broker.register(info, ttl: .seconds(60)) }
+            func post(_ path: String) async throws -> (HTTPResponse.Status, [String: Any]) {
+                try await client.execute(uri: path, method: .post) { response in (response.status, (try? object(response)) ?? [:]) }
+            }
+
+            var (status, body) = try await post("/v1/workers/h:7:abc/quiet")
+            #expect(status == .accepted)
+            #expect(body["worker"] as? String == "h:7:abc" && body["order"] as? String == "quiet")
+            #expect(try await broker.register(solo, ttl: .seconds(60)) == .quiet)
+            (status, body) = try await post("/v1/workers/h:7:abc/resume")
+            #expect(status == .accepted && body["order"] is NSNull)
+            #expect(try await broker.register(solo, ttl: .seconds(60)) == nil)
+            (status, _) = try await post("/v1/workers/h:7:abc/stop")
+            #expect(status == .accepted)
+            #expect(try await broker.register(solo, ttl: .seconds(60)) == .stop)
+
+            (status, body) = try await post("/v1/workers/h:8:def/stop")
+            #expect(status == .conflict && body["code"] as? String == "supervised_worker")
+            #expect(try await broker.register(child, ttl: .seconds(60)) == nil)
+            (status, _) = try await post("/v1/workers/h:8:def/quiet")
+            #expect(status == .accepted)
+
+            (status, body) = try await post("/v1/workers/nobody/quiet")
+            #expect(status == .notFound && body["detail"] as? String == "no live worker is named 'nobody'")
+
+            var quietSolo = solo
+            quietSolo.mode = .quiet
+            try await broker.register(quietSolo, ttl: .seconds(60))
+            try await client.execute(uri: "/v1/workers", method: .get) { response in
+                let workers = try object(response)["workers"] as? [[String: Any]] ?? []
+                #expect(workers.first { $0["id"] as? String == "h:7:abc" }?["state"] as? String == "quiet")
+                #expect(workers.first { $0["id"] as? String == "h:8:def" }?["state"] as? String == "running")
+            }
+        }
+    }
+
     @Test("events: the state, the progress, then the whole finished job, and the stream ends")
     func events() async throws {
         try await withAPI { client, broker in

@@ -106,6 +106,8 @@ struct SecurityEventsTests {
             (.post, "/v1/queues/q/retry-failed", "queue_retry_failed"), (.put, "/v1/schedules/nightly", "schedule_put"),
             (.delete, "/v1/schedules/nightly", "schedule_delete"), (.post, "/v1/schedules/nightly/pause", "schedule_pause"),
             (.post, "/v1/schedules/nightly/run", "schedule_run"),
+            (.post, "/v1/workers/h:1:a/quiet", "worker_quiet"), (.post, "/v1/workers/h:1:a/resume", "worker_resume"),
+            (.post, "/v1/workers/h:1:a/stop", "worker_stop"),
             (.post, "/ui/login", "dashboard_login"), (.post, "/v1/jobs", nil), (.get, "/v1/queues/q/pause", nil),
         ]
         for (method, path, action) in cases {

@@ -281,6 +281,13 @@ def main():
             ui.wait("the running job under its worker", lambda: sleeper["id"] in driver.execute_script(
                 "return [...document.querySelectorAll('main .running a')].map(a => a.textContent).join(' ')"))
             ui.screenshot("workers")
+            # Quiet the worker: it follows within its heartbeat, and the page shows it; then resume it.
+            ui.click("Quiet")
+            ui.wait("the worker quiet", lambda: "Resume" in ui.buttons() and "quiet" in ui.main_text())
+            assert call("GET", "/v1/workers")[1]["workers"][0]["state"] == "quiet"
+            ui.click("Resume")
+            ui.wait("the worker running again", lambda: "Quiet" in ui.buttons())
+            wait_until("the worker's entry running", lambda: call("GET", "/v1/workers")[1]["workers"][0]["state"] == "running")
             assert call("POST", "/v1/jobs/%s/cancel" % sleeper["id"])[0] == 200
             ui.open("#/tasks", "tasks")
             ui.wait("the tasks listed", lambda: "sleep" in ui.main_text() and "ms" in ui.main_text())

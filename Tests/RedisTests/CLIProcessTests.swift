@@ -87,8 +87,19 @@ struct CLIProcessTests {
                 #expect(queues.out.hasPrefix("QUEUE"))
                 #expect(queues.out.contains("default"))
                 #expect((json(try await tern(["queues", "--json"], env).out)["queues"] as? [[String: Any]])?.first?["failed"] as? Int == 1)
-                #expect((json(try await tern(["workers", "--json"], env).out)["workers"] as? [[String: Any]])?.count == 1)
+                let workers = json(try await tern(["workers", "--json"], env).out)["workers"] as? [[String: Any]] ?? []
+                #expect(workers.count == 1)
                 #expect(try await tern(["workers"], env).out.contains("default"))
+                // Quiet the worker and resume it: the listing shows its state once it has followed the order.
+                let workerID = try #require(workers.first?["id"] as? String)
+                let quieted = try await tern(["workers", "quiet", workerID], env)
+                #expect(quieted.status == 0 && quieted.out == "\(workerID): asked to go quiet\n", "\(quieted.err) \(quieted.out)")
+                try await eventually(within: .seconds(20)) {
+                    let listing = try await tern(["workers"], env).out
+                    guard listing.contains(" quiet ") else { throw WaitError("not quiet yet: \(listing)") }
+                }
+                #expect(try await tern(["workers", "resume", workerID], env).status == 0)
+                #expect(try await tern(["workers", "stop", "nobody"], env).status == 3)
                 #expect((json(try await tern(["tasks", "--json"], env).out)["tasks"] as? [[String: Any]])?.contains { $0["name"] as? String == "echo" } == true)
                 #expect((json(try await tern(["stats", "--json"], env).out)["jobs"] as? [String: Any])?["succeeded"] as? Int == 1)
                 #expect(json(try await tern(["schedules", "--json"], env).out)["schedules"] is [Any])

@@ -84,7 +84,8 @@ public enum SecurityEvents {
     /// The operator or admin action a request names, if it is one (`tern_admin_actions_total`'s
     /// `action`): `job_cancel`, `job_retry`, `job_run`, `job_delete`, `workflow_cancel`, `queue_pause`, `queue_resume`,
     /// `queue_purge`, `queue_retry_failed`, `schedule_put`, `schedule_delete`, `schedule_pause`,
-    /// `schedule_resume`, `schedule_run`, `limit_set`, `limit_clear`, `dashboard_login`, `dashboard_logout`.
+    /// `schedule_resume`, `schedule_run`, `worker_quiet`, `worker_resume`, `worker_stop`, `limit_set`, `limit_clear`,
+    /// `dashboard_login`, `dashboard_logout`.
     public static func action(_ method: HTTPRequest.Method, _ path: String) -> String? {
         let parts = path.split(separator: "/").map(String.init)
         switch (method, parts.count, parts.first, parts.count > 1 ? parts[1] : "", parts.last ?? "") {
@@ -93,6 +94,7 @@ public enum SecurityEvents {
         case (.post, 4, "v1", "jobs", "run"): return "job_run"
         case (.delete, 3, "v1", "jobs", _): return "job_delete"
         case (.post, 4, "v1", "workflows", "cancel"): return "workflow_cancel"
+        case (.post, 4, "v1", "workers", let verb) where ["quiet", "resume", "stop"].contains(verb): return "worker_" + verb
         case (.post, 4, "v1", "queues", let verb) where ["pause", "resume", "purge", "retry-failed"].contains(verb):
             return "queue_" + verb.replacingOccurrences(of: "-", with: "_")
         case (.put, 4, "v1", "queues", "limits"): return "limit_set"

@@ -346,12 +346,18 @@ enum DashboardAssets {
                 if (!running.has(job.worker)) running.set(job.worker, []);
                 running.get(job.worker).push(job);
               }
+              // Orders: quiet or resume, and stop (not for a supervised process: its supervisor would replace it).
+              const order = (w, verb) => () => api('/v1/workers/' + encodeURIComponent(w.id) + '/' + verb, 'POST');
+              const orders = (w) => !canOperate() || w.state === 'stopping' ? null : el('div', { class: 'actions' },
+                w.state === 'quiet' ? action('Resume', order(w, 'resume')) : action('Quiet', order(w, 'quiet')),
+                w.supervisor_pid === null ? action('Stop', order(w, 'stop'), { confirm: 'Confirm: stop this worker', danger: true }) : null);
               return el('div', {}, el('h1', {}, 'Workers'),
-                table(['Worker', 'host', 'pid', 'queues', 'busy', 'processed', 'up', 'last seen', 'supervisor', 'running now'],
-                  data.workers.map((w) => [w.id, w.host, w.pid, w.queues.join(', '), w.busy + ' / ' + w.concurrency, w.processed,
+                table(['Worker', 'state', 'host', 'pid', 'queues', 'busy', 'processed', 'up', 'last seen', 'supervisor', 'running now', ''],
+                  data.workers.map((w) => [w.id, w.state || 'running', w.host, w.pid, w.queues.join(', '), w.busy + ' / ' + w.concurrency, w.processed,
                     age(now - Date.parse(w.started_at)), age(now - Date.parse(w.last_seen_at)) + ' ago',
                     w.supervisor_pid === null ? (w.processes ? w.processes + ' processes' : '—') : 'pid ' + w.supervisor_pid,
-                    el('div', { class: 'running' }, (running.get(w.id) || []).map((j) => el('div', {}, jobLink(j.id), ' ', j.task)))])));
+                    el('div', { class: 'running' }, (running.get(w.id) || []).map((j) => el('div', {}, jobLink(j.id), ' ', j.task))),
+                    orders(w)])));
             },
             async schedules() {
               const data = await api('/v1/schedules');

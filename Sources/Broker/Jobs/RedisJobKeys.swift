@@ -54,6 +54,8 @@ public struct RedisJobKeys: Sendable, Hashable {
     public var workers: String { "\(prefix):workers" }
     /// One worker's description.
     public func worker(_ id: String) -> String { "\(prefix):worker:\(id)" }
+    /// What an operator asked worker `id` to do (``WorkerOrder``), if anything.
+    public func workerOrder(_ id: String) -> String { "\(prefix):worker-order:\(id)" }
     /// The sorted set of published task catalogue versions by when a worker last announced one
     /// (milliseconds).
     public var catalogues: String { "\(prefix):catalogues" }

@@ -12,7 +12,15 @@ final class MemoryWorkerTable: Sendable {
 
     func unregister(_ id: String) {
         _ = entries.withLock { $0.removeValue(forKey: id) }
+        _ = orders.withLock { $0.removeValue(forKey: id) }
     }
+
+    /// Orders given to workers, by worker id.
+    private let orders = Mutex<[String: WorkerOrder]>([:])
+
+    func order(of id: String) -> WorkerOrder? { orders.withLock { $0[id] } }
+
+    func give(_ order: WorkerOrder?, to id: String) { orders.withLock { $0[id] = order } }
 
     /// Published catalogues by version, with when each was last seen.
     private let catalogues = Mutex<[String: SeenCatalogue]>([:])
@@ -40,8 +48,13 @@ final class MemoryWorkerTable: Sendable {
 }
 
 extension MemoryJobBroker: WorkerRegistry {
-    public func register(_ info: WorkerInfo, ttl: Duration) async throws {
+    public func register(_ info: WorkerInfo, ttl: Duration) async throws -> WorkerOrder? {
         workerTable.register(info, expires: clock() + ttl.nanoseconds / 1_000_000)
+        return workerTable.order(of: info.id)
+    }
+
+    public func give(_ order: WorkerOrder?, to id: String) async throws {
+        workerTable.give(order, to: id)
     }
 
     public func unregister(_ id: String) async throws {

@@ -50,54 +50,6 @@ private func setPaused(_ options: ClientOptions, _ queue: String, _ action: Stri
     }
 }
 
-/// `tern workers`.
-struct WorkersCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "workers", abstract: "The live workers: host, pid, queues, busy/concurrency, uptime, last heartbeat.",
-        discussion: "Example:\n  tern workers")
-    @OptionGroup var options: ClientOptions
-
-    func run() async throws {
-        try await runClient {
-            let answer = try await options.client().call(.GET, "/v1/workers")
-            if options.json { return Output.json(answer) }
-            printWorkers((answer as? [String: Any])?["workers"] as? [[String: Any]] ?? [])
-        }
-    }
-}
-
-/// A supervisor's replaced processes, as ` (2 crashed, 1 recycled)`; empty when none.
-private func exits(_ supervisor: [String: Any]) -> String {
-    let counts = supervisor["process_exits"] as? [String: Any] ?? [:]
-    let parts = ["crashed", "killed", "recycled"].compactMap { reason -> String? in
-        guard let count = counts[reason] as? Int, count > 0 else { return nil }
-        return "\(count) \(reason)"
-    }
-    return parts.isEmpty ? "" : " (\(parts.joined(separator: ", ")))"
-}
-
-/// Prints workers with each supervisor followed by its processes.
-func printWorkers(_ workers: [[String: Any]]) {
-    func key(_ worker: [String: Any], _ pid: Any?) -> String { "\(Output.value(worker["host"]))/\(Output.value(pid))" }
-    let supervisors = workers.filter { $0["processes"] is Int }
-    let supervisorKeys = Set(supervisors.map { key($0, $0["pid"]) })
-    let children = Dictionary(grouping: workers.filter { $0["processes"] == nil || $0["processes"] is NSNull }) { worker in
-        let parent = key(worker, worker["supervisor_pid"])
-        return supervisorKeys.contains(parent) ? parent : ""
-    }
-    var ordered: [(role: String, worker: [String: Any])] = []
-    for supervisor in supervisors {
-        ordered.append(("supervisor of \(Output.value(supervisor["processes"]))\(exits(supervisor))", supervisor))
-        ordered += (children[key(supervisor, supervisor["pid"])] ?? []).map { ("  process", $0) }
-    }
-    ordered += (children[""] ?? []).map { ($0["supervisor_pid"] is Int ? "process" : "worker", $0) }
-    Output.table(["WORKER", "ROLE", "HOST", "PID", "SUPERVISOR", "QUEUES", "BUSY", "PROCESSED", "UP SINCE", "LAST SEEN"], ordered.map { role, worker in
-        [Output.value(worker["id"]), role, Output.value(worker["host"]), Output.value(worker["pid"]), Output.value(worker["supervisor_pid"]),
-         (worker["queues"] as? [String] ?? []).map(Output.clean).joined(separator: ","),
-         "\(Output.value(worker["busy"]))/\(Output.value(worker["concurrency"]))", Output.value(worker["processed"]),
-         Output.time(worker["started_at"]), Output.time(worker["last_seen_at"])]
-    })
-}
 
 /// `tern tasks`.
 struct TasksCommand: AsyncParsableCommand {

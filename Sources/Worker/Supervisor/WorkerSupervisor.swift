@@ -64,6 +64,9 @@ public final class WorkerSupervisor: Service, Sendable {
         var finished: CheckedContinuation<Void, Never>?
         /// Processes that exited and whose jobs are not settled yet.
         var unsettledExits = 0
+        /// An operator's quiet order holds, and the processes (worker ids) it was passed on to.
+        var quiet = false
+        var quieted: Set<String> = []
     }
 
     /// Redis work for a dead process or an overdue job, done by ``run()``'s task group.
@@ -83,7 +86,7 @@ public final class WorkerSupervisor: Service, Sendable {
     /// Its entry in the worker registry.
     public let id = "\(ProcessInfo.processInfo.hostName.prefix(64)):\(getpid()):supervisor"
     private let startedMilliseconds = Int64(WallClock.nowMilliseconds())
-    private let state: Mutex<State>
+    let state: Mutex<State>
     private let work: (stream: AsyncStream<Work>, continuation: AsyncStream<Work>.Continuation)
 
     /// Hears of the attempts its processes report, and of processes that ended (`--metrics-port`).
@@ -260,6 +263,7 @@ public final class WorkerSupervisor: Service, Sendable {
     // MARK: Duties: hard time limits and the supervisor's registry entry
 
     private func duties() async {
+        await withdrawOldOrder()
         var lastAnnounce = ContinuousClock.now - .seconds(3600)
         while !Task.isCancelled && !state.withLock({ $0.stopping && $0.children.isEmpty }) {
             enforceHardLimits()
@@ -326,8 +330,16 @@ public final class WorkerSupervisor: Service, Sendable {
             id: id, host: ProcessInfo.processInfo.hostName, pid: getpid(), queues: configuration.queues.map(\.rawValue),
             concurrency: concurrency, busy: busy, processed: processed,
             startedMilliseconds: startedMilliseconds, lastSeenMilliseconds: Int64(WallClock.nowMilliseconds()), processes: count,
-            processExits: state.withLock { $0.exits })
-        try? await registry.register(info, ttl: configuration.heartbeatInterval * 5 + .seconds(2))
+            processExits: state.withLock { $0.exits }, mode: mode)
+        let order: WorkerOrder?
+        do {
+            order = try await registry.register(info, ttl: configuration.heartbeatInterval * 5 + .seconds(2))
+        } catch {
+            return  // unreachable Redis changes no order
+        }
+        let mode = self.mode
+        await follow(order, registry)
+        if self.mode != mode { await announce() }
     }
 
     // MARK: A child exits

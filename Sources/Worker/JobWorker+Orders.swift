@@ -1,0 +1,61 @@
+import Broker
+import Logging
+import Synchronization
+
+/// An operator's orders (`POST /v1/workers/{id}/quiet`, `/resume`, `/stop`), which the worker reads
+/// each time it registers, every heartbeat interval.
+extension JobWorker {
+    /// What the worker is doing besides running, as its registry entry shows it.
+    var mode: WorkerInfo.Mode? {
+        state.withLock { $0.stopping ? .stopping : $0.quiet ? .quiet : nil }
+    }
+
+    /// Keeps to `order`: quiet stops the claims (running jobs go on) until the order is withdrawn;
+    /// stop is ``shutdown()``, as on SIGTERM.
+    func follow(_ order: WorkerOrder?) {
+        switch order {
+        case .stop?:
+            guard !isStopping else { return }
+            logger.notice("stopping: an operator asked this worker to stop")
+            shutdown()
+        case .quiet?:
+            let (changed, interrupt) = state.withLock { state -> (Bool, JobControl?) in
+                guard !state.quiet else { return (false, nil) }
+                state.quiet = true
+                return (true, state.idleInterrupt)
+            }
+            guard changed else { return }
+            interrupt?.signal(.shutdown)
+            logger.notice("quiet: an operator asked this worker to claim no more jobs; running jobs go on")
+        case nil:
+            let (changed, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
+                guard state.quiet else { return (false, nil) }
+                state.quiet = false
+                defer { state.slotWaiter = nil }
+                return (true, state.slotWaiter)
+            }
+            guard changed else { return }
+            waiter?.resume()
+            logger.notice("resumed: the quiet order was withdrawn; claiming jobs again")
+        }
+    }
+
+    /// A signal that ends one idle wait, fired by ``shutdown()`` and by a quiet order; fired at once
+    /// if either holds already.
+    func idleInterrupt() -> JobControl {
+        let control = JobControl()
+        let fire = state.withLock { state in
+            state.idleInterrupt = control
+            return state.stopping || state.quiet
+        }
+        if fire { control.signal(.shutdown) }
+        return control
+    }
+
+    /// Withdraws an order given to this worker's id before it started (a restarted worker with a
+    /// fixed id must not stop at once because of its predecessor's order).
+    func withdrawOldOrder() async {
+        guard let registry = broker as? any WorkerRegistry else { return }
+        try? await registry.give(nil, to: configuration.workerID)
+    }
+}

@@ -1,0 +1,51 @@
+import Broker
+import Logging
+import Synchronization
+
+/// An operator's orders to a supervisor (`POST /v1/workers/{id}/quiet`, `/resume`, `/stop` with
+/// the supervisor's own id), read each time it registers, every heartbeat interval.
+extension WorkerSupervisor {
+    /// What the supervisor is doing besides running, as its registry entry shows it.
+    var mode: WorkerInfo.Mode? {
+        state.withLock { $0.stopping ? .stopping : $0.quiet ? .quiet : nil }
+    }
+
+    /// Keeps to `order`: stop is ``shutdown()`` (every process drains and exits); quiet is passed on
+    /// to every process, including those started while it holds; withdrawn, it is withdrawn from
+    /// them all.
+    func follow(_ order: WorkerOrder?, _ registry: any WorkerRegistry) async {
+        if order == .stop {
+            guard !state.withLock({ $0.stopping }) else { return }
+            logger.notice("stopping: an operator asked this supervisor to stop")
+            shutdown()
+            return
+        }
+        let quiet = order == .quiet
+        let (pass, withdraw, changed) = state.withLock { state -> ([String], [String], Bool) in
+            let changed = state.quiet != quiet
+            state.quiet = quiet
+            let ids = Set(state.children.values.filter { !$0.retiring }.compactMap(\.workerID))
+            if quiet { return (Array(ids.subtracting(state.quieted)), [], changed) }
+            return ([], Array(state.quieted), changed)
+        }
+        if changed {
+            logger.notice(quiet
+                ? "quiet: an operator asked this supervisor's processes to claim no more jobs; running jobs go on"
+                : "resumed: the quiet order was withdrawn; the processes claim jobs again")
+        }
+        for id in pass where (try? await registry.give(.quiet, to: id)) != nil {
+            _ = state.withLock { $0.quieted.insert(id) }
+        }
+        // Each is retried at the next registration until it succeeds.
+        for id in withdraw where (try? await registry.give(nil, to: id)) != nil {
+            _ = state.withLock { $0.quieted.remove(id) }
+        }
+    }
+
+    /// Withdraws an order given to this supervisor's id before it started: its id is the same
+    /// after a restart with the same pid (as pid 1 in a container).
+    func withdrawOldOrder() async {
+        guard let registry = broker as? any WorkerRegistry else { return }
+        try? await registry.give(nil, to: id)
+    }
+}

@@ -1,0 +1,66 @@
+import Broker
+import Foundation
+import Tasks
+import TernCore
+import TernTesting
+import Testing
+
+extension HeavyProcessTests {
+    @Suite("Orders to a supervisor", .enabled(if: TestRedis.enabled, TestRedis.reason))
+    struct SupervisorOrderTests {
+        @Test("quiet passes to every process and holds their jobs back; resume runs them; stop drains the processes and exits 0")
+        func quietResumeStop() async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let broker = environment.broker
+            let supervisor = Process()
+            supervisor.executableURL = URL(fileURLWithPath: WorkerBinary.path)
+            supervisor.arguments = [
+                "--redis-url", environment.server.url, "--prefix", broker.keys.prefix, "--heartbeat", "0.2",
+                "--processes", "2", "--concurrency", "2",
+            ]
+            let log = environment.server.directory + "/supervisor.log"
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+            supervisor.standardOutput = FileHandle.nullDevice
+            supervisor.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            try supervisor.run()
+            defer { if supervisor.isRunning { kill(supervisor.processIdentifier, SIGKILL) } }
+            let pid = supervisor.processIdentifier
+            func listed() async throws -> (supervisor: WorkerInfo, processes: [WorkerInfo]) {
+                let workers = try await broker.workers()
+                let processes = workers.filter { $0.supervisorPID == pid }
+                guard let own = workers.first(where: { $0.pid == pid && $0.processes != nil }), processes.count == 2 else {
+                    throw WaitError("the supervisor and its 2 processes are not listed yet")
+                }
+                return (own, processes)
+            }
+            let id = try await eventually(within: .seconds(30)) { try await listed().supervisor.id }
+
+            try await broker.give(.quiet, to: id)
+            try await eventually(within: .seconds(20)) {
+                let (own, processes) = try await listed()
+                guard own.mode == .quiet, processes.allSatisfy({ $0.mode == .quiet }) else {
+                    throw WaitError("not all quiet: \(own.mode as Any) \(processes.map(\.mode))")
+                }
+            }
+            let held = try await environment.tern.enqueueBatch(Echo.self, (0..<4).map { .number(Double($0)) })
+            // Many heartbeat intervals and idle waits: no quiet process claims.
+            try await Task.sleep(for: .seconds(3))
+            for handle in held { #expect(try await broker.job(handle.id)?.state == .queued) }
+
+            try await broker.give(nil, to: id)
+            for (index, handle) in held.enumerated() {
+                #expect(try await handle.result(timeout: .seconds(30)) == .number(Double(index)))
+            }
+            let (own, processes) = try await listed()
+            #expect(own.mode == nil && processes.allSatisfy { $0.mode == nil })
+
+            try await broker.give(.stop, to: id)
+            await waitForExit(supervisor)
+            #expect(supervisor.terminationReason == .exit && supervisor.terminationStatus == 0,
+                "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            #expect(try await broker.workers().isEmpty)
+            #expect((try? String(contentsOfFile: log, encoding: .utf8))?.contains("an operator asked this supervisor to stop") == true)
+        }
+    }
+}
