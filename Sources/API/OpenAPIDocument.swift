@@ -349,6 +349,10 @@ enum OpenAPISchemas {
                 "source": ["type": "string", "enum": ["config", "api"]],
                 "next_runs": ["type": "array", "items": timestamp],
                 "last_run": ["oneOf": [["type": "null"], object(["tick_at": timestamp, "job": string])], "description": "The last tick emitted, or run now, and its job."],
+                "mark_at": [
+                    "oneOf": [["type": "null"], timestamp],
+                    "description": "The schedule's mark: its ticks up to this time are done (emitted, skipped for overlap, or missed). Null before its first tick.",
+                ],
             ]) { $1 }),
             "ScheduleList": object(["schedules": ["type": "array", "items": OpenAPIDocument.ref("Schedule")]]),
         ]

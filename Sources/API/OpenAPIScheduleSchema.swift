@@ -33,6 +33,12 @@ enum OpenAPIScheduleSchema {
                 "type": ["number", "null"], "minimum": 0, "maximum": 3_155_760_000,
                 "description": "Each job expires if it has not started this long after it was due (default: the task's expiresAfter, else never).",
             ],
+            "headers": [
+                "type": ["object", "null"], "maxProperties": JobHeaders.maxCount,
+                "propertyNames": ["pattern": "^[a-z0-9._-]{1,\(JobHeaders.maxNameBytes)}$"],
+                "additionalProperties": ["type": "string", "maxLength": JobHeaders.maxValueBytes],
+                "description": "Headers of each job (at most \(JobHeaders.maxTotalBytes) bytes in all; docs/tasks.md#headers-and-middleware).",
+            ],
         ]
         let names = registry.names
         properties["task"] = names.isEmpty ? ["type": "string"] : ["type": "string", "enum": names]
@@ -55,7 +61,8 @@ enum OpenAPIScheduleSchema {
             "type": "object", "required": ["task"], "additionalProperties": false, "properties": properties,
             "description": """
                 Give cron (with an optional IANA timezone, default UTC) or every_seconds. The task must be \
-                compiled into this API. The name comes from the path (a `name` in the body must be the same).
+                compiled into this API or published by a worker. The name comes from the path (a `name` in the \
+                body must be the same).
                 """,
         ]
         // With no task compiled in, no body is valid (`oneOf` may not be empty).

@@ -2,6 +2,7 @@ import Broker
 import Foundation
 import Hummingbird
 import Scheduler
+import Tracing
 import TernCore
 
 /// `/v1/schedules`: list, read, create or replace, delete, pause and resume schedules. Schedules
@@ -61,9 +62,11 @@ func addScheduleRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
 /// whose last job has not finished is a 409 naming that job. 201 with the job, as `POST /v1/jobs`.
 private func runNow(_ definition: ScheduleDefinition, _ api: APIContext) async throws -> Response {
     let (schedule, registry) = try await check(definition, api)
-    guard let request = schedule.request(registry: registry, jittered: false) else {
+    guard var request = schedule.request(registry: registry, jittered: false) else {
         throw Problem(.unprocessableContent, "invalid_schedule", "unknown task '\(schedule.task)'")
     }
+    // The job's runs join the request's trace, as for POST /v1/jobs.
+    if let context = ServiceContext.current { request.headers = JobTracing.headers(request.headers, tracing: context) }
     let id: JobID
     var state = JobState.queued  // due now, with no jitter
     if let redis = api.broker as? RedisJobBroker {
@@ -117,7 +120,7 @@ private func changeable(_ name: String, _ api: APIContext) async throws -> Strin
 
 private let definitionFields: Set<String> = [
     "name", "task", "input", "cron", "timezone", "every_seconds", "queue", "priority", "jitter_seconds", "enabled",
-    "catch_up", "catch_up_limit", "overlap", "max_attempts", "expires_after_seconds",
+    "catch_up", "catch_up_limit", "overlap", "max_attempts", "expires_after_seconds", "headers",
 ]
 
 /// Decodes a definition, naming each problem by JSON pointer.
@@ -178,7 +181,12 @@ private func scheduleObject(_ definition: ScheduleDefinition, source: String, _ 
     var task = api.registry[definition.task]
     if task == nil { task = await api.tasks.current().registry[definition.task] }
     let queue = definition.queue.flatMap(QueueName.init) ?? task?.options.queue ?? .default
-    let last = try await broker { try await api.scheduleStore.lastRun(definition.name, queue: queue) }
-    object["last_run"] = last.map { ["tick_at": JobView.timestamp($0.tick), "job": $0.job] } ?? NSNull()
+    let progress = try await broker { try await api.scheduleStore.progress(definition.name, queue: queue) }
+    if let tick = progress.lastTick, let job = progress.lastJob {
+        object["last_run"] = ["tick_at": JobView.timestamp(tick), "job": job]
+    } else {
+        object["last_run"] = NSNull()
+    }
+    object["mark_at"] = progress.markMilliseconds.map(JobView.timestamp) ?? NSNull()
     return object
 }

@@ -41,12 +41,15 @@ public struct Schedule: Sendable, Hashable {
     /// Overrides of the task's attempts and expiry.
     public var maxAttempts: Int?
     public var expiresAfter: Duration?
+    /// Headers of each job (``JobHeaders``).
+    public var headers: [String: String]
 
     public init(
         name: String, trigger: Trigger, task: String, input: Data, queue: QueueName? = nil, priority: Int? = nil,
         jitter: Duration = .zero, enabled: Bool = true, catchUp: CatchUp = .skip, skipIfRunning: Bool = false,
-        maxAttempts: Int? = nil, expiresAfter: Duration? = nil
+        maxAttempts: Int? = nil, expiresAfter: Duration? = nil, headers: [String: String] = [:]
     ) {
+        self.headers = headers
         self.maxAttempts = maxAttempts
         self.expiresAfter = expiresAfter
         self.name = name
@@ -99,6 +102,7 @@ public struct Schedule: Sendable, Hashable {
         if let priority, !(0...9).contains(priority) { throw .invalid(name, "priority must be 0-9") }
         if let maxAttempts, !(1...100).contains(maxAttempts) { throw .invalid(name, "max_attempts must be 1 to 100") }
         if let expiresAfter, expiresAfter < .zero { throw .invalid(name, "expires_after_seconds must be 0 or more") }
+        if let problem = JobHeaders.problem(headers) { throw .invalid(name, "headers: " + problem) }
         guard jitter >= .zero, jitter <= .seconds(86_400) else { throw .invalid(name, "jitter must be 0 to 86400 seconds") }
         if case .interval(let interval) = trigger, interval < .seconds(1) || interval > .seconds(366 * 86_400) {
             throw .invalid(name, "the interval must be 1 second to 366 days")
@@ -119,7 +123,9 @@ public struct Schedule: Sendable, Hashable {
         if let maxAttempts { options.maxAttempts = maxAttempts }
         if let expiresAfter { options.expiresAfter = expiresAfter }
         let delay = jittered && jitter > .zero ? Duration.milliseconds(Int64.random(in: 0...(jitter.nanoseconds / 1_000_000))) : nil
-        return EnqueueRequest(task: task, input: input, options: options, timing: delay.map { .after($0) } ?? .now)
+        var request = EnqueueRequest(task: task, input: input, options: options, timing: delay.map { .after($0) } ?? .now)
+        request.headers = headers
+        return request
     }
 }
 

@@ -37,9 +37,12 @@ public struct ScheduleDefinition: Codable, Sendable, Hashable {
     /// Each job expires if it has not started this many seconds after it was due (default: the
     /// task's `expiresAfter`, else never).
     public var expiresAfterSeconds: Double?
+    /// Headers of each job (``JobHeaders``), for the application's middleware; the scheduler adds
+    /// the trace context of the tick when tracing is on.
+    public var headers: [String: String]?
 
     enum CodingKeys: String, CodingKey {
-        case name, task, input, cron, timezone, queue, priority, enabled, overlap
+        case name, task, input, cron, timezone, queue, priority, enabled, overlap, headers
         case maxAttempts = "max_attempts"
         case expiresAfterSeconds = "expires_after_seconds"
         case everySeconds = "every_seconds"
@@ -106,11 +109,13 @@ public struct ScheduleDefinition: Codable, Sendable, Hashable {
         if let expires = expiresAfterSeconds, !expires.isFinite || !(0...Self.maxExpiresAfterSeconds).contains(expires) {
             throw invalid("expires_after_seconds must be 0 to 3155760000 (100 years)")
         }
+        if let headers, let problem = JobHeaders.problem(headers) { throw invalid("headers: " + problem) }
         let inputData = (try? JSONEncoder().encode(input ?? .null)) ?? Data("null".utf8)
         return Schedule(
             name: name, trigger: trigger, task: task, input: inputData, queue: queueName, priority: priority,
             jitter: .milliseconds(Int64(jitter * 1000)), enabled: enabled ?? true, catchUp: policy, skipIfRunning: skipIfRunning,
-            maxAttempts: maxAttempts, expiresAfter: expiresAfterSeconds.map { .milliseconds(Int64($0 * 1000)) })
+            maxAttempts: maxAttempts, expiresAfter: expiresAfterSeconds.map { .milliseconds(Int64($0 * 1000)) },
+            headers: headers ?? [:])
     }
 
     /// The longest `expires_after_seconds`: 100 years.

@@ -15,6 +15,32 @@ public protocol ScheduleStoring: Sendable {
     @discardableResult func delete(_ name: String) async throws -> Bool
     /// The last tick schedule `name` emitted on `queue`, and its job's id.
     func lastRun(_ name: String, queue: QueueName) async throws -> (tick: Int64, job: String)?
+    /// Schedule `name`'s mark on `queue` and its last run, read together.
+    func progress(_ name: String, queue: QueueName) async throws -> ScheduleProgress
+}
+
+/// What a schedule has done, as Redis holds it.
+public struct ScheduleProgress: Sendable, Hashable {
+    /// The mark: the ticks up to this time (milliseconds since 1970) are done, whether emitted,
+    /// skipped for overlap, or missed and skipped by the catch-up policy. `nil` before the first.
+    public var markMilliseconds: Int64?
+    /// The last tick emitted (or run now) and its job's id.
+    public var lastTick: Int64?
+    public var lastJob: String?
+
+    public init(markMilliseconds: Int64? = nil, lastTick: Int64? = nil, lastJob: String? = nil) {
+        self.markMilliseconds = markMilliseconds
+        self.lastTick = lastTick
+        self.lastJob = lastJob
+    }
+}
+
+extension ScheduleStoring {
+    /// The last run only: a store that keeps no mark.
+    public func progress(_ name: String, queue: QueueName) async throws -> ScheduleProgress {
+        let last = try await lastRun(name, queue: queue)
+        return ScheduleProgress(lastTick: last?.tick, lastJob: last?.job)
+    }
 }
 
 /// Schedules kept in memory, for tests and the embedded mode.
@@ -83,10 +109,18 @@ public struct ScheduleStore: ScheduleStoring {
     }
 
     public func lastRun(_ name: String, queue: QueueName) async throws -> (tick: Int64, job: String)? {
-        let reply = try await client.send(RedisCommand("HMGET", keys.scheduleMark(queue, name), "tick", "job"))
-        let fields = reply.array ?? []
-        guard fields.count == 2, let tick = fields[0].string.flatMap(Int64.init), let job = fields[1].string else { return nil }
+        let progress = try await progress(name, queue: queue)
+        guard let tick = progress.lastTick, let job = progress.lastJob else { return nil }
         return (tick, job)
+    }
+
+    public func progress(_ name: String, queue: QueueName) async throws -> ScheduleProgress {
+        let reply = try await client.send(RedisCommand("HMGET", keys.scheduleMark(queue, name), "tick", "job", "mark"))
+        let fields = (reply.array ?? []).map(\.string)
+        guard fields.count == 3 else { return ScheduleProgress() }
+        let tick = fields[0].flatMap(Int64.init)
+        return ScheduleProgress(
+            markMilliseconds: fields[2].flatMap(Int64.init), lastTick: tick, lastJob: tick == nil ? nil : fields[1])
     }
 
     /// The command that reads the version, for a scheduler's pipeline.

@@ -177,9 +177,11 @@ public final class SchedulerService: Sendable {
             }
             let due = Self.dueTicks(schedule, from: start, hasMark: mark != nil, now: now, lateness: configuration.lateness)
             for (tick, newMark) in due {
-                guard let request = schedule.request(registry: registry) else { continue }
-                // A span per tick (docs/operations.md#tracing): which schedule, which tick, what came of it.
+                guard var request = schedule.request(registry: registry) else { continue }
+                // A span per tick (docs/operations.md#tracing): which schedule, which tick, what came
+                // of it; the job's runs are its children.
                 let result = try await withSpan("schedule \(schedule.name)", ofKind: .producer) { span in
+                    request.headers = JobTracing.headers(request.headers, tracing: span.context)
                     span.attributes["tern.schedule"] = schedule.name
                     span.attributes["tern.tick_ms"] = Int(tick)
                     span.attributes["tern.task"] = request.task

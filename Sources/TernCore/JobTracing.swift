@@ -40,6 +40,18 @@ public struct JobTracing: EnqueueMiddleware, JobMiddleware {
     }
 }
 
+extension JobTracing {
+    /// `headers` with the trace context of `context` added (`traceparent` and `tracestate` for W3C
+    /// trace context), or as they are when adding it would break the header limits: tracing never
+    /// refuses a job. How a producer that does not enqueue through ``TernClient`` (the scheduler)
+    /// makes the job's runs children of its span.
+    public static func headers(_ headers: [String: String], tracing context: ServiceContext) -> [String: String] {
+        var traced = headers
+        InstrumentationSystem.instrument.inject(context, into: &traced, using: HeaderCarrier())
+        return JobHeaders.problem(traced) == nil ? traced : headers
+    }
+}
+
 /// Writes and reads trace context in a job's headers.
 struct HeaderCarrier: Injector, Extractor {
     func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) {

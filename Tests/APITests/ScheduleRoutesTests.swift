@@ -67,6 +67,7 @@ struct ScheduleRoutesTests {
         (#"{"task":"echo","every_seconds":5,"catch_up":"sometimes"}"#, "schedule 'x': catch_up must be skip, once or all, not 'sometimes'"),
         (#"{"task":"echo","every_seconds":5,"max_attempts":0}"#, "schedule 'x': max_attempts must be 1 to 100"),
         (#"{"task":"echo","every_seconds":5,"expires_after_seconds":-1}"#, "schedule 'x': expires_after_seconds must be 0 to 3155760000 (100 years)"),
+        (#"{"task":"echo","every_seconds":5,"headers":{"Tenant":"acme"}}"#, "schedule 'x': headers: header name 'Tenant' must be 1 to 64 bytes of a-z 0-9 - _ ."),
     ])
     func invalid(body: String, detail: String) async throws {
         try await withAPI { client in

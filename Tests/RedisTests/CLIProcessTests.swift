@@ -112,8 +112,10 @@ struct CLIProcessTests {
                 #expect(try await tern(["cancel", ranID], env).status == 0)
                 #expect(try await tern(["schedules", "run", "absent"], env).status == 3)
                 // Create, replace and delete a schedule; the config file's cannot be deleted here.
-                let created = try await tern(["schedules", "put", "cli-nightly", "echo", "--cron", "30 2 * * *", "--timezone", "Europe/Paris", "--input", #"{"n":1}"#], env)
+                let created = try await tern(["schedules", "put", "cli-nightly", "echo", "--cron", "30 2 * * *", "--timezone", "Europe/Paris", "--input", #"{"n":1}"#, "--header", "tenant=acme"], env)
                 #expect(created.status == 0 && created.out.hasPrefix("cli-nightly: created; next run "), "\(created.out)\(created.err)")
+                let withHeaders = json(try await tern(["schedules", "--json"], env).out)["schedules"] as? [[String: Any]] ?? []
+                #expect(withHeaders.first { $0["name"] as? String == "cli-nightly" }?["headers"] as? [String: String] == ["tenant": "acme"])
                 let replaced = try await tern(["schedules", "put", "cli-nightly", "--definition", #"{"task":"echo","every_seconds":90,"enabled":false}"#], env)
                 #expect(replaced.status == 0 && replaced.out.hasPrefix("cli-nightly: replaced"), "\(replaced.out)\(replaced.err)")
                 let stored = json(try await tern(["schedules", "--json"], env).out)["schedules"] as? [[String: Any]] ?? []

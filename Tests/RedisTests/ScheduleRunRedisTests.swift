@@ -4,10 +4,14 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import InMemoryTracing
+import Logging
 import NIOCore
 import Scheduler
 import TernCore
 import Testing
+import Tracing
+import Worker
 
 @Suite("Running a schedule now, on real Redis", .enabled(if: TestRedis.enabled, TestRedis.reason))
 struct ScheduleRunRedisTests {
@@ -68,6 +72,45 @@ struct ScheduleRunRedisTests {
         #expect(try await environment.broker.job(other)?.maxAttempts == 3)
     }
 
+    @Test("a schedule's headers reach its jobs, with the tick's trace context: the job's run is a child of the tick's span")
+    func headersAndTrace() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        var definition = ScheduleDefinition(name: "tenant-report", task: "echo", input: .number(1), everySeconds: 1)
+        definition.headers = ["tenant": "acme"]
+        let schedule = try definition.schedule()
+        let tracer = InMemoryTracer()
+        var middleware = Middleware()
+        middleware.addTracing()
+        let id = try await withTracer(tracer) { () async throws -> JobID in
+            let service = try SchedulerService(broker: environment.broker, schedules: [schedule], registry: environment.registry, logger: quiet)
+            // The first pass emits the one tick of the last second.
+            guard case .emitted(let id)? = try await service.pass()["tenant-report"]?.first else { throw WaitError("no tick emitted") }
+            let worker = JobWorker(
+                broker: environment.broker, registry: environment.registry, configuration: JobEnvironment.workerConfiguration(),
+                logger: quiet, middleware: middleware)
+            let running = Task { try await worker.run() }
+            defer { worker.shutdown() }
+            _ = try await environment.waitFor(id, .succeeded, within: .seconds(20))
+            worker.shutdown()
+            try await running.value
+            return id
+        }
+        let record = try #require(try await environment.broker.job(id))
+        #expect(record.headers["tenant"] == "acme")
+        #expect(record.headers.count > 1, "the trace context is in the headers: \(record.headers)")
+        let spans = try await eventually(within: .seconds(10)) {
+            let spans = tracer.finishedSpans
+            guard let tick = spans.first(where: { $0.operationName == "schedule tenant-report" }),
+                let run = spans.first(where: { $0.operationName == "run echo" })
+            else { throw WaitError("spans so far: \(spans.map(\.operationName))") }
+            return (tick, run)
+        }
+        #expect(spans.0.kind == .producer && spans.1.kind == .consumer)
+        #expect(spans.1.traceID == spans.0.traceID && spans.1.parentSpanID == spans.0.spanID, "the run is a child of the tick")
+    }
+
     @Test("POST /v1/schedules/{name}/run: 201 with the job, paused or not; overlap skip is a 409 naming the job; 404 unknown")
     func route() async throws {
         let environment = try await JobEnvironment.start()
@@ -77,6 +120,7 @@ struct ScheduleRunRedisTests {
         definition.overlap = "skip"
         definition.enabled = false
         try await store.put(definition)
+        let schedule = try definition.schedule()
         let api = APIContext(
             broker: environment.broker, registry: environment.registry, configuration: APIConfiguration(), access: .none,
             scheduleStore: store, checkReady: {})
@@ -95,6 +139,7 @@ struct ScheduleRunRedisTests {
                 let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any] ?? [:]
                 #expect((body["last_run"] as? [String: Any])?["job"] as? String == id.rawValue)
                 #expect(body["enabled"] as? Bool == false)
+                #expect(body["mark_at"] is NSNull, "a run now leaves the mark alone")
             }
             try await http.execute(uri: "/v1/schedules/nightly/run", method: .post) { response in
                 #expect(response.status == .conflict)
@@ -104,6 +149,15 @@ struct ScheduleRunRedisTests {
                 #expect((body["detail"] as? String ?? "").contains("has not finished"))
             }
             try await http.execute(uri: "/v1/schedules/absent/run", method: .post) { #expect($0.status == .notFound) }
+            // A tick skipped for overlap moves the mark past the last run: GET shows both.
+            let request = try #require(schedule.request(registry: environment.registry, jittered: false))
+            #expect(try await environment.broker.emitTick(schedule: "nightly", tick: 86_400_000, mark: 86_400_000, skipIfRunning: true, request: request)
+                == .overlapped(lastJob: id))
+            try await http.execute(uri: "/v1/schedules/nightly", method: .get) { response in
+                let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any] ?? [:]
+                #expect(body["mark_at"] as? String == "1970-01-02T00:00:00.000Z")
+                #expect((body["last_run"] as? [String: Any])?["job"] as? String == id.rawValue)
+            }
         }
         #expect(try await emittedTicks(environment).count == 1)
     }

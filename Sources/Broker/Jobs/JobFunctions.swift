@@ -1244,8 +1244,8 @@ enum JobFunctions {
         end
 
         -- ARGV: schedule, tick_ms, mark_ms, overlap ('allow'|'skip'), id, task, input, priority,
-        -- max_attempts, delay_ms, retention_ms, failed_retention_ms, and expires_after_ms (-1 or
-        -- absent: never). Emits one tick of a schedule at most once: the
+        -- max_attempts, delay_ms, retention_ms, failed_retention_ms, expires_after_ms (-1 or
+        -- absent: never), and headers (stored JSON; empty or absent: none). Emits one tick of a schedule at most once: the
         -- schedule's mark (`schedule:<name>` hash, field `mark`) only grows, and a tick at or below
         -- it is refused. On success the mark becomes max(tick, mark_ms). Returns {status, job id}:
         -- 'emitted' (the new job), 'duplicate' (already emitted: the last job), 'overlap' (skipped
@@ -1278,6 +1278,7 @@ enum JobFunctions {
           if args[13] and tonumber(args[13]) >= 0 then
             redis.call('HSET', base .. K.job .. id, 'expires_ms', I(due + tonumber(args[13])))
           end
+          if args[14] and args[14] ~= '' then redis.call('HSET', base .. K.job .. id, 'headers', args[14]) end
           if job_state == 'queued' then
             pending_add_all(base, {id}, {priority})
           else

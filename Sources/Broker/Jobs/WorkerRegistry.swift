@@ -90,6 +90,7 @@ public enum WorkerOrderRetention {
 }
 
 extension RedisJobBroker: WorkerRegistry {
+    @discardableResult
     public func register(_ info: WorkerInfo, ttl: Duration) async throws -> WorkerOrder? {
         let data = try JSONEncoder().encode(info)
         let replies = try await client.pipeline([

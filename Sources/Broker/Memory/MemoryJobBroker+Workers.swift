@@ -48,6 +48,7 @@ final class MemoryWorkerTable: Sendable {
 }
 
 extension MemoryJobBroker: WorkerRegistry {
+    @discardableResult
     public func register(_ info: WorkerInfo, ttl: Duration) async throws -> WorkerOrder? {
         workerTable.register(info, expires: clock() + ttl.nanoseconds / 1_000_000)
         return workerTable.order(of: info.id)

@@ -7,6 +7,18 @@ func segment(_ text: String) -> String {
     text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
 }
 
+/// `--header name=value` options as a headers object.
+func headerObject(_ options: [String]) throws -> [String: String] {
+    var headers: [String: String] = [:]
+    for item in options {
+        guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
+            throw CLIFailure(.usage, "--header must be name=value, not '\(item)'")
+        }
+        headers[String(item[..<equals])] = String(item[item.index(after: equals)...])
+    }
+    return headers
+}
+
 /// Prints a job as labelled lines.
 func printJob(_ job: [String: Any]) {
     var lines: [(String, String)] = [
@@ -193,16 +205,7 @@ struct EnqueueCommand: AsyncParsableCommand {
             }
             if let unique { body["unique"] = try Self.uniqueObject(unique) }
             if let uniqueKey { body["unique_key"] = uniqueKey }
-            if !header.isEmpty {
-                var headers: [String: String] = [:]
-                for item in header {
-                    guard let equals = item.firstIndex(of: "="), equals != item.startIndex else {
-                        throw CLIFailure(.usage, "--header must be name=value, not '\(item)'")
-                    }
-                    headers[String(item[..<equals])] = String(item[item.index(after: equals)...])
-                }
-                body["headers"] = headers
-            }
+            if !header.isEmpty { body["headers"] = try headerObject(header) }
             if !dependsOn.isEmpty { body["depends_on"] = dependsOn }
             if runIfDependencyFails { body["on_dependency_failure"] = "run" }
             let receipt = try await options.client().call(.POST, "/v1/jobs", body: body, headers: idempotencyKey.map { [("idempotency-key", $0)] } ?? [])

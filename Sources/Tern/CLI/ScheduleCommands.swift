@@ -62,6 +62,8 @@ struct SchedulesCommand: AsyncParsableCommand {
         @Option(help: "With --catch-up all, the most missed ticks run. (default: 100)") var catchUpLimit: Int?
         @Option(help: "Attempts of each job, 1-100. (default: the task's)") var maxAttempts: Int?
         @Option(help: "Each job expires if it has not started this many seconds after it was due. (default: the task's, else never)") var expiresAfter: Double?
+        @Option(help: ArgumentHelp("A header of each job, name=value (repeat for more).", valueName: "name=value"))
+        var header: [String] = []
         @Flag(help: "Store it paused.") var paused = false
         @Option(help: "The whole definition as JSON (@file, - for standard input), instead of the other options.") var definition: String?
 
@@ -79,7 +81,7 @@ struct SchedulesCommand: AsyncParsableCommand {
             if let definition {
                 let flagsGiven = task != nil || cron != nil || timezone != nil || every != nil || input != nil || queue != nil
                     || priority != nil || jitter != nil || overlap != nil || catchUp != nil || catchUpLimit != nil || paused
-                    || maxAttempts != nil || expiresAfter != nil
+                    || maxAttempts != nil || expiresAfter != nil || !header.isEmpty
                 guard !flagsGiven else { throw CLIFailure(.usage, "give either --definition or the task and its options, not both") }
                 guard let object = try readJSONArgument(definition, name: "--definition") as? [String: Any] else {
                     throw CLIFailure(.usage, "--definition must be a JSON object")
@@ -95,6 +97,7 @@ struct SchedulesCommand: AsyncParsableCommand {
                 ("max_attempts", maxAttempts), ("expires_after_seconds", expiresAfter),
             ]
             for (key, value) in optional { if let value { body[key] = value } }
+            if !header.isEmpty { body["headers"] = try headerObject(header) }
             if paused { body["enabled"] = false }
             return body
         }
