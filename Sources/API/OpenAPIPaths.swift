@@ -218,7 +218,7 @@ enum OpenAPIPaths {
 
     private static func workerAction(_ summary: String, _ id: [String: Any], conflict: String? = nil) -> [String: Any] {
         var responses: [String: Any] = [
-            "202": json("WorkerOrder", "Given: the worker follows it when it next registers, within its heartbeat interval (1 s by default)."),
+            "202": json("WorkerOrder", "Given: the worker follows it at its next report, about a heartbeat interval (1 s by default) later; a supervisor's processes about two."),
             "404": problem("No live worker has this id."),
         ]
         if let conflict { responses["409"] = problem(conflict) }

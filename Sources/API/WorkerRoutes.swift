@@ -4,7 +4,8 @@ import Hummingbird
 import TernCore
 
 /// `/v1/workers`: the live workers, and an operator's orders to one of them (quiet, resume, stop),
-/// which it reads when it next registers, within a heartbeat interval.
+/// which it reads at its next report, about a heartbeat interval later (a supervisor's processes:
+/// about two).
 func addWorkerRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
     router.get("v1/workers") { _, context in
         try context.require(.read)

@@ -243,9 +243,7 @@ public final class SchedulerService: Sendable {
 
     private func schedules(with loaded: Loaded) -> [Schedule] {
         let awaiting = Set(awaitingCatalogue.map(\.name))
-        let ready = configured.filter { !awaiting.contains($0.name) }
-        let names = Set(configured.map(\.name))
-        return ready + loaded.schedules.filter { awaiting.contains($0.name) || !names.contains($0.name) }
+        return configured.filter { !awaiting.contains($0.name) } + loaded.schedules
     }
 
     /// Reads the published catalogues and the stored schedules (at `version`; the catalogues at
@@ -269,7 +267,9 @@ public final class SchedulerService: Sendable {
                     metadata: ["schedule": "\(schedule.name)", "error": "\(error)"])
             }
         }
-        for definition in try await store?.all() ?? [] {
+        // A configured schedule wins over a stored one of the same name, even while it is left out.
+        let configuredNames = Set(configured.map(\.name))
+        for definition in try await store?.all() ?? [] where !configuredNames.contains(definition.name) {
             do {
                 let schedule = try definition.schedule()
                 try schedule.validate(against: registry)

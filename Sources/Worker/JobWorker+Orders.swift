@@ -53,9 +53,10 @@ extension JobWorker {
     }
 
     /// Withdraws an order given to this worker's id before it started (a restarted worker with a
-    /// fixed id must not stop at once because of its predecessor's order).
+    /// fixed id must not stop at once because of its predecessor's order). Until that succeeded
+    /// (Redis may be down at start) the worker follows no order; it is tried at each registration.
     func withdrawOldOrder() async {
-        guard let registry = broker as? any WorkerRegistry else { return }
-        try? await registry.give(nil, to: configuration.workerID)
+        guard let registry = broker as? any WorkerRegistry, !state.withLock({ $0.ordersReady }) else { return }
+        if (try? await registry.give(nil, to: configuration.workerID)) != nil { state.withLock { $0.ordersReady = true } }
     }
 }

@@ -52,6 +52,9 @@ public final class JobWorker: Sendable {
         var quiet = false
         /// Ends the idle wait under way, when the worker stops or goes quiet.
         var idleInterrupt: JobControl?
+        /// An order left for its id before it started was withdrawn (a supervised process, whose
+        /// id is new, has none): until then it follows no order.
+        var ordersReady = false
 
         /// The slots in use: jobs whose task is running.
         var busy: Int { running.count - reporting }
@@ -91,6 +94,7 @@ public final class JobWorker: Sendable {
         var logger = logger
         logger[metadataKey: "worker"] = "\(configuration.workerID)"
         self.logger = logger
+        state.withLock { $0.ordersReady = configuration.supervisorPID != nil }
     }
 
     /// Jobs whose task is running now: the slots of ``WorkerConfiguration/concurrency`` in use. A
@@ -162,8 +166,7 @@ public final class JobWorker: Sendable {
         let duties = DutyThread()
         defer { duties.stop() }
         // Listed (and its catalogue published) before it claims: a job's `worker` always names a
-        // worker that `tern workers` has shown. An order given to this id before it started is not its.
-        await withdrawOldOrder()
+        // worker that `tern workers` has shown.
         await declareLimits()
         await announce()
         await withTaskGroup(of: Void.self) { group in
@@ -214,7 +217,7 @@ public final class JobWorker: Sendable {
                 }
                 let skipClaims = claimedWhileWaiting
                 claimedWhileWaiting = false
-                for queue in queueVisitOrder() where !skipClaims && claimed < free && !isStopping && open.contains(queue) {
+                for queue in queueVisitOrder() where !skipClaims && claimed < free && state.withLock({ !$0.stopping && !$0.quiet }) && open.contains(queue) {
                     let jobsOfQueue: [ClaimedJob]
                     do {
                         jobsOfQueue = try await broker.claim(
@@ -241,7 +244,8 @@ public final class JobWorker: Sendable {
                         if wait >= .milliseconds(1), ready.count == 1, broker.claimsWhileWaiting {
                             let found = try await waitAndClaimOrShutdown(wait, queue: ready[0], limit: free)
                             start(found, in: &jobs, threads: threads)
-                            claimedWhileWaiting = found.isEmpty
+                            // A wait ended by a quiet order claimed nothing to go by.
+                            claimedWhileWaiting = found.isEmpty && !state.withLock { $0.quiet }
                         } else if wait >= .milliseconds(1) {
                             try await waitForWorkOrShutdown(wait, queues: ready)
                         }
@@ -423,6 +427,7 @@ public final class JobWorker: Sendable {
     private func announce() async {
         await publishCatalogue()
         guard let registry = broker as? any WorkerRegistry else { return }
+        await withdrawOldOrder()
         do {
             let order = try await registry.register(info, ttl: Self.registrationTTL(configuration))
             state.withLock {
@@ -432,7 +437,7 @@ public final class JobWorker: Sendable {
             }
             // The entry shows the order followed at once, not a heartbeat later.
             let mode = self.mode
-            follow(order)
+            if state.withLock({ $0.ordersReady }) { follow(order) }
             if self.mode != mode { try await registry.register(info, ttl: Self.registrationTTL(configuration)) }
         } catch {
             state.withLock { $0.registrationError = "\(error)" }

@@ -178,6 +178,8 @@ struct PublishedScheduleTests {
             broker: environment.broker, schedules: [configured], registry: environment.registry, logger: quiet, store: store)
         try await store.put(ScheduleDefinition(name: "report-stored", task: "shop.report", input: .object(["day": .number(4)]), everySeconds: 1))
         try await store.put(ScheduleDefinition(name: "report-bad", task: "shop.report", input: .object(["day": .string("x")]), everySeconds: 1))
+        // A stored schedule named as the configured one: the config file wins, even while its schedule is left out.
+        try await store.put(ScheduleDefinition(name: "report-config", task: "echo", input: .number(9), everySeconds: 1))
 
         // No catalogue has the task yet: every schedule of it is left out, and nothing is emitted.
         try await service.pass()

@@ -8,7 +8,7 @@ import Testing
 extension HeavyProcessTests {
     @Suite("Orders to a supervisor", .enabled(if: TestRedis.enabled, TestRedis.reason))
     struct SupervisorOrderTests {
-        @Test("quiet passes to every process and holds their jobs back; resume runs them; stop drains the processes and exits 0")
+        @Test("quiet passes to every process and holds their jobs back; resume runs them; stop drains the processes, a SIGTERM after it too, and exits 0")
         func quietResumeStop() async throws {
             let environment = try await JobEnvironment.start()
             defer { environment.stop() }
@@ -55,7 +55,17 @@ extension HeavyProcessTests {
             let (own, processes) = try await listed()
             #expect(own.mode == nil && processes.allSatisfy { $0.mode == nil })
 
+            // A stop order, then a SIGTERM (a deploy): the running job still finishes.
+            let long = try await environment.tern.enqueue(Sleep.self, .init(ms: 2_000))
+            try await eventually(within: .seconds(20)) {
+                guard try await broker.job(long.id)?.state == .running else { throw WaitError("the long job is not running yet") }
+            }
             try await broker.give(.stop, to: id)
+            try await eventually(within: .seconds(20)) {
+                guard try await broker.workers().first(where: { $0.id == id })?.mode == .stopping else { throw WaitError("not stopping yet") }
+            }
+            kill(pid, SIGTERM)
+            #expect(try await long.result(timeout: .seconds(30)).sleptMs >= 2_000)
             await waitForExit(supervisor)
             #expect(supervisor.terminationReason == .exit && supervisor.terminationStatus == 0,
                 "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")

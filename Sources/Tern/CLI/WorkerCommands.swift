@@ -29,7 +29,7 @@ struct WorkersCommand: AsyncParsableCommand {
         }
     }
 
-    /// The orders: each is given through the API, and the worker follows it within a heartbeat interval.
+    /// The orders: each is given through the API, and the worker follows it at its next report.
     enum Order {
         static func give(_ options: ClientOptions, _ id: String, _ action: String, _ done: String) async throws {
             try await runClient {

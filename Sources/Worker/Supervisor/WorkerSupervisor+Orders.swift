@@ -10,22 +10,21 @@ extension WorkerSupervisor {
         state.withLock { $0.stopping ? .stopping : $0.quiet ? .quiet : nil }
     }
 
-    /// Keeps to `order`: stop is ``shutdown()`` (every process drains and exits); quiet is passed on
-    /// to every process, including those started while it holds; withdrawn, it is withdrawn from
-    /// them all.
+    /// Keeps to `order`: stop is as a first SIGTERM (every process drains and exits); quiet is
+    /// passed on to every process at each report (so one that lost it, or started since, has it
+    /// again within a heartbeat); withdrawn, it is withdrawn from them all.
     func follow(_ order: WorkerOrder?, _ registry: any WorkerRegistry) async {
         if order == .stop {
             guard !state.withLock({ $0.stopping }) else { return }
             logger.notice("stopping: an operator asked this supervisor to stop")
-            shutdown()
+            stopAsOrdered()
             return
         }
         let quiet = order == .quiet
         let (pass, withdraw, changed) = state.withLock { state -> ([String], [String], Bool) in
             let changed = state.quiet != quiet
             state.quiet = quiet
-            let ids = Set(state.children.values.filter { !$0.retiring }.compactMap(\.workerID))
-            if quiet { return (Array(ids.subtracting(state.quieted)), [], changed) }
+            if quiet { return (state.children.values.filter { !$0.retiring }.compactMap(\.workerID), [], changed) }
             return ([], Array(state.quieted), changed)
         }
         if changed {
@@ -43,9 +42,10 @@ extension WorkerSupervisor {
     }
 
     /// Withdraws an order given to this supervisor's id before it started: its id is the same
-    /// after a restart with the same pid (as pid 1 in a container).
+    /// after a restart with the same pid (as pid 1 in a container). Until that succeeded (Redis may
+    /// be down at start) it follows no order; it is tried again at each report.
     func withdrawOldOrder() async {
-        guard let registry = broker as? any WorkerRegistry else { return }
-        try? await registry.give(nil, to: id)
+        guard let registry = broker as? any WorkerRegistry, !state.withLock({ $0.ordersReady }) else { return }
+        if (try? await registry.give(nil, to: id)) != nil { state.withLock { $0.ordersReady = true } }
     }
 }

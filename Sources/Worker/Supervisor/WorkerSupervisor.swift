@@ -64,15 +64,21 @@ public final class WorkerSupervisor: Service, Sendable {
         var finished: CheckedContinuation<Void, Never>?
         /// Processes that exited and whose jobs are not settled yet.
         var unsettledExits = 0
+        /// A signal asked it to stop (a second one hurries the processes); a stop order alone does not count.
+        var signalled = false
         /// An operator's quiet order holds, and the processes (worker ids) it was passed on to.
         var quiet = false
         var quieted: Set<String> = []
+        /// An order left for its id before it started was withdrawn: until then it follows none.
+        var ordersReady = false
     }
 
     /// Redis work for a dead process or an overdue job, done by ``run()``'s task group.
     private enum Work: Sendable {
         case exited(Child, crashed: Bool, reason: String, stopping: Bool, delay: Duration)
         case timedOut(Held, HardTimeLimitExceeded)
+        /// Pass a quiet order to a process that started while it holds.
+        case quiet(String)
     }
 
     let executable: String
@@ -159,11 +165,30 @@ public final class WorkerSupervisor: Service, Sendable {
     /// two SIGTERMs sent close together merge into one while the first is still pending, and the
     /// child would only drain.
     public func shutdown() {
-        let (pids, again) = state.withLock { state in
-            defer { state.stopping = true }
-            return (Array(state.children.keys), state.stopping)
+        let (pids, signal) = state.withLock { state -> ([Int32], Int32?) in
+            defer {
+                state.stopping = true
+                state.signalled = true
+            }
+            if state.signalled { return (Array(state.children.keys), SIGINT) }
+            // Stopping already on an operator's order: the processes have their SIGTERM, and a
+            // second one would hurry them.
+            if state.stopping { return ([], nil) }
+            return (Array(state.children.keys), SIGTERM)
         }
-        for pid in pids { kill(pid, again ? SIGINT : SIGTERM) }
+        if let signal { for pid in pids { kill(pid, signal) } }
+        finishIfDone()
+    }
+
+    /// Stops as on a first SIGTERM, on an operator's order: a later signal is still the first.
+    func stopAsOrdered() {
+        let pids = state.withLock { state -> [Int32]? in
+            guard !state.stopping else { return nil }
+            state.stopping = true
+            return Array(state.children.keys)
+        }
+        guard let pids else { return }
+        for pid in pids { kill(pid, SIGTERM) }
         finishIfDone()
     }
 
@@ -247,6 +272,8 @@ public final class WorkerSupervisor: Service, Sendable {
                     case .worker(let id, let concurrency):
                         state.children[pid]?.workerID = id
                         state.children[pid]?.concurrency = concurrency
+                        // Before its first registration, as a rule: it then claims nothing.
+                        if state.quiet { work.continuation.yield(.quiet(id)) }
                     case .ended(let id):
                         state.children[pid]?.held[id]?.ended = true
                     case .settled(let id):
@@ -263,7 +290,6 @@ public final class WorkerSupervisor: Service, Sendable {
     // MARK: Duties: hard time limits and the supervisor's registry entry
 
     private func duties() async {
-        await withdrawOldOrder()
         var lastAnnounce = ContinuousClock.now - .seconds(3600)
         while !Task.isCancelled && !state.withLock({ $0.stopping && $0.children.isEmpty }) {
             enforceHardLimits()
@@ -331,12 +357,14 @@ public final class WorkerSupervisor: Service, Sendable {
             concurrency: concurrency, busy: busy, processed: processed,
             startedMilliseconds: startedMilliseconds, lastSeenMilliseconds: Int64(WallClock.nowMilliseconds()), processes: count,
             processExits: state.withLock { $0.exits }, mode: mode)
+        await withdrawOldOrder()
         let order: WorkerOrder?
         do {
             order = try await registry.register(info, ttl: configuration.heartbeatInterval * 5 + .seconds(2))
         } catch {
             return  // unreachable Redis changes no order
         }
+        guard state.withLock({ $0.ordersReady }) else { return }
         let mode = self.mode
         await follow(order, registry)
         if self.mode != mode { await announce() }
@@ -396,6 +424,9 @@ public final class WorkerSupervisor: Service, Sendable {
 
     private func handle(_ item: Work) async {
         switch item {
+        case .quiet(let id):
+            guard let registry = broker as? any WorkerRegistry, (try? await registry.give(.quiet, to: id)) != nil else { return }
+            _ = state.withLock { $0.quieted.insert(id) }
         case .timedOut(let held, let error):
             do {
                 _ = try await broker.fail(held.lease, message: error.description, retryAfter: held.retryAfter)
