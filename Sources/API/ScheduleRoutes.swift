@@ -169,6 +169,18 @@ private func check(_ definition: ScheduleDefinition, _ api: APIContext) async th
     }
 }
 
+/// The queue a schedule's jobs go to, where its mark and last run are kept: its own, else its
+/// task's. For a task known only from a catalogue no worker published in the last 15 minutes, the
+/// queue of the last catalogue stored, as the schedulers read it.
+private func scheduleQueue(_ definition: ScheduleDefinition, _ api: APIContext) async throws -> QueueName {
+    if let queue = definition.queue.flatMap(QueueName.init) { return queue }
+    if let entry = api.registry[definition.task] { return entry.options.queue }
+    if let entry = await api.tasks.current().registry[definition.task] { return entry.options.queue }
+    guard let store = api.broker as? any TaskCatalogueStore else { return .default }
+    let seen = try await broker { try await store.catalogues(seenSince: 0) }
+    return seen.lazy.flatMap(\.catalogue.tasks).first { $0.name == definition.task }?.queue ?? .default
+}
+
 private func scheduleObject(_ definition: ScheduleDefinition, source: String, _ api: APIContext) async throws -> [String: Any] {
     let data = (try? JSONEncoder().encode(definition)) ?? Data("{}".utf8)
     var object = (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
@@ -178,9 +190,7 @@ private func scheduleObject(_ definition: ScheduleDefinition, source: String, _ 
     let now = Int64(Date().timeIntervalSince1970 * 1000)
     let upcoming = (try? definition.schedule())?.upcoming(after: now, count: 5) ?? []
     object["next_runs"] = upcoming.map(JobView.timestamp)
-    var task = api.registry[definition.task]
-    if task == nil { task = await api.tasks.current().registry[definition.task] }
-    let queue = definition.queue.flatMap(QueueName.init) ?? task?.options.queue ?? .default
+    let queue = try await scheduleQueue(definition, api)
     let progress = try await broker { try await api.scheduleStore.progress(definition.name, queue: queue) }
     if let tick = progress.lastTick, let job = progress.lastJob {
         object["last_run"] = ["tick_at": JobView.timestamp(tick), "job": job]

@@ -111,6 +111,34 @@ struct ScheduleRunRedisTests {
         #expect(spans.1.traceID == spans.0.traceID && spans.1.parentSpanID == spans.0.spanID, "the run is a child of the tick")
     }
 
+    @Test("a schedule of a task whose catalogue is older than 15 minutes shows its last run and mark from the task's queue")
+    func agedCatalogue() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        var published = TaskRegistry()
+        try published.register(Ledger.self)
+        let catalogue = TaskCatalogue(published)
+        try await environment.broker.publish(catalogue)
+        // Last published an hour ago: the API no longer accepts the task's jobs, but schedulers still run it.
+        let hourAgo = Int(Date().timeIntervalSince1970 * 1000) - 3_600_000
+        _ = try await environment.client.send(RedisCommand("ZADD", environment.broker.keys.catalogues, "XX", hourAgo, catalogue.version))
+        let store = ScheduleStore(client: environment.client, keys: environment.broker.keys)
+        try await store.put(ScheduleDefinition(name: "ledger-close", task: "ledger.close", input: .object(["day": .number(1)]), everySeconds: 60))
+        let request = EnqueueRequest(task: "ledger.close", input: Data(#"{"day":1}"#.utf8), options: Ledger.options)
+        guard case .emitted(let id) = try await environment.broker.emitTick(schedule: "ledger-close", tick: 120_000, mark: 120_000, skipIfRunning: false, request: request)
+        else { Issue.record("tick not emitted"); return }
+        let api = APIContext(
+            broker: environment.broker, registry: environment.registry, configuration: APIConfiguration(), access: .none,
+            scheduleStore: store, checkReady: {})
+        try await Application(router: buildRouter(api)).test(.router) { http in
+            try await http.execute(uri: "/v1/schedules/ledger-close", method: .get) { response in
+                let body = try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any] ?? [:]
+                #expect((body["last_run"] as? [String: Any])?["job"] as? String == id.rawValue, "\(body)")
+                #expect(body["mark_at"] as? String == "1970-01-01T00:02:00.000Z")
+            }
+        }
+    }
+
     @Test("POST /v1/schedules/{name}/run: 201 with the job, paused or not; overlap skip is a 409 naming the job; 404 unknown")
     func route() async throws {
         let environment = try await JobEnvironment.start()
@@ -161,4 +189,13 @@ struct ScheduleRunRedisTests {
         }
         #expect(try await emittedTicks(environment).count == 1)
     }
+}
+
+/// A task of another application, known here only from its workers' catalogue.
+private struct Ledger: TernTask {
+    struct Input: Codable, Sendable { var day: Int }
+    typealias Output = Bool
+    static let name = "ledger.close"
+    static let options = TaskOptions(queue: "ledger")
+    func run(_ input: Input, context: JobContext) async throws -> Bool { true }
 }

@@ -43,7 +43,9 @@ struct WorkerOrderTests {
 
         try await broker.give(nil, to: id)
         #expect(try await waiting.result(timeout: .seconds(20)) == .number(1))
-        #expect(try await state() == nil)
+        try await eventually(within: .seconds(20)) {
+            guard try await state() == nil else { throw WaitError("still listed as quiet") }
+        }
 
         try await broker.give(.stop, to: id)
         try await eventually(within: .seconds(30)) {
