@@ -46,7 +46,9 @@ extension HeavyProcessTests {
             #expect(Set(runs.keys) == Set(0..<total))
             let duplicates = runs.values.filter { $0 > 1 }.count
             #expect(runs.values.allSatisfy { $0 <= 2 })
-            #expect(duplicates <= 2 * concurrency, "\(duplicates) jobs ran twice")
+            // A killed process held at most 2 × concurrency jobs: those running, and those whose task had
+            // ended while their outcome was being reported (capped at one concurrency's worth).
+            #expect(duplicates <= 2 * 2 * concurrency, "\(duplicates) jobs ran twice")
             // Both killed processes were replaced.
             let live = try await supervisor.waitForChildren(environment.broker, count: 4)
             #expect(Set(live.map(\.pid)).isDisjoint(with: children.prefix(2).map(\.pid)))
