@@ -104,7 +104,7 @@ public final class JobWorker: Sendable {
     /// How many more jobs may start now: the free slots, no more than one concurrency's worth of
     /// outcomes still being reported (so that a slow Redis cannot make them pile up), and no more
     /// than ``WorkerConfiguration/maxJobs`` allows.
-    func freeSlots(_ state: State) -> Int {
+    private func freeSlots(_ state: State) -> Int {
         if state.quiet { return 0 }
         let free = min(
             configuration.concurrency - state.busy,

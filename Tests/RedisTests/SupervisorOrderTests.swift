@@ -13,19 +13,9 @@ extension HeavyProcessTests {
             let environment = try await JobEnvironment.start()
             defer { environment.stop() }
             let broker = environment.broker
-            let supervisor = Process()
-            supervisor.executableURL = URL(fileURLWithPath: WorkerBinary.path)
-            supervisor.arguments = [
-                "--redis-url", environment.server.url, "--prefix", broker.keys.prefix, "--heartbeat", "0.2",
-                "--processes", "2", "--concurrency", "2",
-            ]
-            let log = environment.server.directory + "/supervisor.log"
-            _ = FileManager.default.createFile(atPath: log, contents: nil)
-            supervisor.standardOutput = FileHandle.nullDevice
-            supervisor.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            try supervisor.run()
-            defer { if supervisor.isRunning { kill(supervisor.processIdentifier, SIGKILL) } }
-            let pid = supervisor.processIdentifier
+            let supervisor = try SupervisorProcess(environment, ["--processes", "2", "--concurrency", "2"])
+            defer { supervisor.killIfRunning() }
+            let pid = supervisor.pid
             func listed() async throws -> (supervisor: WorkerInfo, processes: [WorkerInfo]) {
                 let workers = try await broker.workers()
                 let processes = workers.filter { $0.supervisorPID == pid }
@@ -71,11 +61,10 @@ extension HeavyProcessTests {
             }
             kill(pid, SIGTERM)
             #expect(try await long.result(timeout: .seconds(30)).sleptMs >= 2_000)
-            await waitForExit(supervisor)
-            #expect(supervisor.terminationReason == .exit && supervisor.terminationStatus == 0,
-                "\((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+            await waitForExit(supervisor.process)
+            #expect(supervisor.process.terminationReason == .exit && supervisor.process.terminationStatus == 0, "\(supervisor.logText)")
             #expect(try await broker.workers().isEmpty)
-            #expect((try? String(contentsOfFile: log, encoding: .utf8))?.contains("an operator asked this supervisor to stop") == true)
+            #expect(supervisor.logText.contains("an operator asked this supervisor to stop"))
         }
     }
 }
