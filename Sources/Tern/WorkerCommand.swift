@@ -17,7 +17,8 @@ struct WorkerCommand: AsyncParsableCommand {
             Claims jobs from the queues (strict order by default), runs up to --concurrency at once, \
             extends leases with heartbeats, returns expired leases of dead workers to their queues, \
             and on SIGTERM or SIGINT stops claiming, lets running jobs finish within --grace, returns \
-            the rest to their queues and exits 0.
+            the rest to their queues and exits 0. SIGTSTP quiets it: it claims no more jobs, running \
+            jobs go on, until `tern workers resume <id>`.
 
             At start-up it refuses a Redis that can lose jobs (appendonly off, or an evicting \
             maxmemory-policy) unless --allow-volatile-redis is given.
@@ -106,6 +107,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let tracing = try TracingSettings.resolve(settings, service: "tern-worker")
         let (registry, dependencies, middleware) = try ApplicationTasks.load(tracing: tracing != nil)
         if runIsolatedJob {
+            // A terminal's Ctrl-Z quiets the worker that started it; suspended, the job would overrun.
+            signal(SIGTSTP, SIG_IGN)
             // A TernClient as in the worker, connected only if the job asks for it.
             let (redisConfiguration, keyPrefix) = (try redis.configuration(settings), try redis.prefix(settings, flag: prefix))
             let store = try settings.file.storePolicy()
@@ -140,6 +143,8 @@ struct WorkerCommand: AsyncParsableCommand {
             setpgid(0, 0)
             // A hangup of the terminal is the supervisor's to handle (SIGHUP reloads it).
             signal(SIGHUP, SIG_IGN)
+            // Quiet is the supervisor's to pass on; suspended, the process would lose its jobs' leases.
+            signal(SIGTSTP, SIG_IGN)
             // Writing to a dead supervisor's pipe must fail, not kill the process with its jobs.
             signal(SIGPIPE, SIG_IGN)
         }

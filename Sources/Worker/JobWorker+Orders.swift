@@ -11,7 +11,8 @@ extension JobWorker {
     }
 
     /// Keeps to `order`: quiet stops the claims (running jobs go on) until the order is withdrawn;
-    /// stop is ``shutdown()``, as on SIGTERM.
+    /// stop is ``shutdown()``, as on SIGTERM. No order does not end a quiet that ``quiet()`` began
+    /// until its order is stored.
     func follow(_ order: WorkerOrder?) {
         switch order {
         case .stop?:
@@ -19,17 +20,11 @@ extension JobWorker {
             logger.notice("stopping: an operator asked this worker to stop")
             shutdown()
         case .quiet?:
-            let (changed, interrupt) = state.withLock { state -> (Bool, JobControl?) in
-                guard !state.quiet else { return (false, nil) }
-                state.quiet = true
-                return (true, state.idleInterrupt)
-            }
-            guard changed else { return }
-            interrupt?.signal(.shutdown)
-            logger.notice("quiet: an operator asked this worker to claim no more jobs; running jobs go on")
+            goQuiet("quiet: an operator asked this worker to claim no more jobs; running jobs go on")
         case nil:
             let (changed, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
-                guard state.quiet else { return (false, nil) }
+                // Quiet by SIGTSTP, whose order is not stored yet: not withdrawn, only not stored.
+                guard state.quiet, !state.quietAsked else { return (false, nil) }
                 state.quiet = false
                 defer { state.slotWaiter = nil }
                 return (true, state.slotWaiter)
@@ -38,6 +33,33 @@ extension JobWorker {
             waiter?.resume()
             logger.notice("resumed: the quiet order was withdrawn; claiming jobs again")
         }
+    }
+
+    /// Quiets the worker at once, as a quiet order to its id does (`tern worker` calls it on
+    /// SIGTSTP): it claims nothing more and running jobs go on. The order is stored for its id at
+    /// its next registration, so it shows in the worker list and lasts until a resume order
+    /// (`POST /v1/workers/{id}/resume`) withdraws it.
+    public func quiet() {
+        state.withLock { $0.quietAsked = true }
+        goQuiet("quiet: SIGTSTP asked this worker to claim no more jobs; running jobs go on (resume it with tern workers resume)")
+    }
+
+    private func goQuiet(_ notice: Logger.Message) {
+        let (changed, interrupt) = state.withLock { state -> (Bool, JobControl?) in
+            guard !state.quiet else { return (false, nil) }
+            state.quiet = true
+            return (true, state.idleInterrupt)
+        }
+        guard changed else { return }
+        interrupt?.signal(.shutdown)
+        logger.notice(notice)
+    }
+
+    /// Stores the quiet order ``quiet()`` asked for, once old orders are withdrawn; retried at each
+    /// registration until it succeeds.
+    func storeAskedQuiet(_ registry: any WorkerRegistry) async {
+        guard state.withLock({ $0.ordersReady && $0.quietAsked }) else { return }
+        if (try? await registry.give(.quiet, to: configuration.workerID)) != nil { state.withLock { $0.quietAsked = false } }
     }
 
     /// A signal that ends one idle wait, fired by ``shutdown()`` and by a quiet order; fired at once

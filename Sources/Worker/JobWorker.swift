@@ -50,6 +50,9 @@ public final class JobWorker: Sendable {
         var registrationError: String?
         /// An operator's quiet order holds: the worker claims nothing (``WorkerOrder/quiet``).
         var quiet = false
+        /// ``quiet()`` was called (SIGTSTP) and the quiet order to its own id is not stored yet:
+        /// until it is, the worker stays quiet whatever it reads.
+        var quietAsked = false
         /// Ends the idle wait under way, when the worker stops or goes quiet.
         var idleInterrupt: JobControl?
         /// An order left for its id before it started was withdrawn (a supervised process, whose
@@ -428,6 +431,7 @@ public final class JobWorker: Sendable {
         await publishCatalogue()
         guard let registry = broker as? any WorkerRegistry else { return }
         await withdrawOldOrder()
+        await storeAskedQuiet(registry)
         do {
             let order = try await registry.register(info, ttl: Self.registrationTTL(configuration))
             state.withLock {

@@ -66,5 +66,57 @@ extension HeavyProcessTests {
             #expect(try await broker.workers().isEmpty)
             #expect(supervisor.logText.contains("an operator asked this supervisor to stop"))
         }
+
+        @Test("SIGTSTP quiets a worker process, and a supervisor's processes, without suspending any; the quiet is an order the registry shows and a resume withdraws")
+        func quietOnSignal() async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let broker = environment.broker
+            /// Sends SIGTSTP to `targets`, waits until `ids` are all listed as quiet, checks that no
+            /// process is suspended and that 2 new jobs stay queued, then resumes `resumed` and waits for the jobs.
+            func quietThenResume(signal targets: [Int32], ids: [String], resumed: String) async throws {
+                for pid in targets { kill(pid, SIGTSTP) }
+                try await eventually(within: .seconds(20)) {
+                    let modes = try await broker.workers().filter { ids.contains($0.id) }.map(\.mode)
+                    guard modes.count == ids.count, modes.allSatisfy({ $0 == .quiet }) else { throw WaitError("not all quiet: \(modes)") }
+                }
+                let order = try await environment.client.send(RedisCommand("EXISTS", broker.keys.workerOrder(resumed)))
+                #expect(order == .integer(1), "SIGTSTP stores a quiet order for the process's own id")
+                for pid in targets {
+                    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+                    let state = status.split(separator: "\n").first { $0.hasPrefix("State:") } ?? ""
+                    #expect(!state.contains("stopped"), "process \(pid) was suspended: \(state)")
+                }
+                let held = try await environment.tern.enqueueBatch(Echo.self, [.number(1), .number(2)])
+                try await Task.sleep(for: .seconds(3))
+                for handle in held { #expect(try await broker.job(handle.id)?.state == .queued) }
+                try await broker.give(nil, to: resumed)
+                for (index, handle) in held.enumerated() {
+                    #expect(try await handle.result(timeout: .seconds(30)) == .number(Double(index + 1)))
+                }
+            }
+
+            let worker = try SupervisorProcess(environment, ["--concurrency", "2"], name: "worker")
+            defer { worker.killIfRunning() }
+            let workerID = try await eventually(within: .seconds(30)) {
+                guard let info = try await broker.workers().first(where: { $0.pid == worker.pid }) else { throw WaitError("not listed yet") }
+                return info.id
+            }
+            try await quietThenResume(signal: [worker.pid], ids: [workerID], resumed: workerID)
+            #expect(worker.logText.contains("quiet: SIGTSTP asked this worker"), "\(worker.logText)")
+            #expect(await worker.stop(), "\(worker.logText)")
+
+            let supervisor = try SupervisorProcess(environment, ["--processes", "2", "--concurrency", "2"])
+            defer { supervisor.killIfRunning() }
+            let children = try await supervisor.waitForChildren(broker, count: 2)
+            let id = try await eventually(within: .seconds(30)) {
+                guard let info = try await broker.workers().first(where: { $0.pid == supervisor.pid }) else { throw WaitError("not listed yet") }
+                return info.id
+            }
+            // The processes get it too, as from a terminal's Ctrl-Z: they ignore it, the supervisor passes quiet on.
+            try await quietThenResume(
+                signal: [supervisor.pid] + children.map(\.pid), ids: [id] + children.map(\.id), resumed: id)
+            #expect(await supervisor.stop(), "\(supervisor.logText)")
+        }
     }
 }

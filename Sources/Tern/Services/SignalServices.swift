@@ -57,6 +57,27 @@ struct SignalNotices: Service {
     }
 }
 
+/// Calls `action` on every SIGTSTP until the group shuts down: a worker or a supervisor goes quiet.
+/// The signal is ignored from the moment the service is made, so it never suspends the process,
+/// nor the processes it starts, which inherit that (a terminal's Ctrl-Z reaches the whole
+/// process group, and a suspended worker process would lose its jobs' leases).
+struct QuietSignalService: Service {
+    let action: @Sendable () -> Void
+
+    init(action: @escaping @Sendable () -> Void) {
+        signal(SIGTSTP, SIG_IGN)
+        self.action = action
+    }
+
+    func run() async throws {
+        let source = DispatchSource.makeSignalSource(signal: SIGTSTP, queue: .global())
+        source.setEventHandler(handler: action)
+        source.resume()
+        defer { source.cancel() }
+        try? await gracefulShutdown()
+    }
+}
+
 /// Calls `action` on every SIGHUP until the group shuts down.
 struct HangupService: Service {
     let action: @Sendable () -> Void

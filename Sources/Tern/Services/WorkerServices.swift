@@ -77,6 +77,7 @@ extension TernServices {
                 })
             }
             services.append(HangupService { supervisor.reload() })
+            if handlingSignals { services.append(QuietSignalService { supervisor.quiet() }) }
             services.append(PreparedService(prepare: prepare, service: supervisor))
             return StopSignals.group(
                 services, grace: settings.configuration.shutdownGrace, logger: logger, handlingSignals: handlingSignals,
@@ -129,6 +130,7 @@ extension TernServices {
         if settings.child {
             services.append(ChildWatchService(recycler: recycler, supervisorPID: configuration.supervisorPID, worker: worker, logger: logger))
         } else {
+            if handlingSignals { services.append(QuietSignalService { worker.quiet() }) }
             services.append(HangupService { [logger] in
                 logger.warning("SIGHUP ignored: only a supervisor (--processes) reloads; restart this worker to apply a changed configuration")
             })

@@ -20,12 +20,13 @@ extension WorkerSupervisor {
             stopAsOrdered()
             return
         }
-        let quiet = order == .quiet
-        let (pass, withdraw, changed) = state.withLock { state -> ([String], [String], Bool) in
+        let (quiet, pass, withdraw, changed) = state.withLock { state -> (Bool, [String], [String], Bool) in
+            // Quiet by SIGTSTP, whose order is not stored yet: not withdrawn, only not stored.
+            let quiet = order == .quiet || state.quietAsked
             let changed = state.quiet != quiet
             state.quiet = quiet
-            if quiet { return (state.children.values.filter { !$0.retiring }.compactMap(\.workerID), [], changed) }
-            return ([], Array(state.quieted), changed)
+            if quiet { return (true, state.children.values.filter { !$0.retiring }.compactMap(\.workerID), [], changed) }
+            return (false, [], Array(state.quieted), changed)
         }
         if changed {
             logger.notice(quiet
@@ -39,6 +40,28 @@ extension WorkerSupervisor {
         for id in withdraw where (try? await registry.give(nil, to: id)) != nil {
             _ = state.withLock { $0.quieted.remove(id) }
         }
+    }
+
+    /// Quiets every process, as a quiet order to the supervisor's id does (`tern worker` calls it
+    /// on SIGTSTP): the order is passed to each process at once, and stored for the supervisor's
+    /// id at its next report, so it shows in the worker list and lasts until a resume order
+    /// (`POST /v1/workers/{id}/resume`) withdraws it.
+    public func quiet() {
+        let pass = state.withLock { state -> [String] in
+            state.quietAsked = true
+            guard !state.quiet else { return [] }
+            state.quiet = true
+            return state.children.values.filter { !$0.retiring }.compactMap(\.workerID)
+        }
+        logger.notice("quiet: SIGTSTP asked this supervisor's processes to claim no more jobs; running jobs go on (resume it with tern workers resume)")
+        for id in pass { work.continuation.yield(.quiet(id)) }
+    }
+
+    /// Stores the quiet order ``quiet()`` asked for, once old orders are withdrawn; retried at each
+    /// report until it succeeds.
+    func storeAskedQuiet(_ registry: any WorkerRegistry) async {
+        guard state.withLock({ $0.ordersReady && $0.quietAsked }) else { return }
+        if (try? await registry.give(.quiet, to: id)) != nil { state.withLock { $0.quietAsked = false } }
     }
 
     /// Withdraws an order given to this supervisor's id before it started: its id is the same

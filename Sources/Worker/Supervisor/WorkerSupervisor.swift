@@ -69,12 +69,15 @@ public final class WorkerSupervisor: Service, Sendable {
         /// An operator's quiet order holds, and the processes (worker ids) it was passed on to.
         var quiet = false
         var quieted: Set<String> = []
+        /// ``quiet()`` was called (SIGTSTP) and the quiet order to its own id is not stored yet:
+        /// until it is, it stays quiet whatever it reads.
+        var quietAsked = false
         /// An order left for its id before it started was withdrawn: until then it follows none.
         var ordersReady = false
     }
 
     /// Redis work for a dead process or an overdue job, done by ``run()``'s task group.
-    private enum Work: Sendable {
+    enum Work: Sendable {
         case exited(Child, crashed: Bool, reason: String, stopping: Bool, delay: Duration)
         case timedOut(Held, HardTimeLimitExceeded)
         /// Pass a quiet order to a process that started while it holds.
@@ -93,7 +96,7 @@ public final class WorkerSupervisor: Service, Sendable {
     public let id = "\(ProcessInfo.processInfo.hostName.prefix(64)):\(getpid()):supervisor"
     private let startedMilliseconds = Int64(WallClock.nowMilliseconds())
     let state: Mutex<State>
-    private let work: (stream: AsyncStream<Work>, continuation: AsyncStream<Work>.Continuation)
+    let work: (stream: AsyncStream<Work>, continuation: AsyncStream<Work>.Continuation)
 
     /// Hears of the attempts its processes report, and of processes that ended (`--metrics-port`).
     let observer: (any SupervisorObserver)?
@@ -358,6 +361,7 @@ public final class WorkerSupervisor: Service, Sendable {
             startedMilliseconds: startedMilliseconds, lastSeenMilliseconds: Int64(WallClock.nowMilliseconds()), processes: count,
             processExits: state.withLock { $0.exits }, mode: mode)
         await withdrawOldOrder()
+        await storeAskedQuiet(registry)
         let order: WorkerOrder?
         do {
             order = try await registry.register(info, ttl: configuration.heartbeatInterval * 5 + .seconds(2))
