@@ -14,8 +14,11 @@ func addLimitRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         return try JSONResponse.make(["queue": queue.rawValue, "limits": try await broker { try await api.broker.limits(queue) }.map(LimitView.object)])
     }
     limits.put { request, context in
-        try context.require(.operate)
-        let queue = try queueName(context)
+        // A refused request's body is read and dropped first, as on every route with a body.
+        let queue = try await refusingEarly(request, context, api) {
+            try context.require(.operate)
+            return try queueName(context)
+        }
         let bytes = try await readJSONBody(request, context, api)
         let (scope, limit) = try LimitView.parse(try EnqueueBody.parseObject(bytes).object)
         try await broker { try await api.broker.setLimit(.some(limit), scope: scope, queue: queue, declared: false) }

@@ -6,13 +6,17 @@ public struct TernCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "tern",
         abstract: "Tern: typed background jobs for Swift, on Redis.",
-        subcommands: [
-            StatusCommand.self, WaitCommand.self, JobsCommand.self, EnqueueCommand.self, CancelCommand.self, RetryCommand.self, RunCommand.self, DeleteCommand.self,
-            QueuesCommand.self, PauseCommand.self, ResumeCommand.self, WorkersCommand.self, SchedulesCommand.self,
-            TasksCommand.self, StatsCommand.self, TopCommand.self, WorkflowCommand.self, LimitsCommand.self,
+        subcommands: clientCommandTypes + [
             DevCommand.self, WorkerCommand.self, APICommand.self, SchedulerCommand.self, TokenCommand.self, RedisCheckCommand.self,
         ]
     )
+
+    /// The subcommands that talk to the HTTP API: they exit 2 on a usage error.
+    static let clientCommandTypes: [any ParsableCommand.Type] = [
+        StatusCommand.self, WaitCommand.self, JobsCommand.self, EnqueueCommand.self, CancelCommand.self, RetryCommand.self, RunCommand.self,
+        DeleteCommand.self, QueuesCommand.self, PauseCommand.self, ResumeCommand.self, WorkersCommand.self, SchedulesCommand.self,
+        TasksCommand.self, StatsCommand.self, TopCommand.self, WorkflowCommand.self, LimitsCommand.self,
+    ]
 
     public init() {}
 
@@ -51,11 +55,8 @@ public struct TernCommand: AsyncParsableCommand {
         }
     }
 
-    /// The subcommands that talk to the HTTP API.
-    static let clientCommands: Set<String> = [
-        "status", "wait", "jobs", "enqueue", "cancel", "retry", "queues", "pause", "resume", "workers", "schedules", "tasks", "stats", "top",
-        "workflow", "limits",
-    ]
+    /// The names of ``clientCommandTypes``.
+    static let clientCommands = Set(clientCommandTypes.compactMap { $0.configuration.commandName })
 
     /// Runs one subcommand with the process's arguments after it: the entry of the thin `worker`,
     /// `api` and `scheduler` executables.

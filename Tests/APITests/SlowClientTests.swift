@@ -128,15 +128,17 @@ struct SlowClientTests {
         try await buildApplication(api, logger: Logger(label: "refused")).test(.live) { client in
             let port = try #require(client.port)
             for size in [300 << 10, 4 << 20, 16 << 20] {
-                for (extra, expected) in [
-                    ("Authorization: Bearer \(token)\r\n", "413"), ("", "401"),
-                    ("Authorization: Bearer \(token)\r\nContent-Type: text/plain\r\n", "415"),
+                for (line, extra, expected) in [
+                    ("POST /v1/jobs", "Authorization: Bearer \(token)\r\n", "413"), ("POST /v1/jobs", "", "401"),
+                    ("POST /v1/jobs", "Authorization: Bearer \(token)\r\nContent-Type: text/plain\r\n", "415"),
+                    // A producer may not set limits: refused before the body is read, which is then dropped.
+                    ("PUT /v1/queues/default/limits", "Authorization: Bearer \(token)\r\n", "403"),
                 ] {
                     for connection in ["", "Connection: close\r\n", "Expect: 100-continue\r\n"] {
                         let type = extra.contains("Content-Type") ? "" : "Content-Type: application/json\r\n"
-                        let head = "POST /v1/jobs HTTP/1.1\r\nHost: x\r\n\(type)\(extra)\(connection)Content-Length: \(size)\r\n\r\n"
+                        let head = "\(line) HTTP/1.1\r\nHost: x\r\n\(type)\(extra)\(connection)Content-Length: \(size)\r\n\r\n"
                         let exchange = try await offPool { try wholeBodyExchange(port: port, head: head, bodyBytes: size) }
-                        let label = "\(size) bytes, \(expected), \(connection.isEmpty ? "keep-alive" : connection.trimmingCharacters(in: .whitespacesAndNewlines))"
+                        let label = "\(line), \(size) bytes, \(expected), \(connection.isEmpty ? "keep-alive" : connection.trimmingCharacters(in: .whitespacesAndNewlines))"
                         // An answer, or a reset when the body is past what the server reads to drop it.
                         #expect(exchange.outcome.hasPrefix("HTTP/1.1 \(expected)") || exchange.outcome == "reset", "\(label): \(exchange.outcome)")
                         // Within 1 s on an idle machine; the bound is generous for a loaded one (a hang takes the full 10 s timeout).

@@ -33,7 +33,7 @@ struct WorkflowAPITests {
         }
     }
 
-    @Test("a chain: submitted, shown step by step, run to its result; a repeated Idempotency-Key answers it")
+    @Test("a chain: submitted, shown step by step, run to its result; a repeated Idempotency-Key answers it, and refuses another plan")
     func chain() async throws {
         try await withAPI { client, broker in
             let text = #"{"chain": [{"task": "echo", "input": {"n": 1}}, {"task": "echo"}, {"task": "echo", "queue": "other"}]}"#
@@ -43,6 +43,15 @@ struct WorkflowAPITests {
             #expect(id.hasSuffix(".other"))
             let again = try await post(client, "/v1/workflows", text, .ok, key: "flow-1")
             #expect(again["id"] as? String == id && again["created"] as? Bool == false)
+            // The key is bound to the whole plan, not only to its first job: another later step, or
+            // the same jobs as a group, is another request.
+            for other in [
+                #"{"chain": [{"task": "echo", "input": {"n": 1}}, {"task": "echo"}, {"task": "echo", "queue": "default"}]}"#,
+                #"{"group": [{"task": "echo", "input": {"n": 1}}, {"task": "echo", "input": 2}, {"task": "echo", "input": 3, "queue": "other"}]}"#,
+            ] {
+                let reused = try await post(client, "/v1/workflows", other, .unprocessableContent, key: "flow-1")
+                #expect(reused["code"] as? String == "idempotency_key_reused", "\(reused)")
+            }
             var workflow = try await get(client, "/v1/workflows/\(id)")
             #expect(workflow["state"] as? String == "running" && workflow["jobs_total"] as? Int == 3)
             #expect((workflow["jobs"] as? [[String: Any]])?.map { $0["state"] as? String } == ["queued", "waiting", "waiting"])

@@ -179,7 +179,10 @@ struct CLIProcessTests {
                 let missing = try await tern(["status", JobID.generate(queue: .default).rawValue], env)
                 #expect(missing.status == 3)
                 #expect(missing.err.hasPrefix("tern: no job has the id"))
-                #expect(try await tern(["retry"], env).status == 2)
+                // Every client command: a missing argument is a usage error.
+                for command in ["retry", "run", "delete", "cancel", "status", "wait"] {
+                    #expect(try await tern([command], env).status == 2, "tern \(command)")
+                }
                 #expect(try await tern(["enqueue", "nope"], env).status == 2)
                 let badToken = try await tern(["queues"], env.merging(["TERN_TOKEN": "wrong"]) { $1 })
                 #expect(badToken.status == 4)

@@ -49,6 +49,9 @@ public struct EnqueueRequest: Sendable, Hashable {
     public var headers: [String: String] = [:]
     /// The job's limit key (see ``JobLimit``): from the task's limit's key fields, or given.
     public var limitKey: String?
+    /// The digest of the workflow this job begins (``WorkflowPlan``), part of the ``fingerprint``:
+    /// a workflow's idempotency key, held by its first job, is bound to the whole plan.
+    var workflowDigest: String?
 
     /// Creates a request with the task's options.
     public init(
@@ -124,6 +127,7 @@ extension EnqueueRequest {
         text += "\n\(expiresAfter.map { "\($0.nanoseconds / 1_000_000)" } ?? "-")\n\(retention.nanoseconds / 1_000_000)\n"
         text += "\(failedRetention.map { "\($0.nanoseconds / 1_000_000)" } ?? "-")\n"
         if let unique { text += "unique \(unique.stored) \(unique.mode.windowMilliseconds ?? 0)\n" }
+        if let workflowDigest { text += "workflow \(workflowDigest)\n" }
         var bytes = Array(text.utf8)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

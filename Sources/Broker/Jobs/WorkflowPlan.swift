@@ -57,6 +57,18 @@ public struct WorkflowPlan: Sendable {
         self.final = final ?? steps.count - 1
     }
 
+    /// A digest of the whole plan: its kind, each job as its ``EnqueueRequest/fingerprint`` has it,
+    /// and the links. A workflow's idempotency key, held by its first job, is bound to it, so the
+    /// same key with another plan is refused, not answered with the workflow the key made.
+    var digest: String {
+        var text = "\(kind.rawValue) \(final)\n"
+        for step in steps {
+            let parents = step.parents.map(String.init).joined(separator: ",")
+            text += "\(step.request.fingerprint) \(parents) \(step.input.rawValue) \(step.onFailure.rawValue) \(step.join)\n"
+        }
+        return String(SHA256.hex(bytes: Array(text.utf8)).prefix(32))
+    }
+
     /// A plan's problem, if it has one: no steps, too many, or a link to a later step.
     public var problem: String? {
         if steps.isEmpty { return "a workflow has at least one job" }
@@ -88,7 +100,10 @@ extension TernClient {
             }
             // A first job with an idempotency key goes alone: if it names a workflow made before,
             // nothing else is made.
-            if level == 0, plan.steps[0].request.idempotencyKey != nil { ready = [0] }
+            if level == 0, plan.steps[0].request.idempotencyKey != nil {
+                ready = [0]
+                plan.steps[0].request.workflowDigest = plan.digest
+            }
             let requests = ready.map { index -> EnqueueRequest in
                 let step = plan.steps[index]
                 var request = step.request

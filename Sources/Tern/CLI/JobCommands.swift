@@ -114,7 +114,7 @@ struct WaitCommand: AsyncParsableCommand {
 struct JobsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobs", abstract: "List a queue's jobs in one state, a page at a time.",
-        discussion: "Examples:\n  tern jobs --queue default --state failed\n  tern jobs --state succeeded --task echo --limit 50 --json")
+        discussion: "Examples:\n  tern jobs --queue default --state failed\n  tern jobs --state succeeded --task send-email --limit 50 --json")
     @OptionGroup var options: ClientOptions
     @Option(help: "The queue. (default: default)") var queue = "default"
     @Option(help: "queued, scheduled, retrying, running, waiting, succeeded, failed, cancelled or expired. (default: queued)") var state = "queued"
@@ -148,12 +148,12 @@ struct EnqueueCommand: AsyncParsableCommand {
         commandName: "enqueue", abstract: "Enqueue a job; prints its id.",
         discussion: """
             Examples:
-              tern enqueue echo --input '{"hello":"tern"}'
-              tern enqueue sleep --input @job.json --delay 30 --priority 8
-              echo '{"ms":100}' | tern enqueue sleep --input -
-              tern enqueue echo --input 1 --idempotency-key order-42 --json
-              tern enqueue echo --input '{"customer":7}' --unique-key customer-7 --unique until:3600
-              tern enqueue echo --input 1 --header tenant=acme --header request-id=r-17
+              tern enqueue send-email --input '{"to":"ada@example.com"}'
+              tern enqueue resize-image --input @job.json --delay 30 --priority 8
+              echo '{"width":100}' | tern enqueue resize-image --input -
+              tern enqueue send-email --input @mail.json --idempotency-key order-42 --json
+              tern enqueue send-email --input '{"customer":7}' --unique-key customer-7 --unique until:3600
+              tern enqueue send-email --input @mail.json --header tenant=acme --header request-id=r-17
             A held unique key prints the id of the job that holds it, and says so on standard error.
             """)
     @OptionGroup var options: ClientOptions

@@ -9,8 +9,8 @@ struct SchedulesCommand: AsyncParsableCommand {
         discussion: """
             Examples:
               tern schedules
-              tern schedules put nightly-report echo --cron "30 2 * * *" --timezone Europe/Paris --input '{"day":"yesterday"}'
-              tern schedules put ping echo --every 60 --overlap skip
+              tern schedules put nightly-report build-report --cron "30 2 * * *" --timezone Europe/Paris --input '{"day":"yesterday"}'
+              tern schedules put ping check-health --every 60 --overlap skip
               tern schedules pause nightly-report
               tern schedules resume nightly-report
               tern schedules run nightly-report
