@@ -129,14 +129,21 @@ public final class JobWorker: Sendable {
     /// grace period ends and the rest are released. With `waitingForJobs` false (a second signal),
     /// running jobs are released at once instead of being waited for.
     public func shutdown(waitingForJobs: Bool = true) {
-        let (waiter, interrupt) = state.withLock { state in
+        let (waiter, interrupt, first, running) = state.withLock { state in
+            let first = !state.stopping
             state.stopping = true
             if !waitingForJobs { state.hurry = true }
             defer { state.slotWaiter = nil }
-            return (state.slotWaiter, state.idleInterrupt)
+            return (state.slotWaiter, state.idleInterrupt, first, state.busy)
         }
         interrupt?.signal(.shutdown)
         waiter?.resume()
+        if first {
+            logger.info(
+                "stopping: claiming no more jobs", metadata: [
+                    "running": "\(running)", "grace": "\(waitingForJobs ? configuration.shutdownGrace.shortDescription : "none")",
+                ])
+        }
     }
 
     var isStopping: Bool { state.withLock { $0.stopping } }

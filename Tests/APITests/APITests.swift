@@ -312,7 +312,38 @@ struct APITests {
         }
     }
 
-    @Test("queues: counts, listing with a clamped page size and a cursor, pause and resume; health")
+    @Test("list requests: a page size or a span beyond its bounds is clamped, one that is not an integer is a 400")
+    func listBounds() async throws {
+        try await withAPI { client, _ in
+            for index in 0..<101 {
+                _ = try await client.execute(
+                    uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: body(#"{"task":"echo","input":\#(index)}"#))
+            }
+            for (limit, count) in [("100000", 100), ("0", 1), ("-5", 1), ("", 20)] {
+                let query = limit.isEmpty ? "" : "&limit=\(limit)"
+                try await client.execute(uri: "/v1/queues/default/jobs?state=queued\(query)", method: .get) { response in
+                    #expect(response.status == .ok)
+                    let page = try json(response)
+                    #expect((page["jobs"] as? [Any])?.count == count, "limit \(limit)")
+                    #expect(page["next_cursor"] is String, "limit \(limit): more jobs follow")
+                }
+            }
+            for path in ["/v1/queues/default/jobs?limit=abc", "/v1/queues/default/throughput?minutes=abc"] {
+                try await client.execute(uri: path, method: .get) { response in
+                    #expect(response.status == .badRequest, "\(path)")
+                    #expect(response.headers[.contentType] == "application/problem+json")
+                    let code = try json(response)["code"] as? String
+                    #expect(code == "invalid_limit" || code == "invalid_minutes", "\(path)")
+                }
+            }
+            try await client.execute(uri: "/v1/queues/default/throughput?minutes=100000", method: .get) { response in
+                let minutes = try json(response)["minutes"] as? [Any]
+                #expect(minutes?.count == JobLimits.throughputMinutes)
+            }
+        }
+    }
+
+    @Test("queues: counts, listing with a page size and a cursor, pause and resume; health")
     func queues() async throws {
         try await withAPI { client, _ in
             for index in 0..<5 {

@@ -93,21 +93,28 @@ extension HeavyProcessTests {
             #expect(try await supervisor.children(environment.broker).isEmpty)
         }
 
-        @Test("a second SIGTERM stops at once and still releases the running jobs", arguments: [true, false])
+        @Test("F3: a stopping worker claims nothing though it has free slots; a second SIGTERM stops at once and still releases the running jobs", arguments: [true, false])
         func secondSignal(supervised: Bool) async throws {
             let environment = try await JobEnvironment.start()
             defer { environment.stop() }
             let worker = try SupervisorProcess(
-                environment, (supervised ? ["--processes", "1"] : []) + ["--concurrency", "2", "--grace", "60"], name: "worker")
+                environment, (supervised ? ["--processes", "1"] : []) + ["--concurrency", "3", "--grace", "60"], name: "worker")
             defer { worker.killIfRunning() }
             let long = try await environment.tern.enqueueBatch(Sleep.self, [.init(ms: 120_000), .init(ms: 120_000)])
             for handle in long { _ = try await environment.waitFor(handle.id, .running, within: .seconds(30)) }
             kill(worker.pid, SIGTERM)
-            // The second signal must come after the first was handled, or the two count as one.
+            // The second signal must come after the first was handled, or the two count as one; the
+            // worker (the supervised process, under a supervisor) has stopped claiming once it says so.
             _ = try await eventually(within: .seconds(20)) {
-                guard worker.logText.contains("tern: stopping (signal") else { throw WaitError("the first SIGTERM is not handled yet") }
+                let log = worker.logText
+                guard log.contains("tern: stopping (signal"), log.contains("stopping: claiming no more jobs") else {
+                    throw WaitError("the first SIGTERM is not handled yet")
+                }
                 return true
             }
+            // A free slot and a wake-up: a worker that still claimed would run it at once.
+            let late = try await environment.tern.enqueue(Echo.self, .number(1))
+            try await Task.sleep(for: .seconds(1))
             let took = await elapsed {
                 kill(worker.pid, SIGTERM)
                 await waitForExit(worker.process)
@@ -118,6 +125,8 @@ extension HeavyProcessTests {
                 let record = try await handle.status()
                 #expect(record.state == .queued && record.attempts == 0 && record.crashes == 0, "\(record.state)")
             }
+            let unclaimed = try await late.status()
+            #expect(unclaimed.state == .queued && unclaimed.attempts == 0, "\(unclaimed.state)")
         }
 
         @Test("F4: soft limit cancels a cooperative job; a CPU loop ignoring cancellation is killed at hard limit + grace", .serialized, arguments: [false, true])
