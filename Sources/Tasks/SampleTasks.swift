@@ -12,8 +12,8 @@ import TernCore
 public enum SampleTasks {
     /// Registers every sample task. The test tasks — `crash` (kills its process on purpose), `spin`
     /// (a CPU loop that may ignore cancellation) and `record` (appends to a file the input names) —
-    /// only when `includingTestTasks` is set (`--sample-tasks`: `tern dev` and the tests set it;
-    /// never set it in production).
+    /// only when `includingTestTasks` is set (Tern's own executables set it when the environment
+    /// variable `TERN_TEST_TASKS` is `1`, as the tests do; never set it in production).
     public static func register(in registry: inout TaskRegistry, includingTestTasks: Bool) throws {
         try registry.register(Echo.self)
         try registry.register(Sleep.self)
@@ -150,7 +150,7 @@ public struct Crash: TernTask {
 
 /// `spin`: keeps a CPU busy for `ms` milliseconds. With `cooperative` false it never checks for
 /// cancellation, so only its hard time limit (kill) stops it. Soft limit 1 s, hard limit 2 s, one
-/// attempt. A test task (`--sample-tasks`).
+/// attempt. A test task (`TERN_TEST_TASKS=1`).
 public struct Spin: TernTask {
     public struct Input: Codable, Sendable {
         public var ms: Int

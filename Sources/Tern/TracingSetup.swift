@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Logging
 import OTel
@@ -23,7 +24,8 @@ struct TracingSettings: Sendable {
             SettingNames(environment: "TERN_TRACING_OTLP_ENDPOINT", file: "tracing.otlp_endpoint"), flag: nil, file: file?.otlpEndpoint)
         else { return nil }
         guard let url = URL(string: endpoint), ["http", "https"].contains(url.scheme ?? ""), url.host != nil else {
-            throw TracingSetupError("tracing.otlp_endpoint must be an http:// or https:// URL, not '\(endpoint)'")
+            // A usage error (exit 64) in every command, as any other bad setting.
+            throw ValidationError("tracing.otlp_endpoint must be an http:// or https:// URL, not '\(endpoint)'")
         }
         let name: String = try settings.optional(
             SettingNames(environment: "TERN_TRACING_SERVICE_NAME", file: "tracing.service_name"), flag: nil, file: file?.serviceName)
@@ -53,10 +55,4 @@ struct TracingSettings: Sendable {
         logger.info("tracing on", metadata: ["otlp_endpoint": "\(endpoint)", "service": "\(serviceName)"])
         return backend.service
     }
-}
-
-/// A tracing setting that cannot work.
-struct TracingSetupError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }

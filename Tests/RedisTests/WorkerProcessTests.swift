@@ -207,6 +207,7 @@ extension HeavyProcessTests {
                 ([], [:], "redis:\n  cluster: []\n", 64, "redis.cluster needs at least one node"),
                 ([], ["TERN_REDIS_URL": "redis://h/2"], "redis:\n  cluster: [n1]\n", 64, "a Redis Cluster has only database 0"),
                 ([], ["TERN_REDIS_URL": "redis+cluster://h:1/3"], "", 64, "a Redis Cluster has only database 0"),
+                ([], ["TERN_TRACING_OTLP_ENDPOINT": "ftp://collector"], "", 64, "tracing.otlp_endpoint must be an http:// or https:// URL"),
             ] as [([String], [String: String], String, Int32, String)])
         func settingsResolution(flags: [String], variables: [String: String], file: String, status: Int32, text: String) async throws {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-settings-\(UUID().uuidString)")
