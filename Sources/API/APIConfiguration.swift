@@ -13,6 +13,9 @@ public struct APIConfiguration: Sendable {
     /// The default page size of listings (20) and the largest a client may ask for (100).
     public var defaultPageSize = 20
     public var maxPageSize = 100
+    /// The most queues one page of `GET /v1/queues` lists (1,000, also its default), and the most
+    /// that `/metrics` reports (the first by name): each queue listed costs Redis calls.
+    public var maxQueuesListed = 1_000
     /// The longest `?wait=` on `GET /v1/jobs/{id}`, in seconds (30); longer waits are cut to it.
     public var maxWaitSeconds = 30
     /// The most requests that may hold a connection open at once, `?wait=` and event streams

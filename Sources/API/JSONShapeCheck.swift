@@ -8,13 +8,16 @@ public enum JSONShapeViolation: Equatable, Sendable {
     /// An object repeats a key. `pointer` names the second occurrence: `/input/name` when the
     /// object at `/input` has two keys `name`.
     case duplicateKey(pointer: String)
+    /// The number at `pointer` is valid JSON but beyond what a 64-bit float holds (such as `1e400`).
+    case numberOutOfRange(pointer: String)
     /// The body holds a NUL byte. UTF-8 JSON never does, but UTF-16 and UTF-32 JSON always do, and
     /// JSONSerialization may accept those, in an encoding this byte scanner cannot follow.
     case unsupportedEncoding
 }
 
 /// A single pass over a JSON body's bytes, before JSONSerialization sees it, that limits how
-/// deeply arrays and objects nest and refuses duplicate keys in one object.
+/// deeply arrays and objects nest, refuses duplicate keys in one object, and finds numbers beyond a
+/// 64-bit float's range (which JSONSerialization would call malformed).
 ///
 /// It does not validate JSON: malformed input returns nil or a violation, never crashes, and
 /// JSONSerialization rejects it afterwards. Time is linear in the input, and memory is bounded by
@@ -94,12 +97,33 @@ public enum JSONShapeCheck {
                 if let top = stack.indices.last { stack[top].expectsKey = false }
             case 0:
                 return .unsupportedEncoding
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                let start = i
+                var exponent = false
+                while i + 1 < bytes.count, isNumberByte(bytes[i + 1]) {
+                    i += 1
+                    if bytes[i] | 0x20 == UInt8(ascii: "e") { exponent = true }
+                }
+                // Without an exponent, only more than 308 digits overflow a Double.
+                if exponent || i - start >= 308,
+                    let value = Double(String(decoding: UnsafeBufferPointer(rebasing: bytes[start...i]), as: UTF8.self)), !value.isFinite
+                {
+                    return .numberOutOfRange(pointer: pointer(stack))
+                }
             default:
                 break
             }
             i += 1
         }
         return nil
+    }
+
+    /// A byte that continues a number: a digit, a sign, a point or an exponent's `e`.
+    private static func isNumberByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."), UInt8(ascii: "e"), UInt8(ascii: "E"): true
+        default: false
+        }
     }
 
     /// The JSON pointer to the current child of the innermost open container, for a violation.
@@ -196,6 +220,9 @@ extension JSONShapeViolation {
             // The bad-input table: a duplicate key makes the JSON ambiguous, so it is malformed (400).
             Problem(.badRequest, "duplicate_key", "an object in the body repeats a key",
                 errors: [.init(pointer: pointer, message: "duplicate key")])
+        case .numberOutOfRange(let pointer):
+            Problem(.unprocessableContent, "invalid_request", "a number in the body is out of range",
+                errors: [.init(pointer: pointer, message: "number out of range (a 64-bit float holds at most about 1.8e308)")])
         case .unsupportedEncoding:
             Problem(.badRequest, "malformed_json", "the body is not UTF-8 JSON")
         }

@@ -301,7 +301,7 @@ enum OpenAPISchemas {
                     "p99_ms": ["type": ["integer", "null"], "description": "The 99th percentile, likewise."],
                 ]),
             ]),
-            "QueueList": object(["queues": ["type": "array", "items": OpenAPIDocument.ref("Queue")]]),
+            "QueueList": object(["queues": ["type": "array", "items": OpenAPIDocument.ref("Queue")], "next_cursor": ["type": ["string", "null"]]]),
             "Paused": object(["queue": string, "paused": ["type": "boolean"]]),
             "Retried": object(["queue": string, "retried": integer]),
             "Purged": object(["queue": string, "state": string, "purged": integer, "more": ["type": "boolean"]]),

@@ -96,7 +96,13 @@ enum OpenAPIPaths {
                 "workflows", "Cancel every job of the workflow that has not finished, the later ones first.", .operate,
                 ["200": json("WorkflowCancelled", "How many jobs were asked to stop."), "404": problem("No job has this id.")],
                 parameters: [id])],
-            "/v1/queues": ["get": operation("queues", "Every queue with its counts, oldest waiting job and paused flag.", .read, ["200": json("QueueList", "The queues.")])],
+            "/v1/queues": ["get": operation(
+                "queues", "A page of the queues, by name, with their counts, oldest waiting job and paused flag.", .read,
+                ["200": json("QueueList", "The queues, and the cursor of the next page (null at the end)."), "400": problem("An invalid limit.")],
+                parameters: [
+                    parameter("limit", in: "query", ["type": "integer"], "Page size; clamped to 1...1000 (default 1000)."),
+                    parameter("cursor", in: "query", ["type": "string"], "The next_cursor of the previous page."),
+                ])],
             "/v1/queues/{queue}": ["get": operation(
                 "queues", "One queue's counts.", .read,
                 ["200": json("Queue", "The queue."), "404": problem("No job was ever enqueued to this queue."), "422": problem("An invalid queue name.")],

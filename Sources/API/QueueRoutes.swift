@@ -7,16 +7,25 @@ import TernCore
 /// `/v1/queues` and `/v1/tasks`.
 func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
     let queues = router.group("v1/queues")
-    queues.get { _, context in
+    queues.get { request, context in
         try context.require(.read)
-        let stats = try await broker { try await allQueueStats(api) }
+        let limitText = request.uri.queryParameters.get("limit")
+        guard let requested = limitText.map({ Int($0) }) ?? api.configuration.maxQueuesListed else {
+            throw Problem(.badRequest, "invalid_limit", "limit must be an integer")
+        }
+        let page = min(max(requested, 1), api.configuration.maxQueuesListed)
+        let after = request.uri.queryParameters.get("cursor").map { String($0) }
+        let (stats, more) = try await broker { try await queueStats(api, after: after, limit: page) }
         let limits = try await broker {
             try await withThrowingTaskGroup(of: (QueueName, [QueueLimit]).self) { group in
                 for queue in stats.map(\.queue) { group.addTask { (queue, try await api.broker.limits(queue)) } }
                 return try await group.reduce(into: [QueueName: [QueueLimit]]()) { $0[$1.0] = $1.1 }
             }
         }
-        return try JSONResponse.make(["queues": stats.map { queueObject($0, limits: limits[$0.queue] ?? []) }])
+        return try JSONResponse.make([
+            "queues": stats.map { queueObject($0, limits: limits[$0.queue] ?? []) },
+            "next_cursor": JSONResponse.orNull(more ? stats.last?.queue.rawValue : nil),
+        ])
     }
     queues.get(":queue") { _, context in
         try context.require(.read)
@@ -148,15 +157,17 @@ func jobPage(
     return JobPage(jobs: [], nextCursor: cursor)
 }
 
-/// The stats of every queue, in the order of `queues()`, read at once rather than one round trip
-/// after another.
-func allQueueStats(_ api: APIContext) async throws -> [QueueStats] {
-    let names = try await api.broker.queues()
+/// The stats of at most `limit` queues whose names sort after `after` (from the first without it),
+/// in name order, read at once rather than one round trip after another; and whether more follow.
+func queueStats(_ api: APIContext, after: String? = nil, limit: Int) async throws -> (stats: [QueueStats], more: Bool) {
+    let all = try await api.broker.queues()
+    let names = after.map { after in all.filter { $0.rawValue > after } } ?? all
+    let page = Array(names.prefix(limit))
     let stats = try await withThrowingTaskGroup(of: QueueStats.self) { group in
-        for name in names { group.addTask { try await api.broker.stats(name) } }
+        for name in page { group.addTask { try await api.broker.stats(name) } }
         return try await group.reduce(into: [QueueName: QueueStats]()) { $0[$1.queue] = $1 }
     }
-    return names.compactMap { stats[$0] }
+    return (page.compactMap { stats[$0] }, names.count > limit)
 }
 
 /// A queue that has been used; pausing a misspelt name must not create a queue (or any key).

@@ -105,7 +105,7 @@ private func addPublicRoutes(_ router: Router<APIRequestContext>, _ api: APICont
         try context.require(.read)
         // The queue figures come from Redis; without it the process's own metrics still answer.
         var latencies: [(QueueName, LatencyHistogram)] = []
-        if let stats = try? await allQueueStats(api) {
+        if let stats = try? await queueStats(api, limit: api.configuration.maxQueuesListed).stats {
             api.metrics.queues(stats)
             latencies = (try? await withThrowingTaskGroup(of: (QueueName, LatencyHistogram).self) { group in
                 for queue in stats.map(\.queue) { group.addTask { (queue, try await api.broker.latency(queue, minutes: nil)) } }

@@ -102,13 +102,16 @@ struct WorkerCommand: AsyncParsableCommand {
     var checkConfig = false
 
     func run() async throws {
+        if child || runIsolatedJob {
+            // Quiet is the parent's to pass on: suspended (SIGTSTP's default, which exec restores
+            // after the parent's handler), this process would lose its jobs' leases.
+            signal(SIGTSTP, SIG_IGN)
+        }
         let settings = try redis.resolver()
         let logger = try LogSetup.make(label: "tern.worker", settings, flag: logFormat, level: logLevel)
         let tracing = try TracingSettings.resolve(settings, service: "tern-worker")
         let (registry, dependencies, middleware) = try ApplicationTasks.load(tracing: tracing != nil)
         if runIsolatedJob {
-            // A terminal's Ctrl-Z quiets the worker that started it; suspended, the job would overrun.
-            signal(SIGTSTP, SIG_IGN)
             // A TernClient as in the worker, connected only if the job asks for it.
             let (redisConfiguration, keyPrefix) = (try redis.configuration(settings), try redis.prefix(settings, flag: prefix))
             let store = try settings.file.storePolicy()
@@ -143,8 +146,6 @@ struct WorkerCommand: AsyncParsableCommand {
             setpgid(0, 0)
             // A hangup of the terminal is the supervisor's to handle (SIGHUP reloads it).
             signal(SIGHUP, SIG_IGN)
-            // Quiet is the supervisor's to pass on; suspended, the process would lose its jobs' leases.
-            signal(SIGTSTP, SIG_IGN)
             // Writing to a dead supervisor's pipe must fail, not kill the process with its jobs.
             signal(SIGPIPE, SIG_IGN)
         }

@@ -24,7 +24,7 @@ extension JobWorker {
         case nil:
             let (changed, waiter) = state.withLock { state -> (Bool, CheckedContinuation<Void, Never>?) in
                 // Quiet by SIGTSTP, whose order is not stored yet: not withdrawn, only not stored.
-                guard state.quiet, !state.quietAsked else { return (false, nil) }
+                guard state.quiet, state.quietAsked == state.quietStored else { return (false, nil) }
                 state.quiet = false
                 defer { state.slotWaiter = nil }
                 return (true, state.slotWaiter)
@@ -37,11 +37,12 @@ extension JobWorker {
 
     /// Quiets the worker at once, as a quiet order to its id does (`tern worker` calls it on
     /// SIGTSTP): it claims nothing more and running jobs go on. The order is stored for its id at
-    /// its next registration, so it shows in the worker list and lasts until a resume order
-    /// (`POST /v1/workers/{id}/resume`) withdraws it.
+    /// once (else at its next registration, while Redis cannot be reached), so it shows in the
+    /// worker list and lasts until a resume order (`POST /v1/workers/{id}/resume`) withdraws it.
     public func quiet() {
-        state.withLock { $0.quietAsked = true }
-        goQuiet("quiet: SIGTSTP asked this worker to claim no more jobs; running jobs go on (resume it with tern workers resume)")
+        state.withLock { $0.quietAsked += 1 }
+        goQuiet("quiet: SIGTSTP asked this worker to claim no more jobs; running jobs go on (resume it with tern workers resume \(configuration.workerID))")
+        if let registry = broker as? any WorkerRegistry { Task { await storeAskedQuiet(registry) } }
     }
 
     private func goQuiet(_ notice: Logger.Message) {
@@ -56,10 +57,15 @@ extension JobWorker {
     }
 
     /// Stores the quiet order ``quiet()`` asked for, once old orders are withdrawn; retried at each
-    /// registration until it succeeds.
+    /// registration until it succeeds. A later call of ``quiet()`` stores it again.
     func storeAskedQuiet(_ registry: any WorkerRegistry) async {
-        guard state.withLock({ $0.ordersReady && $0.quietAsked }) else { return }
-        if (try? await registry.give(.quiet, to: configuration.workerID)) != nil { state.withLock { $0.quietAsked = false } }
+        guard let asked = state.withLock({ $0.ordersReady && $0.quietAsked > $0.quietStored ? $0.quietAsked : nil }) else { return }
+        do {
+            try await registry.give(.quiet, to: configuration.workerID)
+            state.withLock { $0.quietStored = max($0.quietStored, asked) }
+        } catch {
+            logger.warning("the quiet order is not stored yet; it is tried again at the next report", metadata: ["error": "\(error)"])
+        }
     }
 
     /// A signal that ends one idle wait, fired by ``shutdown()`` and by a quiet order; fired at once

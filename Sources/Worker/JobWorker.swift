@@ -50,9 +50,10 @@ public final class JobWorker: Sendable {
         var registrationError: String?
         /// An operator's quiet order holds: the worker claims nothing (``WorkerOrder/quiet``).
         var quiet = false
-        /// ``quiet()`` was called (SIGTSTP) and the quiet order to its own id is not stored yet:
-        /// until it is, the worker stays quiet whatever it reads.
-        var quietAsked = false
+        /// How many times ``quiet()`` was called (SIGTSTP), and the count whose quiet order to its own
+        /// id was stored last: while one is not stored, the worker stays quiet whatever it reads.
+        var quietAsked = 0
+        var quietStored = 0
         /// Ends the idle wait under way, when the worker stops or goes quiet.
         var idleInterrupt: JobControl?
         /// An order left for its id before it started was withdrawn (a supervised process, whose

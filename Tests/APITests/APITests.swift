@@ -188,6 +188,8 @@ struct APITests {
         (#"{"task":"echo","input":1,"queue":"{tern}:x"}"#, 422, "invalid_request"),
         (#"{"task":"echo","input":1,"queue":"\#(String(repeating: "q", count: 65))"}"#, 422, "invalid_request"),
         (#"{"task":"sleep","input":{"ms":1e300}}"#, 422, "invalid_request"),
+        (#"{"task":"sleep","input":{"ms":1e400}}"#, 422, "invalid_request"),
+        (#"{"task":"echo","input":1,"priority":123456789012345678901234567890}"#, 422, "invalid_request"),
         (#"{"task":"echo","input":1,"max_attempts":1e300}"#, 422, "invalid_request"),
         (#"{"task":"echo","input":1,"run_at_ms":253402300800000}"#, 422, "invalid_request"),
         ("{\"task\":\"echo\",\"input\":" + String(repeating: "[", count: 40) + String(repeating: "]", count: 40) + "}", 422, "invalid_request"),
@@ -336,6 +338,22 @@ struct APITests {
                     #expect(code == "invalid_limit" || code == "invalid_minutes", "\(path)")
                 }
             }
+            // Queues come in pages by name, followed through next_cursor.
+            for queue in ["beta", "alpha"] {
+                _ = try await client.execute(
+                    uri: "/v1/jobs", method: .post, headers: jsonHeaders, body: body(#"{"task":"echo","input":1,"queue":"\#(queue)"}"#))
+            }
+            var listed: [String] = []
+            var cursor: String?
+            repeat {
+                let page = try await client.execute(uri: "/v1/queues?limit=2" + (cursor.map { "&cursor=\($0)" } ?? ""), method: .get) { try json($0) }
+                let names = (page["queues"] as? [[String: Any]] ?? []).compactMap { $0["queue"] as? String }
+                #expect(names.count <= 2)
+                listed += names
+                cursor = page["next_cursor"] as? String
+            } while cursor != nil
+            #expect(listed == ["alpha", "beta", "default"])
+            try await client.execute(uri: "/v1/queues?limit=x", method: .get) { #expect($0.status == .badRequest) }
             try await client.execute(uri: "/v1/queues/default/throughput?minutes=100000", method: .get) { response in
                 let minutes = try json(response)["minutes"] as? [Any]
                 #expect(minutes?.count == JobLimits.throughputMinutes)

@@ -158,6 +158,20 @@ struct JSONShapeCheckTests {
         }
     }
 
+    @Test("a number beyond a 64-bit float is found at its pointer; numbers in range, and numbers in strings, are not")
+    func numbersOutOfRange() {
+        #expect(check(#"{"a":[1,1e400]}"#) == .numberOutOfRange(pointer: "/a/1"))
+        #expect(check(#"{"input":{"ms":-2.5E+309},"x":1}"#) == .numberOutOfRange(pointer: "/input/ms"))
+        #expect(check("1e999") == .numberOutOfRange(pointer: ""))
+        #expect(check("[" + String(repeating: "9", count: 310) + "]") == .numberOutOfRange(pointer: "/0"))
+        for fine in [#"{"a":1e308,"b":-1.7976931348623157e308,"c":1e-400,"d":12345678901234567890}"#, #"{"a":"1e400"}"#, "[0,-0.5,3e2]"] {
+            #expect(check(fine) == nil, "\(fine)")
+        }
+        let problem = JSONShapeViolation.numberOutOfRange(pointer: "/a/1").problem
+        #expect(problem.status == .unprocessableContent && problem.code == "invalid_request")
+        #expect(problem.errors.map(\.pointer) == ["/a/1"])
+    }
+
     @Test("too deep answers 422 invalid_request at its pointer; a duplicate key 400 duplicate_key; not UTF-8, 400 malformed_json")
     func problems() {
         let deep = JSONShapeViolation.tooDeep(pointer: "/input/x", maxDepth: 2).problem

@@ -12,6 +12,40 @@ import Testing
 
 @Suite("HTTP API on real Redis", .enabled(if: TestRedis.enabled, TestRedis.reason))
 struct APIRedisTests {
+    @Test("refused requests write nothing to Redis: unknown tasks, bad queue names, inputs that do not fit, a batch of only such jobs")
+    func refusedRequestsWriteNothing() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let api = APIContext(broker: environment.broker, registry: environment.registry, configuration: APIConfiguration(), access: .none) {}
+        let app = Application(router: buildRouter(api))
+        func keys() async throws -> [String] {
+            try await environment.client.send(RedisCommand("KEYS", "*")).array?.compactMap(\.string).sorted() ?? []
+        }
+        let before = try await keys()
+        let requests: [(HTTPRequest.Method, String, String, HTTPResponse.Status)] = [
+            (.post, "/v1/jobs", #"{"task":"nope","input":{}}"#, .unprocessableContent),
+            (.post, "/v1/jobs", #"{"task":"sleep","input":{"ms":"long"}}"#, .unprocessableContent),
+            (.post, "/v1/jobs", #"{"task":"echo","input":1,"queue":"Bad:Queue{x}"}"#, .unprocessableContent),
+            (.post, "/v1/jobs", #"{"task":"echo","input":1,"queue":"{tern}:x"}"#, .unprocessableContent),
+            (.post, "/v1/jobs", #"{"task":"echo","input":1,"queue":"\#(String(repeating: "q", count: 65))"}"#, .unprocessableContent),
+            (.post, "/v1/jobs", #"{"task":"echo","input":1,"queue":""}"#, .unprocessableContent),
+            (.post, "/v1/jobs/batch", #"{"jobs":[{"task":"nope","input":1},{"task":"echo","input":1,"queue":"Bad:Q"}]}"#, .ok),
+            (.post, "/v1/workflows", #"{"chain":[{"task":"echo","input":1},{"task":"nope"}]}"#, .unprocessableContent),
+            (.put, "/v1/schedules/nightly", #"{"task":"nope","input":{},"every_seconds":60}"#, .unprocessableContent),
+            (.post, "/v1/queues/nosuch/pause", "", .notFound),
+            (.get, "/v1/queues/Bad:Q/jobs", "", .unprocessableContent),
+        ]
+        try await app.test(.router) { http in
+            for (method, uri, text, status) in requests {
+                let headers: HTTPFields = text.isEmpty ? [:] : [.contentType: "application/json"]
+                try await http.execute(uri: uri, method: method, headers: headers, body: ByteBuffer(string: text)) { response in
+                    #expect(response.status == status, "\(method) \(uri) \(text): \(String(buffer: response.body))")
+                }
+            }
+        }
+        #expect(try await keys() == before)
+    }
+
     @Test("a job enqueued over HTTP runs; with Redis down every answer is a fast 503 with Retry-After, and it recovers")
     func redisOutage() async throws {
         let environment = try await JobEnvironment.start()

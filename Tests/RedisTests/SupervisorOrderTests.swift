@@ -79,9 +79,10 @@ extension HeavyProcessTests {
                 try await eventually(within: .seconds(20)) {
                     let modes = try await broker.workers().filter { ids.contains($0.id) }.map(\.mode)
                     guard modes.count == ids.count, modes.allSatisfy({ $0 == .quiet }) else { throw WaitError("not all quiet: \(modes)") }
+                    // SIGTSTP stores a quiet order for the process's own id.
+                    let order = try await environment.client.send(RedisCommand("EXISTS", broker.keys.workerOrder(resumed)))
+                    guard order == .integer(1) else { throw WaitError("no quiet order stored for \(resumed)") }
                 }
-                let order = try await environment.client.send(RedisCommand("EXISTS", broker.keys.workerOrder(resumed)))
-                #expect(order == .integer(1), "SIGTSTP stores a quiet order for the process's own id")
                 for pid in targets {
                     let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
                     let state = status.split(separator: "\n").first { $0.hasPrefix("State:") } ?? ""
@@ -113,7 +114,7 @@ extension HeavyProcessTests {
                 guard let info = try await broker.workers().first(where: { $0.pid == supervisor.pid }) else { throw WaitError("not listed yet") }
                 return info.id
             }
-            // The processes get it too, as from a terminal's Ctrl-Z: they ignore it, the supervisor passes quiet on.
+            // The processes get it too (`pkill -TSTP`): they ignore it, and the supervisor passes quiet on.
             try await quietThenResume(
                 signal: [supervisor.pid] + children.map(\.pid), ids: [id] + children.map(\.id), resumed: id)
             #expect(await supervisor.stop(), "\(supervisor.logText)")

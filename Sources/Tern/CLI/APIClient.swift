@@ -83,6 +83,20 @@ struct APIClient {
         try await exchange(method, path, body: body, headers: extra, timeout: timeout).answer
     }
 
+    /// Every queue: the pages of `GET /v1/queues`, followed through their `next_cursor`.
+    func allQueues() async throws -> [[String: Any]] {
+        var queues: [[String: Any]] = []
+        var cursor: String?
+        repeat {
+            // Queue names need no escaping: a-z, 0-9, _ and -.
+            let path = "/v1/queues" + (cursor.map { "?cursor=" + $0 } ?? "")
+            let page = try await call(.GET, path) as? [String: Any]
+            queues += page?["queues"] as? [[String: Any]] ?? []
+            cursor = page?["next_cursor"] as? String
+        } while cursor != nil
+        return queues
+    }
+
     /// Sends a request; returns the status of a 2xx answer and its JSON.
     func exchange(
         _ method: HTTPMethod, _ path: String, body: Any? = nil, headers extra: [(String, String)] = [], timeout: TimeAmount = .seconds(60)

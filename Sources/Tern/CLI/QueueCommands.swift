@@ -11,9 +11,9 @@ struct QueuesCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await runClient {
-            let answer = try await options.client().call(.GET, "/v1/queues")
-            if options.json { return Output.json(answer) }
-            printQueues((answer as? [String: Any])?["queues"] as? [[String: Any]] ?? [])
+            let queues = try await options.client().allQueues()
+            if options.json { return Output.json(["queues": queues]) }
+            printQueues(queues)
         }
     }
 }
@@ -78,7 +78,7 @@ struct StatsCommand: AsyncParsableCommand {
     func run() async throws {
         try await runClient {
             let client = try options.client()
-            let queues = (try await client.call(.GET, "/v1/queues") as? [String: Any])?["queues"] as? [[String: Any]] ?? []
+            let queues = try await client.allQueues()
             let listed = (try await client.call(.GET, "/v1/workers") as? [String: Any])?["workers"] as? [[String: Any]] ?? []
             // A supervisor's entry totals its processes, which are listed too: count the processes.
             let workers = listed.filter { !($0["processes"] is Int) }

@@ -27,7 +27,7 @@ struct TopCommand: AsyncParsableCommand {
             let terminal = interactive ? RawTerminal() : nil
             defer { terminal?.restore() }
             while true {
-                let queues = (try await client.call(.GET, "/v1/queues") as? [String: Any])?["queues"] as? [[String: Any]] ?? []
+                let queues = try await client.allQueues()
                 let workers = (try await client.call(.GET, "/v1/workers") as? [String: Any])?["workers"] as? [[String: Any]] ?? []
                 if interactive { print("\u{1B}[H\u{1B}[2J", terminator: "") }
                 print("tern top — \(client.base) — \(ISO8601DateFormatter().string(from: Date()))\(interactive ? "   (q quits)" : "")\n")

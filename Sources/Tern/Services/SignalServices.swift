@@ -58,9 +58,10 @@ struct SignalNotices: Service {
 }
 
 /// Calls `action` on every SIGTSTP until the group shuts down: a worker or a supervisor goes quiet.
-/// The signal is ignored from the moment the service is made, so it never suspends the process,
-/// nor the processes it starts, which inherit that (a terminal's Ctrl-Z reaches the whole
-/// process group, and a suspended worker process would lose its jobs' leases).
+/// The signal is ignored from the moment the service is made, and then handled, so it never
+/// suspends the process (a suspended worker would lose its jobs' leases). The processes it starts
+/// get SIGTSTP's default back at exec and ignore it themselves (`tern worker`'s child and
+/// isolated-job modes).
 struct QuietSignalService: Service {
     let action: @Sendable () -> Void
 

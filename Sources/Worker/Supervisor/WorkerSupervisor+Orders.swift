@@ -22,7 +22,7 @@ extension WorkerSupervisor {
         }
         let (quiet, pass, withdraw, changed) = state.withLock { state -> (Bool, [String], [String], Bool) in
             // Quiet by SIGTSTP, whose order is not stored yet: not withdrawn, only not stored.
-            let quiet = order == .quiet || state.quietAsked
+            let quiet = order == .quiet || state.quietAsked > state.quietStored
             let changed = state.quiet != quiet
             state.quiet = quiet
             if quiet { return (true, state.children.values.filter { !$0.retiring }.compactMap(\.workerID), [], changed) }
@@ -44,24 +44,32 @@ extension WorkerSupervisor {
 
     /// Quiets every process, as a quiet order to the supervisor's id does (`tern worker` calls it
     /// on SIGTSTP): the order is passed to each process at once, and stored for the supervisor's
-    /// id at its next report, so it shows in the worker list and lasts until a resume order
-    /// (`POST /v1/workers/{id}/resume`) withdraws it.
+    /// id at once (else at its next report, while Redis cannot be reached), so it shows in the
+    /// worker list and lasts until a resume order (`POST /v1/workers/{id}/resume`) withdraws it.
     public func quiet() {
-        let pass = state.withLock { state -> [String] in
-            state.quietAsked = true
-            guard !state.quiet else { return [] }
+        let pass = state.withLock { state -> [String]? in
+            state.quietAsked += 1
+            guard !state.quiet else { return nil }
             state.quiet = true
             return state.children.values.filter { !$0.retiring }.compactMap(\.workerID)
         }
-        logger.notice("quiet: SIGTSTP asked this supervisor's processes to claim no more jobs; running jobs go on (resume it with tern workers resume)")
-        for id in pass { work.continuation.yield(.quiet(id)) }
+        if let pass {
+            logger.notice("quiet: SIGTSTP asked this supervisor's processes to claim no more jobs; running jobs go on (resume it with tern workers resume \(id))")
+            for child in pass { work.continuation.yield(.quiet(child)) }
+        }
+        if let registry = broker as? any WorkerRegistry { Task { await storeAskedQuiet(registry) } }
     }
 
     /// Stores the quiet order ``quiet()`` asked for, once old orders are withdrawn; retried at each
-    /// report until it succeeds.
+    /// report until it succeeds. A later call of ``quiet()`` stores it again.
     func storeAskedQuiet(_ registry: any WorkerRegistry) async {
-        guard state.withLock({ $0.ordersReady && $0.quietAsked }) else { return }
-        if (try? await registry.give(.quiet, to: id)) != nil { state.withLock { $0.quietAsked = false } }
+        guard let asked = state.withLock({ $0.ordersReady && $0.quietAsked > $0.quietStored ? $0.quietAsked : nil }) else { return }
+        do {
+            try await registry.give(.quiet, to: id)
+            state.withLock { $0.quietStored = max($0.quietStored, asked) }
+        } catch {
+            logger.warning("the quiet order is not stored yet; it is tried again at the next report", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Withdraws an order given to this supervisor's id before it started: its id is the same

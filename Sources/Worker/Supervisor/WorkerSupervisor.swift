@@ -69,9 +69,10 @@ public final class WorkerSupervisor: Service, Sendable {
         /// An operator's quiet order holds, and the processes (worker ids) it was passed on to.
         var quiet = false
         var quieted: Set<String> = []
-        /// ``quiet()`` was called (SIGTSTP) and the quiet order to its own id is not stored yet:
-        /// until it is, it stays quiet whatever it reads.
-        var quietAsked = false
+        /// How many times ``quiet()`` was called (SIGTSTP), and the count whose quiet order to its own
+        /// id was stored last: while one is not stored, it stays quiet whatever it reads.
+        var quietAsked = 0
+        var quietStored = 0
         /// An order left for its id before it started was withdrawn: until then it follows none.
         var ordersReady = false
     }
