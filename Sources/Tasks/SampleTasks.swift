@@ -33,6 +33,8 @@ public struct Echo: TernTask {
     public typealias Input = JSONValue
     public typealias Output = JSONValue
     public static let name = "echo"
+    /// It only returns: it runs on Swift's shared pool, not a job thread.
+    public static let options = TaskOptions(nonBlocking: true)
     public init() {}
     public func run(_ input: JSONValue, context: JobContext) async throws -> JSONValue { input }
 }
@@ -45,8 +47,9 @@ public struct Sleep: TernTask {
     }
     public struct Output: Codable, Sendable { public var sleptMs: Int }
     public static let name = "sleep"
-    /// A soft limit above the largest sleep allowed.
-    public static let options = TaskOptions(softTimeLimit: .seconds(3_700))
+    /// A soft limit above the largest sleep allowed; it only awaits (`Task.sleep`), so it runs on
+    /// Swift's shared pool.
+    public static let options = TaskOptions(softTimeLimit: .seconds(3_700), nonBlocking: true)
     public init() {}
     public func run(_ input: Input, context: JobContext) async throws -> Output {
         guard (0...3_600_000).contains(input.ms) else { throw PermanentError("ms must be 0...3600000") }

@@ -26,8 +26,12 @@ final class DutyThread: TaskExecutor, @unchecked Sendable {
 
     /// Starts the thread, named `name`; it runs until ``stop()``.
     init(name: String = "tern-duties") {
-        let thread = Thread { self.serve() }
-        thread.name = name
+        // Named from inside: on Linux a name set before the start does not reach the thread, which
+        // would keep its creator's (such as a pool thread's `oot.default-qos`) in `top -H` and perf.
+        let thread = Thread {
+            Thread.current.name = name
+            self.serve()
+        }
         thread.start()
     }
 

@@ -24,8 +24,11 @@ final class JobThreads: TaskExecutor, @unchecked Sendable {
     /// Starts `count` threads; they run until ``stop()``.
     init(count: Int) {
         for index in 0..<max(1, count) {
-            let thread = Thread { self.serve() }
-            thread.name = "tern-job-\(index)"
+            // Named from inside the thread, as ``DutyThread`` is.
+            let thread = Thread {
+                Thread.current.name = "tern-job-\(index)"
+                self.serve()
+            }
             thread.start()
         }
     }

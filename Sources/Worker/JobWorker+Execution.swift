@@ -52,7 +52,8 @@ extension JobWorker {
         let isolation = configuration.isolation.flatMap { $0.isolates(entry) || job.suspect ? $0 : nil }
         let killGrace = configuration.killGrace, workerID = configuration.workerID
         await withTaskGroup(of: Event.self) { group in
-            group.addTask(executorPreference: threads) {
+            // A task that only awaits runs on the shared pool: no hop to a job thread and back.
+            group.addTask(executorPreference: entry.options.nonBlocking ? nil : threads) {
                 // The task's own Redis calls are cancellable as usual; only the worker's are shielded.
                 await RedisCancellationShield.unshielded { () async -> Event in
                     do {

@@ -231,6 +231,8 @@ struct Stamp: TernTask {
     typealias Input = JSONValue
     typealias Output = JSONValue
     static let name = "bench.stamp"
+    /// It only records a time: it runs on Swift's shared pool, as an I/O-bound task declared so does.
+    static let options = TaskOptions(nonBlocking: true)
     private struct Starts {
         var times: [JobID: ContinuousClock.Instant] = [:]
         var waiters: [JobID: CheckedContinuation<ContinuousClock.Instant, Never>] = [:]
