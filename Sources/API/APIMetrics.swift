@@ -61,7 +61,7 @@ public final class APIMetrics: Sendable {
     /// Counts a request refused for `reason` (``SecurityEventsMiddleware/FailureReason``).
     func authFailure(_ reason: String) {
         counter("auth", "failures",
-            help: "Requests refused: missing_token, invalid_token, invalid_session, csrf_failed, forbidden, and jwt_* for JWTs.",
+            help: "Requests refused: missing_token, invalid_token, invalid_session, invalid_ticket, csrf_failed, forbidden, and jwt_* for JWTs.",
             [("reason", reason)]).increment()
     }
 

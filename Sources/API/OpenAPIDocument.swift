@@ -301,6 +301,7 @@ enum OpenAPISchemas {
                     "p99_ms": ["type": ["integer", "null"], "description": "The 99th percentile, likewise."],
                 ]),
             ]),
+            "StreamTicket": object(["ticket": string, "expires_at": timestamp, "expires_in_seconds": integer]),
             "QueueList": object(["queues": ["type": "array", "items": OpenAPIDocument.ref("Queue")], "next_cursor": ["type": ["string", "null"]]]),
             "Paused": object(["queue": string, "paused": ["type": "boolean"]]),
             "Retried": object(["queue": string, "retried": integer]),

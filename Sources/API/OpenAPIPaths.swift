@@ -5,6 +5,8 @@ enum OpenAPIPaths {
         let id = parameter("id", in: "path", ["type": "string"], "The job's id.")
         let queue = parameter("queue", in: "path", OpenAPISchemas.queueName, "The queue's name.")
         let workerID = parameter("id", in: "path", ["type": "string"], "The worker's id, as GET /v1/workers lists it.")
+        let streamTicket = parameter(
+            "ticket", in: "query", ["type": "string"], "A ticket from POST /v1/stream-tickets, instead of the Authorization header (for EventSource).")
         let scheduleName = parameter("name", in: "path", ["type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"], "The schedule's name.")
         let paths: [String: Any] = [
             "/healthz": ["get": operation("service", "The process is alive.", nil, ["200": json("Status", "Alive.")])],
@@ -57,7 +59,7 @@ enum OpenAPIPaths {
                     ]]]],
                     "404": problem("No job has this id."),
                 ],
-                parameters: [id])],
+                parameters: [id, streamTicket])],
             "/v1/jobs/{id}/cancel": ["post": operation(
                 "jobs", "Cancel a job: queued and scheduled at once, running through its worker within a second.", .operate,
                 ["200": json("JobState", "The state after the call (`running` until the worker stops it)."), "404": problem("No job has this id.")],
@@ -120,7 +122,7 @@ enum OpenAPIPaths {
                     "404": problem("No job was ever enqueued to this queue."), "422": problem("An invalid queue name."),
                     "503": problem("The API has as many waits and streams open as it allows (too_many_waiters)."),
                 ],
-                parameters: [queue])],
+                parameters: [queue, streamTicket])],
             "/v1/queues/{queue}/jobs": ["get": operation(
                 "queues", "A page of the queue's jobs in one state.", .read,
                 ["200": json("JobPage", "The jobs, and the cursor of the next page (null at the end)."), "400": problem("An invalid state or limit."), "422": problem("An invalid queue name.")],
@@ -196,6 +198,9 @@ enum OpenAPIPaths {
             "/v1/workers/{id}/stop": ["post": workerAction(
                 "Ask a worker or a supervisor to stop as on SIGTERM: it finishes its running jobs within its grace period and exits.",
                 workerID, conflict: "The worker runs under a supervisor (supervised_worker): stop the supervisor instead.")],
+            "/v1/stream-tickets": ["post": operation(
+                "service", "A ticket for the event streams, given as ?ticket= by browser clients whose EventSource cannot send the token; good for 60 s, on GET of the /events routes only.", .read,
+                ["201": json("StreamTicket", "The ticket and when it ends.")])],
             "/v1/tasks": ["get": operation("tasks", "The registered tasks with their options and input and output schemas.", .read, ["200": json("TaskList", "The tasks.")])],
         ]
         return requiresToken ? paths : withoutAuthAnswers(paths)

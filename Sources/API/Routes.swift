@@ -76,6 +76,7 @@ public func buildRouter(_ api: APIContext) -> Router<APIRequestContext> {
     addQueueRoutes(router, api)
     addWorkerRoutes(router, api)
     addLimitRoutes(router, api)
+    addStreamTicketRoutes(router, api)
     addScheduleRoutes(router, api)
     addWorkflowRoutes(router, api)
     if api.configuration.dashboard { addDashboardRoutes(router, api) }

@@ -106,6 +106,9 @@ struct WorkerCommand: AsyncParsableCommand {
             // Quiet is the parent's to pass on: suspended (SIGTSTP's default, which exec restores
             // after the parent's handler), this process would lose its jobs' leases.
             signal(SIGTSTP, SIG_IGN)
+            // Out of the terminal's process group: a Ctrl-C is the parent's to handle (it drains
+            // its jobs); reaching this process too, it would kill a job as if it had crashed.
+            setpgid(0, 0)
         }
         let settings = try redis.resolver()
         let logger = try LogSetup.make(label: "tern.worker", settings, flag: logFormat, level: logLevel)
@@ -141,9 +144,6 @@ struct WorkerCommand: AsyncParsableCommand {
             }
         }
         if child {
-            // Out of the terminal's process group: Ctrl-C (SIGINT to the whole group) reaches the
-            // supervisor, which passes it on; reaching the children too, it would count twice there.
-            setpgid(0, 0)
             // A hangup of the terminal is the supervisor's to handle (SIGHUP reloads it).
             signal(SIGHUP, SIG_IGN)
             // Writing to a dead supervisor's pipe must fail, not kill the process with its jobs.

@@ -38,10 +38,11 @@ public struct TaskOptions: Sendable, Hashable {
     public var limit: JobLimit?
     /// The task's body only awaits: it makes no blocking call and never computes for long (default
     /// false). Its jobs then run on Swift's shared pool, like the rest of an async program, instead
-    /// of one of the worker's job threads, which saves each job two thread switches (a quarter less
-    /// worker CPU per no-op job, and about 0.15 ms of start latency; BENCHMARKS.md). A body that
-    /// blocks anyway holds a thread of that pool, of which there are as many as cores: the worker's
-    /// soft-limit timers, cancel requests and shutdown then wait for one (heartbeats do not).
+    /// of one of the worker's job threads, which saves each job two thread switches (about a fifth
+    /// of the worker's CPU per no-op job, and about 0.1 ms of start latency; BENCHMARKS.md). A body
+    /// that blocks anyway holds a thread of that pool, of which there are as many as cores: the
+    /// worker's soft-limit timers, cancel requests and shutdown then wait for one (heartbeats do
+    /// not). It does not apply to a job that runs isolated (``isolated``, or a suspect of a crash).
     public var nonBlocking: Bool
 
     /// Creates options; every parameter has the default named on its property.

@@ -52,8 +52,11 @@ extension JobWorker {
         let isolation = configuration.isolation.flatMap { $0.isolates(entry) || job.suspect ? $0 : nil }
         let killGrace = configuration.killGrace, workerID = configuration.workerID
         await withTaskGroup(of: Event.self) { group in
-            // A task that only awaits runs on the shared pool: no hop to a job thread and back.
-            group.addTask(executorPreference: entry.options.nonBlocking ? nil : threads) {
+            // A task that only awaits runs on the shared pool (named, not inherited: the caller of
+            // run() may prefer another executor): no hop to a job thread and back. An isolated run
+            // writes its input to a pipe, which may block: it keeps its job thread.
+            let preference: (any TaskExecutor)? = entry.options.nonBlocking && isolation == nil ? globalConcurrentExecutor : threads
+            group.addTask(executorPreference: preference) {
                 // The task's own Redis calls are cancellable as usual; only the worker's are shielded.
                 await RedisCancellationShield.unshielded { () async -> Event in
                     do {

@@ -173,4 +173,34 @@ struct AccessReplacementTests {
             #expect(try await status(headers("t-new")) == .ok)
         }
     }
+
+    @Test("a stream ticket opens an event stream without the Authorization header, on GET of /events routes only")
+    func streamTickets() async throws {
+        try await withSecuredAPI { client, broker in
+            // A finished job: its stream sends the whole job and ends.
+            let id = try await broker.enqueue([EnqueueRequest(task: "echo", input: Data("1".utf8), options: TaskOptions())])[0].id
+            let job = try #require(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first)
+            _ = try await broker.complete(job.lease, result: Data("1".utf8))
+            let issued = try await client.execute(uri: "/v1/stream-tickets", method: .post, headers: headers("t-reader")) { response in
+                #expect(response.status == .created)
+                return try #require(try JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+            }
+            #expect(issued["expires_in_seconds"] as? Int == 60 && issued["expires_at"] is String)
+            let ticket = try #require(issued["ticket"] as? String)
+            let stream = try await client.execute(uri: "/v1/jobs/\(id.rawValue)/events?ticket=\(ticket)", method: .get) { response in
+                #expect(response.status == .ok)
+                return String(buffer: response.body)
+            }
+            #expect(stream.contains("event: job") && stream.contains(#""state":"succeeded""#), "\(stream)")
+            // Not a credential for anything else.
+            let other = try await client.execute(uri: "/v1/jobs/\(id.rawValue)?ticket=\(ticket)", method: .get) { $0.status }
+            #expect(other == .unauthorized)
+            let forged = try await client.execute(uri: "/v1/jobs/\(id.rawValue)/events?ticket=x\(ticket.dropFirst())", method: .get) { response in
+                (response.status, String(buffer: response.body))
+            }
+            #expect(forged.0 == .unauthorized && forged.1.contains("stream ticket"), "\(forged.1)")
+            let anonymous = try await client.execute(uri: "/v1/stream-tickets", method: .post, headers: headers(nil)) { $0.status }
+            #expect(anonymous == .unauthorized)
+        }
+    }
 }

@@ -345,7 +345,10 @@ struct APITests {
             }
             var listed: [String] = []
             var cursor: String?
+            var pages = 0
             repeat {
+                pages += 1
+                try #require(pages <= 3, "the cursor does not advance")
                 let page = try await client.execute(uri: "/v1/queues?limit=2" + (cursor.map { "&cursor=\($0)" } ?? ""), method: .get) { try json($0) }
                 let names = (page["queues"] as? [[String: Any]] ?? []).compactMap { $0["queue"] as? String }
                 #expect(names.count <= 2)
@@ -353,6 +356,12 @@ struct APITests {
                 cursor = page["next_cursor"] as? String
             } while cursor != nil
             #expect(listed == ["alpha", "beta", "default"])
+            // A cursor past the last name, or naming no queue, is a page of what follows it.
+            for (cursor, expected) in [("zzz", [String]()), ("b", ["beta", "default"])] {
+                let page = try await client.execute(uri: "/v1/queues?cursor=\(cursor)", method: .get) { try json($0) }
+                #expect((page["queues"] as? [[String: Any]])?.compactMap { $0["queue"] as? String } == expected)
+                #expect(page["next_cursor"] is NSNull)
+            }
             try await client.execute(uri: "/v1/queues?limit=x", method: .get) { #expect($0.status == .badRequest) }
             try await client.execute(uri: "/v1/queues/default/throughput?minutes=100000", method: .get) { response in
                 let minutes = try json(response)["minutes"] as? [Any]

@@ -58,6 +58,26 @@ private func code(_ response: TestResponse) -> String? {
 
 @Suite("Dashboard: pages, sessions, CSRF and roles")
 struct DashboardTests {
+    @Test("a stream ticket ends after 60 s, with its static token, or under another secret; a JWT's carries its grant")
+    func streamTicketLife() {
+        let secret = Array("secret-one".utf8)
+        let reader = TokenGrant(name: "r", role: .reader)
+        let policy = AccessPolicy.tokens([.init(secret: "t-reader", grant: reader)])
+        let start = Date(timeIntervalSince1970: 1_000_000)
+        let ticket = Substring(StreamTicket.issue(reader, carried: false, secret: secret, now: start).value)
+        #expect(StreamTicket.grant(ticket, secret: secret, policy: policy, now: start.addingTimeInterval(59)) == reader)
+        #expect(StreamTicket.grant(ticket, secret: secret, policy: policy, now: start.addingTimeInterval(60)) == nil)
+        #expect(StreamTicket.grant(ticket, secret: Array("secret-two".utf8), policy: policy, now: start) == nil)
+        #expect(StreamTicket.grant(ticket, secret: secret, policy: .tokens([]), now: start) == nil, "its token was removed")
+        let jwt = TokenGrant(name: "jwt:alice", role: .producer, tasks: ["sleep"], queues: ["default"])
+        let carried = Substring(StreamTicket.issue(jwt, carried: true, secret: secret, now: start).value)
+        #expect(StreamTicket.grant(carried, secret: secret, policy: .tokens([]), now: start) == jwt)
+        // A session cookie is not a ticket.
+        let session = DashboardSession.start(tokenName: "r", lifetime: .seconds(600), now: start).cookieValue(secret: secret)
+        #expect(StreamTicket.grant(Substring(session), secret: secret, policy: policy, now: start) == nil)
+        #expect(DashboardSession.verify(ticket, secret: secret, now: start) == nil, "nor a ticket a session cookie")
+    }
+
     @Test("the page and its assets come with a strict CSP, no framing, and no inline script or style")
     func securityHeaders() async throws {
         try await withDashboard(try dashboardAPI()) { client in

@@ -25,7 +25,7 @@ struct WorkerServicesTests {
         let running = Task { try await group.run() }
         let echo = try await environment.tern.enqueue(Echo.self, .string("hi"))
         #expect(try await echo.result(timeout: .seconds(30)) == .string("hi"))
-        let sleep = try await environment.tern.enqueue(Sleep.self, .init(ms: 3_000))
+        let sleep = try await environment.tern.enqueue(Sleep.self, .init(ms: 5_000))
         // Started by the worker, not only claimed in Redis: a claim whose reply comes after the
         // shutdown began is released unstarted, as it should be.
         _ = try await environment.waitForProgress(sleep.id, within: .seconds(30))

@@ -18,6 +18,8 @@ public struct APIRequestContext: RequestContext {
     var invalidSession = false
     /// The caller's dashboard session, when the request was authenticated by its cookie.
     var session: DashboardSession?
+    /// The caller sent a stream ticket (`?ticket=`) that is forged, expired or of a removed token.
+    var invalidTicket = false
     /// A state-changing request authenticated by a session cookie came without its CSRF token:
     /// 403 on every route that needs a grant.
     var csrfFailed = false
@@ -41,6 +43,12 @@ public struct APIRequestContext: RequestContext {
                 "a request of a dashboard session that changes something must carry the session's X-CSRF-Token header")
         }
         guard let grant else {
+            if invalidTicket {
+                var problem = Problem(
+                    .unauthorized, "unauthorized", "the stream ticket is not valid or has expired: get a new one from POST /v1/stream-tickets")
+                problem.securityReason = SecurityEventsMiddleware.FailureReason.invalidTicket.rawValue
+                throw problem
+            }
             if invalidSession && !invalidToken {
                 throw Problem(.unauthorized, "unauthorized", "the dashboard session has ended or is not valid: log in again")
             }
@@ -53,8 +61,8 @@ public struct APIRequestContext: RequestContext {
     }
 }
 
-/// Reads `Authorization: Bearer <token>`, or else the dashboard's session cookie, and sets the
-/// caller's grant. Without either the caller is anonymous: public routes (`/healthz`, `/readyz`,
+/// Reads `Authorization: Bearer <token>`, or else the dashboard's session cookie, or else (on `GET`
+/// of an event stream) a stream ticket (``StreamTicket``, `?ticket=`), and sets the caller's grant. Without either the caller is anonymous: public routes (`/healthz`, `/readyz`,
 /// `/openapi.json`, `/docs`, the dashboard's pages) still answer, so probes behind proxies that add
 /// other credentials work; every other route answers 401. A session's state-changing request
 /// (any method but GET, HEAD and OPTIONS) counts only with the session's `X-CSRF-Token`.
@@ -96,6 +104,13 @@ struct AuthenticationMiddleware: RouterMiddleware {
                 }
             } else {
                 context.invalidSession = true
+            }
+        } else if request.method == .get, request.uri.path.hasSuffix("/events"), let ticket = request.uri.queryParameters.get("ticket") {
+            if let grant = StreamTicket.grant(Substring(ticket), secret: sessionSecret, policy: policy) {
+                context.grant = grant
+                context.logger[metadataKey: "token"] = .string(grant.name)
+            } else {
+                context.invalidTicket = true
             }
         }
         return try await next(request, context)

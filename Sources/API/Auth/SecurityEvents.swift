@@ -23,6 +23,8 @@ struct SecurityEventsMiddleware: RouterMiddleware {
         case invalidToken = "invalid_token"
         /// A dashboard session cookie that is forged, expired or of a removed token.
         case invalidSession = "invalid_session"
+        /// A stream ticket (`?ticket=`) that is forged, expired or of a removed token.
+        case invalidTicket = "invalid_ticket"
         /// A session's state-changing request without its CSRF token.
         case csrfFailed = "csrf_failed"
         /// A token whose role or allowed tasks and queues do not cover the request.

@@ -63,7 +63,9 @@ extension WorkerSupervisor {
     /// Stores the quiet order ``quiet()`` asked for, once old orders are withdrawn; retried at each
     /// report until it succeeds. A later call of ``quiet()`` stores it again.
     func storeAskedQuiet(_ registry: any WorkerRegistry) async {
-        guard let asked = state.withLock({ $0.ordersReady && $0.quietAsked > $0.quietStored ? $0.quietAsked : nil }) else { return }
+        // A stopping supervisor deletes its order as it leaves: storing one then would outlive it.
+        guard let asked = state.withLock({ $0.ordersReady && !$0.stopping && $0.quietAsked > $0.quietStored ? $0.quietAsked : nil })
+        else { return }
         do {
             try await registry.give(.quiet, to: id)
             state.withLock { $0.quietStored = max($0.quietStored, asked) }

@@ -1,0 +1,49 @@
+import Foundation
+import TernCore
+
+/// A short-lived credential for the event streams, given as `?ticket=`: a browser's `EventSource`
+/// cannot send an `Authorization` header. `POST /v1/stream-tickets` issues one for the caller's
+/// grant; it is good for ``lifetime`` on `GET` of a route ending in `/events`, and nowhere else.
+///
+/// It is signed with the dashboard's session secret (``APIConfiguration/sessionSecret``), so every
+/// API replica with the same secret accepts it, and nothing is stored. A static token's ticket
+/// names the token, whose grant is looked up again when the ticket is used: a removed token's
+/// tickets stop at once. A JWT's ticket carries the JWT's grant.
+struct StreamTicket {
+    /// How long a ticket is good for: long enough to open a stream, short enough that one seen in
+    /// a log or a browser's history is stale.
+    static let lifetime: Int64 = 60
+
+    /// A signed ticket for `grant`, and when it ends (seconds since 1970). `carried` for a grant
+    /// that is not a static token's (a JWT's), which the ticket then holds whole.
+    static func issue(_ grant: TokenGrant, carried: Bool, secret: [UInt8], now: Date = Date()) -> (value: String, expires: Int64) {
+        let expires = Int64(now.timeIntervalSince1970) + lifetime
+        var fields: [String: Any] = ["name": grant.name]
+        if carried {
+            fields["role"] = grant.role.rawValue
+            if let tasks = grant.tasks { fields["tasks"] = tasks.sorted() }
+            if let queues = grant.queues { fields["queues"] = queues.map(\.rawValue).sorted() }
+        }
+        let json = (try? JSONWriter.bytes(fields)) ?? []
+        let payload = Array("t1|\(Base64URL.encode(json))|\(expires)".utf8)
+        return (Base64URL.encode(payload) + "." + Base64URL.encode(HMACSHA256.mac(key: secret, message: payload)), expires)
+    }
+
+    /// The grant a ticket stands for, if its signature is the server's, it has not expired and (for
+    /// a static token's) the token still exists.
+    static func grant(_ value: Substring, secret: [UInt8], policy: AccessPolicy, now: Date = Date()) -> TokenGrant? {
+        let parts = value.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 2, let payload = Base64URL.decode(parts[0]), let mac = Base64URL.decode(parts[1]),
+            DashboardSession.constantTimeEqual(mac, HMACSHA256.mac(key: secret, message: payload))
+        else { return nil }
+        let fields = String(decoding: payload, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false)
+        guard fields.count == 3, fields[0] == "t1", let expires = Int64(fields[2]), expires > Int64(now.timeIntervalSince1970),
+            let json = Base64URL.decode(fields[1]),
+            let object = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any], let name = object["name"] as? String
+        else { return nil }
+        guard let role = (object["role"] as? String).flatMap(Role.init(rawValue:)) else { return policy.grant(named: name) }
+        return TokenGrant(
+            name: name, role: role, tasks: (object["tasks"] as? [String]).map(Set.init),
+            queues: (object["queues"] as? [String]).map { Set($0.compactMap(QueueName.init)) })
+    }
+}
