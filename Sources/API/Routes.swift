@@ -65,7 +65,8 @@ public struct APIContext: Sendable {
 public func buildRouter(_ api: APIContext) -> Router<APIRequestContext> {
     let router = Router(context: APIRequestContext.self)
     // Outermost first: metrics see the final status; problems turn every error into problem+json.
-    if api.configuration.tracing { router.add(middleware: TracingMiddleware()) }
+    // A stream ticket in a URL is a credential: spans record the query without it.
+    if api.configuration.tracing { router.add(middleware: TracingMiddleware(redactingQueryParameters: ["ticket"])) }
     router.add(middleware: MetricsMiddleware(metrics: api.metrics))
     router.add(middleware: ProblemMiddleware())
     router.add(middleware: TransportSecurityMiddleware(servesTLS: api.configuration.tls != nil, required: api.configuration.tlsRequired))

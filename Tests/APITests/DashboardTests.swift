@@ -64,14 +64,24 @@ struct DashboardTests {
         let reader = TokenGrant(name: "r", role: .reader)
         let policy = AccessPolicy.tokens([.init(secret: "t-reader", grant: reader)])
         let start = Date(timeIntervalSince1970: 1_000_000)
-        let ticket = Substring(StreamTicket.issue(reader, carried: false, secret: secret, now: start).value)
-        #expect(StreamTicket.grant(ticket, secret: secret, policy: policy, now: start.addingTimeInterval(59)) == reader)
+        let ticket = Substring(StreamTicket.issue(reader, ends: nil, secret: secret, now: start).value)
+        #expect(StreamTicket.grant(ticket, secret: secret, policy: policy, now: start.addingTimeInterval(59))?.0 == reader)
         #expect(StreamTicket.grant(ticket, secret: secret, policy: policy, now: start.addingTimeInterval(60)) == nil)
         #expect(StreamTicket.grant(ticket, secret: Array("secret-two".utf8), policy: policy, now: start) == nil)
         #expect(StreamTicket.grant(ticket, secret: secret, policy: .tokens([]), now: start) == nil, "its token was removed")
         let jwt = TokenGrant(name: "jwt:alice", role: .producer, tasks: ["sleep"], queues: ["default"])
-        let carried = Substring(StreamTicket.issue(jwt, carried: true, secret: secret, now: start).value)
-        #expect(StreamTicket.grant(carried, secret: secret, policy: .tokens([]), now: start) == jwt)
+        let carried = Substring(StreamTicket.issue(jwt, ends: start.addingTimeInterval(600), secret: secret, now: start).value)
+        #expect(StreamTicket.grant(carried, secret: secret, policy: .tokens([]), now: start)?.0 == jwt)
+        // No longer than the JWT.
+        let ending = Substring(StreamTicket.issue(jwt, ends: start.addingTimeInterval(10), secret: secret, now: start).value)
+        #expect(StreamTicket.grant(ending, secret: secret, policy: .tokens([]), now: start.addingTimeInterval(10)) == nil)
+        // Only the two event streams.
+        for (path, accepted) in [
+            ("/v1/jobs/01J.default/events", true), ("/v1/queues/default/events", true), ("/v1/queues/events", false),
+            ("/v1/schedules/events", false), ("/v1/jobs/x/events/", false), ("/v1/jobs//events", false), ("/v1/workers/x/events", false),
+        ] {
+            #expect(StreamTicket.accepted(on: path) == accepted, "\(path)")
+        }
         // A session cookie is not a ticket.
         let session = DashboardSession.start(tokenName: "r", lifetime: .seconds(600), now: start).cookieValue(secret: secret)
         #expect(StreamTicket.grant(Substring(session), secret: secret, policy: policy, now: start) == nil)

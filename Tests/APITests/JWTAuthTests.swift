@@ -265,6 +265,22 @@ struct JWTAuthTests {
             }
             try await client.execute(uri: "/v1/queues", method: .get, headers: [.cookie: cookie]) { #expect($0.status == .ok) }
 
+            // A JWT's stream ticket carries its grant, and ends no later than the JWT (30 s here).
+            var short = claims
+            short.exp = Date().timeIntervalSince1970 + 30
+            let shortToken = try await keys.sign(short, kid: "hs")
+            let issued = try await client.execute(uri: "/v1/stream-tickets", method: .post, headers: [.authorization: "Bearer \(shortToken)"]) { response in
+                #expect(response.status == .created)
+                return try #require(JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [String: Any])
+            }
+            let left = try #require(issued["expires_in_seconds"] as? Int)
+            #expect(left <= 30 && left > 0, "\(left)")
+            let signed = try #require((issued["ticket"] as? String)?.split(separator: ".").first)
+            var standard = signed.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+            standard += String(repeating: "=", count: (4 - standard.count % 4) % 4)
+            let payload = String(decoding: try #require(Data(base64Encoded: standard)), as: UTF8.self)
+            #expect(payload.hasPrefix("t1|") && !payload.hasPrefix("t1|eyJuYW1lIjoiand0OmNpLWJvdCJ9|"), "the grant is carried: \(payload)")
+
             var expired = TestClaims()
             expired.exp = Date().timeIntervalSince1970 - 600
             let old = try await keys.sign(expired, kid: "hs")

@@ -18,6 +18,9 @@ public struct APIRequestContext: RequestContext {
     var invalidSession = false
     /// The caller's dashboard session, when the request was authenticated by its cookie.
     var session: DashboardSession?
+    /// When the caller's credential ends, for a grant that is not a static token's: a JWT's expiry,
+    /// or the end of its dashboard session, or of its stream ticket. `nil` for a static token.
+    var grantEnds: Date?
     /// The caller sent a stream ticket (`?ticket=`) that is forged, expired or of a removed token.
     var invalidTicket = false
     /// A state-changing request authenticated by a session cookie came without its CSRF token:
@@ -46,6 +49,7 @@ public struct APIRequestContext: RequestContext {
             if invalidTicket {
                 var problem = Problem(
                     .unauthorized, "unauthorized", "the stream ticket is not valid or has expired: get a new one from POST /v1/stream-tickets")
+                problem.headers[.wwwAuthenticate] = #"Bearer realm="tern", error="invalid_token""#
                 problem.securityReason = SecurityEventsMiddleware.FailureReason.invalidTicket.rawValue
                 throw problem
             }
@@ -84,10 +88,20 @@ struct AuthenticationMiddleware: RouterMiddleware {
                 ? await policy.authenticate(header.dropFirst(7).drop(while: { $0 == " " })) : AccessPolicy.Authentication()
             if let grant = authentication.grant {
                 context.grant = grant
+                context.grantEnds = authentication.expires
                 context.logger[metadataKey: "token"] = .string(grant.name)
             } else {
                 context.invalidToken = true
                 context.jwtFailure = authentication.jwtFailure
+            }
+        } else if request.method == .get, StreamTicket.accepted(on: request.uri.path), let ticket = request.uri.queryParameters.get("ticket") {
+            // Before the cookie: a stale session of the same site must not hide a fresh ticket.
+            if let (grant, ends) = StreamTicket.grant(Substring(ticket), secret: sessionSecret, policy: policy) {
+                context.grant = grant
+                context.grantEnds = ends
+                context.logger[metadataKey: "token"] = .string(grant.name)
+            } else {
+                context.invalidTicket = true
             }
         } else if let cookie = DashboardSession.cookie(in: request.headers[.cookie]) {
             if let session = DashboardSession.verify(cookie, secret: sessionSecret),
@@ -98,19 +112,13 @@ struct AuthenticationMiddleware: RouterMiddleware {
                 {
                     context.grant = grant
                     context.session = session
+                    if session.grant != nil { context.grantEnds = Date(timeIntervalSince1970: TimeInterval(session.expires)) }
                     context.logger[metadataKey: "token"] = .string(grant.name)
                 } else {
                     context.csrfFailed = true
                 }
             } else {
                 context.invalidSession = true
-            }
-        } else if request.method == .get, request.uri.path.hasSuffix("/events"), let ticket = request.uri.queryParameters.get("ticket") {
-            if let grant = StreamTicket.grant(Substring(ticket), secret: sessionSecret, policy: policy) {
-                context.grant = grant
-                context.logger[metadataKey: "token"] = .string(grant.name)
-            } else {
-                context.invalidTicket = true
             }
         }
         return try await next(request, context)

@@ -8,18 +8,29 @@ import TernCore
 /// It is signed with the dashboard's session secret (``APIConfiguration/sessionSecret``), so every
 /// API replica with the same secret accepts it, and nothing is stored. A static token's ticket
 /// names the token, whose grant is looked up again when the ticket is used: a removed token's
-/// tickets stop at once. A JWT's ticket carries the JWT's grant.
+/// tickets stop at once. A JWT's ticket carries the JWT's grant, and ends no later than the JWT.
+/// Tickets are signed, not encrypted: the token's name (a JWT's grant) can be read from one.
 struct StreamTicket {
     /// How long a ticket is good for: long enough to open a stream, short enough that one seen in
     /// a log or a browser's history is stale.
     static let lifetime: Int64 = 60
 
-    /// A signed ticket for `grant`, and when it ends (seconds since 1970). `carried` for a grant
-    /// that is not a static token's (a JWT's), which the ticket then holds whole.
-    static func issue(_ grant: TokenGrant, carried: Bool, secret: [UInt8], now: Date = Date()) -> (value: String, expires: Int64) {
-        let expires = Int64(now.timeIntervalSince1970) + lifetime
+    /// Whether a ticket counts on `GET` of `path`: the two event streams, `/v1/jobs/{id}/events` and
+    /// `/v1/queues/{queue}/events`, and no other route.
+    static func accepted(on path: String) -> Bool {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        return parts.count == 5 && parts[0].isEmpty && parts[1] == "v1" && (parts[2] == "jobs" || parts[2] == "queues")
+            && !parts[3].isEmpty && parts[4] == "events"
+    }
+
+    /// A signed ticket for `grant`, and when it ends (seconds since 1970). `ends` is when the
+    /// caller's credential ends, for a grant that is not a static token's (a JWT's): the ticket then
+    /// holds the grant whole, and ends no later than the credential.
+    static func issue(_ grant: TokenGrant, ends: Date?, secret: [UInt8], now: Date = Date()) -> (value: String, expires: Int64) {
+        var expires = Int64(now.timeIntervalSince1970) + lifetime
         var fields: [String: Any] = ["name": grant.name]
-        if carried {
+        if let ends {
+            expires = min(expires, Int64(ends.timeIntervalSince1970))
             fields["role"] = grant.role.rawValue
             if let tasks = grant.tasks { fields["tasks"] = tasks.sorted() }
             if let queues = grant.queues { fields["queues"] = queues.map(\.rawValue).sorted() }
@@ -30,8 +41,8 @@ struct StreamTicket {
     }
 
     /// The grant a ticket stands for, if its signature is the server's, it has not expired and (for
-    /// a static token's) the token still exists.
-    static func grant(_ value: Substring, secret: [UInt8], policy: AccessPolicy, now: Date = Date()) -> TokenGrant? {
+    /// a static token's) the token still exists; with, for a carried grant, when the ticket ends.
+    static func grant(_ value: Substring, secret: [UInt8], policy: AccessPolicy, now: Date = Date()) -> (TokenGrant, Date?)? {
         let parts = value.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 2, let payload = Base64URL.decode(parts[0]), let mac = Base64URL.decode(parts[1]),
             DashboardSession.constantTimeEqual(mac, HMACSHA256.mac(key: secret, message: payload))
@@ -41,9 +52,12 @@ struct StreamTicket {
             let json = Base64URL.decode(fields[1]),
             let object = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any], let name = object["name"] as? String
         else { return nil }
-        guard let role = (object["role"] as? String).flatMap(Role.init(rawValue:)) else { return policy.grant(named: name) }
-        return TokenGrant(
+        guard let role = (object["role"] as? String).flatMap(Role.init(rawValue:)) else {
+            return policy.grant(named: name).map { ($0, nil) }
+        }
+        let grant = TokenGrant(
             name: name, role: role, tasks: (object["tasks"] as? [String]).map(Set.init),
             queues: (object["queues"] as? [String]).map { Set($0.compactMap(QueueName.init)) })
+        return (grant, Date(timeIntervalSince1970: TimeInterval(expires)))
     }
 }
