@@ -1,4 +1,4 @@
-import API
+@testable import API
 import Broker
 import Foundation
 import HTTPTypes
@@ -188,14 +188,9 @@ struct AccessReplacementTests {
             #expect(issued["expires_in_seconds"] as? Int == 60 && issued["expires_at"] is String)
             let ticket = try #require(issued["ticket"] as? String)
             // A static token's ticket names the token only: its grant is looked up when the ticket is used.
-            func unpadded(_ text: Substring) -> Data? {
-                var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-                standard += String(repeating: "=", count: (4 - standard.count % 4) % 4)
-                return Data(base64Encoded: standard)
-            }
             let signed = try #require(ticket.split(separator: ".").first)
-            let payload = String(decoding: try #require(unpadded(signed)), as: UTF8.self)
-            let named = String(decoding: try #require(unpadded(payload.split(separator: "|")[1])), as: UTF8.self)
+            let payload = String(decoding: try #require(Base64URL.decode(signed)), as: UTF8.self)
+            let named = String(decoding: try #require(Base64URL.decode(payload.split(separator: "|")[1])), as: UTF8.self)
             #expect(named == #"{"name":"r"}"#)
             let stream = try await client.execute(uri: "/v1/jobs/\(id.rawValue)/events?ticket=\(ticket)", method: .get) { response in
                 #expect(response.status == .ok)
