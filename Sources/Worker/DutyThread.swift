@@ -29,7 +29,7 @@ final class DutyThread: TaskExecutor, @unchecked Sendable {
         // Named from inside: on Linux a name set before the start does not reach the thread, which
         // would keep its creator's (such as a pool thread's `oot.default-qos`) in `top -H` and perf.
         let thread = Thread {
-            Thread.current.name = name
+            ThreadName.set(name)
             self.serve()
         }
         thread.start()

@@ -26,7 +26,7 @@ final class JobThreads: TaskExecutor, @unchecked Sendable {
         for index in 0..<max(1, count) {
             // Named from inside the thread, as ``DutyThread`` is.
             let thread = Thread {
-                Thread.current.name = "tern-job-\(index)"
+                ThreadName.set("tern-job-\(index)")
                 self.serve()
             }
             thread.start()
