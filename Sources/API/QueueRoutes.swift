@@ -9,11 +9,7 @@ func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
     let queues = router.group("v1/queues")
     queues.get { request, context in
         try context.require(.read)
-        let limitText = request.uri.queryParameters.get("limit")
-        guard let requested = limitText.map({ Int($0) }) ?? api.configuration.maxQueuesListed else {
-            throw Problem(.badRequest, "invalid_limit", "limit must be an integer")
-        }
-        let page = min(max(requested, 1), api.configuration.maxQueuesListed)
+        let page = try pageSize(request, default: api.configuration.maxQueuesListed, max: api.configuration.maxQueuesListed)
         let after = request.uri.queryParameters.get("cursor").map { String($0) }
         let (stats, more) = try await broker { try await queueStats(api, after: after, limit: page) }
         let limits = try await broker {
@@ -44,10 +40,7 @@ func addQueueRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         guard let state = JobState(rawValue: stateText) else {
             throw Problem(.badRequest, "invalid_state", "state must be one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        let limitText = request.uri.queryParameters.get("limit")
-        let requested = limitText.map { Int($0) } ?? api.configuration.defaultPageSize
-        guard let requested else { throw Problem(.badRequest, "invalid_limit", "limit must be an integer") }
-        let limit = min(max(requested, 1), api.configuration.maxPageSize)
+        let limit = try pageSize(request, default: api.configuration.defaultPageSize, max: api.configuration.maxPageSize)
         let cursor = request.uri.queryParameters.get("cursor")
         let task = request.uri.queryParameters.get("task").map { String($0) }
         let page = try await broker { try await jobPage(api, queue: queue, state: state, task: task, cursor: cursor, limit: limit) }
@@ -155,6 +148,14 @@ func jobPage(
         if !matching.isEmpty || cursor == nil { return JobPage(jobs: matching, nextCursor: cursor) }
     }
     return JobPage(jobs: [], nextCursor: cursor)
+}
+
+/// The `limit` query parameter: `default` without it, else clamped to 1...`max`.
+/// - Throws: 400 `invalid_limit` for a value that is not an integer.
+private func pageSize(_ request: Request, default: Int, max largest: Int) throws -> Int {
+    guard let text = request.uri.queryParameters.get("limit") else { return `default` }
+    guard let requested = Int(text) else { throw Problem(.badRequest, "invalid_limit", "limit must be an integer") }
+    return min(max(requested, 1), largest)
 }
 
 /// The stats of at most `limit` queues whose names sort after `after` (from the first without it),

@@ -3,7 +3,8 @@ import TernCore
 
 /// A short-lived credential for the event streams, given as `?ticket=`: a browser's `EventSource`
 /// cannot send an `Authorization` header. `POST /v1/stream-tickets` issues one for the caller's
-/// grant; it is good for ``lifetime`` on `GET` of a route ending in `/events`, and nowhere else.
+/// grant; it is good for ``lifetime`` on `GET` of the two event streams (``accepted(on:)``), and
+/// nowhere else.
 ///
 /// It is signed with the dashboard's session secret (``APIConfiguration/sessionSecret``), so every
 /// API replica with the same secret accepts it, and nothing is stored. A static token's ticket
@@ -28,15 +29,14 @@ struct StreamTicket {
     /// holds the grant whole, and ends no later than the credential.
     static func issue(_ grant: TokenGrant, ends: Date?, secret: [UInt8], now: Date = Date()) -> (value: String, expires: Int64) {
         var expires = Int64(now.timeIntervalSince1970) + lifetime
-        var fields: [String: Any] = ["name": grant.name]
+        let named: String
         if let ends {
             expires = min(expires, Int64(ends.timeIntervalSince1970))
-            fields["role"] = grant.role.rawValue
-            if let tasks = grant.tasks { fields["tasks"] = tasks.sorted() }
-            if let queues = grant.queues { fields["queues"] = queues.map(\.rawValue).sorted() }
+            named = grant.signedForm
+        } else {
+            named = Base64URL.encode((try? JSONWriter.bytes(["name": grant.name])) ?? [])
         }
-        let json = (try? JSONWriter.bytes(fields)) ?? []
-        let payload = Array("t1|\(Base64URL.encode(json))|\(expires)".utf8)
+        let payload = Array("t1|\(named)|\(expires)".utf8)
         return (Base64URL.encode(payload) + "." + Base64URL.encode(HMACSHA256.mac(key: secret, message: payload)), expires)
     }
 
@@ -48,16 +48,12 @@ struct StreamTicket {
             DashboardSession.constantTimeEqual(mac, HMACSHA256.mac(key: secret, message: payload))
         else { return nil }
         let fields = String(decoding: payload, as: UTF8.self).split(separator: "|", omittingEmptySubsequences: false)
-        guard fields.count == 3, fields[0] == "t1", let expires = Int64(fields[2]), expires > Int64(now.timeIntervalSince1970),
-            let json = Base64URL.decode(fields[1]),
+        guard fields.count == 3, fields[0] == "t1", let expires = Int64(fields[2]), expires > Int64(now.timeIntervalSince1970)
+        else { return nil }
+        if let carried = TokenGrant(signedForm: fields[1]) { return (carried, Date(timeIntervalSince1970: TimeInterval(expires))) }
+        guard let json = Base64URL.decode(fields[1]),
             let object = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any], let name = object["name"] as? String
         else { return nil }
-        guard let role = (object["role"] as? String).flatMap(Role.init(rawValue:)) else {
-            return policy.grant(named: name).map { ($0, nil) }
-        }
-        let grant = TokenGrant(
-            name: name, role: role, tasks: (object["tasks"] as? [String]).map(Set.init),
-            queues: (object["queues"] as? [String]).map { Set($0.compactMap(QueueName.init)) })
-        return (grant, Date(timeIntervalSince1970: TimeInterval(expires)))
+        return policy.grant(named: name).map { ($0, nil) }
     }
 }

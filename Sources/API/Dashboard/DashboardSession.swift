@@ -40,26 +40,11 @@ struct DashboardSession: Sendable, Equatable {
     func cookieValue(secret: [UInt8]) -> String {
         let payload: [UInt8]
         if let grant {
-            var fields: [String: Any] = ["name": grant.name, "role": grant.role.rawValue]
-            if let tasks = grant.tasks { fields["tasks"] = tasks.sorted() }
-            if let queues = grant.queues { fields["queues"] = queues.map(\.rawValue).sorted() }
-            let json = (try? JSONWriter.bytes(fields)) ?? []
-            payload = Array("v2|\(Base64URL.encode(json))|\(expires)|\(nonce)".utf8)
+            payload = Array("v2|\(grant.signedForm)|\(expires)|\(nonce)".utf8)
         } else {
             payload = Array("v1|\(tokenName)|\(expires)|\(nonce)".utf8)
         }
         return Base64URL.encode(payload) + "." + Base64URL.encode(HMACSHA256.mac(key: secret, message: payload))
-    }
-
-    /// The grant of a `v2` payload's JSON.
-    private static func grant(_ encoded: Substring) -> TokenGrant? {
-        guard let json = Base64URL.decode(encoded),
-            let fields = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any],
-            let name = fields["name"] as? String, let role = (fields["role"] as? String).flatMap(Role.init(rawValue:))
-        else { return nil }
-        return TokenGrant(
-            name: name, role: role, tasks: (fields["tasks"] as? [String]).map(Set.init),
-            queues: (fields["queues"] as? [String]).map { Set($0.compactMap(QueueName.init)) })
     }
 
     /// The session in a cookie value, if its signature is the server's and it has not expired.
@@ -74,7 +59,7 @@ struct DashboardSession: Sendable, Equatable {
             expires > Int64(now.timeIntervalSince1970)
         else { return nil }
         if fields[0] == "v2" {
-            guard fields.count == 4, let grant = grant(fields[1]) else { return nil }
+            guard fields.count == 4, let grant = TokenGrant(signedForm: fields[1]) else { return nil }
             return DashboardSession(tokenName: grant.name, expires: expires, nonce: String(fields[3]), grant: grant)
         }
         let name = fields[1..<(fields.count - 2)].joined(separator: "|")
@@ -117,6 +102,28 @@ struct DashboardSession: Sendable, Equatable {
         var difference: UInt8 = 0
         for (x, y) in zip(a, b) { difference |= x ^ y }
         return difference == 0
+    }
+}
+
+extension TokenGrant {
+    /// The grant as base64url JSON (`name`, `role`, `tasks`, `queues`), in the signed payloads of
+    /// session cookies and stream tickets.
+    var signedForm: String {
+        var fields: [String: Any] = ["name": name, "role": role.rawValue]
+        if let tasks { fields["tasks"] = tasks.sorted() }
+        if let queues { fields["queues"] = queues.map(\.rawValue).sorted() }
+        return Base64URL.encode((try? JSONWriter.bytes(fields)) ?? [])
+    }
+
+    /// The grant of a ``signedForm``; `nil` for other text, or JSON without a role.
+    init?(signedForm: Substring) {
+        guard let json = Base64URL.decode(signedForm),
+            let fields = try? JSONSerialization.jsonObject(with: Data(json)) as? [String: Any],
+            let name = fields["name"] as? String, let role = (fields["role"] as? String).flatMap(Role.init(rawValue:))
+        else { return nil }
+        self.init(
+            name: name, role: role, tasks: (fields["tasks"] as? [String]).map(Set.init),
+            queues: (fields["queues"] as? [String]).map { Set($0.compactMap(QueueName.init)) })
     }
 }
 
