@@ -313,6 +313,28 @@ extension HeavyProcessTests {
             #expect(await supervisor.stop())
         }
 
+        @Test("a process's death is not charged to a job it ran in a process of its own: that job runs again, uncharged")
+        func isolatedNeighbour() async throws {
+            let environment = try await JobEnvironment.start()
+            defer { environment.stop() }
+            let supervisor = try SupervisorProcess(
+                environment, ["--processes", "1", "--concurrency", "2", "--isolate", "sleep", "--max-crashes", "3"])
+            defer { supervisor.killIfRunning() }
+            _ = try await supervisor.waitForChildren(environment.broker, count: 1)
+            let isolated = try await environment.tern.enqueue(Sleep.self, .init(ms: 3000))
+            _ = try await environment.waitFor(isolated.id, .running, within: .seconds(60))
+            // Runs in the process itself, beside the isolated job, and kills it.
+            let poison = try await environment.tern.enqueue(Crash.self, .init(kind: .unwrap), options: .init(maxAttempts: 10))
+            let failed = try await environment.waitFor(poison.id, .failed, within: .seconds(120))
+            // Alone in the process that died (the isolated job does not share it): charged every time.
+            #expect(failed.crashes == 3 && failed.errors.count == 3)
+            #expect(failed.errors.allSatisfy { !$0.message.contains("not counted") }, "\(failed.errors.map(\.message))")
+            let record = try await environment.waitFor(isolated.id, .succeeded, within: .seconds(120))
+            #expect(record.crashes == 0 && record.attempts == 1 && !record.suspect)
+            #expect(record.errors.isEmpty, "\(record.errors.map(\.message))")
+            #expect(await supervisor.stop())
+        }
+
         @Test("a crashing job never takes its neighbours down: 10 rounds of 100 jobs and a poison one, then 3 of 300 jobs and three poisons")
         func crashSuspects() async throws {
             let environment = try await JobEnvironment.start()

@@ -40,7 +40,7 @@ public struct SupervisorReport: Sendable {
                     retry = entry.retryDelay(job.attempt, error)
                 }
             }
-            Self.send(.claimed(job.lease, killAfter: killAfter, retryAfter: retry))
+            Self.send(.claimed(job.lease, killAfter: killAfter, retryAfter: retry, isolated: isolated))
         case .taskEnded(let id):
             Self.send(.ended(id))
         case .settled(let id):

@@ -31,6 +31,9 @@ public final class WorkerSupervisor: Service, Sendable {
         /// When to kill the process for this job's hard time limit, and the retry delay to record.
         let killAfter: Duration?
         let retryAfter: Duration?
+        /// The job runs in a process of its own (isolated, or a suspect): if this process dies, the
+        /// job did not kill it.
+        let isolated: Bool
         /// The job's task has ended; the process is reporting its outcome.
         var ended = false
     }
@@ -270,9 +273,9 @@ public final class WorkerSupervisor: Service, Sendable {
                 state.withLock { state in
                     guard state.children[pid] != nil else { return }
                     switch message {
-                    case .claimed(let lease, let killAfter, let retryAfter):
+                    case .claimed(let lease, let killAfter, let retryAfter, let isolated):
                         state.children[pid]?.held[lease.id] = Held(
-                            lease: lease, claimed: .now, killAfter: killAfter, retryAfter: retryAfter)
+                            lease: lease, claimed: .now, killAfter: killAfter, retryAfter: retryAfter, isolated: isolated)
                     case .worker(let id, let concurrency):
                         state.children[pid]?.workerID = id
                         state.children[pid]?.concurrency = concurrency
@@ -464,8 +467,11 @@ public final class WorkerSupervisor: Service, Sendable {
     /// whose task had ended (its outcome was being reported) did not crash the process: it is
     /// released, and the crash is charged to the jobs still running, shared if there were several.
     private func settleHeld(_ held: [Held], crashed: Bool, reason: String) async {
-        let released = crashed ? held.filter(\.ended) : held
-        let running = crashed ? held.filter { !$0.ended }.map(\.lease) : []
+        // Only the jobs that ran in the process itself can have crashed it: those whose task had
+        // ended, and those running in processes of their own (which end with it), go back uncharged.
+        let charged = { (job: Held) in !job.ended && !job.isolated }
+        let released = crashed ? held.filter { !charged($0) } : held
+        let running = crashed ? held.filter(charged).map(\.lease) : []
         if !released.isEmpty {
             do { try await broker.release(released.map(\.lease)) } catch {
                 logger.error("could not release the jobs of a stopped process; their leases will expire", metadata: ["error": "\(error)"])
