@@ -48,9 +48,9 @@ func addScheduleRoutes(_ router: Router<APIRequestContext>, _ api: APIContext) {
         schedules.post(":name/\(action)") { _, context in
             try context.require(.operate)
             let name = try await changeable(try scheduleName(context), api)
-            guard var definition = try await broker({ try await api.scheduleStore.get(name) }) else { throw noSchedule(name) }
-            definition.enabled = enabled
-            _ = try await broker { try await api.scheduleStore.put(definition) }
+            guard let definition = try await broker({ try await api.scheduleStore.update(name) { $0.enabled = enabled } }) else {
+                throw noSchedule(name)
+            }
             return try await JSONResponse.make(scheduleObject(definition, source: "api", api))
         }
     }

@@ -37,8 +37,10 @@ public struct CronSchedule: Sendable, Hashable {
     /// The instant (seconds) a wall-clock time fires at: its only instant, the first of two, or the
     /// end of the gap it falls in.
     func resolve(_ naive: Int64) -> Int64? {
-        let early = timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(naive - 43_200)))
-        let late = timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(naive + 43_200)))
+        // The offsets a day either side of the wall time read as UTC: offsets run from -12 to +14
+        // hours, so half a day would sample after a change in zones at +12 or more (Auckland).
+        let early = timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(naive - 86_400)))
+        let late = timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(naive + 86_400)))
         let valid = Set([early, late]).map { naive - Int64($0) }
             .filter { Int64(timeZone.secondsFromGMT(for: Date(timeIntervalSince1970: Double($0)))) == naive - $0 }
         if let first = valid.min() { return first }

@@ -13,6 +13,10 @@ public protocol ScheduleStoring: Sendable {
     @discardableResult func put(_ definition: ScheduleDefinition) async throws -> Bool
     /// Deletes the definition named `name`; `false` if there was none.
     @discardableResult func delete(_ name: String) async throws -> Bool
+    /// Changes the stored definition named `name` atomically: a change made meanwhile is not
+    /// undone, and a deleted definition is not brought back. Returns the new definition, or `nil`
+    /// if there is none.
+    func update(_ name: String, _ change: (inout ScheduleDefinition) -> Void) async throws -> ScheduleDefinition?
     /// The last tick schedule `name` emitted on `queue`, and its job's id.
     func lastRun(_ name: String, queue: QueueName) async throws -> (tick: Int64, job: String)?
     /// Schedule `name`'s mark on `queue` and its last run, read together.
@@ -55,6 +59,14 @@ public final class MemoryScheduleStore: ScheduleStoring {
         definitions.withLock { $0.updateValue(definition, forKey: definition.name) == nil }
     }
     public func delete(_ name: String) async throws -> Bool { definitions.withLock { $0.removeValue(forKey: name) != nil } }
+    public func update(_ name: String, _ change: (inout ScheduleDefinition) -> Void) async throws -> ScheduleDefinition? {
+        definitions.withLock { definitions in
+            guard var definition = definitions[name] else { return nil }
+            change(&definition)
+            definitions[name] = definition
+            return definition
+        }
+    }
     /// Nothing runs schedules in memory.
     public func lastRun(_ name: String, queue: QueueName) async throws -> (tick: Int64, job: String)? { nil }
 }
@@ -106,6 +118,22 @@ public struct ScheduleStore: ScheduleStoring {
         let replies = try await client.pipeline([RedisCommand("HDEL", hashKey, name), RedisCommand("INCR", versionKey)])
         try replies.forEach { try $0.throwingServerError() }
         return replies[0].int == 1
+    }
+
+    /// Reads, changes and writes back only if the stored definition did not change meanwhile (a
+    /// Function compares them); else reads again, up to 100 times. A definition that no longer
+    /// decodes counts as none.
+    public func update(_ name: String, _ change: (inout ScheduleDefinition) -> Void) async throws -> ScheduleDefinition? {
+        for _ in 0..<100 {
+            guard let stored = try await client.send(RedisCommand("HGET", hashKey, name)).throwingServerError().bytes,
+                var definition = try? JSONDecoder().decode(ScheduleDefinition.self, from: Data(stored))
+            else { return nil }
+            change(&definition)
+            if try await client.swapSchedule(name, in: keys, expected: stored, replacement: try JSONEncoder().encode(definition)) {
+                return definition
+            }
+        }
+        throw RedisError.protocolError("schedule '\(name)' kept changing while it was updated; try again")
     }
 
     public func lastRun(_ name: String, queue: QueueName) async throws -> (tick: Int64, job: String)? {

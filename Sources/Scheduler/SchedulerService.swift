@@ -142,6 +142,10 @@ public final class SchedulerService: Sendable {
     /// versions and each schedule's mark in one round trip, and emits every due tick. When the
     /// stored schedules or the catalogues changed, they are loaded again first. Returns what was
     /// emitted, by schedule name.
+    ///
+    /// A schedule whose mark cannot be read, or whose tick cannot be emitted, for a reason of its
+    /// own (an error reply, or its node of a cluster down) does not hold the others back: they are
+    /// emitted, and the pass then throws that schedule's error (the first, if several failed).
     @discardableResult
     public func pass() async throws -> [String: [TickEmission]] {
         let (registry, enabled) = loaded.withLock { ($0.registry, schedules(with: $0).filter(\.enabled)) }
@@ -153,56 +157,92 @@ public final class SchedulerService: Sendable {
         for schedule in enabled {
             commands.append(RedisCommand("HGET", broker.keys.scheduleMark(queue(of: schedule, registry), schedule.name), "mark"))
         }
-        var replies = try await broker.client.pipeline(commands)
-        let version = store == nil ? nil : replies.remove(at: 1).string
+        var replies = try await broker.client.pipelineEach(commands)
+        let version = try store == nil ? nil : replies.remove(at: 1).get().throwingServerError().string
         if followsCatalogues {
-            let catalogues = (replies.remove(at: 1).array ?? []).compactMap(\.string).sorted().joined(separator: " ")
+            let catalogues = try (replies.remove(at: 1).get().throwingServerError().array ?? []).compactMap(\.string).sorted().joined(separator: " ")
             if loaded.withLock({ !$0.loaded || $0.version != version || $0.catalogues != catalogues }) {
                 try await reload(version: version, catalogues: catalogues)
                 return try await pass()
             }
         }
-        let time = replies[0].array ?? []
+        let timeReply = try replies[0].get().throwingServerError()
+        let time = timeReply.array ?? []
         guard time.count == 2, let seconds = time[0].string.flatMap(Int64.init), let micros = time[1].string.flatMap(Int64.init) else {
-            throw RedisError.protocolError("TIME answered \(replies[0])")
+            throw RedisError.protocolError("TIME answered \(timeReply)")
         }
         let now = seconds * 1000 + micros / 1000
         var emitted: [String: [TickEmission]] = [:]
+        var firstError: (any Error)?
         for (schedule, reply) in zip(enabled, replies.dropFirst()) {
-            let mark = reply.string.flatMap(Int64.init)
-            let start = mark ?? firstSeen.withLock { seen in
+            do {
+                // An error reply (a refused command, a node loading) is not "no mark": that would
+                // skip the catch-up, or emit again what another replica emitted.
+                let mark = try reply.get().throwingServerError().string.flatMap(Int64.init)
+                emitted[schedule.name] = try await emit(schedule, mark: mark, now: now, registry: registry)
+            } catch let error where Self.concernsOneSchedule(error, cluster: broker.client.isCluster) {
+                logger.warning("schedule skipped in this pass", metadata: ["schedule": "\(schedule.name)", "error": "\(error)"])
+                firstError = firstError ?? error
+            }
+        }
+        if let firstError { throw firstError }
+        return emitted
+    }
+
+    /// Whether `error`, met by one schedule, leaves the others worth trying in the same pass: an
+    /// error reply (a refused command, a node loading), or any error on a cluster (where another
+    /// schedule's queue may live on a healthy node). Another error on one server (a timeout, a
+    /// lost connection) would meet every schedule: the pass stops there.
+    static func concernsOneSchedule(_ error: any Error, cluster: Bool) -> Bool {
+        if error is CancellationError { return false }
+        if let redis = error as? RedisError, case .server = redis { return true }
+        return cluster
+    }
+
+    /// Emits the due ticks of one schedule whose mark is `mark` (`nil`: none yet).
+    private func emit(_ schedule: Schedule, mark: Int64?, now: Int64, registry: TaskRegistry) async throws -> [TickEmission]? {
+        // The first pass that sees no mark starts a second ago, and so do the passes after it
+        // until a mark is seen (an emission failed). Once one is, the start is forgotten: a
+        // schedule whose mark moves (to another queue) later starts afresh, not from back then.
+        let start: Int64
+        if let mark {
+            start = mark
+            firstSeen.withLock { seen in if seen[schedule.name] != nil { seen[schedule.name] = nil } }
+        } else {
+            start = firstSeen.withLock { seen in
                 if let first = seen[schedule.name] { return first }
                 seen[schedule.name] = now - 1000
                 return now - 1000
             }
-            let due = Self.dueTicks(schedule, from: start, hasMark: mark != nil, now: now, lateness: configuration.lateness)
-            for (tick, newMark) in due {
-                guard var request = schedule.request(registry: registry) else { continue }
-                // A span per tick (docs/operations.md#tracing): which schedule, which tick, what came
-                // of it; the job's runs are its children.
-                let result = try await withSpan("schedule \(schedule.name)", ofKind: .producer) { span in
-                    request.headers = JobTracing.headers(request.headers, tracing: span.context)
-                    span.attributes["tern.schedule"] = schedule.name
-                    span.attributes["tern.tick_ms"] = Int(tick)
-                    span.attributes["tern.task"] = request.task
-                    let result = try await broker.emitTick(
-                        schedule: schedule.name, tick: tick, mark: newMark, skipIfRunning: schedule.skipIfRunning, request: request)
-                    switch result {
-                    case .emitted(let id): span.attributes["messaging.message.id"] = id.rawValue
-                    case .duplicate: span.attributes["tern.tick"] = "duplicate"
-                    case .overlapped: span.attributes["tern.tick"] = "overlapped"
-                    }
-                    return result
+        }
+        var results: [TickEmission] = []
+        let due = Self.dueTicks(schedule, from: start, hasMark: mark != nil, now: now, lateness: configuration.lateness)
+        for (tick, newMark) in due {
+            guard var request = schedule.request(registry: registry) else { continue }
+            // A span per tick (docs/operations.md#tracing): which schedule, which tick, what came
+            // of it; the job's runs are its children.
+            let result = try await withSpan("schedule \(schedule.name)", ofKind: .producer) { span in
+                request.headers = JobTracing.headers(request.headers, tracing: span.context)
+                span.attributes["tern.schedule"] = schedule.name
+                span.attributes["tern.tick_ms"] = Int(tick)
+                span.attributes["tern.task"] = request.task
+                let result = try await broker.emitTick(
+                    schedule: schedule.name, tick: tick, mark: newMark, skipIfRunning: schedule.skipIfRunning, request: request)
+                switch result {
+                case .emitted(let id): span.attributes["messaging.message.id"] = id.rawValue
+                case .duplicate: span.attributes["tern.tick"] = "duplicate"
+                case .overlapped: span.attributes["tern.tick"] = "overlapped"
                 }
-                emitted[schedule.name, default: []].append(result)
-                observer?.ticked(schedule: schedule.name, result: result, delay: .milliseconds(max(0, now - tick)))
-                if case .emitted(let id) = result {
-                    onEmit?(schedule, tick, id)
-                    logger.debug("tick emitted", metadata: ["schedule": "\(schedule.name)", "tick": "\(tick)", "job": "\(id)"])
-                }
+                return result
+            }
+            results.append(result)
+            observer?.ticked(schedule: schedule.name, result: result, delay: .milliseconds(max(0, now - tick)))
+            if case .emitted(let id) = result {
+                onEmit?(schedule, tick, id)
+                logger.debug("tick emitted", metadata: ["schedule": "\(schedule.name)", "tick": "\(tick)", "job": "\(id)"])
             }
         }
-        return emitted
+        return results.isEmpty ? nil : results
     }
 
     /// The ticks to emit after `start` at `now`, each with the mark it leaves: missed ticks (later

@@ -16,7 +16,7 @@ struct DevCommand: AsyncParsableCommand {
         abstract: "Run Tern for local development: a worker, the API, the scheduler, and a demo.",
         discussion: """
             Checks the Redis that scripts/dev started (data under .data/), runs a worker with the \
-            application's tasks on the default queue, runs the application's demo (Tern's own \
+            application's tasks on their queues (or TERN_QUEUES, or worker.queues), runs the application's demo (Tern's own \
             binary enqueues a few sample jobs and prints their results), then keeps the worker \
             running until Ctrl-C. \
             It also serves the HTTP API on 127.0.0.1 (port 8080 by default) with a fresh admin token, \
@@ -77,6 +77,9 @@ struct DevCommand: AsyncParsableCommand {
         let (registry, dependencies, middleware) = try ApplicationTasks.load(tracing: tracing != nil)
         var workerConfiguration = WorkerConfiguration()
         workerConfiguration.concurrency = concurrency
+        let queueNames = try settings.list(
+            SettingNames(environment: "TERN_QUEUES", file: "worker.queues"), flag: nil, file: file.worker?.queues)
+        workerConfiguration.queues = try queueNames.map(WorkerCommand.parseQueues) ?? Self.queues(of: registry)
         workerConfiguration.limits = try file.limitDeclarations()
         var workerLogger = logger
         workerLogger.logLevel = .warning
@@ -96,7 +99,7 @@ struct DevCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        print("tern dev: worker \(workerConfiguration.workerID) running tasks \(registry.names.joined(separator: ", ")) on queue default")
+        print("tern dev: worker \(workerConfiguration.workerID) running tasks \(registry.names.joined(separator: ", ")) on queues \(workerConfiguration.queues.map(\.rawValue).joined(separator: ", "))")
         // A fresh admin token each run, besides any tokens of the config file.
         let devToken = APISettings.newToken()
         let access = try await APISettings.access(settings, devToken: devToken, logger: logger)
@@ -144,6 +147,13 @@ struct DevCommand: AsyncParsableCommand {
             services, grace: workerConfiguration.shutdownGrace, logger: workerLogger, handlingSignals: true,
             secondSignal: "tern: second signal; releasing running jobs now"
         ) { worker.shutdown(waitingForJobs: false) }.run()
+    }
+
+    /// The queues of the registered tasks, `default` first and the others by name: what `tern dev`
+    /// serves unless `TERN_QUEUES` or `worker.queues` names others.
+    static func queues(of registry: TaskRegistry) -> [QueueName] {
+        let named = Set(registry.names.compactMap { registry[$0]?.options.queue }).subtracting([.default])
+        return [.default] + named.sorted { $0.rawValue < $1.rawValue }
     }
 
     /// Milliseconds since 1970 as an ISO 8601 UTC time.

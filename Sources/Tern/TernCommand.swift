@@ -3,13 +3,22 @@ import Foundation
 
 /// The `tern` command: every subcommand of the CLI and the servers.
 public struct TernCommand: AsyncParsableCommand {
-    public static let configuration = CommandConfiguration(
-        commandName: "tern",
-        abstract: "Tern: typed background jobs for Swift, on Redis.",
-        subcommands: clientCommandTypes + [
-            DevCommand.self, WorkerCommand.self, APICommand.self, SchedulerCommand.self, TokenCommand.self, RedisCheckCommand.self,
-        ]
-    )
+    public static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: programName,
+            abstract: "Tern: typed background jobs for Swift, on Redis.",
+            subcommands: clientCommandTypes + [
+                DevCommand.self, WorkerCommand.self, APICommand.self, SchedulerCommand.self, TokenCommand.self, RedisCheckCommand.self,
+            ]
+        )
+    }
+
+    /// The name that help and errors show: the binary's own (`shop` for an application built on
+    /// ``TernApplication``), or `tern` under one of ``multiCallNames`` and in a test runner.
+    static let programName: String = {
+        let name = String((CommandLine.arguments.first ?? "").split(separator: "/").last ?? "")
+        return name.isEmpty || multiCallNames.contains(name) || name.contains(".xctest") ? "tern" : name
+    }()
 
     /// The subcommands that talk to the HTTP API: they exit 2 on a usage error.
     static let clientCommandTypes: [any ParsableCommand.Type] = [

@@ -14,7 +14,7 @@ extension WorkerCommand {
         }
         var configuration = WorkerConfiguration()
         let queueNames = try settings.list(names("queues", "queues", "TERN_QUEUES"), flag: queues, file: file?.queues)
-        configuration.queues = try parseQueues(queueNames ?? configuration.queues.map(\.rawValue))
+        configuration.queues = try Self.parseQueues(queueNames ?? configuration.queues.map(\.rawValue))
         let weightList = try weights.map { text in
             try text.split(separator: ",").map { item in
                 guard let value = Int(item.trimmingCharacters(in: .whitespaces)) else {
@@ -84,7 +84,7 @@ extension WorkerCommand {
     }
 
     /// Queue names, each valid and each once.
-    private func parseQueues(_ names: [String]) throws -> [QueueName] {
+    static func parseQueues(_ names: [String]) throws -> [QueueName] {
         let queues = try names.map { name in
             guard let queue = QueueName(name) else {
                 throw ValidationError("invalid queue name '\(name)': use 1-64 of a-z 0-9 _ - (starting with a letter or digit)")

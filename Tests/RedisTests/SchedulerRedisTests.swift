@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Scheduler
 import TernCore
+import TernTesting
 import Testing
 
 private let quiet = Logger(label: "test.scheduler", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -64,6 +65,71 @@ struct SchedulerRedisTests {
         guard case .emitted = try await broker.emitTick(schedule: "s", tick: 40_000, mark: 40_000, skipIfRunning: true, request: request)
         else { Issue.record("tick 40000 not emitted"); return }
         #expect(try await emittedTicks(environment) == [10_000, 40_000])
+    }
+
+    @Test("a schedule's job carries its task's limit key, taken from its input, by a tick and by a run now")
+    func limitKey() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let options = TaskOptions(limit: .rate(1, per: .seconds(3600)).keyed(by: "customer"))
+        let request = EnqueueRequest(task: "echo", input: Data(#"{"customer":"acme"}"#.utf8), options: options)
+        let tick = try await environment.broker.emitTick(schedule: "k", tick: 10_000, mark: 10_000, skipIfRunning: false, request: request)
+        let manual = try await environment.broker.runSchedule("k", skipIfRunning: false, request: request)
+        for emission in [tick, manual] {
+            guard case .emitted(let id) = emission else { Issue.record("not emitted: \(emission)"); continue }
+            #expect(try await environment.broker.job(id)?.limitKey == "acme")
+        }
+    }
+
+    @Test("a schedule whose mark cannot be read (an error reply) is skipped, not taken as new, and does not hold back the schedules after it")
+    func unreadableMark() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let keys = environment.broker.keys
+        // A user that may touch the queue `default` and the list of queues, nothing else.
+        _ = try await environment.client.send(RedisCommand("ACL", arguments: [
+            "SETUSER", "default-only", "on", ">default-only-secret", "resetkeys", "~\(keys.base(.default))*", "~\(keys.queues)", "+@all",
+        ]))
+        let client = RedisClient(configuration: try RedisConfiguration(
+            url: "redis://default-only:default-only-secret@127.0.0.1:\(environment.server.port)"))
+        defer { client.close() }
+        let schedules = [
+            Schedule(name: "elsewhere", trigger: .interval(.seconds(1)), task: "echo", input: Data("1".utf8), queue: "forbidden"),
+            Schedule(name: "here", trigger: .interval(.seconds(1)), task: "echo", input: Data("2".utf8)),
+        ]
+        let service = try SchedulerService(
+            broker: try RedisJobBroker(client: client, prefix: keys.prefix), schedules: schedules, registry: environment.registry,
+            logger: quiet)
+        // The pass fails for `elsewhere` (NOPERM), after emitting the tick of `here`.
+        await #expect(throws: (any Error).self) { try await service.pass() }
+        #expect(try await emittedTicks(environment).count == 1)
+        #expect(try await emittedTicks(environment, queue: "forbidden").isEmpty)
+    }
+
+    @Test("a stored schedule's update (pause, resume) never undoes a change made meanwhile, nor brings back a deleted schedule")
+    func storeUpdate() async throws {
+        let environment = try await JobEnvironment.start()
+        defer { environment.stop() }
+        let keys = environment.broker.keys
+        let store = ScheduleStore(client: environment.client, keys: keys)
+        try await store.put(ScheduleDefinition(name: "s", task: "echo", input: .number(1), everySeconds: 5))
+        let read = try #require(try await environment.client.send(RedisCommand("HGET", keys.schedules, "s")).bytes)
+        // A change lands after the read: a write of what was read would undo it, so it is refused.
+        try await store.put(ScheduleDefinition(name: "s", task: "echo", input: .number(1), everySeconds: 60))
+        var paused = try JSONDecoder().decode(ScheduleDefinition.self, from: Data(read))
+        paused.enabled = false
+        #expect(try await !environment.client.swapSchedule("s", in: keys, expected: read, replacement: try JSONEncoder().encode(paused)))
+        #expect(try await store.get("s")?.everySeconds == 60)
+        // Through update, the change is made on what is stored now.
+        let updated = try await store.update("s") { $0.enabled = false }
+        #expect(updated?.enabled == false && updated?.everySeconds == 60)
+        #expect(try await store.get("s") == updated)
+        // Deleted after the read: nothing comes back.
+        let current = try #require(try await environment.client.send(RedisCommand("HGET", keys.schedules, "s")).bytes)
+        try await store.delete("s")
+        #expect(try await !environment.client.swapSchedule("s", in: keys, expected: current, replacement: Data(current)))
+        #expect(try await store.update("s") { $0.enabled = true } == nil)
+        #expect(try await store.get("s") == nil)
     }
 
     @Test("catch-up after downtime: skip emits nothing missed, once one job, all each missed tick up to the limit", arguments: [

@@ -38,6 +38,13 @@ struct CronTests {
         ("30 2 * * *", "Europe/Berlin", "2026-03-28T12:00:00Z", ["2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z"]),
         ("30 2 * * *", "Europe/Berlin", "2026-10-24T12:00:00Z", ["2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"]),
         ("0 9 * * *", "Europe/Berlin", "2026-01-15T09:00:00Z", ["2026-01-16T08:00:00Z", "2026-01-17T08:00:00Z"]),
+        // Auckland (+13 → +12 on 2026-04-05 at 03:00, +12 → +13 on 2026-09-27 at 02:00): the repeated
+        // 02:30 fires at its first occurrence, the skipped one when the clock jumps.
+        ("30 2 * * *", "Pacific/Auckland", "2026-04-04T00:00:00Z", ["2026-04-04T13:30:00Z", "2026-04-05T14:30:00Z"]),
+        ("30 2 * * *", "Pacific/Auckland", "2026-09-26T06:00:00Z", ["2026-09-26T14:00:00Z", "2026-09-27T13:30:00Z"]),
+        // Chatham (+12:45 / +13:45, changing at 02:45 and 03:45 local): 02:30 exists on both days.
+        ("30 2 * * *", "Pacific/Chatham", "2026-04-04T00:00:00Z", ["2026-04-04T12:45:00Z", "2026-04-05T13:45:00Z"]),
+        ("30 2 * * *", "Pacific/Chatham", "2026-09-26T06:00:00Z", ["2026-09-26T13:45:00Z", "2026-09-27T12:45:00Z"]),
     ])
     func nextRuns(expression: String, zone: String, after: String, expected: [String]) throws {
         let schedule = CronSchedule(try CronExpression(expression), timeZone: try #require(TimeZone(identifier: zone)))

@@ -1245,8 +1245,8 @@ enum JobFunctions {
 
         -- ARGV: schedule, tick_ms, mark_ms, overlap ('allow'|'skip'), id, task, input, priority,
         -- max_attempts, delay_ms, retention_ms, failed_retention_ms, expires_after_ms (-1 or
-        -- absent: never), and headers (stored JSON; empty or absent: none). Emits one tick of a schedule at most once: the
-        -- schedule's mark (`schedule:<name>` hash, field `mark`) only grows, and a tick at or below
+        -- absent: never), headers (stored JSON; empty or absent: none) and the limit key (empty or
+        -- absent: none). Emits one tick of a schedule at most once: the schedule's mark (`schedule:<name>` hash, field `mark`) only grows, and a tick at or below
         -- it is refused. On success the mark becomes max(tick, mark_ms). Returns {status, job id}:
         -- 'emitted' (the new job), 'duplicate' (already emitted: the last job), 'overlap' (skipped
         -- because the schedule's last job has not finished; the mark still moves).
@@ -1279,6 +1279,7 @@ enum JobFunctions {
             redis.call('HSET', base .. K.job .. id, 'expires_ms', I(due + tonumber(args[13])))
           end
           if args[14] and args[14] ~= '' then redis.call('HSET', base .. K.job .. id, 'headers', args[14]) end
+          if args[15] and args[15] ~= '' then redis.call('HSET', base .. K.job .. id, 'lkey', args[15]) end
           if job_state == 'queued' then
             pending_add_all(base, {id}, {priority})
           else
@@ -1291,6 +1292,15 @@ enum JobFunctions {
             redis.call('HSET', state, 'job', id, 'tick', tick)
           end
           return {'emitted', id}
+        end
+
+        -- KEYS: the hash of stored schedules. ARGV: name, the definition as read, its replacement.
+        -- Replaces the definition only if it is still the one read (not changed or deleted
+        -- meanwhile): 1, else 0.
+        local function schedule_swap(keys, args)
+          if redis.call('HGET', keys[1], args[1]) ~= args[2] then return 0 end
+          redis.call('HSET', keys[1], args[1], args[3])
+          return 1
         end
 
         -- Each call starts with no dependents being resolved and nothing relayed.
@@ -1324,5 +1334,6 @@ enum JobFunctions {
         redis.register_function('tern_relay_take', entry(relay_take))
         redis.register_function('tern_relay_done', entry(relay_done))
         redis.register_function('tern_limit', entry(limit))
+        redis.register_function('tern_schedule_swap', schedule_swap)
         """#
 }

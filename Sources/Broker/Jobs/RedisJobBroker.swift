@@ -519,7 +519,7 @@ public final class RedisJobBroker: JobBroker {
             request.task, request.input, request.priority, request.maxAttempts,
             request.timing.delay.map { Int($0.nanoseconds / 1_000_000) } ?? 0, Int(request.retention.nanoseconds / 1_000_000),
             Int((request.failedRetention ?? failedRetention).nanoseconds / 1_000_000),
-            request.expiresAfter.map { Int($0.nanoseconds / 1_000_000) } ?? -1, request.storedHeaders,
+            request.expiresAfter.map { Int($0.nanoseconds / 1_000_000) } ?? -1, request.storedHeaders, request.limitKey ?? "",
         ])
         let parts = reply.array ?? []
         let id = parts.count == 2 ? parts[1].string.flatMap(JobID.init) : nil

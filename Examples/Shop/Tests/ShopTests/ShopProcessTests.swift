@@ -47,6 +47,33 @@ struct ShopProcessTests {
         #expect(await api.stop() == 0)
     }
 
+    @Test("shop dev serves the queues of Shop's own tasks, not only default: an invoice (mail) and a resize (images) run in it")
+    func devServesTheTasksQueues() async throws {
+        let system = try await ShopSystem.start()
+        defer { system.stop() }
+        let dev = try system.run(["dev", "--no-demo", "--port", "\(system.apiPort)"])
+        defer { dev.killIfRunning() }
+        try await system.waitForAPI()
+        let (_, invoice) = try await system.enqueueAndWait("send-invoice", ["order": 7, "email": "ada@example.com", "totalCents": 500])
+        #expect(invoice["state"] as? String == "succeeded", "\(invoice)")
+        let (_, resized) = try await system.enqueueAndWait(
+            "resize-image", ["width": 2, "height": 2, "pixels": [0, 100, 200, 100], "targetWidth": 1])
+        #expect(resized["state"] as? String == "succeeded", "\(resized)")
+        // Standard output to a file is flushed at the exit.
+        #expect(await dev.stop() == 0)
+        #expect(dev.logText.contains("on queues default, images, mail"), "\(dev.logText)")
+    }
+
+    @Test("shop's help names shop, not tern")
+    func helpNamesTheBinary() async throws {
+        let system = try await ShopSystem.start()
+        defer { system.stop() }
+        let help = try system.run(["--help"])
+        defer { help.killIfRunning() }
+        #expect(await help.exited() == 0)
+        #expect(help.logText.contains("USAGE: shop <subcommand>"), "\(help.logText)")
+    }
+
     @Test("input is validated against Shop's Swift types: a wrong type answers 422 with the pointer, an unknown task 422 unknown_task at /task")
     func badInput() async throws {
         let system = try await ShopSystem.start()

@@ -157,6 +157,11 @@ final class ShopProcess: @unchecked Sendable {
     /// Sends SIGTERM and waits for the exit (off the concurrency pool); returns the exit status.
     func stop() async -> Int32 {
         process.terminate()
+        return await exited()
+    }
+
+    /// Waits for the exit (off the concurrency pool); returns the exit status.
+    func exited() async -> Int32 {
         let process = self.process
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             Thread {
