@@ -143,10 +143,19 @@ struct BrokerContractTests {
         #expect((done.finishedMilliseconds ?? 0) >= (done.startedMilliseconds ?? .max))
         #expect(done.errors.isEmpty)
         #expect(done.error == nil)
-        let stats = try await broker.stats(.default)
+        var stats = try await broker.stats(.default)
         #expect(stats.succeeded == 1)
         #expect(stats.pending == 0)
         #expect(stats.running == 0)
+        #expect(stats.staleWrites == 0)
+
+        // The same completion again (its answer was lost and the worker retried): done, not stale;
+        // the first result stands. Another lease's completion is stale.
+        #expect(try await broker.complete(job.lease, result: Data(#"{"ok":false}"#.utf8)))
+        #expect(try await broker.job(receipt.id)?.result == Data(#"{"ok":true}"#.utf8))
+        #expect(try await !broker.complete(JobLease(id: receipt.id, token: "w2/1/0"), result: Data("1".utf8)))
+        stats = try await broker.stats(.default)
+        #expect(stats.succeeded == 1 && stats.staleWrites == 1)
     }
 
     @Test("claims take higher priority first, FIFO among equals", arguments: BrokerKind.allCases)

@@ -133,6 +133,24 @@ struct BrokerDependencyTests {
         #expect(status.kind == "group" && status.final.isJoin && status.final.task == "tern.join")
     }
 
+    @Test("a job made to depend on one that has failed already is cancelled; retrying the failed one resumes it", arguments: BrokerKind.allCases)
+    func dependsOnFailed(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let tern = TernClient(broker: broker)
+        let parent = try await tern.enqueue(Inc.self, -1)
+        try await drain(broker)
+        #expect(try await parent.status().state == .failed)
+        var options = TernClient.JobOptions()
+        options.dependsOn = [parent.id]
+        let after = try await tern.enqueue(Inc.self, 40, options: options)
+        #expect(try await after.status().state == .cancelled)
+        #expect(try await broker.retry(after.id) == .cancelled, "resumed by its dependency's retry, not its own")
+        #expect(try await broker.retry(parent.id) == .queued)
+        #expect(try await after.status().state == .waiting)
+    }
+
     @Test("a failed step cancels the rest with its reason; retrying it resumes the chain", arguments: BrokerKind.allCases)
     func failureAndResume(_ kind: BrokerKind) async throws {
         guard let subject = try await ContractBroker.make(kind) else { return }

@@ -52,6 +52,21 @@ struct BrokerLimitTests {
         #expect(try await broker.stats(.default).running == 2)
     }
 
+    @Test("deleting a queue's last limit lets every job it held back go", arguments: BrokerKind.allCases)
+    func lastLimitDeleted(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        try await broker.setLimit(.some(.concurrency(1)), scope: .queue, queue: .default, declared: false)
+        let ids = try await broker.enqueue((0..<3).map { _ in contractRequest() }).map(\.id)
+        #expect(try await claimAll(broker).map(\.id) == [ids[0]])
+        #expect(try await broker.stats(.default).throttled == 2)
+        try await broker.setLimit(nil, scope: .queue, queue: .default, declared: false)
+        #expect(try await broker.limits(.default).isEmpty)
+        #expect(Set(try await claimAll(broker).map(\.id)) == Set(ids[1...]))
+        #expect(try await broker.stats(.default).throttled == 0)
+    }
+
     @Test("a per-key rate holds back one hot key without blocking the others; an operator's setting wins and applies at once", arguments: BrokerKind.allCases)
     func perKeyRate(_ kind: BrokerKind) async throws {
         guard let subject = try await ContractBroker.make(kind) else { return }

@@ -38,6 +38,27 @@ struct BrokerPurgeTests {
         #expect(try await broker.claim(queue: .default, limit: 10, worker: "w", lease: .seconds(30)).isEmpty)
     }
 
+    @Test("the jobs waiting for a purged job learn that it is gone, on its queue and on another", arguments: BrokerKind.allCases)
+    func purgeTellsDependents(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let parent = try await broker.enqueue([contractRequest()])[0]
+        var dependents: [EnqueueReceipt] = []
+        for queue in [QueueName.default, "other"] {
+            var request = contractRequest(queue: queue)
+            request.dependencies = JobDependencies(parents: [parent.id])
+            dependents.append(try await broker.enqueue([request])[0])
+        }
+        #expect(dependents.map(\.state) == [.waiting, .waiting])
+        #expect(try await broker.purge(.default, state: .queued, limit: 10) == 1)
+        #expect(try await broker.job(parent.id) == nil)
+        for dependent in dependents {
+            let record = try await broker.job(dependent.id)
+            #expect(record?.state == .cancelled && record?.error?.contains("\(parent.id) gone") == true, "\(String(describing: record?.error))")
+        }
+    }
+
     @Test("delete removes one finished job before its retention, and leaves a job that has not finished", arguments: BrokerKind.allCases)
     func deleteOne(_ kind: BrokerKind) async throws {
         guard let subject = try await ContractBroker.make(kind) else { return }

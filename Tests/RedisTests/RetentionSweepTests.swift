@@ -54,6 +54,57 @@ struct RetentionSweepTests {
         #expect(try await broker.reap(.default, limit: 2).dropped == 0)
     }
 
+    @Test("a failed job past its retention, dropped by a retry of the failed jobs, takes its dependencies' outcomes with it")
+    func retryDropsDependencyOutcomes() async throws {
+        let subject = try await Self.start()
+        defer { subject.stop() }
+        let broker = subject.broker
+        let parent = try await broker.enqueue([contractRequest()])[0]
+        let parentJob = try #require(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first)
+        #expect(try await broker.complete(parentJob.lease, result: Data("1".utf8)))
+        var request = contractRequest()
+        request.dependencies = JobDependencies(parents: [parent.id])
+        request.failedRetention = .milliseconds(1)
+        let child = try await broker.enqueue([request])[0]
+        let childJob = try #require(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first)
+        #expect(childJob.id == child.id)
+        #expect(try await broker.fail(childJob.lease, message: "no", retryAfter: nil) == .failed)
+        let outcomes = broker.keys.base(.default) + QueueItemKey.dependencies.rawValue + child.id.rawValue
+        #expect(try await subject.client.send("EXISTS", outcomes).int == 1)
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(try await broker.retryFailed(.default, limit: 10) == 0)
+        #expect(try await subject.client.send("EXISTS", broker.keys.job(child.id)).int == 0)
+        #expect(try await subject.client.send("EXISTS", outcomes).int == 0)
+    }
+
+    @Test("a job past its retention whose dependents have not learnt its outcome yet is not swept, and they get its output")
+    func sweepWaitsForTheRelay() async throws {
+        let subject = try await Self.start()
+        defer { subject.stop() }
+        let broker = subject.broker
+        let parent = try await broker.enqueue([contractRequest(retention: .milliseconds(1))])[0]
+        var request = contractRequest(queue: "other")
+        request.dependencies = JobDependencies(parents: [parent.id])
+        let dependent = try await broker.enqueue([request])[0]
+        let job = try #require(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first)
+        // Completed without the relay drained after it (as when the worker dies right then).
+        let reply = try await subject.client.send(
+            RedisCommand("FCALL", "tern_complete", 1, broker.keys.base(.default), job.id.rawValue, job.lease.token, "42"))
+        #expect(reply.array?.first?.int == 2)
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(try await broker.reap(.default, limit: 100).dropped == 0)
+        #expect(try await subject.client.send("EXISTS", broker.keys.job(parent.id)).int == 1)
+        // The reaper's relay pass: the dependent gets the output, then the hash goes.
+        try await eventually(within: .seconds(20)) {
+            _ = try await broker.reap(.default, limit: 100)
+            guard try await broker.job(dependent.id)?.state == .queued else { throw WaitError("the dependent still waits") }
+        }
+        try await eventually(within: .seconds(20)) {
+            _ = try await broker.reap(.default, limit: 100)
+            guard try await subject.client.send("EXISTS", broker.keys.job(parent.id)).int == 0 else { throw WaitError("not swept yet") }
+        }
+    }
+
     @Test("jobs written by the previous layout are claimed, completed, read and swept")
     func previousLayout() async throws {
         let subject = try await Self.start()

@@ -435,6 +435,9 @@ enum JobFunctions {
           local buckets = redis.call('ZRANGE', base .. K.limitDue, '0', '-1')
           local now = now_ms()
           for _, bucket in ipairs(buckets) do redis.call('ZADD', base .. K.limitDue, I(now), bucket) end
+          -- The last limit gone: claims no longer look at held-back jobs, so they go now (and
+          -- what is left over, at the next reaper pass).
+          if #buckets > 0 and redis.call('EXISTS', base .. K.limits) == 0 then promote_limited(base, now, {}) end
           if #buckets > 0 then wake(base, #buckets) end
           return 1
         end
@@ -551,7 +554,7 @@ enum JobFunctions {
         end
 
         -- ARGV: parent id, reference ('<dependent id> <index>') pairs. Registers each dependent
-        -- with a parent that has not finished. Returns per pair {'live'}, {'o'|'e', payload} for a
+        -- with a parent that has not succeeded (a failed, cancelled or expired one may be retried). Returns per pair {'live'}, {'o'|'e', payload} for a
         -- finished parent, {'e', '<id> gone'} for an unknown one, or {'full'} (at MAX_DEPENDENTS).
         local function depend(keys, args)
           local base = keys[1]
@@ -571,6 +574,12 @@ enum JobFunctions {
                 out[#out + 1] = {'live'}
               end
             elseif state then
+              -- Failed, cancelled or expired: a retry of it resumes its dependents, so this one is
+              -- registered too (while there is room), besides learning the outcome now.
+              local n = tonumber(f[4] or '0')
+              if state ~= 'succeeded' and n < MAX_DEPENDENTS then
+                redis.call('HSET', job, 'dependents', f[3] and (f[3] .. '\n' .. args[i + 1]) or args[i + 1], 'dependents_n', I(n + 1))
+              end
               local f = redis.call('HMGET', job, 'result', 'error')
               local kind, payload = outcome_of(args[i], state, f[1], f[2])
               out[#out + 1] = {kind, payload}
@@ -667,9 +676,10 @@ enum JobFunctions {
           for _, id in ipairs(ids) do
             local score = redis.call('ZSCORE', base .. K.relay, id)
             if score then
+              -- Past its retention but not swept yet (the sweep waits for the relay): its outcome
+              -- still stands for its dependents.
               local f = redis.call('HMGET', base .. K.job .. id, 'state', 'drop_ms', 'dependents', 'result', 'error')
               local state = f[1] or nil
-              if f[2] and tonumber(f[2]) <= now then state = nil end
               local kind, payload = 'e', id .. ' gone'
               if state and is_live(state) then
                 kind, payload = 'reopen', ''
@@ -880,7 +890,8 @@ enum JobFunctions {
         end
 
         -- ARGV: id, token, result triplets. Returns 1 per job (2 when its dependents on other
-        -- queues, or a dependent's own, need the relay drained), or 0 for a stale token. Dependents
+        -- queues, or a dependent's own, need the relay drained; 1 again for a repeat of a
+        -- completion that was done), or 0 for a stale token. Dependents
         -- on this queue get the job's output in this call.
         local function complete(keys, args)
           local base = keys[1]
@@ -901,6 +912,9 @@ enum JobFunctions {
               local relayed = #CALL.relayed
               if f[5] then notify(base, id, f[5], 'o', args[i + 2], now) end
               out[#out + 1] = #CALL.relayed > relayed and 2 or 1
+            elseif f[1] == args[i + 1] and f[2] == 'succeeded' then
+              -- This very completion again (its reply was lost, the worker retried): done already.
+              out[#out + 1] = 1
             else
               redis.call('HINCRBY', base .. K.meta, 'stale_writes', 1)
               out[#out + 1] = 0
@@ -1066,8 +1080,8 @@ enum JobFunctions {
           local limit = tonumber(args[1])
           local now = now_ms()
           local promoted = promote_due(base, now, limit)
-          local L = load_limits(base)
-          if L then promote_limited(base, now, L) end
+          -- Without limits, jobs still held back (the last limit was deleted) are let go.
+          promote_limited(base, now, load_limits(base) or {})
           local failed, repaired = 0, 0
           local ids, priorities = {}, {}
           local expired = redis.call('ZRANGEBYSCORE', base .. K.active, '-inf', I(now), 'LIMIT', '0', I(limit))
@@ -1100,8 +1114,17 @@ enum JobFunctions {
           pending_add_all(base, ids, priorities)
           if #ids > 0 then wake(base, #ids) end
           local dropped = 0
+          local relaying = redis.call('ZCARD', base .. K.relay) > 0
           for _, state in ipairs({'succeeded', 'failed', 'cancelled', 'expired'}) do
             local gone = redis.call('ZRANGEBYSCORE', base .. HOLDING[state], '-inf', I(now), 'LIMIT', '0', I(limit))
+            if relaying then
+              -- A job whose dependents have not learnt its outcome yet stays until they have.
+              local kept = {}
+              for _, id in ipairs(gone) do
+                if not redis.call('ZSCORE', base .. K.relay, id) then kept[#kept + 1] = id end
+              end
+              gone = kept
+            end
             if #gone > 0 then
               local jobs = {}
               for _, id in ipairs(gone) do
@@ -1139,8 +1162,8 @@ enum JobFunctions {
             local job = base .. K.job .. id
             local f = redis.call('HMGET', job, 'state', 'priority', 'drop_ms')
             if not f[1] or (f[3] and tonumber(f[3]) <= now) then
-              -- Past its retention: the sweep deletes it (dropped now).
-              redis.call('UNLINK', job)
+              -- Past its retention: the sweep deletes it (dropped now, as the sweep would).
+              redis.call('UNLINK', job, base .. K.dependencies .. id)
               redis.call('ZREM', base .. K.failed, id)
             else
               redis.call('ZREM', base .. HOLDING[f[1]], id)
@@ -1230,14 +1253,25 @@ enum JobFunctions {
             for _, id in ipairs(redis.call('ZRANGE', base .. K.throttled, '0', I(limit - #gone - 1))) do gone[#gone + 1] = id end
           end
           if #gone == 0 then return 0 end
-          local jobs = {}
+          local jobs, told = {}, {}
+          local now = now_ms()
           for _, id in ipairs(gone) do
             local job = base .. K.job .. id
-            if is_live(state) then unlock(base, id, redis.call('HGET', job, 'unique')) end
+            local f = redis.call('HMGET', job, 'unique', 'dependents')
+            if is_live(state) then unlock(base, id, f[1]) end
+            if f[2] then told[#told + 1] = {id, f[2]} end
             jobs[#jobs + 1] = job
             jobs[#jobs + 1] = base .. K.dependencies .. id
           end
           redis.call('UNLINK', unpack(jobs))
+          -- Its dependents learn that it is gone: those on this queue now, the others through the
+          -- relay, which reads them from a stub of the hash (no state: gone to every reader) that
+          -- expires in a day.
+          for _, entry in ipairs(told) do
+            redis.call('HSET', base .. K.job .. entry[1], 'dependents', entry[2])
+            redis.call('PEXPIRE', base .. K.job .. entry[1], 86400000)
+            notify(base, entry[1], entry[2], 'e', entry[1] .. ' gone', now)
+          end
           redis.call('ZREM', base .. set, unpack(gone))
           if state == 'queued' then redis.call('ZREM', base .. K.throttled, unpack(gone)) end
           return #gone

@@ -550,7 +550,10 @@ public final class RedisJobBroker: JobBroker {
 
     public func purge(_ queue: QueueName, state: JobState, limit: Int) async throws -> Int {
         precondition(state != .running, "running jobs are cancelled, not purged")
-        return try await call("tern_purge", queue, [state.rawValue, max(1, min(limit, Self.maxJobsPerCall))]).int ?? 0
+        let count = try await call("tern_purge", queue, [state.rawValue, max(1, min(limit, Self.maxJobsPerCall))]).int ?? 0
+        // Dependents of purged jobs learn that they are gone (else at the reaper's next pass).
+        if count > 0 { _ = try? await DependencyRelay(client: client, keys: keys).process(queue) }
+        return count
     }
 
     public func retryFailed(_ queue: QueueName, limit: Int) async throws -> Int {

@@ -11,11 +11,18 @@ extension MemoryQueueState {
             id: id, state: job.record.state, result: job.record.result.map { Array($0) }, error: job.record.error)
     }
 
-    /// Registers `dependent` (its dependency number `index`) with job `id` unless it has finished
+    /// Registers `dependent` (its dependency number `index`) with job `id` unless it has succeeded
     /// (`tern_depend`). Returns `nil` when registered, else the finished job's outcome.
     mutating func depend(_ id: JobID, dependent: JobID, index: Int, now: Int64) throws -> DependencyOutcome? {
         guard let job = stored(id, now: now) else { return .error("\(id) gone") }
-        guard !job.record.state.isTerminal else { return outcome(of: id, now: now) }
+        if job.record.state.isTerminal {
+            // Failed, cancelled or expired: a retry of it resumes its dependents, this one too.
+            if job.record.state != .succeeded && job.dependents.count < JobDependencies.maxDependents {
+                jobs[id]?.dependents.append((dependent, index))
+                jobs[id]?.record.dependents.append(dependent)
+            }
+            return outcome(of: id, now: now)
+        }
         guard job.dependents.count < JobDependencies.maxDependents else { throw JobDependencyError.tooManyDependents(id) }
         jobs[id]?.dependents.append((dependent, index))
         jobs[id]?.record.dependents.append(dependent)
@@ -172,14 +179,16 @@ extension MemoryBrokerState {
     /// Tells dependents of every change in the queues' relays, until none is left (each finished
     /// dependent with dependents of its own enters its queue's relay in turn).
     mutating func drainRelays(now: Int64) {
-        while let name = queues.first(where: { !$0.value.relay.isEmpty })?.key {
+        while let name = queues.first(where: { !$0.value.relay.isEmpty || !$0.value.purgedDependents.isEmpty })?.key {
             let entries = update(name) { queue -> [(JobID, [(id: JobID, index: Int)], DependencyOutcome)] in
                 let ids = queue.relay
+                let purged = queue.purgedDependents
                 queue.relay = []
+                queue.purgedDependents = []
                 return ids.compactMap { id in
                     guard let job = queue.jobs[id] else { return nil }
                     return (id, job.dependents, queue.outcome(of: id, now: now))
-                }
+                } + purged.map { ($0.id, $0.dependents, .error("\($0.id) gone")) }
             }
             for (_, dependents, outcome) in entries {
                 for dependent in dependents {

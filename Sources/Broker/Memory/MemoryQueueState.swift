@@ -64,6 +64,9 @@ struct MemoryQueueState: Sendable {
     /// Jobs whose dependents must learn of a change (`relay`); the broker drains it after every
     /// operation, under the same lock.
     var relay: [JobID] = []
+    /// The dependents of purged jobs, which learn that their dependency is gone (the relay's
+    /// entries of deleted hashes).
+    var purgedDependents: [(id: JobID, dependents: [(id: JobID, index: Int)])] = []
     /// `meta`: the pending sequence, the claim batch counter, pause and the counters.
     var sequence: Int64 = 0
     var batch: Int64 = 0
@@ -298,7 +301,7 @@ struct MemoryQueueState: Sendable {
     mutating func claim(limit: Int, worker: String, leaseMilliseconds: Int64, now: Int64) -> [ClaimedJob] {
         _ = promoteDue(now: now, limit: 1000)
         if paused { return [] }
-        if !limits.isEmpty { promoteLimited(now: now) }
+        if !limits.isEmpty || !throttled.isEmpty { promoteLimited(now: now) }
         var out: [ClaimedJob] = []
         var batchNumber: Int64?
         while out.count < limit, let entry = pending.popMin() {
@@ -351,6 +354,8 @@ struct MemoryQueueState: Sendable {
     }
 
     mutating func complete(_ lease: JobLease, result: Data, now: Int64) -> Bool {
+        // This very completion again (its answer was lost, the worker retried): done already.
+        if let job = stored(lease.id, now: now), job.token == lease.token, job.record.state == .succeeded { return true }
         guard holds(lease, now: now) else { return false }
         jobs[lease.id]?.record.result = result
         leaveRunning(lease.id, now: now)
@@ -489,6 +494,7 @@ struct MemoryQueueState: Sendable {
         let gone = ids.prefix(limit).filter { jobs[$0] == nil || jobs[$0]?.record.state == state }
         for id in gone {
             if !state.isTerminal { unlock(id, jobs[id]?.unique) }
+            if let dependents = jobs[id]?.dependents, !dependents.isEmpty { purgedDependents.append((id, dependents)) }
             jobs[id] = nil
             outcomes[id] = nil
             pending.remove(id)
@@ -566,7 +572,7 @@ struct MemoryQueueState: Sendable {
     mutating func reap(limit: Int, failedCap: Int, now: Int64) -> ReapReport {
         var report = ReapReport()
         report.promoted = promoteDue(now: now, limit: limit)
-        if !limits.isEmpty { promoteLimited(now: now) }
+        if !limits.isEmpty || !throttled.isEmpty { promoteLimited(now: now) }
         if !limitBuckets.isEmpty { dropIdleBuckets(now: now) }
         var examined = 0
         while examined < limit, let expired = active.popMin(maxScore: now) {

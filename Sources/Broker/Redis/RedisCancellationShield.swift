@@ -1,3 +1,6 @@
+import Dispatch
+import TernCore
+
 /// Lets a piece of code finish its Redis calls although its task is cancelled.
 ///
 /// Inside ``shielded(_:)`` a command sent on a ``RedisConnection`` (through ``RedisClient`` or a
@@ -12,6 +15,13 @@ public enum RedisCancellationShield {
     /// Runs `body` with Redis calls shielded from the task's cancellation.
     public static func shielded<T>(_ body: () async throws -> T) async rethrows -> T {
         try await $isActive.withValue(true) { try await body() }
+    }
+
+    /// Waits `duration` whether or not the task is cancelled: a shielded call's pause between tries.
+    static func sleep(for duration: Duration) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(duration.nanoseconds))) { continuation.resume() }
+        }
     }
 
     /// Runs `body` with Redis calls cancellable again, inside a shielded region.

@@ -224,7 +224,13 @@ final class RedisCluster: Sendable {
                 noteLost(error)
                 throw error
             }
-            try await Task.sleep(for: pause)
+            // Shielded calls (completions batched for other callers, releases at shutdown) wait out
+            // a migration even when their task is cancelled: the deadline still ends the wait.
+            if RedisCancellationShield.isActive {
+                await RedisCancellationShield.sleep(for: pause)
+            } else {
+                try await Task.sleep(for: pause)
+            }
             pause = min(pause * 2, .milliseconds(100))
         }
     }

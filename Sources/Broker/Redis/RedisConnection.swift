@@ -232,9 +232,11 @@ final class RedisConnectionCore: RedisEngine {
         }
     }
 
-    /// What a request submitted while backing off after `cause` fails with (both transports).
+    /// What a request submitted while backing off after `cause` fails with (both transports): it
+    /// was never sent, whatever broke the connection (a reply lost or timed out belongs to the
+    /// requests that were in flight then, not to this one).
     static func refusal(for cause: RedisError) -> RedisError {
-        cause.wasNotSent ? notConnected(cause) : cause
+        notConnected(cause)
     }
 
     private static func notConnected(_ cause: RedisError) -> RedisError {

@@ -76,11 +76,20 @@ enum RedisHandshake {
             return role == "master" ? nil : .connectFailed("the server Sentinel names as primary is a \(role) (mid-failover?)")
         }
         guard case .error(let error) = reply else { return nil }
-        if step[0] == "AUTH" || error.code == "NOAUTH" { return .authenticationFailed(error) }
+        // Only a refusal of the credentials is one: another error answered to AUTH (a full server's
+        // `max number of clients reached`, a loading one) is a failed connect, retried.
+        if error.code == "NOAUTH" || (step[0] == "AUTH" && refusesCredentials(error)) { return .authenticationFailed(error) }
         // A restricted ACL user may lack `client|setname` (the name is only a label) or `role`
         // (a replica is then found by its first READONLY reply instead).
         if error.code == "NOPERM" && (step[0] == "CLIENT" || step[0] == "ROLE") { return nil }
         return .connectFailed("\(step.prefix(2).joined(separator: " ")) failed: \(error.message)")
+    }
+
+    /// Whether an error answered to `AUTH` refuses the credentials: a wrong password or user, or a
+    /// password sent to a server that has none.
+    static func refusesCredentials(_ error: RedisServerError) -> Bool {
+        error.code == "WRONGPASS" || ["invalid password", "no password is set", "without any password configured", "invalid username"]
+            .contains { error.message.contains($0) }
     }
 
     /// Runs one command in blocking mode with `redisCommandArgv`.
