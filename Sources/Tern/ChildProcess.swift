@@ -3,9 +3,9 @@ import Foundation
 
 /// Starts child processes with `posix_spawn`, with default signal handling and an empty signal
 /// mask (threads of a Swift process may block signals that the child must not inherit blocked).
-enum ChildProcess {
+package enum ChildProcess {
     /// Spawns `arguments[0]` with `arguments`, standard input and output on /dev/null.
-    static func spawn(_ arguments: [String]) throws -> pid_t {
+    package static func spawn(_ arguments: [String]) throws -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -39,7 +39,7 @@ enum ChildProcess {
 
 /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later), which Swift's Glibc module
 /// does not export: looked up once; a no-op returning `ENOSYS` where it is missing.
-let closeFrom: @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32 = {
+package let closeFrom: @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32 = {
     typealias Function = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
     guard let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") else { return { _, _ in ENOSYS } }
     return unsafeBitCast(symbol, to: Function.self)

@@ -15,7 +15,8 @@ struct DevCommand: AsyncParsableCommand {
         commandName: "dev",
         abstract: "Run Tern for local development: a worker, the API, the scheduler, and a demo.",
         discussion: """
-            Checks the Redis that scripts/dev started (data under .data/), runs a worker with the \
+            Checks its Redis (if that is a loopback address that nothing answers on, starts a \
+            redis-server there first, with its data under .data/, and stops it on exit), runs a worker with the \
             application's tasks on their queues (or TERN_QUEUES, or worker.queues), runs the application's demo (Tern's own \
             binary enqueues a few sample jobs and prints their results), then keeps the worker \
             running until Ctrl-C. \
@@ -51,6 +52,9 @@ struct DevCommand: AsyncParsableCommand {
     @Flag(help: "Run the demo, then exit instead of running until Ctrl-C.")
     var once = false
 
+    @Flag(name: .customLong("no-start-redis"), help: "Never start a redis-server: fail if none answers.")
+    var noStartRedis = false
+
     func validate() throws {
         guard (1...10_000).contains(concurrency) else { throw ValidationError("--concurrency must be 1...10000") }
     }
@@ -65,6 +69,14 @@ struct DevCommand: AsyncParsableCommand {
         apiConfiguration.host = APIConfiguration().host
         let keyPrefix = try redis.prefix(settings)
         let storePolicy = try file.storePolicy()
+        // A loopback Redis that nothing answers on: started here, with its data in .data/.
+        var devRedis: DevRedisServer?
+        if !noStartRedis, let port = DevRedisServer.loopbackPort(configuration), !DevRedisServer.listening(port) {
+            let directory = FileManager.default.currentDirectoryPath + "/.data"
+            devRedis = try await DevRedisServer.start(port: port, directory: directory)
+            print("tern dev: started redis-server on 127.0.0.1:\(port) (data in \(directory), log in \(directory)/redis.log); it stops when tern dev does")
+        }
+        defer { devRedis?.stop() }
         let client = RedisClient(configuration: configuration, logger: logger)
         defer { client.close() }
         let report = try await RedisStartup.checkDurability(

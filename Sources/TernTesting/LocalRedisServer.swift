@@ -1,6 +1,7 @@
 import Broker
 import Foundation
 import Synchronization
+import Tern
 
 /// A `redis-server` child process on a free loopback port (and a unix socket), for tests, benchmarks
 /// and embedded use.
@@ -58,13 +59,7 @@ public final class LocalRedisServer: Sendable {
     /// environment's) and then in `/usr/local/bin`, `/usr/bin`, `/usr/sbin` and `/bin`; `nil` when
     /// there is none.
     public static func findExecutable(searchPath: String? = nil) -> String? {
-        let standard = ["/usr/local/bin", "/usr/bin", "/usr/sbin", "/bin"]
-        let folders = (searchPath ?? "").split(separator: ":").map(String.init) + standard
-        for folder in folders {
-            let candidate = "\(folder)/redis-server"
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        return nil
+        RedisServerExecutable.find(searchPath: searchPath)
     }
 
     /// Starts a server and waits until it answers `PING` (up to 10 s).

@@ -16,7 +16,7 @@ func runTool(_ arguments: [String]) async throws -> (status: Int32, output: Stri
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // Only 0, 1 and 2 are inherited (see TernTesting's ChildProcess for why).
+        // Only 0, 1 and 2 are inherited (see Tern's ChildProcess for why).
         if let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np") {
             typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
             _ = unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3)

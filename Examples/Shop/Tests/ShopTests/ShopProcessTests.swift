@@ -64,6 +64,31 @@ struct ShopProcessTests {
         #expect(dev.logText.contains("on queues default, images, mail"), "\(dev.logText)")
     }
 
+    @Test("shop dev starts a redis-server of its own when nothing answers on its loopback Redis, keeps the data in .data/, and stops it at the exit")
+    func devStartsRedis() async throws {
+        let port = try freePort()
+        let system = try await ShopSystem.start(redisURL: "redis://127.0.0.1:\(port)")
+        defer { system.stop() }
+        let pidFile = system.folder + "/.data/redis.pid"
+        func redisPID() -> pid_t? {
+            (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        }
+        let dev = try system.run(["dev", "--no-demo", "--port", "\(system.apiPort)"])
+        defer {
+            dev.killIfRunning()
+            if let pid = redisPID() { kill(pid, SIGKILL) }
+        }
+        try await system.waitForAPI()
+        let (_, invoice) = try await system.enqueueAndWait("send-invoice", ["order": 8, "email": "ada@example.com", "totalCents": 500])
+        #expect(invoice["state"] as? String == "succeeded", "\(invoice)")
+        let pid = try #require(redisPID())
+        #expect(DevRedisProbe.running(pid))
+        #expect(await dev.stop() == 0)
+        #expect(!DevRedisProbe.running(pid), "the redis-server that shop dev started still runs")
+        #expect(FileManager.default.fileExists(atPath: system.folder + "/.data/appendonlydir"))
+        #expect(dev.logText.contains("started redis-server on 127.0.0.1:\(port)"), "\(dev.logText)")
+    }
+
     @Test("shop's help names shop, not tern")
     func helpNamesTheBinary() async throws {
         let system = try await ShopSystem.start()

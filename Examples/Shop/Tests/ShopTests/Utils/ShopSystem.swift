@@ -47,15 +47,16 @@ final class ShopSystem: Sendable {
         self.apiPort = apiPort
     }
 
-    /// Starts the redis-server and writes `config/tern.yaml` with `schedules` (YAML) appended.
-    static func start(schedules: String = "") async throws -> ShopSystem {
+    /// Starts the redis-server and writes `config/tern.yaml` with `schedules` (YAML) appended; with
+    /// `redisURL`, the file names that Redis instead of the server's.
+    static func start(schedules: String = "", redisURL: String? = nil) async throws -> ShopSystem {
         let server = try await LocalRedisServer.start()
         let folder = server.directory + "/shop"
         try FileManager.default.createDirectory(atPath: folder + "/config", withIntermediateDirectories: true)
         let system = ShopSystem(server: server, folder: folder, apiPort: try freePort())
         try """
             redis:
-              url: \(server.url)
+              url: \(redisURL ?? server.url)
               prefix: \(system.prefix)
             api:
               auth: none
@@ -197,4 +198,14 @@ func freePort() throws -> Int {
     }
     guard bound else { throw POSIXError(.EADDRINUSE) }
     return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Whether a process runs, for the redis-server `shop dev` starts as a daemon.
+enum DevRedisProbe {
+    /// It exists and is not a zombie (an orphan may wait unreaped in a container).
+    static func running(_ pid: pid_t) -> Bool {
+        guard kill(pid, 0) == 0 else { return false }
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        return !stat.contains(") Z ")
+    }
 }
