@@ -13,7 +13,6 @@ let package = Package(
         .library(name: "TernCore", targets: ["TernCore"]),
         .library(name: "Broker", targets: ["Broker"]),
         .library(name: "Worker", targets: ["Worker"]),
-        .library(name: "Tasks", targets: ["Tasks"]),
         // The one entry point of an application: `TernApplication`, every command, `import Tern`.
         .library(name: "Tern", targets: ["Tern"]),
         // For users' tests of their tasks: run inline, assert what was enqueued, drain on a test clock.

@@ -71,10 +71,16 @@ struct DevCommand: AsyncParsableCommand {
         let storePolicy = try file.storePolicy()
         // A loopback Redis that nothing answers on: started here, with its data in .data/.
         var devRedis: DevRedisServer?
-        if !noStartRedis, let port = DevRedisServer.loopbackPort(configuration), !DevRedisServer.listening(port) {
-            let directory = FileManager.default.currentDirectoryPath + "/.data"
-            devRedis = try await DevRedisServer.start(port: port, directory: directory)
-            print("tern dev: started redis-server on 127.0.0.1:\(port) (data in \(directory), log in \(directory)/redis.log); it stops when tern dev does")
+        if !noStartRedis {
+            switch try await DevRedisServer.prepare(configuration, in: FileManager.default.currentDirectoryPath + "/.data") {
+            case .none: break
+            case .started(let server):
+                devRedis = server
+                print("tern dev: started redis-server on 127.0.0.1:\(server.port) (data in \(server.directory), log in \(server.directory)/redis.log); it stops when tern dev does")
+            case .adopted(let server):
+                devRedis = server
+                print("tern dev: using the redis-server that an earlier tern dev left on 127.0.0.1:\(server.port) (pid \(server.pid), data in \(server.directory)); it stops when tern dev does")
+            }
         }
         defer { devRedis?.stop() }
         let client = RedisClient(configuration: configuration, logger: logger)

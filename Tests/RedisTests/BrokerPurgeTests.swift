@@ -57,6 +57,20 @@ struct BrokerPurgeTests {
             let record = try await broker.job(dependent.id)
             #expect(record?.state == .cancelled && record?.error?.contains("\(parent.id) gone") == true, "\(String(describing: record?.error))")
         }
+
+        // A finished job's dependents have its outcome: purging it tells them nothing new.
+        let done = try await broker.enqueue([contractRequest()])[0]
+        let pending = try await broker.enqueue([contractRequest(timing: .after(.seconds(3600)))])[0]
+        var request = contractRequest()
+        request.dependencies = JobDependencies(parents: [done.id, pending.id])
+        let waiting = try await broker.enqueue([request])[0]
+        #expect(waiting.state == .waiting)
+        let job = try #require(try await broker.claim(queue: .default, limit: 1, worker: "w", lease: .seconds(30)).first)
+        #expect(job.id == done.id)
+        #expect(try await broker.complete(job.lease, result: Data("1".utf8)))
+        #expect(try await broker.job(waiting.id)?.state == .waiting)
+        #expect(try await broker.purge(.default, state: .succeeded, limit: 10) == 1)
+        #expect(try await broker.job(waiting.id)?.state == .waiting)
     }
 
     @Test("delete removes one finished job before its retention, and leaves a job that has not finished", arguments: BrokerKind.allCases)

@@ -913,8 +913,9 @@ enum JobFunctions {
               if f[5] then notify(base, id, f[5], 'o', args[i + 2], now) end
               out[#out + 1] = #CALL.relayed > relayed and 2 or 1
             elseif f[1] == args[i + 1] and f[2] == 'succeeded' then
-              -- This very completion again (its reply was lost, the worker retried): done already.
-              out[#out + 1] = 1
+              -- This very completion again (its reply was lost, the worker retried): done already,
+              -- and the relay drained by the caller if it has not been yet.
+              out[#out + 1] = redis.call('ZSCORE', base .. K.relay, id) and 2 or 1
             else
               redis.call('HINCRBY', base .. K.meta, 'stale_writes', 1)
               out[#out + 1] = 0
@@ -1114,14 +1115,17 @@ enum JobFunctions {
           pending_add_all(base, ids, priorities)
           if #ids > 0 then wake(base, #ids) end
           local dropped = 0
-          local relaying = redis.call('ZCARD', base .. K.relay) > 0
+          local relaying = math.min(redis.call('ZCARD', base .. K.relay), limit)
           for _, state in ipairs({'succeeded', 'failed', 'cancelled', 'expired'}) do
-            local gone = redis.call('ZRANGEBYSCORE', base .. HOLDING[state], '-inf', I(now), 'LIMIT', '0', I(limit))
-            if relaying then
-              -- A job whose dependents have not learnt its outcome yet stays until they have.
+            -- Looks past the jobs it leaves, so that they never hold the others back.
+            local gone = redis.call('ZRANGEBYSCORE', base .. HOLDING[state], '-inf', I(now), 'LIMIT', '0', I(limit + relaying))
+            if relaying > 0 then
+              -- A job whose dependents have not learnt its outcome yet stays until they have (for
+              -- an hour at most: an entry older than that is stuck, and its job goes anyway).
               local kept = {}
               for _, id in ipairs(gone) do
-                if not redis.call('ZSCORE', base .. K.relay, id) then kept[#kept + 1] = id end
+                local score = redis.call('ZSCORE', base .. K.relay, id)
+                if #kept < limit and (not score or tonumber(score) < now - 3600000) then kept[#kept + 1] = id end
               end
               gone = kept
             end
@@ -1169,7 +1173,7 @@ enum JobFunctions {
               redis.call('ZREM', base .. HOLDING[f[1]], id)
               redis.call('PERSIST', job) -- jobs finished by Tern before 2026-12 carry a TTL
               redis.call('HDEL', job, 'finished_ms', 'drop_ms', 'result', 'error', 'cancel_requested', 'expires_ms', 'token',
-                'worker', 'progress', 'progress_message', 'started_ms')
+                'worker', 'progress', 'progress_message', 'started_ms', 'thr')
               local g = redis.call('HMGET', job, 'unique', 'dependents', 'parents', 'released')
               relock(base, id, g[1], now)
               if g[2] then relay_add(base, id, now) end
@@ -1259,7 +1263,8 @@ enum JobFunctions {
             local job = base .. K.job .. id
             local f = redis.call('HMGET', job, 'unique', 'dependents')
             if is_live(state) then unlock(base, id, f[1]) end
-            if f[2] then told[#told + 1] = {id, f[2]} end
+            -- A finished job's dependents have its outcome already: only a live one's are told.
+            if f[2] and is_live(state) then told[#told + 1] = {id, f[2]} end
             jobs[#jobs + 1] = job
             jobs[#jobs + 1] = base .. K.dependencies .. id
           end
@@ -1268,9 +1273,12 @@ enum JobFunctions {
           -- relay, which reads them from a stub of the hash (no state: gone to every reader) that
           -- expires in a day.
           for _, entry in ipairs(told) do
-            redis.call('HSET', base .. K.job .. entry[1], 'dependents', entry[2])
-            redis.call('PEXPIRE', base .. K.job .. entry[1], 86400000)
+            local relayed = #CALL.relayed
             notify(base, entry[1], entry[2], 'e', entry[1] .. ' gone', now)
+            if #CALL.relayed > relayed then
+              redis.call('HSET', base .. K.job .. entry[1], 'dependents', entry[2])
+              redis.call('PEXPIRE', base .. K.job .. entry[1], 86400000)
+            end
           end
           redis.call('ZREM', base .. set, unpack(gone))
           if state == 'queued' then redis.call('ZREM', base .. K.throttled, unpack(gone)) end

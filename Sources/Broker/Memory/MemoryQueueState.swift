@@ -494,7 +494,8 @@ struct MemoryQueueState: Sendable {
         let gone = ids.prefix(limit).filter { jobs[$0] == nil || jobs[$0]?.record.state == state }
         for id in gone {
             if !state.isTerminal { unlock(id, jobs[id]?.unique) }
-            if let dependents = jobs[id]?.dependents, !dependents.isEmpty { purgedDependents.append((id, dependents)) }
+            // A finished job's dependents have its outcome already: only a live one's are told.
+            if !state.isTerminal, let dependents = jobs[id]?.dependents, !dependents.isEmpty { purgedDependents.append((id, dependents)) }
             jobs[id] = nil
             outcomes[id] = nil
             pending.remove(id)

@@ -88,8 +88,10 @@ enum RedisHandshake {
     /// Whether an error answered to `AUTH` refuses the credentials: a wrong password or user, or a
     /// password sent to a server that has none.
     static func refusesCredentials(_ error: RedisServerError) -> Bool {
-        error.code == "WRONGPASS" || ["invalid password", "no password is set", "without any password configured", "invalid username"]
-            .contains { error.message.contains($0) }
+        // A server before Redis 6 answers a user name with `wrong number of arguments`.
+        error.code == "WRONGPASS"
+            || ["invalid password", "no password is set", "without any password configured", "invalid username", "wrong number of arguments"]
+                .contains { error.message.contains($0) }
     }
 
     /// Runs one command in blocking mode with `redisCommandArgv`.

@@ -64,29 +64,36 @@ struct ShopProcessTests {
         #expect(dev.logText.contains("on queues default, images, mail"), "\(dev.logText)")
     }
 
-    @Test("shop dev starts a redis-server of its own when nothing answers on its loopback Redis, keeps the data in .data/, and stops it at the exit")
+    @Test("shop dev starts a redis-server of its own when nothing answers on its loopback Redis, keeps the data in .data/, stops it at the exit, and takes back one a killed run left")
     func devStartsRedis() async throws {
         let port = try freePort()
         let system = try await ShopSystem.start(redisURL: "redis://127.0.0.1:\(port)")
         defer { system.stop() }
-        let pidFile = system.folder + "/.data/redis.pid"
+        let data = system.folder + "/.data/redis-\(port)"
         func redisPID() -> pid_t? {
-            (try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            (try? String(contentsOfFile: data + "/redis.pid", encoding: .utf8)).flatMap { pid_t($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
         }
-        let dev = try system.run(["dev", "--no-demo", "--port", "\(system.apiPort)"])
-        defer {
-            dev.killIfRunning()
-            if let pid = redisPID() { kill(pid, SIGKILL) }
-        }
+        defer { if let pid = redisPID() { kill(pid, SIGKILL) } }
+        // A run killed outright leaves its server running.
+        let first = try system.run(["dev", "--no-demo", "--port", "\(system.apiPort)"])
+        defer { first.killIfRunning() }
         try await system.waitForAPI()
         let (_, invoice) = try await system.enqueueAndWait("send-invoice", ["order": 8, "email": "ada@example.com", "totalCents": 500])
         #expect(invoice["state"] as? String == "succeeded", "\(invoice)")
         let pid = try #require(redisPID())
+        first.killIfRunning()
+        _ = await first.exited()
         #expect(DevRedisProbe.running(pid))
-        #expect(await dev.stop() == 0)
+        // The next run uses it (the job is still there), and stops it at its exit.
+        let second = try system.run(["dev", "--no-demo", "--port", "\(system.apiPort)"])
+        defer { second.killIfRunning() }
+        try await system.waitForAPI()
+        let id = try #require(invoice["id"] as? String)
+        #expect(try await system.get("/v1/jobs/\(id)").1["state"] as? String == "succeeded")
+        #expect(await second.stop() == 0)
         #expect(!DevRedisProbe.running(pid), "the redis-server that shop dev started still runs")
-        #expect(FileManager.default.fileExists(atPath: system.folder + "/.data/appendonlydir"))
-        #expect(dev.logText.contains("started redis-server on 127.0.0.1:\(port)"), "\(dev.logText)")
+        #expect(FileManager.default.fileExists(atPath: data + "/appendonlydir"))
+        #expect(second.logText.contains("using the redis-server that an earlier tern dev left on 127.0.0.1:\(port) (pid \(pid)"), "\(second.logText)")
     }
 
     @Test("shop's help names shop, not tern")
