@@ -64,13 +64,23 @@ struct TLSRedis {
     static func start(
         _ certificates: TestCertificates, clientCertificates: Bool = false, appendOnly: Bool = false
     ) async throws -> TLSRedis {
-        let port = try LocalRedisServer.freePort()
-        let server = try await TestRedis.start([
-            "--port", "0", "--tls-port", String(port),
-            "--tls-cert-file", certificates.serverCertificate, "--tls-key-file", certificates.serverKey,
-            "--tls-ca-cert-file", certificates.ca, "--tls-auth-clients", clientCertificates ? "yes" : "no",
-        ], appendOnly: appendOnly)
-        return TLSRedis(server: server, port: port)
+        // The TLS port is chosen here, not by LocalRedisServer's retries: another test may take it
+        // between the choice and the server's bind, so a failed start tries another port.
+        var lastError: any Error = RedisError.connectFailed("redis-server did not start")
+        for _ in 0..<3 {
+            let port = try LocalRedisServer.freePort()
+            do {
+                let server = try await TestRedis.start([
+                    "--port", "0", "--tls-port", String(port),
+                    "--tls-cert-file", certificates.serverCertificate, "--tls-key-file", certificates.serverKey,
+                    "--tls-ca-cert-file", certificates.ca, "--tls-auth-clients", clientCertificates ? "yes" : "no",
+                ], appendOnly: appendOnly)
+                return TLSRedis(server: server, port: port)
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError
     }
 
     func configuration(_ query: String, host: String = "localhost") throws -> RedisConfiguration {

@@ -172,7 +172,10 @@ enum JobFunctions {
         local resolve_one -- defined with the dependencies, below
 
         local function relay_add(base, id, now)
-          redis.call('ZADD', base .. K.relay, I(now), id)
+          -- Each change gets a later score than the entry's last, even within one millisecond:
+          -- tern_relay_done removes only an entry whose score did not change since it was taken.
+          local last = redis.call('ZSCORE', base .. K.relay, id)
+          redis.call('ZADD', base .. K.relay, I(last and math.max(now, tonumber(last) + 1) or now), id)
           CALL.relayed[#CALL.relayed + 1] = id
         end
 
