@@ -151,6 +151,24 @@ struct BrokerDependencyTests {
         #expect(try await after.status().state == .waiting)
     }
 
+    @Test("a job cancelled by its dependency and past its retention stays gone when that dependency is retried", arguments: BrokerKind.allCases)
+    func reopenPastRetention(_ kind: BrokerKind) async throws {
+        guard let subject = try await ContractBroker.make(kind) else { return }
+        defer { subject.stop() }
+        let broker = subject.broker
+        let tern = TernClient(broker: broker)
+        let parent = try await tern.enqueue(Inc.self, -1)
+        try await drain(broker)
+        var request = contractRequest(retention: .milliseconds(1))
+        request.dependencies = JobDependencies(parents: [parent.id])
+        let dependent = try await broker.enqueue([request])[0]
+        #expect(dependent.state == .cancelled)
+        try await Task.sleep(for: .milliseconds(20))
+        #expect(try await broker.job(dependent.id) == nil)
+        #expect(try await broker.retry(parent.id) == .queued)
+        #expect(try await broker.job(dependent.id) == nil)
+    }
+
     @Test("a failed step cancels the rest with its reason; retrying it resumes the chain", arguments: BrokerKind.allCases)
     func failureAndResume(_ kind: BrokerKind) async throws {
         guard let subject = try await ContractBroker.make(kind) else { return }

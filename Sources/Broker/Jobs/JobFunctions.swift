@@ -546,8 +546,9 @@ enum JobFunctions {
         -- whether it entered the relay.
         local function reopen(base, id, index, now)
           local job = base .. K.job .. id
-          local f = redis.call('HMGET', job, 'state', 'dep_cancel', 'dependents')
-          if f[1] ~= 'cancelled' or f[2] ~= index then return false end
+          local f = redis.call('HMGET', job, 'state', 'dep_cancel', 'dependents', 'drop_ms')
+          -- One past its retention is gone (to readers, and to a retry of its own): it stays so.
+          if f[1] ~= 'cancelled' or f[2] ~= index or (f[4] and tonumber(f[4]) <= now) then return false end
           redis.call('ZREM', base .. K.cancelled, id)
           redis.call('HDEL', job, 'finished_ms', 'drop_ms', 'dep_cancel', 'error', 'cancel_requested')
           redis.call('HSET', job, 'state', 'waiting')

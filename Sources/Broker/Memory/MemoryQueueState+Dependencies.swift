@@ -115,7 +115,8 @@ extension MemoryQueueState {
 
     /// A job cancelled because of dependency `index` waits again (`reopen`).
     private mutating func reopen(_ id: JobID, index: Int, now: Int64) {
-        guard let job = jobs[id], job.record.state == .cancelled, job.dependencyCancel == index else { return }
+        // One past its retention is gone (to readers, and to a retry of its own): it stays so.
+        guard let job = stored(id, now: now), job.record.state == .cancelled, job.dependencyCancel == index else { return }
         finished[.cancelled]?.remove(id)
         jobs[id]?.dependencyCancel = nil
         jobs[id]?.record.state = .waiting
