@@ -207,7 +207,7 @@ public final class SchedulerService: Sendable {
         let start: Int64
         if let mark {
             start = mark
-            firstSeen.withLock { seen in if seen[schedule.name] != nil { seen[schedule.name] = nil } }
+            _ = firstSeen.withLock { $0.removeValue(forKey: schedule.name) }
         } else {
             start = firstSeen.withLock { seen in
                 if let first = seen[schedule.name] { return first }

@@ -16,8 +16,9 @@ struct DevCommand: AsyncParsableCommand {
         abstract: "Run Tern for local development: a worker, the API, the scheduler, and a demo.",
         discussion: """
             Checks its Redis (if that is a loopback address that nothing answers on, starts a \
-            redis-server there first, with its data under .data/, and stops it on exit), runs a worker with the \
-            application's tasks on their queues (or TERN_QUEUES, or worker.queues), runs the application's demo (Tern's own \
+            redis-server there first, with its data under .data/redis-<port>/, and stops it on \
+            exit), runs a worker with the application's tasks on their queues (or TERN_QUEUES, or \
+            worker.queues), runs the application's demo (Tern's own \
             binary enqueues a few sample jobs and prints their results), then keeps the worker \
             running until Ctrl-C. \
             It also serves the HTTP API on 127.0.0.1 (port 8080 by default) with a fresh admin token, \

@@ -37,6 +37,8 @@ enum JobFunctions {
             local EVENTS = '\(RedisJobKeys.eventsSuffix)'
             local MINUTE_KEEP_MS = \(JobLimits.throughputMinutes * 60_000)
             local MAX_DEPENDENTS = \(JobDependencies.maxDependents)
+            -- A relay entry this old is stuck: the sweep no longer keeps its job for it.
+            local RELAY_STUCK_MS = 3600000
             local ERRORS_KEPT = \(JobLimits.errorsKept)
             local LATENCY_BOUNDS = {\(LatencyHistogram.boundsMilliseconds.map(String.init).joined(separator: ", "))}
 
@@ -558,8 +560,9 @@ enum JobFunctions {
         end
 
         -- ARGV: parent id, reference ('<dependent id> <index>') pairs. Registers each dependent
-        -- with a parent that has not succeeded (a failed, cancelled or expired one may be retried). Returns per pair {'live'}, {'o'|'e', payload} for a
-        -- finished parent, {'e', '<id> gone'} for an unknown one, or {'full'} (at MAX_DEPENDENTS).
+        -- with a parent that has not succeeded (a failed, cancelled or expired one may be
+        -- retried). Returns per pair {'live'}, {'o'|'e', payload} for a finished parent,
+        -- {'e', '<id> gone'} for an unknown one, or {'full'} (at MAX_DEPENDENTS).
         local function depend(keys, args)
           local base = keys[1]
           local now = now_ms()
@@ -569,21 +572,16 @@ enum JobFunctions {
             local f = redis.call('HMGET', job, 'state', 'drop_ms', 'dependents', 'dependents_n')
             local state = f[1] or nil
             if f[2] and tonumber(f[2]) <= now then state = nil end
+            local n = tonumber(f[4] or '0')
+            -- Failed, cancelled or expired: a retry of it resumes its dependents, so this one is
+            -- registered too (while there is room), besides learning the outcome now.
+            local registers = n < MAX_DEPENDENTS and state and state ~= 'succeeded'
+            if registers then
+              redis.call('HSET', job, 'dependents', f[3] and (f[3] .. '\n' .. args[i + 1]) or args[i + 1], 'dependents_n', I(n + 1))
+            end
             if is_live(state) then
-              local n = tonumber(f[4] or '0')
-              if n >= MAX_DEPENDENTS then
-                out[#out + 1] = {'full'}
-              else
-                redis.call('HSET', job, 'dependents', f[3] and (f[3] .. '\n' .. args[i + 1]) or args[i + 1], 'dependents_n', I(n + 1))
-                out[#out + 1] = {'live'}
-              end
+              out[#out + 1] = registers and {'live'} or {'full'}
             elseif state then
-              -- Failed, cancelled or expired: a retry of it resumes its dependents, so this one is
-              -- registered too (while there is room), besides learning the outcome now.
-              local n = tonumber(f[4] or '0')
-              if state ~= 'succeeded' and n < MAX_DEPENDENTS then
-                redis.call('HSET', job, 'dependents', f[3] and (f[3] .. '\n' .. args[i + 1]) or args[i + 1], 'dependents_n', I(n + 1))
-              end
               local f = redis.call('HMGET', job, 'result', 'error')
               local kind, payload = outcome_of(args[i], state, f[1], f[2])
               out[#out + 1] = {kind, payload}
@@ -1129,7 +1127,7 @@ enum JobFunctions {
               local kept = {}
               for _, id in ipairs(gone) do
                 local score = redis.call('ZSCORE', base .. K.relay, id)
-                if #kept < limit and (not score or tonumber(score) < now - 3600000) then kept[#kept + 1] = id end
+                if #kept < limit and (not score or tonumber(score) < now - RELAY_STUCK_MS) then kept[#kept + 1] = id end
               end
               gone = kept
             end
@@ -1292,8 +1290,8 @@ enum JobFunctions {
         -- ARGV: schedule, tick_ms, mark_ms, overlap ('allow'|'skip'), id, task, input, priority,
         -- max_attempts, delay_ms, retention_ms, failed_retention_ms, expires_after_ms (-1 or
         -- absent: never), headers (stored JSON; empty or absent: none) and the limit key (empty or
-        -- absent: none). Emits one tick of a schedule at most once: the schedule's mark (`schedule:<name>` hash, field `mark`) only grows, and a tick at or below
-        -- it is refused. On success the mark becomes max(tick, mark_ms). Returns {status, job id}:
+        -- absent: none). Emits one tick of a schedule at most once: the schedule's mark
+        -- (`schedule:<name>` hash, field `mark`) only grows, and a tick at or below it is refused. On success the mark becomes max(tick, mark_ms). Returns {status, job id}:
         -- 'emitted' (the new job), 'duplicate' (already emitted: the last job), 'overlap' (skipped
         -- because the schedule's last job has not finished; the mark still moves).
         -- tick_ms 'now' runs the schedule now, outside its ticks: the job's tick is Redis time, the
